@@ -1,0 +1,168 @@
+"""Cases are data: YAML files of calls and expectations, loaded strictly and resolved against the
+proto set's descriptors. The resolved form is the JSON both client engines read
+(docs/peer-contract.md)."""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.protobuf import descriptor_pool, json_format
+from google.protobuf.message_factory import GetMessageClass
+
+STATUS_CODES = (
+    "OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS PERMISSION_DENIED "
+    "RESOURCE_EXHAUSTED FAILED_PRECONDITION ABORTED OUT_OF_RANGE UNIMPLEMENTED INTERNAL UNAVAILABLE "
+    "DATA_LOSS UNAUTHENTICATED").split()
+STREAMING = ("unary", "server_stream", "client_stream", "bidi")
+DEFAULT_TIMEOUT_MS = 10_000
+
+_CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect"}
+_EXPECT_KEYS = {"status", "message", "responses", "headers", "float_tolerance", "chunks"}
+
+
+class CaseError(Exception):
+    """A case file is malformed; the message names the file and the case."""
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str                 # "pkg.Service/Method"
+    streaming: str
+    request_type: str
+    response_type: str
+    requests: list[dict[str, Any]]
+    expect: dict[str, Any]
+    metadata: dict[str, list[str]] = field(default_factory=dict)
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    bidi: str = "half_duplex"
+
+    @property
+    def service(self) -> str:
+        return self.method.split("/")[0]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": f"/{self.method}", "streaming": self.streaming, "request_type": self.request_type,
+                "response_type": self.response_type, "metadata": self.metadata, "requests": self.requests,
+                "timeout_ms": self.timeout_ms, "bidi": self.bidi, "expect": self.expect}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str                   # "pkg.Service/Method/pattern": stable, unique
+    calls: list[Call]
+    source: str                 # the file it came from, for error messages
+
+    @property
+    def method(self) -> str:
+        """The service/method the case is about (its first call), the matrix row."""
+        return self.calls[0].method
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "calls": [c.to_json() for c in self.calls]}
+
+
+def _fail(src: str, case: str, msg: str) -> CaseError:
+    return CaseError(f"{src}: case {case!r}: {msg}")
+
+
+def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_pool.DescriptorPool) -> Call:
+    unknown = set(raw) - _CALL_KEYS
+    if unknown:
+        raise _fail(src, name, f"unknown call key(s) {sorted(unknown)}; allowed: {sorted(_CALL_KEYS)}")
+    method = raw.get("method", "")
+    svc_name, _, meth_name = method.partition("/")
+    try:
+        svc = pool.FindServiceByName(svc_name)
+    except KeyError:
+        raise _fail(src, name, f"service {svc_name!r} is not in the proto set (method {method!r})") from None
+    meth = svc.methods_by_name.get(meth_name)
+    if meth is None:
+        raise _fail(src, name, f"service {svc_name} ({svc.file.name}) has no method {meth_name!r}")
+    streaming = {(False, False): "unary", (False, True): "server_stream",
+                 (True, False): "client_stream", (True, True): "bidi"}[(meth.client_streaming, meth.server_streaming)]
+    requests = raw.get("requests", [])
+    if streaming in ("unary", "server_stream") and len(requests) != 1:
+        raise _fail(src, name, f"{method} is {streaming}: give exactly one request, not {len(requests)}")
+    expect = dict(raw.get("expect") or {})
+    unknown = set(expect) - _EXPECT_KEYS
+    if unknown:
+        raise _fail(src, name, f"unknown expect key(s) {sorted(unknown)}; allowed: {sorted(_EXPECT_KEYS)}")
+    expect.setdefault("status", "OK")
+    if expect["status"] not in STATUS_CODES:
+        raise _fail(src, name, f"status {expect['status']!r} is not a gRPC status code name")
+    req_cls = GetMessageClass(meth.input_type)
+    resp_cls = GetMessageClass(meth.output_type)
+    for i, r in enumerate(requests):
+        try:
+            json_format.ParseDict(r, req_cls())
+        except json_format.ParseError as e:
+            raise _fail(src, name, f"requests[{i}] is not a valid {meth.input_type.full_name}: {e}") from None
+    for i, r in enumerate(expect.get("responses") or []):
+        try:
+            json_format.ParseDict(r, resp_cls())
+        except json_format.ParseError as e:
+            raise _fail(src, name, f"expect.responses[{i}] is not a valid {meth.output_type.full_name}: {e}") from None
+    bidi = raw.get("bidi", "half_duplex")
+    if bidi not in ("half_duplex", "ping_pong"):
+        raise _fail(src, name, f"bidi must be half_duplex or ping_pong, not {bidi!r}")
+    metadata = {str(k).lower(): [str(v) for v in (vs if isinstance(vs, list) else [vs])]
+                for k, vs in (raw.get("metadata") or {}).items()}
+    return Call(method=method, streaming=streaming, request_type=meth.input_type.full_name,
+                response_type=meth.output_type.full_name, requests=list(requests), expect=expect,
+                metadata=metadata, timeout_ms=int(raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)), bidi=bidi)
+
+
+def load_file(path: Path | str, pool: descriptor_pool.DescriptorPool | None = None, text: str | None = None) -> list[Case]:
+    """Load and resolve one case file. The generated code must already be imported (its pool)."""
+    pool = pool or descriptor_pool.Default()
+    src = str(path)
+    doc = yaml.safe_load(text if text is not None else Path(path).read_text(encoding="utf-8"))
+    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list) or set(doc) - {"cases", "requires"}:
+        raise CaseError(f"{src}: a case file is a mapping with 'cases' (a list) and optionally 'requires' "
+                        "(service names the file is for)")
+    # A file made for services the proto set does not have is not for this run (like a suite's
+    # declared needs in connectrpc/conformance); a case naming a missing service is still an error.
+    for svc in doc.get("requires") or []:
+        try:
+            pool.FindServiceByName(svc)
+        except KeyError:
+            return []
+    cases: list[Case] = []
+    for i, raw in enumerate(doc["cases"]):
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if not name:
+            raise CaseError(f"{src}: cases[{i}] has no name")
+        if not (name.isascii() and name.isprintable()):
+            raise _fail(src, name, "case names travel in a header: printable ASCII only")
+        if set(raw) - {"name", "calls"}:
+            raise _fail(src, name, f"unknown key(s) {sorted(set(raw) - {'name', 'calls'})}; allowed: name, calls")
+        calls = [_resolve_call(c, src, name, pool) for c in raw.get("calls") or []]
+        if not calls:
+            raise _fail(src, name, "has no calls")
+        if not name.startswith(calls[0].method + "/") or name.count("/") < 2:
+            raise _fail(src, name, f"names are '<service>/<method>/<pattern>' of the first call ({calls[0].method})")
+        cases.append(Case(name=name, calls=calls, source=src))
+    return cases
+
+
+def load_all(paths: list[Path], pool: descriptor_pool.DescriptorPool | None = None) -> list[Case]:
+    """Load several case files; a case name used twice is an error naming both files."""
+    seen: dict[str, str] = {}
+    out: list[Case] = []
+    for p in paths:
+        for c in load_file(p, pool):
+            if c.name in seen:
+                raise CaseError(f"case {c.name!r} is defined twice: in {seen[c.name]} and {c.source}")
+            seen[c.name] = c.source
+            out.append(c)
+    return out
+
+
+def builtin_case_files() -> list[Path]:
+    """The case files shipped with the harness (the seed services' cases)."""
+    folder = importlib.resources.files("harness") / "cases"
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))

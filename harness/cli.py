@@ -1,0 +1,142 @@
+"""`grpc-interop`: the harness's command line (run, cases, gen, peer, serve, clean)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from harness import cases as cases_mod
+from harness import report
+from harness.codegen import CodegenError, build_go, generate_go, generate_python
+from harness.peer import PeerError, clean, docker_client, ensure_image, select_runner
+from harness.protoset import ProtoSetError, discover
+from harness.runner import DIRECTIONS, direction, prepare, run_all
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protos", default="protos", help="folder of .proto files (default: protos)")
+    p.add_argument("--cases", action="append", type=Path, metavar="FILE",
+                   help="case file(s) to use instead of the built-in ones (repeatable)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="grpc-interop", description="Python (grpcio) <-> Go (grpc-go) interop harness")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    run = sub.add_parser("run", help="run the cases in every direction and print the matrix")
+    _common(run)
+    run.add_argument("--direction", action="append", metavar="DIR",
+                     help="py→go, go→py, py→py, go→go (or py-go, …); repeatable; default all")
+    run.add_argument("-k", dest="patterns", action="append", metavar="PATTERN",
+                     help="only cases whose name contains PATTERN or matches it as a glob; repeatable")
+    run.add_argument("--peer-runner", default="auto", choices=["auto", "docker", "process"],
+                     help="how the Go peer runs: docker (a container), process, or auto "
+                          "(docker when an engine answers, else process, announced loudly)")
+    run.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+
+    lst = sub.add_parser("cases", help="list the cases for a proto set")
+    _common(lst)
+
+    gen = sub.add_parser("gen", help="generate Python and Go code for a proto set (cached by content hash)")
+    _common(gen)
+
+    peer = sub.add_parser("peer", help="build the Go peer binary and its container image")
+    _common(peer)
+    peer.add_argument("--no-image", action="store_true", help="build the binary only")
+
+    serve = sub.add_parser("serve", help="start one server peer by hand (to attach a debugger)")
+    _common(serve)
+    serve.add_argument("--lang", choices=["py", "go"], required=True)
+    serve.add_argument("--addr", default="127.0.0.1:50051")
+
+    sub.add_parser("clean", help="remove every container this harness started (leftovers of crashed runs)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except (CodegenError, ProtoSetError, cases_mod.CaseError, PeerError, ValueError) as e:
+        print(f"grpc-interop {args.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("grpc-interop: interrupted; peers stopped", file=sys.stderr)
+        return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    directions = [direction(d) for d in args.direction] if args.direction else list(DIRECTIONS)
+    runner = select_runner(args.peer_runner)
+    out = report.console()
+    t0 = time.monotonic()
+    prepared = prepare(args.protos, args.cases)
+    out.print(f"proto set {prepared.protoset.root} ({len(prepared.protoset.files)} files, {prepared.protoset.digest[:12]}); "
+              f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s")
+    results, session = run_all(prepared, runner, directions, args.patterns)
+    with session:
+        if not results:
+            out.print("[red]no case matched[/red]")
+            return 1
+        out.print(report.matrix(results, [d.name for d in directions]))
+        failed = [r for r in results if r.verdict != "pass"]
+        for r in failed:
+            out.print(session.explain(direction(r.direction), r, Path(args.protos)), markup=False)
+            out.print()
+    if args.json:
+        report.write_json(results, args.json)
+    out.print(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s")
+    return 1 if failed else 0
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    prepared = prepare(args.protos, args.cases)
+    for c in prepared.cases:
+        print(f"{c.name}\t{c.calls[0].streaming}\t{c.source}")
+    return 0
+
+
+def cmd_gen(args: argparse.Namespace) -> int:
+    ps = discover(args.protos)
+    print(f"python: {generate_python(ps)}")
+    print(f"go:     {generate_go(ps)}")
+    return 0
+
+
+def cmd_peer(args: argparse.Namespace) -> int:
+    build = build_go(discover(args.protos))
+    print(f"binary: {build.binary}")
+    if not args.no_image:
+        client = docker_client()
+        if client is None:
+            raise PeerError("no Docker engine answers; run `make setup` first, or pass --no-image")
+        print(f"image:  {ensure_image(build, client)}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    ps = discover(args.protos)
+    if args.lang == "go":
+        import os
+
+        build = build_go(ps)
+        os.execv(build.binary, [str(build.binary), "serve", "--addr", args.addr])
+    from python_impl.server import main as py_main
+
+    return py_main(["--protos", args.protos, "--addr", args.addr])
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    print(f"removed {clean(all_sessions=True)} container(s)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "cases": cmd_cases, "gen": cmd_gen, "peer": cmd_peer, "serve": cmd_serve,
+            "clean": cmd_clean}
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""protos -> generated code, for Python and for the Go peer, cached by content hash.
+
+Python: grpcio-tools' bundled protoc writes `_pb2`, `_pb2_grpc` and `.pyi` into
+`build/gen/<digest>/py/<package>/`. protoc emits top-level imports (`import foo_pb2`) that only work
+with the output folder on `sys.path`; we rewrite exactly the imports of modules this run generated
+into package-qualified ones, so the output is a real package loaded by `import_python()`.
+
+Go: protoc-gen-go and protoc-gen-go-grpc (pinned, `go install`ed into `build/tools/bin`) write into a
+copy of `go_peer/` under `build/go/<digest>/src/`. Every file's Go import path is chosen here with
+`M` options, so files with a bad `go_package` (or none) generate the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from harness.protoset import ProtoSet, ProtoSetError
+
+REPO = Path(__file__).resolve().parent.parent
+GO_PEER = REPO / "go_peer"
+BUILD = Path(os.environ.get("INTEROP_BUILD_DIR", REPO / "build"))
+GO_MODULE = "github.com/grpc-interop-harness/go_peer"
+PY_PACKAGE = "interop_gen"
+
+# Pinned Go code generators; bumping one changes every Go digest.
+PROTOC_GEN_GO = ("google.golang.org/protobuf/cmd/protoc-gen-go", "v1.36.12")
+PROTOC_GEN_GO_GRPC = ("google.golang.org/grpc/cmd/protoc-gen-go-grpc", "v1.6.2")
+GLUE_VERSION = "1"  # bump when the generated glue below changes shape
+
+# The seed services have hand-written Go implementations (go_peer/internal/seeds); they are linked
+# only when the proto set holds the seed protos at the import paths those sources expect.
+SEED_GO_PACKAGES = {"posxyz", "routeguide", "tutorial", "users", "idc"}
+SEED_DATA = REPO / "python_impl" / "data" / "route_guide_db.json"
+
+
+class CodegenError(Exception):
+    """Code generation failed; the message names the proto file and what to do."""
+
+
+def _protoc(args: list[str], what: str) -> None:
+    from grpc_tools import protoc
+
+    include = Path(protoc.__file__).parent / "_proto"
+    argv = ["grpc_tools.protoc", f"-I{include}", *args]
+    # protoc writes its diagnostics to fd 2 directly; run it in a child to capture them.
+    proc = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", *argv[1:]], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CodegenError(f"protoc failed generating {what}:\n{proc.stderr.strip()}\n(fix the .proto file named above)")
+
+
+def _atomic_dir(target: Path, fill) -> Path:
+    """Build a directory in a temp sibling and rename it into place; safe across xdist workers."""
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        fill(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not target.exists():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+# ---------------------------------------------------------------- Python
+
+def _module_name(proto: str) -> str:
+    return proto[: -len(".proto")].replace("/", ".") + "_pb2"
+
+
+def _check_python_names(ps: ProtoSet) -> None:
+    for rel in ps.files:
+        for part in Path(rel).with_suffix("").parts:
+            if not part.isidentifier():
+                raise CodegenError(
+                    f"{rel}: {part!r} is not a valid Python module name, so protoc's Python output cannot "
+                    f"import it; rename the file or folder (letters, digits, underscores)")
+
+
+def _rewrite_imports(text: str, generated: set[str], package: str) -> str:
+    def top(m: re.Match) -> str:
+        mod = m.group(2)
+        return f"{m.group(1)}from {package} import {mod}{m.group(3) or ''}" if mod in generated else m.group(0)
+
+    def nested(m: re.Match) -> str:
+        full = f"{m.group(2)}.{m.group(3)}"
+        if full in generated:
+            return f"{m.group(1)}from {package}.{m.group(2)} import {m.group(3)}{m.group(4) or ''}"
+        return m.group(0)
+
+    text = re.sub(r"^(\s*)import (\w+_pb2)( as \w+)?$", top, text, flags=re.M)
+    return re.sub(r"^(\s*)from ([\w.]+) import (\w+_pb2)( as \w+)?$", nested, text, flags=re.M)
+
+
+def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
+    """Generate (or reuse) the Python package for a proto set; returns the package folder."""
+    _check_python_names(ps)
+    out = BUILD / "gen" / ps.digest[:20] / "py"
+
+    def fill(tmp: Path) -> None:
+        pkg = tmp / package
+        pkg.mkdir()
+        _protoc([f"-I{ps.root}", f"--python_out={pkg}", f"--pyi_out={pkg}", f"--grpc_python_out={pkg}",
+                 *ps.files], f"Python code for {ps.root}")
+        generated = {_module_name(f) for f in ps.files}
+        for path in pkg.rglob("*"):
+            if path.suffix in (".py", ".pyi"):
+                path.write_text(_rewrite_imports(path.read_text(), generated, package))
+        for d in [pkg, *(p for p in pkg.rglob("*") if p.is_dir())]:
+            (d / "__init__.py").touch()
+
+    return _atomic_dir(out, fill) / package
+
+
+def import_python(pkg_dir: Path) -> ModuleType:
+    """Import a generated package from its folder, without touching sys.path."""
+    name = pkg_dir.name
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        if Path(loaded.__file__).parent != pkg_dir:
+            raise CodegenError(f"another proto set is already loaded as {name!r} from "
+                               f"{Path(loaded.__file__).parent}; one process serves one proto set")
+        return loaded
+    spec = importlib.util.spec_from_file_location(name, pkg_dir / "__init__.py",
+                                                  submodule_search_locations=[str(pkg_dir)])
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    # Importing every module registers all descriptors in the default pool up front.
+    for path in sorted(pkg_dir.rglob("*_pb2*.py")):
+        importlib.import_module(".".join([name, *path.relative_to(pkg_dir).with_suffix("").parts]))
+    return module
+
+
+# ---------------------------------------------------------------- Go
+
+def _go_ident(s: str) -> str:
+    s = re.sub(r"[^0-9a-zA-Z_]", "_", s).lower()
+    return s if s and not s[0].isdigit() else f"p{s}"
+
+
+def go_packages(ps: ProtoSet) -> dict[str, str]:
+    """Proto file -> Go import path (relative to the module): one Go package per (folder, proto package)."""
+    mapping: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    for rel, pkg in _proto_packages(ps).items():
+        folder = "/".join(_go_ident(p) for p in Path(rel).parent.parts)
+        leaf = _go_ident(pkg) if pkg else "x_nopackage"
+        path = "/".join(p for p in ("gen/pb", folder, leaf) if p)
+        key = f"{Path(rel).parent.as_posix()}|{pkg}"
+        if owners.setdefault(path, key) != key:
+            raise CodegenError(f"{rel}: its Go package path {path} collides with another proto package "
+                               f"in the same folder ({owners[path]}); rename one of the packages")
+        mapping[rel] = path
+    return mapping
+
+
+def _proto_packages(ps: ProtoSet) -> dict[str, str]:
+    pattern = re.compile(r"^\s*package\s+([\w.]+)\s*;", re.M)
+    out = {}
+    for rel in ps.files:
+        text = re.sub(r"//[^\n]*|/\*.*?\*/", "", (ps.root / rel).read_text(), flags=re.S)
+        m = pattern.search(text)
+        out[rel] = m.group(1) if m else ""
+    return out
+
+
+def go_tools() -> dict[str, Path]:
+    """Install the pinned protoc plugins into build/tools/bin (once) and return their paths."""
+    bindir = BUILD / "tools" / "bin"
+    tools = {}
+    for module, version in (PROTOC_GEN_GO, PROTOC_GEN_GO_GRPC):
+        name = module.rsplit("/", 1)[1]
+        exe = bindir / f"{name}-{version}"
+        if not exe.exists():
+            bindir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory() as gobin:
+                env = {**os.environ, "GOBIN": gobin, "CGO_ENABLED": "0"}
+                proc = subprocess.run(["go", "install", f"{module}@{version}"], env=env,
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise CodegenError(f"go install {module}@{version} failed:\n{proc.stderr}\n"
+                                       "(is Go installed and the Go module proxy reachable?)")
+                shutil.move(os.path.join(gobin, name), exe)
+        tools[name] = exe
+    return tools
+
+
+def _go_sources() -> list[Path]:
+    skip = {"gen"}
+    return sorted(p for p in GO_PEER.rglob("*") if p.is_file()
+                  and not (set(p.relative_to(GO_PEER).parts) & skip)
+                  and (p.suffix in (".go", ".mod", ".sum") or p.name.startswith("Dockerfile")))
+
+
+def go_digest(ps: ProtoSet) -> str:
+    """Content hash of everything the Go peer binary is built from: protos, Go sources, go.sum, tools."""
+    h = hashlib.sha256()
+    for part in (ps.digest, *PROTOC_GEN_GO, *PROTOC_GEN_GO_GRPC, GLUE_VERSION):
+        h.update(part.encode() + b"\0")
+    for p in [*_go_sources(), SEED_DATA]:
+        h.update(p.relative_to(REPO).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class GoBuild:
+    digest: str
+    src: Path       # the Go module: go_peer's sources plus generated code
+    binary: Path    # static interop-peer binary (CGO_ENABLED=0)
+
+
+def generate_go(ps: ProtoSet) -> Path:
+    """Write go_peer's sources plus the generated code for a proto set into build/go/<digest>/src."""
+    digest = go_digest(ps)
+    target = BUILD / "go" / digest[:20] / "src"
+    if target.exists():
+        return target
+    tools = go_tools()
+    mapping = go_packages(ps)
+
+    def fill(out: Path) -> None:
+        tmp = out / "src"
+        for p in _go_sources():
+            dest = tmp / p.relative_to(GO_PEER)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, dest)
+        # "path;name": the import path AND the package name, so a go_package option never decides either.
+        m_opts = [f"M{rel}={GO_MODULE}/{path};{path.rsplit('/', 1)[1]}" for rel, path in mapping.items()]
+        args = [f"-I{ps.root}",
+                f"--plugin=protoc-gen-go={tools['protoc-gen-go']}",
+                f"--plugin=protoc-gen-go-grpc={tools['protoc-gen-go-grpc']}",
+                f"--go_out={tmp}", f"--go_opt=module={GO_MODULE}",
+                f"--go-grpc_out={tmp}", f"--go-grpc_opt=module={GO_MODULE}"]
+        args += [f"--go_opt={m}" for m in m_opts] + [f"--go-grpc_opt={m}" for m in m_opts]
+        _protoc([*args, *ps.files], f"Go code for {ps.root}")
+        top_level = {p.split("/")[-1] for p in mapping.values() if p.count("/") == 2}
+        with_seeds = SEED_GO_PACKAGES <= top_level
+        _write_glue(tmp, sorted(set(mapping.values())), with_seeds)
+        if with_seeds:  # go:embed can only read files inside the package folder
+            (tmp / "internal" / "seeds").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(SEED_DATA, tmp / "internal" / "seeds" / SEED_DATA.name)
+
+    return _atomic_dir(target.parent, fill) / "src"
+
+
+def _write_glue(src: Path, packages: list[str], with_seeds: bool) -> None:
+    imports = [f'\t_ "{GO_MODULE}/{p}"' for p in packages]
+    if with_seeds:
+        imports.append(f'\t_ "{GO_MODULE}/internal/seeds"')
+    glue = src / "gen" / "glue" / "glue.go"
+    glue.parent.mkdir(parents=True, exist_ok=True)
+    glue.write_text(
+        "// Code generated by grpc-interop-harness (harness/codegen.py). DO NOT EDIT.\n\n"
+        "// Package glue links every generated package of the proto set into the peer binary,\n"
+        "// so their types are in the protobuf registry.\n"
+        "package glue\n\nimport (\n" + "\n".join(imports) + "\n)\n")
+
+
+def build_go(ps: ProtoSet) -> GoBuild:
+    """Generate and compile the static Go peer binary for a proto set (cached by digest)."""
+    src = generate_go(ps)
+    binary = src.parent / "interop-peer"
+    if not binary.exists():
+        env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
+        tmp = binary.with_name(f".interop-peer.{os.getpid()}")
+        proc = subprocess.run(["go", "build", "-trimpath", "-o", str(tmp), "./cmd/interop-peer"],
+                              cwd=src, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CodegenError(f"building the Go peer for {ps.root} failed (sources in {src}):\n{proc.stderr}")
+        tmp.rename(binary)
+    return GoBuild(digest=src.parent.name, src=src, binary=binary)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from harness.protoset import discover
+
+    ap = argparse.ArgumentParser(prog="python -m harness.codegen", description=__doc__.splitlines()[0])
+    ap.add_argument("--protos", default=str(REPO / "protos"))
+    ap.add_argument("--lang", choices=["py", "go", "all"], default="all")
+    ap.add_argument("--build", action="store_true", help="also compile the Go peer binary")
+    args = ap.parse_args(argv)
+    try:
+        ps = discover(args.protos)
+        if args.lang in ("py", "all"):
+            print(f"python: {generate_python(ps)}")
+        if args.lang in ("go", "all"):
+            print(f"go:     {build_go(ps).binary if args.build else generate_go(ps)}")
+    except (CodegenError, ProtoSetError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,354 @@
+"""Peer lifecycle: the Go peer in a container (or as a plain process), the Python server in-process.
+
+Every container carries labels naming this harness and the session (pid@host) that started it, so
+leftovers of a crashed run are reaped by the next one and by `grpc-interop clean`. A server is ready
+when it has printed its `LISTENING` handshake and answers the gRPC health protocol; never a sleep.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from harness.codegen import GO_PEER, GoBuild
+from python_impl.client import CHANNEL_OPTIONS, Result
+
+LABEL = "grpc-interop-harness"
+SESSION_LABEL = f"{LABEL}.session"
+SESSION = f"{os.getpid()}@{socket.gethostname()}"
+CONTAINER_PORT = 50051
+READY_TIMEOUT = 60.0
+
+
+class PeerError(Exception):
+    """A peer could not be built, started or run; the message carries its logs."""
+
+
+# ---------------------------------------------------------------- runner choice
+
+def docker_client() -> Any | None:
+    """A connected docker SDK client, or None when no engine answers."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=120)
+        client.ping()
+        return client
+    except Exception:  # noqa: BLE001  any failure here means "no engine"
+        return None
+
+
+def select_runner(requested: str) -> str:
+    """`docker`, `process`, or `auto` (docker when an engine answers, else process, announced loudly)."""
+    if requested not in ("docker", "process", "auto"):
+        raise PeerError(f"unknown peer runner {requested!r}; use docker, process or auto")
+    if requested == "process":
+        return "process"
+    if docker_client() is not None:
+        return "docker"
+    if requested == "docker":
+        raise PeerError("the docker runner was asked for, but no Docker engine answers; run "
+                        "`make setup` (starts one) or choose --peer-runner process")
+    banner = "!" * 78
+    print(f"\n{banner}\n!! NO DOCKER ENGINE: the Go peer runs as a plain process (fallback), not in a\n"
+          f"!! container. Run `make setup` to start an engine, or pass --peer-runner process\n"
+          f"!! to choose this on purpose.\n{banner}\n", file=sys.stderr)
+    return "process"
+
+
+# ---------------------------------------------------------------- cleanup
+
+_live: dict[str, Any] = {}          # container id -> container, removed on exit
+_live_lock = threading.Lock()
+
+
+def _track(container: Any) -> None:
+    with _live_lock:
+        _live[container.id] = container
+
+
+def _forget(container: Any) -> None:
+    with _live_lock:
+        _live.pop(container.id, None)
+    try:
+        container.remove(force=True)
+    except Exception:  # noqa: BLE001  already gone
+        pass
+
+
+def _reap_live() -> None:
+    with _live_lock:
+        containers = list(_live.values())
+    for c in containers:
+        _forget(c)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    _reap_live()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+atexit.register(_reap_live)
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, _on_signal)  # SIGINT raises KeyboardInterrupt: context managers clean up
+
+
+def clean(all_sessions: bool = True) -> int:
+    """Remove the harness's containers: all of them, or only those of sessions no longer alive."""
+    client = docker_client()
+    if client is None:
+        return 0
+    removed = 0
+    for c in client.containers.list(all=True, filters={"label": LABEL}):
+        session = c.labels.get(SESSION_LABEL, "")
+        pid, _, host = session.partition("@")
+        alive = host == socket.gethostname() and pid.isdigit() and _pid_alive(int(pid))
+        if all_sessions or not alive:
+            c.remove(force=True)
+            removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+# ---------------------------------------------------------------- image
+
+def image_tag(build: GoBuild) -> str:
+    return f"grpc-interop-peer:{build.digest[:16]}"
+
+
+def ensure_image(build: GoBuild, client: Any) -> str:
+    """Build the FROM-scratch peer image once per content hash; an unchanged peer is never rebuilt."""
+    import docker.errors
+
+    tag = image_tag(build)
+    try:
+        client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    with tempfile.TemporaryDirectory(prefix="peer-image-") as ctx:
+        shutil.copy2(GO_PEER / "Dockerfile", Path(ctx) / "Dockerfile")
+        shutil.copy2(build.binary, Path(ctx) / "interop-peer")
+        try:
+            client.images.build(path=ctx, tag=tag, rm=True, pull=False, labels={LABEL: "1"})
+        except docker.errors.BuildError as e:
+            log = "".join(str(x.get("stream", x)) for x in e.build_log)
+            raise PeerError(f"building image {tag} failed: {e}\n{log}") from None
+    return tag
+
+
+def _labels() -> dict[str, str]:
+    return {LABEL: "1", SESSION_LABEL: SESSION}
+
+
+# ---------------------------------------------------------------- readiness
+
+def wait_healthy(address: str, deadline: float, logs: Any) -> None:
+    """Poll grpc.health.v1 until SERVING; on timeout raise with the peer's logs."""
+    last = "no answer"
+    with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            try:
+                resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+            except grpc.RpcError as e:
+                last = f"{e.code().name}: {e.details()}"
+            time.sleep(0.05)  # between health probes, not instead of them
+    raise PeerError(f"peer at {address} not healthy in time (last answer: {last})\n--- peer logs ---\n{logs()}")
+
+
+# ---------------------------------------------------------------- Go server peer
+
+class GoServer:
+    """The Go peer's server, in a container or as a process. A context manager; nothing leaks."""
+
+    def __init__(self, build: GoBuild, runner: str) -> None:
+        self.build, self.runner = build, runner
+        self.address = ""
+        self._container: Any = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: Path | None = None
+
+    def __enter__(self) -> GoServer:
+        try:
+            self._start_container() if self.runner == "docker" else self._start_process()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def describe(self) -> str:
+        if self.runner == "docker":
+            return f"Go peer container {self._container.short_id} ({image_tag(self.build)}) at {self.address}"
+        return f"Go peer process pid {self._proc.pid if self._proc else '?'} ({self.build.binary}) at {self.address}"
+
+    def _start_container(self) -> None:
+        client = docker_client()
+        if client is None:
+            raise PeerError("no Docker engine answers; run `make setup` or use --peer-runner process")
+        tag = ensure_image(self.build, client)
+        self._container = client.containers.run(
+            tag, ["serve", "--addr", f"0.0.0.0:{CONTAINER_PORT}"], detach=True, labels=_labels(),
+            ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", None)})
+        _track(self._container)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while "LISTENING" not in self._container.logs(stdout=True, stderr=False).decode(errors="replace"):
+            self._container.reload()
+            if self._container.status not in ("created", "running") or time.monotonic() > deadline:
+                raise PeerError(f"the Go peer container did not report LISTENING (status "
+                                f"{self._container.status})\n--- peer logs ---\n{self.logs()}")
+            time.sleep(0.05)
+        self._container.reload()
+        port = self._container.ports[f"{CONTAINER_PORT}/tcp"][0]["HostPort"]
+        self.address = f"127.0.0.1:{port}"
+        wait_healthy(self.address, deadline, self.logs)
+
+    def _start_process(self) -> None:
+        fd, name = tempfile.mkstemp(prefix="go-peer-", suffix=".log")
+        os.close(fd)
+        self._stderr = Path(name)
+        self._proc = subprocess.Popen([str(self.build.binary), "serve", "--addr", "127.0.0.1:0"],
+                                      stdout=subprocess.PIPE, stderr=self._stderr.open("wb"))
+        line = _read_line(self._proc, READY_TIMEOUT)
+        if not line.startswith("LISTENING "):
+            raise PeerError(f"the Go peer process did not report LISTENING (got {line!r})\n"
+                            f"--- peer logs ---\n{self.logs()}")
+        self.address = line.split()[1]
+        wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, self.logs)
+
+    def logs(self, tail: int = 200) -> str:
+        if self._container is not None:
+            try:
+                return self._container.logs(tail=tail).decode(errors="replace")
+            except Exception as e:  # noqa: BLE001
+                return f"(logs unavailable: {e})"
+        if self._stderr is not None and self._stderr.exists():
+            return "\n".join(self._stderr.read_text(errors="replace").splitlines()[-tail:])
+        return "(no logs)"
+
+    def stop(self) -> None:
+        if self._container is not None:
+            _forget(self._container)
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
+def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
+    """The first stdout line of a child, or "" when it does not come in time."""
+    box: list[bytes] = []
+    t = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
+    t.start()
+    t.join(timeout)
+    return box[0].decode(errors="replace").strip() if box else ""
+
+
+# ---------------------------------------------------------------- Go client peer (batched)
+
+def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple[list[Result], str]:
+    """Run many cases in ONE Go client process; returns its results and its stderr."""
+    budget = sum(c["timeout_ms"] for case in payload["cases"] for c in case["calls"]) / 1000 + 60
+    with tempfile.TemporaryDirectory(prefix="go-client-") as tmp:
+        os.chmod(tmp, 0o755)  # the container runs as an unprivileged user
+        cases = Path(tmp) / "cases.json"
+        cases.write_text(json.dumps(payload, ensure_ascii=False))
+        cases.chmod(0o644)
+        if runner == "docker":
+            stdout, stderr, code = _client_container(build, tmp, budget)
+        else:
+            try:
+                proc = subprocess.run([str(build.binary), "client", "--cases", str(cases)],
+                                      capture_output=True, timeout=budget)
+            except subprocess.TimeoutExpired as e:
+                raise PeerError(f"the Go client ran past its {budget:.0f} s budget\n--- client stderr ---\n"
+                                f"{(e.stderr or b'').decode(errors='replace')}") from None
+            stdout, stderr, code = proc.stdout.decode(), proc.stderr.decode(errors="replace"), proc.returncode
+    if code != 0:
+        raise PeerError(f"the Go client exited with code {code}\n--- client stderr ---\n{stderr}")
+    results = [Result.from_json(json.loads(line)) for line in stdout.splitlines() if line.strip()]
+    return results, stderr
+
+
+def _client_container(build: GoBuild, tmp: str, budget: float) -> tuple[str, str, int]:
+    client = docker_client()
+    if client is None:
+        raise PeerError("no Docker engine answers; run `make setup` or use --peer-runner process")
+    tag = ensure_image(build, client)
+    # Host networking: the client reaches servers published on this machine's loopback only.
+    container = client.containers.run(tag, ["client", "--cases", "/cases/cases.json"], detach=True,
+                                      network_mode="host", labels=_labels(),
+                                      volumes={tmp: {"bind": "/cases", "mode": "ro"}})
+    _track(container)
+    try:
+        try:
+            code = container.wait(timeout=budget)["StatusCode"]
+        except Exception:  # noqa: BLE001  requests' ReadTimeout
+            raise PeerError(f"the Go client container ran past its {budget:.0f} s budget\n--- client logs ---\n"
+                            f"{container.logs(tail=200).decode(errors='replace')}") from None
+        out = container.logs(stdout=True, stderr=False).decode()
+        err = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        return out, err, code
+    finally:
+        _forget(container)
+
+
+# ---------------------------------------------------------------- Python server peer
+
+class PythonServer:
+    """The Python peer's server, in this process."""
+
+    def __init__(self, gen: ModuleType) -> None:
+        self.gen, self.address, self._server = gen, "", None
+
+    def __enter__(self) -> PythonServer:
+        from python_impl.server import serve
+
+        self._server, port = serve(self.gen, "127.0.0.1:0")
+        self.address = f"127.0.0.1:{port}"
+        wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, lambda: "(in-process Python server)")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.stop(grace=1).wait(5)
+
+    def describe(self) -> str:
+        return f"Python server (in-process, grpcio {grpc.__version__}) at {self.address}"
+
+    def logs(self, tail: int = 200) -> str:
+        return "(in-process Python server: its log lines are in the captured output)"

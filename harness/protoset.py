@@ -1,0 +1,36 @@
+"""A proto set: the `.proto` files under one folder, named by a content hash."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ProtoSetError(Exception):
+    """The proto folder cannot be used as given."""
+
+
+@dataclass(frozen=True)
+class ProtoSet:
+    root: Path
+    files: tuple[str, ...]  # posix paths relative to root, sorted
+
+    @property
+    def digest(self) -> str:
+        """Hash of every file's path and bytes: the cache key for all generated code."""
+        h = hashlib.sha256()
+        for rel in self.files:
+            h.update(rel.encode() + b"\0")
+            h.update((self.root / rel).read_bytes() + b"\0")
+        return h.hexdigest()
+
+
+def discover(root: str | Path) -> ProtoSet:
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise ProtoSetError(f"proto folder {root} does not exist; pass --protos DIR with your .proto files")
+    files = tuple(sorted(p.relative_to(root).as_posix() for p in root.rglob("*.proto") if p.is_file()))
+    if not files:
+        raise ProtoSetError(f"no .proto files under {root}; pass --protos DIR with your .proto files")
+    return ProtoSet(root=root, files=files)

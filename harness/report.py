@@ -1,0 +1,57 @@
+"""Reports: the matrix of service/method x direction, and failure details."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+from rich.console import Console
+from rich.table import Table
+
+from python_impl.client import Result
+
+
+def method_of(case: str) -> str:
+    """`pkg.Service/Method/pattern` -> `pkg.Service/Method`: the matrix row."""
+    return "/".join(case.split("/")[:2])
+
+
+def matrix(results: Iterable[Result], directions: list[str]) -> Table:
+    cells: dict[str, dict[str, list[Result]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        cells[method_of(r.case)][r.direction].append(r)
+    table = Table(title="interop matrix: service/method × direction (passed/total)")
+    table.add_column("service/method")
+    for d in directions:
+        table.add_column(d, justify="center")
+    for method in sorted(cells):
+        row = [method]
+        for d in directions:
+            rs = cells[method].get(d, [])
+            ok = sum(r.verdict == "pass" for r in rs)
+            if not rs:
+                row.append("[dim]–[/dim]")
+            elif ok == len(rs):
+                row.append(f"[green]✓ {ok}/{len(rs)}[/green]")
+            else:
+                row.append(f"[bold red]✗ {ok}/{len(rs)}[/bold red]")
+        table.add_row(*row)
+    return table
+
+
+def summary(results: list[Result]) -> str:
+    counts = defaultdict(int)
+    for r in results:
+        counts[r.verdict] += 1
+    return ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no cases ran"
+
+
+def write_json(results: list[Result], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([r.to_json() for r in results], ensure_ascii=False, indent=1))
+
+
+def console() -> Console:
+    return Console(highlight=False)

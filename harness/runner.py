@@ -1,0 +1,169 @@
+"""The runner: proto set -> generated code -> cases -> peers -> results, for every direction.
+
+Separate from both engines: it only starts peers, hands them cases and collects verdicts.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shlex
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import grpc
+
+from harness import cases as cases_mod
+from harness.codegen import GoBuild, build_go, generate_python, import_python
+from harness.peer import GoServer, PythonServer, image_tag, run_go_client
+from harness.protoset import ProtoSet, discover
+from python_impl.client import CHANNEL_OPTIONS, Diff, Result, run_case
+
+
+@dataclass(frozen=True)
+class Direction:
+    name: str      # as in reports: py→go
+    client: str    # py | go
+    server: str
+
+    @property
+    def slug(self) -> str:
+        """ASCII form for test ids and -k filters: py-go."""
+        return f"{self.client}-{self.server}"
+
+
+DIRECTIONS = tuple(Direction(f"{c}→{s}", c, s) for c, s in (("py", "go"), ("go", "py"), ("py", "py"), ("go", "go")))
+
+
+def direction(name: str) -> Direction:
+    for d in DIRECTIONS:
+        if name in (d.name, d.slug):
+            return d
+    raise ValueError(f"unknown direction {name!r}; one of {', '.join(d.name for d in DIRECTIONS)} "
+                     f"(or {', '.join(d.slug for d in DIRECTIONS)})")
+
+
+class Prepared:
+    """A proto set with its generated Python code and resolved cases; the Go peer is built on first use."""
+
+    def __init__(self, protoset: ProtoSet, gen: ModuleType, cases: list[cases_mod.Case]) -> None:
+        self.protoset, self.gen, self.cases = protoset, gen, cases
+
+    @cached_property
+    def build(self) -> GoBuild:
+        return build_go(self.protoset)
+
+
+def prepare(protos: str | Path, case_files: list[Path] | None = None) -> Prepared:
+    ps = discover(protos)
+    gen = import_python(generate_python(ps))
+    files = case_files if case_files is not None else cases_mod.builtin_case_files()
+    return Prepared(ps, gen, cases_mod.load_all(files))
+
+
+def select(cases: list[cases_mod.Case], patterns: list[str] | None) -> list[cases_mod.Case]:
+    """Keep cases whose name contains a pattern (or matches it as a glob)."""
+    if not patterns:
+        return cases
+    return [c for c in cases if any(fnmatch.fnmatchcase(c.name, p) or p in c.name for p in patterns)]
+
+
+@dataclass
+class Session:
+    """Peers for one run, started on first use and always stopped (a context manager)."""
+    prepared: Prepared
+    runner: str
+    run_id: str = field(default_factory=lambda: f"r-{uuid.uuid4().hex[:8]}")
+    _stack: ExitStack = field(default_factory=ExitStack)
+    _servers: dict[str, Any] = field(default_factory=dict)
+    client_logs: dict[str, str] = field(default_factory=dict)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def server(self, side: str) -> Any:
+        if side not in self._servers:
+            peer = GoServer(self.prepared.build, self.runner) if side == "go" else PythonServer(self.prepared.gen)
+            self._servers[side] = self._stack.enter_context(peer)
+        return self._servers[side]
+
+    def run(self, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
+        """Run cases in one direction. A Go client runs them all in one process (batched)."""
+        if not cases:
+            return []
+        server = self.server(d.server)
+        if d.client == "py":
+            with grpc.insecure_channel(server.address, options=CHANNEL_OPTIONS) as ch:
+                return [run_case(ch, self.prepared.gen, c, d.name, self.run_id) for c in cases]
+        payload = {"target": server.address, "direction": d.slug, "run_id": self.run_id,
+                   "cases": [c.to_json() for c in cases]}
+        results, stderr = run_go_client(self.prepared.build, self.runner, payload)
+        self.client_logs[d.name] = stderr
+        return _align(cases, results, d)
+
+    def explain(self, d: Direction, result: Result, protos: Path) -> str:
+        """A failure, readable alone: what differed, both peers' logs, and how to reproduce it."""
+        case = next((c for c in self.prepared.cases if c.name == result.case), None)
+        lines = [f"{result.verdict.upper()}: {d.name} {result.case}"]
+        if case is not None:
+            lines.append(f"  method: {case.method} ({case.calls[0].streaming}); case file: {case.source}")
+        for diff in result.diffs:
+            lines.append(f"  call {diff.call}: {diff.path}: expected {diff.expected}, got {diff.got}")
+        lines += ["", "reproduce this case alone:", "  " + repro_command(protos, d, result.case, self.runner),
+                  "start the server peer by hand (attach a debugger to it):",
+                  "  " + serve_command(protos, d.server, self.prepared.build if d.server == "go" else None,
+                                       self.runner)]
+        server = self._servers.get(d.server)
+        if server is not None:
+            lines += ["", f"--- server peer: {server.describe()} (last lines) ---", server.logs(80)]
+        if d.client == "go" and self.client_logs.get(d.name):
+            lines += ["--- Go client stderr ---", self.client_logs[d.name][-6000:]]
+        return "\n".join(lines)
+
+
+def _align(cases: list[cases_mod.Case], results: list[Result], d: Direction) -> list[Result]:
+    """Match a batch's results to its cases; a case with no result is an error, not a pass."""
+    by_name = {r.case: r for r in results}
+    for r in results:
+        r.direction = d.name  # the Go client reports the ASCII slug it was given
+    return [by_name.get(c.name) or Result(c.name, d.name, "error",
+                                          [Diff(0, "error", "a result", "the Go client reported none for this case")])
+            for c in cases]
+
+
+def repro_command(protos: Path, d: Direction, case: str, runner: str) -> str:
+    return shlex.join(["grpc-interop", "run", "--protos", str(protos), "--direction", d.slug,
+                       "--peer-runner", runner, "-k", case])
+
+
+def serve_command(protos: Path, side: str, build: GoBuild, runner: str) -> str:
+    if side == "py":
+        return shlex.join(["python", "-m", "python_impl.server", "--protos", str(protos), "--addr", "127.0.0.1:50051"])
+    if runner == "docker":
+        return shlex.join(["docker", "run", "--rm", "-p", "127.0.0.1:50051:50051", image_tag(build)])
+    return shlex.join([str(build.binary), "serve", "--addr", "127.0.0.1:50051"])
+
+
+def run_all(prepared: Prepared, runner: str, directions: list[Direction], patterns: list[str] | None,
+            on_result: Any = None) -> tuple[list[Result], Session]:
+    """Run every selected case in every direction; the caller closes the returned session."""
+    chosen = select(prepared.cases, patterns)
+    session = Session(prepared, runner)
+    results: list[Result] = []
+    try:
+        for d in directions:
+            for r in session.run(d, chosen):
+                results.append(r)
+                if on_result:
+                    on_result(r)
+    except BaseException:
+        session.__exit__(None, None, None)
+        raise
+    return results, session
