@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
@@ -32,7 +33,8 @@ def parser() -> argparse.ArgumentParser:
                      help="py→go, go→py, py→py, go→go (or py-go, …); repeatable; default all")
     run.add_argument("-k", dest="patterns", action="append", metavar="PATTERN",
                      help="only cases whose name contains PATTERN or matches it as a glob; repeatable")
-    run.add_argument("--peer-runner", default="auto", choices=["auto", "docker", "process"],
+    run.add_argument("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
+                     choices=["auto", "docker", "process"],
                      help="how the Go peer runs: docker (a container), process, or auto "
                           "(docker when an engine answers, else process, announced loudly)")
     run.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
@@ -120,8 +122,6 @@ def cmd_peer(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     ps = discover(args.protos)
     if args.lang == "go":
-        import os
-
         build = build_go(ps)
         os.execv(build.binary, [str(build.binary), "serve", "--addr", args.addr])
     from python_impl.server import main as py_main

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from google.protobuf import descriptor_pb2
+
 from harness.protoset import ProtoSet, ProtoSetError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -171,14 +173,21 @@ def go_packages(ps: ProtoSet) -> dict[str, str]:
     return mapping
 
 
+def descriptor_set(ps: ProtoSet) -> descriptor_pb2.FileDescriptorSet:
+    """The proto set as protoc parsed it (with imports), cached beside the generated code."""
+    path = BUILD / "gen" / ps.digest[:20] / "descriptors.pb"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".descriptors.{os.getpid()}.pb")
+        _protoc([f"-I{ps.root}", f"--descriptor_set_out={tmp}", "--include_imports", *ps.files],
+                f"descriptors for {ps.root}")
+        tmp.replace(path)
+    return descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
+
+
 def _proto_packages(ps: ProtoSet) -> dict[str, str]:
-    pattern = re.compile(r"^\s*package\s+([\w.]+)\s*;", re.M)
-    out = {}
-    for rel in ps.files:
-        text = re.sub(r"//[^\n]*|/\*.*?\*/", "", (ps.root / rel).read_text(), flags=re.S)
-        m = pattern.search(text)
-        out[rel] = m.group(1) if m else ""
-    return out
+    wanted = set(ps.files)
+    return {f.name: f.package for f in descriptor_set(ps).file if f.name in wanted}
 
 
 def go_tools() -> dict[str, Path]:

@@ -7,6 +7,7 @@ harness.runner; Go-client directions run all their selected cases in one batch.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="case file(s) instead of the built-in ones")
     g.addoption("--interop-direction", action="append", default=None,
                 help="only these directions (py-go, go-py, py-py, go-go); repeatable")
-    g.addoption("--peer-runner", default="auto", choices=["auto", "docker", "process"],
+    g.addoption("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
+                choices=["auto", "docker", "process"],
                 help="how the Go peer runs (auto: docker when an engine answers, else a loud fallback)")
 
 

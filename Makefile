@@ -1,0 +1,51 @@
+# grpc-interop-harness: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROTOS ?= protos
+# docker | process | auto (auto falls back to a plain process, loudly, when no engine answers)
+export INTEROP_PEER_RUNNER ?= auto
+
+.PHONY: help setup gen peer test unit interop bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(PY): pyproject.toml
+	@echo "setup: creating $(VENV) and installing the harness with its Python dependencies"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(PY)
+
+setup: $(PY) ## install everything: Python deps (.venv), Go tools and modules, a Docker engine, the peer image
+	@echo "setup: downloading the Go peer's modules"
+	cd go_peer && go mod download
+	@echo "setup: making sure a Docker engine runs (installs docker.io and starts dockerd if not)"
+	ci/docker-engine.sh
+	@echo "setup: installing the pinned protoc plugins, generating code, building the peer binary and image"
+	$(VENV)/bin/grpc-interop peer --protos $(PROTOS)
+
+gen: $(PY) ## generate Python and Go code for PROTOS (cached by content hash)
+	$(VENV)/bin/grpc-interop gen --protos $(PROTOS)
+
+peer: $(PY) ## build the Go peer binary and its FROM-scratch image (skipped when unchanged)
+	$(VENV)/bin/grpc-interop peer --protos $(PROTOS)
+
+test: $(PY) ## unit tests + the real cross-language runs in all four directions
+	$(PY) -m pytest --peer-runner $(INTEROP_PEER_RUNNER) --interop-protos $(PROTOS)
+
+unit: $(PY) ## unit tests only (no Go peer)
+	$(PY) -m pytest -m "not interop"
+
+interop: $(PY) ## the main job: run every case in every direction and print the matrix
+	$(VENV)/bin/grpc-interop run --protos $(PROTOS) --peer-runner $(INTEROP_PEER_RUNNER)
+
+bench: $(PY) ## measure make interop cold (no image, no build cache) and warm; writes BENCHMARKS.md figures to stdout
+	ci/bench.sh
+
+clean: ## remove the harness's containers, images and build products
+	-$(VENV)/bin/grpc-interop clean
+	-docker images -q grpc-interop-peer | xargs -r docker rmi -f
+	rm -rf build reports

@@ -1,0 +1,65 @@
+"""Case files are data, parsed strictly: every mistake names the file and the case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import cases
+
+HELLO = "tutorial.HelloService/SayHello"
+
+
+def load(seed_gen, text: str) -> list[cases.Case]:
+    return cases.load_file("mine.yaml", text=text)
+
+
+def test_builtin_seed_cases_load_and_resolve(seed_gen) -> None:
+    loaded = cases.load_all(cases.builtin_case_files())
+    assert len(loaded) >= 50
+    modes = {c.calls[0].streaming for c in loaded}
+    assert modes == {"unary", "server_stream", "client_stream", "bidi"}
+    bidi = next(c for c in loaded if c.name == "tutorial.HelloService/BidiHello/ping_pong")
+    assert (bidi.calls[0].request_type, bidi.calls[0].bidi) == ("tutorial.HelloRequest", "ping_pong")
+    assert bidi.to_json()["calls"][0]["method"] == "/tutorial.HelloService/BidiHello"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("cases: [{name: x/y/z, calls: [{method: nope.Svc/M, requests: [{}]}]}]", "service 'nope.Svc' is not in the proto set"),
+    (f"cases: [{{name: {HELLO}/a, calls: [{{method: tutorial.HelloService/Nope, requests: [{{}}]}}]}}]", "has no method 'Nope'"),
+    (f"cases: [{{name: {HELLO}/a, calls: [{{method: {HELLO}, requests: [{{}}], expect: {{status: BROKEN}}}}]}}]", "not a gRPC status code"),
+    (f"cases: [{{name: {HELLO}/a, calls: [{{method: {HELLO}, requests: [{{greting: x}}]}}]}}]", "requests\\[0\\] is not a valid tutorial.HelloRequest"),
+    (f"cases: [{{name: {HELLO}/a, calls: [{{method: {HELLO}, requests: [{{}}], expect: {{respones: []}}}}]}}]", "unknown expect key"),
+    (f"cases: [{{name: {HELLO}/a, calls: [{{method: {HELLO}, requests: [{{}}], metdata: {{}}}}]}}]", "unknown call key"),
+    (f"cases: [{{name: {HELLO}/a, calls: [{{method: {HELLO}, requests: []}}]}}]", "exactly one request"),
+    (f"cases: [{{name: other/a/b, calls: [{{method: {HELLO}, requests: [{{}}]}}]}}]", "names are '<service>/<method>/<pattern>'"),
+    (f"cases: [{{name: {HELLO}/é, calls: [{{method: {HELLO}, requests: [{{}}]}}]}}]", "printable ASCII"),
+    (f"cases: [{{name: {HELLO}/a, calls: []}}]", "has no calls"),
+    ("kases: []", "a case file is a mapping"),
+])
+def test_mistakes_are_named(seed_gen, text: str, message: str) -> None:
+    with pytest.raises(cases.CaseError, match=message) as e:
+        load(seed_gen, text)
+    assert str(e.value).startswith("mine.yaml")
+
+
+def test_duplicate_names_across_files(seed_gen, tmp_path: Path) -> None:
+    text = f"cases: [{{name: {HELLO}/a, calls: [{{method: {HELLO}, requests: [{{}}]}}]}}]"
+    (tmp_path / "one.yaml").write_text(text)
+    (tmp_path / "two.yaml").write_text(text)
+    with pytest.raises(cases.CaseError, match="defined twice: in .*one.yaml and .*two.yaml"):
+        cases.load_all([tmp_path / "one.yaml", tmp_path / "two.yaml"])
+
+
+def test_file_for_other_services_is_not_for_this_run(seed_gen) -> None:
+    text = "requires: [not.Here]\ncases: [{name: not.Here/M/x, calls: [{method: not.Here/M, requests: [{}]}]}]"
+    assert load(seed_gen, text) == []
+
+
+def test_defaults(seed_gen) -> None:
+    (case,) = load(seed_gen, f"cases: [{{name: {HELLO}/a, calls: [{{method: {HELLO}, requests: [{{}}], "
+                             f"metadata: {{X-Key: v, k-bin: [AAE=]}}}}]}}]")
+    call = case.calls[0]
+    assert call.expect == {"status": "OK"} and call.timeout_ms == cases.DEFAULT_TIMEOUT_MS
+    assert call.metadata == {"x-key": ["v"], "k-bin": ["AAE="]}

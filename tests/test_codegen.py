@@ -1,0 +1,93 @@
+"""Code generation: package-qualified Python imports, content-hash caching, Go import paths."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+from harness import codegen
+from harness.protoset import ProtoSetError, discover
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+NESTED = {
+    "cgt/common.proto": 'syntax = "proto3"; package cgt.common; message Id { string v = 1; }',
+    "cgt/deep/er/item.proto": 'syntax = "proto3"; package cgt.item; import "cgt/common.proto";'
+                              ' message Item { cgt.common.Id id = 1; }'
+                              ' service Items { rpc Get(cgt.common.Id) returns (Item); }',
+}
+
+
+def test_nested_imports_become_package_imports(tmp_path: Path) -> None:
+    pkg = codegen.generate_python(discover(write(tmp_path / "p", NESTED)), package="cgt_gen_nested")
+    grpc_src = (pkg / "cgt/deep/er/item_pb2_grpc.py").read_text()
+    assert "from cgt_gen_nested.cgt.deep.er import item_pb2" in grpc_src
+    assert "from cgt_gen_nested.cgt import common_pb2" in (pkg / "cgt/deep/er/item_pb2.py").read_text()
+    assert "from google.protobuf import" in (pkg / "cgt/deep/er/item_pb2.py").read_text()  # untouched
+    codegen.import_python(pkg)
+    item = importlib.import_module("cgt_gen_nested.cgt.deep.er.item_pb2")
+    assert item.Item(id={"v": "x"}).id.v == "x"
+    assert hasattr(importlib.import_module("cgt_gen_nested.cgt.deep.er.item_pb2_grpc"), "ItemsStub")
+
+
+def test_same_content_is_cached_and_edits_regenerate(tmp_path: Path) -> None:
+    root = write(tmp_path / "p", {"cgt_cache.proto": 'syntax = "proto3"; package cgt.cache; message A {}'})
+    first = codegen.generate_python(discover(root), package="cgt_gen_cache")
+    stamp = (first / "cgt_cache_pb2.py").stat().st_mtime_ns
+    assert codegen.generate_python(discover(root), package="cgt_gen_cache") == first
+    assert (first / "cgt_cache_pb2.py").stat().st_mtime_ns == stamp
+    (root / "cgt_cache.proto").write_text('syntax = "proto3"; package cgt.cache; message A { int32 b = 1; }')
+    assert codegen.generate_python(discover(root), package="cgt_gen_cache") != first
+
+
+def test_protoc_error_names_the_file(tmp_path: Path) -> None:
+    root = write(tmp_path / "p", {"broken.proto": 'syntax = "proto3"; message { }'})
+    with pytest.raises(codegen.CodegenError, match="broken.proto"):
+        codegen.generate_python(discover(root), package="cgt_gen_broken")
+
+
+def test_file_name_python_cannot_import_is_refused(tmp_path: Path) -> None:
+    root = write(tmp_path / "p", {"my-api/x.proto": 'syntax = "proto3"; package x;'})
+    with pytest.raises(codegen.CodegenError, match="my-api/x.proto.*'my-api'"):
+        codegen.generate_python(discover(root), package="cgt_gen_bad")
+
+
+def test_empty_or_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ProtoSetError, match="no .proto files"):
+        discover(tmp_path)
+    with pytest.raises(ProtoSetError, match="does not exist"):
+        discover(tmp_path / "nope")
+
+
+def test_go_import_paths_ignore_go_package_and_split_packages(tmp_path: Path) -> None:
+    root = write(tmp_path / "p", {
+        "a.proto": 'syntax = "proto3"; package shop.v1; option go_package = "badpath";',
+        "b.proto": 'syntax = "proto3"; package shop.v2;',
+        "nopkg.proto": 'syntax = "proto3"; message Loose {}',
+        "sub/dir/c.proto": '// package fake.comment;\nsyntax = "proto3"; package Sub.Pkg;',
+    })
+    assert codegen.go_packages(discover(root)) == {
+        "a.proto": "gen/pb/shop_v1", "b.proto": "gen/pb/shop_v2", "nopkg.proto": "gen/pb/x_nopackage",
+        "sub/dir/c.proto": "gen/pb/sub/dir/sub_pkg"}
+
+
+def test_go_package_collision_is_an_error(tmp_path: Path) -> None:
+    root = write(tmp_path / "p", {"a.proto": 'syntax = "proto3"; package a.b;',
+                                  "b.proto": 'syntax = "proto3"; package a_b;'})
+    with pytest.raises(codegen.CodegenError, match="collides"):
+        codegen.go_packages(discover(root))
+
+
+def test_go_digest_changes_with_protos(tmp_path: Path) -> None:
+    root = write(tmp_path / "p", {"a.proto": 'syntax = "proto3"; package a;'})
+    d1 = codegen.go_digest(discover(root))
+    (root / "a.proto").write_text('syntax = "proto3"; package a; message M {}')
+    assert codegen.go_digest(discover(root)) != d1
