@@ -116,7 +116,9 @@ class Session:
             lines.append(f"  method: {case.method} ({case.calls[0].streaming}); case file: {case.source}")
         for diff in result.diffs:
             lines.append(f"  call {diff.call}: {diff.path}: expected {diff.expected}, got {diff.got}")
-        lines += ["", "reproduce this case alone:", "  " + repro_command(protos, d, result.case, self.runner),
+        builtin = {str(p) for p in cases_mod.builtin_case_files()}
+        extra = [case.source] if case is not None and case.source not in builtin else []
+        lines += ["", "reproduce this case alone:", "  " + repro_command(protos, d, result.case, self.runner, extra),
                   "start the server peer by hand (attach a debugger to it):",
                   "  " + serve_command(protos, d.server, self.prepared.build if d.server == "go" else None,
                                        self.runner)]
@@ -138,8 +140,9 @@ def _align(cases: list[cases_mod.Case], results: list[Result], d: Direction) -> 
             for c in cases]
 
 
-def repro_command(protos: Path, d: Direction, case: str, runner: str) -> str:
-    return shlex.join(["grpc-interop", "run", "--protos", str(protos), "--direction", d.slug,
+def repro_command(protos: Path, d: Direction, case: str, runner: str, case_files: list[str]) -> str:
+    files = [arg for f in case_files for arg in ("--cases", f)]
+    return shlex.join(["grpc-interop", "run", "--protos", str(protos), *files, "--direction", d.slug,
                        "--peer-runner", runner, "-k", case])
 
 
