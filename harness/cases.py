@@ -45,9 +45,12 @@ class Call:
         return self.method.split("/")[0]
 
     def to_json(self) -> dict[str, Any]:
-        return {"method": f"/{self.method}", "streaming": self.streaming, "request_type": self.request_type,
-                "response_type": self.response_type, "metadata": self.metadata, "requests": self.requests,
-                "timeout_ms": self.timeout_ms, "bidi": self.bidi, "expect": self.expect}
+        out = {"method": f"/{self.method}", "streaming": self.streaming, "request_type": self.request_type,
+               "response_type": self.response_type, "metadata": self.metadata, "requests": self.requests,
+               "timeout_ms": self.timeout_ms, "expect": self.expect}
+        if self.streaming == "bidi":
+            out["bidi"] = self.bidi
+        return out
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,8 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         except json_format.ParseError as e:
             raise _fail(src, name, f"expect.responses[{i}] is not a valid {meth.output_type.full_name}: {e}") from None
     bidi = raw.get("bidi", "half_duplex")
+    if "bidi" in raw and streaming != "bidi":
+        raise _fail(src, name, f"bidi: {bidi} is only for bidi methods; {method} is {streaming}")
     if bidi not in ("half_duplex", "ping_pong"):
         raise _fail(src, name, f"bidi must be half_duplex or ping_pong, not {bidi!r}")
     metadata = {str(k).lower(): [str(v) for v in (vs if isinstance(vs, list) else [vs])]

@@ -66,9 +66,13 @@ def prepare(protos: str | Path, case_files: list[Path] | None = None) -> Prepare
 
 
 def select(cases: list[cases_mod.Case], patterns: list[str] | None) -> list[cases_mod.Case]:
-    """Keep cases whose name contains a pattern (or matches it as a glob)."""
+    """Keep cases whose name contains a pattern (or matches it as a glob); a full case name selects
+    that case alone."""
     if not patterns:
         return cases
+    names = {c.name for c in cases}
+    if all(p in names for p in patterns):
+        return [c for c in cases if c.name in patterns]
     return [c for c in cases if any(fnmatch.fnmatchcase(c.name, p) or p in c.name for p in patterns)]
 
 

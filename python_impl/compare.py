@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +31,9 @@ class Tolerance:
         return cls(**(raw or {}))
 
 
-def render(value: Any) -> str:
-    """Values as text, the same way the Go engine renders them (docs/peer-contract.md)."""
+def render(value: Any, float32: bool = False) -> str:
+    """Values as text, the same way the Go engine renders them (docs/peer-contract.md): floats in
+    Python's shortest round-trip form (nan, inf), `float` fields at float32 precision."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -39,14 +41,21 @@ def render(value: Any) -> str:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "+Inf" if value > 0 else "-Inf"
-        return repr(value)
+        return _repr_float32(value) if float32 else repr(value)
     if isinstance(value, Message):
         return "{" + value.DESCRIPTOR.full_name + "}"
     return str(value)
+
+
+def _repr_float32(value: float) -> str:
+    """Shortest decimal that reads back as the same float32 (0.1, not 0.10000000149011612)."""
+    if math.isnan(value) or math.isinf(value):
+        return repr(value)
+    for digits in range(1, 10):
+        text = f"{value:.{digits}g}"
+        if struct.unpack("<f", struct.pack("<f", float(text)))[0] == value:
+            return repr(float(text))
+    return repr(value)
 
 
 def floats_equal(exp: float, got: float, tol: Tolerance) -> bool:
@@ -104,7 +113,8 @@ def _diff_value(fd: FieldDescriptor, e: Any, g: Any, p: str, tol: Tolerance, out
     if fd.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
         out.extend(diff_messages(e, g, p, tol))
     elif not _scalar_equal(fd, e, g, tol):
-        out.append((p, render(e), render(g)))
+        f32 = fd.type == FieldDescriptor.TYPE_FLOAT
+        out.append((p, render(e, f32), render(g, f32)))
 
 
 def _diff_map(fd: FieldDescriptor, e: Any, g: Any, p: str, tol: Tolerance, out: list) -> None:

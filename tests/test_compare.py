@@ -12,7 +12,7 @@ from python_impl.compare import Tolerance, diff_messages, floats_equal, render
 def test_nan_equals_nan_but_not_a_number() -> None:
     assert diff_messages(wrappers_pb2.DoubleValue(value=math.nan), wrappers_pb2.DoubleValue(value=math.nan)) == []
     assert diff_messages(wrappers_pb2.DoubleValue(value=math.nan), wrappers_pb2.DoubleValue(value=1.0)) == [
-        ("value", "NaN", "1.0")]
+        ("value", "nan", "1.0")]
 
 
 def test_negative_zero_is_a_different_value() -> None:
@@ -67,5 +67,12 @@ def test_unknown_fields_are_compared() -> None:
 
 
 def test_render_matches_the_contract() -> None:
-    assert [render(x) for x in ("é\n", b"\x00\xff", 0.1, math.inf, True, 7)] == [
-        '"é\\n"', "AP8=", "0.1", "+Inf", "true", "7"]
+    assert [render(x) for x in ("é\n", b"\x00\xff", 0.1, math.inf, -math.inf, True, 7)] == [
+        '"é\\n"', "AP8=", "0.1", "inf", "-inf", "true", "7"]
+    f = wrappers_pb2.FloatValue(value=0.1).value
+    assert (render(f), render(f, float32=True)) == ("0.10000000149011612", "0.1")
+
+
+def test_float32_fields_render_at_float32_precision() -> None:
+    assert diff_messages(wrappers_pb2.FloatValue(value=0.1), wrappers_pb2.FloatValue(value=0.2)) == [
+        ("value", "0.1", "0.2")]

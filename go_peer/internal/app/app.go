@@ -1,0 +1,144 @@
+// Package app is the command line of interop-peer: it parses arguments and hands over to the
+// engine (server or client). Run returns the process exit code.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime/debug"
+
+	"github.com/grpc-interop-harness/go_peer/internal/engine"
+)
+
+const usage = `usage:
+  interop-peer serve [--addr HOST:PORT]    serve every service (default 0.0.0.0:50051);
+                                           prints "LISTENING host:port" once serving
+  interop-peer client --cases FILE|-       run the cases of a JSON document (see docs/peer-contract.md);
+                                           one JSON result line per case on stdout
+  interop-peer version                     print the grpc-go and protobuf-go versions
+`
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// Run executes one subcommand.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, "interop-peer: missing subcommand\n"+usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "client":
+		return client(ctx, args[1:], stdin, stdout, stderr)
+	case "version":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "interop-peer version: unexpected argument %q\n%s", args[1], usage)
+			return exitUsage
+		}
+		version(stdout)
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "interop-peer: unknown subcommand %q\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("interop-peer "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (ok bool, code int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return false, exitOK
+		}
+		return false, exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n%s", fs.Name(), fs.Arg(0), usage)
+		return false, exitUsage
+	}
+	return true, 0
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", stderr)
+	addr := fs.String("addr", "0.0.0.0:50051", "address to listen on (port 0 picks a free port)")
+	if ok, code := parse(fs, args, stderr); !ok {
+		return code
+	}
+	if _, _, err := net.SplitHostPort(*addr); err != nil {
+		fmt.Fprintf(stderr, "interop-peer serve: bad --addr %q: %v (want HOST:PORT)\n%s", *addr, err, usage)
+		return exitUsage
+	}
+	if err := engine.Serve(ctx, *addr, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "interop-peer serve: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+func client(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("client", stderr)
+	cases := fs.String("cases", "", "JSON case document, - for stdin")
+	if ok, code := parse(fs, args, stderr); !ok {
+		return code
+	}
+	if *cases == "" {
+		fmt.Fprint(stderr, "interop-peer client: --cases FILE|- is required\n"+usage)
+		return exitUsage
+	}
+	var data []byte
+	var err error
+	if *cases == "-" {
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(*cases)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "interop-peer client: reading cases: %v\n", err)
+		return exitFail
+	}
+	if err := engine.RunClient(ctx, data, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "interop-peer client: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+func version(stdout io.Writer) {
+	grpcV, protoV, goV := "unknown", "unknown", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goV = bi.GoVersion
+		for _, d := range bi.Deps {
+			v := d.Version
+			if d.Replace != nil {
+				v = d.Replace.Version
+			}
+			switch d.Path {
+			case "google.golang.org/grpc":
+				grpcV = v
+			case "google.golang.org/protobuf":
+				protoV = v
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "grpc-go %s\nprotobuf-go %s\ngo %s\n", grpcV, protoV, goV)
+}

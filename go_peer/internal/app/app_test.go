@@ -1,0 +1,40 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"bogus"}, {"client"}, {"serve", "--nope"}, {"serve", "extra"}, {"serve", "--addr", "nope"}, {"version", "x"}} {
+		var out, errb bytes.Buffer
+		if code := Run(context.Background(), args, strings.NewReader(""), &out, &errb); code != 2 {
+			t.Errorf("Run(%q) = %d, want 2", args, code)
+		}
+		if !strings.Contains(errb.String(), "usage:") {
+			t.Errorf("Run(%q): no usage on stderr: %q", args, errb.String())
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := Run(context.Background(), []string{"version"}, nil, &out, &out); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(out.String(), "grpc-go ") || !strings.Contains(out.String(), "protobuf-go ") {
+		t.Errorf("version output %q", out.String())
+	}
+}
+
+func TestClientBadInput(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Run(context.Background(), []string{"client", "--cases", "-"}, strings.NewReader("{"), &out, &errb); code != 1 {
+		t.Errorf("bad JSON: exit %d, want 1", code)
+	}
+	if code := Run(context.Background(), []string{"client", "--cases", "/nonexistent.json"}, nil, &out, &errb); code != 1 {
+		t.Errorf("missing file: exit %d, want 1", code)
+	}
+}

@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// outcome is what one RPC produced.
+type outcome struct {
+	responses []proto.Message
+	header    metadata.MD
+	status    *status.Status
+}
+
+// invoke runs one prepared call on conn with a generic stream, whatever its streaming mode.
+func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD metadata.MD) *outcome {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	ctx = metadata.NewOutgoingContext(ctx, metadata.Join(p.md, caseMD))
+	mode := p.call.Streaming
+	desc := &grpc.StreamDesc{
+		StreamName:    p.call.Method,
+		ServerStreams: mode == ServerStream || mode == Bidi,
+		ClientStreams: mode == ClientStream || mode == Bidi,
+	}
+	out := &outcome{}
+	stream, err := conn.NewStream(ctx, desc, p.call.Method)
+	if err != nil {
+		out.status = status.Convert(err)
+		return out
+	}
+	// recv reads one response; false when the stream ended (out.status is then set).
+	recv := func() bool {
+		m := p.respType.New().Interface()
+		err := stream.RecvMsg(m)
+		switch {
+		case err == nil:
+			out.responses = append(out.responses, m)
+			return true
+		case errors.Is(err, io.EOF):
+			out.status = status.New(0, "")
+		default:
+			out.status = status.Convert(err)
+		}
+		return false
+	}
+	// send sends every request; false when the server already ended the stream.
+	send := func(reqs []proto.Message) bool {
+		for _, r := range reqs {
+			if err := stream.SendMsg(r); err != nil {
+				return false // io.EOF: the real status comes from RecvMsg
+			}
+		}
+		return true
+	}
+	switch {
+	case mode == Bidi && p.call.Bidi == PingPong:
+		for _, r := range p.requests {
+			if !send([]proto.Message{r}) || !recv() {
+				break
+			}
+		}
+		if out.status == nil {
+			_ = stream.CloseSend()
+			for recv() {
+			}
+		}
+	case desc.ServerStreams: // server_stream, bidi half_duplex
+		send(p.requests)
+		_ = stream.CloseSend()
+		for recv() {
+		}
+	default: // unary, client_stream: exactly one response, grpc checks the end of stream
+		send(p.requests)
+		_ = stream.CloseSend()
+		if recv() {
+			out.status = status.New(0, "")
+		}
+	}
+	if md, err := stream.Header(); err == nil {
+		out.header = md
+	}
+	return out
+}

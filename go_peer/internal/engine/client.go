@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+)
+
+// Result is one output line: the verdict of one case.
+type Result struct {
+	Case       string  `json:"case"`
+	Direction  string  `json:"direction"`
+	Verdict    string  `json:"verdict"`
+	Diffs      []Diff  `json:"diffs"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// Verdicts.
+const (
+	Pass  = "pass"
+	Fail  = "fail"
+	Error = "error"
+)
+
+// Dial opens the one insecure channel a run uses. It never uses a proxy.
+func Dial(target string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithNoProxy())
+}
+
+// RunClient runs every case of a JSON input document in order and writes one JSON line per case
+// to stdout. It fails only when the client itself cannot work (bad document, cannot dial).
+func RunClient(ctx context.Context, doc []byte, stdout, stderr io.Writer) error {
+	var in Input
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	if err := dec.Decode(&in); err != nil {
+		return fmt.Errorf("cases document is not valid JSON: %v", err)
+	}
+	if in.Target == "" {
+		return fmt.Errorf("cases document has no target")
+	}
+	conn, err := Dial(in.Target)
+	if err != nil {
+		return fmt.Errorf("cannot dial %s: %v", in.Target, err)
+	}
+	defer conn.Close()
+	w := bufio.NewWriter(stdout)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for _, raw := range in.Cases {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("interrupted: %v", err)
+		}
+		r := RunCase(ctx, conn, &in, raw)
+		if r.Verdict == Error {
+			fmt.Fprintf(stderr, "[%s] error: %s\n", r.Case, r.Diffs[0].Got)
+		}
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RunCase runs one case (given as raw JSON) and returns its verdict.
+func RunCase(ctx context.Context, conn grpc.ClientConnInterface, in *Input, raw json.RawMessage) Result {
+	start := time.Now()
+	r := Result{Direction: in.Direction, Diffs: []Diff{}}
+	finish := func() Result {
+		r.DurationMS = math.Round(float64(time.Since(start).Microseconds())) / 1000
+		return r
+	}
+	fail := func(call int, err error) Result {
+		r.Verdict = Error
+		r.Diffs = []Diff{{Call: call, Path: "error", Expected: "", Got: err.Error()}}
+		return finish()
+	}
+	var c Case
+	if err := json.Unmarshal(raw, &c); err != nil {
+		var named struct {
+			Name string `json:"name"`
+		}
+		_ = json.Unmarshal(raw, &named)
+		r.Case = named.Name
+		return fail(0, fmt.Errorf("case is not valid: %v", err))
+	}
+	r.Case = c.Name
+	if c.Name == "" {
+		return fail(0, fmt.Errorf("case has no name"))
+	}
+	if len(c.Calls) == 0 {
+		return fail(0, fmt.Errorf("case has no calls"))
+	}
+	plans := make([]*plan, len(c.Calls))
+	for i := range c.Calls {
+		p, err := prepare(&c.Calls[i])
+		if err != nil {
+			return fail(i, fmt.Errorf("calls[%d]: %v", i, err))
+		}
+		plans[i] = p
+	}
+	caseMD := metadata.Pairs(
+		CaseKey, asciiSafe(c.Name),
+		SessionKey, asciiSafe(in.RunID+":"+in.Direction+":"+c.Name))
+	for i, p := range plans {
+		out := invoke(ctx, conn, p, caseMD)
+		r.Diffs = append(r.Diffs, check(i, p, out)...)
+	}
+	r.Verdict = Pass
+	if len(r.Diffs) > 0 {
+		r.Verdict = Fail
+	}
+	return finish()
+}

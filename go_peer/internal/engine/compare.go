@@ -1,0 +1,229 @@
+package engine
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Diff is one difference between what a call expected and what it got.
+type Diff struct {
+	Call     int    `json:"call"`
+	Path     string `json:"path"`
+	Expected string `json:"expected"`
+	Got      string `json:"got"`
+}
+
+// differ collects every difference of one call (it never stops at the first).
+type differ struct {
+	call  int
+	tol   *Tolerance
+	diffs []Diff
+}
+
+func (d *differ) add(path, expected, got string) {
+	d.diffs = append(d.diffs, Diff{Call: d.call, Path: path, Expected: expected, Got: got})
+}
+
+// check compares one call's outcome with its expectations.
+func check(call int, p *plan, out *outcome) []Diff {
+	d := &differ{call: call, tol: p.call.Expect.FloatTolerance}
+	e := &p.call.Expect
+	got := CodeName(out.status.Code())
+	if got != p.expectStatus {
+		d.add("status.code", p.expectStatus, got)
+	}
+	if e.Message != nil && *e.Message != out.status.Message() {
+		d.add("status.message", quote(*e.Message), quote(out.status.Message()))
+	}
+	if p.expected != nil {
+		d.messages("responses", p.expected, out.responses)
+	}
+	d.headers(e.Headers, out.header)
+	if p.chunkField != nil {
+		d.chunks(e.Chunks, p.chunkField, out.responses)
+	}
+	return d.diffs
+}
+
+// messages compares two lists of messages: the count, then every pair both lists have.
+func (d *differ) messages(path string, exp, got []proto.Message) {
+	if len(exp) != len(got) {
+		d.add(path+".count", strconv.Itoa(len(exp)), strconv.Itoa(len(got)))
+	}
+	for i := range min(len(exp), len(got)) {
+		d.message(fmt.Sprintf("%s[%d]", path, i), exp[i].ProtoReflect(), got[i].ProtoReflect())
+	}
+}
+
+// message walks every field of the message type (set or not), then the unknown fields.
+func (d *differ) message(path string, exp, got protoreflect.Message) {
+	fields := exp.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		fp := path + "." + string(fd.Name())
+		switch {
+		case fd.IsList():
+			d.list(fp, fd, exp.Get(fd).List(), got.Get(fd).List())
+		case fd.IsMap():
+			d.mapField(fp, fd, exp.Get(fd).Map(), got.Get(fd).Map())
+		case fd.HasPresence() && exp.Has(fd) != got.Has(fd):
+			d.add(fp, renderPresent(exp, fd), renderPresent(got, fd))
+		case fd.Message() != nil:
+			if exp.Has(fd) {
+				d.message(fp, exp.Get(fd).Message(), got.Get(fd).Message())
+			}
+		default:
+			d.scalar(fp, fd, exp.Get(fd), got.Get(fd))
+		}
+	}
+	if eu, gu := exp.GetUnknown(), got.GetUnknown(); !bytes.Equal(eu, gu) {
+		d.add(path+".<unknown fields>", renderBytes(eu), renderBytes(gu))
+	}
+}
+
+func (d *differ) list(path string, fd protoreflect.FieldDescriptor, exp, got protoreflect.List) {
+	if exp.Len() != got.Len() {
+		d.add(path+".count", strconv.Itoa(exp.Len()), strconv.Itoa(got.Len()))
+	}
+	for j := range min(exp.Len(), got.Len()) {
+		ep := fmt.Sprintf("%s[%d]", path, j)
+		if fd.Message() != nil {
+			d.message(ep, exp.Get(j).Message(), got.Get(j).Message())
+		} else {
+			d.scalar(ep, fd, exp.Get(j), got.Get(j))
+		}
+	}
+}
+
+func (d *differ) mapField(path string, fd protoreflect.FieldDescriptor, exp, got protoreflect.Map) {
+	type entry struct {
+		k    protoreflect.MapKey
+		text string
+	}
+	var keys []entry
+	seen := map[string]bool{}
+	collect := func(m protoreflect.Map) {
+		m.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+			t := renderKey(k)
+			if !seen[t] {
+				seen[t] = true
+				keys = append(keys, entry{k, t})
+			}
+			return true
+		})
+	}
+	collect(exp)
+	collect(got)
+	slices.SortFunc(keys, func(a, b entry) int { return strings.Compare(a.text, b.text) })
+	vd := fd.MapValue()
+	for _, k := range keys {
+		kp := path + "[" + k.text + "]"
+		eh, gh := exp.Has(k.k), got.Has(k.k)
+		switch {
+		case !eh:
+			d.add(kp, "<missing>", renderValue(vd, got.Get(k.k)))
+		case !gh:
+			d.add(kp, renderValue(vd, exp.Get(k.k)), "<missing>")
+		case vd.Message() != nil:
+			d.message(kp, exp.Get(k.k).Message(), got.Get(k.k).Message())
+		default:
+			d.scalar(kp, vd, exp.Get(k.k), got.Get(k.k))
+		}
+	}
+}
+
+func (d *differ) scalar(path string, fd protoreflect.FieldDescriptor, exp, got protoreflect.Value) {
+	if !scalarEqual(fd.Kind(), exp, got, d.tol) {
+		d.add(path, renderValue(fd, exp), renderValue(fd, got))
+	}
+}
+
+func scalarEqual(k protoreflect.Kind, exp, got protoreflect.Value, tol *Tolerance) bool {
+	switch k {
+	case protoreflect.FloatKind, protoreflect.DoubleKind:
+		return floatEqual(exp.Float(), got.Float(), tol)
+	case protoreflect.BytesKind:
+		return bytes.Equal(exp.Bytes(), got.Bytes())
+	default:
+		return exp.Interface() == got.Interface()
+	}
+}
+
+// floatEqual: NaN equals NaN; exact unless a tolerance is given: |got-exp| <= abs + rel*|exp|.
+func floatEqual(exp, got float64, tol *Tolerance) bool {
+	if math.IsNaN(exp) || math.IsNaN(got) {
+		return math.IsNaN(exp) && math.IsNaN(got)
+	}
+	if exp == got {
+		// -0.0 == 0.0 numerically, but the sign is a value the sender chose.
+		return math.Signbit(exp) == math.Signbit(got)
+	}
+	if tol == nil {
+		return false
+	}
+	return math.Abs(got-exp) <= tol.Abs+tol.Rel*math.Abs(exp)
+}
+
+// headers: every listed key must carry exactly the listed values, in order (subset check).
+func (d *differ) headers(exp map[string][]string, got metadata.MD) {
+	keys := make([]string, 0, len(exp))
+	for k := range exp {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		key := strings.ToLower(k)
+		ev, gv := exp[k], got.Get(key)
+		bin := strings.HasSuffix(key, "-bin")
+		eq := len(ev) == len(gv)
+		for i := 0; eq && i < len(ev); i++ {
+			if bin {
+				b, _ := decodeBin(ev[i]) // checked in prepare
+				eq = string(b) == gv[i]
+			} else {
+				eq = ev[i] == gv[i]
+			}
+		}
+		if !eq {
+			shown := gv
+			if bin {
+				shown = make([]string, len(gv))
+				for i, v := range gv {
+					shown[i] = renderBytes([]byte(v))
+				}
+			}
+			d.add("headers["+quote(key)+"]", quoteList(ev), quoteList(shown))
+		}
+	}
+}
+
+// chunks: the bytes field concatenated over all responses has the expected size and SHA-256,
+// and every response but the last carries exactly chunk_size bytes.
+func (d *differ) chunks(c *Chunks, fd protoreflect.FieldDescriptor, responses []proto.Message) {
+	h := sha256.New()
+	size := 0
+	for i, r := range responses {
+		b := r.ProtoReflect().Get(fd).Bytes()
+		h.Write(b)
+		size += len(b)
+		if i < len(responses)-1 && len(b) != c.ChunkSize {
+			d.add(fmt.Sprintf("chunks[%d].size", i), strconv.Itoa(c.ChunkSize), strconv.Itoa(len(b)))
+		}
+	}
+	if size != c.Size {
+		d.add("chunks.size", strconv.Itoa(c.Size), strconv.Itoa(size))
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(sum, c.SHA256) {
+		d.add("chunks.sha256", c.SHA256, sum)
+	}
+}

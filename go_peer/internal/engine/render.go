@@ -1,0 +1,103 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Values in diffs are text: strings quoted JSON-style, bytes as base64, floats in the shortest
+// round-trip form written like Python's repr (float fields at float32 precision), messages as
+// compact protobuf JSON.
+
+func quote(s string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func quoteList(vs []string) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = quote(v)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+func renderBytes(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// reprFloat formats like Python's repr: shortest round-trip digits, exponent form below 1e-4
+// and from 1e16 on, "nan", "inf", and a ".0" on integral values.
+func reprFloat(f float64, bits int) string {
+	switch {
+	case math.IsNaN(f):
+		return "nan"
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	e := strconv.FormatFloat(f, 'e', -1, bits)
+	exp, _ := strconv.Atoi(e[strings.IndexByte(e, 'e')+1:])
+	if f != 0 && (exp < -4 || exp >= 16) {
+		return e
+	}
+	s := strconv.FormatFloat(f, 'f', -1, bits)
+	if !strings.ContainsAny(s, ".") {
+		s += ".0"
+	}
+	return s
+}
+
+func renderValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) string {
+	switch fd.Kind() {
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		b, err := protojson.Marshal(v.Message().Interface())
+		if err != nil {
+			return "<" + err.Error() + ">"
+		}
+		var c bytes.Buffer
+		if json.Compact(&c, b) != nil {
+			return string(b)
+		}
+		return c.String()
+	case protoreflect.StringKind:
+		return quote(v.String())
+	case protoreflect.BytesKind:
+		return renderBytes(v.Bytes())
+	case protoreflect.FloatKind:
+		return reprFloat(v.Float(), 32)
+	case protoreflect.DoubleKind:
+		return reprFloat(v.Float(), 64)
+	case protoreflect.EnumKind:
+		if ev := fd.Enum().Values().ByNumber(v.Enum()); ev != nil {
+			return string(ev.Name())
+		}
+		return strconv.Itoa(int(v.Enum()))
+	default:
+		return v.String()
+	}
+}
+
+// renderPresent renders a field with explicit presence, "<unset>" when it is not set.
+func renderPresent(m protoreflect.Message, fd protoreflect.FieldDescriptor) string {
+	if !m.Has(fd) {
+		return "<unset>"
+	}
+	return renderValue(fd, m.Get(fd))
+}
+
+func renderKey(k protoreflect.MapKey) string {
+	if s, ok := k.Interface().(string); ok {
+		return quote(s)
+	}
+	return k.String()
+}
