@@ -76,8 +76,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = report.console()
     t0 = time.monotonic()
     prepared = prepare(args.protos, args.cases)
-    out.print(f"proto set {prepared.protoset.root} ({len(prepared.protoset.files)} files, {prepared.protoset.digest[:12]}); "
-              f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s")
+    ps = prepared.protoset
+    out.print(f"proto set {ps.root} ({len(ps.files)} files, {ps.digest[:12]}); "
+              f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s",
+              soft_wrap=True)
     results, session = run_all(prepared, runner, directions, args.patterns)
     with session:
         if not results:
@@ -86,7 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(report.matrix(results, [d.name for d in directions]))
         failed = [r for r in results if r.verdict != "pass"]
         for r in failed:
-            out.print(session.explain(direction(r.direction), r, Path(args.protos)), markup=False)
+            # soft_wrap: commands in the explanation must stay copy-pasteable, never wrapped
+            out.print(session.explain(direction(r.direction), r, Path(args.protos)), markup=False, soft_wrap=True)
             out.print()
     if args.json:
         report.write_json(results, args.json)
