@@ -47,5 +47,5 @@ bench: $(PY) ## measure make interop cold (no image, no build cache) and warm; w
 
 clean: ## remove the harness's containers, images and build products
 	-$(VENV)/bin/grpc-interop clean
-	-docker images -q grpc-interop-peer | xargs -r docker rmi -f
+	-docker images --format '{{.Repository}}:{{.Tag}}' grpc-interop-peer | xargs -r docker rmi -f
 	rm -rf build reports

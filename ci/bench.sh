@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { local t0=$(date +%s%N); make -s interop >/dev/null; echo $(( ($(date +%s%N) - t0) / 1000000 )); }
 echo "cold: removing peer images, build/ and the Go build cache"
-docker images -q grpc-interop-peer | xargs -r docker rmi -f >/dev/null
+docker images --format '{{.Repository}}:{{.Tag}}' grpc-interop-peer | xargs -r docker rmi -f >/dev/null || true
 rm -rf build
 go clean -cache
 cold=$(run)

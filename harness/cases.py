@@ -20,8 +20,10 @@ STATUS_CODES = (
 STREAMING = ("unary", "server_stream", "client_stream", "bidi")
 DEFAULT_TIMEOUT_MS = 10_000
 
-_CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect"}
-_EXPECT_KEYS = {"status", "message", "responses", "headers", "float_tolerance", "chunks"}
+_CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
+              "cancel_after_responses"}
+_EXPECT_KEYS = {"status", "message", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
+_SERVER_KEYS = {"delay_ms", "read_requests", "compression"}
 
 
 class CaseError(Exception):
@@ -39,6 +41,10 @@ class Call:
     metadata: dict[str, list[str]] = field(default_factory=dict)
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     bidi: str = "half_duplex"
+    server: dict[str, Any] = field(default_factory=dict)   # what a generic server does besides answering
+    compression: str | None = None                          # "gzip": the client compresses its requests
+    cancel_after_responses: int | None = None               # the client cancels after k responses
+    raw: bool = False                                       # method outside the proto set (Empty in/out)
 
     @property
     def service(self) -> str:
@@ -50,6 +56,9 @@ class Call:
                "timeout_ms": self.timeout_ms, "expect": self.expect}
         if self.streaming == "bidi":
             out["bidi"] = self.bidi
+        optional = {"server": self.server, "compression": self.compression,
+                    "cancel_after_responses": self.cancel_after_responses, "raw": self.raw}
+        out.update({k: v for k, v in optional.items() if v not in (None, {}, False)})
         return out
 
 
@@ -116,9 +125,16 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         raise _fail(src, name, f"bidi must be half_duplex or ping_pong, not {bidi!r}")
     metadata = {str(k).lower(): [str(v) for v in (vs if isinstance(vs, list) else [vs])]
                 for k, vs in (raw.get("metadata") or {}).items()}
+    server = dict(raw.get("server") or {})
+    if set(server) - _SERVER_KEYS:
+        raise _fail(src, name, f"unknown server key(s) {sorted(set(server) - _SERVER_KEYS)}; allowed: {sorted(_SERVER_KEYS)}")
+    compression = raw.get("compression")
+    if compression not in (None, "gzip") or server.get("compression") not in (None, "gzip"):
+        raise _fail(src, name, "compression is gzip or absent")
     return Call(method=method, streaming=streaming, request_type=meth.input_type.full_name,
                 response_type=meth.output_type.full_name, requests=list(requests), expect=expect,
-                metadata=metadata, timeout_ms=int(raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)), bidi=bidi)
+                metadata=metadata, timeout_ms=int(raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)), bidi=bidi,
+                server=server, compression=compression, cancel_after_responses=raw.get("cancel_after_responses"))
 
 
 def load_file(path: Path | str, pool: descriptor_pool.DescriptorPool | None = None, text: str | None = None) -> list[Case]:

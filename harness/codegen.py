@@ -112,7 +112,7 @@ def _rewrite_imports(text: str, generated: set[str], package: str) -> str:
 def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
     """Generate (or reuse) the Python package for a proto set; returns the package folder."""
     _check_python_names(ps)
-    out = BUILD / "gen" / ps.digest[:20] / "py"
+    out = BUILD / "gen" / ps.digest[:20] / f"py-{package}"
 
     def fill(tmp: Path) -> None:
         pkg = tmp / package
