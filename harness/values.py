@@ -1,0 +1,273 @@
+"""Message values by pattern, built from descriptors with the generated classes.
+
+A pattern decides every scalar, repeated, map, oneof and nested field of a message, recursively.
+Values are turned into protobuf JSON (the language-neutral form both peers parse) by the caller.
+Deterministic: no randomness, the same descriptor and pattern give the same message.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import Descriptor, FieldDescriptor as FD
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+
+INT_RANGE = {
+    FD.TYPE_INT32: (-2**31, 2**31 - 1), FD.TYPE_SINT32: (-2**31, 2**31 - 1), FD.TYPE_SFIXED32: (-2**31, 2**31 - 1),
+    FD.TYPE_INT64: (-2**63, 2**63 - 1), FD.TYPE_SINT64: (-2**63, 2**63 - 1), FD.TYPE_SFIXED64: (-2**63, 2**63 - 1),
+    FD.TYPE_UINT32: (0, 2**32 - 1), FD.TYPE_FIXED32: (0, 2**32 - 1),
+    FD.TYPE_UINT64: (0, 2**64 - 1), FD.TYPE_FIXED64: (0, 2**64 - 1),
+}
+FLOAT_MAX = {FD.TYPE_DOUBLE: 1.7976931348623157e308, FD.TYPE_FLOAT: 3.4028234663852886e38}
+FLOAT_TINY = {FD.TYPE_DOUBLE: 5e-324, FD.TYPE_FLOAT: 1.401298464324817e-45}
+UNICODE = "ü € 😀 \u0000 NUL, \t tab, \u2028 sep, 中文, عربى"
+LONG_TEXT = "long ✓ text " * 2000  # 24 000 characters, 26 000 UTF-8 bytes
+ALL_BYTES = bytes(range(256))
+UNKNOWN_ENUM = 12345
+MANY = 40
+MAX_DEPTH = 3
+
+# Value patterns: each is one case per method where it changes the message (see casegen).
+PATTERNS = ("empty", "typical", "min", "max", "neg_zero", "nan", "pos_inf", "neg_inf", "tiny",
+            "unicode", "long_strings", "all_bytes", "repeated_one", "repeated_many", "map_edges",
+            "enum_unknown", "presence_default")
+
+_WKT = "google/protobuf/"
+
+
+def message_class(full_name: str) -> type[Message]:
+    return GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(full_name))
+
+
+def build(desc: Descriptor, pattern: str, depth: int = 0) -> Message:
+    """A message of type `desc` whose fields follow `pattern` (required fields always set)."""
+    msg = GetMessageClass(desc)()
+    if desc.file.name.startswith(_WKT):
+        _well_known(msg, pattern)
+        return msg
+    oneofs_done: set[str] = set()
+    for fd in desc.fields:
+        oneof = fd.containing_oneof
+        if oneof is not None and not _is_synthetic(oneof):
+            if oneof.name in oneofs_done or pattern == "empty":
+                continue
+            oneofs_done.add(oneof.name)  # the first member: other members get their own cases
+        _set_field(msg, fd, pattern, depth)
+    if pattern in ("typical", "max") and depth == 0:
+        for ext in _extensions(desc):
+            _set_field(msg, ext, pattern, depth)
+    return msg
+
+
+def _is_synthetic(oneof: Any) -> bool:
+    """proto3 `optional` fields sit in a synthetic oneof of their own."""
+    return len(oneof.fields) == 1 and oneof.name == f"_{oneof.fields[0].name}"
+
+
+def _extensions(desc: Descriptor) -> list[FD]:
+    pool = descriptor_pool.Default()
+    found = []
+    for name in desc.file.extensions_by_name:
+        ext = pool.FindExtensionByName(f"{desc.file.package}.{name}" if desc.file.package else name)
+        if ext.containing_type == desc:
+            found.append(ext)
+    return found
+
+
+def _target(msg: Message, fd: FD) -> Any:
+    return msg.Extensions[fd] if fd.is_extension else getattr(msg, fd.name)
+
+
+def _set_field(msg: Message, fd: FD, pattern: str, depth: int) -> None:
+    if pattern == "empty" and not fd.is_required:
+        return
+    if pattern == "presence_default":
+        # Set to the default value, which differs from unset only where presence is tracked.
+        if fd.cpp_type == FD.CPPTYPE_MESSAGE and not fd.is_repeated and depth < MAX_DEPTH:
+            if not (fd.message_type.GetOptions().map_entry or fd.message_type.file.name.startswith(_WKT)):
+                _target(msg, fd).CopyFrom(build(fd.message_type, pattern, depth + 1))
+        elif fd.has_presence and not fd.is_repeated or fd.is_required:
+            _assign(msg, fd, fd.default_value)
+        return
+    is_map = fd.message_type is not None and fd.message_type.GetOptions().map_entry
+    if is_map:
+        _fill_map(_target(msg, fd), fd, pattern, depth)
+    elif fd.is_repeated:
+        count = {"repeated_one": 1, "repeated_many": MANY}.get(pattern, 2)
+        for i in range(count):
+            _append(_target(msg, fd), fd, pattern, depth, i)
+    elif fd.cpp_type == FD.CPPTYPE_MESSAGE:
+        if depth < MAX_DEPTH or fd.is_required:
+            child = build(fd.message_type, pattern if depth < MAX_DEPTH else "empty", depth + 1)
+            _target(msg, fd).CopyFrom(child)
+    else:
+        value = scalar(fd, pattern, 0)
+        _assign(msg, fd, scalar(fd, "typical", 0) if value is None and fd.is_required else value)
+
+
+def _assign(msg: Message, fd: FD, value: Any) -> None:
+    if value is None:
+        return
+    if fd.is_extension:
+        msg.Extensions[fd] = value
+    else:
+        setattr(msg, fd.name, value)
+
+
+# Patterns that make single fields big; elements of repeated fields and maps stay typical.
+_BIG = {"long_strings", "max", "all_bytes"}
+
+
+def _element_pattern(pattern: str) -> str:
+    return "typical" if pattern in _BIG else pattern
+
+
+def _append(container: Any, fd: FD, pattern: str, depth: int, i: int) -> None:
+    pattern = _element_pattern(pattern)
+    if fd.cpp_type == FD.CPPTYPE_MESSAGE:
+        if depth < MAX_DEPTH:
+            container.add().CopyFrom(build(fd.message_type, pattern, depth + 1))
+    else:
+        v = scalar(fd, pattern, i)
+        container.append(v if v is not None else scalar(fd, "typical", i))
+
+
+def _fill_map(container: Any, fd: FD, pattern: str, depth: int) -> None:
+    key_fd, value_fd = fd.message_type.fields_by_name["key"], fd.message_type.fields_by_name["value"]
+    keys = map_keys(key_fd, edges=pattern == "map_edges")
+    pattern = _element_pattern(pattern)
+    for i, k in enumerate(keys):
+        if value_fd.cpp_type == FD.CPPTYPE_MESSAGE:
+            if depth < MAX_DEPTH:
+                container[k].CopyFrom(build(value_fd.message_type, "typical" if pattern == "map_edges" else pattern, depth + 1))
+        else:
+            v = scalar(value_fd, "typical" if pattern == "map_edges" else pattern, i)
+            container[k] = v if v is not None else scalar(value_fd, "typical", i)
+
+
+def map_keys(fd: FD, edges: bool) -> list[Any]:
+    if fd.type == FD.TYPE_BOOL:
+        return [False, True] if edges else [True]
+    if fd.type == FD.TYPE_STRING:
+        return ["", "ü😀", "with space", "k" * 300] if edges else ["alpha", "beta"]
+    lo, hi = INT_RANGE[fd.type]
+    return sorted({lo, hi, 0, max(lo, -1), 1}) if edges else [1, 2]
+
+
+def scalar(fd: FD, pattern: str, i: int) -> Any:
+    """The value of one scalar field (or one repeated element) under a pattern."""
+    t = fd.type
+    if t == FD.TYPE_ENUM:
+        values = [v.number for v in fd.enum_type.values]
+        if pattern == "enum_unknown" and not fd.enum_type.is_closed:
+            return UNKNOWN_ENUM
+        if pattern == "min":
+            return min(values)
+        if pattern in ("max", "typical", "repeated_many", "repeated_one"):
+            return max(values) if pattern == "max" else values[(i + 1) % len(values)]
+        return values[0] if fd.enum_type.is_closed else None
+    if t == FD.TYPE_BOOL:
+        return pattern not in ("min",) if pattern in ("typical", "max", "min", "repeated_one", "repeated_many") else None
+    if t == FD.TYPE_STRING:
+        return {"typical": f"text {i}", "unicode": UNICODE, "long_strings": LONG_TEXT, "max": "m" * 300, "min": "",
+                "repeated_one": f"s{i}", "repeated_many": f"s{i}"}.get(pattern)
+    if t == FD.TYPE_BYTES:
+        return {"typical": b"\x00\x01bytes", "all_bytes": ALL_BYTES, "max": ALL_BYTES * 4, "min": b"",
+                "repeated_one": bytes([i]), "repeated_many": bytes([i % 256])}.get(pattern)
+    if t in FLOAT_MAX:
+        big = FLOAT_MAX[t]
+        return {"typical": 1.5 + i, "min": -big, "max": big, "neg_zero": -0.0, "nan": math.nan,
+                "pos_inf": math.inf, "neg_inf": -math.inf, "tiny": FLOAT_TINY[t],
+                "repeated_one": 0.5, "repeated_many": i / 4}.get(pattern)
+    lo, hi = INT_RANGE[t]
+    return {"typical": 42 + i if lo == 0 else -42 - i, "min": lo, "max": hi,
+            "repeated_one": 7, "repeated_many": i}.get(pattern)
+
+
+def _well_known(msg: Message, pattern: str) -> None:
+    """Well-known types hold values only within their JSON rules (Timestamp range, Struct numbers…)."""
+    name = msg.DESCRIPTOR.full_name
+    if pattern == "empty":
+        return
+    edge = pattern if pattern in ("min", "max") else "typical"
+    if name == "google.protobuf.Timestamp":
+        msg.seconds, msg.nanos = {"min": (-62135596800, 0), "max": (253402300799, 999999999)}.get(edge, (1700000000, 123000000))
+    elif name == "google.protobuf.Duration":
+        msg.seconds, msg.nanos = {"min": (-315576000000, -999999999), "max": (315576000000, 999999999)}.get(edge, (90, 500))
+    elif name == "google.protobuf.Any":
+        from google.protobuf import duration_pb2
+
+        msg.Pack(duration_pb2.Duration(seconds=3, nanos=7))
+    elif name == "google.protobuf.Struct":
+        msg.update({"n": 1.5, "s": "é", "b": True, "z": None, "l": [1.0, "two", None], "o": {"k": "v"}})
+    elif name == "google.protobuf.Value":
+        msg.string_value = "value ✓"
+    elif name == "google.protobuf.ListValue":
+        msg.extend([1.0, "two", None, True])
+    elif name == "google.protobuf.FieldMask":
+        msg.paths.extend(["f_int32", "scalars.f_string"])
+    elif name.endswith("Value") and "value" in msg.DESCRIPTOR.fields_by_name:  # wrappers
+        fd = msg.DESCRIPTOR.fields_by_name["value"]
+        v = scalar(fd, pattern, 0)
+        if v is None:
+            v = scalar(fd, "typical", 0)
+        msg.value = v
+
+
+def to_json(msg: Message) -> Any:
+    """Protobuf JSON of a message, with `float` fields written as the exact double of their value.
+
+    json_format writes float32 fields in their shortest float32 form ("3.4028235e+38"), which
+    json_format itself then rejects as out of range; the exact double parses back in both languages.
+    """
+    from google.protobuf import json_format
+
+    out = json_format.MessageToDict(msg)
+    _exact_floats(msg, out)
+    return out
+
+
+def _exact(v: float) -> Any:
+    return v if math.isfinite(v) else None
+
+
+def _exact_floats(msg: Message, out: Any) -> None:
+    if not isinstance(out, dict):
+        return
+    if msg.DESCRIPTOR.full_name == "google.protobuf.Struct":
+        return
+    for fd, value in msg.ListFields():
+        key = f"[{fd.full_name}]" if fd.is_extension else fd.json_name
+        if key not in out:
+            continue
+        is_map = fd.message_type is not None and fd.message_type.GetOptions().map_entry
+        if is_map:
+            vfd = fd.message_type.fields_by_name["value"]
+            for k, v in value.items():
+                jk = ("true" if k else "false") if isinstance(k, bool) else str(k)
+                if vfd.type == FD.TYPE_FLOAT and _exact(v) is not None:
+                    out[key][jk] = float(v)
+                elif vfd.cpp_type == FD.CPPTYPE_MESSAGE:
+                    _fix_message(v, out[key], jk)
+        elif fd.type == FD.TYPE_FLOAT:
+            if fd.is_repeated:
+                out[key] = [float(v) if _exact(v) is not None else out[key][i] for i, v in enumerate(value)]
+            elif _exact(value) is not None:
+                out[key] = float(value)
+        elif fd.cpp_type == FD.CPPTYPE_MESSAGE:
+            if fd.is_repeated:
+                for i, v in enumerate(value):
+                    _fix_message(v, out[key], i)
+            else:
+                _fix_message(value, out, key)
+
+
+def _fix_message(value: Message, parent: Any, key: Any) -> None:
+    if value.DESCRIPTOR.full_name == "google.protobuf.FloatValue":
+        if _exact(value.value) is not None:
+            parent[key] = float(value.value)
+    else:
+        _exact_floats(value, parent[key])
