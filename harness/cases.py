@@ -22,8 +22,8 @@ DEFAULT_TIMEOUT_MS = 10_000
 
 _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
               "cancel_after_responses"}
-_EXPECT_KEYS = {"status", "message", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
-_SERVER_KEYS = {"delay_ms", "read_requests", "compression"}
+_EXPECT_KEYS = {"status", "status_alternatives", "message", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
+_SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status"}
 
 
 class CaseError(Exception):
@@ -58,7 +58,8 @@ class Call:
             out["bidi"] = self.bidi
         optional = {"server": self.server, "compression": self.compression,
                     "cancel_after_responses": self.cancel_after_responses, "raw": self.raw}
-        out.update({k: v for k, v in optional.items() if v not in (None, {}, False)})
+        # `is` tests: 0 (cancel at once) is a value, not an absence (0 == False in Python).
+        out.update({k: v for k, v in optional.items() if v is not None and v is not False and v != {}})
         return out
 
 
@@ -104,8 +105,9 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     if unknown:
         raise _fail(src, name, f"unknown expect key(s) {sorted(unknown)}; allowed: {sorted(_EXPECT_KEYS)}")
     expect.setdefault("status", "OK")
-    if expect["status"] not in STATUS_CODES:
-        raise _fail(src, name, f"status {expect['status']!r} is not a gRPC status code name")
+    for code in [expect["status"], *expect.get("status_alternatives", [])]:
+        if code not in STATUS_CODES:
+            raise _fail(src, name, f"status {code!r} is not a gRPC status code name")
     req_cls = GetMessageClass(meth.input_type)
     resp_cls = GetMessageClass(meth.output_type)
     for i, r in enumerate(requests):

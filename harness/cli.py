@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -10,8 +11,9 @@ import time
 from pathlib import Path
 
 from harness import cases as cases_mod
+from harness import divergences
 from harness import report
-from harness.codegen import CodegenError, build_go, generate_go, generate_python
+from harness.codegen import BUILD, CodegenError, build_go, generate_go, generate_python
 from harness.peer import PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, discover
 from harness.runner import DIRECTIONS, direction, prepare, run_all
@@ -21,6 +23,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protos", default="protos", help="folder of .proto files (default: protos)")
     p.add_argument("--cases", action="append", type=Path, metavar="FILE",
                    help="case file(s) to use instead of the built-in ones (repeatable)")
+    p.add_argument("--divergences", action="append", type=Path, metavar="FILE",
+                   help="your known-divergence file(s), added to the built-in ones (repeatable)")
+    p.add_argument("--no-generated", action="store_true",
+                   help="only the case files; no cases generated from the descriptors")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,7 +36,8 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the cases in every direction and print the matrix")
     _common(run)
     run.add_argument("--direction", action="append", metavar="DIR",
-                     help="py→go, go→py, py→py, go→go (or py-go, …); repeatable; default all")
+                     help="py→go, go→py, pyaio→go, go→pyaio, py→py, pyaio→pyaio, go→go (or py-go, …); "
+                          "repeatable; default all")
     run.add_argument("-k", dest="patterns", action="append", metavar="PATTERN",
                      help="only cases whose name contains PATTERN or matches it as a glob; repeatable")
     run.add_argument("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
@@ -51,8 +58,10 @@ def parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="start one server peer by hand (to attach a debugger)")
     _common(serve)
-    serve.add_argument("--lang", choices=["py", "go"], required=True)
+    serve.add_argument("--lang", choices=["py", "pyaio", "go"], required=True)
     serve.add_argument("--addr", default="127.0.0.1:50051")
+    serve.add_argument("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
+                       choices=["auto", "docker", "process"])
 
     sub.add_parser("clean", help="remove every container this harness started (leftovers of crashed runs)")
     return ap
@@ -62,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return COMMANDS[args.cmd](args)
-    except (CodegenError, ProtoSetError, cases_mod.CaseError, PeerError, ValueError) as e:
+    except (CodegenError, ProtoSetError, cases_mod.CaseError, divergences.DivergenceError, PeerError,
+            ValueError) as e:
         print(f"grpc-interop {args.cmd}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -75,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = select_runner(args.peer_runner)
     out = report.console()
     t0 = time.monotonic()
-    prepared = prepare(args.protos, args.cases)
+    prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
     ps = prepared.protoset
     out.print(f"proto set {ps.root} ({len(ps.files)} files, {ps.digest[:12]}); "
               f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s",
@@ -86,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             out.print("[red]no case matched[/red]")
             return 1
         out.print(report.matrix(results, [d.name for d in directions]))
-        failed = [r for r in results if r.verdict != "pass"]
+        failed = report.failed(results)
         for r in failed:
             # soft_wrap: commands in the explanation must stay copy-pasteable, never wrapped
             out.print(session.explain(direction(r.direction), r, Path(args.protos)), markup=False, soft_wrap=True)
@@ -98,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
-    prepared = prepare(args.protos, args.cases)
+    prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
     for c in prepared.cases:
         print(f"{c.name}\t{c.calls[0].streaming}\t{c.source}")
     return 0
@@ -123,13 +133,28 @@ def cmd_peer(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    ps = discover(args.protos)
+    """One server peer in the foreground, with the run's catalogue, for a debugger or a manual client."""
+    prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
+    catalogue = BUILD / "catalogue" / f"{prepared.protoset.digest[:20]}.json"
+    catalogue.parent.mkdir(parents=True, exist_ok=True)
+    catalogue.write_text(json.dumps({"cases": [c.to_json() for c in prepared.catalogue]}, ensure_ascii=False))
+    catalogue.chmod(0o644)
+    print(f"catalogue: {catalogue} ({len(prepared.catalogue)} generated cases)", file=sys.stderr)
     if args.lang == "go":
-        build = build_go(ps)
-        os.execv(build.binary, [str(build.binary), "serve", "--addr", args.addr])
+        build = prepared.build
+        if select_runner(args.peer_runner) == "docker":
+            client = docker_client()
+            host, _, port = args.addr.rpartition(":")
+            argv = ["docker", "run", "--rm", "-p", f"{host}:{port}:50051", "-v",
+                    f"{catalogue.parent}:/catalogue:ro", ensure_image(build, client),
+                    "serve", "--addr", "0.0.0.0:50051", "--cases", f"/catalogue/{catalogue.name}"]
+            print(" ".join(argv), file=sys.stderr)
+            os.execvp("docker", argv)
+        os.execv(build.binary, [str(build.binary), "serve", "--addr", args.addr, "--cases", str(catalogue)])
     from python_impl.server import main as py_main
 
-    return py_main(["--protos", args.protos, "--addr", args.addr])
+    return py_main(["--protos", args.protos, "--addr", args.addr, "--cases", str(catalogue)]
+                   + (["--aio"] if args.lang == "pyaio" else []))
 
 
 def cmd_clean(args: argparse.Namespace) -> int:

@@ -190,8 +190,8 @@ def wait_healthy(address: str, deadline: float, logs: Any) -> None:
 class GoServer:
     """The Go peer's server, in a container or as a process. A context manager; nothing leaks."""
 
-    def __init__(self, build: GoBuild, runner: str) -> None:
-        self.build, self.runner = build, runner
+    def __init__(self, build: GoBuild, runner: str, catalogue: Path | None = None) -> None:
+        self.build, self.runner, self.catalogue = build, runner, catalogue
         self.address = ""
         self._container: Any = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -218,8 +218,12 @@ class GoServer:
         if client is None:
             raise PeerError("no Docker engine answers; run `make setup` or use --peer-runner process")
         tag = ensure_image(self.build, client)
+        args, volumes = ["serve", "--addr", f"0.0.0.0:{CONTAINER_PORT}"], {}
+        if self.catalogue is not None:
+            args += ["--cases", f"/catalogue/{self.catalogue.name}"]
+            volumes = {str(self.catalogue.parent): {"bind": "/catalogue", "mode": "ro"}}
         self._container = client.containers.run(
-            tag, ["serve", "--addr", f"0.0.0.0:{CONTAINER_PORT}"], detach=True, labels=_labels(),
+            tag, args, detach=True, labels=_labels(), volumes=volumes,
             ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", None)})
         _track(self._container)
         deadline = time.monotonic() + READY_TIMEOUT
@@ -238,8 +242,9 @@ class GoServer:
         fd, name = tempfile.mkstemp(prefix="go-peer-", suffix=".log")
         os.close(fd)
         self._stderr = Path(name)
-        self._proc = subprocess.Popen([str(self.build.binary), "serve", "--addr", "127.0.0.1:0"],
-                                      stdout=subprocess.PIPE, stderr=self._stderr.open("wb"))
+        args = [str(self.build.binary), "serve", "--addr", "127.0.0.1:0"]
+        args += ["--cases", str(self.catalogue)] if self.catalogue is not None else []
+        self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._stderr.open("wb"))
         line = _read_line(self._proc, READY_TIMEOUT)
         if not line.startswith("LISTENING "):
             raise PeerError(f"the Go peer process did not report LISTENING (got {line!r})\n"
@@ -330,25 +335,32 @@ def _client_container(build: GoBuild, tmp: str, budget: float) -> tuple[str, str
 # ---------------------------------------------------------------- Python server peer
 
 class PythonServer:
-    """The Python peer's server, in this process."""
+    """The Python peer's server, in this process: grpc (sync) or grpc.aio in its own event-loop thread."""
 
-    def __init__(self, gen: ModuleType) -> None:
-        self.gen, self.address, self._server = gen, "", None
+    def __init__(self, gen: ModuleType, catalogue: list[Any] | None = None, aio: bool = False) -> None:
+        self.gen, self.catalogue, self.aio = gen, catalogue, aio
+        self.address, self._server = "", None
 
     def __enter__(self) -> PythonServer:
-        from python_impl.server import serve
+        from python_impl.server import serve, serve_aio
 
-        self._server, port = serve(self.gen, "127.0.0.1:0")
+        start = serve_aio if self.aio else serve
+        self._server, port = start(self.gen, "127.0.0.1:0", catalogue=self.catalogue)
         self.address = f"127.0.0.1:{port}"
         wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, lambda: "(in-process Python server)")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
+        if self._server is None:
+            return
+        if self.aio:
+            self._server.stop()
+        else:
             self._server.stop(grace=1).wait(5)
 
     def describe(self) -> str:
-        return f"Python server (in-process, grpcio {grpc.__version__}) at {self.address}"
+        flavour = "grpc.aio" if self.aio else "grpc"
+        return f"Python server (in-process, {flavour}, grpcio {grpc.__version__}) at {self.address}"
 
     def logs(self, tail: int = 200) -> str:
         return "(in-process Python server: its log lines are in the captured output)"

@@ -27,8 +27,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--interop-protos", default="protos", help="proto folder under test (default: protos)")
     g.addoption("--interop-cases", action="append", type=Path, default=None,
                 help="case file(s) instead of the built-in ones")
+    g.addoption("--interop-divergences", action="append", type=Path, default=None,
+                help="known-divergence file(s) added to the built-in ones")
+    g.addoption("--interop-no-generated", action="store_true",
+                help="only the case files; no cases generated from the descriptors")
     g.addoption("--interop-direction", action="append", default=None,
-                help="only these directions (py-go, go-py, py-py, go-go); repeatable")
+                help="only these directions (py-go, go-py, pyaio-go, go-pyaio, py-py, pyaio-pyaio, go-go); repeatable")
     g.addoption("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                 choices=["auto", "docker", "process"],
                 help="how the Go peer runs (auto: docker when an engine answers, else a loud fallback)")
@@ -36,7 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _prepared(config: pytest.Config) -> Prepared:
     if _PREPARED not in config.stash:
-        config.stash[_PREPARED] = prepare(config.getoption("interop_protos"), config.getoption("interop_cases"))
+        config.stash[_PREPARED] = prepare(config.getoption("interop_protos"), config.getoption("interop_cases"),
+                                          generated=not config.getoption("interop_no_generated"),
+                                          divergence_files=config.getoption("interop_divergences"))
     return config.stash[_PREPARED]
 
 
@@ -68,6 +74,8 @@ class InteropRun:
     session: Session
 
     def assert_pass(self) -> None:
+        if self.result.verdict == "divergence":
+            pytest.xfail(f"known divergence: {self.result.diffs[-1].got}")
         if self.result.verdict != "pass":
             protos = self.session.prepared.protoset.root
             pytest.fail(self.session.explain(self.direction, self.result, protos), pytrace=False)

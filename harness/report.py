@@ -22,7 +22,7 @@ def matrix(results: Iterable[Result], directions: list[str]) -> Table:
     cells: dict[str, dict[str, list[Result]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         cells[method_of(r.case)][r.direction].append(r)
-    table = Table(title="interop matrix: service/method × direction (passed/total)")
+    table = Table(title="interop matrix: service/method × direction (passed/total, ≈ known divergences)")
     table.add_column("service/method")
     for d in directions:
         table.add_column(d, justify="center")
@@ -31,14 +31,24 @@ def matrix(results: Iterable[Result], directions: list[str]) -> Table:
         for d in directions:
             rs = cells[method].get(d, [])
             ok = sum(r.verdict == "pass" for r in rs)
+            known = sum(r.verdict == "divergence" for r in rs)
+            note = f" ≈{known}" if known else ""
             if not rs:
                 row.append("[dim]–[/dim]")
-            elif ok == len(rs):
-                row.append(f"[green]✓ {ok}/{len(rs)}[/green]")
+            elif ok + known == len(rs):
+                row.append(f"[green]✓ {ok}/{len(rs)}{note}[/green]")
             else:
-                row.append(f"[bold red]✗ {ok}/{len(rs)}[/bold red]")
+                row.append(f"[bold red]✗ {ok}/{len(rs)}{note}[/bold red]")
         table.add_row(*row)
     return table
+
+
+OK_VERDICTS = ("pass", "divergence")
+
+
+def failed(results: list[Result]) -> list[Result]:
+    """Fail, error and unexpected passes of known divergences: what makes a run fail."""
+    return [r for r in results if r.verdict not in OK_VERDICTS]
 
 
 def summary(results: list[Result]) -> str:
@@ -54,4 +64,6 @@ def write_json(results: list[Result], path: Path) -> None:
 
 
 def console() -> Console:
-    return Console(highlight=False)
+    """A console that never truncates the matrix: at least 160 columns when output is not a terminal."""
+    probe = Console()
+    return Console(highlight=False, width=None if probe.is_terminal else max(probe.width, 160))

@@ -5,8 +5,11 @@ Separate from both engines: it only starts peers, hands them cases and collects 
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import json
 import shlex
+import tempfile
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -17,17 +20,19 @@ from typing import Any
 
 import grpc
 
+from harness import casegen
 from harness import cases as cases_mod
+from harness import divergences
 from harness.codegen import GoBuild, build_go, generate_python, import_python
 from harness.peer import GoServer, PythonServer, image_tag, run_go_client
 from harness.protoset import ProtoSet, discover
-from python_impl.client import CHANNEL_OPTIONS, Diff, Result, run_case
+from python_impl.client import CHANNEL_OPTIONS, Diff, Result, run_case, run_case_aio
 
 
 @dataclass(frozen=True)
 class Direction:
     name: str      # as in reports: py→go
-    client: str    # py | go
+    client: str    # py | pyaio | go  (pyaio: grpc.aio, its own direction)
     server: str
 
     @property
@@ -36,7 +41,8 @@ class Direction:
         return f"{self.client}-{self.server}"
 
 
-DIRECTIONS = tuple(Direction(f"{c}→{s}", c, s) for c, s in (("py", "go"), ("go", "py"), ("py", "py"), ("go", "go")))
+DIRECTIONS = tuple(Direction(f"{c}→{s}", c, s) for c, s in (
+    ("py", "go"), ("go", "py"), ("pyaio", "go"), ("go", "pyaio"), ("py", "py"), ("pyaio", "pyaio"), ("go", "go")))
 
 
 def direction(name: str) -> Direction:
@@ -50,19 +56,39 @@ def direction(name: str) -> Direction:
 class Prepared:
     """A proto set with its generated Python code and resolved cases; the Go peer is built on first use."""
 
-    def __init__(self, protoset: ProtoSet, gen: ModuleType, cases: list[cases_mod.Case]) -> None:
-        self.protoset, self.gen, self.cases = protoset, gen, cases
+    def __init__(self, protoset: ProtoSet, gen: ModuleType, cases: list[cases_mod.Case],
+                 known: list[divergences.Divergence] | None = None) -> None:
+        self.protoset, self.gen, self.cases, self.known = protoset, gen, cases, known or []
 
     @cached_property
     def build(self) -> GoBuild:
         return build_go(self.protoset)
 
+    @property
+    def catalogue(self) -> list[cases_mod.Case]:
+        """The cases the servers' generic engines answer (the rest go to hand-written services)."""
+        return [c for c in self.cases if c.source == casegen.SOURCE]
 
-def prepare(protos: str | Path, case_files: list[Path] | None = None) -> Prepared:
+
+def prepare(protos: str | Path, case_files: list[Path] | None = None, generated: bool = True,
+            divergence_files: list[Path] | None = None) -> Prepared:
+    """Generate code, load the case files (default: the built-in ones) and generate cases from the
+    descriptors; a name used twice is an error."""
     ps = discover(protos)
     gen = import_python(generate_python(ps))
     files = case_files if case_files is not None else cases_mod.builtin_case_files()
-    return Prepared(ps, gen, cases_mod.load_all(files))
+    loaded = cases_mod.load_all(files)
+    if generated:
+        names = {c.name for c in loaded}
+        made = casegen.generate(ps)
+        clash = sorted(names & {c.name for c in made})
+        if clash:
+            raise cases_mod.CaseError(f"case file names clash with generated cases: {clash[:5]}")
+        loaded += made
+    known = divergences.load(divergences.builtin_files(), builtin=True)
+    mine = divergences.load(divergence_files or [], builtin=False)
+    divergences.check_dead(mine, [(d.slug, c.name) for d in DIRECTIONS for c in loaded])
+    return Prepared(ps, gen, loaded, known + mine)
 
 
 def select(cases: list[cases_mod.Case], patterns: list[str] | None) -> list[cases_mod.Case]:
@@ -94,23 +120,48 @@ class Session:
 
     def server(self, side: str) -> Any:
         if side not in self._servers:
-            peer = GoServer(self.prepared.build, self.runner) if side == "go" else PythonServer(self.prepared.gen)
+            catalogue = self.prepared.catalogue
+            if side == "go":
+                peer: Any = GoServer(self.prepared.build, self.runner, self._catalogue_file())
+            else:
+                peer = PythonServer(self.prepared.gen, catalogue, aio=side == "pyaio")
             self._servers[side] = self._stack.enter_context(peer)
         return self._servers[side]
 
+    def _catalogue_file(self) -> Path:
+        """The generated cases as the JSON the Go server loads (written once per session)."""
+        if "catalogue" not in self.__dict__:
+            folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="interop-catalogue-")))
+            folder.chmod(0o755)  # the container runs as an unprivileged user
+            path = folder / "catalogue.json"
+            path.write_text(json.dumps({"cases": [c.to_json() for c in self.prepared.catalogue]}, ensure_ascii=False))
+            path.chmod(0o644)
+            self.__dict__["catalogue"] = path
+        return self.__dict__["catalogue"]
+
     def run(self, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
-        """Run cases in one direction. A Go client runs them all in one process (batched)."""
+        """Run cases in one direction, then judge them against the known divergences."""
+        return [divergences.apply(self.prepared.known, r, d.slug) for r in self._run(d, cases)]
+
+    def _run(self, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
+        """A Go client runs all its cases in one process (batched)."""
         if not cases:
             return []
         server = self.server(d.server)
         if d.client == "py":
             with grpc.insecure_channel(server.address, options=CHANNEL_OPTIONS) as ch:
                 return [run_case(ch, self.prepared.gen, c, d.name, self.run_id) for c in cases]
+        if d.client == "pyaio":
+            return asyncio.run(self._run_aio(server.address, d, cases))
         payload = {"target": server.address, "direction": d.slug, "run_id": self.run_id,
                    "cases": [c.to_json() for c in cases]}
         results, stderr = run_go_client(self.prepared.build, self.runner, payload)
         self.client_logs[d.name] = stderr
         return _align(cases, results, d)
+
+    async def _run_aio(self, address: str, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
+        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+            return [await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id) for c in cases]
 
     def explain(self, d: Direction, result: Result, protos: Path) -> str:
         """A failure, readable alone: what differed, both peers' logs, and how to reproduce it."""
@@ -121,11 +172,10 @@ class Session:
         for diff in result.diffs:
             lines.append(f"  call {diff.call}: {diff.path}: expected {diff.expected}, got {diff.got}")
         builtin = {str(p) for p in cases_mod.builtin_case_files()}
-        extra = [case.source] if case is not None and case.source not in builtin else []
+        extra = [case.source] if case is not None and case.source not in builtin | {casegen.SOURCE} else []
         lines += ["", "reproduce this case alone:", "  " + repro_command(protos, d, result.case, self.runner, extra),
                   "start the server peer by hand (attach a debugger to it):",
-                  "  " + serve_command(protos, d.server, self.prepared.build if d.server == "go" else None,
-                                       self.runner)]
+                  "  " + serve_command(protos, d.server, self.runner)]
         server = self._servers.get(d.server)
         if server is not None:
             lines += ["", f"--- server peer: {server.describe()} (last lines) ---", server.logs(80)]
@@ -150,12 +200,10 @@ def repro_command(protos: Path, d: Direction, case: str, runner: str, case_files
                        "--peer-runner", runner, "-k", case])
 
 
-def serve_command(protos: Path, side: str, build: GoBuild, runner: str) -> str:
-    if side == "py":
-        return shlex.join(["python", "-m", "python_impl.server", "--protos", str(protos), "--addr", "127.0.0.1:50051"])
-    if runner == "docker":
-        return shlex.join(["docker", "run", "--rm", "-p", "127.0.0.1:50051:50051", image_tag(build)])
-    return shlex.join([str(build.binary), "serve", "--addr", "127.0.0.1:50051"])
+def serve_command(protos: Path, side: str, runner: str) -> str:
+    """Start one server peer by hand, with the same catalogue (for a debugger)."""
+    args = ["grpc-interop", "serve", "--protos", str(protos), "--lang", side, "--addr", "127.0.0.1:50051"]
+    return shlex.join(args + (["--peer-runner", runner] if side == "go" else []))
 
 
 def run_all(prepared: Prepared, runner: str, directions: list[Direction], patterns: list[str] | None,

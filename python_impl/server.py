@@ -1,53 +1,127 @@
-"""The Python peer's server: every seed service, health and reflection, on one grpcio server.
+"""The Python peer's server: every service of the proto set (generic engine, seed fallbacks),
+health and reflection, on one grpcio server — sync (`grpc.server`) or asyncio (`grpc.aio`).
 
-CLI: `python -m python_impl.server --protos DIR --addr 127.0.0.1:0` prints the handshake line
-`LISTENING <host>:<port>` on stdout once serving; logs go to stderr.
+CLI: `python -m python_impl.server --protos DIR --addr 127.0.0.1:0 [--aio] [--cases FILE]` prints
+the handshake line `LISTENING <host>:<port>` on stdout once serving; logs go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import logging
 import signal
 import sys
 import threading
 from concurrent import futures
 from types import ModuleType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from python_impl.seeds import register_all
+from python_impl.generic import Engine, register
 
 log = logging.getLogger("python_impl.server")
 
 # Each open streaming call pins a worker thread for its whole life; leave room for parallel cases.
 MAX_WORKERS = 32
+_HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
-def serve(gen: ModuleType, address: str = "127.0.0.1:0", max_workers: int = MAX_WORKERS) -> tuple[grpc.Server, int]:
-    """Start a server with the seeds found in the generated package `gen`; returns (server, bound port)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-seed"))
-    services = register_all(server, gen)
-
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ["", *services]:
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-
-    reflection.enable_server_reflection(
-        [*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server)
-
+def _bind(server: Any, address: str) -> int:
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as e:  # grpcio raises on bind failure
         raise OSError(f"cannot bind {address}: {e}") from e
     if port == 0:
         raise OSError(f"cannot bind {address}")
+    return port
+
+
+def serve(gen: ModuleType, address: str = "127.0.0.1:0", catalogue: Any = None,
+          max_workers: int = MAX_WORKERS) -> tuple[grpc.Server, int]:
+    """Start a sync server for every service of the generated package `gen`, answering the cases of
+    `catalogue` (harness Cases, case dicts or a client-input document) generically and anything else
+    with the seeds; returns (server, bound port)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-peer"))
+    services = register(server, Engine(gen, catalogue), "sync")
+
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ["", *services]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection([*services, _HEALTH, reflection.SERVICE_NAME], server)
+
+    port = _bind(server, address)
     server.start()
-    log.info("serving %s on port %d", ", ".join(services) or "no seed services", port)
+    log.info("serving %s on port %d (sync)", ", ".join(services) or "no services", port)
     return server, port
+
+
+class AioServer:
+    """A grpc.aio server running on its own event loop in a daemon thread, for non-async callers."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, name="grpc-aio-peer", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
+
+    async def _start(self, gen: ModuleType, address: str, catalogue: Any) -> int:
+        server = grpc.aio.server()
+        services = register(server, Engine(gen, catalogue), "aio")
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        for name in ["", *services]:
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection([*services, _HEALTH, reflection.SERVICE_NAME], server)
+        port = _bind(server, address)
+        await server.start()
+        self.server = server
+        log.info("serving %s on port %d (aio)", ", ".join(services) or "no services", port)
+        return port
+
+    def start(self, gen: ModuleType, address: str, catalogue: Any) -> int:
+        self._thread.start()
+        try:
+            self.port = asyncio.run_coroutine_threadsafe(self._start(gen, address, catalogue), self.loop).result(60)
+        except BaseException:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+            raise
+        return self.port
+
+    def stop(self, grace: float | None = 1.0) -> None:
+        """Stop serving (in-flight RPCs get `grace` seconds), then end the loop thread."""
+        if not self._thread.is_alive():
+            return
+        if self.server is not None:
+            fut = asyncio.run_coroutine_threadsafe(self.server.stop(grace), self.loop)
+            fut.result((grace or 0) + 10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def __enter__(self) -> AioServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_aio(gen: ModuleType, address: str = "127.0.0.1:0", catalogue: Any = None) -> tuple[AioServer, int]:
+    """Like serve(), with a grpc.aio server on its own event-loop thread; stop it with handle.stop()."""
+    handle = AioServer()
+    return handle, handle.start(gen, address, catalogue)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,13 +131,24 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m python_impl.server", description=__doc__.splitlines()[0])
     ap.add_argument("--protos", default="protos", help="folder of .proto files")
     ap.add_argument("--addr", default="127.0.0.1:0", help="host:port to bind (port 0 picks a free one)")
+    ap.add_argument("--aio", action="store_true", help="serve with grpc.aio instead of the sync server")
+    ap.add_argument("--cases", help="catalogue: a client-input JSON document (only 'cases' is read); - for stdin")
     args = ap.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     try:
+        catalogue = None
+        if args.cases:
+            text = sys.stdin.read() if args.cases == "-" else open(args.cases, encoding="utf-8").read()
+            catalogue = json.loads(text)
         gen = import_python(generate_python(discover(args.protos)))
-        server, port = serve(gen, args.addr)
-    except (CodegenError, ProtoSetError, OSError) as e:
+        if args.aio:
+            handle, port = serve_aio(gen, args.addr, catalogue)
+            stopper = handle.stop
+        else:
+            server, port = serve(gen, args.addr, catalogue)
+            stopper = lambda: server.stop(grace=1.0).wait()  # noqa: E731
+    except (CodegenError, ProtoSetError, OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
@@ -75,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
         pass
     log.info("stopping")
-    server.stop(grace=1.0).wait()
+    stopper()
     return 0
 
 

@@ -63,3 +63,12 @@ def test_defaults(seed_gen) -> None:
     call = case.calls[0]
     assert call.expect == {"status": "OK"} and call.timeout_ms == cases.DEFAULT_TIMEOUT_MS
     assert call.metadata == {"x-key": ["v"], "k-bin": ["AAE="]}
+
+
+def test_zero_is_kept_in_the_json_form(seed_gen) -> None:
+    from harness.cases import Call
+
+    call = Call(method="a.B/C", streaming="unary", request_type="x", response_type="y", requests=[{}],
+                expect={"status": "CANCELLED"}, cancel_after_responses=0)
+    assert call.to_json()["cancel_after_responses"] == 0
+    assert "raw" not in call.to_json() and "server" not in call.to_json()

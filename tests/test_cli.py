@@ -21,7 +21,8 @@ def test_failing_run_exits_non_zero_with_matrix_and_repro(seed_gen, tmp_path: Pa
     cases = tmp_path / "c.yaml"
     cases.write_text("cases:\n  - name: users.Users/GetUsers/wrong\n    calls: [{method: users.Users/GetUsers, "
                      "requests: [{user: [{username: a}]}], expect: {responses: [{user: {username: b}}]}}]\n")
-    code = main(["run", "--protos", PROTOS, "--cases", str(cases), "--direction", "py→py", "--peer-runner", "process"])
+    code = main(["run", "--protos", PROTOS, "--cases", str(cases), "--no-generated", "--direction", "py→py",
+                 "--peer-runner", "process"])
     out = capsys.readouterr().out
     assert code == 1
     assert "users.Users/GetUsers" in out and "✗ 0/1" in out

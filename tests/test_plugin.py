@@ -25,7 +25,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def run(p: pytest.Pytester, *args: str) -> pytest.RunResult:
     return p.runpytest_subprocess("--interop-protos", str(REPO / "protos"), "--interop-cases", "mycases.yaml",
-                                  "--interop-direction", "py-py", "-p", "no:cacheprovider", *args)
+                                  "--interop-direction", "py-py", "--interop-no-generated", "-p", "no:cacheprovider", *args)
 
 
 def test_ids_and_k_filter(project: pytest.Pytester) -> None:
@@ -44,5 +44,5 @@ def test_failure_names_direction_method_case_and_how_to_reproduce(project: pytes
         '*call 0: responses[[]0[]].reply: expected "hola x", got "hello x"*',
         "*reproduce this case alone:*",
         "*grpc-interop run --protos * --cases mycases.yaml --direction py-py --peer-runner * -k tutorial.HelloService/SayHello/wrong*",
-        "*python -m python_impl.server --protos*",
+        "*grpc-interop serve --protos * --lang py --addr 127.0.0.1:50051*",
     ])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-import grpc
 
 from python_impl.seeds._common import proto_module
 
@@ -41,10 +40,7 @@ class HelloService:
             yield self._pb2.HelloResponse(reply="hello " + r.greeting)
 
 
-def register(server: grpc.Server, gen: ModuleType) -> list[str]:
+def servicer(gen: ModuleType) -> HelloService | None:
+    """The seed servicer over the generated package `gen`, or None when its proto is not there."""
     mods = proto_module(gen, "hello", SERVICE)
-    if mods is None:
-        return []
-    pb2, pb2_grpc = mods
-    pb2_grpc.add_HelloServiceServicer_to_server(HelloService(pb2), server)
-    return [SERVICE]
+    return None if mods is None else HelloService(mods[0])

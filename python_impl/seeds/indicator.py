@@ -32,10 +32,7 @@ class Indicator:
         return self._pb2.MACDReply(macd=[self._pb2.MACDData(**r) for r in rows])
 
 
-def register(server: grpc.Server, gen: ModuleType) -> list[str]:
+def servicer(gen: ModuleType) -> Indicator | None:
+    """The seed servicer over the generated package `gen`, or None when its proto is not there."""
     mods = proto_module(gen, "indicator", SERVICE)
-    if mods is None:
-        return []
-    pb2, pb2_grpc = mods
-    pb2_grpc.add_IndicatorServicer_to_server(Indicator(pb2), server)
-    return [SERVICE]
+    return None if mods is None else Indicator(mods[0])

@@ -29,10 +29,7 @@ class IndicatorGraph:
         return (self._pb2.MACDGraphReply(macd_chunk=c) for c in market.chunks(image))
 
 
-def register(server: grpc.Server, gen: ModuleType) -> list[str]:
+def servicer(gen: ModuleType) -> IndicatorGraph | None:
+    """The seed servicer over the generated package `gen`, or None when its proto is not there."""
     mods = proto_module(gen, "indicator_graph", SERVICE)
-    if mods is None:
-        return []
-    pb2, pb2_grpc = mods
-    pb2_grpc.add_IndicatorGraphServicer_to_server(IndicatorGraph(pb2), server)
-    return [SERVICE]
+    return None if mods is None else IndicatorGraph(mods[0])

@@ -64,10 +64,7 @@ class PositionService:
         return self._pb2.Msg(status=count, msg="stored")
 
 
-def register(server: grpc.Server, gen: ModuleType) -> list[str]:
+def servicer(gen: ModuleType) -> PositionService | None:
+    """The seed servicer over the generated package `gen`, or None when its proto is not there."""
     mods = proto_module(gen, "position", SERVICE)
-    if mods is None:
-        return []
-    pb2, pb2_grpc = mods
-    pb2_grpc.add_PositionServiceServicer_to_server(PositionService(pb2), server)
-    return [SERVICE]
+    return None if mods is None else PositionService(mods[0])

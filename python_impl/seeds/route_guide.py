@@ -7,7 +7,6 @@ import math
 from importlib import resources
 from types import ModuleType
 
-import grpc
 from google.protobuf import json_format
 
 from python_impl.seeds._common import proto_module
@@ -85,10 +84,7 @@ class RouteGuide:
             seen.append(note)
 
 
-def register(server: grpc.Server, gen: ModuleType) -> list[str]:
+def servicer(gen: ModuleType) -> RouteGuide | None:
+    """The seed servicer over the generated package `gen`, or None when its proto is not there."""
     mods = proto_module(gen, "route_guide", SERVICE)
-    if mods is None:
-        return []
-    pb2, pb2_grpc = mods
-    pb2_grpc.add_RouteGuideServicer_to_server(RouteGuide(pb2), server)
-    return [SERVICE]
+    return None if mods is None else RouteGuide(mods[0])

@@ -46,10 +46,7 @@ class Users:
             yield self._pb2.GetUsersResult(user=u)
 
 
-def register(server: grpc.Server, gen: ModuleType) -> list[str]:
+def servicer(gen: ModuleType) -> Users | None:
+    """The seed servicer over the generated package `gen`, or None when its proto is not there."""
     mods = proto_module(gen, "users", SERVICE)
-    if mods is None:
-        return []
-    pb2, pb2_grpc = mods
-    pb2_grpc.add_UsersServicer_to_server(Users(pb2), server)
-    return [SERVICE]
+    return None if mods is None else Users(mods[0])

@@ -16,8 +16,11 @@ import (
 )
 
 const usage = `usage:
-  interop-peer serve [--addr HOST:PORT]    serve every service (default 0.0.0.0:50051);
-                                           prints "LISTENING host:port" once serving
+  interop-peer serve [--addr HOST:PORT] [--cases FILE]
+                                           serve every service (default 0.0.0.0:50051);
+                                           prints "LISTENING host:port" once serving; with
+                                           --cases the generic engine answers the catalogue's
+                                           cases, other calls go to the hand-written services
   interop-peer client --cases FILE|-       run the cases of a JSON document (see docs/peer-contract.md);
                                            one JSON result line per case on stdout
   interop-peer version                     print the grpc-go and protobuf-go versions
@@ -38,7 +41,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	switch args[0] {
 	case "serve":
-		return serve(ctx, args[1:], stdout, stderr)
+		return serve(ctx, args[1:], stdin, stdout, stderr)
 	case "client":
 		return client(ctx, args[1:], stdin, stdout, stderr)
 	case "version":
@@ -78,9 +81,10 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (ok bool, code int
 	return true, 0
 }
 
-func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("serve", stderr)
 	addr := fs.String("addr", "0.0.0.0:50051", "address to listen on (port 0 picks a free port)")
+	cases := fs.String("cases", "", "catalogue: a JSON case document (only its cases are read), - for stdin")
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
 	}
@@ -88,7 +92,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "interop-peer serve: bad --addr %q: %v (want HOST:PORT)\n%s", *addr, err, usage)
 		return exitUsage
 	}
-	if err := engine.Serve(ctx, *addr, stdout, stderr); err != nil {
+	var cat *engine.Catalogue
+	if *cases != "" {
+		data, err := readInput(*cases, stdin)
+		if err != nil {
+			fmt.Fprintf(stderr, "interop-peer serve: reading the catalogue: %v\n", err)
+			return exitFail
+		}
+		if cat, err = engine.LoadCatalogue(data); err != nil {
+			fmt.Fprintf(stderr, "interop-peer serve: %v\n", err)
+			return exitFail
+		}
+		fmt.Fprintf(stderr, "interop-peer: catalogue %s: %d cases\n", *cases, cat.Len())
+	}
+	if err := engine.Serve(ctx, *addr, cat, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "interop-peer serve: %v\n", err)
 		return exitFail
 	}
@@ -105,13 +122,7 @@ func client(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		fmt.Fprint(stderr, "interop-peer client: --cases FILE|- is required\n"+usage)
 		return exitUsage
 	}
-	var data []byte
-	var err error
-	if *cases == "-" {
-		data, err = io.ReadAll(stdin)
-	} else {
-		data, err = os.ReadFile(*cases)
-	}
+	data, err := readInput(*cases, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "interop-peer client: reading cases: %v\n", err)
 		return exitFail
@@ -121,6 +132,14 @@ func client(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return exitFail
 	}
 	return exitOK
+}
+
+// readInput reads a named file, or stdin for "-".
+func readInput(name string, stdin io.Reader) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(stdin)
+	}
+	return os.ReadFile(name)
 }
 
 func version(stdout io.Writer) {

@@ -38,3 +38,26 @@ func TestClientBadInput(t *testing.T) {
 		t.Errorf("missing file: exit %d, want 1", code)
 	}
 }
+
+func TestServeBadCatalogue(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--cases", "/nonexistent.json"}, nil, &out, &errb); code != 1 {
+		t.Errorf("missing catalogue: exit %d, want 1", code)
+	}
+	if code := Run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--cases", "-"}, strings.NewReader(`{"cases": [`), &out, &errb); code != 1 {
+		t.Errorf("bad catalogue: exit %d, want 1", code)
+	}
+	if out.Len() != 0 {
+		t.Errorf("no LISTENING line may be printed for a bad catalogue: %q", out.String())
+	}
+}
+
+func TestServeWithCatalogue(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stops at once after the handshake
+	var out, errb bytes.Buffer
+	code := Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--cases", "-"}, strings.NewReader(`{"cases": []}`), &out, &errb)
+	if code != 0 || !strings.HasPrefix(out.String(), "LISTENING 127.0.0.1:") || !strings.Contains(errb.String(), "0 cases") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}

@@ -6,34 +6,53 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	// Registers the gzip compressor: calls with compression "gzip" use it, and the server can
+	// answer compressed (server.compression).
+	_ "google.golang.org/grpc/encoding/gzip"
 )
 
 // outcome is what one RPC produced.
 type outcome struct {
 	responses []proto.Message
 	header    metadata.MD
+	trailer   metadata.MD
 	status    *status.Status
 }
 
 // invoke runs one prepared call on conn with a generic stream, whatever its streaming mode.
 func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD metadata.MD) *outcome {
-	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	ctx, cancelTimeout := context.WithTimeout(ctx, p.timeout)
+	defer cancelTimeout()
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ctx = metadata.NewOutgoingContext(ctx, metadata.Join(p.md, caseMD))
 	mode := p.call.Streaming
 	desc := &grpc.StreamDesc{
 		StreamName:    p.call.Method,
-		ServerStreams: mode == ServerStream || mode == Bidi,
-		ClientStreams: mode == ClientStream || mode == Bidi,
+		ServerStreams: mode == ModeServerStream || mode == ModeBidi,
+		ClientStreams: mode == ModeClientStream || mode == ModeBidi,
+	}
+	var opts []grpc.CallOption
+	if p.call.Compression != "" {
+		opts = append(opts, grpc.UseCompressor(p.call.Compression))
 	}
 	out := &outcome{}
-	stream, err := conn.NewStream(ctx, desc, p.call.Method)
+	stream, err := conn.NewStream(ctx, desc, p.call.Method, opts...)
 	if err != nil {
 		out.status = status.Convert(err)
 		return out
+	}
+	cancelAfter := -1
+	if p.call.CancelAfterResponses != nil {
+		cancelAfter = *p.call.CancelAfterResponses
+	}
+	if cancelAfter == 0 {
+		cancel()
 	}
 	// recv reads one response; false when the stream ended (out.status is then set).
 	recv := func() bool {
@@ -42,9 +61,12 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 		switch {
 		case err == nil:
 			out.responses = append(out.responses, m)
+			if len(out.responses) == cancelAfter {
+				cancel()
+			}
 			return true
 		case errors.Is(err, io.EOF):
-			out.status = status.New(0, "")
+			out.status = status.New(codes.OK, "")
 		default:
 			out.status = status.Convert(err)
 		}
@@ -60,7 +82,7 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 		return true
 	}
 	switch {
-	case mode == Bidi && p.call.Bidi == PingPong:
+	case mode == ModeBidi && p.call.Bidi == PingPong:
 		for _, r := range p.requests {
 			if !send([]proto.Message{r}) || !recv() {
 				break
@@ -80,11 +102,12 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 		send(p.requests)
 		_ = stream.CloseSend()
 		if recv() {
-			out.status = status.New(0, "")
+			out.status = status.New(codes.OK, "")
 		}
 	}
 	if md, err := stream.Header(); err == nil {
 		out.header = md
 	}
+	out.trailer = stream.Trailer()
 	return out
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,11 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	// The standard google.rpc error detail types, so expect.details can name them.
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails"
 )
 
 // Input is the client's JSON document (docs/peer-contract.md). Cases stay raw so that one bad
@@ -29,7 +35,8 @@ type Case struct {
 	Calls []Call `json:"calls"`
 }
 
-// Call is one RPC and what is expected of it.
+// Call is one RPC and what is expected of it. The client reads all of it; a generic server
+// (contract v2) reads the same call to know what to answer.
 type Call struct {
 	Method       string              `json:"method"`
 	Streaming    string              `json:"streaming"`
@@ -40,16 +47,59 @@ type Call struct {
 	TimeoutMS    *float64            `json:"timeout_ms"`
 	Bidi         string              `json:"bidi"`
 	Expect       Expect              `json:"expect"`
+	// Server says what a generic server does besides answering.
+	Server *ServerSpec `json:"server"`
+	// Compression "gzip": the client compresses its requests.
+	Compression string `json:"compression"`
+	// CancelAfterResponses k: the client cancels the call after k responses (0: at once).
+	CancelAfterResponses *int `json:"cancel_after_responses"`
+	// Raw: the method need not exist; requests and responses are google.protobuf.Empty.
+	Raw bool `json:"raw"`
+}
+
+// ServerSpec is the "server" part of a call (all optional).
+type ServerSpec struct {
+	DelayMS      float64 `json:"delay_ms"`
+	ReadRequests *int    `json:"read_requests"`
+	Compression  string  `json:"compression"`
+	// Responses the server sends instead of expect.responses, when the client must not see them
+	// (a response over the client's receive limit).
+	Responses *[]json.RawMessage `json:"responses"`
+	// Status the server finishes with instead of expect.status (for outcomes the client must reach
+	// itself: CANCELLED, DEADLINE_EXCEEDED).
+	Status string `json:"status"`
 }
 
 // Expect lists the checks of a call; absent parts are not checked (status defaults to OK).
 type Expect struct {
-	Status         string              `json:"status"`
-	Message        *string             `json:"message"`
-	Responses      *[]json.RawMessage  `json:"responses"`
-	Headers        map[string][]string `json:"headers"`
-	FloatTolerance *Tolerance          `json:"float_tolerance"`
-	Chunks         *Chunks             `json:"chunks"`
+	Status string `json:"status"`
+	// StatusAlternatives are other codes that also pass, where the libraries race legitimately.
+	StatusAlternatives []string            `json:"status_alternatives"`
+	Message            *string             `json:"message"`
+	Responses          *[]json.RawMessage  `json:"responses"`
+	Headers            map[string][]string `json:"headers"`
+	Trailers           map[string][]string `json:"trailers"`
+	Details            *[]json.RawMessage  `json:"details"`
+	FloatTolerance     *Tolerance          `json:"float_tolerance"`
+	Chunks             *Chunks             `json:"chunks"`
+}
+
+// Metadata keys the harness itself uses; expect.trailers never compares them.
+const harnessKeyPrefix = "interop-"
+
+// parseCase decodes one case strictly: unknown keys anywhere in it are an error, so a typo in a
+// case file never silently turns a check off.
+func parseCase(raw json.RawMessage) (*Case, error) {
+	var c Case
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("trailing data after the case")
+	}
+	return &c, nil
 }
 
 // Tolerance for float and double fields: |got-exp| <= abs + rel*|exp|.
@@ -68,10 +118,10 @@ type Chunks struct {
 
 // Streaming modes.
 const (
-	Unary        = "unary"
-	ServerStream = "server_stream"
-	ClientStream = "client_stream"
-	Bidi         = "bidi"
+	ModeUnary        = "unary"
+	ModeServerStream = "server_stream"
+	ModeClientStream = "client_stream"
+	ModeBidi         = "bidi"
 
 	PingPong    = "ping_pong"
 	HalfDuplex  = "half_duplex"
@@ -88,6 +138,7 @@ type plan struct {
 	timeout      time.Duration
 	chunkField   protoreflect.FieldDescriptor
 	expectStatus string
+	details      []*anypb.Any // nil: details not checked
 }
 
 // prepare validates a call and parses its messages; any error makes the case an "error".
@@ -97,20 +148,23 @@ func prepare(c *Call) (*plan, error) {
 		return nil, fmt.Errorf("method %q is not of the form /package.Service/Method", c.Method)
 	}
 	switch c.Streaming {
-	case Unary, ServerStream:
+	case ModeUnary, ModeServerStream:
 		if len(c.Requests) != 1 {
 			return nil, fmt.Errorf("a %s call needs exactly one request, got %d", c.Streaming, len(c.Requests))
 		}
-	case ClientStream:
-	case Bidi:
+	case ModeClientStream:
+	case ModeBidi:
 		if c.Bidi != "" && c.Bidi != PingPong && c.Bidi != HalfDuplex {
 			return nil, fmt.Errorf("bidi %q is not ping_pong or half_duplex", c.Bidi)
 		}
 	default:
 		return nil, fmt.Errorf("streaming %q is not unary, server_stream, client_stream or bidi", c.Streaming)
 	}
-	if c.Streaming != Bidi && c.Bidi != "" {
+	if c.Streaming != ModeBidi && c.Bidi != "" {
 		return nil, fmt.Errorf("bidi %q given for a %s call", c.Bidi, c.Streaming)
+	}
+	if err := checkCallOptions(c); err != nil {
+		return nil, err
 	}
 	if c.TimeoutMS != nil {
 		if *c.TimeoutMS <= 0 {
@@ -118,12 +172,18 @@ func prepare(c *Call) (*plan, error) {
 		}
 		p.timeout = time.Duration(*c.TimeoutMS * float64(time.Millisecond))
 	}
-	reqType, err := findType(c.RequestType, "request_type")
-	if err != nil {
-		return nil, err
-	}
-	if p.respType, err = findType(c.ResponseType, "response_type"); err != nil {
-		return nil, err
+	var reqType protoreflect.MessageType
+	var err error
+	if c.Raw { // the method may not exist: the messages are Empty whatever the case names
+		reqType = (&emptypb.Empty{}).ProtoReflect().Type()
+		p.respType = reqType
+	} else {
+		if reqType, err = findType(c.RequestType, "request_type"); err != nil {
+			return nil, err
+		}
+		if p.respType, err = findType(c.ResponseType, "response_type"); err != nil {
+			return nil, err
+		}
 	}
 	for i, raw := range c.Requests {
 		m := reqType.New().Interface()
@@ -132,7 +192,7 @@ func prepare(c *Call) (*plan, error) {
 		}
 		p.requests = append(p.requests, m)
 	}
-	if p.md, err = outgoingMD(c.Metadata); err != nil {
+	if p.md, err = mdFromCase(c.Metadata, "metadata"); err != nil {
 		return nil, err
 	}
 	e := &c.Expect
@@ -149,13 +209,15 @@ func prepare(c *Call) (*plan, error) {
 			p.expected = append(p.expected, m)
 		}
 	}
-	for k, vs := range e.Headers {
-		if strings.HasSuffix(strings.ToLower(k), "-bin") {
-			for _, v := range vs {
-				if _, err := decodeBin(v); err != nil {
-					return nil, fmt.Errorf("expect.headers[%q]: %q is not base64: %v", k, v, err)
-				}
-			}
+	if _, err := mdFromCase(e.Headers, "expect.headers"); err != nil {
+		return nil, err
+	}
+	if _, err := mdFromCase(e.Trailers, "expect.trailers"); err != nil {
+		return nil, err
+	}
+	if e.Details != nil {
+		if p.details, err = parseDetails(*e.Details); err != nil {
+			return nil, err
 		}
 	}
 	if ch := e.Chunks; ch != nil {
@@ -182,7 +244,49 @@ func findType(name, what string) (protoreflect.MessageType, error) {
 	return mt, nil
 }
 
-func outgoingMD(in map[string][]string) (metadata.MD, error) {
+// checkCallOptions validates the contract v2 keys of a call (both sides read them).
+func checkCallOptions(c *Call) error {
+	if c.Compression != "" && c.Compression != "gzip" {
+		return fmt.Errorf("compression %q is not supported (gzip)", c.Compression)
+	}
+	if c.CancelAfterResponses != nil && *c.CancelAfterResponses < 0 {
+		return fmt.Errorf("cancel_after_responses must not be negative, got %d", *c.CancelAfterResponses)
+	}
+	for _, e := range append([]string{c.Expect.Status}, c.Expect.StatusAlternatives...) {
+		if _, ok := CodeByName(e); e != "" && !ok {
+			return fmt.Errorf("expect.status %q is not a gRPC status code name", e)
+		}
+	}
+	if s := c.Server; s != nil {
+		if s.DelayMS < 0 {
+			return fmt.Errorf("server.delay_ms must not be negative, got %v", s.DelayMS)
+		}
+		if s.ReadRequests != nil && *s.ReadRequests < 0 {
+			return fmt.Errorf("server.read_requests must not be negative, got %d", *s.ReadRequests)
+		}
+		if s.Compression != "" && s.Compression != "gzip" {
+			return fmt.Errorf("server.compression %q is not supported (gzip)", s.Compression)
+		}
+	}
+	return nil
+}
+
+// parseDetails reads expect.details: google.protobuf.Any values in protobuf JSON. The standard
+// google.rpc detail types are linked in (errdetails), so their @type resolves.
+func parseDetails(raws []json.RawMessage) ([]*anypb.Any, error) {
+	out := make([]*anypb.Any, len(raws))
+	for i, raw := range raws {
+		a := &anypb.Any{}
+		if err := protojson.Unmarshal(raw, a); err != nil {
+			return nil, fmt.Errorf("expect.details[%d]: not a google.protobuf.Any in protobuf JSON (is its @type in the proto set?): %v", i, err)
+		}
+		out[i] = a
+	}
+	return out, nil
+}
+
+// mdFromCase converts case metadata (keys lowercased, -bin values base64) into gRPC metadata.
+func mdFromCase(in map[string][]string, what string) (metadata.MD, error) {
 	md := metadata.MD{}
 	for k, vs := range in {
 		key := strings.ToLower(k)
@@ -190,7 +294,7 @@ func outgoingMD(in map[string][]string) (metadata.MD, error) {
 			if strings.HasSuffix(key, "-bin") {
 				b, err := decodeBin(v)
 				if err != nil {
-					return nil, fmt.Errorf("metadata[%q]: %q is not base64: %v", k, v, err)
+					return nil, fmt.Errorf("%s[%q]: %q is not base64: %v", what, k, v, err)
 				}
 				v = string(b)
 			}

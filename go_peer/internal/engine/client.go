@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -88,8 +89,8 @@ func RunCase(ctx context.Context, conn grpc.ClientConnInterface, in *Input, raw 
 		r.Diffs = []Diff{{Call: call, Path: "error", Expected: "", Got: err.Error()}}
 		return finish()
 	}
-	var c Case
-	if err := json.Unmarshal(raw, &c); err != nil {
+	c, err := parseCase(raw)
+	if err != nil {
 		var named struct {
 			Name string `json:"name"`
 		}
@@ -116,7 +117,8 @@ func RunCase(ctx context.Context, conn grpc.ClientConnInterface, in *Input, raw 
 		CaseKey, asciiSafe(c.Name),
 		SessionKey, asciiSafe(in.RunID+":"+in.Direction+":"+c.Name))
 	for i, p := range plans {
-		out := invoke(ctx, conn, p, caseMD)
+		md := metadata.Join(caseMD, metadata.Pairs(CallKey, strconv.Itoa(i)))
+		out := invoke(ctx, conn, p, md)
 		r.Diffs = append(r.Diffs, check(i, p, out)...)
 	}
 	r.Verdict = Pass

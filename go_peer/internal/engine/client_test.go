@@ -26,7 +26,7 @@ func startServer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := engine.NewServer(io.Discard)
+	s := engine.NewServer(io.Discard, nil)
 	go func() { _ = s.Serve(ln) }()
 	t.Cleanup(s.Stop)
 	return ln.Addr().String()

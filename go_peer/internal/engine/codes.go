@@ -35,3 +35,13 @@ func CodeName(c codes.Code) string {
 	}
 	return fmt.Sprintf("CODE_%d", uint32(c))
 }
+
+// CodeByName is the inverse of CodeName for the canonical names.
+func CodeByName(name string) (codes.Code, bool) {
+	for c, n := range codeNames {
+		if n == name {
+			return codes.Code(c), true
+		}
+	}
+	return 0, false
+}

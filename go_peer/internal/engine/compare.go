@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // Diff is one difference between what a call expected and what it got.
@@ -39,7 +41,7 @@ func check(call int, p *plan, out *outcome) []Diff {
 	d := &differ{call: call, tol: p.call.Expect.FloatTolerance}
 	e := &p.call.Expect
 	got := CodeName(out.status.Code())
-	if got != p.expectStatus {
+	if got != p.expectStatus && !slices.Contains(e.StatusAlternatives, got) {
 		d.add("status.code", p.expectStatus, got)
 	}
 	if e.Message != nil && *e.Message != out.status.Message() {
@@ -48,11 +50,65 @@ func check(call int, p *plan, out *outcome) []Diff {
 	if p.expected != nil {
 		d.messages("responses", p.expected, out.responses)
 	}
-	d.headers(e.Headers, out.header)
+	d.metadata("headers", e.Headers, out.header)
+	d.metadata("trailers", withoutHarnessKeys(e.Trailers), out.trailer)
+	if p.details != nil {
+		d.details(p.details, out.status.Proto().GetDetails())
+	}
 	if p.chunkField != nil {
 		d.chunks(e.Chunks, p.chunkField, out.responses)
 	}
+	d.serverDiffs(out.trailer)
 	return d.diffs
+}
+
+// withoutHarnessKeys drops the harness's own interop-* keys: they are never compared.
+func withoutHarnessKeys(in map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(in))
+	for k, v := range in {
+		if !strings.HasPrefix(strings.ToLower(k), harnessKeyPrefix) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// details compares the google.rpc.Status details of the final status with the expected ones:
+// the count, then every pair both lists have, as parsed messages.
+func (d *differ) details(exp, got []*anypb.Any) {
+	if len(exp) != len(got) {
+		d.add("details.count", strconv.Itoa(len(exp)), strconv.Itoa(len(got)))
+	}
+	for i := range min(len(exp), len(got)) {
+		path := fmt.Sprintf("details[%d]", i)
+		if exp[i].GetTypeUrl() != got[i].GetTypeUrl() {
+			d.add(path+".@type", quote(exp[i].GetTypeUrl()), quote(got[i].GetTypeUrl()))
+			continue
+		}
+		em, eerr := exp[i].UnmarshalNew()
+		gm, gerr := got[i].UnmarshalNew()
+		if eerr != nil || gerr != nil { // type not linked in: compare the encoded bytes
+			if !bytes.Equal(exp[i].GetValue(), got[i].GetValue()) {
+				d.add(path+".value", renderBytes(exp[i].GetValue()), renderBytes(got[i].GetValue()))
+			}
+			continue
+		}
+		d.message(path, em.ProtoReflect(), gm.ProtoReflect())
+	}
+}
+
+// serverDiffs adds the findings a generic server sent back in its trailer.
+func (d *differ) serverDiffs(trailer metadata.MD) {
+	for _, v := range trailer.Get(ServerDiffsKey) {
+		var found []ServerDiff
+		if err := json.Unmarshal([]byte(v), &found); err != nil {
+			d.add("server.diffs", "a JSON list of diffs", quote(v))
+			continue
+		}
+		for _, f := range found {
+			d.add(f.Path, f.Expected, f.Got)
+		}
+	}
 }
 
 // messages compares two lists of messages: the count, then every pair both lists have.
@@ -174,8 +230,9 @@ func floatEqual(exp, got float64, tol *Tolerance) bool {
 	return math.Abs(got-exp) <= tol.Abs+tol.Rel*math.Abs(exp)
 }
 
-// headers: every listed key must carry exactly the listed values, in order (subset check).
-func (d *differ) headers(exp map[string][]string, got metadata.MD) {
+// metadata: every listed key must carry exactly the listed values, in order (subset check).
+// Paths are <what>["key"] (headers, trailers, server.metadata).
+func (d *differ) metadata(what string, exp map[string][]string, got metadata.MD) {
 	keys := make([]string, 0, len(exp))
 	for k := range exp {
 		keys = append(keys, k)
@@ -202,7 +259,7 @@ func (d *differ) headers(exp map[string][]string, got metadata.MD) {
 					shown[i] = renderBytes([]byte(v))
 				}
 			}
-			d.add("headers["+quote(key)+"]", quoteList(ev), quoteList(shown))
+			d.add(what+"["+quote(key)+"]", quoteList(ev), quoteList(shown))
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package engine
+package engine_test
 
 import (
 	"encoding/json"
@@ -14,9 +14,10 @@ import (
 
 	"github.com/grpc-interop-harness/go_peer/gen/pb/idc"
 	"github.com/grpc-interop-harness/go_peer/gen/pb/routeguide"
+	"github.com/grpc-interop-harness/go_peer/internal/engine"
 )
 
-func paths(ds []Diff) []string {
+func paths(ds []engine.Diff) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
 		out[i] = d.Path
@@ -29,35 +30,35 @@ func feature(name string, lat, lon int32) *routeguide.Feature {
 }
 
 func TestDiffNested(t *testing.T) {
-	d := &differ{}
+	d := engine.NewDiffer(nil)
 	exp := []proto.Message{feature("a", 1, 2), feature("b", 3, 4), feature("c", 409146138, 6)}
 	got := []proto.Message{feature("a", 1, 2), feature("x", 3, 5), feature("c", 0, 6)}
-	d.messages("responses", exp, got)
+	d.Messages("responses", exp, got)
 	want := []string{"responses[1].name", "responses[1].location.longitude", "responses[2].location.latitude"}
-	if !slices.Equal(paths(d.diffs), want) {
-		t.Fatalf("paths %v, want %v", paths(d.diffs), want)
+	if !slices.Equal(paths(d.Diffs()), want) {
+		t.Fatalf("paths %v, want %v", paths(d.Diffs()), want)
 	}
-	if d.diffs[0].Expected != `"b"` || d.diffs[0].Got != `"x"` {
-		t.Errorf("string rendering %+v", d.diffs[0])
+	if d.Diffs()[0].Expected != `"b"` || d.Diffs()[0].Got != `"x"` {
+		t.Errorf("string rendering %+v", d.Diffs()[0])
 	}
-	if d.diffs[2].Expected != "409146138" || d.diffs[2].Got != "0" {
-		t.Errorf("int rendering %+v", d.diffs[2])
+	if d.Diffs()[2].Expected != "409146138" || d.Diffs()[2].Got != "0" {
+		t.Errorf("int rendering %+v", d.Diffs()[2])
 	}
 }
 
 func TestDiffCountAndPresence(t *testing.T) {
-	d := &differ{}
-	d.messages("responses", []proto.Message{feature("a", 1, 2), feature("b", 1, 2)},
+	d := engine.NewDiffer(nil)
+	d.Messages("responses", []proto.Message{feature("a", 1, 2), feature("b", 1, 2)},
 		[]proto.Message{&routeguide.Feature{Name: "a"}})
 	want := []string{"responses.count", "responses[0].location"}
-	if !slices.Equal(paths(d.diffs), want) {
-		t.Fatalf("paths %v, want %v", paths(d.diffs), want)
+	if !slices.Equal(paths(d.Diffs()), want) {
+		t.Fatalf("paths %v, want %v", paths(d.Diffs()), want)
 	}
-	if d.diffs[0].Expected != "2" || d.diffs[0].Got != "1" {
-		t.Errorf("count %+v", d.diffs[0])
+	if d.Diffs()[0].Expected != "2" || d.Diffs()[0].Got != "1" {
+		t.Errorf("count %+v", d.Diffs()[0])
 	}
-	if d.diffs[1].Got != "<unset>" || d.diffs[1].Expected != `{"latitude":1,"longitude":2}` {
-		t.Errorf("presence %+v", d.diffs[1])
+	if d.Diffs()[1].Got != "<unset>" || d.Diffs()[1].Expected != `{"latitude":1,"longitude":2}` {
+		t.Errorf("presence %+v", d.Diffs()[1])
 	}
 }
 
@@ -65,29 +66,29 @@ func TestDiffRepeatedFloats(t *testing.T) {
 	nan := float32(math.NaN())
 	exp := &idc.MACDReply{Macd: []*idc.MACDData{{Date: "d", Open: 1.5, Macd: nan}, {Close: 100}}}
 	got := &idc.MACDReply{Macd: []*idc.MACDData{{Date: "d", Open: 1.5, Macd: nan}, {Close: 100.001}}}
-	d := &differ{}
-	d.messages("responses", []proto.Message{exp}, []proto.Message{got})
-	if !slices.Equal(paths(d.diffs), []string{"responses[0].macd[1].close"}) {
-		t.Fatalf("paths %v", paths(d.diffs))
+	d := engine.NewDiffer(nil)
+	d.Messages("responses", []proto.Message{exp}, []proto.Message{got})
+	if !slices.Equal(paths(d.Diffs()), []string{"responses[0].macd[1].close"}) {
+		t.Fatalf("paths %v", paths(d.Diffs()))
 	}
-	if d.diffs[0].Expected != "100.0" || d.diffs[0].Got != "100.001" {
-		t.Errorf("float rendering %+v", d.diffs[0])
+	if d.Diffs()[0].Expected != "100.0" || d.Diffs()[0].Got != "100.001" {
+		t.Errorf("float rendering %+v", d.Diffs()[0])
 	}
-	d = &differ{tol: &Tolerance{Rel: 1e-4}}
-	d.messages("responses", []proto.Message{exp}, []proto.Message{got})
-	if len(d.diffs) != 0 {
-		t.Errorf("rel tolerance: %v", d.diffs)
+	d = engine.NewDiffer(&engine.Tolerance{Rel: 1e-4})
+	d.Messages("responses", []proto.Message{exp}, []proto.Message{got})
+	if len(d.Diffs()) != 0 {
+		t.Errorf("rel tolerance: %v", d.Diffs())
 	}
-	d = &differ{tol: &Tolerance{Abs: 1e-4}}
-	d.messages("responses", []proto.Message{exp}, []proto.Message{got})
-	if len(d.diffs) != 1 {
-		t.Errorf("abs tolerance too small must still differ: %v", d.diffs)
+	d = engine.NewDiffer(&engine.Tolerance{Abs: 1e-4})
+	d.Messages("responses", []proto.Message{exp}, []proto.Message{got})
+	if len(d.Diffs()) != 1 {
+		t.Errorf("abs tolerance too small must still differ: %v", d.Diffs())
 	}
 	got.Macd = got.Macd[:1]
-	d = &differ{}
-	d.messages("responses", []proto.Message{exp}, []proto.Message{got})
-	if !slices.Equal(paths(d.diffs), []string{"responses[0].macd.count"}) {
-		t.Errorf("repeated count: %v", paths(d.diffs))
+	d = engine.NewDiffer(nil)
+	d.Messages("responses", []proto.Message{exp}, []proto.Message{got})
+	if !slices.Equal(paths(d.Diffs()), []string{"responses[0].macd.count"}) {
+		t.Errorf("repeated count: %v", paths(d.Diffs()))
 	}
 }
 
@@ -95,24 +96,24 @@ func TestDiffMapsAndUnknown(t *testing.T) {
 	var exp, got structpb.Struct
 	_ = protojson.Unmarshal([]byte(`{"a": 1, "b": "x", "n": {"k": [1, 2]}}`), &exp)
 	_ = protojson.Unmarshal([]byte(`{"a": 1, "c": true, "n": {"k": [1, 3]}}`), &got)
-	d := &differ{}
-	d.message("r", exp.ProtoReflect(), got.ProtoReflect())
+	d := engine.NewDiffer(nil)
+	d.Message("r", exp.ProtoReflect(), got.ProtoReflect())
 	want := []string{`r.fields["b"]`, `r.fields["c"]`,
 		`r.fields["n"].struct_value.fields["k"].list_value.values[1].number_value`}
-	if !slices.Equal(paths(d.diffs), want) {
-		t.Fatalf("paths %v, want %v", paths(d.diffs), want)
+	if !slices.Equal(paths(d.Diffs()), want) {
+		t.Fatalf("paths %v, want %v", paths(d.Diffs()), want)
 	}
-	if d.diffs[0].Got != "<missing>" || d.diffs[1].Expected != "<missing>" {
-		t.Errorf("missing keys %+v", d.diffs[:2])
+	if d.Diffs()[0].Got != "<missing>" || d.Diffs()[1].Expected != "<missing>" {
+		t.Errorf("missing keys %+v", d.Diffs()[:2])
 	}
 	// The struct_value/list_value are oneof members: presence is compared.
 	p := &routeguide.Point{Latitude: 1}
 	q := &routeguide.Point{Latitude: 1}
 	q.ProtoReflect().SetUnknown([]byte{0x18, 0x05}) // field 3, varint 5
-	d = &differ{}
-	d.message("r", p.ProtoReflect(), q.ProtoReflect())
-	if !slices.Equal(paths(d.diffs), []string{"r.<unknown fields>"}) || d.diffs[0].Got != "GAU=" {
-		t.Errorf("unknown fields %+v", d.diffs)
+	d = engine.NewDiffer(nil)
+	d.Message("r", p.ProtoReflect(), q.ProtoReflect())
+	if !slices.Equal(paths(d.Diffs()), []string{"r.<unknown fields>"}) || d.Diffs()[0].Got != "GAU=" {
+		t.Errorf("unknown fields %+v", d.Diffs())
 	}
 }
 
@@ -127,8 +128,8 @@ func TestReprFloat(t *testing.T) {
 		{math.Inf(-1), 64, "-inf"}, {float64(float32(0.1)), 32, "0.1"}, {-0.0, 64, "0.0"},
 		{float64(float32(math.Cos(5 * math.Pi / 180))), 32, "0.9961947"},
 	} {
-		if got := reprFloat(c.f, c.bits); got != c.want {
-			t.Errorf("reprFloat(%v, %d) = %q, want %q", c.f, c.bits, got, c.want)
+		if got := engine.ReprFloat(c.f, c.bits); got != c.want {
+			t.Errorf("engine.ReprFloat(%v, %d) = %q, want %q", c.f, c.bits, got, c.want)
 		}
 	}
 }
@@ -139,28 +140,28 @@ func TestCheckHeadersStatusChunks(t *testing.T) {
 	  "requests": [{}], "expect": {"status": "NOT_FOUND", "message": "m",
 	  "headers": {"echo-ip": ["1", "2"], "echo-x-bin": ["AP8="]},
 	  "chunks": {"field": "macd_chunk", "size": 5, "sha256": "00", "chunk_size": 2}}}`
-	var c Call
+	var c engine.Call
 	if err := json.Unmarshal([]byte(raw), &c); err != nil {
 		t.Fatal(err)
 	}
-	p, err := prepare(&c)
+	p, err := engine.Prepare(&c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := &outcome{
-		status: status.New(5, "m"),
-		header: metadata.MD{"echo-ip": {"1", "2"}, "echo-x-bin": {"\x00\xff"}},
-		responses: []proto.Message{&idc.MACDGraphReply{MacdChunk: []byte("ab")},
+	out := engine.Outcome{
+		Status: status.New(5, "m"),
+		Header: metadata.MD{"echo-ip": {"1", "2"}, "echo-x-bin": {"\x00\xff"}},
+		Responses: []proto.Message{&idc.MACDGraphReply{MacdChunk: []byte("ab")},
 			&idc.MACDGraphReply{MacdChunk: []byte("cde")}, &idc.MACDGraphReply{MacdChunk: []byte("f")}},
 	}
-	ds := check(0, p, out)
+	ds := engine.Check(0, p, out)
 	want := []string{"chunks[1].size", "chunks.size", "chunks.sha256"}
 	if !slices.Equal(paths(ds), want) {
 		t.Fatalf("paths %v, want %v", paths(ds), want)
 	}
-	out.status = status.New(3, "other")
-	out.header = metadata.MD{"echo-ip": {"2", "1"}}
-	ds = check(0, p, out)
+	out.Status = status.New(3, "other")
+	out.Header = metadata.MD{"echo-ip": {"2", "1"}}
+	ds = engine.Check(0, p, out)
 	want = []string{"status.code", "status.message", `headers["echo-ip"]`, `headers["echo-x-bin"]`}
 	if got := paths(ds)[:4]; !slices.Equal(got, want) {
 		t.Fatalf("paths %v, want %v", got, want)
@@ -179,29 +180,29 @@ func TestPrepareErrors(t *testing.T) {
 		`{"method": "/a.B/C", "streaming": "client_stream", "request_type": "routeguide.Point", "response_type": "routeguide.Point", "metadata": {"k-bin": ["%%"]}}`,
 		`{"method": "/a.B/C", "streaming": "client_stream", "request_type": "routeguide.Point", "response_type": "routeguide.Point", "expect": {"responses": [{"latitude": "x"}]}}`,
 	} {
-		var c Call
+		var c engine.Call
 		if err := json.Unmarshal([]byte(raw), &c); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := prepare(&c); err == nil {
+		if _, err := engine.Prepare(&c); err == nil {
 			t.Errorf("prepare(%s) succeeded", raw)
 		}
 	}
 }
 
 func TestASCIISafe(t *testing.T) {
-	if got := asciiSafe("r1:go→py:a/b%"); got != "r1:go%E2%86%92py:a/b%25" {
+	if got := engine.ASCIISafe("r1:go→py:a/b%"); got != "r1:go%E2%86%92py:a/b%25" {
 		t.Errorf("asciiSafe = %q", got)
 	}
 }
 
 func TestFloatEqualSignedZero(t *testing.T) {
 	neg := math.Copysign(0, -1)
-	for _, tol := range []*Tolerance{nil, {Abs: 1, Rel: 1}} {
-		if floatEqual(neg, 0, tol) || floatEqual(0, neg, tol) {
+	for _, tol := range []*engine.Tolerance{nil, {Abs: 1, Rel: 1}} {
+		if engine.FloatEqual(neg, 0, tol) || engine.FloatEqual(0, neg, tol) {
 			t.Errorf("tol %v: -0.0 compared equal to 0.0; the sign is a value", tol)
 		}
-		if !floatEqual(neg, neg, tol) {
+		if !engine.FloatEqual(neg, neg, tol) {
 			t.Errorf("tol %v: -0.0 != -0.0", tol)
 		}
 	}

@@ -18,19 +18,25 @@ import (
 	"github.com/grpc-interop-harness/go_peer/internal/registry"
 )
 
-// Metadata keys every harness call carries.
+// Metadata keys of the harness.
 const (
-	CaseKey    = "interop-case"
-	SessionKey = "interop-session"
+	CaseKey    = "interop-case"    // every call: the case name
+	SessionKey = "interop-session" // every call: run_id:direction:case
+	CallKey    = "interop-call"    // every call: the index of the call in its case
+	// ServerDiffsKey is the trailer in which a generic server sends its findings (JSON list).
+	ServerDiffsKey = "interop-server-diffs-bin"
 )
 
 // gracePeriod bounds how long a graceful stop waits for running RPCs.
 const gracePeriod = 5 * time.Second
 
-// NewServer returns a gRPC server with every registered service, health (overall and every
-// service SERVING) and reflection. Non-OK outcomes are logged to log as "[<case>] method -> status".
-func NewServer(log io.Writer) *grpc.Server {
-	l := &callLogger{w: log}
+// NewServer returns a gRPC server with every registered service (the generated glue: calls go to
+// the generic engine when cat has their case, else to the hand-written fallback), health (overall
+// and every service SERVING) and reflection. cat may be nil (only fallbacks answer). Non-OK
+// outcomes are logged to log as "[<case>] method -> status", server findings as
+// "[<case>] server: path: expected …, got …".
+func NewServer(log io.Writer, cat *Catalogue) *grpc.Server {
+	l := &callLogger{w: log, cat: cat}
 	s := grpc.NewServer(grpc.ChainUnaryInterceptor(l.unary), grpc.ChainStreamInterceptor(l.stream))
 	registry.RegisterAll(s)
 	hs := health.NewServer()
@@ -45,7 +51,7 @@ func NewServer(log io.Writer) *grpc.Server {
 
 // Serve listens on addr, prints "LISTENING host:port" on stdout once serving and serves until
 // ctx is cancelled, then stops gracefully (forcefully after a grace period).
-func Serve(ctx context.Context, addr string, stdout, stderr io.Writer) error {
+func Serve(ctx context.Context, addr string, cat *Catalogue, stdout, stderr io.Writer) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("bad --addr %q: %v (want HOST:PORT)", addr, err)
@@ -54,7 +60,7 @@ func Serve(ctx context.Context, addr string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s := NewServer(stderr)
+	s := NewServer(stderr, cat)
 	tcp := ln.Addr().(*net.TCPAddr)
 	if host == "" {
 		host = tcp.IP.String()
@@ -82,10 +88,35 @@ func Serve(ctx context.Context, addr string, stdout, stderr io.Writer) error {
 	return err
 }
 
+// callLogger is the server's interceptor: it puts itself (the catalogue and the log) into every
+// call's context for the generic engine, and logs non-OK outcomes.
 type callLogger struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	w   io.Writer
+	cat *Catalogue
 }
+
+type serverKey struct{}
+
+// serverFrom returns the callLogger of the server running the call (nil outside NewServer).
+func serverFrom(ctx context.Context) *callLogger {
+	l, _ := ctx.Value(serverKey{}).(*callLogger)
+	return l
+}
+
+func (l *callLogger) printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, format, args...)
+}
+
+// withContext overrides a server stream's context.
+type withContext struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s withContext) Context() context.Context { return s.ctx }
 
 func (l *callLogger) log(ctx context.Context, method string, err error) {
 	if err == nil {
@@ -98,19 +129,19 @@ func (l *callLogger) log(ctx context.Context, method string, err error) {
 		}
 	}
 	st := status.Convert(err)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, "[%s] %s -> %s: %s\n", name, method, CodeName(st.Code()), st.Message())
+	l.printf("[%s] %s -> %s: %s\n", name, method, CodeName(st.Code()), st.Message())
 }
 
 func (l *callLogger) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	ctx = context.WithValue(ctx, serverKey{}, l)
 	resp, err := h(ctx, req)
 	l.log(ctx, info.FullMethod, err)
 	return resp, err
 }
 
 func (l *callLogger) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	err := h(srv, ss)
-	l.log(ss.Context(), info.FullMethod, err)
+	ctx := context.WithValue(ss.Context(), serverKey{}, l)
+	err := h(srv, withContext{ss, ctx})
+	l.log(ctx, info.FullMethod, err)
 	return err
 }

@@ -1,34 +1,78 @@
-// Package registry collects the gRPC services the peer serves. Service implementations (the
-// hand-written seeds, later generated glue) call Add from init(); the server applies them all.
+// Package registry collects what the peer serves. Two kinds of entries, both added from init():
+//
+//   - services: the generated glue (gen/pb/.../*_interop.pb.go, written by protoc-gen-interop)
+//     adds one entry per gRPC service of the proto set with AddService. The server applies them
+//     all, so every service of the proto set is served.
+//   - implementations: hand-written services (internal/seeds) add a factory with AddImpl. The glue
+//     looks them up by service name with Impl and uses them as the fallback for calls that the
+//     catalogue does not describe.
 package registry
 
 import (
+	"sort"
 	"sync"
 
 	"google.golang.org/grpc"
 )
 
-// Registration registers one or more services on a server.
+// Registration registers one service on a server.
 type Registration func(s grpc.ServiceRegistrar)
 
-var (
-	mu   sync.Mutex
-	regs []Registration
-)
-
-// Add records a registration; call it from init().
-func Add(r Registration) {
-	mu.Lock()
-	defer mu.Unlock()
-	regs = append(regs, r)
+type service struct {
+	name     string
+	register Registration
 }
 
-// RegisterAll applies every recorded registration to s, in the order they were added.
+var (
+	mu       sync.Mutex
+	services []service
+	impls    = map[string]func() any{}
+)
+
+// AddService records the registration of a service; call it from init().
+func AddService(name string, r Registration) {
+	mu.Lock()
+	defer mu.Unlock()
+	services = append(services, service{name, r})
+}
+
+// AddImpl records a factory for the hand-written implementation of a service (full protobuf name,
+// e.g. "routeguide.RouteGuide"); call it from init(). Every server gets its own instance.
+func AddImpl(serviceName string, factory func() any) {
+	mu.Lock()
+	defer mu.Unlock()
+	impls[serviceName] = factory
+}
+
+// Impl returns a new instance of the hand-written implementation of a service, or nil.
+func Impl(serviceName string) any {
+	mu.Lock()
+	f := impls[serviceName]
+	mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f()
+}
+
+// Services returns the names of the recorded services, sorted.
+func Services() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	out := make([]string, len(services))
+	for i, s := range services {
+		out[i] = s.name
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RegisterAll applies every recorded service registration to s, in the order they were added.
 func RegisterAll(s grpc.ServiceRegistrar) {
 	mu.Lock()
-	all := append([]Registration(nil), regs...)
+	all := append([]service(nil), services...)
 	mu.Unlock()
 	for _, r := range all {
-		r(s)
+		r.register(s)
 	}
 }

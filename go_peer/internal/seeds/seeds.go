@@ -1,12 +1,13 @@
 // Package seeds holds the Go implementations of the seed services, exactly as specified in
 // docs/seeds.md: every method is a pure function of its requests (plus per-session state for
-// Position), so clients can check exact results. Importing the package registers them all.
+// Position), so clients can check exact results. Importing the package registers them all as
+// fallback implementations (registry.AddImpl): the generated glue serves every service and hands
+// calls that the server's catalogue does not describe to them.
 package seeds
 
 import (
 	"context"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/grpc-interop-harness/go_peer/gen/pb/idc"
@@ -18,14 +19,12 @@ import (
 )
 
 func init() {
-	registry.Add(func(s grpc.ServiceRegistrar) {
-		posxyz.RegisterPositionServiceServer(s, NewPositionServer())
-		routeguide.RegisterRouteGuideServer(s, NewRouteGuideServer())
-		tutorial.RegisterHelloServiceServer(s, &HelloServer{})
-		users.RegisterUsersServer(s, &UsersServer{})
-		idc.RegisterIndicatorServer(s, &IndicatorServer{})
-		idc.RegisterIndicatorGraphServer(s, &IndicatorGraphServer{})
-	})
+	registry.AddImpl(posxyz.PositionService_ServiceDesc.ServiceName, func() any { return NewPositionServer() })
+	registry.AddImpl(routeguide.RouteGuide_ServiceDesc.ServiceName, func() any { return NewRouteGuideServer() })
+	registry.AddImpl(tutorial.HelloService_ServiceDesc.ServiceName, func() any { return &HelloServer{} })
+	registry.AddImpl(users.Users_ServiceDesc.ServiceName, func() any { return &UsersServer{} })
+	registry.AddImpl(idc.Indicator_ServiceDesc.ServiceName, func() any { return &IndicatorServer{} })
+	registry.AddImpl(idc.IndicatorGraph_ServiceDesc.ServiceName, func() any { return &IndicatorGraphServer{} })
 }
 
 // session is the interop-session value of a call ("" when absent).
@@ -37,3 +36,14 @@ func session(ctx context.Context) string {
 	}
 	return ""
 }
+
+// The glue type-asserts the registered implementations to the generated server interfaces; a
+// seed that stopped implementing its interface must fail the build, not silently stop answering.
+var (
+	_ posxyz.PositionServiceServer = (*PositionServer)(nil)
+	_ routeguide.RouteGuideServer  = (*RouteGuideServer)(nil)
+	_ tutorial.HelloServiceServer  = (*HelloServer)(nil)
+	_ users.UsersServer            = (*UsersServer)(nil)
+	_ idc.IndicatorServer          = (*IndicatorServer)(nil)
+	_ idc.IndicatorGraphServer     = (*IndicatorGraphServer)(nil)
+)

@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Catalogue is what a generic server answers from (contract v2): the cases of a client input
+// document, by name. Only "cases" is read.
+type Catalogue struct {
+	cases map[string]*catCase
+}
+
+type catCase struct {
+	name  string
+	calls []*servedCall
+	err   error // the case is not valid; calls for it are answered FAILED_PRECONDITION
+}
+
+// servedCall is one call of a catalogue case, checked and ready for the generic server. Requests
+// and responses stay JSON: they are parsed into the method's own types when the call comes.
+type servedCall struct {
+	caseName string
+	index    int
+	call     *Call
+	header   metadata.MD
+	trailer  metadata.MD
+	code     codes.Code
+	details  []*anypb.Any
+	err      error // the call is not valid
+}
+
+// LoadCatalogue parses a catalogue document. A malformed document is an error; a malformed case is
+// kept and reported to the calls that use it.
+func LoadCatalogue(doc []byte) (*Catalogue, error) {
+	var in struct {
+		Cases []json.RawMessage `json:"cases"`
+	}
+	if err := json.Unmarshal(doc, &in); err != nil {
+		return nil, fmt.Errorf("catalogue is not valid JSON: %v", err)
+	}
+	cat := &Catalogue{cases: map[string]*catCase{}}
+	for i, raw := range in.Cases {
+		cc := &catCase{}
+		c, err := parseCase(raw)
+		if err != nil {
+			var named struct {
+				Name string `json:"name"`
+			}
+			_ = json.Unmarshal(raw, &named)
+			cc.name, cc.err = named.Name, fmt.Errorf("case is not valid: %v", err)
+		} else {
+			cc.name = c.Name
+			for j := range c.Calls {
+				cc.calls = append(cc.calls, serveCall(c.Name, j, &c.Calls[j]))
+			}
+		}
+		if cc.name == "" {
+			return nil, fmt.Errorf("catalogue case %d has no name", i)
+		}
+		if _, dup := cat.cases[cc.name]; dup {
+			return nil, fmt.Errorf("catalogue has two cases named %q", cc.name)
+		}
+		cat.cases[cc.name] = cc
+	}
+	return cat, nil
+}
+
+// Len is the number of cases.
+func (c *Catalogue) Len() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.cases)
+}
+
+// lookup finds a case by the interop-case value it arrived with (percent-decoded when the client
+// had to escape it, as the Go client does for non-ASCII names).
+func (c *Catalogue) lookup(name string) *catCase {
+	if c == nil {
+		return nil
+	}
+	if cc, ok := c.cases[name]; ok {
+		return cc
+	}
+	if strings.Contains(name, "%") {
+		if dec, err := url.PathUnescape(name); err == nil {
+			return c.cases[dec]
+		}
+	}
+	return nil
+}
+
+func serveCall(name string, i int, c *Call) *servedCall {
+	sc := &servedCall{caseName: name, index: i, call: c, code: codes.OK}
+	fail := func(err error) *servedCall {
+		sc.err = fmt.Errorf("case %s call %d is not valid: %v", name, i, err)
+		return sc
+	}
+	if !strings.HasPrefix(c.Method, "/") || strings.Count(c.Method, "/") != 2 {
+		return fail(fmt.Errorf("method %q is not of the form /package.Service/Method", c.Method))
+	}
+	switch c.Streaming {
+	case ModeUnary, ModeServerStream, ModeClientStream, ModeBidi:
+	default:
+		return fail(fmt.Errorf("streaming %q is not unary, server_stream, client_stream or bidi", c.Streaming))
+	}
+	if c.Bidi != "" && c.Bidi != PingPong && c.Bidi != HalfDuplex {
+		return fail(fmt.Errorf("bidi %q is not ping_pong or half_duplex", c.Bidi))
+	}
+	if err := checkCallOptions(c); err != nil {
+		return fail(err)
+	}
+	if _, err := mdFromCase(c.Metadata, "metadata"); err != nil {
+		return fail(err)
+	}
+	var err error
+	if sc.header, err = mdFromCase(c.Expect.Headers, "expect.headers"); err != nil {
+		return fail(err)
+	}
+	if sc.trailer, err = mdFromCase(c.Expect.Trailers, "expect.trailers"); err != nil {
+		return fail(err)
+	}
+	if c.Expect.Status != "" {
+		sc.code, _ = CodeByName(c.Expect.Status) // checked above
+	}
+	if c.Server != nil && c.Server.Status != "" {
+		// The client must reach its expected status on its own (cancel, deadline): the server
+		// answers something else, so a client that does not cancel cannot pass.
+		code, ok := CodeByName(c.Server.Status)
+		if !ok {
+			return fail(fmt.Errorf("server.status %q is not a gRPC status code name", c.Server.Status))
+		}
+		sc.code = code
+	}
+	if c.Expect.Details != nil {
+		if sc.details, err = parseDetails(*c.Expect.Details); err != nil {
+			return fail(err)
+		}
+	}
+	return sc
+}

@@ -1,0 +1,45 @@
+package engine
+
+import (
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Test hooks. The tests that need the generated seed types are external (package engine_test):
+// the generated packages import this one (their _interop.pb.go glue), so an internal test that
+// imported them would be an import cycle.
+
+// Differ exposes the diff walker.
+type Differ struct{ d *differ }
+
+func NewDiffer(tol *Tolerance) *Differ { return &Differ{&differ{tol: tol}} }
+
+func (d *Differ) Messages(path string, exp, got []proto.Message) { d.d.messages(path, exp, got) }
+
+func (d *Differ) Message(path string, exp, got protoreflect.Message) { d.d.message(path, exp, got) }
+
+func (d *Differ) Diffs() []Diff { return d.d.diffs }
+
+// Plan is a prepared call.
+type Plan = plan
+
+// Outcome is what an RPC produced, as check sees it.
+type Outcome struct {
+	Status          *status.Status
+	Header, Trailer metadata.MD
+	Responses       []proto.Message
+}
+
+var (
+	Prepare    = prepare
+	ReprFloat  = reprFloat
+	ASCIISafe  = asciiSafe
+	FloatEqual = floatEqual
+	ParseCase  = parseCase
+)
+
+func Check(call int, p *Plan, o Outcome) []Diff {
+	return check(call, p, &outcome{status: o.Status, header: o.Header, trailer: o.Trailer, responses: o.Responses})
+}

@@ -1,0 +1,82 @@
+"""Known divergences: where grpcio and grpc-go legitimately differ, the expected outcome per
+direction and case, with the reason. Applied to results after a run:
+
+- a matching result that fails as described becomes `divergence` (listed, not a failure);
+- a matching result that passes becomes `unexpected_pass`: the entry is stale, the run fails;
+- an entry of a user's file that matches no (direction, case) of the proto set is an error
+  (a dead pattern). The built-in entries describe library behaviour and may not apply to every set.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from python_impl.client import Diff, Result
+
+KEYS = {"match", "contains", "reason"}
+
+
+class DivergenceError(Exception):
+    """A divergence file is malformed or has a dead pattern; the message names file and entry."""
+
+
+@dataclass(frozen=True)
+class Divergence:
+    match: str        # glob over "<direction slug>:<case name>", e.g. "go-py:*/deep_recursion"
+    contains: str     # text one of the result's diffs must contain (what the divergence looks like)
+    reason: str
+    source: str
+    builtin: bool
+
+    def applies(self, slug: str, case: str) -> bool:
+        return fnmatch.fnmatchcase(f"{slug}:{case}", self.match)
+
+
+def load(paths: list[Path], builtin: bool) -> list[Divergence]:
+    out = []
+    for path in paths:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        entries = doc.get("divergences") if isinstance(doc, dict) else None
+        if not isinstance(entries, list) or set(doc) != {"divergences"}:
+            raise DivergenceError(f"{path}: a divergence file is a mapping with one key, 'divergences' (a list)")
+        for i, e in enumerate(entries):
+            if not isinstance(e, dict) or set(e) != KEYS:
+                raise DivergenceError(f"{path}: divergences[{i}] needs exactly the keys {sorted(KEYS)}")
+            if not str(e["reason"]).strip():
+                raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}) gives no reason")
+            out.append(Divergence(str(e["match"]), str(e["contains"]), str(e["reason"]), str(path), builtin))
+    return out
+
+
+def builtin_files() -> list[Path]:
+    folder = importlib.resources.files("harness") / "divergences"
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def check_dead(entries: list[Divergence], pairs: list[tuple[str, str]]) -> None:
+    """A user's entry that matches nothing the proto set can produce is an error, not silence."""
+    for e in entries:
+        if not e.builtin and not any(e.applies(slug, case) for slug, case in pairs):
+            raise DivergenceError(f"{e.source}: divergence {e.match!r} matches no direction:case of this proto set "
+                                  "(a dead pattern); fix or remove it")
+
+
+def apply(entries: list[Divergence], result: Result, slug: str) -> Result:
+    """The result's verdict in the light of the known divergences (first matching entry wins)."""
+    entry = next((e for e in entries if e.applies(slug, result.case)), None)
+    if entry is None:
+        return result
+    text = "\n".join(f"{d.path}: expected {d.expected}, got {d.got}" for d in result.diffs)
+    if result.verdict == "pass":
+        result.verdict = "unexpected_pass"
+        result.diffs = [Diff(0, "divergence", f"to diverge ({entry.reason})",
+                             f"passed: the entry in {entry.source} ({entry.match}) is stale")]
+    elif entry.contains in text:
+        result.verdict = "divergence"
+        result.diffs.append(Diff(0, "divergence", "known", f"{entry.reason} ({entry.source})"))
+    return result

@@ -1,0 +1,57 @@
+"""Known divergences: expected failures become `divergence`, stale ones fail, dead patterns are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import divergences
+from python_impl.client import Diff, Result
+
+ENTRY = divergences.Divergence(match="go-py:svc/M/*/deep", contains="RESOURCE_EXHAUSTED", reason="limits differ",
+                               source="mine.yaml", builtin=False)
+
+
+def result(verdict: str, got: str = "") -> Result:
+    diffs = [Diff(0, "status.code", "OK", got)] if got else []
+    return Result("svc/M/T/deep", "go→py", verdict, diffs)
+
+
+def test_expected_failure_becomes_a_divergence() -> None:
+    r = divergences.apply([ENTRY], result("fail", "RESOURCE_EXHAUSTED"), "go-py")
+    assert r.verdict == "divergence" and "limits differ" in r.diffs[-1].got
+
+
+def test_a_different_failure_stays_a_failure() -> None:
+    assert divergences.apply([ENTRY], result("fail", "INTERNAL"), "go-py").verdict == "fail"
+
+
+def test_a_pass_is_a_stale_entry() -> None:
+    r = divergences.apply([ENTRY], result("pass"), "go-py")
+    assert r.verdict == "unexpected_pass" and "stale" in r.diffs[0].got
+
+
+def test_other_directions_are_untouched() -> None:
+    assert divergences.apply([ENTRY], result("fail", "RESOURCE_EXHAUSTED"), "py-go").verdict == "fail"
+
+
+def test_dead_pattern_is_an_error_for_user_files_only() -> None:
+    with pytest.raises(divergences.DivergenceError, match="dead pattern"):
+        divergences.check_dead([ENTRY], [("go-py", "svc/M/T/other")])
+    builtin = divergences.Divergence(**{**ENTRY.__dict__, "builtin": True})
+    divergences.check_dead([builtin], [("go-py", "svc/M/T/other")])
+
+
+def test_malformed_files(tmp_path: Path) -> None:
+    bad = tmp_path / "d.yaml"
+    bad.write_text("divergences: [{match: x, contains: y}]")
+    with pytest.raises(divergences.DivergenceError, match="exactly the keys"):
+        divergences.load([bad], builtin=False)
+    bad.write_text("divergences: [{match: x, contains: y, reason: ' '}]")
+    with pytest.raises(divergences.DivergenceError, match="gives no reason"):
+        divergences.load([bad], builtin=False)
+
+
+def test_builtin_file_loads() -> None:
+    assert all(e.reason for e in divergences.load(divergences.builtin_files(), builtin=True))
