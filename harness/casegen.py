@@ -86,6 +86,8 @@ def value_cases(m: MethodDescriptor) -> list[Case]:
     variants: list[tuple[str, Callable[[Descriptor], Any]]] = [(p, lambda d, p=p: _value(d, p)) for p in PATTERNS]
     variants += _oneof_variants(m.input_type)
     variants.append(("deep_recursion", lambda d: _deep(d, 60)))
+    # Past upb's default nesting limit (100) and far inside protobuf-go's (10 000): see divergences.
+    variants.append(("deep_recursion_150", lambda d: _deep(d, 150)))
     for pattern, make in variants:
         req, resp = make(m.input_type), make(m.output_type)
         if req is None and resp is None:

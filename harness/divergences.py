@@ -28,7 +28,7 @@ class DivergenceError(Exception):
 @dataclass(frozen=True)
 class Divergence:
     match: str        # glob over "<direction slug>:<case name>", e.g. "go-py:*/deep_recursion"
-    contains: str     # text one of the result's diffs must contain (what the divergence looks like)
+    contains: tuple[str, ...]  # texts; the result's diffs must contain one (what the divergence looks like)
     reason: str
     source: str
     builtin: bool
@@ -49,7 +49,10 @@ def load(paths: list[Path], builtin: bool) -> list[Divergence]:
                 raise DivergenceError(f"{path}: divergences[{i}] needs exactly the keys {sorted(KEYS)}")
             if not str(e["reason"]).strip():
                 raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}) gives no reason")
-            out.append(Divergence(str(e["match"]), str(e["contains"]), str(e["reason"]), str(path), builtin))
+            contains = e["contains"] if isinstance(e["contains"], list) else [e["contains"]]
+            if not contains or not all(isinstance(c, str) and c for c in contains):
+                raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}): contains is a text or a list of texts")
+            out.append(Divergence(str(e["match"]), tuple(contains), str(e["reason"]), str(path), builtin))
     return out
 
 
@@ -76,7 +79,7 @@ def apply(entries: list[Divergence], result: Result, slug: str) -> Result:
         result.verdict = "unexpected_pass"
         result.diffs = [Diff(0, "divergence", f"to diverge ({entry.reason})",
                              f"passed: the entry in {entry.source} ({entry.match}) is stale")]
-    elif entry.contains in text:
+    elif any(c in text for c in entry.contains):
         result.verdict = "divergence"
         result.diffs.append(Diff(0, "divergence", "known", f"{entry.reason} ({entry.source})"))
     return result

@@ -401,7 +401,10 @@ class _CaseRun:
         self.diffs += check(call, out, index)
 
     def error(self, index: int, e: Exception) -> None:
-        self.diffs.append(Diff(index, "error", "", f"{type(e).__name__}: {e}"))
+        text = f"{type(e).__name__}: {e}"
+        if len(text) > 600:  # a parse error repeats itself once per nesting level
+            text = f"{text[:200]} … {text[-300:]}"
+        self.diffs.append(Diff(index, "error", "", text))
         self.verdict = "error"
 
     def result(self) -> Result:

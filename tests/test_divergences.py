@@ -9,7 +9,7 @@ import pytest
 from harness import divergences
 from python_impl.client import Diff, Result
 
-ENTRY = divergences.Divergence(match="go-py:svc/M/*/deep", contains="RESOURCE_EXHAUSTED", reason="limits differ",
+ENTRY = divergences.Divergence(match="go-py:svc/M/*/deep", contains=("RESOURCE_EXHAUSTED",), reason="limits differ",
                                source="mine.yaml", builtin=False)
 
 
