@@ -7,7 +7,11 @@ harness.runner; Go-client directions run all their selected cases in one batch.
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,10 +20,11 @@ import pytest
 
 from harness.cases import Case
 from harness.peer import select_runner
-from harness.runner import DIRECTIONS, Direction, Prepared, Session, direction, prepare
+from harness.runner import DIRECTIONS, Direction, ExternalServer, Prepared, Session, direction, prepare, share
 from python_impl.client import Result
 
 _PREPARED = pytest.StashKey[Prepared]()
+_SHARED = pytest.StashKey[tuple]()  # xdist controller: (session, servers, runner, batch folder)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,21 +54,74 @@ def _prepared(config: pytest.Config) -> Prepared:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "interop_run" not in metafunc.fixturenames:
         return
-    names = metafunc.config.getoption("interop_direction")
-    directions = [direction(n) for n in names] if names else list(DIRECTIONS)
+    directions = _directions(metafunc.config)
     cases = _prepared(metafunc.config).cases
     metafunc.parametrize(("interop_direction", "interop_case"),
                          [pytest.param(d, c, id=f"{d.slug}:{c.name}", marks=pytest.mark.interop)
                           for d in directions for c in cases])
 
 
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+
+
+def _directions(config: pytest.Config) -> list[Direction]:
+    names = config.getoption("interop_direction")
+    return [direction(n) for n in names] if names else list(DIRECTIONS)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under xdist the controller starts the server peers once; every worker uses the same ones."""
+    config = session.config
+    if not _is_xdist_controller(config):
+        return
+    runner = select_runner(config.getoption("peer_runner"))
+    shared = Session(_prepared(config), runner)
+    sides = sorted({d.server for d in _directions(config)})
+    config.stash[_SHARED] = (shared, {side: share(shared.server(side)).to_json() for side in sides}, runner,
+                             tempfile.mkdtemp(prefix="interop-batches-"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    shared, servers, runner, batches = node.config.stash[_SHARED]
+    node.workerinput["interop"] = json.dumps({"servers": servers, "runner": runner, "batches": batches})
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _SHARED in session.config.stash:
+        shared, _, _, batches = session.config.stash[_SHARED]
+        shared.__exit__(None, None, None)
+        shutil.rmtree(batches, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def interop_session(request: pytest.FixtureRequest) -> Any:
-    """Peers for the whole test session: the Go peer is built once, started once, always removed."""
-    runner = select_runner(request.config.getoption("peer_runner"))
-    with Session(_prepared(request.config), runner) as session:
+    """Peers for the whole test session: the Go peer is built once, started once, always removed.
+    Under xdist the servers are the controller's; workers share one Go-client batch per direction."""
+    config = request.config
+    handed = json.loads(getattr(config, "workerinput", {}).get("interop", "null") or "null")
+    runner = handed["runner"] if handed else select_runner(config.getoption("peer_runner"))
+    with Session(_prepared(config), runner) as session:
+        if handed:
+            session.external = {side: ExternalServer(**v) for side, v in handed["servers"].items()}
         session.batches = {}  # direction name -> {case name: Result}
+        session.batch_dir = Path(handed["batches"]) if handed else None
         yield session
+
+
+def _batch(session: Session, d: Direction, cases: list[Case]) -> dict[str, Result]:
+    """One batch per direction for the whole run: under xdist the first worker runs it, the others
+    wait on the lock and read its results."""
+    if session.batch_dir is None:
+        return {r.case: r for r in session.run(d, cases)}
+    with (session.batch_dir / f"{d.slug}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = session.batch_dir / f"{d.slug}.json"
+        if not done.exists():
+            done.write_text(json.dumps([r.to_json() for r in session.run(d, cases)], ensure_ascii=False))
+        return {r["case"]: Result.from_json(r) for r in json.loads(done.read_text())}
 
 
 @dataclass
@@ -88,11 +146,11 @@ def interop_run(request: pytest.FixtureRequest, interop_session: Any, interop_di
     d, s = interop_direction, interop_session
     if d.client == "py":
         result = s.run(d, [interop_case])[0]
-    else:
+    else:  # go: one client process; pyaio: one event loop, for all the direction's cases
         if d.name not in s.batches:
             # session.items is the final selection (after -k): batch exactly the cases that will run.
             chosen = [i.callspec.params["interop_case"] for i in request.session.items
                       if getattr(i, "callspec", None) and i.callspec.params.get("interop_direction") == d]
-            s.batches[d.name] = {r.case: r for r in s.run(d, chosen)}
+            s.batches[d.name] = _batch(s, d, chosen)
         result = s.batches[d.name][interop_case.name]
     return InteropRun(d, interop_case, result, s)

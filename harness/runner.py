@@ -111,6 +111,8 @@ class Session:
     _stack: ExitStack = field(default_factory=ExitStack)
     _servers: dict[str, Any] = field(default_factory=dict)
     client_logs: dict[str, str] = field(default_factory=dict)
+    # Servers another process started and shares (pytest-xdist workers): side -> ExternalServer
+    external: dict[str, Any] = field(default_factory=dict)
 
     def __enter__(self) -> Session:
         return self
@@ -119,6 +121,8 @@ class Session:
         self._stack.close()
 
     def server(self, side: str) -> Any:
+        if side in self.external:
+            return self.external[side]
         if side not in self._servers:
             catalogue = self.prepared.catalogue
             if side == "go":
@@ -176,12 +180,42 @@ class Session:
         lines += ["", "reproduce this case alone:", "  " + repro_command(protos, d, result.case, self.runner, extra),
                   "start the server peer by hand (attach a debugger to it):",
                   "  " + serve_command(protos, d.server, self.runner)]
-        server = self._servers.get(d.server)
+        server = self.external.get(d.server) or self._servers.get(d.server)
         if server is not None:
             lines += ["", f"--- server peer: {server.describe()} (last lines) ---", server.logs(80)]
         if d.client == "go" and self.client_logs.get(d.name):
             lines += ["--- Go client stderr ---", self.client_logs[d.name][-6000:]]
         return "\n".join(lines)
+
+
+@dataclass
+class ExternalServer:
+    """A server peer started by another process of this run (the xdist controller)."""
+    address: str
+    description: str
+    container: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.description} (shared by the test controller)"
+
+    def logs(self, tail: int = 200) -> str:
+        if self.container is None:
+            return "(the shared server runs in the test controller process: its log lines are in its output)"
+        from harness.peer import docker_client
+
+        try:
+            return docker_client().containers.get(self.container).logs(tail=tail).decode(errors="replace")
+        except Exception as e:  # noqa: BLE001
+            return f"(logs unavailable: {e})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": self.address, "description": self.description, "container": self.container}
+
+
+def share(server: Any) -> ExternalServer:
+    """What a worker needs to use a server this process started."""
+    container = getattr(server, "_container", None)
+    return ExternalServer(server.address, server.describe(), container.id if container is not None else None)
 
 
 def _align(cases: list[cases_mod.Case], results: list[Result], d: Direction) -> list[Result]:

@@ -46,3 +46,22 @@ def test_failure_names_direction_method_case_and_how_to_reproduce(project: pytes
         "*grpc-interop run --protos * --cases mycases.yaml --direction py-py --peer-runner * -k tutorial.HelloService/SayHello/wrong*",
         "*grpc-interop serve --protos * --lang py --addr 127.0.0.1:50051*",
     ])
+
+
+def test_xdist_workers_share_the_controllers_servers(project: pytest.Pytester, tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    project.makepyfile(test_share=f"""
+import os
+def test_a(interop_session):
+    open(os.path.join({str(seen)!r}, os.environ["PYTEST_XDIST_WORKER"]), "w").write(
+        interop_session.server("py").address)
+test_b = test_a
+test_c = test_a
+test_d = test_a
+""")
+    result = run(project, "-n", "2", "--dist", "each", "--peer-runner", "process")
+    result.assert_outcomes(passed=10, failed=2)  # on each worker: four sharing tests and `right`; `wrong` fails
+    addresses = {p.read_text() for p in seen.iterdir()}
+    assert len(list(seen.iterdir())) == 2, "both workers should have run sharing tests"
+    assert len(addresses) == 1, f"workers used different servers: {addresses}"
