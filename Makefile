@@ -33,8 +33,8 @@ gen: $(PY) ## generate Python and Go code for PROTOS (cached by content hash)
 peer: $(PY) ## build the Go peer binary and its FROM-scratch image (skipped when unchanged)
 	$(VENV)/bin/grpc-interop peer --protos $(PROTOS)
 
-test: $(PY) ## unit tests + the real cross-language runs in all four directions
-	$(PY) -m pytest --peer-runner $(INTEROP_PEER_RUNNER) --interop-protos $(PROTOS)
+test: $(PY) ## unit tests + every case in every direction (pytest, one worker per core, shared peers)
+	$(PY) -m pytest -n auto --peer-runner $(INTEROP_PEER_RUNNER) --interop-protos $(PROTOS)
 
 unit: $(PY) ## unit tests only (no Go peer)
 	$(PY) -m pytest -m "not interop"
@@ -42,7 +42,7 @@ unit: $(PY) ## unit tests only (no Go peer)
 interop: $(PY) ## the main job: run every case in every direction and print the matrix
 	$(VENV)/bin/grpc-interop run --protos $(PROTOS) --peer-runner $(INTEROP_PEER_RUNNER)
 
-bench: $(PY) ## measure make interop cold (no image, no build cache) and warm; writes BENCHMARKS.md figures to stdout
+bench: $(PY) ## measure make interop cold (no image, no build cache) and warm, and cases per second
 	ci/bench.sh
 
 clean: ## remove the harness's containers, images and build products

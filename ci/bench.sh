@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# `make bench`: wall time of `make interop`, cold (no peer image, no generated code, no Go build
-# cache for the peer) and warm (everything cached). Prints the figures; BENCHMARKS.md records them.
+# `make bench`: wall time of `make interop` (every case, every direction), cold and warm, and the
+# number of case runs per second. Cold: no peer image, no build/ (generated code, plugins, binaries)
+# and an empty Go build cache. Warm: nothing changed. BENCHMARKS.md records the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run() { local t0=$(date +%s%N); make -s interop >/dev/null; echo $(( ($(date +%s%N) - t0) / 1000000 )); }
+log=$(mktemp)
+run() {
+  local t0; t0=$(date +%s%N)
+  make -s interop >"$log" 2>&1 || { tail -n 40 "$log"; exit 1; }
+  echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms  ($(tail -n 1 "$log"))"
+}
 echo "cold: removing peer images, build/ and the Go build cache"
 docker images --format '{{.Repository}}:{{.Tag}}' grpc-interop-peer | xargs -r docker rmi -f >/dev/null || true
 rm -rf build
 go clean -cache
-cold=$(run)
-warm1=$(run)
-warm2=$(run)
-echo "make interop  cold: ${cold} ms   warm: ${warm1} ms, ${warm2} ms"
+echo "make interop cold:  $(run)"
+echo "make interop warm:  $(run)"
+echo "make interop warm:  $(run)"
