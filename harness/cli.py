@@ -45,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
                      help="how the Go peer runs: docker (a container), process, or auto "
                           "(docker when an engine answers, else process, announced loudly)")
     run.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+    run.add_argument("--server-address", metavar="HOST:PORT",
+                     help="use the server peer already running there (grpc-interop serve) instead of starting one")
 
     lst = sub.add_parser("cases", help="list the cases for a proto set")
     _common(lst)
@@ -90,7 +92,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     out.print(f"proto set {ps.root} ({len(ps.files)} files, {ps.digest[:12]}); "
               f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s",
               soft_wrap=True)
-    results, session = run_all(prepared, runner, directions, args.patterns)
+    if args.server_address and len({d.server for d in directions}) > 1:
+        raise ValueError("--server-address serves one side: choose directions with one server language")
+    results, session = run_all(prepared, runner, directions, args.patterns, server_address=args.server_address)
     with session:
         if not results:
             out.print("[red]no case matched[/red]")

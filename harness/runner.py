@@ -178,8 +178,9 @@ class Session:
         builtin = {str(p) for p in cases_mod.builtin_case_files()}
         extra = [case.source] if case is not None and case.source not in builtin | {casegen.SOURCE} else []
         lines += ["", "reproduce this case alone:", "  " + repro_command(protos, d, result.case, self.runner, extra),
-                  "start the server peer by hand (attach a debugger to it):",
-                  "  " + serve_command(protos, d.server, self.runner)]
+                  "start the server peer by hand (attach a debugger to it), then send it the case:",
+                  "  " + serve_command(protos, d.server, self.runner),
+                  "  " + repro_command(protos, d, result.case, self.runner, extra) + " --server-address 127.0.0.1:50051"]
         server = self.external.get(d.server) or self._servers.get(d.server)
         if server is not None:
             lines += ["", f"--- server peer: {server.describe()} (last lines) ---", server.logs(80)]
@@ -241,10 +242,15 @@ def serve_command(protos: Path, side: str, runner: str) -> str:
 
 
 def run_all(prepared: Prepared, runner: str, directions: list[Direction], patterns: list[str] | None,
-            on_result: Any = None) -> tuple[list[Result], Session]:
-    """Run every selected case in every direction; the caller closes the returned session."""
+            on_result: Any = None, server_address: str | None = None) -> tuple[list[Result], Session]:
+    """Run every selected case in every direction; the caller closes the returned session.
+    With server_address, the server side is a peer already running there (started by hand)."""
     chosen = select(prepared.cases, patterns)
     session = Session(prepared, runner)
+    if server_address:
+        sides = {d.server for d in directions}
+        session.external = {side: ExternalServer(server_address, f"server started by hand at {server_address}")
+                            for side in sides}
     results: list[Result] = []
     try:
         for d in directions:

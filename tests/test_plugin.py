@@ -45,6 +45,7 @@ def test_failure_names_direction_method_case_and_how_to_reproduce(project: pytes
         "*reproduce this case alone:*",
         "*grpc-interop run --protos * --cases mycases.yaml --direction py-py --peer-runner * -k tutorial.HelloService/SayHello/wrong*",
         "*grpc-interop serve --protos * --lang py --addr 127.0.0.1:50051*",
+        "*grpc-interop run * -k tutorial.HelloService/SayHello/wrong --server-address 127.0.0.1:50051*",
     ])
 
 
