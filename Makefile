@@ -19,11 +19,13 @@ $(PY): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(PY)
 
-setup: $(PY) ## install everything: Python deps (.venv), Go tools and modules, a Docker engine, the peer image
+setup: $(PY) ## install everything: Python deps (.venv), Go tools and modules, a Docker engine, Chromium, the peer image
 	@echo "setup: downloading the Go peer's modules"
 	cd go_peer && go mod download
 	@echo "setup: making sure a Docker engine runs (installs docker.io and starts dockerd if not)"
 	ci/docker-engine.sh
+	@echo "setup: making sure headless Chromium is installed (the HTML report's screenshot test)"
+	ci/chromium.sh
 	@echo "setup: installing the pinned protoc plugins, generating code, building the peer binary and image"
 	$(VENV)/bin/grpc-interop peer --protos $(PROTOS)
 

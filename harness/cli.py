@@ -11,12 +11,13 @@ import time
 from pathlib import Path
 
 from harness import cases as cases_mod
+from harness import export
 from harness import divergences
 from harness import report
 from harness.codegen import BUILD, CodegenError, build_go, generate_go, generate_python
 from harness.peer import PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, discover
-from harness.runner import DIRECTIONS, direction, prepare, run_all
+from harness.runner import DIRECTIONS, direction, prepare, run_all, select
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -45,6 +46,10 @@ def parser() -> argparse.ArgumentParser:
                      help="how the Go peer runs: docker (a container), process, or auto "
                           "(docker when an engine answers, else process, announced loudly)")
     run.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+    run.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML")
+    run.add_argument("--markdown", type=Path, metavar="FILE",
+                     help="append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set)")
+    run.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
     run.add_argument("--server-address", metavar="HOST:PORT",
                      help="use the server peer already running there (grpc-interop serve) instead of starting one")
 
@@ -94,21 +99,42 @@ def cmd_run(args: argparse.Namespace) -> int:
               soft_wrap=True)
     if args.server_address and len({d.server for d in directions}) > 1:
         raise ValueError("--server-address serves one side: choose directions with one server language")
-    results, session = run_all(prepared, runner, directions, args.patterns, server_address=args.server_address)
+    total = len(select(prepared.cases, args.patterns)) * len(directions)
+    with report.progress(out, total) as advance:
+        results, session = run_all(prepared, runner, directions, args.patterns, on_result=advance,
+                                   server_address=args.server_address)
+    names = [d.name for d in directions]
     with session:
         if not results:
             out.print("[red]no case matched[/red]")
             return 1
-        out.print(report.matrix(results, [d.name for d in directions]))
+        out.print(report.matrix(results, names))
         failed = report.failed(results)
+        # explained while the peers still run: the explanation carries their logs
+        explanations = {(r.direction, r.case): session.explain(direction(r.direction), r, Path(args.protos))
+                        for r in failed}
         for r in failed:
             # soft_wrap: commands in the explanation must stay copy-pasteable, never wrapped
-            out.print(session.explain(direction(r.direction), r, Path(args.protos)), markup=False, soft_wrap=True)
+            out.print(explanations[(r.direction, r.case)], markup=False, soft_wrap=True)
             out.print()
-    if args.json:
-        report.write_json(results, args.json)
+    _write_reports(args, results, names, explanations)
     out.print(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s")
     return 1 if failed else 0
+
+
+def _write_reports(args: argparse.Namespace, results: list, names: list[str], explanations: dict) -> None:
+    if args.json:
+        report.write_json(results, args.json)
+    if args.junit:
+        export.junit(results, explanations, args.junit)
+    summary_file = args.markdown or (Path(os.environ["GITHUB_STEP_SUMMARY"]) if os.environ.get("GITHUB_STEP_SUMMARY") else None)
+    if summary_file:
+        with summary_file.open("a", encoding="utf-8") as f:  # GITHUB_STEP_SUMMARY is appended to
+            f.write(export.markdown(results, names, explanations) + "\n")
+    if args.html:
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        args.html.write_text(export.html_page(results, names, explanations, f"gRPC interop: {args.protos}"),
+                             encoding="utf-8")
 
 
 def cmd_cases(args: argparse.Namespace) -> int:

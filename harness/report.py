@@ -7,7 +7,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable
 
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from python_impl.client import Result
@@ -61,6 +65,23 @@ def summary(results: list[Result]) -> str:
 def write_json(results: list[Result], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([r.to_json() for r in results], ensure_ascii=False, indent=1))
+
+
+@contextmanager
+def progress(out: Console, total: int) -> Iterator[Callable[[Result], None]]:
+    """A live progress bar while cases run (a Go client's batch lands at once when it finishes)."""
+    bar = Progress(TextColumn("[bold]running cases"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                   TimeElapsedColumn(), console=out, transient=True, disable=not out.is_terminal)
+    with bar:
+        task = bar.add_task("", total=total)
+        failures = 0
+
+        def advance(r: Result) -> None:
+            nonlocal failures
+            failures += r.verdict not in OK_VERDICTS
+            bar.update(task, advance=1, description=f"{r.direction} {failures} failing")
+
+        yield advance
 
 
 def console() -> Console:

@@ -183,10 +183,17 @@ class Session:
                   "  " + repro_command(protos, d, result.case, self.runner, extra) + " --server-address 127.0.0.1:50051"]
         server = self.external.get(d.server) or self._servers.get(d.server)
         if server is not None:
-            lines += ["", f"--- server peer: {server.describe()} (last lines) ---", server.logs(80)]
+            lines += ["", f"--- server peer: {server.describe()} ---", *_case_lines(server.logs(5000), result.case)]
         if d.client == "go" and self.client_logs.get(d.name):
-            lines += ["--- Go client stderr ---", self.client_logs[d.name][-6000:]]
+            lines += ["--- Go client stderr ---", *_case_lines(self.client_logs[d.name], result.case)]
         return "\n".join(lines)
+
+
+def _case_lines(log: str, case: str, tail: int = 15) -> list[str]:
+    """A peer's log lines about this case (peers prefix them with [<case>]), then its last lines."""
+    lines = log.splitlines()
+    mine = [line for line in lines if f"[{case}]" in line]
+    return [*(mine or [f"(no log line names [{case}])"]), f"… last {min(tail, len(lines))} lines:", *lines[-tail:]]
 
 
 @dataclass

@@ -228,23 +228,29 @@ def _log_error(code: grpc.StatusCode, message: str, case: str) -> None:
 
 # ---------------------------------------------------------------- sync flavour
 
-def _wait_sync(context: grpc.ServicerContext, delay: float) -> bool:
-    """Sleep `delay` seconds; False (early) when the call ends first (cancelled, deadline)."""
+def _ended(remaining: float | None) -> grpc.StatusCode:
+    """Why a call ended during the delay. Answering CANCELLED after the deadline could reach the
+    client before its own deadline fires and turn its DEADLINE_EXCEEDED into CANCELLED."""
+    return grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 else grpc.StatusCode.CANCELLED
+
+
+def _wait_sync(context: grpc.ServicerContext, delay: float) -> grpc.StatusCode | None:
+    """Sleep `delay` seconds; the status to end with when the call ends first (cancel, deadline)."""
     ended = threading.Event()
     if not context.add_callback(ended.set):
-        return False
+        return _ended(context.time_remaining())
     end = time.monotonic() + delay
     while (left := end - time.monotonic()) > 0:
         remaining = context.time_remaining()
         if ended.wait(min(left, _POLL)) or not context.is_active() or (remaining is not None and remaining <= 0):
-            return False
-    return True
+            return _ended(context.time_remaining())
+    return None
 
 
 def _generic_sync(plan: Plan, request: Any, context: grpc.ServicerContext, client_stream: bool):
     """The generic behaviour as a generator of the responses to send (sync grpcio)."""
-    if plan.delay and not _wait_sync(context, plan.delay):
-        context.abort(grpc.StatusCode.CANCELLED, _ENDED)  # nothing is sent: the call is over
+    if plan.delay and (why := _wait_sync(context, plan.delay)) is not None:
+        context.abort(why, _ENDED)  # nothing is sent: the call is over
     diffs = plan.check_metadata(context.invocation_metadata())
     if plan.compression == "gzip":
         context.set_compression(grpc.Compression.Gzip)
@@ -301,15 +307,15 @@ def _sync_method(engine: Engine, binding: Binding, method: MethodDescriptor) -> 
 
 # ---------------------------------------------------------------- aio flavour
 
-async def _wait_aio(context: Any, delay: float) -> bool:
+async def _wait_aio(context: Any, delay: float) -> grpc.StatusCode | None:
     loop = asyncio.get_running_loop()
     end = loop.time() + delay
     while (left := end - loop.time()) > 0:
         remaining = context.time_remaining()
         if context.done() or context.cancelled() or (remaining is not None and remaining <= 0):
-            return False
+            return _ended(context.time_remaining())
         await asyncio.sleep(min(left, _POLL))
-    return True
+    return None
 
 
 async def _generic_aio(plan: Plan, request: Any, context: Any, client_stream: bool, server_stream: bool) -> Any:
@@ -325,8 +331,8 @@ async def _generic_aio(plan: Plan, request: Any, context: Any, client_stream: bo
     def result() -> Any:
         return None if server_stream else (out[0] if out else plan.resp_cls())
 
-    if plan.delay and not await _wait_aio(context, plan.delay):
-        await context.abort(grpc.StatusCode.CANCELLED, _ENDED)  # nothing is sent: the call is over
+    if plan.delay and (why := await _wait_aio(context, plan.delay)) is not None:
+        await context.abort(why, _ENDED)  # nothing is sent: the call is over
     diffs = plan.check_metadata(context.invocation_metadata())
     if plan.compression == "gzip":
         context.set_compression(grpc.Compression.Gzip)

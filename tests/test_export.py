@@ -1,0 +1,106 @@
+"""CI reports from the same results: JUnit XML, Markdown, and an HTML page checked in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import xml.etree.ElementTree as ET
+import zlib
+from pathlib import Path
+
+import pytest
+
+from harness import export
+from python_impl.client import Diff, Result
+
+RESULTS = [
+    Result("a.Svc/M/T/ok", "py→go", "pass", [], 1.0),
+    Result("a.Svc/M/T/bad", "py→go", "fail", [Diff(0, "responses[0].x", "1", "2")], 2.0),
+    Result("a.Svc/M/T/known", "go→py", "divergence", [Diff(0, "divergence", "known", "limits differ")], 3.0),
+    Result("a.Svc/N/stream/zero", "go→py", "error", [Diff(0, "error", "", "boom <&>")], 4.0),
+]
+EXPLAIN = {("py→go", "a.Svc/M/T/bad"): "FAIL: py→go a.Svc/M/T/bad\n  call 0: responses[0].x: expected 1, got 2\n"
+                                        "reproduce this case alone:\n  grpc-interop run --protos p -k a.Svc/M/T/bad",
+           ("go→py", "a.Svc/N/stream/zero"): "ERROR: go→py a.Svc/N/stream/zero <&>"}
+DIRECTIONS = ["py→go", "go→py"]
+
+
+def test_junit_counts_failures_and_skips_known_divergences(tmp_path: Path) -> None:
+    export.junit(RESULTS, EXPLAIN, tmp_path / "j.xml")
+    suites = {s.get("name"): s for s in ET.parse(tmp_path / "j.xml").getroot()}
+    assert (suites["py→go"].get("tests"), suites["py→go"].get("failures")) == ("2", "1")
+    assert (suites["go→py"].get("failures"), suites["go→py"].get("skipped")) == ("1", "1")
+    bad = suites["py→go"].find("testcase[@name='a.Svc/M/T/bad']/failure")
+    assert "responses[0].x: expected 1, got 2" in bad.get("message") and "grpc-interop run" in bad.text
+
+
+def test_markdown_summary_names_failures_with_reproduce_command() -> None:
+    md = export.markdown(RESULTS, DIRECTIONS, EXPLAIN)
+    assert "| `a.Svc/M` | ❌ 1/2 | ✅ 0/1 ≈1 |" in md
+    assert "**1 pass, 1 known divergences, 2 failing** of 4 case runs." in md
+    assert "grpc-interop run --protos p -k a.Svc/M/T/bad" in md
+
+
+def test_html_is_self_contained_and_escaped() -> None:
+    page = export.html_page(RESULTS, DIRECTIONS, EXPLAIN, "t")
+    assert "<script" not in page and "http" not in page
+    assert "boom" not in page.split("Failures")[0]
+    assert "ERROR: go→py a.Svc/N/stream/zero &lt;&amp;&gt;" in page
+
+
+def _png_colours(png: bytes) -> int:
+    """Distinct colours of an 8-bit RGB/RGBA non-interlaced PNG (as Chromium writes screenshots)."""
+    pos, idat = 8, b""
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        data = png[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", data[:10])
+            assert depth == 8 and colour in (2, 6), "unexpected PNG format"
+            channels = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += data
+        pos += 12 + length
+    raw, stride = zlib.decompress(idat), width * channels
+    prev, seen = bytearray(stride), set()
+    for y in range(height):
+        row = raw[y * (stride + 1):(y + 1) * (stride + 1)]
+        kind, cur = row[0], bytearray(row[1:])
+        for i in range(stride):
+            left = cur[i - channels] if i >= channels else 0
+            up_left = prev[i - channels] if i >= channels else 0
+            predictor = [0, left, prev[i], (left + prev[i]) // 2, _paeth(left, prev[i], up_left)][kind]
+            cur[i] = (cur[i] + predictor) & 255
+        seen.update(bytes(cur[i:i + 3]) for i in range(0, stride, channels))
+        prev = cur
+    return len(seen)
+
+
+def _paeth(a: int, b: int, c: int) -> int:
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    return a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+
+
+def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if os.environ.get("INTEROP_REQUIRE_CHROMIUM"):
+            pytest.fail("INTEROP_REQUIRE_CHROMIUM is set but chromium is not installed (run ci/chromium.sh)")
+        pytest.skip("NO CHROMIUM on this machine: the HTML report is NOT render-tested (run ci/chromium.sh)")
+    page = tmp_path / "report.html"
+    page.write_text(export.html_page(RESULTS, DIRECTIONS, EXPLAIN, "interop report"), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert "FAIL: py→go a.Svc/M/T/bad" in dom.stdout and "1 pass, 1 known divergences" in dom.stdout, dom.stderr[-2000:]
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # white page, black text, the green and red matrix cells, anti-aliasing: a blank page has one or two
+    assert _png_colours(png) >= 20, "the screenshot is (almost) blank: the page did not render"
