@@ -195,7 +195,7 @@ def stream_cases(m: MethodDescriptor) -> list[Case]:
     if kind == "bidi":
         add("ping_pong", _call(m, [req] * 4, [resp] * 4, bidi="ping_pong"))
         add("half_duplex", _call(m, [req] * 4, [resp] * 3))
-        add("server_finishes_early", _call(m, [req], [resp], server={"read_requests": 1}))
+        add("server_finishes_early", _call(m, [req] * 3, [resp], server={"read_requests": 1}))
         add("client_cancels_after_first", _call(m, [req] * 3, [resp], status="CANCELLED", cancel_after_responses=1,
                                                 bidi="ping_pong", server={"responses": [resp] * 3, "status": "OK"}))
     # When its deadline passes, a grpc-go server resets the stream (RST_STREAM CANCEL); that reset can

@@ -45,6 +45,7 @@ class Call:
     compression: str | None = None                          # "gzip": the client compresses its requests
     cancel_after_responses: int | None = None               # the client cancels after k responses
     raw: bool = False                                       # method outside the proto set (Empty in/out)
+    checked_by_server: bool = False                         # a generic server answers it and must say so
 
     @property
     def service(self) -> str:
@@ -57,7 +58,8 @@ class Call:
         if self.streaming == "bidi":
             out["bidi"] = self.bidi
         optional = {"server": self.server, "compression": self.compression,
-                    "cancel_after_responses": self.cancel_after_responses, "raw": self.raw}
+                    "cancel_after_responses": self.cancel_after_responses, "raw": self.raw,
+                    "checked_by_server": self.checked_by_server}
         # `is` tests: 0 (cancel at once) is a value, not an absence (0 == False in Python).
         out.update({k: v for k, v in optional.items() if v is not None and v is not False and v != {}})
         return out
@@ -125,8 +127,15 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         raise _fail(src, name, f"bidi: {bidi} is only for bidi methods; {method} is {streaming}")
     if bidi not in ("half_duplex", "ping_pong"):
         raise _fail(src, name, f"bidi must be half_duplex or ping_pong, not {bidi!r}")
-    metadata = {str(k).lower(): [str(v) for v in (vs if isinstance(vs, list) else [vs])]
-                for k, vs in (raw.get("metadata") or {}).items()}
+    metadata = _metadata(raw.get("metadata"))
+    for key in ("headers", "trailers"):
+        if key in expect:
+            expect[key] = _metadata(expect[key])
+    timeout, cancel = raw.get("timeout_ms", DEFAULT_TIMEOUT_MS), raw.get("cancel_after_responses")
+    if not isinstance(timeout, int) or timeout <= 0:
+        raise _fail(src, name, f"timeout_ms is a positive number of milliseconds, not {timeout!r}")
+    if cancel is not None and (not isinstance(cancel, int) or cancel < 0):
+        raise _fail(src, name, f"cancel_after_responses is a count of responses (0 or more), not {cancel!r}")
     server = dict(raw.get("server") or {})
     if set(server) - _SERVER_KEYS:
         raise _fail(src, name, f"unknown server key(s) {sorted(set(server) - _SERVER_KEYS)}; allowed: {sorted(_SERVER_KEYS)}")
@@ -135,8 +144,13 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         raise _fail(src, name, "compression is gzip or absent")
     return Call(method=method, streaming=streaming, request_type=meth.input_type.full_name,
                 response_type=meth.output_type.full_name, requests=list(requests), expect=expect,
-                metadata=metadata, timeout_ms=int(raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)), bidi=bidi,
-                server=server, compression=compression, cancel_after_responses=raw.get("cancel_after_responses"))
+                metadata=metadata, timeout_ms=timeout, bidi=bidi,
+                server=server, compression=compression, cancel_after_responses=cancel)
+
+
+def _metadata(raw: Any) -> dict[str, list[str]]:
+    """Metadata as gRPC carries it: lower-case keys, each with a list of values."""
+    return {str(k).lower(): [str(v) for v in (vs if isinstance(vs, list) else [vs])] for k, vs in (raw or {}).items()}
 
 
 def load_file(path: Path | str, pool: descriptor_pool.DescriptorPool | None = None, text: str | None = None) -> list[Case]:

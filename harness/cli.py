@@ -71,6 +71,18 @@ def parser() -> argparse.ArgumentParser:
                        choices=["auto", "docker", "process"])
 
     sub.add_parser("clean", help="remove every container this harness started (leftovers of crashed runs)")
+
+    compat = sub.add_parser("compat", help="is the proto set compatible with a base revision? static diff + "
+                                           "cross-revision runs on the wire (docs/compat.md)")
+    compat.add_argument("--base", required=True, metavar="GIT-REF|DIR",
+                        help="the old revision: a git ref of the protos folder's repository, or a folder")
+    compat.add_argument("--protos", default="protos", help="folder of the new revision (default: protos)")
+    compat.add_argument("--allow", type=Path, metavar="FILE",
+                        help="YAML list of {match: <glob over method/field path>, reason} accepting breaking changes")
+    compat.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    compat.add_argument("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
+                        choices=["auto", "docker", "process"])
+    compat.add_argument("--verbose", "-v", action="store_true", help="list unchanged items one by one")
     return ap
 
 
@@ -167,9 +179,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
     catalogue = BUILD / "catalogue" / f"{prepared.protoset.digest[:20]}.json"
     catalogue.parent.mkdir(parents=True, exist_ok=True)
-    catalogue.write_text(json.dumps({"cases": [c.to_json() for c in prepared.catalogue]}, ensure_ascii=False))
+    catalogue.write_text(prepared.catalogue_json())
     catalogue.chmod(0o644)
-    print(f"catalogue: {catalogue} ({len(prepared.catalogue)} generated cases)", file=sys.stderr)
+    print(f"catalogue: {catalogue} ({len(prepared.catalogue)} cases)", file=sys.stderr)
     if args.lang == "go":
         build = prepared.build
         if select_runner(args.peer_runner) == "docker":
@@ -192,8 +204,15 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compat(args: argparse.Namespace) -> int:
+    """Static descriptor diff and cross-revision wire runs against --base (harness/compat.py)."""
+    from harness.compat import compat
+
+    return compat(args.base, args.protos, args.allow, args.json, args.peer_runner, verbose=args.verbose)
+
+
 COMMANDS = {"run": cmd_run, "cases": cmd_cases, "gen": cmd_gen, "peer": cmd_peer, "serve": cmd_serve,
-            "clean": cmd_clean}
+            "clean": cmd_clean, "compat": cmd_compat}
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -19,6 +19,7 @@ import yaml
 from python_impl.client import Diff, Result
 
 KEYS = {"match", "contains", "reason"}
+OPTIONAL = {"streaming"}  # only cases whose (first) call has one of these streaming modes
 
 
 class DivergenceError(Exception):
@@ -32,8 +33,11 @@ class Divergence:
     reason: str
     source: str
     builtin: bool
+    streaming: tuple[str, ...] = ()  # empty: any mode
 
-    def applies(self, slug: str, case: str) -> bool:
+    def applies(self, slug: str, case: str, mode: str | None = None) -> bool:
+        if self.streaming and mode not in self.streaming:
+            return False
         return fnmatch.fnmatchcase(f"{slug}:{case}", self.match)
 
 
@@ -45,14 +49,16 @@ def load(paths: list[Path], builtin: bool) -> list[Divergence]:
         if not isinstance(entries, list) or set(doc) != {"divergences"}:
             raise DivergenceError(f"{path}: a divergence file is a mapping with one key, 'divergences' (a list)")
         for i, e in enumerate(entries):
-            if not isinstance(e, dict) or set(e) != KEYS:
-                raise DivergenceError(f"{path}: divergences[{i}] needs exactly the keys {sorted(KEYS)}")
+            if not isinstance(e, dict) or not KEYS <= set(e) or set(e) - KEYS - OPTIONAL:
+                raise DivergenceError(f"{path}: divergences[{i}] needs the keys {sorted(KEYS)} "
+                                      f"(and optionally {sorted(OPTIONAL)})")
             if not str(e["reason"]).strip():
                 raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}) gives no reason")
             contains = e["contains"] if isinstance(e["contains"], list) else [e["contains"]]
             if not contains or not all(isinstance(c, str) and c for c in contains):
                 raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}): contains is a text or a list of texts")
-            out.append(Divergence(str(e["match"]), tuple(contains), str(e["reason"]), str(path), builtin))
+            out.append(Divergence(str(e["match"]), tuple(contains), str(e["reason"]), str(path), builtin,
+                                  tuple(e.get("streaming") or ())))
     return out
 
 
@@ -61,25 +67,36 @@ def builtin_files() -> list[Path]:
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def check_dead(entries: list[Divergence], pairs: list[tuple[str, str]]) -> None:
+def check_dead(entries: list[Divergence], pairs: list[tuple[str, str, str]]) -> None:
     """A user's entry that matches nothing the proto set can produce is an error, not silence."""
     for e in entries:
-        if not e.builtin and not any(e.applies(slug, case) for slug, case in pairs):
+        if not e.builtin and not any(e.applies(slug, case, mode) for slug, case, mode in pairs):
             raise DivergenceError(f"{e.source}: divergence {e.match!r} matches no direction:case of this proto set "
                                   "(a dead pattern); fix or remove it")
 
 
-def apply(entries: list[Divergence], result: Result, slug: str) -> Result:
-    """The result's verdict in the light of the known divergences (first matching entry wins)."""
-    entry = next((e for e in entries if e.applies(slug, result.case)), None)
-    if entry is None:
+def _covered(entry: Divergence, result: Result) -> bool:
+    """Every diff of the result is one the entry describes: a divergence never hides another failure."""
+    texts = [f"{d.path}: expected {d.expected}, got {d.got}" for d in result.diffs]
+    return bool(texts) and all(any(c in t for c in entry.contains) for t in texts)
+
+
+def apply(entries: list[Divergence], result: Result, slug: str, mode: str | None = None) -> Result:
+    """The result's verdict in the light of the known divergences.
+
+    A failing result is a known divergence only when an entry matches it and covers every one of its
+    diffs; a passing result that an entry matches is an unexpected pass (the entry is stale)."""
+    matching = [e for e in entries if e.applies(slug, result.case, mode)]
+    if not matching:
         return result
-    text = "\n".join(f"{d.path}: expected {d.expected}, got {d.got}" for d in result.diffs)
     if result.verdict == "pass":
+        entry = matching[0]
         result.verdict = "unexpected_pass"
         result.diffs = [Diff(0, "divergence", f"to diverge ({entry.reason})",
                              f"passed: the entry in {entry.source} ({entry.match}) is stale")]
-    elif any(c in text for c in entry.contains):
+        return result
+    entry = next((e for e in matching if _covered(e, result)), None)
+    if entry is not None:
         result.verdict = "divergence"
         result.diffs.append(Diff(0, "divergence", "known", f"{entry.reason} ({entry.source})"))
     return result

@@ -8,7 +8,9 @@ when it has printed its `LISTENING` handshake and answers the gRPC health protoc
 from __future__ import annotations
 
 import atexit
+import collections
 import json
+import logging
 import os
 import shutil
 import signal
@@ -99,9 +101,9 @@ def _reap_live() -> None:
 
 
 def _on_signal(signum: int, frame: Any) -> None:
+    # SystemExit unwinds every context manager (processes, temp dirs), then atexit reaps containers.
     _reap_live()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+    raise SystemExit(128 + signum)
 
 
 atexit.register(_reap_live)
@@ -240,11 +242,11 @@ class GoServer:
 
     def _start_process(self) -> None:
         fd, name = tempfile.mkstemp(prefix="go-peer-", suffix=".log")
-        os.close(fd)
         self._stderr = Path(name)
         args = [str(self.build.binary), "serve", "--addr", "127.0.0.1:0"]
         args += ["--cases", str(self.catalogue)] if self.catalogue is not None else []
-        self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._stderr.open("wb"))
+        with os.fdopen(fd, "wb") as log:  # the child keeps its own copy of the handle
+            self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log)
         line = _read_line(self._proc, READY_TIMEOUT)
         if not line.startswith("LISTENING "):
             raise PeerError(f"the Go peer process did not report LISTENING (got {line!r})\n"
@@ -272,6 +274,11 @@ class GoServer:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        if self._proc is not None and self._proc.stdout is not None:
+            self._proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.unlink(missing_ok=True)
+            self._stderr = None
 
 
 def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
@@ -305,7 +312,14 @@ def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple
             stdout, stderr, code = proc.stdout.decode(), proc.stderr.decode(errors="replace"), proc.returncode
     if code != 0:
         raise PeerError(f"the Go client exited with code {code}\n--- client stderr ---\n{stderr}")
-    results = [Result.from_json(json.loads(line)) for line in stdout.splitlines() if line.strip()]
+    results = []
+    for n, line in enumerate(stdout.splitlines(), 1):
+        if line.strip():
+            try:
+                results.append(Result.from_json(json.loads(line)))
+            except (ValueError, KeyError) as e:
+                raise PeerError(f"the Go client's output line {n} is not a result ({e}): {line[:300]!r}\n"
+                                f"--- client stderr ---\n{stderr}") from None
     return results, stderr
 
 
@@ -340,10 +354,12 @@ class PythonServer:
     def __init__(self, gen: ModuleType, catalogue: list[Any] | None = None, aio: bool = False) -> None:
         self.gen, self.catalogue, self.aio = gen, catalogue, aio
         self.address, self._server = "", None
+        self._log = _LogTail()
 
     def __enter__(self) -> PythonServer:
         from python_impl.server import serve, serve_aio
 
+        self._log.attach()
         start = serve_aio if self.aio else serve
         self._server, port = start(self.gen, "127.0.0.1:0", catalogue=self.catalogue)
         self.address = f"127.0.0.1:{port}"
@@ -351,6 +367,7 @@ class PythonServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._log.detach()
         if self._server is None:
             return
         if self.aio:
@@ -363,4 +380,25 @@ class PythonServer:
         return f"Python server (in-process, {flavour}, grpcio {grpc.__version__}) at {self.address}"
 
     def logs(self, tail: int = 200) -> str:
-        return "(in-process Python server: its log lines are in the captured output)"
+        return "\n".join(list(self._log.lines)[-tail:]) or "(no log lines)"
+
+
+class _LogTail(logging.Handler):
+    """The last lines the in-process Python peers logged (python_impl.*), for failure reports."""
+
+    def __init__(self, keep: int = 5000) -> None:
+        super().__init__(logging.INFO)
+        self.lines: collections.deque[str] = collections.deque(maxlen=keep)
+        self.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        self._logger = logging.getLogger("python_impl")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    def attach(self) -> None:
+        self._logger.addHandler(self)
+        if self._logger.level == logging.NOTSET:
+            self._logger.setLevel(logging.INFO)
+
+    def detach(self) -> None:
+        self._logger.removeHandler(self)

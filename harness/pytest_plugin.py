@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from harness.cases import Case
-from harness.peer import select_runner
+from harness.peer import PeerError, select_runner
 from harness.runner import DIRECTIONS, Direction, ExternalServer, Prepared, Session, direction, prepare, share
-from python_impl.client import Result
+from python_impl.client import Diff, Result
 
 _PREPARED = pytest.StashKey[Prepared]()
 _SHARED = pytest.StashKey[tuple]()  # xdist controller: (session, servers, runner, batch folder)
@@ -74,7 +74,7 @@ def _directions(config: pytest.Config) -> list[Direction]:
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Under xdist the controller starts the server peers once; every worker uses the same ones."""
     config = session.config
-    if not _is_xdist_controller(config):
+    if not _is_xdist_controller(config) or not _interop_selected(config):
         return
     runner = select_runner(config.getoption("peer_runner"))
     shared = Session(_prepared(config), runner)
@@ -83,8 +83,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                              tempfile.mkdtemp(prefix="interop-batches-"))
 
 
+def _interop_selected(config: pytest.Config) -> bool:
+    """False when `-m` rules the interop tests out: then no peer is built or started."""
+    from _pytest.mark.expression import Expression
+
+    markexpr = config.getoption("markexpr")
+    return not markexpr or Expression.compile(markexpr).evaluate(lambda name, **kw: name == "interop")
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
+    if _SHARED not in node.config.stash:
+        return
     shared, servers, runner, batches = node.config.stash[_SHARED]
     node.workerinput["interop"] = json.dumps({"servers": servers, "runner": runner, "batches": batches})
 
@@ -106,21 +116,29 @@ def interop_session(request: pytest.FixtureRequest) -> Any:
     with Session(_prepared(config), runner) as session:
         if handed:
             session.external = {side: ExternalServer(**v) for side, v in handed["servers"].items()}
-        session.batches = {}  # direction name -> {case name: Result}
         session.batch_dir = Path(handed["batches"]) if handed else None
         yield session
+
+
+def _run_once(session: Session, d: Direction, cases: list[Case]) -> list[Result]:
+    """The batch's results; a batch that cannot run at all is an error for each of its cases,
+    recorded once (not re-run, and re-waited for, by every test)."""
+    try:
+        return session.run(d, cases)
+    except PeerError as e:
+        return [Result(c.name, d.name, "error", [Diff(0, "error", "the batch to run", str(e)[-4000:])]) for c in cases]
 
 
 def _batch(session: Session, d: Direction, cases: list[Case]) -> dict[str, Result]:
     """One batch per direction for the whole run: under xdist the first worker runs it, the others
     wait on the lock and read its results."""
     if session.batch_dir is None:
-        return {r.case: r for r in session.run(d, cases)}
+        return {r.case: r for r in _run_once(session, d, cases)}
     with (session.batch_dir / f"{d.slug}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = session.batch_dir / f"{d.slug}.json"
         if not done.exists():
-            done.write_text(json.dumps([r.to_json() for r in session.run(d, cases)], ensure_ascii=False))
+            done.write_text(json.dumps([r.to_json() for r in _run_once(session, d, cases)], ensure_ascii=False))
         return {r["case"]: Result.from_json(r) for r in json.loads(done.read_text())}
 
 

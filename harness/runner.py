@@ -12,7 +12,7 @@ import shlex
 import tempfile
 import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
@@ -24,8 +24,9 @@ from harness import casegen
 from harness import cases as cases_mod
 from harness import divergences
 from harness.codegen import GoBuild, build_go, generate_python, import_python
-from harness.peer import GoServer, PythonServer, image_tag, run_go_client
+from harness.peer import GoServer, PythonServer, run_go_client
 from harness.protoset import ProtoSet, discover
+from python_impl.seeds import SEED_SERVICES
 from python_impl.client import CHANNEL_OPTIONS, Diff, Result, run_case, run_case_aio
 
 
@@ -66,8 +67,12 @@ class Prepared:
 
     @property
     def catalogue(self) -> list[cases_mod.Case]:
-        """The cases the servers' generic engines answer (the rest go to hand-written services)."""
-        return [c for c in self.cases if c.source == casegen.SOURCE]
+        """The cases the servers' generic engines answer: all but those made for the hand-written
+        seed services' own behaviour (their case files)."""
+        return [c for c in self.cases if c.calls[0].checked_by_server]
+
+    def catalogue_json(self) -> str:
+        return json.dumps({"cases": [c.to_json() for c in self.catalogue]}, ensure_ascii=False)
 
 
 def prepare(protos: str | Path, case_files: list[Path] | None = None, generated: bool = True,
@@ -78,17 +83,24 @@ def prepare(protos: str | Path, case_files: list[Path] | None = None, generated:
     gen = import_python(generate_python(ps))
     files = case_files if case_files is not None else cases_mod.builtin_case_files()
     loaded = cases_mod.load_all(files)
+    # A case goes to the generic engines unless a hand-written implementation serves its service.
+    loaded = [_for_catalogue(c) if c.calls[0].service not in SEED_SERVICES else c for c in loaded]
     if generated:
         names = {c.name for c in loaded}
         made = casegen.generate(ps)
         clash = sorted(names & {c.name for c in made})
         if clash:
             raise cases_mod.CaseError(f"case file names clash with generated cases: {clash[:5]}")
-        loaded += made
+        loaded += [_for_catalogue(c) for c in made]
     known = divergences.load(divergences.builtin_files(), builtin=True)
     mine = divergences.load(divergence_files or [], builtin=False)
-    divergences.check_dead(mine, [(d.slug, c.name) for d in DIRECTIONS for c in loaded])
+    divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming) for d in DIRECTIONS for c in loaded])
     return Prepared(ps, gen, loaded, known + mine)
+
+
+def _for_catalogue(case: cases_mod.Case) -> cases_mod.Case:
+    """The case as a generic server answers it: every call must come back saying it was checked."""
+    return replace(case, calls=[replace(c, checked_by_server=True) for c in case.calls])
 
 
 def select(cases: list[cases_mod.Case], patterns: list[str] | None) -> list[cases_mod.Case]:
@@ -113,6 +125,9 @@ class Session:
     client_logs: dict[str, str] = field(default_factory=dict)
     # Servers another process started and shares (pytest-xdist workers): side -> ExternalServer
     external: dict[str, Any] = field(default_factory=dict)
+    batches: dict[str, dict[str, Result]] = field(default_factory=dict)  # pytest: direction -> results
+    batch_dir: Path | None = None  # pytest-xdist: where workers share one batch per direction
+    _catalogue_path: Path | None = None
 
     def __enter__(self) -> Session:
         return self
@@ -133,19 +148,19 @@ class Session:
         return self._servers[side]
 
     def _catalogue_file(self) -> Path:
-        """The generated cases as the JSON the Go server loads (written once per session)."""
-        if "catalogue" not in self.__dict__:
+        """The catalogue as the JSON the Go server loads (written once per session)."""
+        if self._catalogue_path is None:
             folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="interop-catalogue-")))
             folder.chmod(0o755)  # the container runs as an unprivileged user
-            path = folder / "catalogue.json"
-            path.write_text(json.dumps({"cases": [c.to_json() for c in self.prepared.catalogue]}, ensure_ascii=False))
-            path.chmod(0o644)
-            self.__dict__["catalogue"] = path
-        return self.__dict__["catalogue"]
+            self._catalogue_path = folder / "catalogue.json"
+            self._catalogue_path.write_text(self.prepared.catalogue_json())
+            self._catalogue_path.chmod(0o644)
+        return self._catalogue_path
 
     def run(self, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
         """Run cases in one direction, then judge them against the known divergences."""
-        return [divergences.apply(self.prepared.known, r, d.slug) for r in self._run(d, cases)]
+        modes = {c.name: c.calls[0].streaming for c in cases}
+        return [divergences.apply(self.prepared.known, r, d.slug, modes.get(r.case)) for r in self._run(d, cases)]
 
     def _run(self, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
         """A Go client runs all its cases in one process (batched)."""

@@ -38,10 +38,6 @@ PATTERNS = ("empty", "typical", "min", "max", "neg_zero", "nan", "pos_inf", "neg
 _WKT = "google/protobuf/"
 
 
-def message_class(full_name: str) -> type[Message]:
-    return GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(full_name))
-
-
 def build(desc: Descriptor, pattern: str, depth: int = 0) -> Message:
     """A message of type `desc` whose fields follow `pattern` (required fields always set)."""
     msg = GetMessageClass(desc)()

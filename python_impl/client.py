@@ -33,6 +33,7 @@ CASE_HEADER = "interop-case"
 CALL_HEADER = "interop-call"
 SESSION_HEADER = "interop-session"
 DIFFS_TRAILER = "interop-server-diffs-bin"
+CHECKED_TRAILER = "interop-server-checked"  # the generic server compared this many requests
 _COMPRESSION = {None: None, "": None, "identity": grpc.Compression.NoCompression, "gzip": grpc.Compression.Gzip,
                 "deflate": grpc.Compression.Deflate}
 
@@ -308,7 +309,7 @@ def check(call: Any, out: Outcome, index: int) -> list[Diff]:
             diffs += [Diff(index, p, ev, gv) for p, ev, gv in diff_messages(e, g, f"responses[{i}]", tol)]
     for where, got_md in (("headers", out.headers), ("trailers", out.trailers)):
         for key, values in (exp.get(where) or {}).items():
-            if key.startswith("interop-"):  # the harness's own keys are never compared
+            if where == "trailers" and key.startswith("interop-"):  # the harness's own trailers
                 continue
             got = [base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in got_md if k == key]
             if got != list(values):
@@ -318,7 +319,21 @@ def check(call: Any, out: Outcome, index: int) -> list[Diff]:
     if exp.get("chunks"):
         diffs += _check_chunks(exp["chunks"], out.responses, index)
     diffs += server_diffs(out.trailers, index)
+    if server_must_confirm(call) and not any(k == CHECKED_TRAILER for k, _ in out.trailers):
+        # no trailer would otherwise read as "the server checked and found nothing"
+        add("server.checked", "present", "missing")
     return diffs
+
+
+# Outcomes the client reaches without the server's answer: no server trailer can arrive.
+_CLIENT_SIDE = {"DEADLINE_EXCEEDED", "CANCELLED", "RESOURCE_EXHAUSTED", "UNIMPLEMENTED"}
+
+
+def server_must_confirm(call: Any) -> bool:
+    """A generic server answers this call, so its `interop-server-checked` trailer must arrive."""
+    return (getattr(call, "checked_by_server", False) and not getattr(call, "raw", False)
+            and getattr(call, "cancel_after_responses", None) is None
+            and call.expect.get("status", "OK") not in _CLIENT_SIDE)
 
 
 def server_diffs(trailers: list[tuple[str, str | bytes]], index: int) -> list[Diff]:

@@ -95,9 +95,33 @@ def diff_messages(exp: Message, got: Message, path: str = "", tol: Tolerance = T
                 if not he:
                     continue
             _diff_value(fd, getattr(exp, fd.name), getattr(got, fd.name), p, tol, out)
+    out.extend(_diff_extensions(exp, got, path, tol))
     ue, ug = _unknown(exp), _unknown(got)
     if ue != ug:
         out.append((f"{path}.<unknown fields>" if path else "<unknown fields>", str(ue), str(ug)))
+    return out
+
+
+def _diff_extensions(exp: Message, got: Message, path: str, tol: Tolerance) -> list[tuple[str, str, str]]:
+    """Set extension fields (proto2 / editions), compared like fields; path `[full.name]`."""
+    if not exp.DESCRIPTOR.extension_ranges:
+        return []
+    set_e = {fd.full_name: fd for fd, _ in exp.ListFields() if fd.is_extension}
+    set_g = {fd.full_name: fd for fd, _ in got.ListFields() if fd.is_extension}
+    out: list[tuple[str, str, str]] = []
+    for name in sorted(set_e | set_g):
+        fd = set_e.get(name) or set_g[name]
+        p = f"{path}.[{name}]" if path else f"[{name}]"
+        if (name in set_e) != (name in set_g):
+            out.append((p, "set" if name in set_e else "unset", "set" if name in set_g else "unset"))
+        elif fd.is_repeated:
+            e, g = list(exp.Extensions[fd]), list(got.Extensions[fd])
+            if len(e) != len(g):
+                out.append((f"{p}.count", str(len(e)), str(len(g))))
+            for i, (ev, gv) in enumerate(zip(e, g)):
+                _diff_value(fd, ev, gv, f"{p}[{i}]", tol, out)
+        else:
+            _diff_value(fd, exp.Extensions[fd], got.Extensions[fd], p, tol, out)
     return out
 
 

@@ -40,7 +40,7 @@ from google.protobuf.message_factory import GetMessageClass
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
-from python_impl.client import CALL_HEADER, CASE_HEADER, DIFFS_TRAILER, metadata_pairs
+from python_impl.client import CALL_HEADER, CASE_HEADER, CHECKED_TRAILER, DIFFS_TRAILER, metadata_pairs
 from python_impl.compare import Tolerance, diff_messages, render
 from python_impl.seeds import seed_servicers
 
@@ -161,9 +161,9 @@ class Plan:
             diffs += diff_messages(e, g, f"server.requests[{i}]", self.tol)
         return diffs
 
-    def trailing(self, diffs: list[tuple[str, str, str]]) -> list[tuple[str, str | bytes]]:
-        """The trailers to send: the expected ones plus the server's findings."""
-        md = list(self.trailers)
+    def trailing(self, diffs: list[tuple[str, str, str]], compared: int) -> list[tuple[str, str | bytes]]:
+        """The trailers to send: the expected ones, proof that the server checked, and its findings."""
+        md = [*self.trailers, (CHECKED_TRAILER, str(compared))]
         if diffs:
             for p, e, g in diffs:
                 log.warning("[%s] server: %s: expected %s, got %s", self.case, p, e, g)
@@ -273,7 +273,7 @@ def _generic_sync(plan: Plan, request: Any, context: grpc.ServicerContext, clien
         if plan.headers:
             context.send_initial_metadata(plan.headers)
         yield from plan.responses
-    trailing = plan.trailing(diffs)
+    trailing = plan.trailing(diffs, len(got))
     if plan.code == grpc.StatusCode.OK:
         if trailing:
             context.set_trailing_metadata(trailing)
@@ -354,7 +354,7 @@ async def _generic_aio(plan: Plan, request: Any, context: Any, client_stream: bo
             await context.send_initial_metadata(plan.headers)
         for r in plan.responses:
             await send(r)
-    trailing = plan.trailing(diffs)
+    trailing = plan.trailing(diffs, len(got))
     if plan.code == grpc.StatusCode.OK:
         if trailing:
             context.set_trailing_metadata(trailing)

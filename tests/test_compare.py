@@ -76,3 +76,20 @@ def test_render_matches_the_contract() -> None:
 def test_float32_fields_render_at_float32_precision() -> None:
     assert diff_messages(wrappers_pb2.FloatValue(value=0.1), wrappers_pb2.FloatValue(value=0.2)) == [
         ("value", "0.1", "0.2")]
+
+
+def test_extensions_are_compared(seed_gen) -> None:
+    from google.protobuf import descriptor_pool
+    from google.protobuf.message_factory import GetMessageClass
+
+    pool = descriptor_pool.Default()
+    cls = GetMessageClass(pool.FindMessageTypeByName("shapes.legacy.Legacy"))
+    note, marks = pool.FindExtensionByName("shapes.legacy.note"), pool.FindExtensionByName("shapes.legacy.marks")
+    a, b = cls(id="x"), cls(id="x")
+    a.Extensions[note] = "signed"
+    a.Extensions[marks].extend([1, 2])
+    b.Extensions[marks].extend([1, 3])
+    assert diff_messages(a, b) == [("[shapes.legacy.marks][1]", "2", "3"), ("[shapes.legacy.note]", "set", "unset")]
+    b.Extensions[note] = "signed"
+    b.Extensions[marks][1] = 2
+    assert diff_messages(a, b) == []

@@ -38,15 +38,15 @@ def test_other_directions_are_untouched() -> None:
 
 def test_dead_pattern_is_an_error_for_user_files_only() -> None:
     with pytest.raises(divergences.DivergenceError, match="dead pattern"):
-        divergences.check_dead([ENTRY], [("go-py", "svc/M/T/other")])
+        divergences.check_dead([ENTRY], [("go-py", "svc/M/T/other", "unary")])
     builtin = divergences.Divergence(**{**ENTRY.__dict__, "builtin": True})
-    divergences.check_dead([builtin], [("go-py", "svc/M/T/other")])
+    divergences.check_dead([builtin], [("go-py", "svc/M/T/other", "unary")])
 
 
 def test_malformed_files(tmp_path: Path) -> None:
     bad = tmp_path / "d.yaml"
     bad.write_text("divergences: [{match: x, contains: y}]")
-    with pytest.raises(divergences.DivergenceError, match="exactly the keys"):
+    with pytest.raises(divergences.DivergenceError, match="needs the keys"):
         divergences.load([bad], builtin=False)
     bad.write_text("divergences: [{match: x, contains: y, reason: ' '}]")
     with pytest.raises(divergences.DivergenceError, match="gives no reason"):
@@ -55,3 +55,21 @@ def test_malformed_files(tmp_path: Path) -> None:
 
 def test_builtin_file_loads() -> None:
     assert all(e.reason for e in divergences.load(divergences.builtin_files(), builtin=True))
+
+
+def test_a_divergence_never_hides_another_diff() -> None:
+    r = result("fail", "RESOURCE_EXHAUSTED")
+    r.diffs.append(Diff(0, "server.requests[0].name", '"a"', '"b"'))
+    assert divergences.apply([ENTRY], r, "go-py").verdict == "fail"
+
+
+def test_the_entry_that_covers_the_diffs_is_chosen() -> None:
+    other = divergences.Divergence(**{**ENTRY.__dict__, "contains": ("INTERNAL",), "reason": "second"})
+    r = divergences.apply([ENTRY, other], result("fail", "INTERNAL"), "go-py")
+    assert r.verdict == "divergence" and "second" in r.diffs[-1].got
+
+
+def test_an_entry_can_be_limited_to_streaming_modes() -> None:
+    unary_only = divergences.Divergence(**{**ENTRY.__dict__, "streaming": ("unary",)})
+    assert divergences.apply([unary_only], result("fail", "RESOURCE_EXHAUSTED"), "go-py", "unary").verdict == "divergence"
+    assert divergences.apply([unary_only], result("pass"), "go-py", "server_stream").verdict == "pass"

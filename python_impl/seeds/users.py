@@ -12,7 +12,7 @@ from python_impl.seeds._common import abort, proto_module
 SERVICE = "users.Users"
 
 # Transport and harness keys: not the caller's own metadata, so not echoed.
-_NOT_ECHOED = frozenset({"user-agent", "content-type", "te", "interop-case", "interop-session"})
+_NOT_ECHOED = frozenset({"user-agent", "content-type", "te"})
 
 
 def user_id(username: str) -> int:
@@ -23,7 +23,7 @@ def echo_metadata(metadata) -> list[tuple[str, str | bytes]]:
     """`echo-<key>` for every caller key, in order; -bin values stay bytes as grpcio hands them over."""
     out = []
     for key, value in metadata:
-        if key.startswith(("grpc-", ":")) or key in _NOT_ECHOED:
+        if key.startswith(("grpc-", ":", "interop-")) or key in _NOT_ECHOED:
             continue
         out.append((f"echo-{key}", value))
     return out

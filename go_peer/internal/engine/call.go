@@ -22,6 +22,8 @@ type outcome struct {
 	header    metadata.MD
 	trailer   metadata.MD
 	status    *status.Status
+	// compression of the responses received (receivedCompression)
+	compression string
 }
 
 // invoke runs one prepared call on conn with a generic stream, whatever its streaming mode.
@@ -31,6 +33,7 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ctx = metadata.NewOutgoingContext(ctx, metadata.Join(p.md, caseMD))
+	ctx, seen := withRPCStats(ctx) // filled in by the channel's engine stats handler
 	mode := p.call.Streaming
 	desc := &grpc.StreamDesc{
 		StreamName:    p.call.Method,
@@ -54,12 +57,17 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 	if cancelAfter == 0 {
 		cancel()
 	}
-	// recv reads one response; false when the stream ended (out.status is then set).
+	// recv reads one response; false when the stream ended (out.status is then set). Once the
+	// call is cancelled, messages grpc had already buffered are read (to reach the final status)
+	// but not collected: the client stopped at cancel_after_responses.
 	recv := func() bool {
 		m := p.respType.New().Interface()
 		err := stream.RecvMsg(m)
 		switch {
 		case err == nil:
+			if cancelAfter >= 0 && len(out.responses) >= cancelAfter {
+				return true
+			}
 			out.responses = append(out.responses, m)
 			if len(out.responses) == cancelAfter {
 				cancel()
@@ -109,5 +117,6 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 		out.header = md
 	}
 	out.trailer = stream.Trailer()
+	out.compression = receivedCompression(seen)
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -55,6 +56,9 @@ type Call struct {
 	CancelAfterResponses *int `json:"cancel_after_responses"`
 	// Raw: the method need not exist; requests and responses are google.protobuf.Empty.
 	Raw bool `json:"raw"`
+	// CheckedByServer: the case is in the server's catalogue, so the server checks the call and
+	// must say so (ServerCheckedKey) whenever it answers it itself (serverAnswers).
+	CheckedByServer bool `json:"checked_by_server"`
 }
 
 // ServerSpec is the "server" part of a call (all optional).
@@ -108,7 +112,8 @@ type Tolerance struct {
 	Rel float64 `json:"rel"`
 }
 
-// Chunks checks a bytes field concatenated over all responses.
+// Chunks checks a bytes field concatenated over all responses; ChunkSize 0 (absent): the size
+// of each chunk is not checked.
 type Chunks struct {
 	Field     string `json:"field"`
 	Size      int    `json:"size"`
@@ -143,7 +148,68 @@ type plan struct {
 
 // prepare validates a call and parses its messages; any error makes the case an "error".
 func prepare(c *Call) (*plan, error) {
-	p := &plan{call: c, timeout: defaultWait, expectStatus: "OK"}
+	v, err := validateCall(c)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{call: c, timeout: v.timeout, expectStatus: v.expectStatus, md: v.md, details: v.details}
+	var reqType protoreflect.MessageType
+	if c.Raw { // the method may not exist: the messages are Empty whatever the case names
+		reqType = (&emptypb.Empty{}).ProtoReflect().Type()
+		p.respType = reqType
+	} else {
+		if reqType, err = findType(c.RequestType, "request_type"); err != nil {
+			return nil, err
+		}
+		if p.respType, err = findType(c.ResponseType, "response_type"); err != nil {
+			return nil, err
+		}
+	}
+	for i, raw := range c.Requests {
+		m := reqType.New().Interface()
+		if err := protojson.Unmarshal(raw, m); err != nil {
+			return nil, fmt.Errorf("requests[%d]: not a valid %s in protobuf JSON: %v", i, c.RequestType, err)
+		}
+		p.requests = append(p.requests, m)
+	}
+	e := &c.Expect
+	if e.Responses != nil {
+		p.expected = []proto.Message{}
+		for i, raw := range *e.Responses {
+			m := p.respType.New().Interface()
+			if err := protojson.Unmarshal(raw, m); err != nil {
+				return nil, fmt.Errorf("expect.responses[%d]: not a valid %s in protobuf JSON: %v", i, c.ResponseType, err)
+			}
+			p.expected = append(p.expected, m)
+		}
+	}
+	if ch := e.Chunks; ch != nil {
+		fd := p.respType.Descriptor().Fields().ByName(protoreflect.Name(ch.Field))
+		if fd == nil || fd.Kind() != protoreflect.BytesKind || fd.IsList() || fd.IsMap() {
+			return nil, fmt.Errorf("expect.chunks.field %q is not a singular bytes field of %s", ch.Field, c.ResponseType)
+		}
+		p.chunkField = fd
+	}
+	return p, nil
+}
+
+// validCall is a call checked by validateCall, its type-independent parts converted.
+type validCall struct {
+	timeout      time.Duration
+	md           metadata.MD // metadata
+	header       metadata.MD // expect.headers
+	trailer      metadata.MD // expect.trailers
+	expectStatus string      // expect.status, default OK
+	// serverCode is the status a generic server finishes with: server.status, else expect.status.
+	serverCode codes.Code
+	details    []*anypb.Any // expect.details; nil: not checked
+}
+
+// validateCall checks every part of a call that does not depend on its message types. The client
+// (prepare) and the generic server (the catalogue) both use it, so a call one side accepts the
+// other accepts too. Messages are parsed by each side in its own types.
+func validateCall(c *Call) (*validCall, error) {
+	v := &validCall{timeout: defaultWait, expectStatus: "OK", serverCode: codes.OK}
 	if !strings.HasPrefix(c.Method, "/") || strings.Count(c.Method, "/") != 2 {
 		return nil, fmt.Errorf("method %q is not of the form /package.Service/Method", c.Method)
 	}
@@ -163,74 +229,70 @@ func prepare(c *Call) (*plan, error) {
 	if c.Streaming != ModeBidi && c.Bidi != "" {
 		return nil, fmt.Errorf("bidi %q given for a %s call", c.Bidi, c.Streaming)
 	}
-	if err := checkCallOptions(c); err != nil {
-		return nil, err
-	}
 	if c.TimeoutMS != nil {
 		if *c.TimeoutMS <= 0 {
 			return nil, fmt.Errorf("timeout_ms must be positive, got %v", *c.TimeoutMS)
 		}
-		p.timeout = time.Duration(*c.TimeoutMS * float64(time.Millisecond))
+		v.timeout = time.Duration(*c.TimeoutMS * float64(time.Millisecond))
 	}
-	var reqType protoreflect.MessageType
+	if c.Compression != "" && c.Compression != "gzip" {
+		return nil, fmt.Errorf("compression %q is not supported (gzip)", c.Compression)
+	}
+	if c.CancelAfterResponses != nil && *c.CancelAfterResponses < 0 {
+		return nil, fmt.Errorf("cancel_after_responses must not be negative, got %d", *c.CancelAfterResponses)
+	}
 	var err error
-	if c.Raw { // the method may not exist: the messages are Empty whatever the case names
-		reqType = (&emptypb.Empty{}).ProtoReflect().Type()
-		p.respType = reqType
-	} else {
-		if reqType, err = findType(c.RequestType, "request_type"); err != nil {
-			return nil, err
-		}
-		if p.respType, err = findType(c.ResponseType, "response_type"); err != nil {
-			return nil, err
-		}
-	}
-	for i, raw := range c.Requests {
-		m := reqType.New().Interface()
-		if err := protojson.Unmarshal(raw, m); err != nil {
-			return nil, fmt.Errorf("requests[%d]: not a valid %s in protobuf JSON: %v", i, c.RequestType, err)
-		}
-		p.requests = append(p.requests, m)
-	}
-	if p.md, err = mdFromCase(c.Metadata, "metadata"); err != nil {
+	if v.md, err = mdFromCase(c.Metadata, "metadata"); err != nil {
 		return nil, err
 	}
 	e := &c.Expect
-	if e.Status != "" {
-		p.expectStatus = e.Status
-	}
-	if e.Responses != nil {
-		p.expected = []proto.Message{}
-		for i, raw := range *e.Responses {
-			m := p.respType.New().Interface()
-			if err := protojson.Unmarshal(raw, m); err != nil {
-				return nil, fmt.Errorf("expect.responses[%d]: not a valid %s in protobuf JSON: %v", i, c.ResponseType, err)
-			}
-			p.expected = append(p.expected, m)
+	for _, name := range append([]string{e.Status}, e.StatusAlternatives...) {
+		if _, ok := CodeByName(name); name != "" && !ok {
+			return nil, fmt.Errorf("expect.status %q is not a gRPC status code name", name)
 		}
 	}
-	if _, err := mdFromCase(e.Headers, "expect.headers"); err != nil {
+	if e.Status != "" {
+		v.expectStatus = e.Status
+		v.serverCode, _ = CodeByName(e.Status)
+	}
+	if v.header, err = mdFromCase(e.Headers, "expect.headers"); err != nil {
 		return nil, err
 	}
-	if _, err := mdFromCase(e.Trailers, "expect.trailers"); err != nil {
+	if v.trailer, err = mdFromCase(e.Trailers, "expect.trailers"); err != nil {
 		return nil, err
 	}
 	if e.Details != nil {
-		if p.details, err = parseDetails(*e.Details); err != nil {
+		if v.details, err = parseDetails(*e.Details); err != nil {
 			return nil, err
 		}
 	}
 	if ch := e.Chunks; ch != nil {
-		fd := p.respType.Descriptor().Fields().ByName(protoreflect.Name(ch.Field))
-		if fd == nil || fd.Kind() != protoreflect.BytesKind || fd.IsList() || fd.IsMap() {
-			return nil, fmt.Errorf("expect.chunks.field %q is not a singular bytes field of %s", ch.Field, c.ResponseType)
+		if ch.Field == "" {
+			return nil, fmt.Errorf("expect.chunks.field is missing")
 		}
-		if ch.ChunkSize <= 0 {
-			return nil, fmt.Errorf("expect.chunks.chunk_size must be positive")
+		if ch.ChunkSize < 0 { // 0 (absent): the chunk sizes are not checked
+			return nil, fmt.Errorf("expect.chunks.chunk_size must not be negative, got %d", ch.ChunkSize)
 		}
-		p.chunkField = fd
 	}
-	return p, nil
+	if s := c.Server; s != nil {
+		if s.DelayMS < 0 {
+			return nil, fmt.Errorf("server.delay_ms must not be negative, got %v", s.DelayMS)
+		}
+		if s.ReadRequests != nil && *s.ReadRequests < 0 {
+			return nil, fmt.Errorf("server.read_requests must not be negative, got %d", *s.ReadRequests)
+		}
+		if s.Compression != "" && s.Compression != "gzip" {
+			return nil, fmt.Errorf("server.compression %q is not supported (gzip)", s.Compression)
+		}
+		if s.Status != "" {
+			code, ok := CodeByName(s.Status)
+			if !ok {
+				return nil, fmt.Errorf("server.status %q is not a gRPC status code name", s.Status)
+			}
+			v.serverCode = code
+		}
+	}
+	return v, nil
 }
 
 func findType(name, what string) (protoreflect.MessageType, error) {
@@ -242,33 +304,6 @@ func findType(name, what string) (protoreflect.MessageType, error) {
 		return nil, fmt.Errorf("%s %q: unknown message type (not in this peer's proto set)", what, name)
 	}
 	return mt, nil
-}
-
-// checkCallOptions validates the contract v2 keys of a call (both sides read them).
-func checkCallOptions(c *Call) error {
-	if c.Compression != "" && c.Compression != "gzip" {
-		return fmt.Errorf("compression %q is not supported (gzip)", c.Compression)
-	}
-	if c.CancelAfterResponses != nil && *c.CancelAfterResponses < 0 {
-		return fmt.Errorf("cancel_after_responses must not be negative, got %d", *c.CancelAfterResponses)
-	}
-	for _, e := range append([]string{c.Expect.Status}, c.Expect.StatusAlternatives...) {
-		if _, ok := CodeByName(e); e != "" && !ok {
-			return fmt.Errorf("expect.status %q is not a gRPC status code name", e)
-		}
-	}
-	if s := c.Server; s != nil {
-		if s.DelayMS < 0 {
-			return fmt.Errorf("server.delay_ms must not be negative, got %v", s.DelayMS)
-		}
-		if s.ReadRequests != nil && *s.ReadRequests < 0 {
-			return fmt.Errorf("server.read_requests must not be negative, got %d", *s.ReadRequests)
-		}
-		if s.Compression != "" && s.Compression != "gzip" {
-			return fmt.Errorf("server.compression %q is not supported (gzip)", s.Compression)
-		}
-	}
-	return nil
 }
 
 // parseDetails reads expect.details: google.protobuf.Any values in protobuf JSON. The standard

@@ -97,52 +97,16 @@ func (c *Catalogue) lookup(name string) *catCase {
 	return nil
 }
 
+// serveCall checks a catalogue call with the client's own rules (validateCall).
 func serveCall(name string, i int, c *Call) *servedCall {
 	sc := &servedCall{caseName: name, index: i, call: c, code: codes.OK}
-	fail := func(err error) *servedCall {
+	v, err := validateCall(c)
+	if err != nil {
 		sc.err = fmt.Errorf("case %s call %d is not valid: %v", name, i, err)
 		return sc
 	}
-	if !strings.HasPrefix(c.Method, "/") || strings.Count(c.Method, "/") != 2 {
-		return fail(fmt.Errorf("method %q is not of the form /package.Service/Method", c.Method))
-	}
-	switch c.Streaming {
-	case ModeUnary, ModeServerStream, ModeClientStream, ModeBidi:
-	default:
-		return fail(fmt.Errorf("streaming %q is not unary, server_stream, client_stream or bidi", c.Streaming))
-	}
-	if c.Bidi != "" && c.Bidi != PingPong && c.Bidi != HalfDuplex {
-		return fail(fmt.Errorf("bidi %q is not ping_pong or half_duplex", c.Bidi))
-	}
-	if err := checkCallOptions(c); err != nil {
-		return fail(err)
-	}
-	if _, err := mdFromCase(c.Metadata, "metadata"); err != nil {
-		return fail(err)
-	}
-	var err error
-	if sc.header, err = mdFromCase(c.Expect.Headers, "expect.headers"); err != nil {
-		return fail(err)
-	}
-	if sc.trailer, err = mdFromCase(c.Expect.Trailers, "expect.trailers"); err != nil {
-		return fail(err)
-	}
-	if c.Expect.Status != "" {
-		sc.code, _ = CodeByName(c.Expect.Status) // checked above
-	}
-	if c.Server != nil && c.Server.Status != "" {
-		// The client must reach its expected status on its own (cancel, deadline): the server
-		// answers something else, so a client that does not cancel cannot pass.
-		code, ok := CodeByName(c.Server.Status)
-		if !ok {
-			return fail(fmt.Errorf("server.status %q is not a gRPC status code name", c.Server.Status))
-		}
-		sc.code = code
-	}
-	if c.Expect.Details != nil {
-		if sc.details, err = parseDetails(*c.Expect.Details); err != nil {
-			return fail(err)
-		}
-	}
+	// server.status, when given, replaces expect.status: the client must reach its expected
+	// status on its own (cancel, deadline), so a client that does not cannot pass.
+	sc.header, sc.trailer, sc.code, sc.details = v.header, v.trailer, v.serverCode, v.details
 	return sc
 }

@@ -32,11 +32,13 @@ const (
 	Error = "error"
 )
 
-// Dial opens the one insecure channel a run uses. It never uses a proxy.
+// Dial opens the one insecure channel a run uses. It never uses a proxy. The engine's stats
+// handler lets the client see how the responses were compressed.
 func Dial(target string) (*grpc.ClientConn, error) {
 	return grpc.NewClient(target,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithNoProxy())
+		grpc.WithNoProxy(),
+		grpc.WithStatsHandler(StatsHandler()))
 }
 
 // RunClient runs every case of a JSON input document in order and writes one JSON line per case

@@ -58,8 +58,30 @@ func check(call int, p *plan, out *outcome) []Diff {
 	if p.chunkField != nil {
 		d.chunks(e.Chunks, p.chunkField, out.responses)
 	}
+	if sc := p.call.Server; sc != nil && sc.Compression != "" && len(out.responses) > 0 &&
+		out.compression != sc.Compression {
+		d.add("compression", sc.Compression, out.compression)
+	}
 	d.serverDiffs(out.trailer)
+	if p.call.CheckedByServer && serverAnswers(p) && len(out.trailer.Get(ServerCheckedKey)) == 0 {
+		d.add("server.checked", "present", "missing")
+	}
 	return d.diffs
+}
+
+// serverAnswers: the call's final status comes from the server's catalogue, so a generic server
+// answered it (and checked it) — unless the client produces the status itself (it cancels, its
+// deadline passes, a response is over its receive limit), the method does not exist (raw,
+// UNIMPLEMENTED).
+func serverAnswers(p *plan) bool {
+	if p.call.Raw || p.call.CancelAfterResponses != nil {
+		return false
+	}
+	switch p.expectStatus {
+	case "DEADLINE_EXCEEDED", "CANCELLED", "RESOURCE_EXHAUSTED", "UNIMPLEMENTED":
+		return false
+	}
+	return true
 }
 
 // withoutHarnessKeys drops the harness's own interop-* keys: they are never compared.
@@ -121,29 +143,60 @@ func (d *differ) messages(path string, exp, got []proto.Message) {
 	}
 }
 
-// message walks every field of the message type (set or not), then the unknown fields.
+// message walks every field of the message type (set or not), then the extensions set on
+// either side (by field number, path "[full.name]"), then the unknown fields.
 func (d *differ) message(path string, exp, got protoreflect.Message) {
 	fields := exp.Descriptor().Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
-		fp := path + "." + string(fd.Name())
-		switch {
-		case fd.IsList():
-			d.list(fp, fd, exp.Get(fd).List(), got.Get(fd).List())
-		case fd.IsMap():
-			d.mapField(fp, fd, exp.Get(fd).Map(), got.Get(fd).Map())
-		case fd.HasPresence() && exp.Has(fd) != got.Has(fd):
-			d.add(fp, renderPresent(exp, fd), renderPresent(got, fd))
-		case fd.Message() != nil:
-			if exp.Has(fd) {
-				d.message(fp, exp.Get(fd).Message(), got.Get(fd).Message())
-			}
-		default:
-			d.scalar(fp, fd, exp.Get(fd), got.Get(fd))
-		}
+		d.field(path+"."+string(fd.Name()), fd, exp, got)
+	}
+	for _, xd := range setExtensions(exp, got) {
+		d.field(path+".["+string(xd.FullName())+"]", xd, exp, got)
 	}
 	if eu, gu := exp.GetUnknown(), got.GetUnknown(); !bytes.Equal(eu, gu) {
 		d.add(path+".<unknown fields>", renderBytes(eu), renderBytes(gu))
+	}
+}
+
+// setExtensions lists the extension fields set on any of the messages, by field number.
+func setExtensions(ms ...protoreflect.Message) []protoreflect.FieldDescriptor {
+	var out []protoreflect.FieldDescriptor
+	seen := map[protoreflect.FullName]bool{}
+	for _, m := range ms {
+		m.Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+			if fd.IsExtension() && !seen[fd.FullName()] {
+				seen[fd.FullName()] = true
+				out = append(out, fd)
+			}
+			return true
+		})
+	}
+	slices.SortFunc(out, func(a, b protoreflect.FieldDescriptor) int {
+		if a.Number() != b.Number() {
+			return int(a.Number()) - int(b.Number())
+		}
+		return strings.Compare(string(a.FullName()), string(b.FullName()))
+	})
+	return out
+}
+
+// field compares one field (or extension) of two messages: lists and maps element-wise, presence
+// where the field has it, then the value.
+func (d *differ) field(fp string, fd protoreflect.FieldDescriptor, exp, got protoreflect.Message) {
+	switch {
+	case fd.IsList():
+		d.list(fp, fd, exp.Get(fd).List(), got.Get(fd).List())
+	case fd.IsMap():
+		d.mapField(fp, fd, exp.Get(fd).Map(), got.Get(fd).Map())
+	case fd.HasPresence() && exp.Has(fd) != got.Has(fd):
+		d.add(fp, renderPresent(exp, fd), renderPresent(got, fd))
+	case fd.Message() != nil:
+		if exp.Has(fd) {
+			d.message(fp, exp.Get(fd).Message(), got.Get(fd).Message())
+		}
+	default:
+		d.scalar(fp, fd, exp.Get(fd), got.Get(fd))
 	}
 }
 
@@ -265,7 +318,7 @@ func (d *differ) metadata(what string, exp map[string][]string, got metadata.MD)
 }
 
 // chunks: the bytes field concatenated over all responses has the expected size and SHA-256,
-// and every response but the last carries exactly chunk_size bytes.
+// and every response but the last carries exactly chunk_size bytes (when chunk_size is given).
 func (d *differ) chunks(c *Chunks, fd protoreflect.FieldDescriptor, responses []proto.Message) {
 	h := sha256.New()
 	size := 0
@@ -273,7 +326,7 @@ func (d *differ) chunks(c *Chunks, fd protoreflect.FieldDescriptor, responses []
 		b := r.ProtoReflect().Get(fd).Bytes()
 		h.Write(b)
 		size += len(b)
-		if i < len(responses)-1 && len(b) != c.ChunkSize {
+		if c.ChunkSize > 0 && i < len(responses)-1 && len(b) != c.ChunkSize {
 			d.add(fmt.Sprintf("chunks[%d].size", i), strconv.Itoa(c.ChunkSize), strconv.Itoa(len(b)))
 		}
 	}

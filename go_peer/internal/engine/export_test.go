@@ -40,6 +40,9 @@ var (
 	ParseCase  = parseCase
 )
 
+// ServedCallError is the error the generic server finds in a catalogue call (nil: valid).
+func ServedCallError(c *Call) error { return serveCall("case", 0, c).err }
+
 func Check(call int, p *Plan, o Outcome) []Diff {
 	return check(call, p, &outcome{status: o.Status, header: o.Header, trailer: o.Trailer, responses: o.Responses})
 }

@@ -233,7 +233,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 
 	if spec.Compression != "" {
 		if err := grpc.SetSendCompressor(r.ctx, spec.Compression); err != nil {
-			d.add("server.compression", quote(spec.Compression), quote("not accepted by the client: "+err.Error()))
+			d.add("server.compression", spec.Compression, "not accepted by the client: "+err.Error())
 		}
 	}
 	if sc.header.Len() > 0 {
@@ -279,6 +279,13 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 				return nil, err
 			}
 			got = append(got, m)
+		}
+	}
+
+	// The client compresses its requests (call compression): they must have arrived so.
+	if c.Compression != "" && len(got) > 0 {
+		if rc := receivedCompression(rpcStatsFrom(r.ctx)); rc != c.Compression {
+			d.add("server.compression", c.Compression, rc)
 		}
 	}
 
@@ -329,14 +336,16 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		b, _ := json.Marshal(found)
 		trailer.Append(ServerDiffsKey, string(b))
 	}
-	if trailer.Len() > 0 {
-		r.setTrailer(trailer)
-	}
+	// Always: the client tells "checked, nothing found" from "not checked".
+	trailer.Set(ServerCheckedKey, strconv.Itoa(len(got)))
+	r.setTrailer(trailer)
 	if ok {
 		return unaryResp, nil
 	}
+	// expect.message goes with expect.status; with server.status the message is empty (the
+	// client reaches its expected status and message by itself).
 	msg := ""
-	if c.Expect.Message != nil {
+	if c.Expect.Message != nil && spec.Status == "" {
 		msg = *c.Expect.Message
 	}
 	st := status.New(sc.code, msg).Proto()

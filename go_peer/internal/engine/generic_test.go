@@ -112,7 +112,10 @@ func runCases(t *testing.T, conn grpc.ClientConnInterface, cases string) map[str
 
 func dial(t *testing.T, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
+	// The engine's stats handler, as engine.Dial installs it: the client sees the compression of
+	// what it receives.
+	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(engine.StatsHandler())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

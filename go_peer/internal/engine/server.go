@@ -25,6 +25,10 @@ const (
 	CallKey    = "interop-call"    // every call: the index of the call in its case
 	// ServerDiffsKey is the trailer in which a generic server sends its findings (JSON list).
 	ServerDiffsKey = "interop-server-diffs-bin"
+	// ServerCheckedKey is the trailer a generic server always sends for a catalogue call it
+	// answers: the number of requests it compared. Without it, a missing ServerDiffsKey proves
+	// nothing (the server may not have checked at all).
+	ServerCheckedKey = "interop-server-checked"
 )
 
 // gracePeriod bounds how long a graceful stop waits for running RPCs.
@@ -37,7 +41,8 @@ const gracePeriod = 5 * time.Second
 // "[<case>] server: path: expected …, got …".
 func NewServer(log io.Writer, cat *Catalogue) *grpc.Server {
 	l := &callLogger{w: log, cat: cat}
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(l.unary), grpc.ChainStreamInterceptor(l.stream))
+	s := grpc.NewServer(grpc.ChainUnaryInterceptor(l.unary), grpc.ChainStreamInterceptor(l.stream),
+		grpc.StatsHandler(StatsHandler()))
 	registry.RegisterAll(s)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)

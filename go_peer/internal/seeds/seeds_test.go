@@ -181,7 +181,7 @@ func TestEchoHeaders(t *testing.T) {
 	in := metadata.MD{
 		"ip": {"1", "2"}, "x-bin": {"\x00\xff"}, "user-agent": {"u"}, "grpc-timeout": {"1S"},
 		":authority": {"a"}, "te": {"trailers"}, "content-type": {"application/grpc"},
-		"interop-case": {"c"}, "interop-session": {"s"},
+		"interop-case": {"c"}, "interop-session": {"s"}, "interop-call": {"0"}, "interop-anything-bin": {"x"},
 	}
 	got := EchoHeaders(in)
 	want := metadata.MD{"echo-ip": {"1", "2"}, "echo-x-bin": {"\x00\xff"}}

@@ -26,7 +26,7 @@ func EchoHeaders(in metadata.MD) metadata.MD {
 		switch {
 		case strings.HasPrefix(k, "grpc-"), strings.HasPrefix(k, ":"):
 			continue
-		case k == "user-agent", k == "content-type", k == "te", k == "interop-case", k == "interop-session":
+		case k == "user-agent", k == "content-type", k == "te", strings.HasPrefix(k, "interop-"):
 			continue
 		}
 		out["echo-"+k] = append([]string(nil), vs...)
