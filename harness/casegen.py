@@ -19,7 +19,7 @@ from typing import Any, Callable
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
 
-from harness.cases import STATUS_CODES, Call, Case
+from harness.cases import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
 from harness.values import PATTERNS, build, scalar, to_json
 
@@ -34,9 +34,7 @@ def services(ps: ProtoSet) -> list[ServiceDescriptor]:
     return [svc for rel in ps.files for svc in pool.FindFileByName(rel).services_by_name.values()]
 
 
-def mode(m: MethodDescriptor) -> str:
-    return {(False, False): "unary", (False, True): "server_stream",
-            (True, False): "client_stream", (True, True): "bidi"}[(m.client_streaming, m.server_streaming)]
+mode = streaming_mode
 
 
 def generate(ps: ProtoSet) -> list[Case]:

@@ -80,6 +80,12 @@ class Case:
         return {"name": self.name, "calls": [c.to_json() for c in self.calls]}
 
 
+def streaming_mode(m: Any) -> str:
+    """unary, server_stream, client_stream or bidi, from a method descriptor."""
+    return {(False, False): "unary", (False, True): "server_stream",
+            (True, False): "client_stream", (True, True): "bidi"}[(m.client_streaming, m.server_streaming)]
+
+
 def _fail(src: str, case: str, msg: str) -> CaseError:
     return CaseError(f"{src}: case {case!r}: {msg}")
 
@@ -97,8 +103,7 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     meth = svc.methods_by_name.get(meth_name)
     if meth is None:
         raise _fail(src, name, f"service {svc_name} ({svc.file.name}) has no method {meth_name!r}")
-    streaming = {(False, False): "unary", (False, True): "server_stream",
-                 (True, False): "client_stream", (True, True): "bidi"}[(meth.client_streaming, meth.server_streaming)]
+    streaming = streaming_mode(meth)
     requests = raw.get("requests", [])
     if streaming in ("unary", "server_stream") and len(requests) != 1:
         raise _fail(src, name, f"{method} is {streaming}: give exactly one request, not {len(requests)}")

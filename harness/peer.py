@@ -111,6 +111,18 @@ if threading.current_thread() is threading.main_thread():
     signal.signal(signal.SIGTERM, _on_signal)  # SIGINT raises KeyboardInterrupt: context managers clean up
 
 
+_reaped = False
+
+
+def _reap_dead_sessions() -> None:
+    """Once per process, before the first container: remove what crashed runs left behind."""
+    global _reaped
+    if not _reaped:
+        _reaped = True
+        if (n := clean(all_sessions=False)):
+            print(f"grpc-interop: removed {n} container(s) left by runs that are gone", file=sys.stderr)
+
+
 def clean(all_sessions: bool = True) -> int:
     """Remove the harness's containers: all of them, or only those of sessions no longer alive."""
     client = docker_client()
@@ -219,6 +231,7 @@ class GoServer:
         client = docker_client()
         if client is None:
             raise PeerError("no Docker engine answers; run `make setup` or use --peer-runner process")
+        _reap_dead_sessions()
         tag = ensure_image(self.build, client)
         args, volumes = ["serve", "--addr", f"0.0.0.0:{CONTAINER_PORT}"], {}
         if self.catalogue is not None:

@@ -17,6 +17,7 @@ from typing import Iterator
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor as FD
 
+from harness.cases import streaming_mode
 from harness.codegen import descriptor_set
 from harness.protoset import ProtoSet
 
@@ -132,9 +133,7 @@ class Revision:
             return None
 
 
-def mode(m) -> str:
-    return {(False, False): "unary", (False, True): "server_stream",
-            (True, False): "client_stream", (True, True): "bidi"}[(m.client_streaming, m.server_streaming)]
+mode = streaming_mode
 
 
 # ---------------------------------------------------------------- rules
