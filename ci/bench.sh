@@ -17,3 +17,5 @@ go clean -cache
 echo "make interop cold:  $(run)"
 echo "make interop warm:  $(run)"
 echo "make interop warm:  $(run)"
+echo "incremental: a one-field edit to one proto file"
+.venv/bin/python ci/bench_incremental.py

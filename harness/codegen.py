@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from google.protobuf import descriptor_pb2
 
@@ -112,23 +113,83 @@ def _rewrite_imports(text: str, generated: set[str], package: str) -> str:
 
 
 def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
-    """Generate (or reuse) the Python package for a proto set; returns the package folder."""
+    """Generate (or reuse) the Python package for a proto set; returns the package folder.
+    Only files whose content or imports changed are regenerated (per-file cache, see _per_file)."""
     _check_python_names(ps)
     out = BUILD / "gen" / ps.digest[:20] / f"py-{package}"
+    generated = {_module_name(f) for f in ps.files}
+
+    def one(rel: str, dest: Path) -> None:
+        _protoc([f"-I{ps.root}", f"--python_out={dest}", f"--pyi_out={dest}", f"--grpc_python_out={dest}", rel],
+                f"Python code for {rel}")
+        for path in dest.rglob("*"):
+            if path.suffix in (".py", ".pyi"):
+                path.write_text(_rewrite_imports(path.read_text(), generated, package))
 
     def fill(tmp: Path) -> None:
         pkg = tmp / package
         pkg.mkdir()
-        _protoc([f"-I{ps.root}", f"--python_out={pkg}", f"--pyi_out={pkg}", f"--grpc_python_out={pkg}",
-                 *ps.files], f"Python code for {ps.root}")
-        generated = {_module_name(f) for f in ps.files}
-        for path in pkg.rglob("*"):
-            if path.suffix in (".py", ".pyi"):
-                path.write_text(_rewrite_imports(path.read_text(), generated, package))
+        _per_file(ps, f"py|{package}|{_tool_version('grpcio-tools')}", {}, one, pkg)
         for d in [pkg, *(p for p in pkg.rglob("*") if p.is_dir())]:
             (d / "__init__.py").touch()
 
     return _atomic_dir(out, fill) / package
+
+
+# What the last generation regenerated, per language: the incremental-rebuild figure.
+LAST_REGENERATED: dict[str, tuple[int, int]] = {}
+
+
+def _tool_version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
+def _closure(ps: ProtoSet) -> dict[str, list[str]]:
+    """Each file's transitive imports within the proto set (from protoc's parse)."""
+    direct = {f.name: list(f.dependency) for f in descriptor_set(ps).file if f.name in set(ps.files)}
+    out: dict[str, list[str]] = {}
+    for rel in ps.files:
+        seen: list[str] = []
+        todo = list(direct.get(rel, []))
+        while todo:
+            dep = todo.pop()
+            if dep in direct and dep not in seen:
+                seen.append(dep)
+                todo += direct[dep]
+        out[rel] = sorted(seen)
+    return out
+
+
+def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, dest: Path) -> None:
+    """Generated files per proto file, cached by the file's content, its imports' contents and the
+    generator (`kind`, `extra[file]`): after an edit only the edited file and those importing it run
+    through protoc again. The outputs of every file are then copied into `dest`."""
+    closure = _closure(ps)
+    cache = BUILD / "gen" / "files"
+    missing: list[tuple[str, Path]] = []
+    keyed: list[Path] = []
+    for rel in ps.files:
+        h = hashlib.sha256(f"{kind}\0{rel}\0{extra.get(rel, '')}\0".encode())
+        for f in [rel, *closure[rel]]:
+            h.update(f.encode() + b"\0" + (ps.root / f).read_bytes() + b"\0" + extra.get(f, "").encode() + b"\0")
+        folder = cache / h.hexdigest()[:24]
+        keyed.append(folder)
+        if not folder.exists():
+            missing.append((rel, folder))
+    if missing:
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run(item: tuple[str, Path]) -> None:
+            rel, folder = item
+            _atomic_dir(folder, lambda tmp: generate(rel, tmp))
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            list(pool.map(run, missing))
+    LAST_REGENERATED[kind.split("|")[0]] = (len(missing), len(ps.files))
+    for folder in keyed:
+        shutil.copytree(folder, dest, dirs_exist_ok=True)
 
 
 def import_python(pkg_dir: Path) -> ModuleType:
@@ -221,10 +282,30 @@ def _go_sources() -> list[Path]:
                        or "testdata" in p.relative_to(GO_PEER).parts))
 
 
+GRPC_GO_ENV = "INTEROP_GRPC_GO"  # e.g. v1.77.0: build the Go peer against that grpc-go instead of go.mod's
+GRPC_GO_MODULE = "google.golang.org/grpc"
+
+
+def grpc_go_override() -> str | None:
+    """The grpc-go version asked for with $INTEROP_GRPC_GO, or None for go_peer/go.mod's own pin."""
+    version = os.environ.get(GRPC_GO_ENV, "").strip()
+    if not version:
+        return None
+    if not re.fullmatch(r"v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?", version):
+        raise CodegenError(f"{GRPC_GO_ENV}={version!r} is not a grpc-go module version (like v1.77.0); "
+                           f"`go list -m -versions {GRPC_GO_MODULE}` lists them")
+    pinned = re.search(rf"^\s*(?:require\s+)?{re.escape(GRPC_GO_MODULE)}\s+(\S+)",
+                       (GO_PEER / "go.mod").read_text(), re.M)
+    return None if pinned and pinned.group(1) == version else version
+
+
 def go_digest(ps: ProtoSet) -> str:
-    """Content hash of everything the Go peer binary is built from: protos, Go sources, go.sum, tools."""
+    """Content hash of everything the Go peer binary is built from: protos, Go sources, go.sum, tools,
+    and the grpc-go version when $INTEROP_GRPC_GO overrides go.mod's (so each gets its own image tag)."""
     h = hashlib.sha256()
-    for part in (ps.digest, *PROTOC_GEN_GO, *PROTOC_GEN_GO_GRPC, GLUE_VERSION):
+    override = grpc_go_override()
+    for part in (ps.digest, *PROTOC_GEN_GO, *PROTOC_GEN_GO_GRPC, GLUE_VERSION,
+                 *([f"{GRPC_GO_MODULE}@{override}"] if override else [])):
         h.update(part.encode() + b"\0")
     for p in [*_go_sources(), SEED_DATA]:
         h.update(p.relative_to(REPO).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
@@ -242,6 +323,10 @@ def _go_env() -> dict[str, str]:
     return {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
 
 
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def _build_glue_plugin(src: Path) -> Path:
     """Compile protoc-gen-interop from the build copy's sources, into the build copy (cached with it)."""
     exe = src.parent / "protoc-gen-interop"
@@ -253,9 +338,24 @@ def _build_glue_plugin(src: Path) -> Path:
     return exe
 
 
+def _pin_grpc_go(src: Path, version: str) -> None:
+    """`go get google.golang.org/grpc@<version>` in the build copy (never in go_peer/), then check that
+    the module graph really selected that version (a dependency needing a newer one would lift it)."""
+    proc = subprocess.run(["go", "get", f"{GRPC_GO_MODULE}@{version}"], cwd=src, env=_go_env(),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CodegenError(f"{GRPC_GO_ENV}={version}: `go get {GRPC_GO_MODULE}@{version}` failed in {src}:\n"
+                           f"{proc.stderr}")
+    got = subprocess.run(["go", "list", "-m", "-f", "{{.Version}}", GRPC_GO_MODULE], cwd=src, env=_go_env(),
+                         capture_output=True, text=True).stdout.strip()
+    if got != version:
+        raise CodegenError(f"{GRPC_GO_ENV}={version}: the Go module graph selected grpc-go {got or '?'} instead")
+
+
 def generate_go(ps: ProtoSet) -> Path:
     """Write go_peer's sources plus the generated code for a proto set into build/go/<digest>/src."""
     digest = go_digest(ps)
+    override = grpc_go_override()
     target = BUILD / "go" / digest[:20] / "src"
     if target.exists():
         return target
@@ -268,19 +368,27 @@ def generate_go(ps: ProtoSet) -> Path:
             dest = tmp / p.relative_to(GO_PEER)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, dest)
+        if override:
+            _pin_grpc_go(tmp, override)
         # "path;name": the import path AND the package name, so a go_package option never decides either.
         m_opts = [f"M{rel}={GO_MODULE}/{path};{path.rsplit('/', 1)[1]}" for rel, path in mapping.items()]
         glue_plugin = _build_glue_plugin(tmp)
-        args = [f"-I{ps.root}",
-                f"--plugin=protoc-gen-go={tools['protoc-gen-go']}",
-                f"--plugin=protoc-gen-go-grpc={tools['protoc-gen-go-grpc']}",
-                f"--plugin=protoc-gen-interop={glue_plugin}",
-                f"--go_out={tmp}", f"--go_opt=module={GO_MODULE}",
-                f"--go-grpc_out={tmp}", f"--go-grpc_opt=module={GO_MODULE}",
-                f"--interop_out={tmp}", f"--interop_opt=module={GO_MODULE}"]
-        for plugin in ("go", "go-grpc", "interop"):
-            args += [f"--{plugin}_opt={m}" for m in m_opts]
-        _protoc([*args, *ps.files], f"Go code for {ps.root}")
+
+        def one(rel: str, dest: Path) -> None:
+            args = [f"-I{ps.root}",
+                    f"--plugin=protoc-gen-go={tools['protoc-gen-go']}",
+                    f"--plugin=protoc-gen-go-grpc={tools['protoc-gen-go-grpc']}",
+                    f"--plugin=protoc-gen-interop={glue_plugin}",
+                    f"--go_out={dest}", f"--go_opt=module={GO_MODULE}",
+                    f"--go-grpc_out={dest}", f"--go-grpc_opt=module={GO_MODULE}",
+                    f"--interop_out={dest}", f"--interop_opt=module={GO_MODULE}"]
+            for plugin in ("go", "go-grpc", "interop"):
+                args += [f"--{plugin}_opt={m}" for m in m_opts]
+            _protoc([*args, rel], f"Go code for {rel}")
+
+        # A file's Go output depends on its own and its imports' Go packages and on the generators.
+        kind = f"go|{'|'.join(PROTOC_GEN_GO + PROTOC_GEN_GO_GRPC)}|{_file_hash(glue_plugin)}"
+        _per_file(ps, kind, mapping, one, tmp)
         top_level = {p.split("/")[-1] for p in mapping.values() if p.count("/") == 2}
         with_seeds = SEED_GO_PACKAGES <= top_level
         _write_glue(tmp, sorted(set(mapping.values())), with_seeds)

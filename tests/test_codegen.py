@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import uuid
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,22 @@ def test_go_digest_changes_with_protos(tmp_path: Path) -> None:
     d1 = codegen.go_digest(discover(root))
     (root / "a.proto").write_text('syntax = "proto3"; package a; message M {}')
     assert codegen.go_digest(discover(root)) != d1
+
+
+def test_an_edit_regenerates_only_that_file_and_its_importers(tmp_path: Path) -> None:
+    run = f"// {uuid.uuid4()}\n"  # new content each run: nothing is cached from an earlier run
+    files = {
+        "inc/base.proto": 'syntax = "proto3"; package inc.base; message B { int32 x = 1; }',
+        "inc/user.proto": 'syntax = "proto3"; package inc.user; import "inc/base.proto"; message U { inc.base.B b = 1; }',
+        "inc/alone.proto": 'syntax = "proto3"; package inc.alone; message A {}',
+    }
+    root = write(tmp_path / "p", {k: run + v for k, v in files.items()})
+    codegen.generate_python(discover(root), package="cgt_gen_incr")
+    assert codegen.LAST_REGENERATED["py"] == (3, 3)
+    (root / "inc/alone.proto").write_text(run + files["inc/alone.proto"].replace("{}", "{ string s = 1; }"))
+    codegen.generate_python(discover(root), package="cgt_gen_incr")
+    assert codegen.LAST_REGENERATED["py"] == (1, 3)
+    (root / "inc/base.proto").write_text(run + files["inc/base.proto"].replace("int32", "int64"))
+    pkg = codegen.generate_python(discover(root), package="cgt_gen_incr")
+    assert codegen.LAST_REGENERATED["py"] == (2, 3)  # base and user, which imports it
+    assert {p.name for p in (pkg / "inc").iterdir()} >= {"base_pb2.py", "user_pb2_grpc.py", "alone_pb2.pyi", "__init__.py"}
