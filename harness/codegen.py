@@ -33,7 +33,8 @@ from harness.protoset import ProtoSet, ProtoSetError
 
 REPO = Path(__file__).resolve().parent.parent
 GO_PEER = REPO / "go_peer"
-BUILD = Path(os.environ.get("INTEROP_BUILD_DIR", REPO / "build"))
+# resolved: Go commands run with other working directories and must get absolute paths
+BUILD = Path(os.environ.get("INTEROP_BUILD_DIR", REPO / "build")).resolve()
 GO_MODULE = "github.com/grpc-interop-harness/go_peer"
 PY_PACKAGE = "interop_gen"
 
@@ -116,7 +117,9 @@ def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
     """Generate (or reuse) the Python package for a proto set; returns the package folder.
     Only files whose content or imports changed are regenerated (per-file cache, see _per_file)."""
     _check_python_names(ps)
-    out = BUILD / "gen" / ps.digest[:20] / f"py-{package}"
+    # The generated code is only valid for the grpcio-tools / protobuf that made it (gencode checks).
+    tools = f"{_tool_version('grpcio-tools')}-{_tool_version('protobuf')}"
+    out = BUILD / "gen" / ps.digest[:20] / f"py-{package}-{tools}"
     generated = {_module_name(f) for f in ps.files}
 
     def one(rel: str, dest: Path) -> None:
@@ -129,7 +132,7 @@ def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
     def fill(tmp: Path) -> None:
         pkg = tmp / package
         pkg.mkdir()
-        _per_file(ps, f"py|{package}|{_tool_version('grpcio-tools')}", {}, one, pkg)
+        _per_file(ps, f"py|{package}|{tools}", {}, one, pkg)
         for d in [pkg, *(p for p in pkg.rglob("*") if p.is_dir())]:
             (d / "__init__.py").touch()
 
