@@ -7,7 +7,7 @@ PROTOS ?= protos
 # docker | process | auto (auto falls back to a plain process, loudly, when no engine answers)
 export INTEROP_PEER_RUNNER ?= auto
 
-.PHONY: help setup gen peer test unit interop bench clean
+.PHONY: help setup gen peer test unit interop bench matrix clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,10 @@ interop: $(PY) ## the main job: run every case in every direction and print the 
 
 bench: $(PY) ## measure make interop cold (no image, no build cache) and warm, and cases per second
 	ci/bench.sh
+
+matrix: $(PY) ## grpcio × grpc-go versions: one nox session per combination (NOX_OPTS=-R reuses venvs), then the table
+	rm -rf reports/matrix
+	$(VENV)/bin/nox $(NOX_OPTS) -s interop; $(PY) -m harness.matrix summary
 
 clean: ## remove the harness's containers, images and build products
 	-$(VENV)/bin/grpc-interop clean

@@ -1,0 +1,37 @@
+"""nox sessions: the grpcio × grpc-go version matrix, one session per combination.
+
+    nox -l                                                    # list the sessions
+    nox -s "interop(grpcio='1.76.0', grpcgo='v1.80.0')"       # one combination
+    nox -s interop                                            # all of them (what `make matrix` runs)
+    nox -R -s interop                                         # again, reusing the venvs (no installs)
+    nox -s "interop(grpcio='1.68.1', grpcgo='v1.77.0')" -- -k routeguide   # options for grpc-interop run
+
+Each session has its own venv with that grpcio set and its protobuf (harness/matrix.py: GRPCIO), the
+repo installed --no-deps (its pyproject pins grpcio 1.85.1), and builds the Go peer against that
+grpc-go ($INTEROP_GRPC_GO). Results: reports/matrix/<combo>.json; `make matrix` aggregates them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness.matrix import configured, python_requirements  # noqa: E402
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["interop"]
+
+COMBINATIONS = configured()
+
+
+@nox.session
+@nox.parametrize(("grpcio", "grpcgo"), COMBINATIONS)
+def interop(session: nox.Session, grpcio: str, grpcgo: str) -> None:
+    """Every case in every direction with one grpcio version and the Go peer on one grpc-go version."""
+    session.install(*python_requirements(grpcio))
+    session.install("--no-deps", "-e", ".")
+    session.run("python", "-m", "harness.matrix", "run", "--grpcio", grpcio, "--grpc-go", grpcgo,
+                "--", *session.posargs)
