@@ -97,10 +97,9 @@ def run(grpcio: str, grpcgo: str, protos: str, out_dir: Path, extra: list[str]) 
         return finish(2, f"this environment has {wrong}, not grpcio {grpcio}; run it in its nox session")
 
     os.environ["INTEROP_GRPC_GO"] = grpcgo
-    # One build folder per grpcio version: the Python codegen cache (build/gen/<proto digest>) is keyed by
-    # the protos only, and grpcio-tools' output refuses older runtimes (_pb2_grpc checks the grpcio
-    # version, _pb2 the protobuf version), so sessions of different grpcio versions must not share it.
-    # Absolute, because a relative INTEROP_BUILD_DIR breaks the Go plugin build (go build -o runs in src/).
+    # One build folder per grpcio version, so the combinations cannot see each other's generated code
+    # (grpcio-tools' output refuses older runtimes). Since bab03d6 the Python output path is keyed by
+    # the grpcio-tools/protobuf versions, so this is isolation only; the Go images are shared by digest.
     base = Path(os.environ.get("INTEROP_BUILD_DIR") or REPO / "build")
     os.environ["INTEROP_BUILD_DIR"] = str((base / "matrix" / f"grpcio-{grpcio}").resolve())
     meta["build_dir"] = os.environ["INTEROP_BUILD_DIR"]
