@@ -13,13 +13,10 @@ grpc-go ($INTEROP_GRPC_GO). Results: reports/matrix/<combo>.json; `make matrix` 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import nox
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness.matrix import configured, python_requirements  # noqa: E402
+# nox runs from the project's venv (`make matrix` uses .venv/bin/nox), where the harness is installed.
+from harness.matrix import configured, python_requirements
 
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["interop"]
