@@ -17,7 +17,7 @@ from harness import report
 from harness.codegen import BUILD, CodegenError, build_go, generate_go, generate_python
 from harness.peer import PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, discover
-from harness.runner import DIRECTIONS, direction, prepare, run_all, select
+from harness.runner import direction, directions, prepare, run_all, select
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    directions = [direction(d) for d in args.direction] if args.direction else list(DIRECTIONS)
+    chosen = directions(args.direction)
     runner = select_runner(args.peer_runner)
     out = report.console()
     t0 = time.monotonic()
@@ -109,13 +109,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     out.print(f"proto set {ps.root} ({len(ps.files)} files, {ps.digest[:12]}); "
               f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s",
               soft_wrap=True)
-    if args.server_address and len({d.server for d in directions}) > 1:
+    if args.server_address and len({d.server for d in chosen}) > 1:
         raise ValueError("--server-address serves one side: choose directions with one server language")
-    total = len(select(prepared.cases, args.patterns)) * len(directions)
+    total = len(select(prepared.cases, args.patterns)) * len(chosen)
     with report.progress(out, total) as advance:
-        results, session = run_all(prepared, runner, directions, args.patterns, on_result=advance,
+        results, session = run_all(prepared, runner, chosen, args.patterns, on_result=advance,
                                    server_address=args.server_address)
-    names = [d.name for d in directions]
+    names = [d.name for d in chosen]
     with session:
         if not results:
             out.print("[red]no case matched[/red]")

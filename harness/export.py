@@ -8,24 +8,11 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-from harness.report import method_of
+from harness.report import OK_VERDICTS, cells, counts, failed, method_of
 from python_impl.client import Result
 
 # A failure's full explanation (diffs, logs, reproduce commands), by (direction, case).
 Explanations = dict[tuple[str, str], str]
-
-
-def _cells(results: list[Result]) -> dict[str, dict[str, list[Result]]]:
-    cells: dict[str, dict[str, list[Result]]] = defaultdict(lambda: defaultdict(list))
-    for r in results:
-        cells[method_of(r.case)][r.direction].append(r)
-    return cells
-
-
-def _counts(rs: list[Result]) -> tuple[int, int, int]:
-    ok = sum(r.verdict == "pass" for r in rs)
-    known = sum(r.verdict == "divergence" for r in rs)
-    return ok, known, len(rs) - ok - known
 
 
 def junit(results: list[Result], explanations: Explanations, path: Path) -> None:
@@ -35,7 +22,7 @@ def junit(results: list[Result], explanations: Explanations, path: Path) -> None
     for r in results:
         by_direction[r.direction].append(r)
     for direction, rs in by_direction.items():
-        ok, known, bad = _counts(rs)
+        ok, known, bad = counts(rs)
         suite = ET.SubElement(root, "testsuite", name=direction, tests=str(len(rs)), failures=str(bad),
                               skipped=str(known), time=f"{sum(r.duration_ms for r in rs) / 1000:.3f}")
         for r in rs:
@@ -56,18 +43,18 @@ def markdown(results: list[Result], directions: list[str], explanations: Explana
     """A summary for GITHUB_STEP_SUMMARY: the matrix, then each failure with its reproduce command."""
     lines = ["## gRPC interop: service/method × direction", "",
              "| service/method | " + " | ".join(directions) + " |", "|---|" + "---|" * len(directions)]
-    for method, row in sorted(_cells(results).items()):
-        cells = []
+    for method, row in sorted(cells(results).items()):
+        marks = []
         for d in directions:
-            ok, known, bad = _counts(row.get(d, []))
+            ok, known, bad = counts(row.get(d, []))
             total = ok + known + bad
             mark = "–" if not total else ("✅" if not bad else "❌")
-            cells.append(f"{mark} {ok}/{total}" + (f" ≈{known}" if known else "") if total else mark)
-        lines.append(f"| `{method}` | " + " | ".join(cells) + " |")
-    ok, known, bad = _counts(results)
+            marks.append(f"{mark} {ok}/{total}" + (f" ≈{known}" if known else "") if total else mark)
+        lines.append(f"| `{method}` | " + " | ".join(marks) + " |")
+    ok, known, bad = counts(results)
     lines += ["", f"**{ok} pass, {known} known divergences, {bad} failing** of {len(results)} case runs.", ""]
     for r in results:
-        if r.verdict in ("pass", "divergence"):
+        if r.verdict in OK_VERDICTS:
             continue
         lines += [f"<details><summary>❌ {r.direction} <code>{html.escape(r.case)}</code></summary>", "",
                   "```", explanations.get((r.direction, r.case), ""), "```", "</details>", ""]
@@ -92,10 +79,10 @@ def html_page(results: list[Result], directions: list[str], explanations: Explan
     e = html.escape
     head = "".join(f"<th>{e(d)}</th>" for d in directions)
     rows = []
-    for method, row in sorted(_cells(results).items()):
+    for method, row in sorted(cells(results).items()):
         tds = [f'<td class="method">{e(method)}</td>']
         for d in directions:
-            ok, known, bad = _counts(row.get(d, []))
+            ok, known, bad = counts(row.get(d, []))
             total = ok + known + bad
             if not total:
                 tds.append('<td class="none">–</td>')
@@ -103,10 +90,10 @@ def html_page(results: list[Result], directions: list[str], explanations: Explan
                 note = f" ≈{known}" if known else ""
                 tds.append(f'<td class="{"bad" if bad else "ok"}">{"✗" if bad else "✓"} {ok}/{total}{note}</td>')
         rows.append("<tr>" + "".join(tds) + "</tr>")
-    ok, known, bad = _counts(results)
+    ok, known, bad = counts(results)
     failures = [f'<div class="failure" id="f{i}"><h2>{e(r.verdict.upper())}: {e(r.direction)} {e(r.case)}</h2>'
                 f'<pre>{e(explanations.get((r.direction, r.case), ""))}</pre></div>'
-                for i, r in enumerate(results) if r.verdict not in ("pass", "divergence")]
+                for i, r in enumerate(failed(results))]
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(title)}</title>"
             f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>"
             f'<p class="summary">{ok} pass, {known} known divergences, <strong>{bad} failing</strong> '

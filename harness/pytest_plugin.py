@@ -20,7 +20,7 @@ import pytest
 
 from harness.cases import Case
 from harness.peer import PeerError, select_runner
-from harness.runner import DIRECTIONS, Direction, ExternalServer, Prepared, Session, direction, prepare, share
+from harness.runner import Direction, ExternalServer, Prepared, Session, directions, prepare, share
 from python_impl.client import Diff, Result
 
 _PREPARED = pytest.StashKey[Prepared]()
@@ -66,8 +66,7 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
 
 
 def _directions(config: pytest.Config) -> list[Direction]:
-    names = config.getoption("interop_direction")
-    return [direction(n) for n in names] if names else list(DIRECTIONS)
+    return directions(config.getoption("interop_direction"))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -22,32 +22,42 @@ def method_of(case: str) -> str:
     return "/".join(case.split("/")[:2])
 
 
-def matrix(results: Iterable[Result], directions: list[str]) -> Table:
-    cells: dict[str, dict[str, list[Result]]] = defaultdict(lambda: defaultdict(list))
+OK_VERDICTS = ("pass", "divergence")
+
+
+def cells(results: Iterable[Result]) -> dict[str, dict[str, list[Result]]]:
+    """Results by matrix row (service/method) and column (direction)."""
+    out: dict[str, dict[str, list[Result]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
-        cells[method_of(r.case)][r.direction].append(r)
+        out[method_of(r.case)][r.direction].append(r)
+    return out
+
+
+def counts(rs: list[Result]) -> tuple[int, int, int]:
+    """(passed, known divergences, failing) of some results."""
+    ok = sum(r.verdict == "pass" for r in rs)
+    known = sum(r.verdict == "divergence" for r in rs)
+    return ok, known, len(rs) - ok - known
+
+
+def matrix(results: Iterable[Result], directions: list[str]) -> Table:
     table = Table(title="interop matrix: service/method × direction (passed/total, ≈ known divergences)")
     table.add_column("service/method")
     for d in directions:
         table.add_column(d, justify="center")
-    for method in sorted(cells):
+    for method, row_results in sorted(cells(results).items()):
         row = [method]
         for d in directions:
-            rs = cells[method].get(d, [])
-            ok = sum(r.verdict == "pass" for r in rs)
-            known = sum(r.verdict == "divergence" for r in rs)
-            note = f" ≈{known}" if known else ""
-            if not rs:
+            ok, known, bad = counts(row_results.get(d, []))
+            total, note = ok + known + bad, f" ≈{known}" if known else ""
+            if not total:
                 row.append("[dim]–[/dim]")
-            elif ok + known == len(rs):
-                row.append(f"[green]✓ {ok}/{len(rs)}{note}[/green]")
+            elif not bad:
+                row.append(f"[green]✓ {ok}/{total}{note}[/green]")
             else:
-                row.append(f"[bold red]✗ {ok}/{len(rs)}{note}[/bold red]")
+                row.append(f"[bold red]✗ {ok}/{total}{note}[/bold red]")
         table.add_row(*row)
     return table
-
-
-OK_VERDICTS = ("pass", "divergence")
 
 
 def failed(results: list[Result]) -> list[Result]:

@@ -46,6 +46,11 @@ DIRECTIONS = tuple(Direction(f"{c}→{s}", c, s) for c, s in (
     ("py", "go"), ("go", "py"), ("pyaio", "go"), ("go", "pyaio"), ("py", "py"), ("pyaio", "pyaio"), ("go", "go")))
 
 
+def directions(names: list[str] | None) -> list[Direction]:
+    """The directions asked for by name or slug; all of them when none is named."""
+    return [direction(n) for n in names] if names else list(DIRECTIONS)
+
+
 def direction(name: str) -> Direction:
     for d in DIRECTIONS:
         if name in (d.name, d.slug):
