@@ -678,7 +678,7 @@ def collect(runs: list[Run], revs: dict[str, Revision]) -> Evidence:
             if ex.kind == "missing":
                 added = d.client_rev == "new"
                 got = next((x for x in result.diffs if x.path == "status.code"), None)
-                status = got.got if got else "OK"
+                status = got.got.split(" ", 1)[0] if got else "OK"  # the code, without its message
                 if added:
                     ok = status == "UNIMPLEMENTED"
                     method_text = (f"the {d.server_rev} {d.server_lang} server does not have this method and "

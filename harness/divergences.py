@@ -2,7 +2,8 @@
 direction and case, with the reason. Applied to results after a run:
 
 - a matching result that fails as described becomes `divergence` (listed, not a failure);
-- a matching result that passes becomes `unexpected_pass`: the entry is stale, the run fails;
+- a matching result that passes becomes `unexpected_pass`: the entry is stale, the run fails,
+  unless the entry is `intermittent` (a race inside a library: some runs pass, and that is no news);
 - an entry of a user's file that matches no (direction, case) of the proto set is an error
   (a dead pattern). The built-in entries describe library behaviour and may not apply to every set.
 """
@@ -19,7 +20,11 @@ import yaml
 from python_impl.client import Diff, Result
 
 KEYS = {"match", "contains", "reason"}
-OPTIONAL = {"streaming"}  # only cases whose (first) call has one of these streaming modes
+OPTIONAL = {
+    "streaming",     # only cases whose (first) call has one of these streaming modes
+    "requires",      # texts that must each appear in some diff: the divergence's signature
+    "intermittent",  # true: a race; a passing result is not stale
+}
 
 
 class DivergenceError(Exception):
@@ -34,6 +39,8 @@ class Divergence:
     source: str
     builtin: bool
     streaming: tuple[str, ...] = ()  # empty: any mode
+    requires: tuple[str, ...] = ()
+    intermittent: bool = False
 
     def applies(self, slug: str, case: str, mode: str | None = None) -> bool:
         if self.streaming and mode not in self.streaming:
@@ -57,8 +64,18 @@ def load(paths: list[Path], builtin: bool) -> list[Divergence]:
             contains = e["contains"] if isinstance(e["contains"], list) else [e["contains"]]
             if not contains or not all(isinstance(c, str) and c for c in contains):
                 raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}): contains is a text or a list of texts")
+            requires = e.get("requires") or []
+            requires = requires if isinstance(requires, list) else [requires]
+            if not all(isinstance(c, str) and c for c in requires):
+                raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}): requires is a text or a list of texts")
+            if not isinstance(e.get("intermittent", False), bool):
+                raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}): intermittent is true or false")
+            if e.get("intermittent") and not requires:
+                # a race excuses a result only by its own signature, never by its side effects alone
+                raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}): an intermittent entry needs "
+                                      "'requires' (the text that identifies the race)")
             out.append(Divergence(str(e["match"]), tuple(contains), str(e["reason"]), str(path), builtin,
-                                  tuple(e.get("streaming") or ())))
+                                  tuple(e.get("streaming") or ()), tuple(requires), bool(e.get("intermittent"))))
     return out
 
 
@@ -76,9 +93,11 @@ def check_dead(entries: list[Divergence], pairs: list[tuple[str, str, str]]) -> 
 
 
 def _covered(entry: Divergence, result: Result) -> bool:
-    """Every diff of the result is one the entry describes: a divergence never hides another failure."""
+    """Every diff of the result is one the entry describes, and the entry's signature is there:
+    a divergence never hides another failure."""
     texts = [f"{d.path}: expected {d.expected}, got {d.got}" for d in result.diffs]
-    return bool(texts) and all(any(c in t for c in entry.contains) for t in texts)
+    return (bool(texts) and all(any(c in t for c in entry.contains) for t in texts)
+            and all(any(r in t for t in texts) for r in entry.requires))
 
 
 def apply(entries: list[Divergence], result: Result, slug: str, mode: str | None = None) -> Result:
@@ -90,7 +109,9 @@ def apply(entries: list[Divergence], result: Result, slug: str, mode: str | None
     if not matching:
         return result
     if result.verdict == "pass":
-        entry = matching[0]
+        entry = next((e for e in matching if not e.intermittent), None)
+        if entry is None:
+            return result
         result.verdict = "unexpected_pass"
         result.diffs = [Diff(0, "divergence", f"to diverge ({entry.reason})",
                              f"passed: the entry in {entry.source} ({entry.match}) is stale")]

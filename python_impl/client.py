@@ -296,7 +296,8 @@ def check(call: Any, out: Outcome, index: int) -> list[Diff]:
         diffs.append(Diff(index, path, str(e), str(g)))
 
     if out.status != exp["status"] and out.status not in exp.get("status_alternatives", ()):
-        add("status.code", exp["status"], out.status)
+        # the message says why (a library's own error text is often the whole story)
+        add("status.code", exp["status"], f"{out.status} {render(out.message)}" if out.message else out.status)
     if "message" in exp and out.message != exp["message"]:
         add("status.message", render(exp["message"]), render(out.message))
     if exp.get("responses") is not None:

@@ -73,3 +73,36 @@ def test_an_entry_can_be_limited_to_streaming_modes() -> None:
     unary_only = divergences.Divergence(**{**ENTRY.__dict__, "streaming": ("unary",)})
     assert divergences.apply([unary_only], result("fail", "RESOURCE_EXHAUSTED"), "go-py", "unary").verdict == "divergence"
     assert divergences.apply([unary_only], result("pass"), "go-py", "server_stream").verdict == "pass"
+
+
+RACE = divergences.Divergence(match="pyaio-*:*", contains=("Internal error from Core", "responses.count"),
+                              reason="a race in the client library", source="mine.yaml", builtin=False,
+                              requires=("Internal error from Core",), intermittent=True)
+
+
+def test_an_intermittent_entry_excuses_its_signature_and_what_follows_from_it() -> None:
+    r = result("fail", 'INTERNAL "Internal error from Core"')
+    r.diffs.append(Diff(0, "responses.count", "1", "0"))
+    assert divergences.apply([RACE], r, "pyaio-go").verdict == "divergence"
+
+
+def test_an_intermittent_entry_never_excuses_side_effects_without_its_signature() -> None:
+    r = Result("svc/M/T/deep", "pyaio→go", "fail", [Diff(0, "responses.count", "1", "0")])
+    assert divergences.apply([RACE], r, "pyaio-go").verdict == "fail"
+
+
+def test_a_pass_under_an_intermittent_entry_is_just_a_pass() -> None:
+    assert divergences.apply([RACE], result("pass"), "pyaio-go").verdict == "pass"
+    # ...but a deterministic entry matching the same result still calls it stale
+    both = [RACE, divergences.Divergence(**{**ENTRY.__dict__, "match": "pyaio-go:*"})]
+    assert divergences.apply(both, result("pass"), "pyaio-go").verdict == "unexpected_pass"
+
+
+def test_an_intermittent_entry_needs_a_signature(tmp_path: Path) -> None:
+    bad = tmp_path / "d.yaml"
+    bad.write_text("divergences: [{match: x, contains: y, reason: r, intermittent: true}]")
+    with pytest.raises(divergences.DivergenceError, match="needs 'requires'"):
+        divergences.load([bad], builtin=False)
+    bad.write_text("divergences: [{match: x, contains: y, reason: r, intermittent: sometimes, requires: y}]")
+    with pytest.raises(divergences.DivergenceError, match="true or false"):
+        divergences.load([bad], builtin=False)

@@ -42,6 +42,9 @@ func check(call int, p *plan, out *outcome) []Diff {
 	e := &p.call.Expect
 	got := CodeName(out.status.Code())
 	if got != p.expectStatus && !slices.Contains(e.StatusAlternatives, got) {
+		if msg := out.status.Message(); msg != "" { // the message says why
+			got += " " + quote(msg)
+		}
 		d.add("status.code", p.expectStatus, got)
 	}
 	if e.Message != nil && *e.Message != out.status.Message() {

@@ -166,7 +166,7 @@ func TestCheckHeadersStatusChunks(t *testing.T) {
 	if got := paths(ds)[:4]; !slices.Equal(got, want) {
 		t.Fatalf("paths %v, want %v", got, want)
 	}
-	if ds[0].Expected != "NOT_FOUND" || ds[0].Got != "INVALID_ARGUMENT" || ds[2].Got != `["2", "1"]` {
+	if ds[0].Expected != "NOT_FOUND" || ds[0].Got != `INVALID_ARGUMENT "other"` || ds[2].Got != `["2", "1"]` {
 		t.Errorf("diffs %+v", ds)
 	}
 }
