@@ -26,7 +26,6 @@ revisions' descriptors through private descriptor pools.
 
 from __future__ import annotations
 
-import base64
 import fnmatch
 import json
 import os
@@ -488,47 +487,21 @@ def run_wire(revs: dict[str, Revision], runner: str, progress: Any = None) -> li
 
 # ---------------------------------------------------------------- reading the evidence
 
+_WIRE_NUMBERS = {"varint": 0, "fixed64": 1, "len": 2, "group": 3, "fixed32": 5}
+
+
 def unknown_fields(text: str) -> list[tuple[int, int]]:
-    """(number, wire type) of the unknown fields in an engine's rendering: the Python engine writes
-    a list of (number, wire type, value) tuples, the Go engine the raw bytes in base64."""
-    text = text.strip()
-    if text in ("", "[]"):
-        return []
-    if text.startswith("["):
-        return [(int(n), int(w)) for n, w in re.findall(r"\((\d+), (\d+),", text)]
-    try:
-        data = base64.b64decode(text, validate=True)
-    except ValueError:
-        return []
-    out, i = [], 0
-
-    def varint() -> int:
-        nonlocal i
-        shift = result = 0
-        while i < len(data):
-            b = data[i]
-            i += 1
-            result |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        return result
-
-    while i < len(data):
-        key = varint()
-        number, wt = key >> 3, key & 7
-        out.append((number, wt))
-        if wt == 0:
-            varint()
-        elif wt == 1:
-            i += 8
-        elif wt == 5:
-            i += 4
-        elif wt == 2:
-            length = varint()  # not `i += varint()`: that would add to the value of i before the call
-            i += length
-        elif wt not in (3, 4):
-            break
+    """(number, wire type) of the top-level unknown fields in a diff's rendering, which both engines
+    write alike (docs/peer-contract.md): `[100:varint:1, 104:group:[1:varint:7]]`."""
+    out, depth = [], 0
+    for m in re.finditer(r"(\d+):(varint|fixed64|len|group|fixed32):|\[|\]", text.strip()):
+        token = m.group(0)
+        if token == "[":
+            depth += 1
+        elif token == "]":
+            depth -= 1
+        elif depth == 1:
+            out.append((int(m.group(1)), _WIRE_NUMBERS[m.group(2)]))
     return out
 
 

@@ -53,8 +53,11 @@ def _repr_float32(value: float) -> str:
         return repr(value)
     for digits in range(1, 10):
         text = f"{value:.{digits}g}"
-        if struct.unpack("<f", struct.pack("<f", float(text)))[0] == value:
-            return repr(float(text))
+        try:
+            if struct.unpack("<f", struct.pack("<f", float(text)))[0] == value:
+                return repr(float(text))
+        except OverflowError:  # rounded past the float32 maximum: needs more digits
+            continue
     return repr(value)
 
 
@@ -73,81 +76,98 @@ def _scalar_equal(fd: FieldDescriptor, exp: Any, got: Any, tol: Tolerance) -> bo
     return exp == got
 
 
+UNSET, SET, MISSING = "<unset>", "<set>", "<missing>"
+_WIRE_TYPES = {0: "varint", 1: "fixed64", 2: "len", 3: "group", 5: "fixed32"}
+
+
+def render_field(fd: FieldDescriptor, value: Any) -> str:
+    """A field's value as a diff shows it (docs/peer-contract.md, "Diff rendering"): enums by name
+    (by number when the number has none), `float` at float32 precision, messages as `<set>`."""
+    if fd.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+        return SET
+    if fd.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
+        known = fd.enum_type.values_by_number.get(value)
+        return known.name if known is not None else str(value)
+    return render(value, fd.type == FieldDescriptor.TYPE_FLOAT)
+
+
 def diff_messages(exp: Message, got: Message, path: str = "", tol: Tolerance = Tolerance()) -> list[tuple[str, str, str]]:
-    """(path, expected, got) for every difference between two messages of the same type."""
+    """(path, expected, got) for every difference between two messages of the same type: fields in
+    declaration order, then set extensions by number, then the unknown fields."""
     out: list[tuple[str, str, str]] = []
     for fd in exp.DESCRIPTOR.fields:
         p = f"{path}.{fd.name}" if path else fd.name
         if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
             _diff_map(fd, getattr(exp, fd.name), getattr(got, fd.name), p, tol, out)
         elif fd.is_repeated:
-            e, g = list(getattr(exp, fd.name)), list(getattr(got, fd.name))
-            if len(e) != len(g):
-                out.append((f"{p}.count", str(len(e)), str(len(g))))
-            for i, (ev, gv) in enumerate(zip(e, g)):
-                _diff_value(fd, ev, gv, f"{p}[{i}]", tol, out)
+            _diff_list(fd, list(getattr(exp, fd.name)), list(getattr(got, fd.name)), p, tol, out)
         else:
-            if fd.has_presence:
-                he, hg = exp.HasField(fd.name), got.HasField(fd.name)
-                if he != hg:
-                    out.append((p, "set" if he else "unset", "set" if hg else "unset"))
-                    continue
-                if not he:
-                    continue
-            _diff_value(fd, getattr(exp, fd.name), getattr(got, fd.name), p, tol, out)
+            he = exp.HasField(fd.name) if fd.has_presence else True
+            hg = got.HasField(fd.name) if fd.has_presence else True
+            _diff_present(fd, he, getattr(exp, fd.name), hg, getattr(got, fd.name), p, tol, out)
     out.extend(_diff_extensions(exp, got, path, tol))
     ue, ug = _unknown(exp), _unknown(got)
     if ue != ug:
-        out.append((f"{path}.<unknown fields>" if path else "<unknown fields>", str(ue), str(ug)))
+        out.append((f"{path}.<unknown fields>" if path else "<unknown fields>", ue, ug))
     return out
 
 
+def _diff_present(fd: FieldDescriptor, he: bool, e: Any, hg: bool, g: Any, p: str, tol: Tolerance, out: list,
+                  absent: str = UNSET) -> None:
+    if he != hg:
+        out.append((p, render_field(fd, e) if he else absent, render_field(fd, g) if hg else absent))
+    elif he:
+        _diff_value(fd, e, g, p, tol, out)
+
+
+def _diff_list(fd: FieldDescriptor, e: list[Any], g: list[Any], p: str, tol: Tolerance, out: list) -> None:
+    if len(e) != len(g):
+        out.append((f"{p}.count", str(len(e)), str(len(g))))
+    for i, (ev, gv) in enumerate(zip(e, g)):
+        _diff_value(fd, ev, gv, f"{p}[{i}]", tol, out)
+
+
 def _diff_extensions(exp: Message, got: Message, path: str, tol: Tolerance) -> list[tuple[str, str, str]]:
-    """Set extension fields (proto2 / editions), compared like fields; path `[full.name]`."""
+    """Extension fields set on either side (proto2 / editions), by number; path `[full.name]`."""
     if not exp.DESCRIPTOR.extension_ranges:
         return []
     set_e = {fd.full_name: fd for fd, _ in exp.ListFields() if fd.is_extension}
     set_g = {fd.full_name: fd for fd, _ in got.ListFields() if fd.is_extension}
+    fds = sorted({**set_e, **set_g}.values(), key=lambda fd: (fd.number, fd.full_name))
     out: list[tuple[str, str, str]] = []
-    for name in sorted(set_e | set_g):
-        fd = set_e.get(name) or set_g[name]
-        p = f"{path}.[{name}]" if path else f"[{name}]"
-        if (name in set_e) != (name in set_g):
-            out.append((p, "set" if name in set_e else "unset", "set" if name in set_g else "unset"))
-        elif fd.is_repeated:
-            e, g = list(exp.Extensions[fd]), list(got.Extensions[fd])
-            if len(e) != len(g):
-                out.append((f"{p}.count", str(len(e)), str(len(g))))
-            for i, (ev, gv) in enumerate(zip(e, g)):
-                _diff_value(fd, ev, gv, f"{p}[{i}]", tol, out)
+    for fd in fds:
+        p = f"{path}.[{fd.full_name}]" if path else f"[{fd.full_name}]"
+        if fd.is_repeated:
+            _diff_list(fd, list(exp.Extensions[fd]), list(got.Extensions[fd]), p, tol, out)
         else:
-            _diff_value(fd, exp.Extensions[fd], got.Extensions[fd], p, tol, out)
+            _diff_present(fd, fd.full_name in set_e, exp.Extensions[fd], fd.full_name in set_g, got.Extensions[fd],
+                          p, tol, out)
     return out
 
 
-def _unknown(msg: Message) -> list[tuple[int, int, str]]:
-    """Unknown fields as comparable data: (number, wire type, value), in field-number order."""
-    fields = [(f.field_number, f.wire_type, render(f.data) if not hasattr(f.data, "__iter__") or
-               isinstance(f.data, bytes) else repr([(x.field_number, x.data) for x in f.data]))
-              for f in UnknownFieldSet(msg)]
-    return sorted(fields)
+def _unknown(msg: Message | UnknownFieldSet) -> str:
+    """Unknown fields in wire order: `[number:wire type:value, …]`; varints and fixed values as
+    unsigned decimals, length-delimited as base64, groups as their own list."""
+    fields = UnknownFieldSet(msg) if isinstance(msg, Message) else msg
+    parts = []
+    for f in fields:
+        kind = _WIRE_TYPES.get(f.wire_type, str(f.wire_type))
+        value = base64.b64encode(f.data).decode() if isinstance(f.data, bytes) else (
+            _unknown(f.data) if kind == "group" else str(f.data))
+        parts.append(f"{f.field_number}:{kind}:{value}")
+    return "[" + ", ".join(parts) + "]"
 
 
 def _diff_value(fd: FieldDescriptor, e: Any, g: Any, p: str, tol: Tolerance, out: list) -> None:
     if fd.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
         out.extend(diff_messages(e, g, p, tol))
     elif not _scalar_equal(fd, e, g, tol):
-        f32 = fd.type == FieldDescriptor.TYPE_FLOAT
-        out.append((p, render(e, f32), render(g, f32)))
+        out.append((p, render_field(fd, e), render_field(fd, g)))
 
 
 def _diff_map(fd: FieldDescriptor, e: Any, g: Any, p: str, tol: Tolerance, out: list) -> None:
+    """Entries in key order (numbers by value, false before true, strings by code point)."""
     value_fd = fd.message_type.fields_by_name["value"]
-    for k in sorted(set(e) | set(g), key=lambda k: (str(type(k)), k)):
-        kp = f"{p}[{render(k)}]"
-        if k not in g:
-            out.append((kp, render(e[k]), "missing"))
-        elif k not in e:
-            out.append((kp, "missing", render(g[k])))
-        else:
-            _diff_value(value_fd, e[k], g[k], kp, tol, out)
+    for k in sorted(set(e) | set(g)):
+        _diff_present(value_fd, k in e, e[k] if k in e else None, k in g, g[k] if k in g else None,
+                      f"{p}[{render(k)}]", tol, out, MISSING)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -158,7 +159,7 @@ func (d *differ) message(path string, exp, got protoreflect.Message) {
 		d.field(path+".["+string(xd.FullName())+"]", xd, exp, got)
 	}
 	if eu, gu := exp.GetUnknown(), got.GetUnknown(); !bytes.Equal(eu, gu) {
-		d.add(path+".<unknown fields>", renderBytes(eu), renderBytes(gu))
+		d.add(path+".<unknown fields>", renderUnknown(eu), renderUnknown(gu))
 	}
 }
 
@@ -236,7 +237,7 @@ func (d *differ) mapField(path string, fd protoreflect.FieldDescriptor, exp, got
 	}
 	collect(exp)
 	collect(got)
-	slices.SortFunc(keys, func(a, b entry) int { return strings.Compare(a.text, b.text) })
+	slices.SortFunc(keys, func(a, b entry) int { return compareKeys(a.k, b.k) })
 	vd := fd.MapValue()
 	for _, k := range keys {
 		kp := path + "[" + k.text + "]"
@@ -339,4 +340,25 @@ func (d *differ) chunks(c *Chunks, fd protoreflect.FieldDescriptor, responses []
 	if sum := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(sum, c.SHA256) {
 		d.add("chunks.sha256", c.SHA256, sum)
 	}
+}
+
+// compareKeys orders map keys by value: numbers numerically, false before true, strings by bytes
+// (UTF-8 byte order is code point order).
+func compareKeys(a, b protoreflect.MapKey) int {
+	switch av := a.Interface().(type) {
+	case bool:
+		bv := b.Bool()
+		switch {
+		case av == bv:
+			return 0
+		case !av:
+			return -1
+		}
+		return 1
+	case int32, int64:
+		return cmp.Compare(a.Int(), b.Int())
+	case uint32, uint64:
+		return cmp.Compare(a.Uint(), b.Uint())
+	}
+	return strings.Compare(a.String(), b.String())
 }

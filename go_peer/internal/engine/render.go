@@ -4,17 +4,18 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
 
-	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// Values in diffs are text: strings quoted JSON-style, bytes as base64, floats in the shortest
-// round-trip form written like Python's repr (float fields at float32 precision), messages as
-// compact protobuf JSON.
+// Values in diffs are text, rendered as docs/peer-contract.md ("Diff rendering") says and
+// testdata/diffs.json pins for both engines: strings quoted JSON-style, bytes as base64, floats in
+// the shortest round-trip form written like Python's repr (float fields at float32 precision).
 
 func quote(s string) string {
 	var b bytes.Buffer
@@ -57,18 +58,12 @@ func reprFloat(f float64, bits int) string {
 	return s
 }
 
+// renderValue renders one value of a field: enums by name (by number when the number has none),
+// messages as "<set>" (their differences are listed field by field).
 func renderValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) string {
 	switch fd.Kind() {
 	case protoreflect.MessageKind, protoreflect.GroupKind:
-		b, err := protojson.Marshal(v.Message().Interface())
-		if err != nil {
-			return "<" + err.Error() + ">"
-		}
-		var c bytes.Buffer
-		if json.Compact(&c, b) != nil {
-			return string(b)
-		}
-		return c.String()
+		return "<set>"
 	case protoreflect.StringKind:
 		return quote(v.String())
 	case protoreflect.BytesKind:
@@ -93,6 +88,45 @@ func renderPresent(m protoreflect.Message, fd protoreflect.FieldDescriptor) stri
 		return "<unset>"
 	}
 	return renderValue(fd, m.Get(fd))
+}
+
+// renderUnknown renders unknown fields in wire order as [number:wire type:value, ...]: varints and
+// fixed values as unsigned decimals, length-delimited values as base64, groups as their own list.
+func renderUnknown(b []byte) string {
+	var parts []string
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return "[" + strings.Join(append(parts, "<malformed: "+renderBytes(b)+">"), ", ") + "]"
+		}
+		b = b[n:]
+		var kind, value string
+		switch typ {
+		case protowire.VarintType:
+			v, m := protowire.ConsumeVarint(b)
+			kind, value, n = "varint", strconv.FormatUint(v, 10), m
+		case protowire.Fixed32Type:
+			v, m := protowire.ConsumeFixed32(b)
+			kind, value, n = "fixed32", strconv.FormatUint(uint64(v), 10), m
+		case protowire.Fixed64Type:
+			v, m := protowire.ConsumeFixed64(b)
+			kind, value, n = "fixed64", strconv.FormatUint(v, 10), m
+		case protowire.BytesType:
+			v, m := protowire.ConsumeBytes(b)
+			kind, value, n = "len", renderBytes(v), m
+		case protowire.StartGroupType:
+			v, m := protowire.ConsumeGroup(num, b)
+			kind, value, n = "group", renderUnknown(v), m
+		default:
+			n = -1
+		}
+		if n < 0 {
+			return "[" + strings.Join(append(parts, "<malformed: "+renderBytes(b)+">"), ", ") + "]"
+		}
+		b = b[n:]
+		parts = append(parts, fmt.Sprintf("%d:%s:%s", num, kind, value))
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 func renderKey(k protoreflect.MapKey) string {
