@@ -60,6 +60,8 @@ def test_static_breaking_example():
     # the enum swap: every number still exists, so WIRE passes; the JSON names changed
     s = found["store.Status.STATUS_SHIPPED"]
     assert (s.change, s.wire, s.wire_json) == ("renamed", OK, BREAKING)
+    removed = found["store.Order.labels"]
+    assert (removed.change, removed.wire) == ("removed", OK) and "reserved" in removed.detail
 
 
 @pytest.mark.parametrize("old_type, new_type, verdict", [
@@ -213,6 +215,8 @@ def test_breaking_revision_names_every_break_with_wire_evidence(capsys, tmp_path
     assert "decoded total_cents = -1" in evidence("store.Order.total_cents")
     assert items["store.Order.status"]["highlight"]
     assert "decoded status = STATUS_CANCELLED (3) (expected STATUS_SHIPPED (2))" in evidence("store.Order.status")
+    assert items["store.Order.labels"]["highlight"]                                        # removed field
+    assert "no such field and kept it as unknown field 7 (len): the value is lost" in evidence("store.Order.labels")
     assert "passes the static WIRE rules but breaks on the wire" in text
     # unchanged fields are compatible, backed by exchanges
     assert items["store.Order.id"]["wire"] == "ok" and not items["store.Order.id"]["breaking"]
