@@ -6,7 +6,9 @@ so requests and responses go through the generated (de)serialisers. Each RPC is 
 
 1. its case (`interop-case`) is in the catalogue: call `interop-call` of that case is answered
    generically (delay, metadata check, reading by mode, request comparison, headers, responses,
-   trailers, status + rich details, compression, server diffs in `interop-server-diffs-bin`);
+   trailers, status + rich details, compression, server diffs in `interop-server-diffs-bin`).
+   What to do is `python_impl.plan.Plan.script`, free of I/O; the two flavours here only perform
+   its steps;
 2. else the hand-written seed servicer of the service, if any (python_impl/seeds);
 3. else UNIMPLEMENTED `no case "<name>" in the catalogue and no implementation of <service>`.
 
@@ -18,10 +20,7 @@ bridged into the aio server through a worker thread.
 from __future__ import annotations
 
 import asyncio
-import base64
-import collections
 import importlib
-import itertools
 import json
 import logging
 import threading
@@ -29,19 +28,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
-import google.rpc.error_details_pb2  # noqa: F401  registers the google.rpc detail types (Any JSON)
 import grpc
-from google.protobuf import any_pb2, json_format
+from google.protobuf import json_format
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
-from google.protobuf.message_factory import GetMessageClass
-from google.rpc import status_pb2
-from grpc_status import rpc_status
 
-from python_impl.client import CALL_HEADER, CASE_HEADER, CHECKED_TRAILER, DIFFS_TRAILER, metadata_pairs
-from python_impl.compare import Tolerance, diff_messages, render
+from python_impl.client import CALL_HEADER, CASE_HEADER
+from python_impl.plan import Compress, Finish, Headers, Plan, Read, Send, Wait
 from python_impl.seeds import seed_servicers
 
 log = logging.getLogger("python_impl.generic")
@@ -100,84 +95,6 @@ def _md_value(metadata: Iterable[Any], key: str) -> str | None:
         if k == key:
             return v if isinstance(v, str) else v.decode("utf-8", "replace")
     return None
-
-
-class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status):
-    pass
-
-
-class Plan:
-    """What the generic server does for call `index` of case `case`, parsed once."""
-
-    def __init__(self, case: str, index: int, call: Any, method: MethodDescriptor) -> None:
-        self.case, self.index = case, index
-        srv = getattr(call, "server", None) or {}
-        self.delay = (srv.get("delay_ms") or 0) / 1000
-        self.read_requests: int | None = srv.get("read_requests")
-        self.compression = srv.get("compression")
-        self.ping_pong = (method.client_streaming and method.server_streaming
-                          and getattr(call, "bidi", "half_duplex") == "ping_pong")
-        req_cls, self.resp_cls = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
-        exp = call.expect or {}
-        self.requests = [json_format.ParseDict(r, req_cls()) for r in call.requests or []]
-        if self.read_requests is not None:
-            self.requests = self.requests[: self.read_requests]
-        # server.responses: what to send when the client must not see it (over its receive limit)
-        sent = srv["responses"] if srv.get("responses") is not None else exp.get("responses") or []
-        self.responses = [json_format.ParseDict(r, self.resp_cls()) for r in sent]
-        self.tol = Tolerance.from_json(exp.get("float_tolerance"))
-        self.metadata: dict[str, list[str]] = getattr(call, "metadata", None) or {}
-        self.headers = metadata_pairs(exp.get("headers") or {})
-        self.trailers = metadata_pairs(exp.get("trailers") or {})
-        # server.status: the client must reach its expected status itself (cancel, deadline), so the
-        # server answers something else and a client that does not cancel cannot pass.
-        self.code = grpc.StatusCode[srv.get("status") or exp.get("status", "OK")]
-        self.message: str = "" if srv.get("status") else exp.get("message", "")
-        self.details = [json_format.ParseDict(d, any_pb2.Any()) for d in exp.get("details") or []]
-
-    def read_limit(self, count: int) -> bool:
-        """True when `count` requests are all the server reads."""
-        return self.read_requests is not None and count >= self.read_requests
-
-    def check_metadata(self, metadata: Iterable[Any]) -> list[tuple[str, str, str]]:
-        pairs = [(k, v) for k, v in metadata or ()]
-        diffs = []
-        for key, values in self.metadata.items():
-            got = [v for k, v in pairs if k == key]
-            if key.endswith("-bin"):
-                want_ok = [base64.b64decode(v) for v in values] == got
-                got = [base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode() for v in got]
-            else:
-                want_ok = list(values) == got
-            if not want_ok:
-                diffs.append((f'server.metadata["{key}"]', render(list(values)), render(got)))
-        return diffs
-
-    def compare_requests(self, got: list[Message]) -> list[tuple[str, str, str]]:
-        diffs = []
-        if len(self.requests) != len(got):
-            diffs.append(("server.requests.count", str(len(self.requests)), str(len(got))))
-        for i, (e, g) in enumerate(zip(self.requests, got)):
-            diffs += diff_messages(e, g, f"server.requests[{i}]", self.tol)
-        return diffs
-
-    def trailing(self, diffs: list[tuple[str, str, str]], compared: int) -> list[tuple[str, str | bytes]]:
-        """The trailers to send: the expected ones, proof that the server checked, and its findings."""
-        md = [*self.trailers, (CHECKED_TRAILER, str(compared))]
-        if diffs:
-            for p, e, g in diffs:
-                log.warning("[%s] server: %s: expected %s, got %s", self.case, p, e, g)
-            body = [{"path": p, "expected": e, "got": g} for p, e, g in diffs]
-            md.append((DIFFS_TRAILER, json.dumps(body, ensure_ascii=False).encode("utf-8")))
-        return md
-
-    def status(self, trailing: list[tuple[str, str | bytes]]) -> grpc.Status:
-        """The final non-OK status, with the rich details (google.rpc.Status) when the case has some."""
-        if self.details:
-            rich = rpc_status.to_status(status_pb2.Status(code=self.code.value[0], message=self.message,
-                                                          details=self.details))
-            return _Status(rich.code, rich.details, tuple(trailing) + tuple(rich.trailing_metadata))
-        return _Status(self.code, self.message, tuple(trailing))
 
 
 class Engine:
@@ -247,40 +164,36 @@ def _wait_sync(context: grpc.ServicerContext, delay: float) -> grpc.StatusCode |
     return None
 
 
-def _generic_sync(plan: Plan, request: Any, context: grpc.ServicerContext, client_stream: bool):
-    """The generic behaviour as a generator of the responses to send (sync grpcio)."""
-    if plan.delay and (why := _wait_sync(context, plan.delay)) is not None:
-        context.abort(why, _ENDED)  # nothing is sent: the call is over
-    diffs = plan.check_metadata(context.invocation_metadata())
-    if plan.compression == "gzip":
-        context.set_compression(grpc.Compression.Gzip)
-    got: list[Message] = []
-    if not client_stream:
-        got = [request]
-    elif plan.ping_pong:
-        if plan.headers:
-            context.send_initial_metadata(plan.headers)
-        for req in request:
-            got.append(req)
-            if len(got) <= len(plan.responses):
-                yield plan.responses[len(got) - 1]
-            if plan.read_limit(len(got)):
-                break
-    else:
-        got = list(itertools.islice(request, plan.read_requests)) if plan.read_requests is not None else list(request)
-    diffs += plan.compare_requests(got)
-    if not plan.ping_pong:
-        if plan.headers:
-            context.send_initial_metadata(plan.headers)
-        yield from plan.responses
-    trailing = plan.trailing(diffs, len(got))
-    if plan.code == grpc.StatusCode.OK:
-        if trailing:
-            context.set_trailing_metadata(trailing)
-        if plan.message:
-            context.set_details(plan.message)
-        return
-    context.abort_with_status(plan.status(trailing))
+def _serve_sync(plan: Plan, request: Any, context: grpc.ServicerContext, client_stream: bool) -> Iterator[Message]:
+    """Perform the plan's steps on a sync grpcio context; yields the responses to send."""
+    steps = plan.script(context.invocation_metadata(), None if client_stream else request, client_stream)
+    requests = iter(request) if client_stream else iter(())
+    reply: Message | None = None
+    while True:
+        try:
+            step = steps.send(reply)
+        except StopIteration as done:
+            finish: Finish = done.value
+            break
+        reply = None
+        match step:
+            case Wait(seconds):
+                if (why := _wait_sync(context, seconds)) is not None:
+                    context.abort(why, _ENDED)  # nothing is sent: the call is over
+            case Compress():
+                context.set_compression(grpc.Compression.Gzip)
+            case Headers(metadata):
+                context.send_initial_metadata(metadata)
+            case Read():
+                reply = next(requests, None)
+            case Send(response):
+                yield response
+    if finish.status is not None:
+        context.abort_with_status(finish.status)
+    if finish.trailing:
+        context.set_trailing_metadata(finish.trailing)
+    if finish.message:
+        context.set_details(finish.message)
 
 
 def _sync_method(engine: Engine, binding: Binding, method: MethodDescriptor) -> Callable:
@@ -293,7 +206,7 @@ def _sync_method(engine: Engine, binding: Binding, method: MethodDescriptor) -> 
         if kind == "error":
             _log_error(*what)
             context.abort(what[0], what[1])
-        responses = _generic_sync(what, request, context, client_stream)
+        responses = _serve_sync(what, request, context, client_stream)
         if server_stream:
             return responses
         first = None
@@ -318,50 +231,41 @@ async def _wait_aio(context: Any, delay: float) -> grpc.StatusCode | None:
     return None
 
 
-async def _generic_aio(plan: Plan, request: Any, context: Any, client_stream: bool, server_stream: bool) -> Any:
-    """The generic behaviour on a grpc.aio context; returns the unary response (None when streaming)."""
-    out: list[Message] = []
-
-    async def send(resp: Message) -> None:
-        if server_stream:
-            await context.write(resp)
-        else:
-            out.append(resp)
-
-    def result() -> Any:
-        return None if server_stream else (out[0] if out else plan.resp_cls())
-
-    if plan.delay and (why := await _wait_aio(context, plan.delay)) is not None:
-        await context.abort(why, _ENDED)  # nothing is sent: the call is over
-    diffs = plan.check_metadata(context.invocation_metadata())
-    if plan.compression == "gzip":
-        context.set_compression(grpc.Compression.Gzip)
-    got: list[Message] = []
-    if not client_stream:
-        got = [request]
-    else:
-        if plan.ping_pong and plan.headers:
-            await context.send_initial_metadata(plan.headers)
-        async for req in request:
-            got.append(req)
-            if plan.ping_pong and len(got) <= len(plan.responses):
-                await send(plan.responses[len(got) - 1])
-            if plan.read_limit(len(got)):
-                break
-    diffs += plan.compare_requests(got)
-    if not plan.ping_pong:
-        if plan.headers:
-            await context.send_initial_metadata(plan.headers)
-        for r in plan.responses:
-            await send(r)
-    trailing = plan.trailing(diffs, len(got))
-    if plan.code == grpc.StatusCode.OK:
-        if trailing:
-            context.set_trailing_metadata(trailing)
-        if plan.message:
-            context.set_details(plan.message)
-        return result()
-    await context.abort_with_status(plan.status(trailing))
+async def _serve_aio(plan: Plan, request: Any, context: Any, client_stream: bool, server_stream: bool) -> Any:
+    """Perform the plan's steps on a grpc.aio context; returns the unary response (None when streaming)."""
+    steps = plan.script(context.invocation_metadata(), None if client_stream else request, client_stream)
+    requests = aiter(request) if client_stream else None
+    unary: list[Message] = []
+    reply: Message | None = None
+    while True:
+        try:
+            step = steps.send(reply)
+        except StopIteration as done:
+            finish: Finish = done.value
+            break
+        reply = None
+        match step:
+            case Wait(seconds):
+                if (why := await _wait_aio(context, seconds)) is not None:
+                    await context.abort(why, _ENDED)  # nothing is sent: the call is over
+            case Compress():
+                context.set_compression(grpc.Compression.Gzip)
+            case Headers(metadata):
+                await context.send_initial_metadata(metadata)
+            case Read():
+                reply = await anext(requests, None)
+            case Send(response):
+                if server_stream:
+                    await context.write(response)
+                else:
+                    unary.append(response)
+    if finish.status is not None:
+        await context.abort_with_status(finish.status)
+    if finish.trailing:
+        context.set_trailing_metadata(finish.trailing)
+    if finish.message:
+        context.set_details(finish.message)
+    return None if server_stream else (unary[0] if unary else plan.resp_cls())
 
 
 class _SeedAbort(Exception):
@@ -431,7 +335,7 @@ def _aio_method(engine: Engine, binding: Binding, method: MethodDescriptor) -> C
         if kind == "error":
             _log_error(*what)
             await context.abort(what[0], what[1])
-        return await _generic_aio(what, request, context, client_stream, server_stream)
+        return await _serve_aio(what, request, context, client_stream, server_stream)
 
     handler.__name__ = handler.__qualname__ = method.name
     return handler

@@ -1,0 +1,173 @@
+"""What the generic server does for one call of a case, without any I/O (docs/peer-contract.md,
+contract v2). `Plan` parses the call once; `Plan.script` is the call's behaviour as a generator of
+steps (wait, compress, send headers, read a request, send a response) that returns how the call ends.
+The sync and grpc.aio servers (python_impl/generic.py) only perform the steps, so the two flavours
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Generator, Iterable
+
+import google.rpc.error_details_pb2  # noqa: F401  registers the google.rpc detail types (Any JSON)
+import grpc
+from google.protobuf import any_pb2, json_format
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+from google.rpc import status_pb2
+from grpc_status import rpc_status
+
+from python_impl.client import CHECKED_TRAILER, DIFFS_TRAILER, metadata_pairs
+from python_impl.compare import Tolerance, diff_messages, render
+
+log = logging.getLogger("python_impl.generic")
+
+
+# ---------------------------------------------------------------- steps
+
+@dataclass(frozen=True)
+class Wait:
+    """Delay the answer; the server ends the call instead when the client goes first."""
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Compress:
+    """Compress the responses with gzip."""
+
+
+@dataclass(frozen=True)
+class Headers:
+    metadata: list[tuple[str, str | bytes]]
+
+
+@dataclass(frozen=True)
+class Read:
+    """Read the next request; the server sends back the request, or None at the end of the stream."""
+
+
+@dataclass(frozen=True)
+class Send:
+    response: Message
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How the call ends: OK with trailers (and a message), or `status` (non-OK, with its trailers)."""
+    trailing: list[tuple[str, str | bytes]]
+    message: str
+    status: grpc.Status | None
+
+
+Step = Wait | Compress | Headers | Read | Send
+Script = Generator[Step, Message | None, Finish]
+
+
+class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status):
+    pass
+
+
+class Plan:
+    """What the generic server does for call `index` of case `case`, parsed once."""
+
+    def __init__(self, case: str, index: int, call: Any, method: MethodDescriptor) -> None:
+        self.case, self.index = case, index
+        srv = getattr(call, "server", None) or {}
+        self.delay = (srv.get("delay_ms") or 0) / 1000
+        self.read_requests: int | None = srv.get("read_requests")
+        self.compression = srv.get("compression")
+        self.ping_pong = (method.client_streaming and method.server_streaming
+                          and getattr(call, "bidi", "half_duplex") == "ping_pong")
+        req_cls, self.resp_cls = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
+        exp = call.expect or {}
+        self.requests = [json_format.ParseDict(r, req_cls()) for r in call.requests or []]
+        if self.read_requests is not None:
+            self.requests = self.requests[: self.read_requests]
+        # server.responses: what to send when the client must not see it (over its receive limit)
+        sent = srv["responses"] if srv.get("responses") is not None else exp.get("responses") or []
+        self.responses = [json_format.ParseDict(r, self.resp_cls()) for r in sent]
+        self.tol = Tolerance.from_json(exp.get("float_tolerance"))
+        self.metadata: dict[str, list[str]] = getattr(call, "metadata", None) or {}
+        self.headers = metadata_pairs(exp.get("headers") or {})
+        self.trailers = metadata_pairs(exp.get("trailers") or {})
+        # server.status: the client must reach its expected status itself (cancel, deadline), so the
+        # server answers something else and a client that does not cancel cannot pass.
+        self.code = grpc.StatusCode[srv.get("status") or exp.get("status", "OK")]
+        self.message: str = "" if srv.get("status") else exp.get("message", "")
+        self.details = [json_format.ParseDict(d, any_pb2.Any()) for d in exp.get("details") or []]
+
+    def read_limit(self, count: int) -> bool:
+        """True when `count` requests are all the server reads."""
+        return self.read_requests is not None and count >= self.read_requests
+
+    def check_metadata(self, metadata: Iterable[Any]) -> list[tuple[str, str, str]]:
+        pairs = [(k, v) for k, v in metadata or ()]
+        diffs = []
+        for key, values in self.metadata.items():
+            got = [v for k, v in pairs if k == key]
+            if key.endswith("-bin"):
+                want_ok = [base64.b64decode(v) for v in values] == got
+                got = [base64.b64encode(v if isinstance(v, bytes) else v.encode()).decode() for v in got]
+            else:
+                want_ok = list(values) == got
+            if not want_ok:
+                diffs.append((f'server.metadata["{key}"]', render(list(values)), render(got)))
+        return diffs
+
+    def compare_requests(self, got: list[Message]) -> list[tuple[str, str, str]]:
+        diffs = []
+        if len(self.requests) != len(got):
+            diffs.append(("server.requests.count", str(len(self.requests)), str(len(got))))
+        for i, (e, g) in enumerate(zip(self.requests, got)):
+            diffs += diff_messages(e, g, f"server.requests[{i}]", self.tol)
+        return diffs
+
+    def trailing(self, diffs: list[tuple[str, str, str]], compared: int) -> list[tuple[str, str | bytes]]:
+        """The trailers to send: the expected ones, proof that the server checked, and its findings."""
+        md = [*self.trailers, (CHECKED_TRAILER, str(compared))]
+        if diffs:
+            for p, e, g in diffs:
+                log.warning("[%s] server: %s: expected %s, got %s", self.case, p, e, g)
+            body = [{"path": p, "expected": e, "got": g} for p, e, g in diffs]
+            md.append((DIFFS_TRAILER, json.dumps(body, ensure_ascii=False).encode("utf-8")))
+        return md
+
+    def script(self, metadata: Iterable[Any], request: Message | None, client_stream: bool) -> Script:
+        """The call's behaviour as steps; `request` is the request of a unary-request call."""
+        if self.delay:
+            yield Wait(self.delay)
+        diffs = self.check_metadata(metadata)
+        if self.compression == "gzip":
+            yield Compress()
+        got: list[Message] = [] if client_stream else [request]
+        if client_stream:
+            if self.ping_pong and self.headers:
+                yield Headers(self.headers)
+            while not self.read_limit(len(got)) and (req := (yield Read())) is not None:
+                got.append(req)
+                if self.ping_pong and len(got) <= len(self.responses):
+                    yield Send(self.responses[len(got) - 1])
+        diffs += self.compare_requests(got)
+        if not self.ping_pong:
+            if self.headers:
+                yield Headers(self.headers)
+            for r in self.responses:
+                yield Send(r)
+        trailing = self.trailing(diffs, len(got))
+        if self.code == grpc.StatusCode.OK:
+            return Finish(trailing, self.message, None)
+        return Finish(trailing, self.message, self.status(trailing))
+
+    def status(self, trailing: list[tuple[str, str | bytes]]) -> grpc.Status:
+        """The final non-OK status, with the rich details (google.rpc.Status) when the case has some."""
+        if self.details:
+            rich = rpc_status.to_status(status_pb2.Status(code=self.code.value[0], message=self.message,
+                                                          details=self.details))
+            return _Status(rich.code, rich.details, tuple(trailing) + tuple(rich.trailing_metadata))
+        return _Status(self.code, self.message, tuple(trailing))

@@ -1,0 +1,106 @@
+"""The generic server's behaviour as steps (python_impl/plan.py), checked without a server: both
+grpcio flavours perform exactly these steps."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool
+from google.protobuf.message_factory import GetMessageClass
+
+from harness.cases import Call
+from python_impl.client import CHECKED_TRAILER, DIFFS_TRAILER
+from python_impl.plan import Compress, Finish, Headers, Plan, Read, Send, Wait
+
+H = "tutorial.HelloService"
+MODES = {"SayHello": "unary", "LotsOfReplies": "server_stream", "LotsOfGreetings": "client_stream",
+         "BidiHello": "bidi"}
+
+
+@pytest.fixture
+def plan(seed_gen: ModuleType):
+    """A Plan for a call of the hello service (seed_gen puts its types in the default pool)."""
+    def make(method: str, greetings: list[str], replies: list[str], **kw: Any) -> Plan:
+        expect = {"status": "OK", "responses": [{"reply": r} for r in replies], **kw.pop("expect", {})}
+        call = Call(method=f"{H}/{method}", streaming=MODES[method], request_type="tutorial.HelloRequest",
+                    response_type="tutorial.HelloResponse", requests=[{"greeting": g} for g in greetings],
+                    expect=expect, timeout_ms=1000, **kw)
+        md = descriptor_pool.Default().FindServiceByName(H).methods_by_name[method]
+        return Plan("case", 0, call, md)
+    return make
+
+
+def request(text: str):
+    return GetMessageClass(descriptor_pool.Default().FindMessageTypeByName("tutorial.HelloRequest"))(greeting=text)
+
+
+def drive(p: Plan, incoming: list[str], client_stream: bool, metadata=()) -> tuple[list[Any], Finish]:
+    """Run the script the way a server does, feeding `incoming` to its reads; returns (steps, finish)."""
+    queue = [request(t) for t in incoming]
+    steps = p.script(metadata, None if client_stream else queue[0], client_stream)
+    seen, reply = [], None
+    while True:
+        try:
+            step = steps.send(reply)
+        except StopIteration as done:
+            return seen, done.value
+        seen.append(step)
+        reply = (queue.pop(0) if queue else None) if isinstance(step, Read) else None
+
+
+def kinds(steps: list[Any]) -> list[str]:
+    return [type(s).__name__ + (f":{s.response.reply}" if isinstance(s, Send) else "") for s in steps]
+
+
+def test_half_duplex_reads_everything_then_answers(plan) -> None:
+    steps, finish = drive(plan("BidiHello", ["a", "b"], ["1", "2", "3"],
+                               expect={"headers": {"x-h": ["v"]}}), ["a", "b"], True)
+    assert kinds(steps) == ["Read", "Read", "Read", "Headers", "Send:1", "Send:2", "Send:3"]
+    assert finish.status is None and (CHECKED_TRAILER, "2") in finish.trailing
+    assert not any(k == DIFFS_TRAILER for k, _ in finish.trailing)
+
+
+def test_ping_pong_alternates(plan) -> None:
+    steps, _ = drive(plan("BidiHello", ["a", "b"], ["A", "B"], bidi="ping_pong"), ["a", "b"], True)
+    assert kinds(steps) == ["Read", "Send:A", "Read", "Send:B", "Read"]
+
+
+@pytest.mark.parametrize("limit, reads", [(0, 0), (1, 1), (2, 2)])
+def test_read_requests_stops_reading(plan, limit, reads) -> None:
+    steps, finish = drive(plan("LotsOfGreetings", ["a", "b", "c"][:limit], ["early"],
+                               server={"read_requests": limit}), ["a", "b", "c"], True)
+    assert kinds(steps) == ["Read"] * reads + ["Send:early"]
+    assert (CHECKED_TRAILER, str(reads)) in finish.trailing
+
+
+def test_delay_and_gzip_come_first(plan) -> None:
+    steps, _ = drive(plan("SayHello", ["x"], ["y"], server={"delay_ms": 250, "compression": "gzip"}), ["x"], False)
+    assert steps[:2] == [Wait(0.25), Compress()] and kinds(steps)[2:] == ["Send:y"]
+
+
+def test_wrong_requests_and_metadata_go_back_in_a_trailer(plan) -> None:
+    p = plan("SayHello", ["want"], ["y"], metadata={"x-m": ["q"]})
+    _, finish = drive(p, ["other"], False, metadata=[("x-m", "r")])
+    diffs = json.loads(dict(finish.trailing)[DIFFS_TRAILER])
+    assert [d["path"] for d in diffs] == ['server.metadata["x-m"]', "server.requests[0].greeting"]
+
+
+def test_a_failing_status_carries_trailers_and_details(plan) -> None:
+    details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "R", "domain": "d"}]
+    p = plan("LotsOfReplies", ["x"], ["one"], expect={"status": "ABORTED", "message": "stop", "details": details,
+                                                      "trailers": {"x-t": ["e"]}})
+    steps, finish = drive(p, ["x"], False)
+    assert kinds(steps) == ["Send:one"]
+    assert finish.status.code == grpc.StatusCode.ABORTED and finish.status.details == "stop"
+    keys = [k for k, _ in finish.status.trailing_metadata]
+    assert "x-t" in keys and CHECKED_TRAILER in keys and "grpc-status-details-bin" in keys
+
+
+def test_headers_before_the_first_pong(plan) -> None:
+    steps, _ = drive(plan("BidiHello", ["a"], ["A"], bidi="ping_pong", expect={"headers": {"x-h": ["v"]}}),
+                     ["a"], True)
+    assert isinstance(steps[0], Headers) and kinds(steps)[1:] == ["Read", "Send:A", "Read"]
