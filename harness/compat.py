@@ -55,8 +55,8 @@ from harness.peer import READY_TIMEOUT, GoServer, PeerError, _read_line, run_go_
 from harness.protoset import discover
 from harness.values import INT_RANGE, to_json
 from harness.wirediff import BREAKING, CAVEAT, OK, WIRE_TYPE_NAMES, Finding, Revision, diff, mode, type_name, wire_type
-from python_impl.client import Result
 from python_impl.compare import render
+from python_impl.contract import Result
 
 # Value patterns that are not compatibility questions: a known grpcio/grpc-go divergence.
 SKIP_PATTERNS = {"deep_recursion_150"}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from python_impl.client import Diff, Result
+from python_impl.contract import Diff, Result
 
 KEYS = {"match", "contains", "reason"}
 OPTIONAL = {

@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness.report import OK_VERDICTS, cells, counts, failed, method_of
-from python_impl.client import Result
+from python_impl.contract import Result
 
 # A failure's full explanation (diffs, logs, reproduce commands), by (direction, case).
 Explanations = dict[tuple[str, str], str]

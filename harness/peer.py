@@ -28,7 +28,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from harness.codegen import GO_PEER, GoBuild
-from python_impl.client import CHANNEL_OPTIONS, Result
+from python_impl.contract import CHANNEL_OPTIONS, Result
 
 LABEL = "grpc-interop-harness"
 SESSION_LABEL = f"{LABEL}.session"

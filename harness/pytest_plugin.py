@@ -21,7 +21,7 @@ import pytest
 from harness.cases import Case
 from harness.peer import PeerError, select_runner
 from harness.runner import Direction, ExternalServer, Prepared, Session, directions, prepare, share
-from python_impl.client import Diff, Result
+from python_impl.contract import Diff, Result
 
 _PREPARED = pytest.StashKey[Prepared]()
 _SHARED = pytest.StashKey[tuple]()  # xdist controller: (session, servers, runner, batch folder)

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from python_impl.client import Result
+from python_impl.contract import Result
 
 
 def method_of(case: str) -> str:

@@ -26,8 +26,9 @@ from harness import divergences
 from harness.codegen import GoBuild, build_go, generate_python, import_python
 from harness.peer import GoServer, PythonServer, run_go_client
 from harness.protoset import ProtoSet, discover
+from python_impl.client import run_case, run_case_aio
+from python_impl.contract import CHANNEL_OPTIONS, Diff, Result
 from python_impl.seeds import SEED_SERVICES
-from python_impl.client import CHANNEL_OPTIONS, Diff, Result, run_case, run_case_aio
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from typing import Any
 
 import grpc
 
-from python_impl.client import CHANNEL_OPTIONS, run_case
+from python_impl.client import run_case
+from python_impl.contract import CHANNEL_OPTIONS
 
 # The server's findings travel back in a trailer (interop-server-diffs-bin); unknown fields with long
 # values (a cross-revision run) make it bigger than grpcio's 8 KiB default limit for received metadata.

@@ -35,7 +35,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
-from python_impl.client import CALL_HEADER, CASE_HEADER
+from python_impl.contract import CALL_HEADER, CASE_HEADER
 from python_impl.plan import Compress, Finish, Headers, Plan, Read, Send, Wait
 from python_impl.seeds import seed_servicers
 

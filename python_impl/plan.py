@@ -23,8 +23,8 @@ from google.protobuf.message_factory import GetMessageClass
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
-from python_impl.client import CHECKED_TRAILER, DIFFS_TRAILER, metadata_pairs
 from python_impl.compare import Tolerance, diff_messages, render
+from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, metadata_pairs
 
 log = logging.getLogger("python_impl.generic")
 

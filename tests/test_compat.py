@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from google.protobuf.descriptor import FieldDescriptor as FD
 
 from harness import cli
 from harness.compat import (CompatError, Item, Observation, DIRECTIONS, apply_allow, load_allow, resolve_base,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import export
-from python_impl.client import Diff, Result
+from python_impl.contract import Diff, Result
 
 RESULTS = [
     Result("a.Svc/M/T/ok", "py→go", "pass", [], 1.0),

@@ -13,7 +13,7 @@ from google.protobuf import descriptor_pool
 from google.protobuf.message_factory import GetMessageClass
 
 from harness.cases import Call
-from python_impl.client import CHECKED_TRAILER, DIFFS_TRAILER
+from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER
 from python_impl.plan import Compress, Finish, Headers, Plan, Read, Send, Wait
 
 H = "tutorial.HelloService"

@@ -22,7 +22,8 @@ import pytest
 
 from harness import divergences
 from harness.cases import Call, Case
-from python_impl.client import CHANNEL_OPTIONS, Result, run_case, run_case_aio
+from python_impl.client import run_case, run_case_aio
+from python_impl.contract import CHANNEL_OPTIONS, Result
 from python_impl.server import serve, serve_aio
 
 REPO = Path(__file__).resolve().parent.parent
@@ -302,7 +303,8 @@ def test_cli_serves_a_catalogue(tmp_path, seed_gen, flavour):
 def test_a_missing_server_confirmation_is_a_failure(seed_gen) -> None:
     """Without the `interop-server-checked` trailer, "no server diffs" proves nothing."""
     from harness.cases import Call
-    from python_impl.client import Outcome, check
+    from python_impl.contract import Outcome
+    from python_impl.check import check
 
     call = Call(method="tutorial.HelloService/SayHello", streaming="unary", request_type="tutorial.HelloRequest",
                 response_type="tutorial.HelloResponse", requests=[{}], expect={"status": "OK"}, checked_by_server=True)

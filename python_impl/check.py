@@ -1,0 +1,124 @@
+"""The client's verdict on one call: every difference between what it produced and what its case
+expects, plus the findings the generic server sent back in its trailers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+import google.rpc.error_details_pb2  # noqa: F401  registers the google.rpc detail types (Any JSON)
+from google.protobuf import any_pb2, empty_pb2, json_format
+from google.protobuf.message import Message
+
+from python_impl.compare import Tolerance, diff_messages, render
+from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, Diff, Outcome, message_class
+
+
+def check(call: Any, out: Outcome, index: int) -> list[Diff]:
+    """Every difference between what a call produced and what its case expects."""
+    exp, diffs = call.expect, []
+
+    def add(path: str, e: Any, g: Any) -> None:
+        diffs.append(Diff(index, path, str(e), str(g)))
+
+    if out.status != exp["status"] and out.status not in exp.get("status_alternatives", ()):
+        # the message says why (a library's own error text is often the whole story)
+        add("status.code", exp["status"], f"{out.status} {render(out.message)}" if out.message else out.status)
+    if "message" in exp and out.message != exp["message"]:
+        add("status.message", render(exp["message"]), render(out.message))
+    if exp.get("responses") is not None:
+        resp_cls = empty_pb2.Empty if getattr(call, "raw", False) else message_class(call.response_type)
+        expected = [json_format.ParseDict(r, resp_cls()) for r in exp["responses"]]
+        if len(expected) != len(out.responses):
+            add("responses.count", len(expected), len(out.responses))
+        tol = Tolerance.from_json(exp.get("float_tolerance"))
+        for i, (e, g) in enumerate(zip(expected, out.responses)):
+            diffs += [Diff(index, p, ev, gv) for p, ev, gv in diff_messages(e, g, f"responses[{i}]", tol)]
+    for where, got_md in (("headers", out.headers), ("trailers", out.trailers)):
+        for key, values in (exp.get(where) or {}).items():
+            if where == "trailers" and key.startswith("interop-"):  # the harness's own trailers
+                continue
+            got = [base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in got_md if k == key]
+            if got != list(values):
+                add(f'{where}["{key}"]', render(list(values)), render(got))
+    if exp.get("details") is not None:
+        diffs += _check_details(exp["details"], out, index, Tolerance.from_json(exp.get("float_tolerance")))
+    if exp.get("chunks"):
+        diffs += _check_chunks(exp["chunks"], out.responses, index)
+    diffs += server_diffs(out.trailers, index)
+    if server_must_confirm(call) and not any(k == CHECKED_TRAILER for k, _ in out.trailers):
+        # no trailer would otherwise read as "the server checked and found nothing"
+        add("server.checked", "present", "missing")
+    return diffs
+
+
+# Outcomes the client reaches without the server's answer: no server trailer can arrive.
+_CLIENT_SIDE = {"DEADLINE_EXCEEDED", "CANCELLED", "RESOURCE_EXHAUSTED", "UNIMPLEMENTED"}
+
+
+def server_must_confirm(call: Any) -> bool:
+    """A generic server answers this call, so its `interop-server-checked` trailer must arrive."""
+    return (getattr(call, "checked_by_server", False) and not getattr(call, "raw", False)
+            and getattr(call, "cancel_after_responses", None) is None
+            and call.expect.get("status", "OK") not in _CLIENT_SIDE)
+
+
+def server_diffs(trailers: list[tuple[str, str | bytes]], index: int) -> list[Diff]:
+    """The server's findings, sent back in the `interop-server-diffs-bin` trailer."""
+    out: list[Diff] = []
+    for key, value in trailers:
+        if key != DIFFS_TRAILER:
+            continue
+        try:
+            items = json.loads(value.decode("utf-8") if isinstance(value, bytes) else value)
+            out += [Diff(index, str(d["path"]), str(d["expected"]), str(d["got"])) for d in items]
+        except (ValueError, KeyError, TypeError):
+            out.append(Diff(index, "server.diffs", "a JSON list of diffs", render(value)))
+    return out
+
+
+def _any_message(a: any_pb2.Any) -> Message | None:
+    try:
+        cls = message_class(a.TypeName())
+    except KeyError:
+        return None
+    msg = cls()
+    msg.ParseFromString(a.value)
+    return msg
+
+
+def _check_details(expected: list[dict[str, Any]], out: Outcome, index: int, tol: Tolerance) -> list[Diff]:
+    if out.details_error:
+        return [Diff(index, "details", "a google.rpc.Status matching the call's status", out.details_error)]
+    want = [json_format.ParseDict(d, any_pb2.Any()) for d in expected]
+    got = list(out.details.details) if out.details is not None else []
+    diffs = []
+    if len(want) != len(got):
+        diffs.append(Diff(index, "details.count", str(len(want)), str(len(got))))
+    for i, (e, g) in enumerate(zip(want, got)):
+        if e.type_url != g.type_url:
+            diffs.append(Diff(index, f"details[{i}].@type", render(e.type_url), render(g.type_url)))
+            continue
+        em, gm = _any_message(e), _any_message(g)
+        if em is None or gm is None:
+            if e.value != g.value:
+                diffs.append(Diff(index, f"details[{i}].value", render(e.value), render(g.value)))
+            continue
+        diffs += [Diff(index, p, ev, gv) for p, ev, gv in diff_messages(em, gm, f"details[{i}]", tol)]
+    return diffs
+
+
+def _check_chunks(spec: dict[str, Any], responses: list[Message], index: int) -> list[Diff]:
+    parts = [getattr(r, spec["field"]) for r in responses]
+    blob, diffs = b"".join(parts), []
+    if len(blob) != spec["size"]:
+        diffs.append(Diff(index, "chunks.size", str(spec["size"]), str(len(blob))))
+    if hashlib.sha256(blob).hexdigest() != spec["sha256"]:
+        diffs.append(Diff(index, "chunks.sha256", spec["sha256"], hashlib.sha256(blob).hexdigest()))
+    size = spec.get("chunk_size")
+    for i, p in enumerate(parts[:-1]):
+        if size is not None and len(p) != size:
+            diffs.append(Diff(index, f"chunks[{i}].size", str(size), str(len(p))))
+    return diffs
