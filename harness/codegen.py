@@ -29,6 +29,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
+from harness import googleapis
 from harness.protoset import ProtoSet, ProtoSetError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,7 +58,9 @@ def _protoc(args: list[str], what: str) -> None:
     from grpc_tools import protoc
 
     include = Path(protoc.__file__).parent / "_proto"
-    argv = ["grpc_tools.protoc", f"-I{include}", *args]
+    # the googleapis common protos come before the user's folder: their installed originals win
+    # over copies there (harness/googleapis.py), which discover() leaves out of the set
+    argv = ["grpc_tools.protoc", f"-I{include}", f"-I{googleapis.include_dir(BUILD)}", *args]
     # protoc writes its diagnostics to fd 2 directly; run it in a child to capture them.
     proc = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", *argv[1:]], capture_output=True, text=True)
     if proc.returncode != 0:

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import googleapis
+
 
 class ProtoSetError(Exception):
     """The proto folder cannot be used as given."""
@@ -15,6 +17,8 @@ class ProtoSetError(Exception):
 class ProtoSet:
     root: Path
     files: tuple[str, ...]  # posix paths relative to root, sorted
+    # copies of googleapis common protos found in the folder: the installed originals are used instead
+    replaced: tuple[str, ...] = ()
 
     @property
     def digest(self) -> str:
@@ -30,7 +34,9 @@ def discover(root: str | Path) -> ProtoSet:
     root = Path(root).resolve()
     if not root.is_dir():
         raise ProtoSetError(f"proto folder {root} does not exist; pass --protos DIR with your .proto files")
-    files = tuple(sorted(p.relative_to(root).as_posix() for p in root.rglob("*.proto") if p.is_file()))
+    found = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.proto") if p.is_file())
+    common = googleapis.provided()
+    files = tuple(f for f in found if f not in common)
     if not files:
         raise ProtoSetError(f"no .proto files under {root}; pass --protos DIR with your .proto files")
-    return ProtoSet(root=root, files=files)
+    return ProtoSet(root=root, files=files, replaced=tuple(f for f in found if f in common))

@@ -1,7 +1,7 @@
 """A proto folder the harness has never seen, used as a new user would: no go_package options,
 nested imports, two packages in one folder, proto2 extensions, edition 2023, the same message name in
-two packages, keyword field names, a file with no package. And an edit: a new method is picked up
-with no code change. Each run is its own process (one process serves one proto set)."""
+two packages, keyword field names, a file with no package, imports of the googleapis common protos.
+And an edit: a new method is picked up with no code change. Each run is its own process (one process serves one proto set)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
 def test_new_users_folder_is_green_in_every_direction() -> None:
     proc = cli("run", "--protos", str(NEWUSER), "--peer-runner", RUNNER)
     assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
-    for name in ("Pinger/Echo", "shop.v1.Orders/Haggle", "legacy.ext.Mailbox/Send", "edition.thing.Things/List"):
+    for name in ("Pinger/Echo", "shop.v1.Orders/Haggle", "legacy.ext.Mailbox/Send", "edition.thing.Things/List",
+                 "acme.books.v1.Library/GetBook", "acme.books.v1.Library/Shelve"):
         assert name in proc.stdout
     assert " fail" not in proc.stdout.splitlines()[-1]
 
@@ -49,3 +50,22 @@ def test_an_added_method_is_picked_up_without_code_changes(tmp_path: Path) -> No
                "--direction", "py-go", "--direction", "go-py")
     assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
     assert f"{2 * len(added)} pass" in proc.stdout.splitlines()[-1]
+
+
+def test_copies_of_googleapis_protos_in_the_folder_give_way_to_the_installed_ones(tmp_path: Path) -> None:
+    """Users often keep copies of google/api/*.proto beside their own; one process cannot hold two
+    definitions of google/rpc/status.proto (grpcio-status loads the real one), so copies are left out."""
+    import google.api
+
+    protos = tmp_path / "protos"
+    shutil.copytree(NEWUSER, protos)
+    installed = Path(next(iter(google.api.__path__))).parent.parent
+    for rel in ("google/api/annotations.proto", "google/api/http.proto", "google/rpc/status.proto"):
+        (protos / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(installed / rel, protos / rel)
+    proc = cli("run", "--protos", str(protos), "--peer-runner", RUNNER, "-k", "acme.books.v1.Library/",
+               "--direction", "py-go", "--direction", "go-py")
+    assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
+    assert ("installed googleapis-common-protos originals are used instead: google/api/annotations.proto, "
+            "google/api/http.proto, google/rpc/status.proto") in proc.stdout
+    assert " pass" in proc.stdout.splitlines()[-1] and " fail" not in proc.stdout.splitlines()[-1]

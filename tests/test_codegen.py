@@ -39,6 +39,27 @@ def test_nested_imports_become_package_imports(tmp_path: Path) -> None:
     assert hasattr(importlib.import_module("cgt_gen_nested.cgt.deep.er.item_pb2_grpc"), "ItemsStub")
 
 
+GAPI = {
+    "cgt/gapi.proto": 'syntax = "proto3"; package cgt.gapi; import "google/api/annotations.proto";'
+                      ' import "google/type/date.proto"; message Day { google.type.Date d = 1; }'
+                      ' service Days { rpc Get(Day) returns (Day) { option (google.api.http) = {get: "/d"}; } }',
+    "google/api/http.proto": 'syntax = "proto3"; package google.api; message NotTheRealOne {}',  # a stale copy
+}
+
+
+def test_googleapis_imports_use_the_installed_modules(tmp_path: Path) -> None:
+    ps = discover(write(tmp_path / "p", GAPI))
+    assert ps.files == ("cgt/gapi.proto",) and ps.replaced == ("google/api/http.proto",)
+    pkg = codegen.generate_python(ps, package="cgt_gen_gapi")
+    src = (pkg / "cgt/gapi_pb2.py").read_text()
+    # the generated module imports google.api/google.type from googleapis-common-protos, not from the set
+    assert "from google.api import annotations_pb2" in src and "from google.type import date_pb2" in src
+    assert not (pkg / "google").exists()
+    codegen.import_python(pkg)
+    day = importlib.import_module("cgt_gen_gapi.cgt.gapi_pb2").Day(d={"year": 2026, "month": 11, "day": 21})
+    assert day.d.year == 2026
+
+
 def test_same_content_is_cached_and_edits_regenerate(tmp_path: Path) -> None:
     root = write(tmp_path / "p", {"cgt_cache.proto": 'syntax = "proto3"; package cgt.cache; message A {}'})
     first = codegen.generate_python(discover(root), package="cgt_gen_cache")
