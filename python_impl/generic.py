@@ -234,7 +234,7 @@ async def _wait_aio(context: Any, delay: float) -> grpc.StatusCode | None:
 async def _serve_aio(plan: Plan, request: Any, context: Any, client_stream: bool, server_stream: bool) -> Any:
     """Perform the plan's steps on a grpc.aio context; returns the unary response (None when streaming)."""
     steps = plan.script(context.invocation_metadata(), None if client_stream else request, client_stream)
-    requests = aiter(request) if client_stream else None
+    requests = None  # made on the first read: grpc.aio warns about a request iterator never read
     unary: list[Message] = []
     reply: Message | None = None
     while True:
@@ -253,6 +253,7 @@ async def _serve_aio(plan: Plan, request: Any, context: Any, client_stream: bool
             case Headers(metadata):
                 await context.send_initial_metadata(metadata)
             case Read():
+                requests = requests or aiter(request)
                 reply = await anext(requests, None)
             case Send(response):
                 if server_stream:
