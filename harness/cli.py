@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("grpc-interop: interrupted; peers stopped", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `grpc-interop cases | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
 
 
 def cmd_run(args: argparse.Namespace) -> int:
