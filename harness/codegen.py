@@ -152,11 +152,11 @@ def _tool_version(dist: str) -> str:
     return version(dist)
 
 
-def _closure(ps: ProtoSet) -> dict[str, list[str]]:
-    """Each file's transitive imports within the proto set (from protoc's parse)."""
-    direct = {f.name: list(f.dependency) for f in descriptor_set(ps).file if f.name in set(ps.files)}
+def _closure(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, list[str]]:
+    """Each file's transitive imports among `files` (from protoc's parse)."""
+    direct = {f.name: list(f.dependency) for f in descriptor_set(ps).file if f.name in set(files)}
     out: dict[str, list[str]] = {}
-    for rel in ps.files:
+    for rel in files:
         seen: list[str] = []
         todo = list(direct.get(rel, []))
         while todo:
@@ -168,18 +168,27 @@ def _closure(ps: ProtoSet) -> dict[str, list[str]]:
     return out
 
 
-def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, dest: Path) -> None:
-    """Generated files per proto file, cached by the file's content, its imports' contents and the
-    generator (`kind`, `extra[file]`): after an edit only the edited file and those importing it run
-    through protoc again. The outputs of every file are then copied into `dest`."""
-    closure = _closure(ps)
+def _sources(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, Path]:
+    """Where each file to compile is read from: the set's folder, or the staged googleapis protos."""
+    common = googleapis.include_dir(BUILD)
+    return {rel: ps.root / rel if rel in ps.files else common / rel for rel in files}
+
+
+def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, dest: Path,
+              files: tuple[str, ...] | None = None) -> None:
+    """Generated files per proto file (`files`, default: the set's), cached by the file's content, its
+    imports' contents and the generator (`kind`, `extra[file]`): after an edit only the edited file
+    and those importing it run through protoc again. The outputs of every file are then copied into
+    `dest`."""
+    files = files or ps.files
+    closure, sources = _closure(ps, files), _sources(ps, files)
     cache = BUILD / "gen" / "files"
     missing: list[tuple[str, Path]] = []
     keyed: list[Path] = []
-    for rel in ps.files:
+    for rel in files:
         h = hashlib.sha256(f"{kind}\0{rel}\0{extra.get(rel, '')}\0".encode())
         for f in [rel, *closure[rel]]:
-            h.update(f.encode() + b"\0" + (ps.root / f).read_bytes() + b"\0" + extra.get(f, "").encode() + b"\0")
+            h.update(f.encode() + b"\0" + sources[f].read_bytes() + b"\0" + extra.get(f, "").encode() + b"\0")
         folder = cache / h.hexdigest()[:24]
         keyed.append(folder)
         if not folder.exists():
@@ -193,7 +202,7 @@ def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, des
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             list(pool.map(run, missing))
-    LAST_REGENERATED[kind.split("|")[0]] = (len(missing), len(ps.files))
+    LAST_REGENERATED[kind.split("|")[0]] = (len(missing), len(files))
     for folder in keyed:
         shutil.copytree(folder, dest, dirs_exist_ok=True)
 
@@ -226,11 +235,22 @@ def _go_ident(s: str) -> str:
     return s if s and not s[0].isdigit() else f"p{s}"
 
 
+def go_files(ps: ProtoSet) -> tuple[str, ...]:
+    """The files the Go peer compiles: the set's own plus the googleapis files they import
+    (transitively), except google/rpc: grpc-go already links genproto's packages for those, and one
+    proto file cannot be registered twice. Compiling the others here keeps the genproto modules
+    (and the grpc-go versions they demand) out of the Go peer's module graph."""
+    provided = googleapis.provided()
+    common = sorted(f.name for f in descriptor_set(ps).file
+                    if f.name in provided and not f.name.startswith("google/rpc/"))
+    return (*ps.files, *common)
+
+
 def go_packages(ps: ProtoSet) -> dict[str, str]:
     """Proto file -> Go import path (relative to the module): one Go package per (folder, proto package)."""
     mapping: dict[str, str] = {}
     owners: dict[str, str] = {}
-    for rel, pkg in _proto_packages(ps).items():
+    for rel, pkg in _proto_packages(ps, go_files(ps)).items():
         folder = "/".join(_go_ident(p) for p in Path(rel).parent.parts)
         leaf = _go_ident(pkg) if pkg else "x_nopackage"
         path = "/".join(p for p in ("gen/pb", folder, leaf) if p)
@@ -254,8 +274,8 @@ def descriptor_set(ps: ProtoSet) -> descriptor_pb2.FileDescriptorSet:
     return descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
 
 
-def _proto_packages(ps: ProtoSet) -> dict[str, str]:
-    wanted = set(ps.files)
+def _proto_packages(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, str]:
+    wanted = set(files)
     return {f.name: f.package for f in descriptor_set(ps).file if f.name in wanted}
 
 
@@ -394,7 +414,7 @@ def generate_go(ps: ProtoSet) -> Path:
 
         # A file's Go output depends on its own and its imports' Go packages and on the generators.
         kind = f"go|{'|'.join(PROTOC_GEN_GO + PROTOC_GEN_GO_GRPC)}|{_file_hash(glue_plugin)}"
-        _per_file(ps, kind, mapping, one, tmp)
+        _per_file(ps, kind, mapping, one, tmp, go_files(ps))
         top_level = {p.split("/")[-1] for p in mapping.values() if p.count("/") == 2}
         with_seeds = SEED_GO_PACKAGES <= top_level
         _write_glue(tmp, sorted(set(mapping.values())), with_seeds)

@@ -1,12 +1,12 @@
 """The googleapis common protos (google/api, google/type, google/rpc, ...) as an import root.
 
 User protos often import `google/api/annotations.proto`, `google/type/date.proto` or
-`google/rpc/status.proto`. These are not generated with the user's set: Python uses the modules of
-the installed googleapis-common-protos, and Go the genproto packages their `go_package` options
-name (go_peer/go.mod requires those modules at pinned versions). Their .proto sources, taken from
-the same installed package, are staged in build/ so protoc can resolve the imports. A copy of one of
-these files inside the user's folder is left out of the set: two definitions of one proto file
-cannot live in one process (grpcio-status and grpc-go load the real google/rpc/status.proto).
+`google/rpc/status.proto`. Their .proto sources, taken from the installed googleapis-common-protos,
+are staged in build/ so protoc can resolve the imports. Python uses that package's modules. Go uses
+genproto's packages for google/rpc (grpc-go links them already) and compiles the other imported
+files itself (harness/codegen.py, go_files). A copy of one of these files inside the user's folder
+is left out of the set: two definitions of one proto file cannot live in one process (grpcio-status
+and grpc-go load the real google/rpc/status.proto).
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ def _installed_root() -> Path:
     return Path(next(iter(spec.submodule_search_locations))).parent.parent
 
 
+def version() -> str:
+    return importlib.metadata.version(DIST)
+
+
 def provided() -> set[str]:
     """The import paths (google/api/annotations.proto, ...) that come from googleapis-common-protos."""
     root = _installed_root()
@@ -39,7 +43,7 @@ def provided() -> set[str]:
 
 def include_dir(build: Path) -> Path:
     """A folder holding only the googleapis .proto files (not all of site-packages), for protoc -I."""
-    target = build / "googleapis" / importlib.metadata.version(DIST)
+    target = build / "googleapis" / version()
     if target.exists():
         return target
     root = _installed_root()

@@ -22,8 +22,9 @@ class ProtoSet:
 
     @property
     def digest(self) -> str:
-        """Hash of every file's path and bytes: the cache key for all generated code."""
-        h = hashlib.sha256()
+        """Hash of every file's path and bytes, and of the googleapis protos they may import: the cache
+        key for all generated code."""
+        h = hashlib.sha256(googleapis.version().encode() + b"\0")
         for rel in self.files:
             h.update(rel.encode() + b"\0")
             h.update((self.root / rel).read_bytes() + b"\0")

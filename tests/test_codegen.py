@@ -60,6 +60,18 @@ def test_googleapis_imports_use_the_installed_modules(tmp_path: Path) -> None:
     assert day.d.year == 2026
 
 
+def test_go_compiles_the_imported_googleapis_files_except_google_rpc(tmp_path: Path) -> None:
+    files = dict(GAPI, **{"cgt/err.proto": 'syntax = "proto3"; package cgt.err; import "google/rpc/status.proto";'
+                                           ' message E { google.rpc.Status s = 1; }'})
+    ps = discover(write(tmp_path / "p", files))
+    go = codegen.go_files(ps)
+    assert {"google/api/annotations.proto", "google/api/http.proto", "google/type/date.proto"} <= set(go)
+    assert not [f for f in go if f.startswith(("google/rpc/", "google/protobuf/"))]  # genproto's / the runtime's
+    mapping = codegen.go_packages(ps)
+    assert mapping["google/api/annotations.proto"] == "gen/pb/google/api/google_api"
+    assert "google/rpc/status.proto" not in mapping
+
+
 def test_same_content_is_cached_and_edits_regenerate(tmp_path: Path) -> None:
     root = write(tmp_path / "p", {"cgt_cache.proto": 'syntax = "proto3"; package cgt.cache; message A {}'})
     first = codegen.generate_python(discover(root), package="cgt_gen_cache")
