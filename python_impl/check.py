@@ -37,12 +37,12 @@ def check(call: Any, out: Outcome, index: int) -> list[Diff]:
         for i, (e, g) in enumerate(zip(expected, out.responses)):
             diffs += [Diff(index, p, ev, gv) for p, ev, gv in diff_messages(e, g, f"responses[{i}]", tol)]
     for where, got_md in (("headers", out.headers), ("trailers", out.trailers)):
-        for key, values in (exp.get(where) or {}).items():
+        for key, values in sorted((exp.get(where) or {}).items()):
             if where == "trailers" and key.startswith("interop-"):  # the harness's own trailers
                 continue
             got = [base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in got_md if k == key]
             if got != list(values):
-                add(f'{where}["{key}"]', render(list(values)), render(got))
+                add(f"{where}[{render(key)}]", render(list(values)), render(got))
     if exp.get("details") is not None:
         diffs += _check_details(exp["details"], out, index, Tolerance.from_json(exp.get("float_tolerance")))
     if exp.get("chunks"):

@@ -44,6 +44,8 @@ def render(value: Any, float32: bool = False) -> str:
         return _repr_float32(value) if float32 else repr(value)
     if isinstance(value, Message):
         return "{" + value.DESCRIPTOR.full_name + "}"
+    if isinstance(value, (list, tuple)):  # metadata values: ["a", "b"]
+        return "[" + ", ".join(render(v) for v in value) + "]"
     return str(value)
 
 

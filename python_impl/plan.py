@@ -109,7 +109,7 @@ class Plan:
     def check_metadata(self, metadata: Iterable[Any]) -> list[tuple[str, str, str]]:
         pairs = [(k, v) for k, v in metadata or ()]
         diffs = []
-        for key, values in self.metadata.items():
+        for key, values in sorted(self.metadata.items()):
             got = [v for k, v in pairs if k == key]
             if key.endswith("-bin"):
                 want_ok = [base64.b64decode(v) for v in values] == got
@@ -117,7 +117,7 @@ class Plan:
             else:
                 want_ok = list(values) == got
             if not want_ok:
-                diffs.append((f'server.metadata["{key}"]', render(list(values)), render(got)))
+                diffs.append((f"server.metadata[{render(key)}]", render(list(values)), render(got)))
         return diffs
 
     def compare_requests(self, got: list[Message]) -> list[tuple[str, str, str]]:

@@ -1,4 +1,4 @@
-"""The Python engine renders diffs as the shared golden file says (the Go engine reads the same file
+"""The Python engine renders diffs (of messages and of whole calls) as the shared golden file says (the Go engine reads the same file
 in go_peer/internal/engine/render_golden_test.go): a divergence entry or a report reads the same
 whichever engine found the difference."""
 
@@ -7,14 +7,16 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pool, json_format
 from google.protobuf.message_factory import GetMessageClass
 
+from python_impl.check import check
 from python_impl.compare import diff_messages
+from python_impl.contract import Outcome
 
 GOLDEN = Path(__file__).resolve().parent.parent / "go_peer" / "internal" / "engine" / "testdata" / "diffs.json"
 CASES = json.loads(GOLDEN.read_text(encoding="utf-8"))["cases"]
@@ -40,3 +42,19 @@ def test_the_golden_file_covers_every_kind_of_diff() -> None:
     texts = json.dumps([c["diffs"] for c in CASES])
     for kind in ("<unset>", "<set>", "<missing>", ".count", "<unknown fields>", ".[shapes.legacy.", "COLOR_RED", "nan"):
         assert kind in texts, kind
+
+
+CALLS = json.loads(GOLDEN.read_text(encoding="utf-8"))["calls"]
+
+
+def _metadata(md: dict[str, list[str]]) -> list[tuple[str, str | bytes]]:
+    return [(k, base64.b64decode(v) if k.endswith("-bin") else v) for k, vs in md.items() for v in vs]
+
+
+@pytest.mark.parametrize("case", CALLS, ids=[c["name"] for c in CALLS])
+def test_python_checks_calls_as_the_golden_file(seed_gen: ModuleType, case: dict[str, Any]) -> None:
+    got = case["outcome"]
+    out = Outcome(status=got["status"], message=got["message"], headers=_metadata(got.get("headers", {})),
+                  trailers=_metadata(got.get("trailers", {})))
+    diffs = check(SimpleNamespace(**case["call"]), out, 0)
+    assert [[d.path, d.expected, d.got] for d in diffs] == case["diffs"]

@@ -181,7 +181,7 @@ def test_server_diffs_come_back_as_a_fail(run, caplog):
     assert r.verdict == "fail"
     assert {(d.call, d.path, d.expected, d.got) for d in r.diffs} == {
         (0, "server.requests[0].greeting", '"expected"', '"got"'),
-        (0, 'server.metadata["x-k"]', "['1']", "['2']"),
+        (0, 'server.metadata["x-k"]', '["1"]', '["2"]'),
     }
 
 

@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -17,12 +15,38 @@ import (
 // testdata/diffs.json pins for both engines: strings quoted JSON-style, bytes as base64, floats in
 // the shortest round-trip form written like Python's repr (float fields at float32 precision).
 
+// quote writes s as Python's json.dumps(s, ensure_ascii=False) does, so both engines render strings
+// alike: only '"', '\\' and the control characters below U+0020 are escaped (encoding/json would
+// also escape U+2028, U+2029 and, with HTML escaping, <, > and &).
 func quote(s string) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s)
-	return strings.TrimSuffix(b.String(), "\n")
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"':
+			b.WriteString(`\"`)
+		case '\\':
+			b.WriteString(`\\`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\b':
+			b.WriteString(`\b`)
+		case '\f':
+			b.WriteString(`\f`)
+		default:
+			if r < 0x20 {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			} else {
+				b.WriteRune(r)
+			}
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 func quoteList(vs []string) string {
