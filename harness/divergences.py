@@ -24,7 +24,9 @@ OPTIONAL = {
     "streaming",     # only cases whose (first) call has one of these streaming modes
     "requires",      # texts that must each appear in some diff: the divergence's signature
     "intermittent",  # true: a race; a passing result is not stale
+    "losses",        # true: also excuse what went missing (fewer responses, no headers/trailers/details)
 }
+MODES = {"unary", "server_stream", "client_stream", "bidi"}
 
 
 class DivergenceError(Exception):
@@ -41,6 +43,7 @@ class Divergence:
     streaming: tuple[str, ...] = ()  # empty: any mode
     requires: tuple[str, ...] = ()
     intermittent: bool = False
+    losses: bool = False
 
     def applies(self, slug: str, case: str, mode: str | None = None) -> bool:
         if self.streaming and mode not in self.streaming:
@@ -64,18 +67,24 @@ def load(paths: list[Path], builtin: bool) -> list[Divergence]:
             contains = e["contains"] if isinstance(e["contains"], list) else [e["contains"]]
             if not contains or not all(isinstance(c, str) and c for c in contains):
                 raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}): contains is a text or a list of texts")
-            requires = e.get("requires") or []
+            where = f"{path}: divergences[{i}] ({e['match']})"
+            requires = e.get("requires", [])
             requires = requires if isinstance(requires, list) else [requires]
-            if not all(isinstance(c, str) and c for c in requires):
-                raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}): requires is a text or a list of texts")
-            if not isinstance(e.get("intermittent", False), bool):
-                raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}): intermittent is true or false")
-            if e.get("intermittent") and not requires:
+            if "requires" in e and (not requires or not all(isinstance(c, str) and c for c in requires)):
+                raise DivergenceError(f"{where}: requires is a text or a list of texts")
+            streaming = e.get("streaming", [])
+            if not isinstance(streaming, list) or not streaming and "streaming" in e or set(streaming) - MODES:
+                raise DivergenceError(f"{where}: streaming is a list of modes from {sorted(MODES)}")
+            for flag in ("intermittent", "losses"):
+                if not isinstance(e.get(flag, False), bool):
+                    raise DivergenceError(f"{where}: {flag} is true or false")
+            if (e.get("intermittent") or e.get("losses")) and not requires:
                 # a race excuses a result only by its own signature, never by its side effects alone
-                raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}): an intermittent entry needs "
-                                      "'requires' (the text that identifies the race)")
+                raise DivergenceError(f"{where}: an intermittent entry or one that excuses losses needs "
+                                      "'requires' (the text that identifies it)")
             out.append(Divergence(str(e["match"]), tuple(contains), str(e["reason"]), str(path), builtin,
-                                  tuple(e.get("streaming") or ()), tuple(requires), bool(e.get("intermittent"))))
+                                  tuple(streaming), tuple(requires), bool(e.get("intermittent")),
+                                  bool(e.get("losses"))))
     return out
 
 
@@ -92,11 +101,27 @@ def check_dead(entries: list[Divergence], pairs: list[tuple[str, str, str]]) -> 
                                   "(a dead pattern); fix or remove it")
 
 
+def _text(d: Diff) -> str:
+    return f"{d.path}: expected {d.expected}, got {d.got}"
+
+
+def _lost(d: Diff) -> bool:
+    """The diff says that something of the call never arrived, not that something arrived wrong:
+    fewer responses or details than expected, a header or trailer key with no values, no server
+    confirmation."""
+    if d.path in ("responses.count", "details.count"):
+        return d.expected.isdigit() and d.got.isdigit() and int(d.got) < int(d.expected)
+    if d.path.startswith(('headers["', 'trailers["')) and d.path.endswith('"]'):
+        return d.got == "[]"
+    return d.path == "server.checked" and d.got == "missing"
+
+
 def _covered(entry: Divergence, result: Result) -> bool:
     """Every diff of the result is one the entry describes, and the entry's signature is there:
     a divergence never hides another failure."""
-    texts = [f"{d.path}: expected {d.expected}, got {d.got}" for d in result.diffs]
-    return (bool(texts) and all(any(c in t for c in entry.contains) for t in texts)
+    texts = [_text(d) for d in result.diffs]
+    return (bool(texts)
+            and all(any(c in _text(d) for c in entry.contains) or (entry.losses and _lost(d)) for d in result.diffs)
             and all(any(r in t for t in texts) for r in entry.requires))
 
 

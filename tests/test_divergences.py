@@ -106,3 +106,42 @@ def test_an_intermittent_entry_needs_a_signature(tmp_path: Path) -> None:
     bad.write_text("divergences: [{match: x, contains: y, reason: r, intermittent: sometimes, requires: y}]")
     with pytest.raises(divergences.DivergenceError, match="true or false"):
         divergences.load([bad], builtin=False)
+
+
+BUILTIN_RACE = next(e for e in divergences.load(divergences.builtin_files(), builtin=True) if e.intermittent)
+SIGNATURE = Diff(0, "status.code", "OK", 'INTERNAL "Internal error from Core"')
+
+
+def race_result(*diffs: Diff) -> Result:
+    return Result("svc/M/T/early", "pyaio→go", "fail", [SIGNATURE, *diffs])
+
+
+@pytest.mark.parametrize("lost", [
+    Diff(0, "responses.count", "2", "1"), Diff(0, 'trailers["x-t"]', '["e"]', "[]"),
+    Diff(0, 'headers["x-h"]', '["v"]', "[]"), Diff(0, "details.count", "2", "0"),
+    Diff(0, "server.checked", "present", "missing"),
+    Diff(0, "status.message", '"plain ABORTED message"', '"Internal error from Core"'),
+])
+def test_the_aio_race_excuses_its_signature_and_what_it_lost(lost: Diff) -> None:
+    assert divergences.apply([BUILTIN_RACE], race_result(lost), "pyaio-go", "bidi").verdict == "divergence"
+
+
+@pytest.mark.parametrize("wrong", [
+    Diff(0, "responses[0].details", '"a"', '"b"'),        # a field named like a lost part
+    Diff(0, "responses[1].note", '"see details"', '"x"'),  # a value naming one
+    Diff(0, "responses.count", "1", "3"),                  # more responses: the race only loses them
+    Diff(0, 'headers["x-h"]', '["a"]', '["b"]'),          # a wrong value, not a lost one
+    Diff(0, "server.requests[0].details.count", "1", "0"),
+])
+def test_the_aio_race_never_excuses_what_arrived_wrong(wrong: Diff) -> None:
+    assert divergences.apply([BUILTIN_RACE], race_result(wrong), "pyaio-go", "bidi").verdict == "fail"
+    assert divergences.apply([BUILTIN_RACE], race_result(), "pyaio-go", "unary").verdict == "fail"  # its modes only
+
+
+def test_entry_fields_are_checked(tmp_path: Path) -> None:
+    bad = tmp_path / "d.yaml"
+    for text, error in [("streaming: bidi", "streaming is a list"), ("streaming: [duplex]", "streaming is a list"),
+                        ("requires: []", "requires is a text"), ("losses: true", "needs 'requires'")]:
+        bad.write_text(f"divergences: [{{match: x, contains: y, reason: r, {text}}}]")
+        with pytest.raises(divergences.DivergenceError, match=error):
+            divergences.load([bad], builtin=False)
