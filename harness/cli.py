@@ -111,9 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out.print(f"proto set {ps.root} ({len(ps.files)} files, {ps.digest[:12]}); "
               f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s",
               soft_wrap=True)
-    if ps.replaced:
-        out.print(f"  left out, the installed googleapis-common-protos originals are used instead: {', '.join(ps.replaced)}",
-                  soft_wrap=True)
+    if ps.notice():
+        out.print(f"  {ps.notice()}", soft_wrap=True)
     if args.server_address and len({d.server for d in chosen}) > 1:
         raise ValueError("--server-address serves one side: choose directions with one server language")
     total = len(select(prepared.cases, args.patterns)) * len(chosen)

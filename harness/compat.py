@@ -880,7 +880,11 @@ def compat(base: str, protos: str | Path, allow: Path | None, json_out: Path | N
         old_dir = resolve_base(base, Path(protos), Path(scratch))
         # The base may come from a temp dir: copy it somewhere stable for the generated-code cache keys?
         # No: the cache is keyed by content, so a temp folder is fine while it exists.
-        revs = {"old": Revision.load("old", discover(old_dir)), "new": Revision.load("new", discover(protos))}
+        sets = {"old": discover(old_dir), "new": discover(protos)}
+        for name, ps in sets.items():
+            if ps.notice():
+                print(f"compat: {name} revision: {ps.notice()}", file=sys.stderr)
+        revs = {name: Revision.load(name, ps) for name, ps in sets.items()}
         findings = diff(revs["old"], revs["new"])
         t0 = time.monotonic()
         runs = run_wire(revs, runner, progress=lambda s: print(f"compat: {s}", file=sys.stderr))

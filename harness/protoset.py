@@ -20,6 +20,13 @@ class ProtoSet:
     # copies of googleapis common protos found in the folder: the installed originals are used instead
     replaced: tuple[str, ...] = ()
 
+    def notice(self) -> str | None:
+        """What the user must be told about the set: copies of googleapis protos left out."""
+        if not self.replaced:
+            return None
+        return (f"left out of {self.root}, the installed googleapis-common-protos originals are used instead: "
+                f"{', '.join(self.replaced)}")
+
     @property
     def digest(self) -> str:
         """Hash of every file's path and bytes, and of the googleapis protos they may import: the cache

@@ -48,6 +48,10 @@ def _prepared(config: pytest.Config) -> Prepared:
         config.stash[_PREPARED] = prepare(config.getoption("interop_protos"), config.getoption("interop_cases"),
                                           generated=not config.getoption("interop_no_generated"),
                                           divergence_files=config.getoption("interop_divergences"))
+        notice = config.stash[_PREPARED].protoset.notice()
+        reporter = config.pluginmanager.get_plugin("terminalreporter")  # none on xdist workers
+        if notice and reporter is not None:
+            reporter.write_line(f"grpc-interop: {notice}")
     return config.stash[_PREPARED]
 
 
