@@ -144,6 +144,10 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     server = dict(raw.get("server") or {})
     if set(server) - _SERVER_KEYS:
         raise _fail(src, name, f"unknown server key(s) {sorted(set(server) - _SERVER_KEYS)}; allowed: {sorted(_SERVER_KEYS)}")
+    for key in ("delay_ms", "read_requests"):
+        value = server.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise _fail(src, name, f"server.{key} is a count (0 or more), not {value!r}")
     compression = raw.get("compression")
     if compression not in (None, "gzip") or server.get("compression") not in (None, "gzip"):
         raise _fail(src, name, "compression is gzip or absent")

@@ -81,6 +81,8 @@ class Plan:
         srv = getattr(call, "server", None) or {}
         self.delay = (srv.get("delay_ms") or 0) / 1000
         self.read_requests: int | None = srv.get("read_requests")
+        if self.read_requests is not None and self.read_requests < 0:  # the Go engine refuses it too
+            raise ValueError(f"server.read_requests must not be negative, got {self.read_requests}")
         self.compression = srv.get("compression")
         self.ping_pong = (method.client_streaming and method.server_streaming
                           and getattr(call, "bidi", "half_duplex") == "ping_pong")

@@ -73,6 +73,8 @@ CASES = {c.name: c for c in [
     case(f"{H}/SayHello/g_delay_within_deadline", hello("SayHello", ["x"], replies("late"), server={"delay_ms": 200})),
     case(f"{H}/LotsOfGreetings/g_read_two", hello("LotsOfGreetings", ["a", "b", "c", "d"], replies("early"),
                                                   server={"read_requests": 2})),
+    case(f"{H}/LotsOfGreetings/g_read_none", hello("LotsOfGreetings", ["a", "b"], replies("read nothing"),
+                                                   server={"read_requests": 0})),
     case(f"{H}/BidiHello/g_finishes_early", hello("BidiHello", ["a", "b", "c"], replies("only"),
                                                   server={"read_requests": 1})),
     case(f"{H}/SayHello/g_metadata", hello(
@@ -150,7 +152,8 @@ def with_calls(c: Case, **changes: Any) -> Case:
 @pytest.mark.parametrize("name", [
     "SayHello/g_unary", "LotsOfReplies/g_server_stream", "LotsOfReplies/g_zero", "LotsOfGreetings/g_client_stream",
     "LotsOfGreetings/g_no_requests", "BidiHello/g_half_duplex", "BidiHello/g_ping_pong", "SayHello/g_two_calls",
-    "SayHello/g_delay_within_deadline", "LotsOfGreetings/g_read_two", "BidiHello/g_finishes_early",
+    "SayHello/g_delay_within_deadline", "LotsOfGreetings/g_read_two", "LotsOfGreetings/g_read_none",
+    "BidiHello/g_finishes_early",
     "SayHello/g_metadata", "LotsOfReplies/g_error_after_two", "SayHello/g_details", "BidiHello/g_gzip",
     "BidiHello/g_cancel_after_one", "LotsOfReplies/g_cancel_at_start", "SayHello/g_cancel_at_start",
 ])
