@@ -158,8 +158,10 @@ func (d *differ) message(path string, exp, got protoreflect.Message) {
 	for _, xd := range setExtensions(exp, got) {
 		d.field(path+".["+string(xd.FullName())+"]", xd, exp, got)
 	}
-	if eu, gu := exp.GetUnknown(), got.GetUnknown(); !bytes.Equal(eu, gu) {
-		d.add(path+".<unknown fields>", renderUnknown(eu), renderUnknown(gu))
+	// compared as rendered (field, wire type, value), as the Python engine does: an encoding
+	// difference alone (a longer varint) is no difference in content
+	if eu, gu := renderUnknown(exp.GetUnknown()), renderUnknown(got.GetUnknown()); eu != gu {
+		d.add(path+".<unknown fields>", eu, gu)
 	}
 }
 
