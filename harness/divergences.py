@@ -58,34 +58,39 @@ def load(paths: list[Path], builtin: bool) -> list[Divergence]:
         entries = doc.get("divergences") if isinstance(doc, dict) else None
         if not isinstance(entries, list) or set(doc) != {"divergences"}:
             raise DivergenceError(f"{path}: a divergence file is a mapping with one key, 'divergences' (a list)")
-        for i, e in enumerate(entries):
-            if not isinstance(e, dict) or not KEYS <= set(e) or set(e) - KEYS - OPTIONAL:
-                raise DivergenceError(f"{path}: divergences[{i}] needs the keys {sorted(KEYS)} "
-                                      f"(and optionally {sorted(OPTIONAL)})")
-            if not str(e["reason"]).strip():
-                raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}) gives no reason")
-            contains = e["contains"] if isinstance(e["contains"], list) else [e["contains"]]
-            if not contains or not all(isinstance(c, str) and c for c in contains):
-                raise DivergenceError(f"{path}: divergences[{i}] ({e['match']}): contains is a text or a list of texts")
-            where = f"{path}: divergences[{i}] ({e['match']})"
-            requires = e.get("requires", [])
-            requires = requires if isinstance(requires, list) else [requires]
-            if "requires" in e and (not requires or not all(isinstance(c, str) and c for c in requires)):
-                raise DivergenceError(f"{where}: requires is a text or a list of texts")
-            streaming = e.get("streaming", [])
-            if not isinstance(streaming, list) or not streaming and "streaming" in e or set(streaming) - MODES:
-                raise DivergenceError(f"{where}: streaming is a list of modes from {sorted(MODES)}")
-            for flag in ("intermittent", "losses"):
-                if not isinstance(e.get(flag, False), bool):
-                    raise DivergenceError(f"{where}: {flag} is true or false")
-            if (e.get("intermittent") or e.get("losses")) and not requires:
-                # a race excuses a result only by its own signature, never by its side effects alone
-                raise DivergenceError(f"{where}: an intermittent entry or one that excuses losses needs "
-                                      "'requires' (the text that identifies it)")
-            out.append(Divergence(str(e["match"]), tuple(contains), str(e["reason"]), str(path), builtin,
-                                  tuple(streaming), tuple(requires), bool(e.get("intermittent")),
-                                  bool(e.get("losses"))))
+        out += [_entry(e, f"{path}: divergences[{i}]", str(path), builtin) for i, e in enumerate(entries)]
     return out
+
+
+def _texts(value: object) -> list[str] | None:
+    """A text or a list of texts, as a list; None when it is anything else (or an empty text)."""
+    items = value if isinstance(value, list) else [value]
+    return items if all(isinstance(c, str) and c for c in items) else None
+
+
+def _entry(e: object, where: str, source: str, builtin: bool) -> Divergence:
+    if not isinstance(e, dict) or not KEYS <= set(e) or set(e) - KEYS - OPTIONAL:
+        raise DivergenceError(f"{where} needs the keys {sorted(KEYS)} (and optionally {sorted(OPTIONAL)})")
+    where = f"{where} ({e['match']})"
+    if not str(e["reason"]).strip():
+        raise DivergenceError(f"{where} gives no reason")
+    contains, requires = _texts(e["contains"]), _texts(e.get("requires", []))
+    if not contains:
+        raise DivergenceError(f"{where}: contains is a text or a list of texts")
+    if requires is None or "requires" in e and not requires:
+        raise DivergenceError(f"{where}: requires is a text or a list of texts")
+    streaming = e.get("streaming", [])
+    if not isinstance(streaming, list) or not streaming and "streaming" in e or set(streaming) - MODES:
+        raise DivergenceError(f"{where}: streaming is a list of modes from {sorted(MODES)}")
+    for flag in ("intermittent", "losses"):
+        if not isinstance(e.get(flag, False), bool):
+            raise DivergenceError(f"{where}: {flag} is true or false")
+    if (e.get("intermittent") or e.get("losses")) and not requires:
+        # a race excuses a result only by its own signature, never by its side effects alone
+        raise DivergenceError(f"{where}: an intermittent entry or one that excuses losses needs "
+                              "'requires' (the text that identifies it)")
+    return Divergence(str(e["match"]), tuple(contains), str(e["reason"]), source, builtin, tuple(streaming),
+                      tuple(requires), bool(e.get("intermittent")), bool(e.get("losses")))
 
 
 def builtin_files() -> list[Path]:
