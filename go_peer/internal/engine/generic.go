@@ -55,44 +55,36 @@ func Unary[S, Req, Resp any](ctx context.Context, method string, req *Req, fallb
 // ServerStream serves a server-streaming method.
 func ServerStream[S, Req, Resp any](stream grpc.ServerStreamingServer[Resp], method string, req *Req, fallback S,
 	impl func(S, *Req, grpc.ServerStreamingServer[Resp]) error) error {
-	sc, err := dispatch(stream.Context(), method, any(fallback) != nil)
-	if err != nil {
-		return err
-	}
-	if sc == nil {
-		return impl(fallback, req, stream)
-	}
 	r := streamRPC(stream, ModeServerStream, newMessage[Req], newMessage[Resp])
 	r.first = any(req).(proto.Message)
-	_, err = sc.serve(r)
-	return err
+	return streaming(stream, method, any(fallback) != nil, r, func() error { return impl(fallback, req, stream) })
 }
 
 // ClientStream serves a client-streaming method.
 func ClientStream[S, Req, Resp any](stream grpc.ClientStreamingServer[Req, Resp], method string, fallback S,
 	impl func(S, grpc.ClientStreamingServer[Req, Resp]) error) error {
-	sc, err := dispatch(stream.Context(), method, any(fallback) != nil)
-	if err != nil {
-		return err
-	}
-	if sc == nil {
-		return impl(fallback, stream)
-	}
-	_, err = sc.serve(streamRPC(stream, ModeClientStream, newMessage[Req], newMessage[Resp]))
-	return err
+	r := streamRPC(stream, ModeClientStream, newMessage[Req], newMessage[Resp])
+	return streaming(stream, method, any(fallback) != nil, r, func() error { return impl(fallback, stream) })
 }
 
 // Bidi serves a bidi-streaming method.
 func Bidi[S, Req, Resp any](stream grpc.BidiStreamingServer[Req, Resp], method string, fallback S,
 	impl func(S, grpc.BidiStreamingServer[Req, Resp]) error) error {
-	sc, err := dispatch(stream.Context(), method, any(fallback) != nil)
+	r := streamRPC(stream, ModeBidi, newMessage[Req], newMessage[Resp])
+	return streaming(stream, method, any(fallback) != nil, r, func() error { return impl(fallback, stream) })
+}
+
+// streaming dispatches a streaming call: the engine answers it through r when the catalogue has
+// its case, else the fallback does.
+func streaming(stream grpc.ServerStream, method string, hasFallback bool, r *rpc, fallback func() error) error {
+	sc, err := dispatch(stream.Context(), method, hasFallback)
 	if err != nil {
 		return err
 	}
 	if sc == nil {
-		return impl(fallback, stream)
+		return fallback()
 	}
-	_, err = sc.serve(streamRPC(stream, ModeBidi, newMessage[Req], newMessage[Resp]))
+	_, err = sc.serve(r)
 	return err
 }
 
