@@ -51,7 +51,8 @@ from google.protobuf.message_factory import GetMessageClass
 from harness import casegen
 from harness.cases import Call, Case
 from harness.codegen import build_go
-from harness.peer import READY_TIMEOUT, GoServer, PeerError, _read_line, run_go_client, select_runner, wait_healthy
+from harness.peer import (READY_TIMEOUT, GoServer, PeerError, _read_line, run_go_client, select_runner,
+                          stop_process, wait_healthy)
 from harness.protoset import discover
 from harness.values import INT_RANGE, to_json
 from harness.wirediff import BREAKING, CAVEAT, OK, WIRE_TYPE_NAMES, Finding, Revision, diff, mode, type_name, wire_type
@@ -420,13 +421,8 @@ class PythonServerProcess:
         return "\n".join(self._log.read_text(errors="replace").splitlines()[-tail:])
 
     def __exit__(self, *exc: object) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            stop_process(self._proc)
         if self._log is not None:
             self._log.unlink(missing_ok=True)
 

@@ -280,18 +280,25 @@ class GoServer:
     def stop(self) -> None:
         if self._container is not None:
             _forget(self._container)
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            stop_process(self._proc)
         if self._proc is not None and self._proc.stdout is not None:
             self._proc.stdout.close()
         if self._stderr is not None:
             self._stderr.unlink(missing_ok=True)
             self._stderr = None
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Stop a peer process: SIGTERM, then SIGKILL when it has not exited after 5 s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
