@@ -36,7 +36,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from python_impl.contract import CALL_HEADER, CASE_HEADER
-from python_impl.plan import Compress, Finish, Headers, Plan, Read, Send, Wait
+from python_impl.plan import Compress, Headers, Plan, Read, Run, Send, Wait
 from python_impl.seeds import seed_servicers
 
 log = logging.getLogger("python_impl.generic")
@@ -166,15 +166,10 @@ def _wait_sync(context: grpc.ServicerContext, delay: float) -> grpc.StatusCode |
 
 def _serve_sync(plan: Plan, request: Any, context: grpc.ServicerContext, client_stream: bool) -> Iterator[Message]:
     """Perform the plan's steps on a sync grpcio context; yields the responses to send."""
-    steps = plan.script(context.invocation_metadata(), None if client_stream else request, client_stream)
+    run = Run(plan.script(context.invocation_metadata(), None if client_stream else request, client_stream))
     requests = iter(request) if client_stream else iter(())
     reply: Message | None = None
-    while True:
-        try:
-            step = steps.send(reply)
-        except StopIteration as done:
-            finish: Finish = done.value
-            break
+    while (step := run.step(reply)) is not None:
         reply = None
         match step:
             case Wait(seconds):
@@ -188,12 +183,9 @@ def _serve_sync(plan: Plan, request: Any, context: grpc.ServicerContext, client_
                 reply = next(requests, None)
             case Send(response):
                 yield response
-    if finish.status is not None:
-        context.abort_with_status(finish.status)
-    if finish.trailing:
-        context.set_trailing_metadata(finish.trailing)
-    if finish.message:
-        context.set_details(finish.message)
+    if run.finish.status is not None:
+        context.abort_with_status(run.finish.status)
+    run.finish.end_ok(context)
 
 
 def _sync_method(engine: Engine, binding: Binding, method: MethodDescriptor) -> Callable:
@@ -233,16 +225,11 @@ async def _wait_aio(context: Any, delay: float) -> grpc.StatusCode | None:
 
 async def _serve_aio(plan: Plan, request: Any, context: Any, client_stream: bool, server_stream: bool) -> Any:
     """Perform the plan's steps on a grpc.aio context; returns the unary response (None when streaming)."""
-    steps = plan.script(context.invocation_metadata(), None if client_stream else request, client_stream)
+    run = Run(plan.script(context.invocation_metadata(), None if client_stream else request, client_stream))
     requests = None  # made on the first read: grpc.aio warns about a request iterator never read
     unary: list[Message] = []
     reply: Message | None = None
-    while True:
-        try:
-            step = steps.send(reply)
-        except StopIteration as done:
-            finish: Finish = done.value
-            break
+    while (step := run.step(reply)) is not None:
         reply = None
         match step:
             case Wait(seconds):
@@ -260,12 +247,9 @@ async def _serve_aio(plan: Plan, request: Any, context: Any, client_stream: bool
                     await context.write(response)
                 else:
                     unary.append(response)
-    if finish.status is not None:
-        await context.abort_with_status(finish.status)
-    if finish.trailing:
-        context.set_trailing_metadata(finish.trailing)
-    if finish.message:
-        context.set_details(finish.message)
+    if run.finish.status is not None:
+        await context.abort_with_status(run.finish.status)
+    run.finish.end_ok(context)
     return None if server_stream else (unary[0] if unary else plan.resp_cls())
 
 

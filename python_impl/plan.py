@@ -65,8 +65,32 @@ class Finish:
     status: grpc.Status | None
 
 
+    def end_ok(self, context: Any) -> None:
+        """Set the trailers and message an OK call ends with (synchronous in both grpcio flavours)."""
+        if self.trailing:
+            context.set_trailing_metadata(self.trailing)
+        if self.message:
+            context.set_details(self.message)
+
+
 Step = Wait | Compress | Headers | Read | Send
 Script = Generator[Step, Message | None, Finish]
+
+
+class Run:
+    """A script being carried out: `step(reply)` sends back what the last step read and gives the
+    next step, or None when the call is over; then `finish` says how it ends."""
+
+    def __init__(self, script: Script) -> None:
+        self._script = script
+        self.finish: Finish | None = None
+
+    def step(self, reply: Message | None = None) -> Step | None:
+        try:
+            return self._script.send(reply)
+        except StopIteration as done:
+            self.finish = done.value
+            return None
 
 
 class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status):

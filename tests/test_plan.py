@@ -14,7 +14,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from harness.cases import Call
 from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER
-from python_impl.plan import Compress, Finish, Headers, Plan, Read, Send, Wait
+from python_impl.plan import Compress, Finish, Headers, Plan, Read, Run, Send, Wait
 
 H = "tutorial.HelloService"
 MODES = {"SayHello": "unary", "LotsOfReplies": "server_stream", "LotsOfGreetings": "client_stream",
@@ -41,15 +41,12 @@ def request(text: str):
 def drive(p: Plan, incoming: list[str], client_stream: bool, metadata=()) -> tuple[list[Any], Finish]:
     """Run the script the way a server does, feeding `incoming` to its reads; returns (steps, finish)."""
     queue = [request(t) for t in incoming]
-    steps = p.script(metadata, None if client_stream else queue[0], client_stream)
+    run = Run(p.script(metadata, None if client_stream else queue[0], client_stream))
     seen, reply = [], None
-    while True:
-        try:
-            step = steps.send(reply)
-        except StopIteration as done:
-            return seen, done.value
+    while (step := run.step(reply)) is not None:
         seen.append(step)
         reply = (queue.pop(0) if queue else None) if isinstance(step, Read) else None
+    return seen, run.finish
 
 
 def kinds(steps: list[Any]) -> list[str]:
