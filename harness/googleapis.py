@@ -11,6 +11,7 @@ and grpc-go load the real google/rpc/status.proto).
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import os
@@ -35,10 +36,11 @@ def version() -> str:
     return importlib.metadata.version(DIST)
 
 
-def provided() -> set[str]:
+@functools.cache  # one installed package per process; discover() and codegen ask several times
+def provided() -> frozenset[str]:
     """The import paths (google/api/annotations.proto, ...) that come from googleapis-common-protos."""
     root = _installed_root()
-    return {p.relative_to(root).as_posix() for folder in FOLDERS for p in (root / folder).rglob("*.proto")}
+    return frozenset(p.relative_to(root).as_posix() for folder in FOLDERS for p in (root / folder).rglob("*.proto"))
 
 
 def include_dir(build: Path) -> Path:
