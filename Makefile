@@ -49,7 +49,7 @@ bench: $(PY) ## measure make interop cold (no image, no build cache) and warm, a
 
 matrix: $(PY) ## grpcio × grpc-go versions: one nox session per combination (NOX_OPTS=-R reuses venvs), then the table
 	rm -rf reports/matrix
-	$(VENV)/bin/nox $(NOX_OPTS) -s interop; $(PY) -m harness.matrix summary
+	$(VENV)/bin/nox $(NOX_OPTS) -s interop; $(PY) -m harness.run.version_matrix summary
 
 clean: ## remove the harness's containers, images and build products
 	-$(VENV)/bin/grpc-interop clean

@@ -6,7 +6,7 @@
     nox -R -s interop                                         # again, reusing the venvs (no installs)
     nox -s "interop(grpcio='1.68.1', grpcgo='v1.77.0')" -- -k routeguide   # options for grpc-interop run
 
-Each session has its own venv with that grpcio set and its protobuf (harness/matrix.py: GRPCIO), the
+Each session has its own venv with that grpcio set and its protobuf (harness/run/version_matrix.py: GRPCIO), the
 repo installed --no-deps (its pyproject pins grpcio 1.85.1), and builds the Go peer against that
 grpc-go ($INTEROP_GRPC_GO). Results: reports/matrix/<combo>.json; `make matrix` aggregates them.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import nox
 
 # nox runs from the project's venv (`make matrix` uses .venv/bin/nox), where the harness is installed.
-from harness.matrix import configured, python_requirements
+from harness.run.version_matrix import configured, python_requirements
 
 nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["interop"]
@@ -30,5 +30,5 @@ def interop(session: nox.Session, grpcio: str, grpcgo: str) -> None:
     """Every case in every direction with one grpcio version and the Go peer on one grpc-go version."""
     session.install(*python_requirements(grpcio))
     session.install("--no-deps", "-e", ".")
-    session.run("python", "-m", "harness.matrix", "run", "--grpcio", grpcio, "--grpc-go", grpcgo,
+    session.run("python", "-m", "harness.run.version_matrix", "run", "--grpcio", grpcio, "--grpc-go", grpcgo,
                 "--", *session.posargs)

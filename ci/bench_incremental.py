@@ -10,8 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import codegen
-from harness.peer import docker_client, ensure_image
+from harness.protoset import codegen
+from harness.engines.peer import docker_client, ensure_image
 from harness.protoset import discover
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,14 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from harness import cases as cases_mod
-from harness import export
-from harness import divergences
-from harness import report
-from harness.codegen import BUILD, CodegenError, build_go, generate_go, generate_python
-from harness.peer import PeerError, clean, docker_client, ensure_image, select_runner
+from harness.cases import model as cases_mod
+from harness.report import export
+from harness.run import divergences
+from harness.report import verdicts as report
+from harness.protoset.codegen import BUILD, CodegenError, build_go, generate_go, generate_python
+from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, discover
-from harness.runner import direction, directions, prepare, run_all, select
+from harness.run.runner import direction, directions, prepare, run_all, select
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -197,9 +197,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(" ".join(argv), file=sys.stderr)
             os.execvp("docker", argv)
         os.execv(build.binary, [str(build.binary), "serve", "--addr", args.addr, "--cases", str(catalogue)])
-    from python_impl.server import main as py_main
+    from harness.engines.python_peer import main as py_main
 
-    return py_main(["--protos", args.protos, "--addr", args.addr, "--cases", str(catalogue)]
+    return py_main(["serve", "--protos", args.protos, "--addr", args.addr, "--cases", str(catalogue)]
                    + (["--aio"] if args.lang == "pyaio" else []))
 
 
@@ -209,8 +209,8 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_compat(args: argparse.Namespace) -> int:
-    """Static descriptor diff and cross-revision wire runs against --base (harness/compat.py)."""
-    from harness.compat import compat
+    """Static descriptor diff and cross-revision wire runs against --base (harness/compat/cross_revision.py)."""
+    from harness.compat.cross_revision import compat
 
     return compat(args.base, args.protos, args.allow, args.json, args.peer_runner, verbose=args.verbose)
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from harness.cases import Case
-from harness.peer import PeerError, select_runner
-from harness.runner import Direction, ExternalServer, Prepared, Session, directions, prepare, share
+from harness.cases.model import Case
+from harness.engines.peer import PeerError, select_runner
+from harness.run.runner import Direction, ExternalServer, Prepared, Session, directions, prepare, share
 from python_impl.contract import Diff, Result
 
 _PREPARED = pytest.StashKey[Prepared]()

@@ -1,18 +1,14 @@
 """The Python peer's server: every service of the proto set (generic engine, seed fallbacks),
 health and reflection, on one grpcio server — sync (`grpc.server`) or asyncio (`grpc.aio`).
 
-CLI: `python -m python_impl.server --protos DIR --addr 127.0.0.1:0 [--aio] [--cases FILE]` prints
-the handshake line `LISTENING <host>:<port>` on stdout once serving; logs go to stderr.
+As a process: `python -m harness.engines.python_peer serve` (it generates the code first, which is
+the harness's job, so python_impl never imports harness).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import logging
-import signal
-import sys
 import threading
 from concurrent import futures
 from types import ModuleType
@@ -122,47 +118,3 @@ def serve_aio(gen: ModuleType, address: str = "127.0.0.1:0", catalogue: Any = No
     """Like serve(), with a grpc.aio server on its own event-loop thread; stop it with handle.stop()."""
     handle = AioServer()
     return handle, handle.start(gen, address, catalogue)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from harness.codegen import CodegenError, generate_python, import_python
-    from harness.protoset import ProtoSetError, discover
-
-    ap = argparse.ArgumentParser(prog="python -m python_impl.server", description=__doc__.splitlines()[0])
-    ap.add_argument("--protos", default="protos", help="folder of .proto files")
-    ap.add_argument("--addr", default="127.0.0.1:0", help="host:port to bind (port 0 picks a free one)")
-    ap.add_argument("--aio", action="store_true", help="serve with grpc.aio instead of the sync server")
-    ap.add_argument("--cases", help="catalogue: a client-input JSON document (only 'cases' is read); - for stdin")
-    args = ap.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-    try:
-        catalogue = None
-        if args.cases:
-            text = sys.stdin.read() if args.cases == "-" else open(args.cases, encoding="utf-8").read()
-            catalogue = json.loads(text)
-        gen = import_python(generate_python(discover(args.protos)))
-        if args.aio:
-            handle, port = serve_aio(gen, args.addr, catalogue)
-            stopper = handle.stop
-        else:
-            server, port = serve(gen, args.addr, catalogue)
-            stopper = lambda: server.stop(grace=1.0).wait()  # noqa: E731
-    except (CodegenError, ProtoSetError, OSError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    host = args.addr.rsplit(":", 1)[0]
-    print(f"LISTENING {host}:{port}", flush=True)
-    while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
-        pass
-    log.info("stopping")
-    stopper()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-from harness.codegen import generate_python, import_python
+from harness.protoset.codegen import generate_python, import_python
 from harness.protoset import discover
 
 REPO = Path(__file__).resolve().parent.parent

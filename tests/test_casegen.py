@@ -9,9 +9,9 @@ from pathlib import Path
 from google.protobuf import descriptor_pool, json_format
 from google.protobuf.message_factory import GetMessageClass
 
-from harness import casegen
+from harness.cases import generate as casegen
 from harness.protoset import discover
-from harness.values import PATTERNS, build, to_json
+from harness.cases.values import PATTERNS, build, to_json
 
 REPO = Path(__file__).resolve().parent.parent
 

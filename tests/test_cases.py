@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cases
+from harness.cases import model as cases
 
 HELLO = "tutorial.HelloService/SayHello"
 
@@ -66,7 +66,7 @@ def test_defaults(seed_gen) -> None:
 
 
 def test_zero_is_kept_in_the_json_form(seed_gen) -> None:
-    from harness.cases import Call
+    from harness.cases.model import Call
 
     call = Call(method="a.B/C", streaming="unary", request_type="x", response_type="y", requests=[{}],
                 expect={"status": "CANCELLED"}, cancel_after_responses=0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import codegen
+from harness.protoset import codegen
 from harness.protoset import ProtoSetError, discover
 
 

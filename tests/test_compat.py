@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.compat import (CompatError, Item, Observation, DIRECTIONS, apply_allow, load_allow, resolve_base,
+from harness.compat.cross_revision import (CompatError, Item, Observation, DIRECTIONS, apply_allow, load_allow, resolve_base,
                             translate, unknown_fields)
 from harness.protoset import discover
-from harness.wirediff import BREAKING, CAVEAT, OK, Finding, Revision, diff
+from harness.compat.wirediff import BREAKING, CAVEAT, OK, Finding, Revision, diff
 
 DATA = Path(__file__).parent / "data" / "compat"
 RUNNER = os.environ.get("INTEROP_PEER_RUNNER", "process")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import divergences
+from harness.run import divergences
 from python_impl.contract import Diff, Result
 
 ENTRY = divergences.Divergence(match="go-py:svc/M/*/deep", contains=("RESOURCE_EXHAUSTED",), reason="limits differ",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import export
+from harness.report import export
 from python_impl.contract import Diff, Result
 
 RESULTS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from harness.codegen import build_go
+from harness.protoset.codegen import build_go
 from harness.protoset import discover
 
 REPO = Path(__file__).resolve().parent.parent

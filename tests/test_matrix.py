@@ -1,5 +1,5 @@
 """The grpcio × grpc-go version matrix: aggregation of reports/matrix/*.json, and the grpc-go override
-of the Go peer's digest (harness/codegen.py, $INTEROP_GRPC_GO)."""
+of the Go peer's digest (harness/protoset/codegen.py, $INTEROP_GRPC_GO)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import codegen, matrix
-from harness.codegen import GoBuild
-from harness.peer import image_tag
+from harness.protoset import codegen
+from harness.run import version_matrix as matrix
+from harness.protoset.codegen import GoBuild
+from harness.engines.peer import image_tag
 from harness.protoset import discover
 
 REPO = Path(__file__).resolve().parent.parent

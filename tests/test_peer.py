@@ -11,8 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from harness import peer
-from harness.codegen import GoBuild, build_go
+from harness.engines import peer
+from harness.protoset.codegen import GoBuild, build_go
 from harness.protoset import discover
 
 REPO = Path(__file__).resolve().parent.parent

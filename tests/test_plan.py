@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import descriptor_pool
 from google.protobuf.message_factory import GetMessageClass
 
-from harness.cases import Call
+from harness.cases.model import Call
 from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER
 from python_impl.plan import Compress, Finish, Headers, Plan, Read, Run, Send, Wait
 

@@ -20,8 +20,8 @@ from typing import Any
 import grpc
 import pytest
 
-from harness import divergences
-from harness.cases import Call, Case
+from harness.run import divergences
+from harness.cases.model import Call, Case
 from python_impl.client import run_case, run_case_aio
 from python_impl.contract import CHANNEL_OPTIONS, Result
 from python_impl.server import serve, serve_aio
@@ -290,7 +290,7 @@ def test_catalogue_as_client_input_json(seed_gen):
 def test_cli_serves_a_catalogue(tmp_path, seed_gen, flavour):
     cases = tmp_path / "cases.json"
     cases.write_text(json.dumps({"cases": [CASES[f"{H}/SayHello/g_metadata"].to_json()]}))
-    proc = subprocess.Popen([sys.executable, "-m", "python_impl.server", "--protos", str(REPO / "protos"),
+    proc = subprocess.Popen([sys.executable, "-m", "harness.engines.python_peer", "serve", "--protos", str(REPO / "protos"),
                              "--addr", "127.0.0.1:0", "--cases", str(cases), *flavour],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
     try:
@@ -305,7 +305,7 @@ def test_cli_serves_a_catalogue(tmp_path, seed_gen, flavour):
 
 def test_a_missing_server_confirmation_is_a_failure(seed_gen) -> None:
     """Without the `interop-server-checked` trailer, "no server diffs" proves nothing."""
-    from harness.cases import Call
+    from harness.cases.model import Call
     from python_impl.contract import Outcome
     from python_impl.check import check
 

@@ -170,7 +170,7 @@ def test_route_guide_db_is_well_formed():
 
 @pytest.fixture(scope="module")
 def gen():
-    from harness.codegen import generate_python, import_python
+    from harness.protoset.codegen import generate_python, import_python
     from harness.protoset import discover
 
     return import_python(generate_python(discover(REPO / "protos")))
@@ -457,7 +457,7 @@ def test_cli_handshake_and_clean_stop():
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "python_impl.server", "--protos", str(REPO / "protos"),
+    proc = subprocess.Popen([sys.executable, "-m", "harness.engines.python_peer", "serve", "--protos", str(REPO / "protos"),
                              "--addr", "127.0.0.1:0"], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:

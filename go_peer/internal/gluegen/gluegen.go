@@ -17,7 +17,7 @@ import (
 )
 
 // Version of the generator, written into every file header. Bump it (and GLUE_VERSION in
-// harness/codegen.py) when the generated code changes shape.
+// harness/protoset/codegen.py) when the generated code changes shape.
 const Version = "v0.2.0"
 
 // Module is the Go module of the peer; the glue imports its engine and registry packages.

@@ -39,7 +39,7 @@ service: { name: "other_service" method: { name: "do_it" input_type: ".demo.v1.P
 syntax: "proto3"
 `
 
-// request builds what protoc would send, with the options harness/codegen.py passes.
+// request builds what protoc would send, with the options harness/protoset/codegen.py passes.
 func request(t *testing.T, files []*descriptorpb.FileDescriptorProto, generate []string, m map[string]string) *pluginpb.CodeGeneratorRequest {
 	t.Helper()
 	params := []string{"module=" + gluegen.Module}

@@ -15,7 +15,7 @@ import (
 	pb "github.com/grpc-interop-harness/go_peer/gen/pb/routeguide"
 )
 
-// The features database, copied next to this file by harness/codegen.py at build time from
+// The features database, copied next to this file by harness/protoset/codegen.py at build time from
 // python_impl/data/route_guide_db.json.
 //
 //go:embed route_guide_db.json

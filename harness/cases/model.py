@@ -210,5 +210,5 @@ def load_all(paths: list[Path], pool: descriptor_pool.DescriptorPool | None = No
 
 def builtin_case_files() -> list[Path]:
     """The case files shipped with the harness (the seed services' cases)."""
-    folder = importlib.resources.files("harness") / "cases"
+    folder = importlib.resources.files("harness.cases")
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml"))

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-from harness.report import OK_VERDICTS, cells, counts, failed, method_of
+from harness.report.verdicts import OK_VERDICTS, cells, counts, failed, method_of
 from python_impl.contract import Result
 
 # A failure's full explanation (diffs, logs, reproduce commands), by (direction, case).

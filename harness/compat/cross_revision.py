@@ -7,7 +7,7 @@ Two verdicts side by side, per method, field and enum value:
   really talk: new Python client → old Go server, old Python client → new Go server, new Go client →
   old Python server, old Go client → new Python server.
 
-How a wire verdict is reached. Every message is generated (harness.casegen value patterns) in the
+How a wire verdict is reached. Every message is generated (harness.cases.generate value patterns) in the
 revision that SENDS it: requests in the client's revision, responses in the server's. The receiver's
 expectation is the sender's value *translated* into the receiver's revision by meaning: fields by
 name (a same-number field with another name when the name is gone), enum values by name, values
@@ -20,7 +20,7 @@ stayed unset, field 2 arrived as an unknown field". A field is compatible only w
 carried its value and the receiver decoded exactly that value.
 
 One Python process can hold one proto set, so the Python peers of each revision run as processes
-(`python -m python_impl.server`, `python -m python_impl.client_cli`); this process only reads both
+(`python -m harness.engines.python_peer serve|client`); this process only reads both
 revisions' descriptors through private descriptor pools.
 """
 
@@ -48,14 +48,14 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor as FD
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from harness import casegen
-from harness.cases import Call, Case
-from harness.codegen import build_go
-from harness.peer import (READY_TIMEOUT, GoServer, PeerError, _read_line, run_go_client, select_runner,
+from harness.cases import generate as casegen
+from harness.cases.model import Call, Case
+from harness.protoset.codegen import build_go
+from harness.engines.peer import (READY_TIMEOUT, GoServer, PeerError, _read_line, run_go_client, select_runner,
                           stop_process, wait_healthy)
 from harness.protoset import discover
-from harness.values import INT_RANGE, to_json
-from harness.wirediff import BREAKING, CAVEAT, OK, WIRE_TYPE_NAMES, Finding, Revision, diff, mode, type_name, wire_type
+from harness.cases.values import INT_RANGE, to_json
+from harness.compat.wirediff import BREAKING, CAVEAT, OK, WIRE_TYPE_NAMES, Finding, Revision, diff, mode, type_name, wire_type
 from python_impl.compare import render
 from python_impl.contract import Result
 
@@ -393,7 +393,7 @@ def plan(client: Revision, server: Revision) -> Plan:
 # ---------------------------------------------------------------- running the peers
 
 class PythonServerProcess:
-    """`python -m python_impl.server` for one revision, with a catalogue; a context manager."""
+    """`python -m harness.engines.python_peer serve` for one revision, with a catalogue; a context manager."""
 
     def __init__(self, protos: Path, catalogue: Path) -> None:
         self.protos, self.catalogue = protos, catalogue
@@ -404,7 +404,7 @@ class PythonServerProcess:
         os.close(fd)
         self._log = Path(name)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "python_impl.server", "--protos", str(self.protos), "--addr", "127.0.0.1:0",
+            [sys.executable, "-m", "harness.engines.python_peer", "serve", "--protos", str(self.protos), "--addr", "127.0.0.1:0",
              "--cases", str(self.catalogue)], stdout=subprocess.PIPE, stderr=self._log.open("wb"))
         line = _read_line(self._proc, READY_TIMEOUT)
         if not line.startswith("LISTENING "):
@@ -431,7 +431,7 @@ def run_python_client(protos: Path, payload: dict[str, Any], folder: Path) -> li
     cases = folder / f"py-client-{uuid.uuid4().hex[:8]}.json"
     cases.write_text(json.dumps(payload, ensure_ascii=False))
     budget = sum(c["timeout_ms"] for case in payload["cases"] for c in case["calls"]) / 1000 + 120
-    proc = subprocess.run([sys.executable, "-m", "python_impl.client_cli", "--protos", str(protos),
+    proc = subprocess.run([sys.executable, "-m", "harness.engines.python_peer", "client", "--protos", str(protos),
                            "--cases", str(cases)], capture_output=True, text=True, timeout=budget)
     if proc.returncode != 0:
         raise PeerError(f"the Python client for {protos} exited with {proc.returncode}\n{proc.stderr[-4000:]}")

@@ -2,11 +2,11 @@
 
 One combination = one grpcio release (with grpcio-tools, grpcio-health-checking, grpcio-reflection,
 grpcio-status of the same version and the protobuf runtime they accept) × one grpc-go release that
-the Go peer is built against ($INTEROP_GRPC_GO, see harness/codegen.py). Locally every combination is
+the Go peer is built against ($INTEROP_GRPC_GO, see harness/protoset/codegen.py). Locally every combination is
 a nox session (noxfile.py); CI runs the same session per matrix job (ci/github/interop-matrix.yml).
 
-    python -m harness.matrix run --grpcio 1.76.0 --grpc-go v1.80.0 [-- <grpc-interop run options>]
-    python -m harness.matrix summary [--dir reports/matrix] [--markdown FILE]
+    python -m harness.run.version_matrix run --grpcio 1.76.0 --grpc-go v1.80.0 [-- <grpc-interop run options>]
+    python -m harness.run.version_matrix summary [--dir reports/matrix] [--markdown FILE]
 
 `run` checks that the installed Python packages and the built Go peer really have the requested
 versions, then runs `grpc-interop run --protos protos --json reports/matrix/<combo>.json` and writes
@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # grpcio release -> the protobuf runtime installed with it (the newest that its grpcio-tools accepts).
 # Chosen spread out: current, about 1 year and about 2 years old (PyPI, cp311 wheels for all).
@@ -106,7 +106,7 @@ def run(grpcio: str, grpcgo: str, protos: str, out_dir: Path, extra: list[str]) 
 
     t0 = time.monotonic()
     try:  # build (or reuse) the Go peer first, to check the grpc-go version it really links
-        from harness.codegen import build_go
+        from harness.protoset.codegen import build_go
         from harness.protoset import discover
 
         binary = build_go(discover(protos)).binary
@@ -279,7 +279,7 @@ def failure_groups(cell: Cell) -> list[tuple[str, list[str], list[str]]]:
 
 def markdown(m: Matrix, max_groups: int = 8, max_cases: int = 3) -> str:
     lines = ["## grpcio × grpc-go interop matrix", "",
-             "Cells: case runs that passed / failed / are known divergences (`harness/divergences/`).", "",
+             "Cells: case runs that passed / failed / are known divergences (`harness/run/known_divergences.yaml`).", "",
              "| grpcio (protobuf) \\ grpc-go | " + " | ".join(m.grpcgo) + " |",
              "|---|" + "---|" * len(m.grpcgo)]
     for py in m.grpcio:
@@ -350,7 +350,7 @@ def summary(report_dir: Path, md_out: Path | None, found_only: bool = False) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness.matrix", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m harness.run.version_matrix", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run the suite for one combination (inside its nox session)")
     r.add_argument("--grpcio", required=True)

@@ -27,7 +27,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from harness.codegen import GO_PEER, GoBuild
+from harness.protoset.codegen import GO_PEER, GoBuild
 from python_impl.contract import CHANNEL_OPTIONS, Result
 
 LABEL = "grpc-interop-harness"

@@ -20,11 +20,11 @@ from typing import Any
 
 import grpc
 
-from harness import casegen
-from harness import cases as cases_mod
-from harness import divergences
-from harness.codegen import GoBuild, build_go, generate_python, import_python
-from harness.peer import GoServer, PythonServer, run_go_client
+from harness.cases import generate as casegen
+from harness.cases import model as cases_mod
+from harness.run import divergences
+from harness.protoset.codegen import GoBuild, build_go, generate_python, import_python
+from harness.engines.peer import GoServer, PythonServer, run_go_client
 from harness.protoset import ProtoSet, discover
 from python_impl.client import run_case, run_case_aio
 from python_impl.contract import CHANNEL_OPTIONS, Diff, Result
@@ -230,7 +230,7 @@ class ExternalServer:
     def logs(self, tail: int = 200) -> str:
         if self.container is None:
             return "(the shared server runs in the test controller process: its log lines are in its output)"
-        from harness.peer import docker_client
+        from harness.engines.peer import docker_client
 
         try:
             return docker_client().containers.get(self.container).logs(tail=tail).decode(errors="replace")

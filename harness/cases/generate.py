@@ -1,6 +1,6 @@
 """Cases from descriptors: one explicit cross-product over every method of the proto set.
 
-    method × value pattern      <svc>/<method>/<RequestType>/<pattern>   (harness.values.PATTERNS, oneof members)
+    method × value pattern      <svc>/<method>/<RequestType>/<pattern>   (harness.cases.values.PATTERNS, oneof members)
     method × streaming pattern  <svc>/<method>/stream/<pattern>          (by the method's mode)
     service × protocol pattern  <svc>/<method>/protocol/<pattern>        (metadata, status codes, details,
                                                                           unimplemented, gzip, size limits)
@@ -19,11 +19,11 @@ from typing import Any, Callable
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
 
-from harness.cases import STATUS_CODES, Call, Case, streaming_mode
+from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
-from harness.values import PATTERNS, build, scalar, to_json
+from harness.cases.values import PATTERNS, build, scalar, to_json
 
-SOURCE = "generated from descriptors (harness/casegen.py)"
+SOURCE = "generated from descriptors (harness/cases/generate.py)"
 TIMEOUT_MS = 10_000
 RECV_LIMIT = 4 * 1024 * 1024  # grpcio's and grpc-go's default maximum received message size
 UNICODE_MESSAGE = "tab\there, CR\r, LF\n, BMP ü € 中, non-BMP 😀 𝄞"

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import googleapis
+from harness.protoset import googleapis
 
 
 class ProtoSetError(Exception):

@@ -17,8 +17,8 @@ from typing import Iterator
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor as FD
 
-from harness.cases import streaming_mode
-from harness.codegen import descriptor_set
+from harness.cases.model import streaming_mode
+from harness.protoset.codegen import descriptor_set
 from harness.protoset import ProtoSet
 
 OK, CAVEAT, BREAKING = "ok", "caveat", "breaking"
