@@ -69,6 +69,10 @@ def floats_equal(exp: float, got: float, tol: Tolerance) -> bool:
     if exp == got:
         # -0.0 == 0.0 numerically, but the sign is a value the sender chose.
         return math.copysign(1.0, exp) == math.copysign(1.0, got)
+    if math.isinf(exp) or math.isinf(got) or exp == 0.0 or got == 0.0:
+        # Infinities and signed zeros are exact values, never results of rounding: a tolerance would
+        # make rel*|inf| infinite (anything matches) and let 1e-9 stand in for -0.0.
+        return False
     return abs(got - exp) <= tol.abs + tol.rel * abs(exp)
 
 

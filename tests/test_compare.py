@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from google.protobuf import descriptor_pb2, struct_pb2, wrappers_pb2
 
 from python_impl.compare import Tolerance, diff_messages, floats_equal, render
@@ -18,6 +20,19 @@ def test_nan_equals_nan_but_not_a_number() -> None:
 def test_negative_zero_is_a_different_value() -> None:
     assert not floats_equal(0.0, -0.0, Tolerance())
     assert floats_equal(math.inf, math.inf, Tolerance())
+
+
+@pytest.mark.parametrize("exp, got", [
+    (math.inf, -math.inf), (-math.inf, 5.0), (math.inf, 1e308), (5.0, math.inf),  # rel*|inf| is infinite
+    (-0.0, 1e-9), (1e-9, -0.0), (0.0, -1e-9), (-0.0, 0.0),                      # a signed zero is exact
+    (math.nan, 1.0), (1.0, math.nan),
+])
+@pytest.mark.parametrize("tol", [Tolerance(), Tolerance(abs=1e-6, rel=1e-6), Tolerance(abs=1.0, rel=1.0)],
+                         ids=["none", "tight", "loose"])
+def test_infinities_nan_and_signed_zeros_compare_exactly_whatever_the_tolerance(exp: float, got: float,
+                                                                                tol: Tolerance) -> None:
+    assert not floats_equal(exp, got, tol)
+    assert floats_equal(exp, exp, tol)
 
 
 def test_tolerance_is_abs_plus_rel() -> None:

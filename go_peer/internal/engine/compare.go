@@ -283,7 +283,9 @@ func floatEqual(exp, got float64, tol *Tolerance) bool {
 		// -0.0 == 0.0 numerically, but the sign is a value the sender chose.
 		return math.Signbit(exp) == math.Signbit(got)
 	}
-	if tol == nil {
+	if tol == nil || math.IsInf(exp, 0) || math.IsInf(got, 0) || exp == 0 || got == 0 {
+		// Infinities and signed zeros are exact values, never results of rounding: a tolerance would
+		// make rel*|inf| infinite (anything matches) and let 1e-9 stand in for -0.0.
 		return false
 	}
 	return math.Abs(got-exp) <= tol.Abs+tol.Rel*math.Abs(exp)

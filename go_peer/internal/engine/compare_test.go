@@ -207,3 +207,22 @@ func TestFloatEqualSignedZero(t *testing.T) {
 		}
 	}
 }
+
+func TestFloatEqualExactValuesIgnoreTolerance(t *testing.T) {
+	inf, neg := math.Inf(1), math.Copysign(0, -1)
+	pairs := [][2]float64{
+		{inf, -inf}, {-inf, 5}, {inf, 1e308}, {5, inf}, // rel*|inf| is infinite
+		{neg, 1e-9}, {1e-9, neg}, {0, -1e-9}, // a signed zero is exact
+		{math.NaN(), 1}, {1, math.NaN()},
+	}
+	for _, tol := range []*engine.Tolerance{nil, {Abs: 1e-6, Rel: 1e-6}, {Abs: 1, Rel: 1}} {
+		for _, p := range pairs {
+			if engine.FloatEqual(p[0], p[1], tol) {
+				t.Errorf("tol %v: %v compared equal to %v", tol, p[0], p[1])
+			}
+			if !engine.FloatEqual(p[0], p[0], tol) {
+				t.Errorf("tol %v: %v != itself", tol, p[0])
+			}
+		}
+	}
+}
