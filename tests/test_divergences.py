@@ -123,7 +123,7 @@ def race_result(*diffs: Diff) -> Result:
     Diff(0, "status.message", '"plain ABORTED message"', '"Internal error from Core"'),
 ])
 def test_the_aio_race_excuses_its_signature_and_what_it_lost(lost: Diff) -> None:
-    assert divergences.apply([BUILTIN_RACE], race_result(lost), "pyaio-go", "bidi").verdict == "divergence"
+    assert divergences.apply([BUILTIN_RACE], race_result(lost), "pyaio-go", "bidi", ends_early=True).verdict == "divergence"
 
 
 @pytest.mark.parametrize("wrong", [
@@ -134,8 +134,9 @@ def test_the_aio_race_excuses_its_signature_and_what_it_lost(lost: Diff) -> None
     Diff(0, "server.requests[0].details.count", "1", "0"),
 ])
 def test_the_aio_race_never_excuses_what_arrived_wrong(wrong: Diff) -> None:
-    assert divergences.apply([BUILTIN_RACE], race_result(wrong), "pyaio-go", "bidi").verdict == "fail"
-    assert divergences.apply([BUILTIN_RACE], race_result(), "pyaio-go", "unary").verdict == "fail"  # its modes only
+    assert divergences.apply([BUILTIN_RACE], race_result(wrong), "pyaio-go", "bidi", ends_early=True).verdict == "fail"
+    # its modes only
+    assert divergences.apply([BUILTIN_RACE], race_result(), "pyaio-go", "unary", ends_early=True).verdict == "fail"
 
 
 def test_entry_fields_are_checked(tmp_path: Path) -> None:
@@ -145,3 +146,52 @@ def test_entry_fields_are_checked(tmp_path: Path) -> None:
         bad.write_text(f"divergences: [{{match: x, contains: y, reason: r, {text}}}]")
         with pytest.raises(divergences.DivergenceError, match=error):
             divergences.load([bad], builtin=False)
+
+
+def test_the_aio_race_needs_a_call_that_ends_before_the_client_half_closes(seed_gen) -> None:
+    """A deterministic "Internal error from Core" on a call the server read in full is a failure.
+    (seed_gen loads the protos' descriptors, which case generation reads.)"""
+    from harness.cases import generate
+    from harness.protoset import discover
+
+    cases = {c.name: c for c in generate.generate(discover(Path(__file__).resolve().parent.parent / "protos"))}
+    many = cases["shapes.v1.Shapes/ClientStream/stream/many"]
+    assert not many.ends_early
+    r = Result(many.name, "pyaio→go", "fail", [SIGNATURE, Diff(0, "responses.count", "1", "0")])
+    assert divergences.apply([BUILTIN_RACE], r, "pyaio-go", "client_stream", many.ends_early).verdict == "fail"
+    for early in ("Bidi/stream/server_finishes_early", "Bidi/stream/client_cancels_after_first",
+                  "ClientStream/stream/deadline_exceeded", "Bidi/stream/cancel_before_first_message"):
+        case = cases[f"shapes.v1.Shapes/{early}"]
+        assert case.ends_early, early
+        r = Result(case.name, "pyaio→go", "fail", [SIGNATURE, Diff(0, "responses.count", "1", "0")])
+        assert divergences.apply([BUILTIN_RACE], r, "pyaio-go", case.calls[0].streaming,
+                                 case.ends_early).verdict == "divergence"
+
+
+DEPTH = [e for e in divergences.load(divergences.builtin_files(), builtin=True) if e.match.startswith("go-py")
+         and "deep_recursion_150" in e.match]
+
+
+@pytest.mark.parametrize("slug, mode, status", [
+    ("go-py", "unary", 'INTERNAL "Exception deserializing request!"'),
+    ("go-pyaio", "unary", "UNKNOWN \"Unexpected <class 'google.protobuf.message.DecodeError'>: Error parsing message "
+                          "with type 'shapes.v1.Everything': Exceeded upb_DecodeOptions_MaxDepth\""),
+    ("go-py", "bidi", 'FAILED_PRECONDITION "catalogue case x: Failed to parse tree field: Message too deep. '
+                      'Max recursion depth is 100"'),
+])
+def test_the_depth_divergence_excuses_the_upb_depth_failure(slug: str, mode: str, status: str) -> None:
+    r = Result("svc/M/T/deep_recursion_150", slug, "fail", [
+        Diff(0, "status.code", "OK", status), Diff(0, "responses.count", "1", "0"),
+        Diff(0, "server.checked", "present", "missing")])
+    assert divergences.apply(DEPTH, r, slug, mode).verdict == "divergence"
+
+
+@pytest.mark.parametrize("slug", ["go-py", "go-pyaio"])
+@pytest.mark.parametrize("mode", ["unary", "bidi"])
+def test_the_depth_divergence_never_excuses_a_lost_answer_or_an_engine_crash(slug: str, mode: str) -> None:
+    lost = [Diff(0, "responses.count", "1", "0"), Diff(0, "server.checked", "present", "missing")]
+    ok_but_lost = Result("svc/M/T/deep_recursion_150", slug, "fail", list(lost))
+    assert divergences.apply(DEPTH, ok_but_lost, slug, mode).verdict == "fail"
+    crash = Result("svc/M/T/deep_recursion_150", slug, "fail", [
+        Diff(0, "status.code", "OK", 'INTERNAL "Exception calling application: KeyError"'), *lost])
+    assert divergences.apply(DEPTH, crash, slug, mode).verdict == "fail"

@@ -137,8 +137,9 @@ RACES = [e for e in divergences.load(divergences.builtin_files(), builtin=True) 
 def assert_pass(result: Result) -> None:
     """A pass, or exactly a known library race (an intermittent entry of the built-in library)."""
     if result.verdict == "fail":
-        mode = CASES[result.case].calls[0].streaming
-        judged = divergences.apply(RACES, dataclasses.replace(result, diffs=list(result.diffs)), result.direction, mode)
+        case = CASES[result.case]
+        judged = divergences.apply(RACES, dataclasses.replace(result, diffs=list(result.diffs)), result.direction,
+                                   case.calls[0].streaming, case.ends_early)
         if judged.verdict == "divergence":
             return
     assert (result.verdict, result.diffs) == ("pass", [])

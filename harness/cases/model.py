@@ -51,6 +51,15 @@ class Call:
     def service(self) -> str:
         return self.method.split("/")[0]
 
+    @property
+    def ends_early(self) -> bool:
+        """The call may end before the client has half-closed: the server stops reading, the client
+        cancels, or the call ends with a non-OK status (a deadline, a rejected request, a seed server
+        that fails on an input). A call that ends OK after the server read every request cannot."""
+        read = self.server.get("read_requests")
+        return ((read is not None and read < len(self.requests)) or self.cancel_after_responses is not None
+                or self.expect.get("status", "OK") != "OK")
+
     def to_json(self) -> dict[str, Any]:
         out = {"method": f"/{self.method}", "streaming": self.streaming, "request_type": self.request_type,
                "response_type": self.response_type, "metadata": self.metadata, "requests": self.requests,
@@ -75,6 +84,10 @@ class Case:
     def method(self) -> str:
         """The service/method the case is about (its first call), the matrix row."""
         return self.calls[0].method
+
+    @property
+    def ends_early(self) -> bool:
+        return any(c.ends_early for c in self.calls)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "calls": [c.to_json() for c in self.calls]}

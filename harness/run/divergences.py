@@ -25,6 +25,7 @@ OPTIONAL = {
     "requires",      # texts that must each appear in some diff: the divergence's signature
     "intermittent",  # true: a race; a passing result is not stale
     "losses",        # true: also excuse what went missing (fewer responses, no headers/trailers/details)
+    "early_end",     # true: only cases whose call may end before the client half-closes (Call.ends_early)
 }
 MODES = {"unary", "server_stream", "client_stream", "bidi"}
 
@@ -44,9 +45,12 @@ class Divergence:
     requires: tuple[str, ...] = ()
     intermittent: bool = False
     losses: bool = False
+    early_end: bool = False
 
-    def applies(self, slug: str, case: str, mode: str | None = None) -> bool:
+    def applies(self, slug: str, case: str, mode: str | None = None, ends_early: bool = False) -> bool:
         if self.streaming and mode not in self.streaming:
+            return False
+        if self.early_end and not ends_early:
             return False
         return fnmatch.fnmatchcase(f"{slug}:{case}", self.match)
 
@@ -82,7 +86,7 @@ def _entry(e: object, where: str, source: str, builtin: bool) -> Divergence:
     streaming = e.get("streaming", [])
     if not isinstance(streaming, list) or not streaming and "streaming" in e or set(streaming) - MODES:
         raise DivergenceError(f"{where}: streaming is a list of modes from {sorted(MODES)}")
-    for flag in ("intermittent", "losses"):
+    for flag in ("intermittent", "losses", "early_end"):
         if not isinstance(e.get(flag, False), bool):
             raise DivergenceError(f"{where}: {flag} is true or false")
     if (e.get("intermittent") or e.get("losses")) and not requires:
@@ -90,17 +94,18 @@ def _entry(e: object, where: str, source: str, builtin: bool) -> Divergence:
         raise DivergenceError(f"{where}: an intermittent entry or one that excuses losses needs "
                               "'requires' (the text that identifies it)")
     return Divergence(str(e["match"]), tuple(contains), str(e["reason"]), source, builtin, tuple(streaming),
-                      tuple(requires), bool(e.get("intermittent")), bool(e.get("losses")))
+                      tuple(requires), bool(e.get("intermittent")), bool(e.get("losses")),
+                      bool(e.get("early_end")))
 
 
 def builtin_files() -> list[Path]:
     return [Path(str(importlib.resources.files("harness.run") / "known_divergences.yaml"))]
 
 
-def check_dead(entries: list[Divergence], pairs: list[tuple[str, str, str]]) -> None:
+def check_dead(entries: list[Divergence], pairs: list[tuple[str, str, str, bool]]) -> None:
     """A user's entry that matches nothing the proto set can produce is an error, not silence."""
     for e in entries:
-        if not e.builtin and not any(e.applies(slug, case, mode) for slug, case, mode in pairs):
+        if not e.builtin and not any(e.applies(*pair) for pair in pairs):
             raise DivergenceError(f"{e.source}: divergence {e.match!r} matches no direction:case of this proto set "
                                   "(a dead pattern); fix or remove it")
 
@@ -129,12 +134,13 @@ def _covered(entry: Divergence, result: Result) -> bool:
             and all(any(r in t for t in texts) for r in entry.requires))
 
 
-def apply(entries: list[Divergence], result: Result, slug: str, mode: str | None = None) -> Result:
+def apply(entries: list[Divergence], result: Result, slug: str, mode: str | None = None,
+          ends_early: bool = False) -> Result:
     """The result's verdict in the light of the known divergences.
 
     A failing result is a known divergence only when an entry matches it and covers every one of its
     diffs; a passing result that an entry matches is an unexpected pass (the entry is stale)."""
-    matching = [e for e in entries if e.applies(slug, result.case, mode)]
+    matching = [e for e in entries if e.applies(slug, result.case, mode, ends_early)]
     if not matching:
         return result
     if result.verdict == "pass":

@@ -100,7 +100,8 @@ def prepare(protos: str | Path, case_files: list[Path] | None = None, generated:
         loaded += [_for_catalogue(c) for c in made]
     known = divergences.load(divergences.builtin_files(), builtin=True)
     mine = divergences.load(divergence_files or [], builtin=False)
-    divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming) for d in DIRECTIONS for c in loaded])
+    divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming, c.ends_early) for d in DIRECTIONS
+                                   for c in loaded])
     return Prepared(ps, gen, loaded, known + mine)
 
 
@@ -165,8 +166,9 @@ class Session:
 
     def run(self, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
         """Run cases in one direction, then judge them against the known divergences."""
-        modes = {c.name: c.calls[0].streaming for c in cases}
-        return [divergences.apply(self.prepared.known, r, d.slug, modes.get(r.case)) for r in self._run(d, cases)]
+        by_name = {c.name: c for c in cases}
+        return [divergences.apply(self.prepared.known, r, d.slug, by_name[r.case].calls[0].streaming,
+                                  by_name[r.case].ends_early) for r in self._run(d, cases)]
 
     def _run(self, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
         """A Go client runs all its cases in one process (batched)."""
