@@ -37,6 +37,8 @@ def test_builtin_seed_cases_load_and_resolve(seed_gen) -> None:
     (f"cases: [{{name: {HELLO}/é, calls: [{{method: {HELLO}, requests: [{{}}]}}]}}]", "printable ASCII"),
     (f"cases: [{{name: {HELLO}/a, calls: []}}]", "has no calls"),
     ("kases: []", "a case file is a mapping"),
+    ("cases: [{name: idc.IndicatorGraph/GetMACDGraph/x, calls: [{method: idc.IndicatorGraph/GetMACDGraph, "
+     "requests: [{}], expect: {status: INVALID_ARGUMENT}}]}]", "say how many arrive first with expect.responses"),
 ])
 def test_mistakes_are_named(seed_gen, text: str, message: str) -> None:
     with pytest.raises(cases.CaseError, match=message) as e:
@@ -52,9 +54,20 @@ def test_duplicate_names_across_files(seed_gen, tmp_path: Path) -> None:
         cases.load_all([tmp_path / "one.yaml", tmp_path / "two.yaml"])
 
 
-def test_file_for_other_services_is_not_for_this_run(seed_gen) -> None:
+def test_builtin_file_for_other_services_is_not_for_this_run(seed_gen) -> None:
     text = "requires: [not.Here]\ncases: [{name: not.Here/M/x, calls: [{method: not.Here/M, requests: [{}]}]}]"
-    assert load(seed_gen, text) == []
+    assert cases.load_file("seeds.yaml", text=text, builtin=True) == []
+
+
+def test_users_file_requiring_a_missing_service_is_an_error_not_dropped(seed_gen, tmp_path: Path) -> None:
+    """A typo under 'requires' in a user's --cases file would silently remove all its cases."""
+    text = (f"requires: [tutorial.HeloService]\n"
+            f"cases: [{{name: {HELLO}/a, calls: [{{method: {HELLO}, requests: [{{}}]}}]}}]")
+    with pytest.raises(cases.CaseError, match="mine.yaml: requires service 'tutorial.HeloService', which the proto set"):
+        load(seed_gen, text)
+    (tmp_path / "mine.yaml").write_text(text)
+    with pytest.raises(cases.CaseError, match="HeloService"):
+        cases.load_all([tmp_path / "mine.yaml"])
 
 
 def test_defaults(seed_gen) -> None:

@@ -128,6 +128,10 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     for code in [expect["status"], *expect.get("status_alternatives", [])]:
         if code not in STATUS_CODES:
             raise _fail(src, name, f"status {code!r} is not a gRPC status code name")
+    if meth.server_streaming and expect["status"] != "OK" and not {"responses", "chunks"} & set(expect):
+        # responses may arrive before a stream's error; unpinned, stray ones would pass unseen
+        raise _fail(src, name, f"{method} streams responses and the case expects {expect['status']}: say how "
+                               "many arrive first with expect.responses (a list; [] for none)")
     req_cls = GetMessageClass(meth.input_type)
     resp_cls = GetMessageClass(meth.output_type)
     for i, r in enumerate(requests):
@@ -175,21 +179,28 @@ def _metadata(raw: Any) -> dict[str, list[str]]:
     return {str(k).lower(): [str(v) for v in (vs if isinstance(vs, list) else [vs])] for k, vs in (raw or {}).items()}
 
 
-def load_file(path: Path | str, pool: descriptor_pool.DescriptorPool | None = None, text: str | None = None) -> list[Case]:
-    """Load and resolve one case file. The generated code must already be imported (its pool)."""
+def load_file(path: Path | str, pool: descriptor_pool.DescriptorPool | None = None, text: str | None = None,
+              builtin: bool = False) -> list[Case]:
+    """Load and resolve one case file. The generated code must already be imported (its pool).
+
+    A built-in file made for services the proto set does not have (the seed services' cases) is not
+    for this run, like a suite's declared needs in connectrpc/conformance. A user's file is there on
+    purpose: a service it requires that is missing (a typo, a renamed package) is an error, never a
+    file quietly dropped with all its cases."""
     pool = pool or descriptor_pool.Default()
     src = str(path)
     doc = yaml.safe_load(text if text is not None else Path(path).read_text(encoding="utf-8"))
     if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list) or set(doc) - {"cases", "requires"}:
         raise CaseError(f"{src}: a case file is a mapping with 'cases' (a list) and optionally 'requires' "
                         "(service names the file is for)")
-    # A file made for services the proto set does not have is not for this run (like a suite's
-    # declared needs in connectrpc/conformance); a case naming a missing service is still an error.
     for svc in doc.get("requires") or []:
         try:
             pool.FindServiceByName(svc)
         except KeyError:
-            return []
+            if builtin:
+                return []
+            raise CaseError(f"{src}: requires service {svc!r}, which the proto set does not define; fix the "
+                            "name under 'requires' or test the protos that define it") from None
     cases: list[Case] = []
     for i, raw in enumerate(doc["cases"]):
         name = raw.get("name") if isinstance(raw, dict) else None
@@ -212,8 +223,9 @@ def load_all(paths: list[Path], pool: descriptor_pool.DescriptorPool | None = No
     """Load several case files; a case name used twice is an error naming both files."""
     seen: dict[str, str] = {}
     out: list[Case] = []
+    builtin = {str(p) for p in builtin_case_files()}
     for p in paths:
-        for c in load_file(p, pool):
+        for c in load_file(p, pool, builtin=str(p) in builtin):
             if c.name in seen:
                 raise CaseError(f"case {c.name!r} is defined twice: in {seen[c.name]} and {c.source}")
             seen[c.name] = c.source
