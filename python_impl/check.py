@@ -73,6 +73,8 @@ def server_diffs(trailers: list[tuple[str, str | bytes]], index: int) -> list[Di
             continue
         try:
             items = json.loads(value.decode("utf-8") if isinstance(value, bytes) else value)
+            if not isinstance(items, list):  # null or {} is not "no findings" (the Go engine agrees)
+                raise TypeError(f"a JSON {type(items).__name__}, not a list")
             out += [Diff(index, str(d["path"]), str(d["expected"]), str(d["got"])) for d in items]
         except (ValueError, KeyError, TypeError):
             out.append(Diff(index, "server.diffs", "a JSON list of diffs", render(value)))

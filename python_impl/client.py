@@ -260,6 +260,8 @@ class _CaseRun:
         self.verdict = "error"
 
     def result(self) -> Result:
+        if not self.case.calls:  # nothing was exchanged, so nothing was checked (the Go engine agrees)
+            self.error(0, ValueError("case has no calls"))
         verdict = "fail" if self.verdict == "pass" and self.diffs else self.verdict
         return Result(self.case.name, self.direction, verdict, self.diffs,
                       round((time.perf_counter() - self.start) * 1000, 2))

@@ -195,3 +195,16 @@ def test_the_depth_divergence_never_excuses_a_lost_answer_or_an_engine_crash(slu
     crash = Result("svc/M/T/deep_recursion_150", slug, "fail", [
         Diff(0, "status.code", "OK", 'INTERNAL "Exception calling application: KeyError"'), *lost])
     assert divergences.apply(DEPTH, crash, slug, mode).verdict == "fail"
+
+
+def test_a_go_pass_that_carries_diffs_is_a_fail() -> None:
+    """_align never trusts the Go client's label alone: a pass has no differences."""
+    from harness.cases.model import Case
+    from harness.run.runner import _align, direction
+
+    case = Case(name="svc/M/T/x", calls=[], source="mine.yaml")
+    claimed = Result("svc/M/T/x", "go-py", "pass", [Diff(0, "responses[0].a", "1", "2")])
+    (r,) = _align([case], [claimed], direction("go-py"))
+    assert (r.verdict, r.direction) == ("fail", "go→py")
+    missing = Case(name="svc/M/T/y", calls=[], source="mine.yaml")
+    assert [x.verdict for x in _align([case, missing], [], direction("go-py"))] == ["error", "error"]

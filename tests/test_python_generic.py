@@ -316,3 +316,24 @@ def test_a_missing_server_confirmation_is_a_failure(seed_gen) -> None:
     assert check(call, Outcome(trailers=[("interop-server-checked", "1")]), 0) == []
     cancelled = Call(**{**call.__dict__, "expect": {"status": "CANCELLED"}, "cancel_after_responses": 0})
     assert check(cancelled, Outcome(status="CANCELLED"), 0) == []
+
+
+def test_a_case_with_no_calls_is_an_error_in_both_client_flavours(seed_gen) -> None:
+    """Nothing exchanged is nothing checked (the Go client says `error` too), never a pass."""
+    empty = Case(name=f"{H}/SayHello/no_calls", calls=[], source="mine.yaml")
+    with grpc.insecure_channel("127.0.0.1:1", options=CHANNEL_OPTIONS) as ch:
+        r = run_case(ch, seed_gen, empty, "py→py", "test")
+    assert (r.verdict, [d.path for d in r.diffs]) == ("error", ["error"])
+
+    async def aio() -> Result:
+        async with grpc.aio.insecure_channel("127.0.0.1:1", options=CHANNEL_OPTIONS) as ch:
+            return await run_case_aio(ch, seed_gen, empty, "pyaio→pyaio", "test")
+    assert asyncio.run(aio()).verdict == "error"
+
+
+def test_server_diffs_trailer_must_be_a_list(seed_gen) -> None:
+    from python_impl.check import server_diffs
+
+    for body in (b"null", b"{}", b"not json"):
+        assert [d.path for d in server_diffs([("interop-server-diffs-bin", body)], 0)] == ["server.diffs"], body
+    assert server_diffs([("interop-server-diffs-bin", b"[]")], 0) == []

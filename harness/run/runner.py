@@ -254,6 +254,8 @@ def _align(cases: list[cases_mod.Case], results: list[Result], d: Direction) -> 
     by_name = {r.case: r for r in results}
     for r in results:
         r.direction = d.name  # the Go client reports the ASCII slug it was given
+        if r.verdict == "pass" and r.diffs:  # a pass carries no differences; never trust the label alone
+            r.verdict = "fail"
     return [by_name.get(c.name) or Result(c.name, d.name, "error",
                                           [Diff(0, "error", "a result", "the Go client reported none for this case")])
             for c in cases]

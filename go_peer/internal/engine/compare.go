@@ -127,7 +127,9 @@ func (d *differ) details(exp, got []*anypb.Any) {
 func (d *differ) serverDiffs(trailer metadata.MD) {
 	for _, v := range trailer.Get(ServerDiffsKey) {
 		var found []ServerDiff
-		if err := json.Unmarshal([]byte(v), &found); err != nil {
+		// JSON null decodes to a nil slice without an error; a server that sends it has said
+		// nothing, which is not "no findings" (the Python engine refuses it too).
+		if err := json.Unmarshal([]byte(v), &found); err != nil || found == nil {
 			d.add("server.diffs", "a JSON list of diffs", quote(v))
 			continue
 		}

@@ -226,3 +226,18 @@ func TestFloatEqualExactValuesIgnoreTolerance(t *testing.T) {
 		}
 	}
 }
+
+func TestServerDiffsTrailerMustBeAList(t *testing.T) {
+	for _, body := range []string{"null", "{}", "not json"} {
+		d := engine.NewDiffer(nil)
+		d.ServerDiffs(metadata.Pairs(engine.ServerDiffsKey, body))
+		if got := d.Diffs(); len(got) != 1 || got[0].Path != "server.diffs" {
+			t.Errorf("trailer %q: diffs %+v, want one server.diffs error", body, got)
+		}
+	}
+	d := engine.NewDiffer(nil)
+	d.ServerDiffs(metadata.Pairs(engine.ServerDiffsKey, "[]"))
+	if len(d.Diffs()) != 0 {
+		t.Errorf("an empty list is no findings, got %+v", d.Diffs())
+	}
+}

@@ -22,6 +22,8 @@ func (d *Differ) Message(path string, exp, got protoreflect.Message) { d.d.messa
 
 func (d *Differ) Diffs() []Diff { return d.d.diffs }
 
+func (d *Differ) ServerDiffs(trailer metadata.MD) { d.d.serverDiffs(trailer) }
+
 // Plan is a prepared call.
 type Plan = plan
 
