@@ -337,3 +337,32 @@ def test_server_diffs_trailer_must_be_a_list(seed_gen) -> None:
     for body in (b"null", b"{}", b"not json"):
         assert [d.path for d in server_diffs([("interop-server-diffs-bin", body)], 0)] == ["server.diffs"], body
     assert server_diffs([("interop-server-diffs-bin", b"[]")], 0) == []
+
+
+@pytest.mark.parametrize("code", ["CANCELLED", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "UNIMPLEMENTED"])
+def test_a_status_the_generic_server_produces_needs_its_confirmation(seed_gen, code: str) -> None:
+    """A server that returns the case's status without looking at the request fails, whatever the code."""
+    from harness.cases.model import Call
+    from python_impl.check import check
+    from python_impl.contract import Outcome
+
+    call = Call(method="tutorial.HelloService/SayHello", streaming="unary", request_type="tutorial.HelloRequest",
+                response_type="tutorial.HelloResponse", requests=[{}], expect={"status": code}, checked_by_server=True)
+    assert [(d.path, d.got) for d in check(call, Outcome(status=code), 0)] == [("server.checked", "missing")]
+    # the client reaches the outcome itself when the data says what the server would answer instead
+    own = Call(**{**call.__dict__, "server": {"status": "OK", "delay_ms": 3000}})
+    assert check(own, Outcome(status=code), 0) == []
+
+
+def test_generated_status_cases_require_the_server_check(seed_gen) -> None:
+    from harness.cases import generate
+    from harness.protoset import discover
+    from python_impl.check import server_must_confirm
+
+    by_pattern = {c.name.rsplit("/", 1)[1]: c.calls[0] for c in generate.generate(discover(REPO / "protos"))
+                  if c.name.startswith("shapes.v1.Shapes/Unary/")}
+    for pattern in ("status_cancelled", "status_resource_exhausted", "status_deadline_exceeded",
+                    "status_unimplemented"):
+        assert server_must_confirm(dataclasses.replace(by_pattern[pattern], checked_by_server=True)), pattern
+    for pattern in ("request_over_limit", "response_over_limit", "deadline_exceeded", "unimplemented_method"):
+        assert not server_must_confirm(dataclasses.replace(by_pattern[pattern], checked_by_server=True)), pattern
