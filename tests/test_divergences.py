@@ -208,3 +208,15 @@ def test_a_go_pass_that_carries_diffs_is_a_fail() -> None:
     assert (r.verdict, r.direction) == ("fail", "go→py")
     missing = Case(name="svc/M/T/y", calls=[], source="mine.yaml")
     assert [x.verdict for x in _align([case, missing], [], direction("go-py"))] == ["error", "error"]
+
+
+GO_SERVER_RESET = next(e for e in divergences.load(divergences.builtin_files(), builtin=True)
+                       if e.match.endswith("/stream/deadline_exceeded"))
+
+
+@pytest.mark.parametrize("slug, verdict", [("py-go", "divergence"), ("pyaio-go", "divergence"), ("go-go", "divergence"),
+                                           ("go-py", "fail"), ("py-py", "fail"), ("pyaio-pyaio", "fail")])
+def test_cancelled_for_a_deadline_is_excused_only_with_a_go_server(slug: str, verdict: str) -> None:
+    r = Result("svc/M/stream/deadline_exceeded", slug, "fail",
+               [Diff(0, "status.code", "DEADLINE_EXCEEDED", 'CANCELLED "context canceled"')])
+    assert divergences.apply([GO_SERVER_RESET], r, slug, "unary", ends_early=True).verdict == verdict

@@ -366,3 +366,17 @@ def test_generated_status_cases_require_the_server_check(seed_gen) -> None:
         assert server_must_confirm(dataclasses.replace(by_pattern[pattern], checked_by_server=True)), pattern
     for pattern in ("request_over_limit", "response_over_limit", "deadline_exceeded", "unimplemented_method"):
         assert not server_must_confirm(dataclasses.replace(by_pattern[pattern], checked_by_server=True)), pattern
+
+
+def test_a_deadline_case_reported_as_cancelled_fails_in_the_case_itself(seed_gen) -> None:
+    """CANCELLED for a deadline is excused only as a known divergence of the Go-server directions,
+    never by the case data, which applies in all seven."""
+    from harness.cases import generate
+    from harness.protoset import discover
+    from python_impl.check import check
+    from python_impl.contract import Outcome
+
+    deadline = [c for c in generate.generate(discover(REPO / "protos")) if c.name.endswith("/stream/deadline_exceeded")]
+    assert deadline
+    for case in deadline:
+        assert [d.path for d in check(case.calls[0], Outcome(status="CANCELLED"), 0)] == ["status.code"], case.name
