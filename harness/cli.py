@@ -113,6 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               soft_wrap=True)
     if ps.notice():
         out.print(f"  {ps.notice()}", soft_wrap=True)
+    for gap in prepared.gaps:
+        out.print(f"  not generated: {gap}", soft_wrap=True)
     if args.server_address and len({d.server for d in chosen}) > 1:
         raise ValueError("--server-address serves one side: choose directions with one server language")
     total = len(select(prepared.cases, args.patterns)) * len(chosen)
@@ -157,6 +159,8 @@ def cmd_cases(args: argparse.Namespace) -> int:
     prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
     for c in prepared.cases:
         print(f"{c.name}\t{c.calls[0].streaming}\t{c.source}")
+    for gap in prepared.gaps:  # on stderr: the listing stays one case per line for scripts
+        print(f"not generated: {gap}", file=sys.stderr)
     return 0
 
 

@@ -65,3 +65,57 @@ def test_oneof_members_and_their_defaults(seed_gen) -> None:
     for member in ("text", "number", "scalars", "color", "blob"):
         assert f"shapes.v1.Shapes/Unary/Everything/oneof_choice.{member}" in names
         assert f"shapes.v1.Shapes/Unary/Everything/oneof_choice.{member}_default" in names
+
+
+def _wire_size(type_name: str, value: dict) -> int:
+    cls = GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(type_name))
+    return json_format.ParseDict(value, cls()).ByteSize()
+
+
+def test_size_limit_cases_on_every_service_that_can_carry_bulk(seed_gen) -> None:
+    """Any method and any field that can carry bulk: RouteGuide (a string inside a repeated message),
+    Indicator (a string inside repeated MACDData), IndicatorGraph (server streaming only)."""
+    ps = discover(REPO / "protos")
+    cases = casegen.generate(ps)
+    by_name = {c.name: c for c in cases}
+    made = {(c.name.split("/")[0], c.name.rsplit("/", 1)[1]) for c in cases if c.name.rsplit("/", 1)[1]
+            in casegen.SIZE_PATTERNS}
+    for svc in ("routeguide.RouteGuide", "idc.Indicator", "idc.IndicatorGraph", "tutorial.HelloService",
+                "shapes.v1.Shapes", "users.Users", "posXYZ.PositionService"):
+        assert (svc, "near_size_limit") in made and (svc, "request_over_limit") in made, svc
+    limit = casegen.RECV_LIMIT
+    for name, c in by_name.items():
+        pattern, call = name.rsplit("/", 1)[1], c.calls[0]
+        if pattern == "near_size_limit":
+            sizes = [_wire_size(call.request_type, call.requests[0]),
+                     _wire_size(call.response_type, call.expect["responses"][0])]
+            assert all(limit - 128 * 1024 < s < limit for s in sizes), (name, sizes)
+        elif pattern == "request_over_limit":
+            assert limit < _wire_size(call.request_type, call.requests[0]) < limit + 64 * 1024, name
+        elif pattern == "response_over_limit":
+            assert limit < _wire_size(call.response_type, call.server["responses"][0]) < limit + 64 * 1024, name
+    # what cannot be made is said, per service and pattern
+    gaps = casegen.size_gaps(ps, cases)
+    assert any(g.startswith("idc.IndicatorGraph (indicator_graph.proto): no response_over_limit case") for g in gaps)
+    assert sum(g.startswith("shapes.v1.Empties") for g in gaps) == 3 and len(gaps) == 4
+
+
+def test_bulk_in_a_repeated_scalar_field_reaches_the_size(tmp_path: Path) -> None:
+    """A type whose only bulk is a repeated number is filled to the size (no string needed)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "nums.proto").write_text(
+        'syntax = "proto3";\npackage nums;\nmessage Inner { repeated sint64 n = 1; }\n'
+        'message Outer { Inner inner = 1; int32 id = 2; }\nservice S { rpc M(Outer) returns (Outer); }\n')
+    script = ("import sys\nfrom harness.protoset import discover\nfrom harness.protoset.codegen import "
+              "generate_python, import_python\nfrom harness.cases import generate\n"
+              "ps = discover(sys.argv[1]); import_python(generate_python(ps))\n"
+              "from google.protobuf import descriptor_pool, json_format\n"
+              "from google.protobuf.message_factory import GetMessageClass\n"
+              "d = descriptor_pool.Default().FindMessageTypeByName('nums.Outer')\n"
+              "for size in (4 * 2**20 - 65536, 4 * 2**20 + 1024):\n"
+              "    print(json_format.ParseDict(generate._sized(d, size), GetMessageClass(d)()).ByteSize() - size)\n")
+    # a process of its own: one process holds one proto set
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert all(0 <= int(x) < 64 for x in out.stdout.split()), out.stdout

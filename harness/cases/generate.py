@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDescriptor
+from google.protobuf.message_factory import GetMessageClass
 
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
@@ -237,44 +238,135 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
             Call(method=path, streaming="unary", request_type="google.protobuf.Empty",
                  response_type="google.protobuf.Empty", requests=[{}], expect={"status": "UNIMPLEMENTED"},
                  timeout_ms=TIMEOUT_MS, raw=True)]))
-    out += _size_cases(m)
+    out += _size_cases(svc)
     return out
 
 
-def _size_cases(m: MethodDescriptor) -> list[Case]:
-    """Just under, and just over, the default receive limit, through the first string field found."""
-    req_field = _string_field(m.input_type)
-    resp_field = _string_field(m.output_type)
-    if req_field is None or resp_field is None:
-        return []  # nothing to make big: the case is not possible for this method
+def _size_cases(svc: ServiceDescriptor) -> list[Case]:
+    """Just under, and just over, the default receive limit, each through the first method whose
+    message has a field that can carry bulk (see _bulk_field). A service with none gets no size case;
+    size_gaps() says so."""
+    out: list[Case] = []
     near, over = RECV_LIMIT - 64 * 1024, RECV_LIMIT + 1024
-    req_near, resp_near = _sized(m.input_type, req_field, near), _sized(m.output_type, resp_field, near)
-    cases = [_case(m, "protocol", "near_size_limit", _exchange(m, req_near, resp_near))]
-    # The receiving library refuses the message, so the outcome is never the generic engine's: a
-    # server that lets the big request through answers OK with data (server.status), and fails.
-    cases.append(_case(m, "protocol", "request_over_limit",
-                       _call(m, [_sized(m.input_type, req_field, over)], [], status="RESOURCE_EXHAUSTED",
-                             server={"status": "OK", "responses": [_value(m.output_type, "typical")]})))
-    if mode(m) in ("unary", "client_stream"):
+    both = next((m for m in svc.methods if _bulk_field(m.input_type) and _bulk_field(m.output_type)), None)
+    if both is not None:
+        out.append(_case(both, "protocol", "near_size_limit",
+                         _exchange(both, _sized(both.input_type, near), _sized(both.output_type, near))))
+    m = next((m for m in svc.methods if _bulk_field(m.input_type)), None)
+    if m is not None:
+        # The receiving library refuses the message, so the outcome is never the generic engine's: a
+        # server that lets the big request through answers OK with data (server.status), and fails.
+        out.append(_case(m, "protocol", "request_over_limit",
+                         _call(m, [_sized(m.input_type, over)], [], status="RESOURCE_EXHAUSTED",
+                               server={"status": "OK", "responses": [_value(m.output_type, "typical")]})))
+    m = next((m for m in svc.methods if mode(m) in ("unary", "client_stream") and _bulk_field(m.output_type)), None)
+    if m is not None:
         # The server sends the big response with OK; the client must refuse it (responses are not checked).
-        cases.append(_case(m, "protocol", "response_over_limit",
-                           _call(m, [_value(m.input_type, "typical")], None, status="RESOURCE_EXHAUSTED",
-                                 server={"responses": [_sized(m.output_type, resp_field, over)], "status": "OK"})))
-    return cases
+        out.append(_case(m, "protocol", "response_over_limit",
+                         _call(m, [_value(m.input_type, "typical")], None, status="RESOURCE_EXHAUSTED",
+                               server={"responses": [_sized(m.output_type, over)], "status": "OK"})))
+    return out
 
 
-def _string_field(d: Descriptor) -> list[str] | None:
-    for path, holder in _reachable(d, depth=1):
+SIZE_PATTERNS = ("near_size_limit", "request_over_limit", "response_over_limit")
+
+
+def size_gaps(ps: ProtoSet, cases: list[Case]) -> list[str]:
+    """Services that got fewer size-limit cases than the README promises, and why: the cases
+    command prints them, so a missing case is never silent."""
+    made: dict[str, set[str]] = {}
+    for c in cases:
+        pattern = c.name.rsplit("/", 1)[1]
+        if pattern in SIZE_PATTERNS and "/protocol/" in c.name:
+            made.setdefault(c.name.split("/", 1)[0], set()).add(pattern)
+    why = {"near_size_limit": "no method has a field that can carry bulk (string, bytes or repeated, nested "
+                              "or not) in both its request and its response type",
+           "request_over_limit": "no request type has a field that can carry bulk",
+           "response_over_limit": "no unary or client_stream method has a response type with a field that "
+                                  "can carry bulk"}
+    out = []
+    for svc in services(ps):
+        for pattern in SIZE_PATTERNS:
+            if svc.methods and pattern not in made.get(svc.full_name, set()):
+                out.append(f"{svc.full_name} ({svc.file.name}): no {pattern} case: {why[pattern]}")
+    return out
+
+
+def _bulk_field(d: Descriptor) -> tuple[list[Any], Any] | None:
+    """(path of message fields, field) where a message of type d can carry bulk: a string or bytes
+    field first (inside one element of a repeated message field if need be), then a repeated scalar
+    or enum, then a repeated message field of empty elements; maps and well-known types left alone.
+    Shallower and earlier fields win, so the choice is deterministic."""
+    ranked: list[tuple[int, int, list[Any], Any]] = []
+    queue: list[tuple[list[Any], Descriptor]] = [([], d)]
+    seen: set[str] = set()
+    order = 0
+    while queue:
+        path, holder = queue.pop(0)
+        if holder.full_name in seen or holder.file.name.startswith("google/protobuf/") or len(path) > 3:
+            continue
+        seen.add(holder.full_name)
         for f in holder.fields:
-            if f.type == f.TYPE_STRING and not f.is_repeated and f.containing_oneof is None:
-                return path + [f.name]
-    return None
+            order += 1
+            if f.message_type is not None and f.message_type.GetOptions().map_entry:
+                continue
+            if f.type in (f.TYPE_STRING, f.TYPE_BYTES):
+                ranked.append((0, order, path, f))
+            elif f.is_repeated:
+                ranked.append((1 if f.message_type is None else 2, order, path, f))
+            if f.message_type is not None:
+                queue.append((path + [f], f.message_type))
+    if not ranked:
+        return None
+    _, _, path, f = min(ranked, key=lambda r: (r[0], r[1]))
+    return path, f
 
 
-def _sized(d: Descriptor, path: list[str], size: int) -> Any:
+def _encoded(f: Any, value: Any) -> int:
+    """Wire size of one element of repeated scalar field f holding value (None: the type's default)."""
+    holder = GetMessageClass(f.containing_type)()
+    getattr(holder, f.name).append(value if value is not None else f.default_value or 0)
+    return holder.ByteSize()
+
+
+def _sized(d: Descriptor, size: int) -> Any:
+    """A message of type d about `size` bytes on the wire, its bulk in _bulk_field's field."""
+    path, f = _bulk_field(d)
     msg = build(d, "empty")
     node = msg
-    for name in path[:-1]:
-        node = getattr(node, name)
-    setattr(node, path[-1], "x" * size)
+    for step in path:  # one element of a repeated message field, or the singular message itself
+        node = getattr(node, step.name).add() if step.is_repeated else getattr(node, step.name)
+        node.SetInParent()
+    base = msg.ByteSize()
+    if f.type in (f.TYPE_STRING, f.TYPE_BYTES):
+        value = "x" * (size - base) if f.type == f.TYPE_STRING else b"x" * (size - base)
+        getattr(node, f.name).append(value) if f.is_repeated else setattr(node, f.name, value)
+        return to_json(msg)
+    field = getattr(node, f.name)
+    if f.message_type is None:
+        # the widest encoding of the type (a 10-byte varint, say): fewer elements, a smaller case
+        element = max((scalar(f, p, 0) for p in ("min", "max", "typical")), key=lambda v: _encoded(f, v))
+    grow: Callable[[int], None] = ((lambda n: [field.add() for _ in range(n)]) if f.message_type is not None
+                                   else (lambda n: field.extend([element] * n)))
+    grow(1)
+    first = msg.ByteSize()  # a packed field's tag and length come with its first element
+    grow(999)
+    per = (msg.ByteSize() - first) / 999
+    grow(max(0, int((size - msg.ByteSize()) / per)))
+    while msg.ByteSize() < size:  # the length prefixes grow with the field
+        grow(max(1, int((size - msg.ByteSize()) / per)))
+    return to_json(msg)
+    field = getattr(node, f.name)
+    if f.message_type is None:
+        # the widest encoding of the type (a 10-byte varint, say): fewer elements, a smaller case
+        element = max((scalar(f, p, 0) for p in ("min", "max", "typical")), key=lambda v: _encoded(f, v))
+    grow: Callable[[int], None] = ((lambda n: [field.add() for _ in range(n)]) if f.message_type is not None
+                                   else (lambda n: field.extend([element] * n)))
+    grow(1)
+    first = msg.ByteSize()  # a packed field's tag and length come with its first element
+    grow(999)
+    per = (msg.ByteSize() - first) / 999
+    grow(max(0, int((size - msg.ByteSize()) / per)))
+    while msg.ByteSize() < size:  # the length prefixes grow with the field
+        grow(max(1, int((size - msg.ByteSize()) / per)))
     return to_json(msg)

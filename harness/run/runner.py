@@ -64,8 +64,9 @@ class Prepared:
     """A proto set with its generated Python code and resolved cases; the Go peer is built on first use."""
 
     def __init__(self, protoset: ProtoSet, gen: ModuleType, cases: list[cases_mod.Case],
-                 known: list[divergences.Divergence] | None = None) -> None:
+                 known: list[divergences.Divergence] | None = None, gaps: list[str] | None = None) -> None:
         self.protoset, self.gen, self.cases, self.known = protoset, gen, cases, known or []
+        self.gaps = gaps or []  # generated cases the proto set cannot have, and why (said, never silent)
 
     @cached_property
     def build(self) -> GoBuild:
@@ -98,11 +99,12 @@ def prepare(protos: str | Path, case_files: list[Path] | None = None, generated:
         if clash:
             raise cases_mod.CaseError(f"case file names clash with generated cases: {clash[:5]}")
         loaded += [_for_catalogue(c) for c in made]
+        gaps = casegen.size_gaps(ps, made)
     known = divergences.load(divergences.builtin_files(), builtin=True)
     mine = divergences.load(divergence_files or [], builtin=False)
     divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming, c.ends_early) for d in DIRECTIONS
                                    for c in loaded])
-    return Prepared(ps, gen, loaded, known + mine)
+    return Prepared(ps, gen, loaded, known + mine, gaps if generated else [])
 
 
 def _for_catalogue(case: cases_mod.Case) -> cases_mod.Case:
