@@ -21,6 +21,7 @@ from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDesc
 
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
+from harness.protoset.runtime import is_well_known
 from harness.cases.values import PATTERNS, build, scalar, to_json
 
 SOURCE = "generated from descriptors (harness/cases/generate.py)"
@@ -30,8 +31,9 @@ UNICODE_MESSAGE = "tab\there, CR\r, LF\n, BMP ü € 中, non-BMP 😀 𝄞"
 
 
 def services(ps: ProtoSet) -> list[ServiceDescriptor]:
+    """The services of the targets (--files; every file of the set when none was chosen)."""
     pool = descriptor_pool.Default()
-    return [svc for rel in ps.files for svc in pool.FindFileByName(rel).services_by_name.values()]
+    return [svc for rel in ps.targets for svc in pool.FindFileByName(rel).services_by_name.values()]
 
 
 mode = streaming_mode
@@ -136,7 +138,7 @@ def _reachable(desc: Descriptor, depth: int = 2) -> list[tuple[list[str], Descri
     out, queue, seen = [], [([], desc)], set()
     while queue:
         path, d = queue.pop(0)
-        if d.full_name in seen or d.file.name.startswith("google/protobuf/"):
+        if d.full_name in seen or is_well_known(d.file.name):
             continue
         seen.add(d.full_name)
         out.append((path, d))

@@ -126,7 +126,7 @@ def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
     generated = {_module_name(f) for f in ps.files}
 
     def one(rel: str, dest: Path) -> None:
-        _protoc([f"-I{ps.root}", f"--python_out={dest}", f"--pyi_out={dest}", f"--grpc_python_out={dest}", rel],
+        _protoc([*ps.include_args(), f"--python_out={dest}", f"--pyi_out={dest}", f"--grpc_python_out={dest}", rel],
                 f"Python code for {rel}")
         for path in dest.rglob("*"):
             if path.suffix in (".py", ".pyi"):
@@ -171,7 +171,7 @@ def _closure(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, list[str]]:
 def _sources(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, Path]:
     """Where each file to compile is read from: the set's folder, or the staged googleapis protos."""
     common = googleapis.include_dir(BUILD)
-    return {rel: ps.root / rel if rel in ps.files else common / rel for rel in files}
+    return {rel: ps.path(rel) if rel in ps.files else common / rel for rel in files}
 
 
 def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, dest: Path,
@@ -268,10 +268,19 @@ def descriptor_set(ps: ProtoSet) -> descriptor_pb2.FileDescriptorSet:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".descriptors.{os.getpid()}.pb")
-        _protoc([f"-I{ps.root}", f"--descriptor_set_out={tmp}", "--include_imports", *ps.files],
-                f"descriptors for {ps.root}")
+        _protoc([*ps.include_args(), f"--descriptor_set_out={tmp}", "--include_imports", *ps.files],
+                f"descriptors for {ps.label}")
         tmp.replace(path)
     return descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
+
+
+def imports_of(includes: list[str], targets: list[str]) -> set[str]:
+    """Every file the targets import, transitively (protoc's parse): what --files must still compile."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "imports.pb"
+        _protoc([*includes, f"--descriptor_set_out={out}", "--include_imports", *targets],
+                f"descriptors for {', '.join(targets)}")
+        return {f.name for f in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file}
 
 
 def _proto_packages(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, str]:
@@ -401,7 +410,7 @@ def generate_go(ps: ProtoSet) -> Path:
         glue_plugin = _build_glue_plugin(tmp)
 
         def one(rel: str, dest: Path) -> None:
-            args = [f"-I{ps.root}",
+            args = [*ps.include_args(),
                     f"--plugin=protoc-gen-go={tools['protoc-gen-go']}",
                     f"--plugin=protoc-gen-go-grpc={tools['protoc-gen-go-grpc']}",
                     f"--plugin=protoc-gen-interop={glue_plugin}",
@@ -449,7 +458,7 @@ def build_go(ps: ProtoSet) -> GoBuild:
         proc = subprocess.run(["go", "build", "-trimpath", "-o", str(tmp), "./cmd/interop-peer"],
                               cwd=src, env=_go_env(), capture_output=True, text=True)
         if proc.returncode != 0:
-            raise CodegenError(f"building the Go peer for {ps.root} failed (sources in {src}):\n{proc.stderr}")
+            raise CodegenError(f"building the Go peer for {ps.label} failed (sources in {src}):\n{proc.stderr}")
         tmp.rename(binary)
     return GoBuild(digest=src.parent.name, src=src, binary=binary)
 
@@ -457,15 +466,15 @@ def build_go(ps: ProtoSet) -> GoBuild:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from harness.protoset import discover
+    from harness.protoset import add_arguments, from_args
 
     ap = argparse.ArgumentParser(prog="python -m harness.protoset.codegen", description=__doc__.splitlines()[0])
-    ap.add_argument("--protos", default=str(REPO / "protos"))
+    add_arguments(ap, str(REPO / "protos"))
     ap.add_argument("--lang", choices=["py", "go", "all"], default="all")
     ap.add_argument("--build", action="store_true", help="also compile the Go peer binary")
     args = ap.parse_args(argv)
     try:
-        ps = discover(args.protos)
+        ps = from_args(args)
         if args.lang in ("py", "all"):
             print(f"python: {generate_python(ps)}")
         if args.lang in ("go", "all"):
