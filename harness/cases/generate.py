@@ -31,9 +31,14 @@ UNICODE_MESSAGE = "tab\there, CR\r, LF\n, BMP ü € 中, non-BMP 😀 𝄞"
 
 
 def services(ps: ProtoSet) -> list[ServiceDescriptor]:
-    """The services of the targets (--files; every file of the set when none was chosen)."""
+    """The services of the targets (--files; every file of the set when none was chosen). A file the
+    Python runtime registers already is found under its registered name (grpc_health/v1/health.proto)."""
+    from harness.protoset.codegen import registered_files
+
     pool = descriptor_pool.Default()
-    return [svc for rel in ps.targets for svc in pool.FindFileByName(rel).services_by_name.values()]
+    reg = registered_files(ps)
+    names = [(reg[rel].python_file if rel in reg and reg[rel].python_file else rel) for rel in ps.targets]
+    return [svc for name in names for svc in pool.FindFileByName(name).services_by_name.values()]
 
 
 mode = streaming_mode

@@ -141,9 +141,16 @@ def discover(protos: str | Path | None = None, proto_paths: Iterable[str | Path]
     spec = (*(["--protos", str(folder)] if folder is not None else []),
             *(a for p in proto_paths for a in ("-I", str(Path(p).resolve()))),
             *(a for g in globs for a in ("--files", g)))
-    return ProtoSet(roots=tuple(roots), files=tuple(own), origins=tuple(where[f] for f in own),
-                    targets=tuple(targets), replaced=tuple(f for f in found if f in common), spec=spec,
-                    buf_config=config)
+    ps = ProtoSet(roots=tuple(roots), files=tuple(own), origins=tuple(where[f] for f in own),
+                  targets=tuple(targets), replaced=tuple(f for f in found if f in common), spec=spec,
+                  buf_config=config)
+    from harness.protoset import runtime
+
+    if runtime.candidates(ps.files):  # copies of runtime files: a differing one fails here, first
+        from harness.protoset.codegen import registered_files
+
+        registered_files(ps)
+    return ps
 
 
 def add_arguments(p: Any, protos_default: str | None = "protos") -> None:
