@@ -118,3 +118,130 @@ def test_a_non_wkt_file_under_google_protobuf_gets_the_same_cases_as_elsewhere()
     assert upstream == elsewhere
     for pattern in ("typical", "max", "unicode", "repeated_many", "map_edges", "oneof_nested", "deep_recursion"):
         assert f"ptree.nonwkt.TestMessages/Echo/AllKinds/{pattern}" in upstream
+
+
+# ---------------------------------------------------------------- files the runtimes register already
+
+VENDORED = TREES / "vendored_runtime"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=600,
+                          cwd=REPO)
+
+
+def test_vendored_health_and_reflection_use_the_registered_files() -> None:
+    from harness.protoset import codegen
+
+    ps = discover(VENDORED)
+    reg = codegen.registered_files(ps)
+    health = reg["grpc/health/v1/health.proto"]
+    assert (health.python_module, health.python_file) == ("grpc_health.v1.health_pb2", "grpc_health/v1/health.proto")
+    assert health.go_package == "google.golang.org/grpc/health/grpc_health_v1"
+    assert reg["grpc/reflection/v1alpha/reflection.proto"].python_module == "grpc_reflection.v1alpha.reflection_pb2"
+    # grpcio-reflection registers no v1: Python compiles that copy, Go links grpc-go's
+    v1 = reg["grpc/reflection/v1/reflection.proto"]
+    assert v1.python_module is None and v1.go_package == "google.golang.org/grpc/reflection/grpc_reflection_v1"
+    assert codegen.go_files(ps) == ("app/status.proto",)
+    assert codegen.glue_packages(ps) == {"grpc/health/v1/health.proto": "gen/runtime/grpc/health/v1",
+                                         "grpc/reflection/v1/reflection.proto": "gen/runtime/grpc/reflection/v1",
+                                         "grpc/reflection/v1alpha/reflection.proto":
+                                             "gen/runtime/grpc/reflection/v1alpha"}
+
+
+def test_vendored_runtime_services_get_cases() -> None:
+    assert methods(cases("--protos", str(VENDORED))) == {
+        "grpc.health.v1.Health/Check", "grpc.health.v1.Health/List", "grpc.health.v1.Health/Watch",
+        "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "ptree.app.Prober/Ask"}
+
+
+def test_a_copy_that_differs_from_pythons_is_a_one_line_error() -> None:
+    proc = cli("cases", "--protos", str(TREES / "vendored_differs"))
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    copy = TREES / "vendored_differs" / "grpc/health/v1/health.proto"
+    for part in ("grpc/health/v1/health.proto: your copy", str(copy), "grpc_health/v1/health.proto",
+                 "grpc_health.v1.health_pb2", "grpcio-health-checking"):
+        assert part in lines[0]
+
+
+def test_a_copy_that_differs_from_what_go_links_is_a_one_line_error(tmp_path: Path) -> None:
+    """Python has no reflection v1 to compare with: grpc-go's linked file is the reference."""
+    shutil.copytree(VENDORED, tmp_path / "p")
+    v1 = tmp_path / "p" / "grpc/reflection/v1/reflection.proto"
+    v1.write_text(v1.read_text().replace("  string host = 1;", "  string host = 1;\n  string hint = 9;"))
+    proc = cli("peer", "--no-image", "--protos", str(tmp_path / "p"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for part in ("grpc/reflection/v1/reflection.proto: your copy", str(v1),
+                 "Go package google.golang.org/grpc/reflection/grpc_reflection_v1", "grpc-go v"):
+        assert part in lines[0]
+
+
+def test_a_vendored_well_known_type_is_not_generated_again(tmp_path: Path) -> None:
+    """A copy of google/protobuf/timestamp.proto identical to protobuf's: Python and Go use theirs."""
+    from grpc_tools import protoc
+
+    from harness.protoset import codegen
+
+    root = tmp_path / "p"
+    (root / "google/protobuf").mkdir(parents=True)
+    shutil.copy2(Path(protoc.__file__).parent / "_proto/google/protobuf/timestamp.proto",
+                 root / "google/protobuf/timestamp.proto")
+    (root / "ptree/wkt").mkdir(parents=True)
+    (root / "ptree/wkt/when.proto").write_text(
+        'syntax = "proto3"; package ptree.wkt; import "google/protobuf/timestamp.proto";'
+        ' message When { google.protobuf.Timestamp at = 1; } service Clock { rpc Now(When) returns (When); }')
+    ps = discover(root)
+    reg = codegen.registered_files(ps)["google/protobuf/timestamp.proto"]
+    assert reg.python_module == "google.protobuf.timestamp_pb2"
+    assert reg.go_package == "google.golang.org/protobuf/types/known/timestamppb"
+    assert codegen.go_files(ps) == ("ptree/wkt/when.proto",) and codegen.glue_packages(ps) == {}
+    pkg = codegen.generate_python(ps, package="ptree_gen_wkt")
+    assert not (pkg / "google").exists()
+    assert "from google.protobuf import timestamp_pb2" in (pkg / "ptree/wkt/when_pb2.py").read_text()
+    codegen.import_python(pkg)
+
+
+def test_the_python_peer_serves_a_vendored_health_through_the_engine_and_stays_ready() -> None:
+    """The engine serves grpc.health.v1.Health (cases), the real servicer is its fallback (readiness)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from harness.protoset import codegen
+    from python_impl.contract import CASE_HEADER, CHANNEL_OPTIONS
+    from python_impl.server import serve
+
+    gen = codegen.import_python(codegen.generate_python(discover(VENDORED), package="ptree_gen_vendored"))
+    assert gen.RUNTIME_MODULES == ("grpc_health.v1.health_pb2", "grpc_reflection.v1alpha.reflection_pb2")
+    from harness.cases.model import Call, Case
+
+    case = Case(name="grpc.health.v1.Health/Check/mine", source="test", calls=[Call(
+        method="grpc.health.v1.Health/Check", streaming="unary", request_type="grpc.health.v1.HealthCheckRequest",
+        response_type="grpc.health.v1.HealthCheckResponse", requests=[{"service": "x"}],
+        expect={"status": "OK", "responses": [{"status": "NOT_SERVING"}]}, checked_by_server=True)])
+    server, port = serve(gen, "127.0.0.1:0", catalogue=[case])
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            # no case: the readiness probe reaches the real health servicer
+            assert stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+            # a case: the generic engine answers what the case says (the real servicer would say SERVING)
+            got = stub.Check(health_pb2.HealthCheckRequest(service="x"), timeout=5,
+                             metadata=[(CASE_HEADER, case.name)])
+            assert got.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        server.stop(None)
+
+
+def test_pytest_plugin_takes_proto_paths_and_files(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_it="def test_interop(interop_run):\n    interop_run.assert_pass()\n")
+    result = pytester.runpytest_subprocess(
+        "--interop-protos", str(APP), "--interop-proto-path", str(VENDOR), "--interop-files", "shop/**",
+        "--interop-direction", "py-py", "-p", "no:cacheprovider", "--collect-only", "-q")
+    ids = [line for line in result.outlines if "::test_interop[" in line]
+    assert ids and all("py-py:ptree.shop.v1.Carts/Get/" in i for i in ids), result.outlines[-20:]
+    assert "test_it.py::test_interop[py-py:ptree.shop.v1.Carts/Get/Cart/typical]" in ids

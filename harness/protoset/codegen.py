@@ -470,6 +470,8 @@ def generate_go(ps: ProtoSet) -> Path:
             shutil.copy2(p, dest)
         if override:
             _pin_grpc_go(tmp, override)
+        if go_linked(ps):
+            _check_go_linked(ps, tmp)
         # "path;name": the import path AND the package name, so a go_package option never decides either.
         m_opts = [f"M{rel}={GO_MODULE}/{path};{path.rsplit('/', 1)[1]}" for rel, path in mapping.items()]
         glue_plugin = _build_glue_plugin(tmp)
@@ -504,6 +506,29 @@ def generate_go(ps: ProtoSet) -> Path:
             shutil.copy2(SEED_DATA, tmp / "internal" / "seeds" / SEED_DATA.name)
 
     return _atomic_dir(target.parent, fill) / "src"
+
+
+def _check_go_linked(ps: ProtoSet, src: Path) -> None:
+    """The set's copies of files the Go peer links must be identical to what it links (the same
+    comparison as Python's, against cmd/linked-protos' dump of Go's global registry)."""
+    exe = src.parent / "linked-protos"
+    proc = subprocess.run(["go", "build", "-trimpath", "-o", str(exe), "./cmd/linked-protos"], cwd=src, env=_go_env(),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CodegenError(f"building linked-protos failed (sources in {src}):\n{proc.stderr}")
+    dump = subprocess.run([str(exe)], capture_output=True, check=True).stdout
+    theirs = {f.name: f for f in descriptor_pb2.FileDescriptorSet.FromString(dump).file}
+    ours = {f.name: f for f in descriptor_set(ps).file}
+    grpc_go = grpc_go_override() or next((line.split()[-1] for line in (src / "go.mod").read_text().splitlines()
+                                          if line.strip().startswith(GRPC_GO_MODULE + " ")), "?")
+    for rel, package in go_linked(ps).items():
+        if rel not in theirs:
+            raise CodegenError(f"{rel}: the Go peer does not link it (grpc-go {grpc_go}), though its copy "
+                               f"{ps.path(rel)} names go_package {package}; remove the copy or its go_package")
+        if runtime.normalised(theirs[rel]) != runtime.normalised(ours[rel]):
+            raise CodegenError(f"{rel}: your copy {ps.path(rel)} differs from the one the Go peer links already "
+                               f"(Go package {package}, grpc-go {grpc_go}); one process cannot hold both: use the "
+                               f"linked file's exact content, or rename the copy's package")
 
 
 def _write_glue(src: Path, packages: list[str], with_seeds: bool) -> None:
