@@ -245,3 +245,14 @@ def test_pytest_plugin_takes_proto_paths_and_files(pytester: pytest.Pytester) ->
     ids = [line for line in result.outlines if "::test_interop[" in line]
     assert ids and all("py-py:ptree.shop.v1.Carts/Get/" in i for i in ids), result.outlines[-20:]
     assert "test_it.py::test_interop[py-py:ptree.shop.v1.Carts/Get/Cart/typical]" in ids
+
+
+def test_importing_a_vendored_file_python_registers_under_another_name_is_a_clear_error(tmp_path: Path) -> None:
+    shutil.copytree(VENDORED, tmp_path / "p")
+    (tmp_path / "p" / "app/uses.proto").write_text(
+        'syntax = "proto3"; package ptree.uses; import "grpc/health/v1/health.proto";'
+        ' service U { rpc Get(grpc.health.v1.HealthCheckRequest) returns (grpc.health.v1.HealthCheckResponse); }')
+    proc = cli("cases", "--protos", str(tmp_path / "p"))
+    assert proc.returncode == 2
+    assert ("app/uses.proto imports grpc/health/v1/health.proto, which Python's runtime registers under another "
+            "file name, grpc_health/v1/health.proto") in proc.stderr

@@ -186,9 +186,9 @@ def _check_runtime_imports(ps: ProtoSet, reg: dict[str, runtime.Registered]) -> 
         for dep in f.dependency:
             r = reg.get(dep)
             if r is not None and r.python_file != dep:
-                raise CodegenError(f"{f.name} imports {dep}, which Python's runtime registers as {r.python_file} "
-                                   f"({r.python_module}): protobuf cannot load an import by another file name; "
-                                   f"import it as {r.python_file}, or use only its messages' copies")
+                raise CodegenError(f"{f.name} imports {dep}, which Python's runtime registers under another file "
+                                   f"name, {r.python_file} ({r.python_module}): protobuf's Python runtime cannot "
+                                   f"load that import; define the messages {f.name} needs in a file of your own")
 
 
 # What the last generation regenerated, per language: the incremental-rebuild figure.
