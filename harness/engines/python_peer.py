@@ -1,7 +1,7 @@
 """The Python peer as a process, with the Go peer's interface (docs/peer-contract.md).
 
     python -m harness.engines.python_peer serve  --protos DIR [-I DIR …] [--files GLOB …] --addr 127.0.0.1:0 [--aio] [--cases FILE]
-    python -m harness.engines.python_peer client --protos DIR --cases FILE|-
+    python -m harness.engines.python_peer client --protos DIR [-I DIR …] [--files GLOB …] --cases FILE|-
 
 `serve` prints the handshake line `LISTENING <host>:<port>` on stdout once serving; logs go to stderr.
 `client` reads the client-input JSON document (target, direction, run_id, cases), runs every case on

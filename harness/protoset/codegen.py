@@ -516,7 +516,10 @@ def _check_go_linked(ps: ProtoSet, src: Path) -> None:
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise CodegenError(f"building linked-protos failed (sources in {src}):\n{proc.stderr}")
-    dump = subprocess.run([str(exe)], capture_output=True, check=True).stdout
+    proc = subprocess.run([str(exe)], capture_output=True)
+    if proc.returncode != 0:
+        raise CodegenError(f"{exe} failed:\n{proc.stderr.decode(errors='replace')}")
+    dump = proc.stdout
     theirs = {f.name: f for f in descriptor_pb2.FileDescriptorSet.FromString(dump).file}
     ours = {f.name: f for f in descriptor_set(ps).file}
     grpc_go = grpc_go_override() or next((line.split()[-1] for line in (src / "go.mod").read_text().splitlines()

@@ -174,7 +174,9 @@ def registered(files: tuple[str, ...], compiled: dict[str, descriptor_pb2.FileDe
                     f" (module {_python_module(theirs.name)}{f', {origin}' if origin else ''}); one process cannot "
                     f"hold both: use the registered file's exact content, or rename the copy's package")
             module, file_name = _python_module(theirs.name), theirs.name
-        go = fdp.options.go_package.split(";")[0] or None if rel in GO_LINKED else None
+        # Go links these whatever the copy says: a copy without go_package (or another one) is
+        # still linked, and the comparison with Go's registry reports how it differs
+        go = (fdp.options.go_package.split(";")[0] or "(no go_package)") if rel in GO_LINKED else None
         if module or go:
             out[rel] = Registered(rel, module, file_name, go)
     return out
