@@ -15,12 +15,12 @@ from harness.run import divergences
 from harness.report import verdicts as report
 from harness.protoset.codegen import BUILD, CodegenError, build_go, generate_go, generate_python
 from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
-from harness.protoset import ProtoSetError, discover
+from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.run.runner import direction, directions, prepare, run_all, select
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--protos", default="protos", help="folder of .proto files (default: protos)")
+    add_arguments(p)
     p.add_argument("--cases", action="append", type=Path, metavar="FILE",
                    help="case file(s) to use instead of the built-in ones (repeatable)")
     p.add_argument("--divergences", action="append", type=Path, metavar="FILE",
@@ -75,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
                                            "cross-revision runs on the wire (docs/compat.md)")
     compat.add_argument("--base", required=True, metavar="GIT-REF|DIR",
                         help="the old revision: a git ref of the protos folder's repository, or a folder")
-    compat.add_argument("--protos", default="protos", help="folder of the new revision (default: protos)")
+    add_arguments(compat)  # --protos is the new revision; -I and --files apply to both revisions
     compat.add_argument("--allow", type=Path, metavar="FILE",
                         help="YAML list of {match: <glob over method/field path>, reason} accepting breaking changes")
     compat.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
@@ -106,9 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = select_runner(args.peer_runner)
     out = report.console()
     t0 = time.monotonic()
-    prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
+    prepared = prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences)
     ps = prepared.protoset
-    out.print(f"proto set {ps.root} ({len(ps.files)} files, {ps.digest[:12]}); "
+    out.print(f"proto set {ps.label} ({len(ps.files)} files, {ps.digest[:12]}); "
               f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s",
               soft_wrap=True)
     if ps.notice():
@@ -129,18 +129,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(report.matrix(results, names))
         failed = report.failed(results)
         # explained while the peers still run: the explanation carries their logs
-        explanations = {(r.direction, r.case): session.explain(direction(r.direction), r, Path(args.protos))
+        explanations = {(r.direction, r.case): session.explain(direction(r.direction), r)
                         for r in failed}
         for r in failed:
             # soft_wrap: commands in the explanation must stay copy-pasteable, never wrapped
             out.print(explanations[(r.direction, r.case)], markup=False, soft_wrap=True)
             out.print()
-    _write_reports(args, results, names, explanations)
+    _write_reports(args, results, names, explanations, ps.label)
     out.print(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s")
     return 1 if failed else 0
 
 
-def _write_reports(args: argparse.Namespace, results: list, names: list[str], explanations: dict) -> None:
+def _write_reports(args: argparse.Namespace, results: list, names: list[str], explanations: dict,
+                   title: str) -> None:
     if args.json:
         report.write_json(results, args.json)
     if args.junit:
@@ -151,12 +152,12 @@ def _write_reports(args: argparse.Namespace, results: list, names: list[str], ex
             f.write(export.markdown(results, names, explanations) + "\n")
     if args.html:
         args.html.parent.mkdir(parents=True, exist_ok=True)
-        args.html.write_text(export.html_page(results, names, explanations, f"gRPC interop: {args.protos}"),
+        args.html.write_text(export.html_page(results, names, explanations, f"gRPC interop: {title}"),
                              encoding="utf-8")
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
-    prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
+    prepared = prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences)
     for c in prepared.cases:
         print(f"{c.name}\t{c.calls[0].streaming}\t{c.source}")
     for gap in prepared.gaps:  # on stderr: the listing stays one case per line for scripts
@@ -165,14 +166,14 @@ def cmd_cases(args: argparse.Namespace) -> int:
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
-    ps = discover(args.protos)
+    ps = from_args(args)
     print(f"python: {generate_python(ps)}")
     print(f"go:     {generate_go(ps)}")
     return 0
 
 
 def cmd_peer(args: argparse.Namespace) -> int:
-    build = build_go(discover(args.protos))
+    build = build_go(from_args(args))
     print(f"binary: {build.binary}")
     if not args.no_image:
         client = docker_client()
@@ -184,7 +185,7 @@ def cmd_peer(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """One server peer in the foreground, with the run's catalogue, for a debugger or a manual client."""
-    prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
+    prepared = prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences)
     catalogue = BUILD / "catalogue" / f"{prepared.protoset.digest[:20]}.json"
     catalogue.parent.mkdir(parents=True, exist_ok=True)
     catalogue.write_text(prepared.catalogue_json())
@@ -203,7 +204,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.execv(build.binary, [str(build.binary), "serve", "--addr", args.addr, "--cases", str(catalogue)])
     from harness.engines.python_peer import main as py_main
 
-    return py_main(["serve", "--protos", args.protos, "--addr", args.addr, "--cases", str(catalogue)]
+    return py_main(["serve", *prepared.protoset.spec, "--addr", args.addr, "--cases", str(catalogue)]
                    + (["--aio"] if args.lang == "pyaio" else []))
 
 
@@ -216,7 +217,8 @@ def cmd_compat(args: argparse.Namespace) -> int:
     """Static descriptor diff and cross-revision wire runs against --base (harness/compat/cross_revision.py)."""
     from harness.compat.cross_revision import compat
 
-    return compat(args.base, args.protos, args.allow, args.json, args.peer_runner, verbose=args.verbose)
+    return compat(args.base, args.protos or args.protos_default, args.allow, args.json, args.peer_runner,
+                  verbose=args.verbose, proto_paths=args.proto_paths, files=args.file_globs)
 
 
 COMMANDS = {"run": cmd_run, "cases": cmd_cases, "gen": cmd_gen, "peer": cmd_peer, "serve": cmd_serve,

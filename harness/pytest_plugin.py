@@ -20,6 +20,7 @@ import pytest
 
 from harness.cases.model import Case
 from harness.engines.peer import PeerError, select_runner
+from harness.protoset import discover
 from harness.run.runner import Direction, ExternalServer, Prepared, Session, directions, prepare, share
 from python_impl.contract import Diff, Result
 
@@ -29,7 +30,13 @@ _SHARED = pytest.StashKey[tuple]()  # xdist controller: (session, servers, runne
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("grpc-interop")
-    g.addoption("--interop-protos", default="protos", help="proto folder under test (default: protos)")
+    g.addoption("--interop-protos", default=None,
+                help="proto folder under test; a buf.yaml / buf.work.yaml there gives the roots "
+                     "(default: protos, unless --interop-proto-path is given)")
+    g.addoption("--interop-proto-path", action="append", default=[], metavar="DIR",
+                help="another import root, as protoc's -I; its files join the set (repeatable)")
+    g.addoption("--interop-files", action="append", default=[], metavar="GLOB",
+                help="only these files' services get cases (globs over import paths); repeatable")
     g.addoption("--interop-cases", action="append", type=Path, default=None,
                 help="case file(s) instead of the built-in ones")
     g.addoption("--interop-divergences", action="append", type=Path, default=None,
@@ -45,7 +52,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _prepared(config: pytest.Config) -> Prepared:
     if _PREPARED not in config.stash:
-        config.stash[_PREPARED] = prepare(config.getoption("interop_protos"), config.getoption("interop_cases"),
+        paths = config.getoption("interop_proto_path")
+        protos = config.getoption("interop_protos") or (None if paths else "protos")
+        ps = discover(protos, paths, config.getoption("interop_files"))
+        config.stash[_PREPARED] = prepare(ps, config.getoption("interop_cases"),
                                           generated=not config.getoption("interop_no_generated"),
                                           divergence_files=config.getoption("interop_divergences"))
         notice = config.stash[_PREPARED].protoset.notice()
@@ -156,8 +166,7 @@ class InteropRun:
         if self.result.verdict == "divergence":
             pytest.xfail(f"known divergence: {self.result.diffs[-1].got}")
         if self.result.verdict != "pass":
-            protos = self.session.prepared.protoset.root
-            pytest.fail(self.session.explain(self.direction, self.result, protos), pytrace=False)
+            pytest.fail(self.session.explain(self.direction, self.result), pytrace=False)
 
 
 @pytest.fixture

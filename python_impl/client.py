@@ -44,7 +44,10 @@ class Stubs:
         svc_name, meth_name = full_method.lstrip("/").split("/")
         if svc_name not in self._stubs:
             svc = descriptor_pool.Default().FindServiceByName(svc_name)
-            module = importlib.import_module(f"{self._gen.__name__}.{svc.file.name[:-6].replace('/', '.')}_pb2_grpc")
+            pb2 = f"{svc.file.name[:-6].replace('/', '.')}_pb2"
+            # a file the runtime registers (grpc_health.v1.health_pb2) is served from its own module
+            runtime = pb2 in getattr(self._gen, "RUNTIME_MODULES", ())
+            module = importlib.import_module(f"{pb2 if runtime else f'{self._gen.__name__}.{pb2}'}_grpc")
             self._stubs[svc_name] = getattr(module, f"{svc.name}Stub")(self._channel)
         return getattr(self._stubs[svc_name], meth_name)
 

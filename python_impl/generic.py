@@ -57,11 +57,14 @@ class Binding:
 
 
 def generated_services(gen: ModuleType) -> list[Binding]:
-    """Every service of the generated package, found through its _pb2 modules' descriptors."""
+    """Every service of the generated package, found through its _pb2 modules' descriptors, and of
+    the runtime modules it names in RUNTIME_MODULES (files the proto set vendors that the runtime
+    registers already, like grpc_health.v1.health_pb2: not generated twice, served all the same)."""
     root = Path(gen.__file__).parent
     out: list[Binding] = []
-    for path in sorted(root.rglob("*_pb2.py")):
-        mod_name = ".".join([gen.__name__, *path.relative_to(root).with_suffix("").parts])
+    names = [".".join([gen.__name__, *path.relative_to(root).with_suffix("").parts])
+             for path in sorted(root.rglob("*_pb2.py"))]
+    for mod_name in [*names, *getattr(gen, "RUNTIME_MODULES", ())]:
         pb2 = importlib.import_module(mod_name)
         if not pb2.DESCRIPTOR.services_by_name:
             continue
@@ -104,6 +107,16 @@ class Engine:
         self.cases = load_catalogue(catalogue)
         self.seeds = seed_servicers(gen)
         self.bindings = generated_services(gen)
+
+    @property
+    def names(self) -> list[str]:
+        """The full names of the services this engine serves."""
+        return [b.name for b in self.bindings]
+
+    def fall_back_to(self, servicers: dict[str, Any]) -> None:
+        """Sync servicers that answer calls of these services with no case (like the seeds): the
+        server's real health and reflection servicers, when the proto set vendors their protos."""
+        self.seeds.update({name: s for name, s in servicers.items() if name in self.names})
         self._plans: dict[tuple[str, int], Plan] = {}
 
     def resolve(self, metadata: Any, service: str, method: MethodDescriptor) -> tuple[str, Any]:

@@ -27,6 +27,19 @@ MAX_WORKERS = 32
 _HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 
+def _vendored(engine: Engine) -> tuple[health.HealthServicer | None, Any]:
+    """When the proto set vendors health v1 or reflection v1alpha, the engine serves that service
+    like any other (its cases go to the generic engine) and the real servicer is its fallback: the
+    readiness probe and reflection clients send no case, so they still reach the real one. Returns
+    those fallbacks (sync servicers, bridged on the aio server like the seeds), or None each."""
+    names = engine.names
+    health_servicer = health.HealthServicer() if _HEALTH in names else None
+    reflection_servicer = (reflection.ReflectionServicer(sorted({*names, _HEALTH, reflection.SERVICE_NAME}))
+                           if reflection.SERVICE_NAME in names else None)
+    engine.fall_back_to({_HEALTH: health_servicer, reflection.SERVICE_NAME: reflection_servicer})
+    return health_servicer, reflection_servicer
+
+
 def _bind(server: Any, address: str) -> int:
     try:
         port = server.add_insecure_port(address)
@@ -43,13 +56,17 @@ def serve(gen: ModuleType, address: str = "127.0.0.1:0", catalogue: Any = None,
     `catalogue` (harness Cases, case dicts or a client-input document) generically and anything else
     with the seeds; returns (server, bound port)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-peer"))
-    services = register(server, Engine(gen, catalogue), "sync")
+    engine = Engine(gen, catalogue)
+    vendored_health, vendored_reflection = _vendored(engine)
+    services = register(server, engine, "sync")
 
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_servicer = vendored_health or health.HealthServicer()
+    if vendored_health is None:
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ["", *services]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection([*services, _HEALTH, reflection.SERVICE_NAME], server)
+    if vendored_reflection is None:
+        reflection.enable_server_reflection(sorted({*services, _HEALTH, reflection.SERVICE_NAME}), server)
 
     port = _bind(server, address)
     server.start()
@@ -75,12 +92,19 @@ class AioServer:
 
     async def _start(self, gen: ModuleType, address: str, catalogue: Any) -> int:
         server = grpc.aio.server()
-        services = register(server, Engine(gen, catalogue), "aio")
-        health_servicer = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        for name in ["", *services]:
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        reflection.enable_server_reflection([*services, _HEALTH, reflection.SERVICE_NAME], server)
+        engine = Engine(gen, catalogue)
+        vendored_health, vendored_reflection = _vendored(engine)
+        services = register(server, engine, "aio")
+        if vendored_health is not None:
+            for name in ["", *services]:
+                vendored_health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        else:
+            health_servicer = health.aio.HealthServicer()
+            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+            for name in ["", *services]:
+                await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if vendored_reflection is None:
+            reflection.enable_server_reflection(sorted({*services, _HEALTH, reflection.SERVICE_NAME}), server)
         port = _bind(server, address)
         await server.start()
         self.server = server

@@ -22,6 +22,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
+from harness.protoset.runtime import is_well_known
 from harness.cases.values import PATTERNS, build, scalar, to_json
 
 SOURCE = "generated from descriptors (harness/cases/generate.py)"
@@ -31,8 +32,14 @@ UNICODE_MESSAGE = "tab\there, CR\r, LF\n, BMP ü € 中, non-BMP 😀 𝄞"
 
 
 def services(ps: ProtoSet) -> list[ServiceDescriptor]:
+    """The services of the targets (--files; every file of the set when none was chosen). A file the
+    Python runtime registers already is found under its registered name (grpc_health/v1/health.proto)."""
+    from harness.protoset.codegen import registered_files
+
     pool = descriptor_pool.Default()
-    return [svc for rel in ps.files for svc in pool.FindFileByName(rel).services_by_name.values()]
+    reg = registered_files(ps)
+    names = [(reg[rel].python_file if rel in reg and reg[rel].python_file else rel) for rel in ps.targets]
+    return [svc for name in names for svc in pool.FindFileByName(name).services_by_name.values()]
 
 
 mode = streaming_mode
@@ -137,7 +144,7 @@ def _reachable(desc: Descriptor, depth: int = 2) -> list[tuple[list[str], Descri
     out, queue, seen = [], [([], desc)], set()
     while queue:
         path, d = queue.pop(0)
-        if d.full_name in seen or d.file.name.startswith("google/protobuf/"):
+        if d.full_name in seen or is_well_known(d.file.name):
             continue
         seen.add(d.full_name)
         out.append((path, d))

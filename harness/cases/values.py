@@ -15,6 +15,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor as FD
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
+from harness.protoset.runtime import is_well_known
+
 INT_RANGE = {
     FD.TYPE_INT32: (-2**31, 2**31 - 1), FD.TYPE_SINT32: (-2**31, 2**31 - 1), FD.TYPE_SFIXED32: (-2**31, 2**31 - 1),
     FD.TYPE_INT64: (-2**63, 2**63 - 1), FD.TYPE_SINT64: (-2**63, 2**63 - 1), FD.TYPE_SFIXED64: (-2**63, 2**63 - 1),
@@ -35,13 +37,11 @@ PATTERNS = ("empty", "typical", "min", "max", "neg_zero", "nan", "pos_inf", "neg
             "unicode", "long_strings", "all_bytes", "repeated_one", "repeated_many", "map_edges",
             "enum_unknown", "presence_default")
 
-_WKT = "google/protobuf/"
-
 
 def build(desc: Descriptor, pattern: str, depth: int = 0) -> Message:
     """A message of type `desc` whose fields follow `pattern` (required fields always set)."""
     msg = GetMessageClass(desc)()
-    if desc.file.name.startswith(_WKT):
+    if is_well_known(desc.file.name):  # exact file names: other files under google/protobuf/ are ordinary
         _well_known(msg, pattern)
         return msg
     oneofs_done: set[str] = set()
@@ -83,7 +83,7 @@ def _set_field(msg: Message, fd: FD, pattern: str, depth: int) -> None:
     if pattern == "presence_default":
         # Set to the default value, which differs from unset only where presence is tracked.
         if fd.cpp_type == FD.CPPTYPE_MESSAGE and not fd.is_repeated and depth < MAX_DEPTH:
-            if not (fd.message_type.GetOptions().map_entry or fd.message_type.file.name.startswith(_WKT)):
+            if not (fd.message_type.GetOptions().map_entry or is_well_known(fd.message_type.file.name)):
                 _target(msg, fd).CopyFrom(build(fd.message_type, pattern, depth + 1))
         elif fd.has_presence and not fd.is_repeated or fd.is_required:
             _assign(msg, fd, fd.default_value)

@@ -395,7 +395,8 @@ def plan(client: Revision, server: Revision) -> Plan:
 class PythonServerProcess:
     """`python -m harness.engines.python_peer serve` for one revision, with a catalogue; a context manager."""
 
-    def __init__(self, protos: Path, catalogue: Path) -> None:
+    def __init__(self, protos: tuple[str, ...], catalogue: Path) -> None:
+        """`protos`: the revision's proto-set arguments (ProtoSet.spec)."""
         self.protos, self.catalogue = protos, catalogue
         self.address, self._proc, self._log = "", None, None
 
@@ -404,12 +405,12 @@ class PythonServerProcess:
         os.close(fd)
         self._log = Path(name)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.engines.python_peer", "serve", "--protos", str(self.protos), "--addr", "127.0.0.1:0",
+            [sys.executable, "-m", "harness.engines.python_peer", "serve", *self.protos, "--addr", "127.0.0.1:0",
              "--cases", str(self.catalogue)], stdout=subprocess.PIPE, stderr=self._log.open("wb"))
         line = _read_line(self._proc, READY_TIMEOUT)
         if not line.startswith("LISTENING "):
             self.__exit__()
-            raise PeerError(f"the Python server for {self.protos} did not report LISTENING (got {line!r})\n"
+            raise PeerError(f"the Python server for {' '.join(self.protos)} did not report LISTENING (got {line!r})\n"
                             f"--- log ---\n{self.logs()}")
         self.address = line.split()[1]
         wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, self.logs)
@@ -427,14 +428,14 @@ class PythonServerProcess:
             self._log.unlink(missing_ok=True)
 
 
-def run_python_client(protos: Path, payload: dict[str, Any], folder: Path) -> list[Result]:
+def run_python_client(protos: tuple[str, ...], payload: dict[str, Any], folder: Path) -> list[Result]:
     cases = folder / f"py-client-{uuid.uuid4().hex[:8]}.json"
     cases.write_text(json.dumps(payload, ensure_ascii=False))
     budget = sum(c["timeout_ms"] for case in payload["cases"] for c in case["calls"]) / 1000 + 120
-    proc = subprocess.run([sys.executable, "-m", "harness.engines.python_peer", "client", "--protos", str(protos),
+    proc = subprocess.run([sys.executable, "-m", "harness.engines.python_peer", "client", *protos,
                            "--cases", str(cases)], capture_output=True, text=True, timeout=budget)
     if proc.returncode != 0:
-        raise PeerError(f"the Python client for {protos} exited with {proc.returncode}\n{proc.stderr[-4000:]}")
+        raise PeerError(f"the Python client for {' '.join(protos)} exited with {proc.returncode}\n{proc.stderr[-4000:]}")
     # split on newlines only: str.splitlines() also splits on U+2028, which a value may hold
     return [Result.from_json(json.loads(line)) for line in proc.stdout.split("\n") if line.strip()]
 
@@ -466,13 +467,13 @@ def run_wire(revs: dict[str, Revision], runner: str, progress: Any = None) -> li
                 if d.server_lang == "go":
                     server: Any = stack.enter_context(GoServer(builds[d.server_rev], runner, catalogue))
                 else:
-                    server = stack.enter_context(PythonServerProcess(revs[d.server_rev].protoset.root, catalogue))
+                    server = stack.enter_context(PythonServerProcess(revs[d.server_rev].protoset.spec, catalogue))
                 payload = {"target": server.address, "direction": d.slug, "run_id": run_id,
                            "cases": [c.to_json() for c in p.client_cases]}
                 if d.client_lang == "go":
                     results, _ = run_go_client(builds[d.client_rev], runner, payload)
                 else:
-                    results = run_python_client(revs[d.client_rev].protoset.root, payload, folder)
+                    results = run_python_client(revs[d.client_rev].protoset.spec, payload, folder)
             by_name = {r.case: r for r in results}
             missing = [c.name for c in p.client_cases if c.name not in by_name]
             if missing:
@@ -869,14 +870,15 @@ def exit_code(found: list[Item]) -> int:
 # ---------------------------------------------------------------- entry point
 
 def compat(base: str, protos: str | Path, allow: Path | None, json_out: Path | None, runner: str,
-           out: Any = print, verbose: bool = False) -> int:
+           out: Any = print, verbose: bool = False, proto_paths: list[str] = (), files: list[str] = ()) -> int:
+    """`proto_paths` (extra import roots) and `files` (target globs) apply to both revisions."""
     allows = load_allow(allow) if allow else []
     runner = select_runner(runner)
     with tempfile.TemporaryDirectory(prefix="interop-compat-base-") as scratch:
         old_dir = resolve_base(base, Path(protos), Path(scratch))
         # The base may come from a temp dir: copy it somewhere stable for the generated-code cache keys?
         # No: the cache is keyed by content, so a temp folder is fine while it exists.
-        sets = {"old": discover(old_dir), "new": discover(protos)}
+        sets = {"old": discover(old_dir, proto_paths, files), "new": discover(protos, proto_paths, files)}
         for name, ps in sets.items():
             if ps.notice():
                 print(f"compat: {name} revision: {ps.notice()}", file=sys.stderr)

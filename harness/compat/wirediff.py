@@ -98,7 +98,7 @@ class Revision:
         return cls(label, ps, pool)
 
     def files(self) -> list:
-        return [self.pool.FindFileByName(rel) for rel in self.protoset.files]
+        return [self.pool.FindFileByName(rel) for rel in self.protoset.targets]
 
     def services(self) -> dict[str, object]:
         return {s.full_name: s for f in self.files() for s in f.services_by_name.values()}

@@ -1,7 +1,7 @@
 """The Python peer as a process, with the Go peer's interface (docs/peer-contract.md).
 
-    python -m harness.engines.python_peer serve  --protos DIR --addr 127.0.0.1:0 [--aio] [--cases FILE]
-    python -m harness.engines.python_peer client --protos DIR --cases FILE|-
+    python -m harness.engines.python_peer serve  --protos DIR [-I DIR …] [--files GLOB …] --addr 127.0.0.1:0 [--aio] [--cases FILE]
+    python -m harness.engines.python_peer client --protos DIR [-I DIR …] [--files GLOB …] --cases FILE|-
 
 `serve` prints the handshake line `LISTENING <host>:<port>` on stdout once serving; logs go to stderr.
 `client` reads the client-input JSON document (target, direction, run_id, cases), runs every case on
@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from harness.protoset import ProtoSetError, discover
+from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.protoset.codegen import CodegenError, generate_python, import_python
 from python_impl.client import run_case
 from python_impl.contract import CHANNEL_OPTIONS
@@ -54,7 +54,7 @@ def serve_main(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         catalogue = _read_doc(args.cases) if args.cases else None
-        gen = import_python(generate_python(discover(args.protos)))
+        gen = import_python(generate_python(from_args(args)))
         if args.aio:
             handle, port = serve_aio(gen, args.addr, catalogue)
             stopper = handle.stop
@@ -81,7 +81,7 @@ def client_main(args: argparse.Namespace) -> int:
     try:
         doc = _read_doc(args.cases)
         cases = [case_from_json(c) for c in doc["cases"]]
-        gen = import_python(generate_python(discover(args.protos)))
+        gen = import_python(generate_python(from_args(args)))
     except (OSError, ValueError, KeyError, TypeError, CodegenError, ProtoSetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -100,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m harness.engines.python_peer", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     srv = sub.add_parser("serve", help="serve every service of the proto set")
-    srv.add_argument("--protos", default="protos", help="folder of .proto files")
+    add_arguments(srv)
     srv.add_argument("--addr", default="127.0.0.1:0", help="host:port to bind (port 0 picks a free one)")
     srv.add_argument("--aio", action="store_true", help="serve with grpc.aio instead of the sync server")
     srv.add_argument("--cases", help="catalogue: a client-input JSON document (only 'cases' is read); - for stdin")
     cli = sub.add_parser("client", help="run a client-input document's cases")
-    cli.add_argument("--protos", required=True, help="folder of .proto files (the client's revision)")
+    add_arguments(cli)  # the client's revision
     cli.add_argument("--cases", required=True, help="client-input JSON document; - for stdin")
     args = ap.parse_args(argv)
     return serve_main(args) if args.command == "serve" else client_main(args)

@@ -14,6 +14,7 @@ generate the same way.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -29,7 +30,7 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
-from harness.protoset import googleapis
+from harness.protoset import googleapis, runtime
 from harness.protoset import ProtoSet, ProtoSetError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +43,7 @@ PY_PACKAGE = "interop_gen"
 # Pinned Go code generators; bumping one changes every Go digest.
 PROTOC_GEN_GO = ("google.golang.org/protobuf/cmd/protoc-gen-go", "v1.36.12")
 PROTOC_GEN_GO_GRPC = ("google.golang.org/grpc/cmd/protoc-gen-go-grpc", "v1.6.2")
-GLUE_VERSION = "2"  # bump when the generated glue (gen/glue, protoc-gen-interop's output) changes shape
+GLUE_VERSION = "3"  # bump when the generated glue (gen/glue, protoc-gen-interop's output) changes shape
 
 # The seed services have hand-written Go implementations (go_peer/internal/seeds); they are linked
 # only when the proto set holds the seed protos at the import paths those sources expect.
@@ -92,8 +93,8 @@ def _module_name(proto: str) -> str:
     return proto[: -len(".proto")].replace("/", ".") + "_pb2"
 
 
-def _check_python_names(ps: ProtoSet) -> None:
-    for rel in ps.files:
+def _check_python_names(files: tuple[str, ...]) -> None:
+    for rel in files:
         for part in Path(rel).with_suffix("").parts:
             if not part.isidentifier():
                 raise CodegenError(
@@ -101,7 +102,12 @@ def _check_python_names(ps: ProtoSet) -> None:
                     f"import it; rename the file or folder (letters, digits, underscores)")
 
 
-def _rewrite_imports(text: str, generated: set[str], package: str) -> str:
+def _rewrite_imports(text: str, generated: set[str], package: str, renames: dict[str, str] | None = None) -> str:
+    """Imports of this run's modules become package imports; `renames` (module protoc names -> the
+    module that really registers the file, grpc.health.v1.health_pb2 -> grpc_health.v1.health_pb2)
+    points imports of runtime-registered files at the runtime's modules."""
+    renames = renames or {}
+
     def top(m: re.Match) -> str:
         mod = m.group(2)
         return f"{m.group(1)}from {package} import {mod}{m.group(3) or ''}" if mod in generated else m.group(0)
@@ -110,6 +116,9 @@ def _rewrite_imports(text: str, generated: set[str], package: str) -> str:
         full = f"{m.group(2)}.{m.group(3)}"
         if full in generated:
             return f"{m.group(1)}from {package}.{m.group(2)} import {m.group(3)}{m.group(4) or ''}"
+        if full in renames:
+            where, _, mod = renames[full].rpartition(".")
+            return f"{m.group(1)}from {where} import {mod}{m.group(4) or ''}"
         return m.group(0)
 
     text = re.sub(r"^(\s*)import (\w+_pb2)( as \w+)?$", top, text, flags=re.M)
@@ -118,28 +127,68 @@ def _rewrite_imports(text: str, generated: set[str], package: str) -> str:
 
 def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
     """Generate (or reuse) the Python package for a proto set; returns the package folder.
-    Only files whose content or imports changed are regenerated (per-file cache, see _per_file)."""
-    _check_python_names(ps)
-    # The generated code is only valid for the grpcio-tools / protobuf that made it (gencode checks).
-    tools = f"{_tool_version('grpcio-tools')}-{_tool_version('protobuf')}"
+    Only files whose content or imports changed are regenerated (per-file cache, see _per_file).
+    Files Python's runtime registers already (harness/protoset/runtime.py) are not generated: the
+    package's RUNTIME_MODULES names their modules, whose services the engine serves too."""
+    reg = {rel: r for rel, r in registered_files(ps).items() if r.python_module}
+    files = tuple(f for f in ps.files if f not in reg)
+    _check_python_names(files)
+    _check_runtime_imports(ps, reg)
+    # The generated code is only valid for the grpcio-tools / protobuf that made it (gencode checks);
+    # which files the runtime registers depends on grpcio-health-checking / grpcio-reflection.
+    tools = "-".join(_tool_version(d) for d in ("grpcio-tools", "protobuf", "grpcio-health-checking",
+                                                 "grpcio-reflection"))
     out = BUILD / "gen" / ps.digest[:20] / f"py-{package}-{tools}"
-    generated = {_module_name(f) for f in ps.files}
+    generated = {_module_name(f) for f in files}
+    renames = {_module_name(rel): r.python_module for rel, r in reg.items()}
+    with_services = {f.name for f in descriptor_set(ps).file if f.service}
+    served = sorted(r.python_module for rel, r in reg.items() if rel in with_services)
 
     def one(rel: str, dest: Path) -> None:
-        _protoc([f"-I{ps.root}", f"--python_out={dest}", f"--pyi_out={dest}", f"--grpc_python_out={dest}", rel],
+        _protoc([*ps.include_args(), f"--python_out={dest}", f"--pyi_out={dest}", f"--grpc_python_out={dest}", rel],
                 f"Python code for {rel}")
         for path in dest.rglob("*"):
             if path.suffix in (".py", ".pyi"):
-                path.write_text(_rewrite_imports(path.read_text(), generated, package))
+                path.write_text(_rewrite_imports(path.read_text(), generated, package, renames))
 
     def fill(tmp: Path) -> None:
         pkg = tmp / package
         pkg.mkdir()
-        _per_file(ps, f"py|{package}|{tools}", {}, one, pkg)
+        if files:
+            _per_file(ps, f"py|{package}|{tools}", {}, one, pkg, files)
         for d in [pkg, *(p for p in pkg.rglob("*") if p.is_dir())]:
             (d / "__init__.py").touch()
+        (pkg / "__init__.py").write_text(
+            "# Modules of the runtime (not generated here) whose files the proto set vendors, identical:\n"
+            "# their services are served and tested like the generated ones.\n"
+            f"RUNTIME_MODULES = {tuple(served)!r}\n")
 
     return _atomic_dir(out, fill) / package
+
+
+def registered_files(ps: ProtoSet) -> dict[str, runtime.Registered]:
+    """The set's files that a runtime registers already, identical (a differing copy is an error)."""
+    return _registered(ps, ps.digest)
+
+
+@functools.cache  # per set and content: codegen, casegen and the engines ask several times
+def _registered(ps: ProtoSet, digest: str) -> dict[str, runtime.Registered]:
+    compiled = {f.name: f for f in descriptor_set(ps).file}
+    return runtime.registered(ps.files, compiled, {rel: ps.path(rel) for rel in ps.files}, BUILD)
+
+
+def _check_runtime_imports(ps: ProtoSet, reg: dict[str, runtime.Registered]) -> None:
+    """Python's runtime may register a file under another name (grpc_health/v1/health.proto); a
+    generated file that imports it by the set's name could not be loaded."""
+    for f in descriptor_set(ps).file:
+        if f.name not in ps.files or f.name in reg:
+            continue
+        for dep in f.dependency:
+            r = reg.get(dep)
+            if r is not None and r.python_file != dep:
+                raise CodegenError(f"{f.name} imports {dep}, which Python's runtime registers under another file "
+                                   f"name, {r.python_file} ({r.python_module}): protobuf's Python runtime cannot "
+                                   f"load that import; define the messages {f.name} needs in a file of your own")
 
 
 # What the last generation regenerated, per language: the incremental-rebuild figure.
@@ -171,7 +220,7 @@ def _closure(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, list[str]]:
 def _sources(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, Path]:
     """Where each file to compile is read from: the set's folder, or the staged googleapis protos."""
     common = googleapis.include_dir(BUILD)
-    return {rel: ps.root / rel if rel in ps.files else common / rel for rel in files}
+    return {rel: ps.path(rel) if rel in ps.files else common / rel for rel in files}
 
 
 def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, dest: Path,
@@ -243,7 +292,23 @@ def go_files(ps: ProtoSet) -> tuple[str, ...]:
     provided = googleapis.provided()
     common = sorted(f.name for f in descriptor_set(ps).file
                     if f.name in provided and not f.name.startswith("google/rpc/"))
-    return (*ps.files, *common)
+    linked = go_linked(ps)
+    return (*(f for f in ps.files if f not in linked), *common)
+
+
+def go_linked(ps: ProtoSet) -> dict[str, str]:
+    """The set's files whose Go code the peer links already (grpc-go's health/reflection packages,
+    protobuf-go's well-known types), identical copies: file -> that Go package. protoc-gen-go must not
+    generate them again (protobuf-go panics on a second registration of one file); their importers
+    use the file's go_package, and files with services get only their glue (glue_packages)."""
+    return {rel: r.go_package for rel, r in registered_files(ps).items() if r.go_package}
+
+
+def glue_packages(ps: ProtoSet) -> dict[str, str]:
+    """Linked files with services -> the package of ours their glue is written into."""
+    with_services = {f.name for f in descriptor_set(ps).file if f.service}
+    return {rel: "/".join(["gen/runtime", *(_go_ident(p) for p in Path(rel).parent.parts)])
+            for rel in go_linked(ps) if rel in with_services}
 
 
 def go_packages(ps: ProtoSet) -> dict[str, str]:
@@ -268,10 +333,19 @@ def descriptor_set(ps: ProtoSet) -> descriptor_pb2.FileDescriptorSet:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".descriptors.{os.getpid()}.pb")
-        _protoc([f"-I{ps.root}", f"--descriptor_set_out={tmp}", "--include_imports", *ps.files],
-                f"descriptors for {ps.root}")
+        _protoc([*ps.include_args(), f"--descriptor_set_out={tmp}", "--include_imports", *ps.files],
+                f"descriptors for {ps.label}")
         tmp.replace(path)
     return descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
+
+
+def imports_of(includes: list[str], targets: list[str]) -> set[str]:
+    """Every file the targets import, transitively (protoc's parse): what --files must still compile."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "imports.pb"
+        _protoc([*includes, f"--descriptor_set_out={out}", "--include_imports", *targets],
+                f"descriptors for {', '.join(targets)}")
+        return {f.name for f in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file}
 
 
 def _proto_packages(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, str]:
@@ -396,12 +470,21 @@ def generate_go(ps: ProtoSet) -> Path:
             shutil.copy2(p, dest)
         if override:
             _pin_grpc_go(tmp, override)
+        if go_linked(ps):
+            _check_go_linked(ps, tmp)
         # "path;name": the import path AND the package name, so a go_package option never decides either.
         m_opts = [f"M{rel}={GO_MODULE}/{path};{path.rsplit('/', 1)[1]}" for rel, path in mapping.items()]
         glue_plugin = _build_glue_plugin(tmp)
+        glue_only = glue_packages(ps)
 
         def one(rel: str, dest: Path) -> None:
-            args = [f"-I{ps.root}",
+            if rel in glue_only:  # linked by the runtime: only the glue, into a package of ours
+                args = [*ps.include_args(), f"--plugin=protoc-gen-interop={glue_plugin}", f"--interop_out={dest}",
+                        f"--interop_opt=module={GO_MODULE}", f"--interop_opt=glue_package={GO_MODULE}/{glue_only[rel]}",
+                        *(f"--interop_opt={m}" for m in m_opts)]
+                _protoc([*args, rel], f"Go glue for {rel}")
+                return
+            args = [*ps.include_args(),
                     f"--plugin=protoc-gen-go={tools['protoc-gen-go']}",
                     f"--plugin=protoc-gen-go-grpc={tools['protoc-gen-go-grpc']}",
                     f"--plugin=protoc-gen-interop={glue_plugin}",
@@ -414,15 +497,41 @@ def generate_go(ps: ProtoSet) -> Path:
 
         # A file's Go output depends on its own and its imports' Go packages and on the generators.
         kind = f"go|{'|'.join(PROTOC_GEN_GO + PROTOC_GEN_GO_GRPC)}|{_file_hash(glue_plugin)}"
-        _per_file(ps, kind, mapping, one, tmp, go_files(ps))
+        _per_file(ps, kind, {**mapping, **glue_only}, one, tmp, (*go_files(ps), *glue_only))
         top_level = {p.split("/")[-1] for p in mapping.values() if p.count("/") == 2}
         with_seeds = SEED_GO_PACKAGES <= top_level
-        _write_glue(tmp, sorted(set(mapping.values())), with_seeds)
+        _write_glue(tmp, sorted({*mapping.values(), *glue_only.values()}), with_seeds)
         if with_seeds:  # go:embed can only read files inside the package folder
             (tmp / "internal" / "seeds").mkdir(parents=True, exist_ok=True)
             shutil.copy2(SEED_DATA, tmp / "internal" / "seeds" / SEED_DATA.name)
 
     return _atomic_dir(target.parent, fill) / "src"
+
+
+def _check_go_linked(ps: ProtoSet, src: Path) -> None:
+    """The set's copies of files the Go peer links must be identical to what it links (the same
+    comparison as Python's, against cmd/linked-protos' dump of Go's global registry)."""
+    exe = src.parent / "linked-protos"
+    proc = subprocess.run(["go", "build", "-trimpath", "-o", str(exe), "./cmd/linked-protos"], cwd=src, env=_go_env(),
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CodegenError(f"building linked-protos failed (sources in {src}):\n{proc.stderr}")
+    proc = subprocess.run([str(exe)], capture_output=True)
+    if proc.returncode != 0:
+        raise CodegenError(f"{exe} failed:\n{proc.stderr.decode(errors='replace')}")
+    dump = proc.stdout
+    theirs = {f.name: f for f in descriptor_pb2.FileDescriptorSet.FromString(dump).file}
+    ours = {f.name: f for f in descriptor_set(ps).file}
+    grpc_go = grpc_go_override() or next((line.split()[-1] for line in (src / "go.mod").read_text().splitlines()
+                                          if line.strip().startswith(GRPC_GO_MODULE + " ")), "?")
+    for rel, package in go_linked(ps).items():
+        if rel not in theirs:
+            raise CodegenError(f"{rel}: the Go peer does not link it (grpc-go {grpc_go}), though its copy "
+                               f"{ps.path(rel)} names go_package {package}; remove the copy or its go_package")
+        if runtime.normalised(theirs[rel]) != runtime.normalised(ours[rel]):
+            raise CodegenError(f"{rel}: your copy {ps.path(rel)} differs from the one the Go peer links already "
+                               f"(Go package {package}, grpc-go {grpc_go}); one process cannot hold both: use the "
+                               f"linked file's exact content, or rename the copy's package")
 
 
 def _write_glue(src: Path, packages: list[str], with_seeds: bool) -> None:
@@ -449,7 +558,7 @@ def build_go(ps: ProtoSet) -> GoBuild:
         proc = subprocess.run(["go", "build", "-trimpath", "-o", str(tmp), "./cmd/interop-peer"],
                               cwd=src, env=_go_env(), capture_output=True, text=True)
         if proc.returncode != 0:
-            raise CodegenError(f"building the Go peer for {ps.root} failed (sources in {src}):\n{proc.stderr}")
+            raise CodegenError(f"building the Go peer for {ps.label} failed (sources in {src}):\n{proc.stderr}")
         tmp.rename(binary)
     return GoBuild(digest=src.parent.name, src=src, binary=binary)
 
@@ -457,15 +566,15 @@ def build_go(ps: ProtoSet) -> GoBuild:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from harness.protoset import discover
+    from harness.protoset import add_arguments, from_args
 
     ap = argparse.ArgumentParser(prog="python -m harness.protoset.codegen", description=__doc__.splitlines()[0])
-    ap.add_argument("--protos", default=str(REPO / "protos"))
+    add_arguments(ap, str(REPO / "protos"))
     ap.add_argument("--lang", choices=["py", "go", "all"], default="all")
     ap.add_argument("--build", action="store_true", help="also compile the Go peer binary")
     args = ap.parse_args(argv)
     try:
-        ps = discover(args.protos)
+        ps = from_args(args)
         if args.lang in ("py", "all"):
             print(f"python: {generate_python(ps)}")
         if args.lang in ("go", "all"):

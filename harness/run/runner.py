@@ -82,11 +82,11 @@ class Prepared:
         return json.dumps({"cases": [c.to_json() for c in self.catalogue]}, ensure_ascii=False)
 
 
-def prepare(protos: str | Path, case_files: list[Path] | None = None, generated: bool = True,
+def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None, generated: bool = True,
             divergence_files: list[Path] | None = None) -> Prepared:
     """Generate code, load the case files (default: the built-in ones) and generate cases from the
-    descriptors; a name used twice is an error."""
-    ps = discover(protos)
+    descriptors; a name used twice is an error. `protos` is a proto set, or a folder to discover."""
+    ps = protos if isinstance(protos, ProtoSet) else discover(protos)
     gen = import_python(generate_python(ps))
     files = case_files if case_files is not None else cases_mod.builtin_case_files()
     loaded = cases_mod.load_all(files)
@@ -192,9 +192,10 @@ class Session:
         async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
             return [await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id) for c in cases]
 
-    def explain(self, d: Direction, result: Result, protos: Path) -> str:
+    def explain(self, d: Direction, result: Result) -> str:
         """A failure, readable alone: what differed, both peers' logs, and how to reproduce it."""
         case = next((c for c in self.prepared.cases if c.name == result.case), None)
+        protos = self.prepared.protoset.spec
         lines = [f"{result.verdict.upper()}: {d.name} {result.case}"]
         if case is not None:
             lines.append(f"  method: {case.method} ({case.calls[0].streaming}); case file: {case.source}")
@@ -263,15 +264,16 @@ def _align(cases: list[cases_mod.Case], results: list[Result], d: Direction) -> 
             for c in cases]
 
 
-def repro_command(protos: Path, d: Direction, case: str, runner: str, case_files: list[str]) -> str:
+def repro_command(protos: tuple[str, ...], d: Direction, case: str, runner: str, case_files: list[str]) -> str:
+    """`protos`: the proto set's arguments (ProtoSet.spec)."""
     files = [arg for f in case_files for arg in ("--cases", f)]
-    return shlex.join(["grpc-interop", "run", "--protos", str(protos), *files, "--direction", d.slug,
+    return shlex.join(["grpc-interop", "run", *protos, *files, "--direction", d.slug,
                        "--peer-runner", runner, "-k", case])
 
 
-def serve_command(protos: Path, side: str, runner: str) -> str:
+def serve_command(protos: tuple[str, ...], side: str, runner: str) -> str:
     """Start one server peer by hand, with the same catalogue (for a debugger)."""
-    args = ["grpc-interop", "serve", "--protos", str(protos), "--lang", side, "--addr", "127.0.0.1:50051"]
+    args = ["grpc-interop", "serve", *protos, "--lang", side, "--addr", "127.0.0.1:50051"]
     return shlex.join(args + (["--peer-runner", runner] if side == "go" else []))
 
 

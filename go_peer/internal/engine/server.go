@@ -13,6 +13,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
 
 	"github.com/grpc-interop-harness/go_peer/internal/registry"
@@ -36,17 +38,34 @@ const gracePeriod = 5 * time.Second
 
 // NewServer returns a gRPC server with every registered service (the generated glue: calls go to
 // the generic engine when cat has their case, else to the hand-written fallback), health (overall
-// and every service SERVING) and reflection. cat may be nil (only fallbacks answer). Non-OK
+// and every service SERVING) and reflection (v1 and v1alpha). When the proto set vendors the health
+// or a reflection proto, its glue serves that service like any other and the real implementation
+// is its fallback (registry.RegisterAll): the harness's readiness probe carries no case, so it still
+// reaches the real health server. cat may be nil (only fallbacks answer). Non-OK
 // outcomes are logged to log as "[<case>] method -> status", server findings as
 // "[<case>] server: path: expected …, got …".
 func NewServer(log io.Writer, cat *Catalogue) *grpc.Server {
 	l := &callLogger{w: log, cat: cat}
 	s := grpc.NewServer(grpc.ChainUnaryInterceptor(l.unary), grpc.ChainStreamInterceptor(l.stream),
 		grpc.StatsHandler(StatsHandler()))
-	registry.RegisterAll(s)
 	hs := health.NewServer()
-	healthpb.RegisterHealthServer(s, hs)
-	reflection.Register(s)
+	opts := reflection.ServerOptions{Services: s}
+	v1, v1alpha := reflection.NewServerV1(opts), reflection.NewServer(opts)
+	registry.RegisterAll(s, map[string]any{
+		healthpb.Health_ServiceDesc.ServiceName:                    hs,
+		reflectionv1.ServerReflection_ServiceDesc.ServiceName:      v1,
+		reflectionv1alpha.ServerReflection_ServiceDesc.ServiceName: v1alpha,
+	})
+	served := s.GetServiceInfo()
+	if _, ok := served[healthpb.Health_ServiceDesc.ServiceName]; !ok {
+		healthpb.RegisterHealthServer(s, hs)
+	}
+	if _, ok := served[reflectionv1.ServerReflection_ServiceDesc.ServiceName]; !ok {
+		reflectionv1.RegisterServerReflectionServer(s, v1)
+	}
+	if _, ok := served[reflectionv1alpha.ServerReflection_ServiceDesc.ServiceName]; !ok {
+		reflectionv1alpha.RegisterServerReflectionServer(s, v1alpha)
+	}
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	for name := range s.GetServiceInfo() {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)

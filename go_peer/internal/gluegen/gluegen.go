@@ -7,7 +7,9 @@
 package gluegen
 
 import (
+	"path"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -30,22 +32,42 @@ var (
 	registryPkg = protogen.GoImportPath(Module + "/internal/registry")
 )
 
+// Options of the generator (protoc-gen-interop's parameters).
+type Options struct {
+	// GluePackage, when set, is the Go import path (inside Module) the glue is written into, for a
+	// file whose generated code is not ours: a file the runtime already links (grpc-go's health and
+	// reflection packages, protobuf-go's well-known types). Its types and service descriptors are
+	// then referenced from the file's own Go package, which is never generated again: protobuf-go
+	// panics when one proto file is registered twice.
+	GluePackage string
+}
+
+// Generate writes the glue for every file to generate that declares services, beside its code.
+func Generate(gen *protogen.Plugin) error { return Options{}.Generate(gen) }
+
 // Generate writes the glue for every file to generate that declares services.
-func Generate(gen *protogen.Plugin) error {
+func (o Options) Generate(gen *protogen.Plugin) error {
 	gen.SupportedFeatures = uint64(pluginpb.CodeGeneratorResponse_FEATURE_PROTO3_OPTIONAL |
 		pluginpb.CodeGeneratorResponse_FEATURE_SUPPORTS_EDITIONS)
 	gen.SupportedEditionsMinimum = descriptorpb.Edition_EDITION_PROTO2
 	gen.SupportedEditionsMaximum = descriptorpb.Edition_EDITION_2024
 	for _, f := range gen.Files {
 		if f.Generate && len(f.Services) > 0 {
-			generateFile(gen, f)
+			generateFile(gen, f, o.GluePackage)
 		}
 	}
 	return nil
 }
 
-func generateFile(gen *protogen.Plugin, f *protogen.File) {
-	g := gen.NewGeneratedFile(f.GeneratedFilenamePrefix+"_interop.pb.go", f.GoImportPath)
+func generateFile(gen *protogen.Plugin, f *protogen.File, gluePackage string) {
+	name, pkg := f.GeneratedFilenamePrefix+"_interop.pb.go", f.GoImportPath
+	pkgName := string(f.GoPackageName)
+	if gluePackage != "" {
+		name = gluePackage + "/" + path.Base(f.GeneratedFilenamePrefix) + "_interop.pb.go"
+		pkg = protogen.GoImportPath(gluePackage)
+		pkgName = strings.NewReplacer("-", "_", ".", "_").Replace(path.Base(gluePackage))
+	}
+	g := gen.NewGeneratedFile(name, pkg)
 	protocVersion := "(unknown)"
 	if v := gen.Request.GetCompilerVersion(); v != nil {
 		protocVersion = "v" + itoa(v.GetMajor()) + "." + itoa(v.GetMinor()) + "." + itoa(v.GetPatch())
@@ -59,18 +81,21 @@ func generateFile(gen *protogen.Plugin, f *protogen.File) {
 	g.P("// - protoc             ", protocVersion)
 	g.P("// source: ", f.Desc.Path())
 	g.P()
-	g.P("package ", f.GoPackageName)
+	g.P("package ", pkgName)
 	g.P()
 	for _, s := range f.Services {
-		generateService(g, s)
+		generateService(g, s, f.GoImportPath)
 	}
 }
 
-func generateService(g *protogen.GeneratedFile, s *protogen.Service) {
+// generateService writes one service's glue; its generated identifiers live in own (unqualified when
+// the glue is written into that same package).
+func generateService(g *protogen.GeneratedFile, s *protogen.Service, own protogen.GoImportPath) {
 	svc := s.GoName
 	glue := lowerFirst(svc) + "Interop"
-	desc := svc + "_ServiceDesc"
-	iface := svc + "Server"
+	ident := func(name string) string { return g.QualifiedGoIdent(own.Ident(name)) }
+	desc := ident(svc + "_ServiceDesc")
+	iface := ident(svc + "Server")
 	grpcIdent := func(name string) string { return g.QualifiedGoIdent(grpcPkg.Ident(name)) }
 	engine := func(name string) string { return g.QualifiedGoIdent(enginePkg.Ident(name)) }
 	registry := func(name string) string { return g.QualifiedGoIdent(registryPkg.Ident(name)) }
@@ -78,21 +103,21 @@ func generateService(g *protogen.GeneratedFile, s *protogen.Service) {
 	g.P("// ", glue, " serves ", s.Desc.FullName(), " for the interop harness: every method hands the call")
 	g.P("// to the generic engine, which answers from the server's catalogue or with the fallback.")
 	g.P("type ", glue, " struct {")
-	g.P("Unimplemented", iface)
+	g.P(ident("Unimplemented" + svc + "Server"))
 	g.P("fallback ", iface, " // the hand-written implementation (registry.Impl), or nil")
 	g.P("}")
 	g.P()
 	g.P("func init() {")
 	g.P(registry("AddService"), "(", desc, ".ServiceName, func(s ", grpcIdent("ServiceRegistrar"), ") {")
 	g.P("fallback, _ := ", registry("Impl"), "(", desc, ".ServiceName).(", iface, ")")
-	g.P("Register", iface, "(s, &", glue, "{fallback: fallback})")
+	g.P(ident("Register"+svc+"Server"), "(s, &", glue, "{fallback: fallback})")
 	g.P("})")
 	g.P("}")
 	g.P()
 	for _, m := range s.Methods {
 		in := g.QualifiedGoIdent(m.Input.GoIdent)
 		out := g.QualifiedGoIdent(m.Output.GoIdent)
-		name := svc + "_" + m.GoName + "_FullMethodName"
+		name := ident(svc + "_" + m.GoName + "_FullMethodName")
 		impl := iface + "." + m.GoName
 		recv := "func (x *" + glue + ") " + m.GoName
 		switch {

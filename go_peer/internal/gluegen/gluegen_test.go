@@ -133,3 +133,31 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
+
+// A file the runtime already links (grpc-go's health package): the glue goes into a package of our
+// own and refers to the runtime's types and service descriptor, which are never generated again.
+func TestGoldenHealthIntoGluePackage(t *testing.T) {
+	fd := protodesc.ToFileDescriptorProto(healthpb.File_grpc_health_v1_health_proto)
+	req := request(t, []*descriptorpb.FileDescriptorProto{fd}, []string{fd.GetName()}, nil)
+	req.Parameter = proto.String(req.GetParameter() + ",glue_package=" + gluegen.Module + "/gen/runtime/grpc/health/v1")
+	gen, err := protogen.Options{}.New(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (gluegen.Options{GluePackage: gluegen.Module + "/gen/runtime/grpc/health/v1"}).Generate(gen); err != nil {
+		t.Fatal(err)
+	}
+	resp := gen.Response()
+	if resp.Error != nil {
+		t.Fatalf("generator error: %s", resp.GetError())
+	}
+	const name = "gen/runtime/grpc/health/v1/health_interop.pb.go"
+	if len(resp.File) != 1 || resp.File[0].GetName() != name {
+		t.Fatalf("generated files: %v", resp.File)
+	}
+	got := resp.File[0].GetContent()
+	if !strings.Contains(got, `grpc_health_v1 "google.golang.org/grpc/health/grpc_health_v1"`) {
+		t.Errorf("the glue must use grpc-go's health package:\n%s", got)
+	}
+	golden(t, "health_runtime_interop.pb.go.golden", got)
+}

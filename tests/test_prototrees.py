@@ -1,0 +1,258 @@
+"""Proto trees as real repositories keep them: several import roots (-I), a subset of target files
+(--files), buf.yaml v1/v2 and buf.work.yaml layouts, and files under google/protobuf/ that are not
+well-known types. The trees are in tests/data/prototrees/. `grpc-interop cases` runs in its own
+process each time: one process holds one proto set in its descriptor pool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.protoset import ProtoSetError, discover
+
+REPO = Path(__file__).resolve().parent.parent
+TREES = REPO / "tests" / "data" / "prototrees"
+APP, VENDOR = TREES / "two_roots" / "app", TREES / "two_roots" / "vendor"
+
+
+def cases(*args: str) -> list[str]:
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "cases", *args], capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return [line.split("\t")[0] for line in proc.stdout.splitlines()]
+
+
+def methods(names: list[str]) -> set[str]:
+    return {"/".join(n.split("/")[:2]) for n in names}
+
+
+def test_two_import_roots_make_one_set() -> None:
+    ps = discover(APP, [VENDOR])
+    assert ps.roots == (APP, VENDOR)
+    assert ps.files == ("money/v1/money.proto", "money/v1/unused.proto", "shop/v1/cart.proto")
+    assert ps.path("money/v1/money.proto") == VENDOR / "money/v1/money.proto"
+    assert ps.targets == ps.files
+    assert ps.spec == ("--protos", str(APP), "-I", str(VENDOR))
+    # -I alone (no --protos): the roots are exactly the -I folders
+    assert discover(None, [APP, VENDOR]).files == ps.files
+
+
+def test_the_digest_covers_every_roots_files(tmp_path: Path) -> None:
+    shutil.copytree(TREES / "two_roots", tmp_path / "t")
+    app, vendor = tmp_path / "t" / "app", tmp_path / "t" / "vendor"
+    before = discover(app, [vendor]).digest
+    money = vendor / "money/v1/money.proto"
+    money.write_text(money.read_text().replace("int64 units = 2;", "int64 units = 2;\n  int32 nanos = 3;"))
+    assert discover(app, [vendor]).digest != before
+
+
+def test_the_same_import_path_under_two_roots_is_an_error_naming_both() -> None:
+    a, b = TREES / "same_path" / "a", TREES / "same_path" / "b"
+    with pytest.raises(ProtoSetError) as e:
+        discover(a, [b])
+    assert f"{a / 'dup/x.proto'} and {b / 'dup/x.proto'}" in str(e.value)
+
+
+def test_overlapping_roots_are_an_error() -> None:
+    with pytest.raises(ProtoSetError, match="import roots overlap"):
+        discover(TREES / "two_roots", [VENDOR])
+
+
+def test_files_picks_the_targets_and_compiles_only_what_they_import() -> None:
+    ps = discover(APP, [VENDOR], ["shop/**"])
+    assert ps.targets == ("shop/v1/cart.proto",)
+    assert ps.files == ("money/v1/money.proto", "shop/v1/cart.proto")  # unused.proto: imported by no target
+    with pytest.raises(ProtoSetError, match="'nope/\\*' matches no import path"):
+        discover(APP, [VENDOR], ["nope/*"])
+
+
+def test_cli_cases_with_two_roots_and_files() -> None:
+    every = cases("--protos", str(APP), "-I", str(VENDOR))
+    assert methods(every) == {"ptree.shop.v1.Carts/Get", "ptree.money.v1.Rates/Convert"}
+    only = cases("--protos", str(APP), "--proto-path", str(VENDOR), "--files", "shop/v1/*.proto")
+    assert methods(only) == {"ptree.shop.v1.Carts/Get"}
+    assert only == [n for n in every if n.startswith("ptree.shop.v1.Carts/")]
+
+
+@pytest.mark.parametrize("kind", ["buf_v1", "buf_v2", "buf_work"])
+def test_buf_layouts_give_the_roots_and_excludes(kind: str) -> None:
+    folder = TREES / kind
+    ps = discover(folder)
+    assert ps.roots == (folder / "proto", folder / "vendor")
+    # proto/internal/broken.proto is excluded (protoc would reject it)
+    assert ps.files == ("money/v1/money.proto", "shop/v1/cart.proto")
+    assert ps.buf_config == folder / ("buf.work.yaml" if kind == "buf_work" else "buf.yaml")
+
+
+def test_buf_layout_through_the_cli() -> None:
+    names = cases("--protos", str(TREES / "buf_v2"), "--files", "shop/**")
+    assert methods(names) == {"ptree.shop.v1.Carts/Get"}
+
+
+def test_an_explicit_root_is_added_to_bufs_and_never_excluded(tmp_path: Path) -> None:
+    extra = tmp_path / "extra"
+    (extra / "x").mkdir(parents=True)
+    (extra / "x" / "more.proto").write_text('syntax = "proto3"; package ptree.extra; message M {}')
+    ps = discover(TREES / "buf_v1", [extra])
+    assert ps.roots[-1] == extra and "x/more.proto" in ps.files
+    # a buf exclude names a folder; passing that folder itself with -I makes it a root again
+    with pytest.raises(ProtoSetError, match="import roots overlap"):
+        discover(TREES / "buf_v1", [TREES / "buf_v1" / "proto" / "internal"])
+
+
+def test_bad_buf_configuration_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "buf.yaml").write_text("version: v2\nmodules:\n  - path: missing\n")
+    with pytest.raises(ProtoSetError, match=r"buf.yaml: `modules\[\].path` names 'missing'"):
+        discover(tmp_path)
+
+
+def test_a_non_wkt_file_under_google_protobuf_gets_the_same_cases_as_elsewhere() -> None:
+    """Only the exact well-known files are special; a file at google/protobuf/<other>.proto got
+    empty messages for every value pattern (its patterns were all dropped as changing nothing)."""
+    upstream = cases("--protos", str(TREES / "nonwkt" / "upstream"))
+    elsewhere = cases("--protos", str(TREES / "nonwkt" / "elsewhere"))
+    assert upstream == elsewhere
+    for pattern in ("typical", "max", "unicode", "repeated_many", "map_edges", "oneof_nested", "deep_recursion"):
+        assert f"ptree.nonwkt.TestMessages/Echo/AllKinds/{pattern}" in upstream
+
+
+# ---------------------------------------------------------------- files the runtimes register already
+
+VENDORED = TREES / "vendored_runtime"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=600,
+                          cwd=REPO)
+
+
+def test_vendored_health_and_reflection_use_the_registered_files() -> None:
+    from harness.protoset import codegen
+
+    ps = discover(VENDORED)
+    reg = codegen.registered_files(ps)
+    health = reg["grpc/health/v1/health.proto"]
+    assert (health.python_module, health.python_file) == ("grpc_health.v1.health_pb2", "grpc_health/v1/health.proto")
+    assert health.go_package == "google.golang.org/grpc/health/grpc_health_v1"
+    assert reg["grpc/reflection/v1alpha/reflection.proto"].python_module == "grpc_reflection.v1alpha.reflection_pb2"
+    # grpcio-reflection registers no v1: Python compiles that copy, Go links grpc-go's
+    v1 = reg["grpc/reflection/v1/reflection.proto"]
+    assert v1.python_module is None and v1.go_package == "google.golang.org/grpc/reflection/grpc_reflection_v1"
+    assert codegen.go_files(ps) == ("app/status.proto",)
+    assert codegen.glue_packages(ps) == {"grpc/health/v1/health.proto": "gen/runtime/grpc/health/v1",
+                                         "grpc/reflection/v1/reflection.proto": "gen/runtime/grpc/reflection/v1",
+                                         "grpc/reflection/v1alpha/reflection.proto":
+                                             "gen/runtime/grpc/reflection/v1alpha"}
+
+
+def test_vendored_runtime_services_get_cases() -> None:
+    assert methods(cases("--protos", str(VENDORED))) == {
+        "grpc.health.v1.Health/Check", "grpc.health.v1.Health/List", "grpc.health.v1.Health/Watch",
+        "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "ptree.app.Prober/Ask"}
+
+
+def test_a_copy_that_differs_from_pythons_is_a_one_line_error() -> None:
+    proc = cli("cases", "--protos", str(TREES / "vendored_differs"))
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    copy = TREES / "vendored_differs" / "grpc/health/v1/health.proto"
+    for part in ("grpc/health/v1/health.proto: your copy", str(copy), "grpc_health/v1/health.proto",
+                 "grpc_health.v1.health_pb2", "grpcio-health-checking"):
+        assert part in lines[0]
+
+
+def test_a_copy_that_differs_from_what_go_links_is_a_one_line_error(tmp_path: Path) -> None:
+    """Python has no reflection v1 to compare with: grpc-go's linked file is the reference."""
+    shutil.copytree(VENDORED, tmp_path / "p")
+    v1 = tmp_path / "p" / "grpc/reflection/v1/reflection.proto"
+    v1.write_text(v1.read_text().replace("  string host = 1;", "  string host = 1;\n  string hint = 9;"))
+    proc = cli("peer", "--no-image", "--protos", str(tmp_path / "p"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    for part in ("grpc/reflection/v1/reflection.proto: your copy", str(v1),
+                 "Go package google.golang.org/grpc/reflection/grpc_reflection_v1", "grpc-go v"):
+        assert part in lines[0]
+
+
+def test_a_vendored_well_known_type_is_not_generated_again(tmp_path: Path) -> None:
+    """A copy of google/protobuf/timestamp.proto identical to protobuf's: Python and Go use theirs."""
+    from grpc_tools import protoc
+
+    from harness.protoset import codegen
+
+    root = tmp_path / "p"
+    (root / "google/protobuf").mkdir(parents=True)
+    shutil.copy2(Path(protoc.__file__).parent / "_proto/google/protobuf/timestamp.proto",
+                 root / "google/protobuf/timestamp.proto")
+    (root / "ptree/wkt").mkdir(parents=True)
+    (root / "ptree/wkt/when.proto").write_text(
+        'syntax = "proto3"; package ptree.wkt; import "google/protobuf/timestamp.proto";'
+        ' message When { google.protobuf.Timestamp at = 1; } service Clock { rpc Now(When) returns (When); }')
+    ps = discover(root)
+    reg = codegen.registered_files(ps)["google/protobuf/timestamp.proto"]
+    assert reg.python_module == "google.protobuf.timestamp_pb2"
+    assert reg.go_package == "google.golang.org/protobuf/types/known/timestamppb"
+    assert codegen.go_files(ps) == ("ptree/wkt/when.proto",) and codegen.glue_packages(ps) == {}
+    pkg = codegen.generate_python(ps, package="ptree_gen_wkt")
+    assert not (pkg / "google").exists()
+    assert "from google.protobuf import timestamp_pb2" in (pkg / "ptree/wkt/when_pb2.py").read_text()
+    codegen.import_python(pkg)
+
+
+def test_the_python_peer_serves_a_vendored_health_through_the_engine_and_stays_ready() -> None:
+    """The engine serves grpc.health.v1.Health (cases), the real servicer is its fallback (readiness)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from harness.protoset import codegen
+    from python_impl.contract import CASE_HEADER, CHANNEL_OPTIONS
+    from python_impl.server import serve
+
+    gen = codegen.import_python(codegen.generate_python(discover(VENDORED), package="ptree_gen_vendored"))
+    assert gen.RUNTIME_MODULES == ("grpc_health.v1.health_pb2", "grpc_reflection.v1alpha.reflection_pb2")
+    from harness.cases.model import Call, Case
+
+    case = Case(name="grpc.health.v1.Health/Check/mine", source="test", calls=[Call(
+        method="grpc.health.v1.Health/Check", streaming="unary", request_type="grpc.health.v1.HealthCheckRequest",
+        response_type="grpc.health.v1.HealthCheckResponse", requests=[{"service": "x"}],
+        expect={"status": "OK", "responses": [{"status": "NOT_SERVING"}]}, checked_by_server=True)])
+    server, port = serve(gen, "127.0.0.1:0", catalogue=[case])
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=CHANNEL_OPTIONS) as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            # no case: the readiness probe reaches the real health servicer
+            assert stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+            # a case: the generic engine answers what the case says (the real servicer would say SERVING)
+            got = stub.Check(health_pb2.HealthCheckRequest(service="x"), timeout=5,
+                             metadata=[(CASE_HEADER, case.name)])
+            assert got.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        server.stop(None)
+
+
+def test_pytest_plugin_takes_proto_paths_and_files(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_it="def test_interop(interop_run):\n    interop_run.assert_pass()\n")
+    result = pytester.runpytest_subprocess(
+        "--interop-protos", str(APP), "--interop-proto-path", str(VENDOR), "--interop-files", "shop/**",
+        "--interop-direction", "py-py", "-p", "no:cacheprovider", "--collect-only", "-q")
+    ids = [line for line in result.outlines if "::test_interop[" in line]
+    assert ids and all("py-py:ptree.shop.v1.Carts/Get/" in i for i in ids), result.outlines[-20:]
+    assert "test_it.py::test_interop[py-py:ptree.shop.v1.Carts/Get/Cart/typical]" in ids
+
+
+def test_importing_a_vendored_file_python_registers_under_another_name_is_a_clear_error(tmp_path: Path) -> None:
+    shutil.copytree(VENDORED, tmp_path / "p")
+    (tmp_path / "p" / "app/uses.proto").write_text(
+        'syntax = "proto3"; package ptree.uses; import "grpc/health/v1/health.proto";'
+        ' service U { rpc Get(grpc.health.v1.HealthCheckRequest) returns (grpc.health.v1.HealthCheckResponse); }')
+    proc = cli("cases", "--protos", str(tmp_path / "p"))
+    assert proc.returncode == 2
+    assert ("app/uses.proto imports grpc/health/v1/health.proto, which Python's runtime registers under another "
+            "file name, grpc_health/v1/health.proto") in proc.stderr
