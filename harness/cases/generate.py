@@ -310,7 +310,7 @@ def _bulk_field(d: Descriptor) -> tuple[list[Any], Any] | None:
     order = 0
     while queue:
         path, holder = queue.pop(0)
-        if holder.full_name in seen or holder.file.name.startswith("google/protobuf/") or len(path) > 3:
+        if holder.full_name in seen or is_well_known(holder.file.name) or len(path) > 3:
             continue
         seen.add(holder.full_name)
         for f in holder.fields:
