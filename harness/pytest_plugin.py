@@ -58,10 +58,11 @@ def _prepared(config: pytest.Config) -> Prepared:
         config.stash[_PREPARED] = prepare(ps, config.getoption("interop_cases"),
                                           generated=not config.getoption("interop_no_generated"),
                                           divergence_files=config.getoption("interop_divergences"))
-        notice = config.stash[_PREPARED].protoset.notice()
+        prepared = config.stash[_PREPARED]
         reporter = config.pluginmanager.get_plugin("terminalreporter")  # none on xdist workers
-        if notice and reporter is not None:
-            reporter.write_line(f"grpc-interop: {notice}")
+        for line in [prepared.protoset.notice(), *(f"not generated: {g}" for g in prepared.gaps)]:
+            if line and reporter is not None:
+                reporter.write_line(f"grpc-interop: {line}")
     return config.stash[_PREPARED]
 
 
@@ -69,7 +70,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "interop_run" not in metafunc.fixturenames:
         return
     directions = _directions(metafunc.config)
-    cases = _prepared(metafunc.config).cases
+    prepared = _prepared(metafunc.config)
+    cases = prepared.cases
+    if not cases:
+        # `grpc-interop run` fails here too: a green run that exchanged nothing tested nothing
+        raise pytest.UsageError(f"grpc-interop: the proto set at {prepared.protoset.root} gives no cases (no "
+                                "service and no message type to exchange); point --interop-protos at your protos")
     metafunc.parametrize(("interop_direction", "interop_case"),
                          [pytest.param(d, c, id=f"{d.slug}:{c.name}", marks=pytest.mark.interop)
                           for d in directions for c in cases])

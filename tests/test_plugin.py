@@ -66,3 +66,21 @@ test_d = test_a
     addresses = {p.read_text() for p in seen.iterdir()}
     assert len(list(seen.iterdir())) == 2, "both workers should have run sharing tests"
     assert len(addresses) == 1, f"workers used different servers: {addresses}"
+
+
+def test_a_proto_set_with_no_cases_fails_like_the_cli(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """Nothing to exchange is never a green run: pytest fails as `grpc-interop run` does."""
+    import subprocess
+    import sys
+
+    protos = tmp_path / "enums_only"
+    protos.mkdir()
+    (protos / "colors.proto").write_text('syntax = "proto3";\npackage colors;\nenum Color { COLOR_UNSPECIFIED = 0; RED = 1; }\n')
+    pytester.makepyfile(test_it="def test_interop(interop_run):\n    interop_run.assert_pass()\n")
+    result = pytester.runpytest_subprocess("--interop-protos", str(protos), "--interop-direction", "py-py",
+                                           "-p", "no:cacheprovider")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*gives no cases*"])
+    cli = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--protos", str(protos), "--direction", "py-py",
+                          "--peer-runner", "process"], capture_output=True, text=True, timeout=300)
+    assert cli.returncode != 0, cli.stdout + cli.stderr
