@@ -25,6 +25,8 @@ from harness.cases import model as cases_mod
 from harness.run import divergences
 from harness.protoset.codegen import GoBuild, build_go, generate_python, import_python
 from harness.engines.peer import GoServer, PythonServer, run_go_client
+from harness.engines.wire import WireObserver
+from harness.run import observed
 from harness.protoset import ProtoSet, discover
 from python_impl.client import run_case, run_case_aio
 from python_impl.contract import CHANNEL_OPTIONS, Diff, Result
@@ -173,16 +175,31 @@ class Session:
                                   by_name[r.case].ends_early) for r in self._run(d, cases)]
 
     def _run(self, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
-        """A Go client runs all its cases in one process (batched)."""
+        """The cases' results; through a wire observer when a Python peer would receive compressed
+        messages (grpcio cannot say whether they were)."""
         if not cases:
             return []
         server = self.server(d.server)
+        if not observed.needs_observer(d.client, d.server, cases):
+            return self._exchange(d, cases, server.address)
+        with WireObserver(server.address) as observer:
+            results = self._exchange(d, cases, observer.address)
+        by_name = {c.name: c for c in cases}
+        for r in results:
+            found = observed.compression_diffs(by_name[r.case], d.client, d.server, observer)
+            r.diffs += found
+            if found and r.verdict == "pass":
+                r.verdict = "fail"
+        return results
+
+    def _exchange(self, d: Direction, cases: list[cases_mod.Case], address: str) -> list[Result]:
+        """A Go client runs all its cases in one process (batched)."""
         if d.client == "py":
-            with grpc.insecure_channel(server.address, options=CHANNEL_OPTIONS) as ch:
+            with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
                 return [run_case(ch, self.prepared.gen, c, d.name, self.run_id) for c in cases]
         if d.client == "pyaio":
-            return asyncio.run(self._run_aio(server.address, d, cases))
-        payload = {"target": server.address, "direction": d.slug, "run_id": self.run_id,
+            return asyncio.run(self._run_aio(address, d, cases))
+        payload = {"target": address, "direction": d.slug, "run_id": self.run_id,
                    "cases": [c.to_json() for c in cases]}
         results, stderr = run_go_client(self.prepared.build, self.runner, payload)
         self.client_logs[d.name] = stderr

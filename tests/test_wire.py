@@ -1,0 +1,90 @@
+"""The wire observer (harness/engines/wire.py) and the checks made with it (harness/run/observed.py):
+compression that a grpcio peer cannot see is seen on the wire, and a peer that does not compress fails."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import grpc
+import pytest
+
+from harness.cases import generate
+from harness.engines.wire import WireObserver
+from harness.protoset import discover
+from harness.run import observed
+from harness.run.runner import _for_catalogue
+from python_impl.client import run_case
+from python_impl.contract import CHANNEL_OPTIONS
+from python_impl.server import serve
+
+REPO = Path(__file__).resolve().parent.parent
+UNARY = "shapes.v1.Shapes/Unary/protocol/"
+
+
+@pytest.fixture(scope="module")
+def gzip_cases(seed_gen) -> dict:
+    names = {UNARY + "gzip_request", UNARY + "gzip_response"}
+    cases = [c for c in generate.generate(discover(REPO / "protos")) if c.name in names]
+    assert len(cases) == 2
+    return {c.name: _for_catalogue(c) for c in cases}
+
+
+def _served(gen, catalogue: list) -> tuple[grpc.Server, str]:
+    server, port = serve(gen, "127.0.0.1:0", {"cases": [c.to_json() for c in catalogue]})
+    return server, f"127.0.0.1:{port}"
+
+
+def _through_observer(gen, address: str, client_case, checked_case) -> list:
+    with WireObserver(address) as observer:
+        with grpc.insecure_channel(observer.address, options=CHANNEL_OPTIONS) as ch:
+            result = run_case(ch, gen, client_case, "py→py", "test")
+        assert result.verdict == "pass", result.diffs
+        return observed.compression_diffs(checked_case, "py", "py", observer)
+
+
+def test_compression_a_grpcio_peer_cannot_see_is_seen_on_the_wire(seed_gen, gzip_cases) -> None:
+    server, address = _served(seed_gen, list(gzip_cases.values()))
+    try:
+        for case in gzip_cases.values():
+            assert _through_observer(seed_gen, address, case, case) == [], case.name
+    finally:
+        server.stop(None)
+
+
+def test_a_server_that_does_not_compress_fails(seed_gen, gzip_cases) -> None:
+    case = gzip_cases[UNARY + "gzip_response"]
+    plain = dataclasses.replace(case, calls=[dataclasses.replace(case.calls[0], server={})])
+    server, address = _served(seed_gen, [plain])  # the server's catalogue leaves compression out
+    try:
+        diffs = _through_observer(seed_gen, address, case, case)
+    finally:
+        server.stop(None)
+    assert [(d.path, d.expected, d.got) for d in diffs] == [
+        ("compression", "gzip", "identity (messages compressed: 0 of 1)")]
+
+
+def test_a_client_that_does_not_compress_fails(seed_gen, gzip_cases) -> None:
+    case = gzip_cases[UNARY + "gzip_request"]
+    plain = dataclasses.replace(case, calls=[dataclasses.replace(case.calls[0], compression=None)])
+    server, address = _served(seed_gen, [case])
+    try:
+        diffs = _through_observer(seed_gen, address, plain, case)  # the client leaves compression out
+    finally:
+        server.stop(None)
+    assert [(d.path, d.got) for d in diffs] == [("server.compression", "identity (messages compressed: 0 of 1)")]
+
+
+def test_a_call_the_observer_never_saw_is_not_a_pass(seed_gen, gzip_cases) -> None:
+    case = gzip_cases[UNARY + "gzip_request"]
+    with WireObserver("127.0.0.1:1") as observer:  # nothing went through it
+        diffs = observed.compression_diffs(case, "go", "py", observer)
+    assert [(d.path, d.got.startswith("<not observed")) for d in diffs] == [("server.compression", True)]
+
+
+def test_only_python_receivers_are_observed(gzip_cases) -> None:
+    cases = list(gzip_cases.values())
+    assert observed.needs_observer("go", "py", cases) and observed.needs_observer("py", "go", cases)
+    assert not observed.needs_observer("go", "go", cases)
+    request_only = [gzip_cases[UNARY + "gzip_request"]]
+    assert not observed.needs_observer("py", "go", request_only)  # the Go server checks requests itself
