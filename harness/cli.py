@@ -13,7 +13,8 @@ from harness.cases import model as cases_mod
 from harness.report import export
 from harness.run import divergences
 from harness.report import verdicts as report
-from harness.protoset.codegen import BUILD, CodegenError, build_go, generate_go, generate_python
+from harness import cache
+from harness.protoset.codegen import CodegenError, build_go, generate_go, generate_python
 from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, discover
 from harness.run.runner import direction, directions, prepare, run_all, select
@@ -82,11 +83,21 @@ def parser() -> argparse.ArgumentParser:
     compat.add_argument("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                         choices=["auto", "docker", "process"])
     compat.add_argument("--verbose", "-v", action="store_true", help="list unchanged items one by one")
+    # global, and accepted after the command too; SUPPRESS: a subcommand never resets what came before it
+    ap.add_argument("--cache-dir", type=Path, metavar="DIR", default=None, help=CACHE_HELP)
+    for p in sub.choices.values():
+        p.add_argument("--cache-dir", type=Path, metavar="DIR", default=argparse.SUPPRESS, help=CACHE_HELP)
     return ap
+
+
+CACHE_HELP = (f"where generated code, protoc plugins and Go peer builds are kept (default: ${cache.ENV}, "
+              f"else $XDG_CACHE_HOME/{cache.APP}, else ~/.cache/{cache.APP})")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.cache_dir is not None:
+        cache.use(args.cache_dir)
     try:
         return COMMANDS[args.cmd](args)
     except (CodegenError, ProtoSetError, cases_mod.CaseError, divergences.DivergenceError, PeerError,
@@ -181,7 +192,7 @@ def cmd_peer(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """One server peer in the foreground, with the run's catalogue, for a debugger or a manual client."""
     prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
-    catalogue = BUILD / "catalogue" / f"{prepared.protoset.digest[:20]}.json"
+    catalogue = cache.root() / "catalogue" / f"{prepared.protoset.digest[:20]}.json"
     catalogue.parent.mkdir(parents=True, exist_ok=True)
     catalogue.write_text(prepared.catalogue_json())
     catalogue.chmod(0o644)

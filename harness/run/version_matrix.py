@@ -100,9 +100,9 @@ def run(grpcio: str, grpcgo: str, protos: str, out_dir: Path, extra: list[str]) 
     # One build folder per grpcio version, so the combinations cannot see each other's generated code
     # (grpcio-tools' output refuses older runtimes). Since bab03d6 the Python output path is keyed by
     # the grpcio-tools/protobuf versions, so this is isolation only; the Go images are shared by digest.
-    base = Path(os.environ.get("INTEROP_BUILD_DIR") or REPO / "build")
-    os.environ["INTEROP_BUILD_DIR"] = str((base / "matrix" / f"grpcio-{grpcio}").resolve())
-    meta["build_dir"] = os.environ["INTEROP_BUILD_DIR"]
+    from harness import cache
+
+    meta["cache_dir"] = str(cache.use(cache.root() / "matrix" / f"grpcio-{grpcio}"))
 
     t0 = time.monotonic()
     try:  # build (or reuse) the Go peer first, to check the grpc-go version it really links
