@@ -14,7 +14,9 @@ from harness.report import export
 from harness.run import divergences
 from harness.report import verdicts as report
 from harness import cache
-from harness.protoset.codegen import CodegenError, build_go, generate_go, generate_python
+from harness.protoset.codegen import CodegenError, build_go, generate_go, generate_python, go_build_cached
+from harness.protoset.gotoolchain import GoToolchainError
+from harness.protoset import gotoolchain
 from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, discover
 from harness.run.runner import direction, directions, prepare, run_all, select
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.cmd](args)
     except (CodegenError, ProtoSetError, cases_mod.CaseError, divergences.DivergenceError, PeerError,
-            ValueError) as e:
+            GoToolchainError, ValueError) as e:
         print(f"grpc-interop {args.cmd}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -114,11 +116,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     chosen = directions(args.direction)
-    runner = select_runner(args.peer_runner)
     out = report.console()
     t0 = time.monotonic()
     prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
     ps = prepared.protoset
+    if any("go" in (d.client, d.server) for d in chosen) and not go_build_cached(ps):
+        gotoolchain.current()  # with neither Go nor Docker: one line that says what to install, before anything
+    runner = select_runner(args.peer_runner)
     out.print(f"proto set {ps.root} ({len(ps.files)} files, {ps.digest[:12]}); "
               f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s",
               soft_wrap=True)

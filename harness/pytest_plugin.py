@@ -23,6 +23,7 @@ import pytest
 from harness import cache
 from harness.cases.model import Case
 from harness.engines.peer import PeerError, select_runner
+from harness.protoset.gotoolchain import GoToolchainError
 from harness.run.runner import Direction, ExternalServer, Prepared, Session, directions, prepare, share
 from python_impl.contract import Diff, Result
 
@@ -170,7 +171,7 @@ def _run_once(session: Session, d: Direction, cases: list[Case]) -> list[Result]
     recorded once (not re-run, and re-waited for, by every test)."""
     try:
         return session.run(d, cases)
-    except PeerError as e:
+    except (PeerError, GoToolchainError) as e:
         return [Result(c.name, d.name, "error", [Diff(0, "error", "the batch to run", str(e)[-4000:])]) for c in cases]
 
 

@@ -33,7 +33,7 @@ from typing import Any
 from google.protobuf import descriptor_pb2
 
 from harness import cache
-from harness.protoset import googleapis
+from harness.protoset import googleapis, gotoolchain
 from harness.protoset import ProtoSet, ProtoSetError
 
 GO_MODULE = "github.com/grpc-interop-harness/go_peer"
@@ -293,8 +293,16 @@ def go_tools() -> dict[str, Path]:
     """Install the pinned protoc plugins into <cache>/tools/bin (once) and return their paths."""
     bindir = cache.root() / "tools" / "bin"
     tools = {}
-    for module, version in (PROTOC_GEN_GO, PROTOC_GEN_GO_GRPC):
-        name = module.rsplit("/", 1)[1]
+    pinned = {module.rsplit("/", 1)[1]: (module, version) for module, version in (PROTOC_GEN_GO, PROTOC_GEN_GO_GRPC)}
+    missing = [name for name, (_, v) in pinned.items() if not (bindir / f"{name}-{v}").exists()]
+    if missing and gotoolchain.current() == gotoolchain.DOCKER:  # the tools stage installs both
+        specs = {name: f"{m}@{v}" for name, (m, v) in pinned.items()}
+        with tempfile.TemporaryDirectory(dir=_mkdir(bindir)) as ctx:
+            built = gotoolchain.run(gotoolchain.tools_build(gotoolchain.copy_dockerfile(Path(ctx)), specs),
+                                    Path(ctx) / "out")
+            for name, exe in built.items():
+                os.replace(exe, bindir / f"{name}-{pinned[name][1]}")
+    for name, (module, version) in pinned.items():
         exe = bindir / f"{name}-{version}"
         if not exe.exists():
             bindir.mkdir(parents=True, exist_ok=True)
@@ -308,6 +316,11 @@ def go_tools() -> dict[str, Path]:
                 shutil.move(os.path.join(gobin, name), exe)
         tools[name] = exe
     return tools
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _go_sources() -> dict[str, Path]:
@@ -373,6 +386,8 @@ def _file_hash(path: Path) -> str:
 def _build_glue_plugin(src: Path) -> Path:
     """Compile protoc-gen-interop from the build copy's sources, into the build copy (cached with it)."""
     exe = src.parent / "protoc-gen-interop"
+    if not exe.exists() and gotoolchain.current() == gotoolchain.DOCKER:
+        gotoolchain.run(gotoolchain.command_build(src, "protoc-gen-interop"), src.parent)
     if not exe.exists():
         proc = subprocess.run(["go", "build", "-trimpath", "-o", str(exe), "./cmd/protoc-gen-interop"],
                               cwd=src, env=_go_env(), capture_output=True, text=True)
@@ -384,6 +399,9 @@ def _build_glue_plugin(src: Path) -> Path:
 def _pin_grpc_go(src: Path, version: str) -> None:
     """`go get google.golang.org/grpc@<version>` in the build copy (never in go_peer/), then check that
     the module graph really selected that version (a dependency needing a newer one would lift it)."""
+    if gotoolchain.current() != gotoolchain.GO:
+        raise CodegenError(f"{GRPC_GO_ENV}={version} needs a Go toolchain on PATH (the Docker builder "
+                           f"builds go.mod's grpc-go only); install Go 1.26+ or unset {GRPC_GO_ENV}")
     proc = subprocess.run(["go", "get", f"{GRPC_GO_MODULE}@{version}"], cwd=src, env=_go_env(),
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -457,10 +475,17 @@ def _write_glue(src: Path, packages: list[str], with_seeds: bool) -> None:
         "package glue\n\nimport (\n" + "\n".join(imports) + "\n)\n")
 
 
+def go_build_cached(ps: ProtoSet) -> bool:
+    """Whether the Go peer for this proto set is already built (then no Go toolchain is needed)."""
+    return (cache.root() / "go" / go_digest(ps)[:20] / "interop-peer").exists()
+
+
 def build_go(ps: ProtoSet) -> GoBuild:
     """Generate and compile the static Go peer binary for a proto set (cached by digest)."""
     src = generate_go(ps)
     binary = src.parent / "interop-peer"
+    if not binary.exists() and gotoolchain.current() == gotoolchain.DOCKER:
+        gotoolchain.run(gotoolchain.command_build(src, "interop-peer"), src.parent)
     if not binary.exists():
         tmp = binary.with_name(f".interop-peer.{os.getpid()}")
         proc = subprocess.run(["go", "build", "-trimpath", "-o", str(tmp), "./cmd/interop-peer"],
