@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import time
@@ -72,7 +73,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                        choices=["auto", "docker", "process"])
 
-    sub.add_parser("clean", help="remove every container this harness started (leftovers of crashed runs)")
+    cln = sub.add_parser("clean", help="remove every container this harness started (leftovers of crashed runs)")
+    cln.add_argument("--cache", action="store_true",
+                     help="also empty the cache folder (generated code, plugins, Go peer builds; see --cache-dir)")
 
     compat = sub.add_parser("compat", help="is the proto set compatible with a base revision? static diff + "
                                            "cross-revision runs on the wire (docs/compat.md)")
@@ -220,6 +223,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_clean(args: argparse.Namespace) -> int:
     print(f"removed {clean(all_sessions=True)} container(s)")
+    if args.cache:
+        shutil.rmtree(cache.root(), ignore_errors=True)
+        print(f"removed the cache folder {cache.root()}")
     return 0
 
 

@@ -66,3 +66,12 @@ def test_pytest_option_interop_cache_dir(pytester: pytest.Pytester, tmp_path: Pa
                                            "--collect-only", "-q", "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()[-3000:]
     assert list((tmp_path / "c" / "gen").iterdir())
+
+
+def test_clean_cache_empties_the_cache_folder(tmp_path: Path) -> None:
+    (tmp_path / "c" / "go").mkdir(parents=True)
+    (tmp_path / "c" / "go" / "interop-peer").write_text("x")
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}  # no containers to look at
+    proc = _cli("--cache-dir", str(tmp_path / "c"), "clean", "--cache", env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "c").exists() and f"removed the cache folder {tmp_path / 'c'}" in proc.stdout
