@@ -51,7 +51,7 @@ matrix: $(PY) ## grpcio × grpc-go versions: one nox session per combination (NO
 	rm -rf reports/matrix
 	$(VENV)/bin/nox $(NOX_OPTS) -s interop; $(PY) -m harness.run.version_matrix summary
 
-clean: ## remove the harness's containers, images and build products
-	-$(VENV)/bin/grpc-interop clean
+clean: ## remove the harness's containers, images, cache folder (build products) and reports
+	-$(VENV)/bin/grpc-interop clean --cache
 	-docker images --format '{{.Repository}}:{{.Tag}}' grpc-interop-peer | xargs -r docker rmi -f
-	rm -rf build reports
+	rm -rf reports

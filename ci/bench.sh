@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: wall time of `make interop` (every case, every direction), cold and warm, and the
-# number of case runs per second. Cold: no peer image, no build/ (generated code, plugins, binaries)
+# number of case runs per second. Cold: no peer image, an empty cache folder (generated code, plugins, binaries)
 # and an empty Go build cache. Warm: nothing changed. BENCHMARKS.md records the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +10,9 @@ run() {
   make -s interop >"$log" 2>&1 || { tail -n 40 "$log"; exit 1; }
   echo "$(( ($(date +%s%N) - t0) / 1000000 )) ms  ($(tail -n 1 "$log"))"
 }
-echo "cold: removing peer images, build/ and the Go build cache"
+echo "cold: removing peer images, the cache folder and the Go build cache"
 docker images --format '{{.Repository}}:{{.Tag}}' grpc-interop-peer | xargs -r docker rmi -f >/dev/null || true
-rm -rf build
+.venv/bin/grpc-interop clean --cache
 go clean -cache
 echo "make interop cold:  $(run)"
 echo "make interop warm:  $(run)"

@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import cache
 from harness.protoset import codegen
 from harness.engines.peer import docker_client, ensure_image
 from harness.protoset import discover
@@ -43,7 +44,7 @@ def main() -> int:
         # The same edit without the per-file cache: every file through protoc again.
         users.write_text(users.read_text().replace(f"  string phone_{stamp} = 4;\n",
                                                    f"  string phone_{stamp} = 4;\n  string fax = 5;\n"))
-        shutil.rmtree(codegen.BUILD / "gen" / "files")
+        shutil.rmtree(cache.root() / "gen" / "files")
         took, tag = rebuild(root)
         py, go = codegen.LAST_REGENERATED["py"], codegen.LAST_REGENERATED["go"]
         print(f"a second edit with the per-file cache emptied: {took:.1f} s; regenerated {py[0]} of {py[1]} (Python), "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import time
@@ -13,7 +14,10 @@ from harness.cases import model as cases_mod
 from harness.report import export
 from harness.run import divergences
 from harness.report import verdicts as report
-from harness.protoset.codegen import BUILD, CodegenError, build_go, generate_go, generate_python
+from harness import cache
+from harness.protoset.codegen import CodegenError, build_go, generate_go, generate_python, go_build_cached
+from harness.protoset.gotoolchain import GoToolchainError
+from harness.protoset import gotoolchain
 from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.run.runner import direction, directions, prepare, run_all, select
@@ -69,7 +73,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                        choices=["auto", "docker", "process"])
 
-    sub.add_parser("clean", help="remove every container this harness started (leftovers of crashed runs)")
+    cln = sub.add_parser("clean", help="remove every container this harness started (leftovers of crashed runs)")
+    cln.add_argument("--cache", action="store_true",
+                     help="also empty the cache folder (generated code, plugins, Go peer builds; see --cache-dir)")
 
     compat = sub.add_parser("compat", help="is the proto set compatible with a base revision? static diff + "
                                            "cross-revision runs on the wire (docs/compat.md)")
@@ -82,15 +88,25 @@ def parser() -> argparse.ArgumentParser:
     compat.add_argument("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                         choices=["auto", "docker", "process"])
     compat.add_argument("--verbose", "-v", action="store_true", help="list unchanged items one by one")
+    # global, and accepted after the command too; SUPPRESS: a subcommand never resets what came before it
+    ap.add_argument("--cache-dir", type=Path, metavar="DIR", default=None, help=CACHE_HELP)
+    for p in sub.choices.values():
+        p.add_argument("--cache-dir", type=Path, metavar="DIR", default=argparse.SUPPRESS, help=CACHE_HELP)
     return ap
+
+
+CACHE_HELP = (f"where generated code, protoc plugins and Go peer builds are kept (default: ${cache.ENV}, "
+              f"else $XDG_CACHE_HOME/{cache.APP}, else ~/.cache/{cache.APP})")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.cache_dir is not None:
+        cache.use(args.cache_dir)
     try:
         return COMMANDS[args.cmd](args)
     except (CodegenError, ProtoSetError, cases_mod.CaseError, divergences.DivergenceError, PeerError,
-            ValueError) as e:
+            GoToolchainError, ValueError) as e:
         print(f"grpc-interop {args.cmd}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -103,11 +119,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     chosen = directions(args.direction)
-    runner = select_runner(args.peer_runner)
     out = report.console()
     t0 = time.monotonic()
     prepared = prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences)
     ps = prepared.protoset
+    if any("go" in (d.client, d.server) for d in chosen) and not go_build_cached(ps):
+        gotoolchain.current()  # with neither Go nor Docker: one line that says what to install, before anything
+    runner = select_runner(args.peer_runner)
     out.print(f"proto set {ps.label} ({len(ps.files)} files, {ps.digest[:12]}); "
               f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s",
               soft_wrap=True)
@@ -186,7 +204,7 @@ def cmd_peer(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """One server peer in the foreground, with the run's catalogue, for a debugger or a manual client."""
     prepared = prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences)
-    catalogue = BUILD / "catalogue" / f"{prepared.protoset.digest[:20]}.json"
+    catalogue = cache.root() / "catalogue" / f"{prepared.protoset.digest[:20]}.json"
     catalogue.parent.mkdir(parents=True, exist_ok=True)
     catalogue.write_text(prepared.catalogue_json())
     catalogue.chmod(0o644)
@@ -210,6 +228,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_clean(args: argparse.Namespace) -> int:
     print(f"removed {clean(all_sessions=True)} container(s)")
+    if args.cache:
+        shutil.rmtree(cache.root(), ignore_errors=True)
+        print(f"removed the cache folder {cache.root()}")
     return 0
 
 

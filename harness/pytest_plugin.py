@@ -2,12 +2,14 @@
 
 A test that asks for `interop_run` is parametrized over direction × case, one test id each
 (`py-go:routeguide.RouteGuide/GetFeature/named_point`), so `-k` filters work. The machinery lives in
-harness.runner; Go-client directions run all their selected cases in one batch.
+harness.runner; Go-client directions run all their selected cases in one batch. In a repository with
+no such test, `--interop-protos DIR` brings its own (harness/pytest_interop.py).
 """
 
 from __future__ import annotations
 
 import fcntl
+import importlib
 import json
 import os
 import shutil
@@ -18,9 +20,11 @@ from typing import Any
 
 import pytest
 
+from harness import cache
 from harness.cases.model import Case
 from harness.engines.peer import PeerError, select_runner
 from harness.protoset import discover
+from harness.protoset.gotoolchain import GoToolchainError
 from harness.run.runner import Direction, ExternalServer, Prepared, Session, directions, prepare, share
 from python_impl.contract import Diff, Result
 
@@ -30,6 +34,7 @@ _SHARED = pytest.StashKey[tuple]()  # xdist controller: (session, servers, runne
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("grpc-interop")
+    # default None: given or not decides whether the plugin adds its own test (pytest_collection_modifyitems)
     g.addoption("--interop-protos", default=None,
                 help="proto folder under test; a buf.yaml / buf.work.yaml there gives the roots "
                      "(default: protos, unless --interop-proto-path is given)")
@@ -48,12 +53,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                 choices=["auto", "docker", "process"],
                 help="how the Go peer runs (auto: docker when an engine answers, else a loud fallback)")
+    g.addoption("--interop-cache-dir", type=Path, default=None, metavar="DIR",
+                help=f"where generated code and Go peer builds are kept (default: ${cache.ENV}, "
+                     f"else $XDG_CACHE_HOME/{cache.APP}, else ~/.cache/{cache.APP})")
+
+
+DEFAULT_PROTOS = "protos"
+BUILTIN_TESTS = "harness.pytest_interop"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # registered here too: a user's repository has no pytest configuration naming it (--strict-markers)
+    config.addinivalue_line("markers", "interop: a real cross-language run (needs the Go peer)")
+    if config.getoption("interop_cache_dir") is not None:
+        cache.use(config.getoption("interop_cache_dir"))
 
 
 def _prepared(config: pytest.Config) -> Prepared:
     if _PREPARED not in config.stash:
         paths = config.getoption("interop_proto_path")
-        protos = config.getoption("interop_protos") or (None if paths else "protos")
+        protos = config.getoption("interop_protos") or (None if paths else DEFAULT_PROTOS)
         ps = discover(protos, paths, config.getoption("interop_files"))
         config.stash[_PREPARED] = prepare(ps, config.getoption("interop_cases"),
                                           generated=not config.getoption("interop_no_generated"),
@@ -79,6 +98,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(("interop_direction", "interop_case"),
                          [pytest.param(d, c, id=f"{d.slug}:{c.name}", marks=pytest.mark.interop)
                           for d in directions for c in cases])
+
+
+class _BuiltinTests(pytest.Module):
+    """harness/pytest_interop.py, imported as the installed module it is (not from a path, which
+    would put site-packages first on sys.path)."""
+
+    def _getobj(self) -> Any:
+        return importlib.import_module(BUILTIN_TESTS)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselect: the added tests are filtered like any other
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`pytest --interop-protos DIR` in a repository whose tests do not ask for `interop_run` (or that
+    has no tests at all): add the plugin's own interop test, so the cases run with no conftest."""
+    asked = config.getoption("interop_protos") is not None or config.getoption("interop_proto_path")
+    if not asked or any("interop_run" in getattr(i, "fixturenames", ()) for i in items):
+        return
+    path = Path(importlib.import_module(BUILTIN_TESTS).__file__)
+    module = _BuiltinTests.from_parent(session, path=path, nodeid="grpc-interop")
+    items.extend(session.genitems(module))
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
@@ -144,7 +183,7 @@ def _run_once(session: Session, d: Direction, cases: list[Case]) -> list[Result]
     recorded once (not re-run, and re-waited for, by every test)."""
     try:
         return session.run(d, cases)
-    except PeerError as e:
+    except (PeerError, GoToolchainError) as e:
         return [Result(c.name, d.name, "error", [Diff(0, "error", "the batch to run", str(e)[-4000:])]) for c in cases]
 
 

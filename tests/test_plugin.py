@@ -84,3 +84,25 @@ def test_a_proto_set_with_no_cases_fails_like_the_cli(pytester: pytest.Pytester,
     cli = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--protos", str(protos), "--direction", "py-py",
                           "--peer-runner", "process"], capture_output=True, text=True, timeout=300)
     assert cli.returncode != 0, cli.stdout + cli.stderr
+
+
+def test_a_repo_with_no_tests_gets_the_plugins_own_interop_test(pytester: pytest.Pytester) -> None:
+    """`pytest --interop-protos DIR` in a user's repository: no conftest, no test file."""
+    pytester.makefile(".yaml", mycases=CASES)
+    result = run(pytester, "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["grpc-interop::test_interop[[]py-py:tutorial.HelloService/SayHello/right[]]",
+                                 "grpc-interop::test_interop[[]py-py:tutorial.HelloService/SayHello/wrong[]]"])
+    run(pytester, "-k", "right").assert_outcomes(passed=1, deselected=1)
+    result = run(pytester)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*FAIL: py→py tutorial.HelloService/SayHello/wrong*"])
+
+
+def test_the_plugins_own_test_is_not_added_beside_the_users_or_without_interop_protos(
+        project: pytest.Pytester) -> None:
+    result = run(project, "--collect-only", "-q")
+    assert "grpc-interop::" not in result.stdout.str()  # the user's test_it.py asks for interop_run already
+    (project.path / "test_it.py").unlink()
+    project.makepyfile(test_other="def test_other():\n    pass\n")
+    result = project.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider")
+    assert "grpc-interop::" not in result.stdout.str() and "test_other.py::test_other" in result.stdout.str()

@@ -27,7 +27,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from harness.protoset.codegen import GO_PEER, GoBuild
+from harness.protoset.codegen import GoBuild, go_peer_dir
 from python_impl.contract import CHANNEL_OPTIONS, Result
 
 LABEL = "grpc-interop-harness"
@@ -166,7 +166,7 @@ def ensure_image(build: GoBuild, client: Any) -> str:
     except docker.errors.ImageNotFound:
         pass
     with tempfile.TemporaryDirectory(prefix="peer-image-") as ctx:
-        shutil.copy2(GO_PEER / "Dockerfile", Path(ctx) / "Dockerfile")
+        shutil.copy2(go_peer_dir() / "Dockerfile", Path(ctx) / "Dockerfile")
         shutil.copy2(build.binary, Path(ctx) / "interop-peer")
         try:
             client.images.build(path=ctx, tag=tag, rm=True, pull=False, labels={LABEL: "1"})

@@ -1,12 +1,14 @@
 """protos -> generated code, for Python and for the Go peer, cached by content hash.
 
 Python: grpcio-tools' bundled protoc writes `_pb2`, `_pb2_grpc` and `.pyi` into
-`build/gen/<digest>/py/<package>/`. protoc emits top-level imports (`import foo_pb2`) that only work
+`<cache>/gen/<digest>/py/<package>/` (<cache>: the user's cache folder, harness/cache.py). protoc emits
+top-level imports (`import foo_pb2`) that only work
 with the output folder on `sys.path`; we rewrite exactly the imports of modules this run generated
 into package-qualified ones, so the output is a real package loaded by `import_python()`.
 
-Go: protoc-gen-go and protoc-gen-go-grpc (pinned, `go install`ed into `build/tools/bin`) write into a
-copy of `go_peer/` under `build/go/<digest>/src/`; go_peer's own protoc plugin, protoc-gen-interop
+Go: protoc-gen-go and protoc-gen-go-grpc (pinned, `go install`ed into `<cache>/tools/bin`) write into a
+copy of `go_peer/` (shipped in the package as `harness._go_peer`) under `<cache>/go/<digest>/src/`;
+go_peer's own protoc plugin, protoc-gen-interop
 (built from that copy), writes the thin glue `<name>_interop.pb.go` into the same packages. Every
 file's Go import path is chosen here with `M` options, so files with a bad `go_package` (or none)
 generate the same way.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.resources
 import importlib.util
 import os
 import re
@@ -30,13 +33,10 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2
 
-from harness.protoset import googleapis, runtime
+from harness import cache
+from harness.protoset import googleapis, gotoolchain, runtime
 from harness.protoset import ProtoSet, ProtoSetError
 
-REPO = Path(__file__).resolve().parents[2]
-GO_PEER = REPO / "go_peer"
-# resolved: Go commands run with other working directories and must get absolute paths
-BUILD = Path(os.environ.get("INTEROP_BUILD_DIR", REPO / "build")).resolve()
 GO_MODULE = "github.com/grpc-interop-harness/go_peer"
 PY_PACKAGE = "interop_gen"
 
@@ -48,7 +48,17 @@ GLUE_VERSION = "3"  # bump when the generated glue (gen/glue, protoc-gen-interop
 # The seed services have hand-written Go implementations (go_peer/internal/seeds); they are linked
 # only when the proto set holds the seed protos at the import paths those sources expect.
 SEED_GO_PACKAGES = {"posxyz", "routeguide", "tutorial", "users", "idc"}
-SEED_DATA = REPO / "python_impl" / "data" / "route_guide_db.json"
+
+
+def go_peer_dir() -> Path:
+    """go_peer/'s sources as installed: the repo's top-level go_peer/ is mapped into the package as
+    `harness._go_peer` (pyproject.toml), for wheels, sdists and editable installs alike."""
+    return Path(str(importlib.resources.files("harness._go_peer")))
+
+
+def seed_data() -> Path:
+    """The route guide database the seed services serve (python_impl's package data; Go embeds a copy)."""
+    return Path(str(importlib.resources.files("python_impl") / "data" / "route_guide_db.json"))
 
 
 class CodegenError(Exception):
@@ -61,7 +71,7 @@ def _protoc(args: list[str], what: str) -> None:
     include = Path(protoc.__file__).parent / "_proto"
     # the googleapis common protos come before the user's folder: their installed originals win
     # over copies there (harness/protoset/googleapis.py), which discover() leaves out of the set
-    argv = ["grpc_tools.protoc", f"-I{include}", f"-I{googleapis.include_dir(BUILD)}", *args]
+    argv = ["grpc_tools.protoc", f"-I{include}", f"-I{googleapis.include_dir(cache.root())}", *args]
     # protoc writes its diagnostics to fd 2 directly; run it in a child to capture them.
     proc = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", *argv[1:]], capture_output=True, text=True)
     if proc.returncode != 0:
@@ -138,7 +148,7 @@ def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
     # which files the runtime registers depends on grpcio-health-checking / grpcio-reflection.
     tools = "-".join(_tool_version(d) for d in ("grpcio-tools", "protobuf", "grpcio-health-checking",
                                                  "grpcio-reflection"))
-    out = BUILD / "gen" / ps.digest[:20] / f"py-{package}-{tools}"
+    out = cache.root() / "gen" / ps.digest[:20] / f"py-{package}-{tools}"
     generated = {_module_name(f) for f in files}
     renames = {_module_name(rel): r.python_module for rel, r in reg.items()}
     with_services = {f.name for f in descriptor_set(ps).file if f.service}
@@ -174,7 +184,7 @@ def registered_files(ps: ProtoSet) -> dict[str, runtime.Registered]:
 @functools.cache  # per set and content: codegen, casegen and the engines ask several times
 def _registered(ps: ProtoSet, digest: str) -> dict[str, runtime.Registered]:
     compiled = {f.name: f for f in descriptor_set(ps).file}
-    return runtime.registered(ps.files, compiled, {rel: ps.path(rel) for rel in ps.files}, BUILD)
+    return runtime.registered(ps.files, compiled, {rel: ps.path(rel) for rel in ps.files}, cache.root())
 
 
 def _check_runtime_imports(ps: ProtoSet, reg: dict[str, runtime.Registered]) -> None:
@@ -219,7 +229,7 @@ def _closure(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, list[str]]:
 
 def _sources(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, Path]:
     """Where each file to compile is read from: the set's folder, or the staged googleapis protos."""
-    common = googleapis.include_dir(BUILD)
+    common = googleapis.include_dir(cache.root())
     return {rel: ps.path(rel) if rel in ps.files else common / rel for rel in files}
 
 
@@ -231,14 +241,14 @@ def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, des
     `dest`."""
     files = files or ps.files
     closure, sources = _closure(ps, files), _sources(ps, files)
-    cache = BUILD / "gen" / "files"
+    per_file = cache.root() / "gen" / "files"
     missing: list[tuple[str, Path]] = []
     keyed: list[Path] = []
     for rel in files:
         h = hashlib.sha256(f"{kind}\0{rel}\0{extra.get(rel, '')}\0".encode())
         for f in [rel, *closure[rel]]:
             h.update(f.encode() + b"\0" + sources[f].read_bytes() + b"\0" + extra.get(f, "").encode() + b"\0")
-        folder = cache / h.hexdigest()[:24]
+        folder = per_file / h.hexdigest()[:24]
         keyed.append(folder)
         if not folder.exists():
             missing.append((rel, folder))
@@ -329,7 +339,7 @@ def go_packages(ps: ProtoSet) -> dict[str, str]:
 
 def descriptor_set(ps: ProtoSet) -> descriptor_pb2.FileDescriptorSet:
     """The proto set as protoc parsed it (with imports), cached beside the generated code."""
-    path = BUILD / "gen" / ps.digest[:20] / "descriptors.pb"
+    path = cache.root() / "gen" / ps.digest[:20] / "descriptors.pb"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".descriptors.{os.getpid()}.pb")
@@ -354,11 +364,19 @@ def _proto_packages(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, str]:
 
 
 def go_tools() -> dict[str, Path]:
-    """Install the pinned protoc plugins into build/tools/bin (once) and return their paths."""
-    bindir = BUILD / "tools" / "bin"
+    """Install the pinned protoc plugins into <cache>/tools/bin (once) and return their paths."""
+    bindir = cache.root() / "tools" / "bin"
     tools = {}
-    for module, version in (PROTOC_GEN_GO, PROTOC_GEN_GO_GRPC):
-        name = module.rsplit("/", 1)[1]
+    pinned = {module.rsplit("/", 1)[1]: (module, version) for module, version in (PROTOC_GEN_GO, PROTOC_GEN_GO_GRPC)}
+    missing = [name for name, (_, v) in pinned.items() if not (bindir / f"{name}-{v}").exists()]
+    if missing and gotoolchain.current() == gotoolchain.DOCKER:  # the tools stage installs both
+        specs = {name: f"{m}@{v}" for name, (m, v) in pinned.items()}
+        with tempfile.TemporaryDirectory(dir=_mkdir(bindir)) as ctx:
+            built = gotoolchain.run(gotoolchain.tools_build(gotoolchain.copy_dockerfile(Path(ctx)), specs),
+                                    Path(ctx) / "out")
+            for name, exe in built.items():
+                os.replace(exe, bindir / f"{name}-{pinned[name][1]}")
+    for name, (module, version) in pinned.items():
         exe = bindir / f"{name}-{version}"
         if not exe.exists():
             bindir.mkdir(parents=True, exist_ok=True)
@@ -374,12 +392,21 @@ def go_tools() -> dict[str, Path]:
     return tools
 
 
-def _go_sources() -> list[Path]:
-    skip = {"gen"}
-    return sorted(p for p in GO_PEER.rglob("*") if p.is_file()
-                  and not (set(p.relative_to(GO_PEER).parts) & skip)
-                  and (p.suffix in (".go", ".mod", ".sum") or p.name.startswith("Dockerfile")
-                       or "testdata" in p.relative_to(GO_PEER).parts))
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _go_sources() -> dict[str, Path]:
+    """go_peer's files a build copy needs, by their path inside go_peer/ (no generated gen/, no Python)."""
+    root = go_peer_dir()
+    out = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if p.is_file() and "gen" not in rel.parts and (
+                p.suffix in (".go", ".mod", ".sum") or p.name.startswith("Dockerfile") or "testdata" in rel.parts):
+            out[rel.as_posix()] = p
+    return out
 
 
 GRPC_GO_ENV = "INTEROP_GRPC_GO"  # e.g. v1.77.0: build the Go peer against that grpc-go instead of go.mod's
@@ -395,7 +422,7 @@ def grpc_go_override() -> str | None:
         raise CodegenError(f"{GRPC_GO_ENV}={version!r} is not a grpc-go module version (like v1.77.0); "
                            f"`go list -m -versions {GRPC_GO_MODULE}` lists them")
     pinned = re.search(rf"^\s*(?:require\s+)?{re.escape(GRPC_GO_MODULE)}\s+(\S+)",
-                       (GO_PEER / "go.mod").read_text(), re.M)
+                       (go_peer_dir() / "go.mod").read_text(), re.M)
     return None if pinned and pinned.group(1) == version else version
 
 
@@ -407,8 +434,11 @@ def go_digest(ps: ProtoSet) -> str:
     for part in (ps.digest, *PROTOC_GEN_GO, *PROTOC_GEN_GO_GRPC, GLUE_VERSION,
                  *([f"{GRPC_GO_MODULE}@{override}"] if override else [])):
         h.update(part.encode() + b"\0")
-    for p in [*_go_sources(), SEED_DATA]:
-        h.update(p.relative_to(REPO).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    # named as in the repository's layout, so wheel, sdist and editable installs share digests (and images)
+    named = {f"go_peer/{rel}": p for rel, p in _go_sources().items()}
+    named["python_impl/data/route_guide_db.json"] = seed_data()
+    for name, p in named.items():
+        h.update(name.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -430,6 +460,8 @@ def _file_hash(path: Path) -> str:
 def _build_glue_plugin(src: Path) -> Path:
     """Compile protoc-gen-interop from the build copy's sources, into the build copy (cached with it)."""
     exe = src.parent / "protoc-gen-interop"
+    if not exe.exists() and gotoolchain.current() == gotoolchain.DOCKER:
+        gotoolchain.run(gotoolchain.command_build(src, "protoc-gen-interop"), src.parent)
     if not exe.exists():
         proc = subprocess.run(["go", "build", "-trimpath", "-o", str(exe), "./cmd/protoc-gen-interop"],
                               cwd=src, env=_go_env(), capture_output=True, text=True)
@@ -441,6 +473,9 @@ def _build_glue_plugin(src: Path) -> Path:
 def _pin_grpc_go(src: Path, version: str) -> None:
     """`go get google.golang.org/grpc@<version>` in the build copy (never in go_peer/), then check that
     the module graph really selected that version (a dependency needing a newer one would lift it)."""
+    if gotoolchain.current() != gotoolchain.GO:
+        raise CodegenError(f"{GRPC_GO_ENV}={version} needs a Go toolchain on PATH (the Docker builder "
+                           f"builds go.mod's grpc-go only); install Go 1.26+ or unset {GRPC_GO_ENV}")
     proc = subprocess.run(["go", "get", f"{GRPC_GO_MODULE}@{version}"], cwd=src, env=_go_env(),
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -453,10 +488,10 @@ def _pin_grpc_go(src: Path, version: str) -> None:
 
 
 def generate_go(ps: ProtoSet) -> Path:
-    """Write go_peer's sources plus the generated code for a proto set into build/go/<digest>/src."""
+    """Write go_peer's sources plus the generated code for a proto set into <cache>/go/<digest>/src."""
     digest = go_digest(ps)
     override = grpc_go_override()
-    target = BUILD / "go" / digest[:20] / "src"
+    target = cache.root() / "go" / digest[:20] / "src"
     if target.exists():
         return target
     tools = go_tools()
@@ -464,8 +499,8 @@ def generate_go(ps: ProtoSet) -> Path:
 
     def fill(out: Path) -> None:
         tmp = out / "src"
-        for p in _go_sources():
-            dest = tmp / p.relative_to(GO_PEER)
+        for rel, p in _go_sources().items():
+            dest = tmp / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, dest)
         if override:
@@ -503,7 +538,7 @@ def generate_go(ps: ProtoSet) -> Path:
         _write_glue(tmp, sorted({*mapping.values(), *glue_only.values()}), with_seeds)
         if with_seeds:  # go:embed can only read files inside the package folder
             (tmp / "internal" / "seeds").mkdir(parents=True, exist_ok=True)
-            shutil.copy2(SEED_DATA, tmp / "internal" / "seeds" / SEED_DATA.name)
+            shutil.copy2(seed_data(), tmp / "internal" / "seeds" / seed_data().name)
 
     return _atomic_dir(target.parent, fill) / "src"
 
@@ -549,10 +584,17 @@ def _write_glue(src: Path, packages: list[str], with_seeds: bool) -> None:
         "package glue\n\nimport (\n" + "\n".join(imports) + "\n)\n")
 
 
+def go_build_cached(ps: ProtoSet) -> bool:
+    """Whether the Go peer for this proto set is already built (then no Go toolchain is needed)."""
+    return (cache.root() / "go" / go_digest(ps)[:20] / "interop-peer").exists()
+
+
 def build_go(ps: ProtoSet) -> GoBuild:
     """Generate and compile the static Go peer binary for a proto set (cached by digest)."""
     src = generate_go(ps)
     binary = src.parent / "interop-peer"
+    if not binary.exists() and gotoolchain.current() == gotoolchain.DOCKER:
+        gotoolchain.run(gotoolchain.command_build(src, "interop-peer"), src.parent)
     if not binary.exists():
         tmp = binary.with_name(f".interop-peer.{os.getpid()}")
         proc = subprocess.run(["go", "build", "-trimpath", "-o", str(tmp), "./cmd/interop-peer"],
@@ -569,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     from harness.protoset import add_arguments, from_args
 
     ap = argparse.ArgumentParser(prog="python -m harness.protoset.codegen", description=__doc__.splitlines()[0])
-    add_arguments(ap, str(REPO / "protos"))
+    add_arguments(ap, "protos")
     ap.add_argument("--lang", choices=["py", "go", "all"], default="all")
     ap.add_argument("--build", action="store_true", help="also compile the Go peer binary")
     args = ap.parse_args(argv)

@@ -2,7 +2,7 @@
 
 User protos often import `google/api/annotations.proto`, `google/type/date.proto` or
 `google/rpc/status.proto`. Their .proto sources, taken from the installed googleapis-common-protos,
-are staged in build/ so protoc can resolve the imports. Python uses that package's modules. Go uses
+are staged in the cache folder (harness/cache.py) so protoc can resolve the imports. Python uses that package's modules. Go uses
 genproto's packages for google/rpc (grpc-go links them already) and compiles the other imported
 files itself (harness/protoset/codegen.py, go_files). A copy of one of these files inside the user's folder
 is left out of the set: two definitions of one proto file cannot live in one process (grpcio-status

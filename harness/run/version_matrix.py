@@ -32,6 +32,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness import cache
+
 REPO = Path(__file__).resolve().parents[2]
 
 # grpcio release -> the protobuf runtime installed with it (the newest that its grpcio-tools accepts).
@@ -44,7 +46,9 @@ GRPCIO: dict[str, str] = {
 # grpc-go releases the Go peer is built against: latest, about 7 months and 1 year old.
 GRPC_GO: list[str] = ["v1.85.0", "v1.80.0", "v1.77.0"]
 GRPC_PACKAGES = ("grpcio", "grpcio-tools", "grpcio-health-checking", "grpcio-reflection", "grpcio-status")
-REPORTS = REPO / "reports" / "matrix"
+# relative to the working directory, like every report: the repository's root under `make matrix` and
+# nox; never beside the installed package
+REPORTS = Path("reports") / "matrix"
 _COMBO = re.compile(r"^grpcio-(?P<grpcio>[^_]+)_grpc-go-(?P<grpcgo>[^_]+)$")
 
 
@@ -64,7 +68,11 @@ def python_requirements(grpcio: str) -> list[str]:
     so the repo itself cannot pull an older set)."""
     import tomllib
 
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    pyproject = REPO / "pyproject.toml"
+    if not pyproject.exists():  # an installed wheel: the matrix is a tool of the repository
+        raise SystemExit(f"the version matrix runs from a clone of grpc-interop-harness (make matrix); "
+                         f"{pyproject} does not exist")
+    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
     name = re.compile(r"^\s*([A-Za-z0-9_.-]+)")
     others = [d for d in deps if name.match(d)[1].lower() not in (*GRPC_PACKAGES, "protobuf")]
     return [*(f"{p}=={grpcio}" for p in GRPC_PACKAGES), f"protobuf=={GRPCIO[grpcio]}", *others]
@@ -100,9 +108,7 @@ def run(grpcio: str, grpcgo: str, protos: str, out_dir: Path, extra: list[str]) 
     # One build folder per grpcio version, so the combinations cannot see each other's generated code
     # (grpcio-tools' output refuses older runtimes). Since bab03d6 the Python output path is keyed by
     # the grpcio-tools/protobuf versions, so this is isolation only; the Go images are shared by digest.
-    base = Path(os.environ.get("INTEROP_BUILD_DIR") or REPO / "build")
-    os.environ["INTEROP_BUILD_DIR"] = str((base / "matrix" / f"grpcio-{grpcio}").resolve())
-    meta["build_dir"] = os.environ["INTEROP_BUILD_DIR"]
+    meta["cache_dir"] = str(cache.use(cache.root() / "matrix" / f"grpcio-{grpcio}"))
 
     t0 = time.monotonic()
     try:  # build (or reuse) the Go peer first, to check the grpc-go version it really links
