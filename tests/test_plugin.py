@@ -66,3 +66,15 @@ test_d = test_a
     addresses = {p.read_text() for p in seen.iterdir()}
     assert len(list(seen.iterdir())) == 2, "both workers should have run sharing tests"
     assert len(addresses) == 1, f"workers used different servers: {addresses}"
+
+
+def test_coverage_summary_and_min_coverage(project: pytest.Pytester) -> None:
+    """The cases that ran give the session's coverage; below --interop-min-coverage the session fails."""
+    result = run(project, "-k", "right", "--interop-min-coverage", "100")
+    result.assert_outcomes(passed=1, deselected=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*grpc-interop coverage*", "coverage: fields *",
+                                 "coverage too low: fields: *% in py→py (*) is below --min-coverage 100%*"])
+    result = run(project, "-k", "right", "--interop-min-coverage", "1")
+    assert result.ret == pytest.ExitCode.OK
+    assert "coverage too low" not in result.stdout.str()

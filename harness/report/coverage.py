@@ -86,7 +86,9 @@ def _has_presence(fd: FD) -> bool:
 class Universe:
     """Everything reachable from a set of methods: message types, enums, and the items of both."""
 
-    def __init__(self, methods: Iterable[MethodDescriptor], files: set[str]) -> None:
+    def __init__(self, methods: Iterable[MethodDescriptor], files: set[str],
+                 pool: descriptor_pool.DescriptorPool | None = None) -> None:
+        self.pool = pool or descriptor_pool.Default()
         self.methods = sorted({m.full_name: m for m in methods}.values(), key=lambda m: m.full_name)
         self.files = files
         self.messages: dict[str, Descriptor] = {}
@@ -121,7 +123,7 @@ class Universe:
         """A message's fields and the extensions of it that the proto set (or its imports) declares,
         at file level or inside a message."""
         if d.full_name not in self._extensions:
-            found = descriptor_pool.Default().FindAllExtensions(d)
+            found = self.pool.FindAllExtensions(d)
             self._extensions[d.full_name] = sorted((e for e in found if e.file.name in self.files),
                                                    key=lambda e: e.number)
         return list(d.fields) + self._extensions[d.full_name]
@@ -151,9 +153,9 @@ def method_name(m: MethodDescriptor) -> str:
     return f"{m.containing_service.full_name}/{m.name}"
 
 
-def file_closure(files: Iterable[str]) -> set[str]:
+def file_closure(files: Iterable[str], pool: descriptor_pool.DescriptorPool) -> set[str]:
     """The files and everything they import, transitively."""
-    pool, out, todo = descriptor_pool.Default(), set(), list(files)
+    out, todo = set(), list(files)
     while todo:
         name = todo.pop()
         if name in out:
@@ -167,7 +169,7 @@ def file_closure(files: Iterable[str]) -> set[str]:
 
 def exercised(case: Case, universe: Universe) -> set[Item]:
     """The items a case exercises, from its data alone (the same in every direction)."""
-    pool, out = descriptor_pool.Default(), set()
+    pool, out = universe.pool, set()
     for call in case.calls:
         if call.raw:
             continue  # a method outside the proto set (unimplemented method/service)
@@ -351,9 +353,10 @@ def measure(universe: Universe, cases: list[Case], ran: dict[str, set[str]]) -> 
     return Coverage(universe.items, covered, list(ran))
 
 
-def universe_of(protoset: Any, cases: list[Case]) -> Universe:
-    """Every method of the proto set's services, and any other method a case calls."""
-    pool = descriptor_pool.Default()
+def universe_of(protoset: Any, cases: list[Case], pool: descriptor_pool.DescriptorPool | None = None) -> Universe:
+    """Every method of the proto set's services, and any other method a case calls (the generated
+    code's pool unless another is given)."""
+    pool = pool or descriptor_pool.Default()
     files = [pool.FindFileByName(f) for f in protoset.files]
     methods = [m for f in files for svc in f.services_by_name.values() for m in svc.methods]
     for case in cases:
@@ -361,7 +364,7 @@ def universe_of(protoset: Any, cases: list[Case]) -> Universe:
             if not call.raw:
                 svc, _, name = call.method.partition("/")
                 methods.append(pool.FindServiceByName(svc).methods_by_name[name])
-    return Universe(methods, file_closure(protoset.files))
+    return Universe(methods, file_closure(protoset.files, pool), pool)
 
 
 def parse_thresholds(values: list[str] | None) -> dict[str, float]:

@@ -6,6 +6,7 @@ import html
 from collections import defaultdict
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.report.coverage import KINDS, MESSAGE_KINDS, METHOD_KINDS, Coverage, Item
@@ -67,7 +68,7 @@ def _owner_table(cov: Coverage, title: str, first: str, kinds: tuple[str, ...]) 
     table.add_column(first, no_wrap=True)
     for kind in kinds:
         table.add_column(kind, justify="right")
-    table.add_column("uncovered (in every direction unless [named])")
+    table.add_column(escape("uncovered (in every direction unless [named])"))
     worst = {k: min(cov.directions, key=lambda d: cov.percent(k, d)) if cov.directions else "" for k in kinds}
     for owner, gaps in sorted(_by_owner(cov, kinds).items()):
         cells = []
@@ -76,7 +77,7 @@ def _owner_table(cov: Coverage, title: str, first: str, kinds: tuple[str, ...]) 
             done = sum(i in cov.covered.get(worst[kind], set()) for i in owned)
             cells.append(f"{done}/{len(owned)}" if owned else "–")
         listed = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in gaps.items() if names)
-        table.add_row(owner, *cells, listed or "[green]none[/green]")
+        table.add_row(escape(owner), *cells, escape(listed) if listed else "[green]none[/green]")
     return table
 
 
