@@ -65,3 +65,22 @@ def test_oneof_members_and_their_defaults(seed_gen) -> None:
     for member in ("text", "number", "scalars", "color", "blob"):
         assert f"shapes.v1.Shapes/Unary/Everything/oneof_choice.{member}" in names
         assert f"shapes.v1.Shapes/Unary/Everything/oneof_choice.{member}_default" in names
+
+
+def test_oneof_members_of_response_only_types_travel_in_responses(seed_gen) -> None:
+    cases = {c.name: c for c in casegen.generate(discover(REPO / "protos"))}
+    for member in ("text", "number", "scalars", "color", "blob"):
+        call = cases[f"shapes.v1.Shapes/ServerStream/Scalars/oneof_response.choice.{member}"].calls[0]
+        assert [list(r["choice"]) for r in call.expect["responses"]] == [[member]]
+        assert f"shapes.v1.Shapes/ServerStream/Scalars/oneof_response.choice.{member}_default" in cases
+    # a member both sides reach by the same path travels both ways in one case
+    both = cases["shapes.v1.Shapes/Unary/Everything/oneof_choice.number"].calls[0]
+    assert both.requests == both.expect["responses"] == [{"choice": {"number": "-42"}}]
+
+
+def test_extensions_in_a_message_scope_and_in_another_file_are_set(seed_gen) -> None:
+    legacy = descriptor_pool.Default().FindMessageTypeByName("shapes.legacy.Legacy")
+    value = to_json(build(legacy, "typical"))
+    for name in ("shapes.legacy.note", "shapes.legacy.Annex.serial", "shapes.more.more_tags",
+                 "shapes.more.Holder.holder_level"):
+        assert f"[{name}]" in value, name

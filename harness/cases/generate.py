@@ -82,7 +82,7 @@ def value_cases(m: MethodDescriptor) -> list[Case]:
     """Every value pattern of the request and response types; patterns that change nothing are dropped."""
     out, seen = [], set()
     variants: list[tuple[str, Callable[[Descriptor], Any]]] = [(p, lambda d, p=p: _value(d, p)) for p in PATTERNS]
-    variants += _oneof_variants(m.input_type)
+    variants += _oneof_variants(m)
     variants.append(("deep_recursion", lambda d: _deep(d, 60)))
     # Past upb's default nesting limit (100) and far inside protobuf-go's (10 000): see divergences.
     variants.append(("deep_recursion_150", lambda d: _deep(d, 150)))
@@ -100,24 +100,35 @@ def value_cases(m: MethodDescriptor) -> list[Case]:
     return out
 
 
-def _oneof_variants(desc: Descriptor) -> list[tuple[str, Callable[[Descriptor], Any]]]:
-    """Each oneof member set (typical value, then its default value), in messages reachable from desc."""
+def _oneof_variants(m: MethodDescriptor) -> list[tuple[str, Callable[[Descriptor], Any]]]:
+    """Each oneof member set (typical value, then its default value), in messages reachable from the
+    request type and from the response type. A member both reach by the same path is set on both
+    sides in one case, `oneof_<path>`; one only the response reaches gets `oneof_response.<path>`
+    (without it, a response-only type's oneofs would only ever carry their first member)."""
+    request, response = _oneof_members(m.input_type), _oneof_members(m.output_type)
     variants = []
+    for key, (path, fd) in [*request.items(), *((k, v) for k, v in response.items() if k not in request)]:
+        side = "" if key in request else "response."
+        for suffix, pattern in (("", "typical"), ("_default", "empty")):
+            name = f"oneof_{side}{'.'.join(path + [fd.name])}{suffix}"
+            variants.append((name, lambda d, key=key, pattern=pattern:
+                             _with_member(d, *_oneof_members(d)[key], pattern) if key in _oneof_members(d) else None))
+    return variants
+
+
+def _oneof_members(desc: Descriptor) -> dict[tuple[str, ...], tuple[list[str], Any]]:
+    """Real oneof members reachable from desc, by (field path, holder type, member number)."""
+    found = {}
     for path, holder in _reachable(desc):
         for oneof in holder.oneofs:
             if len(oneof.fields) == 1 and oneof.name == f"_{oneof.fields[0].name}":
                 continue  # proto3 optional
             for fd in oneof.fields:
-                for suffix, pattern in (("", "typical"), ("_default", "empty")):
-                    name = f"oneof_{'.'.join(path + [fd.name])}{suffix}"
-                    variants.append((name, lambda d, path=path, fd=fd, pattern=pattern, root=desc:
-                                     _with_member(d, root, path, fd, pattern)))
-    return variants
+                found[(*path, holder.full_name, str(fd.number))] = (path, fd)
+    return found
 
 
-def _with_member(d: Descriptor, root: Descriptor, path: list[str], fd: Any, pattern: str) -> Any:
-    if d is not root:
-        return None
+def _with_member(d: Descriptor, path: list[str], fd: Any, pattern: str) -> Any:
     msg = build(d, "empty")
     holder = msg
     for name in path:

@@ -64,13 +64,9 @@ def _is_synthetic(oneof: Any) -> bool:
 
 
 def _extensions(desc: Descriptor) -> list[FD]:
-    pool = descriptor_pool.Default()
-    found = []
-    for name in desc.file.extensions_by_name:
-        ext = pool.FindExtensionByName(f"{desc.file.package}.{name}" if desc.file.package else name)
-        if ext.containing_type == desc:
-            found.append(ext)
-    return found
+    """Every extension of desc the generated code declares: at file level or inside a message's scope,
+    in desc's file or in another one (by number, so the cases stay deterministic)."""
+    return sorted(descriptor_pool.Default().FindAllExtensions(desc), key=lambda ext: ext.number)
 
 
 def _target(msg: Message, fd: FD) -> Any:
