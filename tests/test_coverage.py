@@ -3,6 +3,7 @@ named; the `coverage` command, --min-coverage, and the generated cases' real num
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 import subprocess
 import sys
@@ -25,7 +26,8 @@ FIELDS_LINE = re.compile(r"^fields: (\d+\.\d)%$", re.M)
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> descriptor_pool.DescriptorPool:
     """The tiny proto in a pool of its own: one process imports one proto set's generated code."""
     out = tmp_path_factory.mktemp("tiny") / "tiny.pb"
-    assert protoc.main(["protoc", f"-I{TINY}", f"--descriptor_set_out={out}", "--include_imports",
+    wkt = importlib.resources.files("grpc_tools") / "_proto"  # google/protobuf/*.proto
+    assert protoc.main(["protoc", f"-I{TINY}", f"-I{wkt}", f"--descriptor_set_out={out}", "--include_imports",
                         "coverage_tiny.proto"]) == 0
     pool = descriptor_pool.DescriptorPool()
     for f in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file:
@@ -42,7 +44,7 @@ def _case(pattern: str, requests: list[dict], responses: list[dict], method: str
 
 
 NAMED = _case("named", [{"name": "n", "mood": "MOOD_HAPPY", "text": "t", "tags": {"k": 1}}], [{"flag": True}])
-COUNTED = _case("counted", [{"count": 3, "maybe": 0, "inner": {}, "number": "5"}], [{}],
+COUNTED = _case("counted", [{"count": 3, "maybe": 0, "inner": {}, "number": "5", "when": "2024-01-01T00:00:00.5Z"}], [{}],
                 metadata={"x-a": ["1"], "x-b-bin": ["AAE="]})
 
 
@@ -53,8 +55,10 @@ def _measure(pool: descriptor_pool.DescriptorPool, cases: list[Case], ran: dict[
 def test_a_field_no_case_sets_is_listed_uncovered(tiny) -> None:
     cov = _measure(tiny, [NAMED], {"py→go": {NAMED.name}})
     fields = {i.name for i in cov.uncovered("fields")}
-    assert fields == {"count (2)", "maybe (4)", "number (6)", "inner (8)"}
-    assert cov.counts("fields", "py→go") == (5, 9)  # Req's 8 fields and Inner.flag
+    assert fields == {"count (2)", "maybe (4)", "number (6)", "inner (8)", "when (9)", "seconds (1)", "nanos (2)"}
+    # a well-known type's fields count like any other: one that only ever travels empty shows up
+    assert "google.protobuf.Timestamp: seconds (1)" in {str(i) for i in cov.uncovered("fields")}
+    assert cov.counts("fields", "py→go") == (5, 12)  # Req's 9 fields, Inner.flag, Timestamp's 2
     assert {i.name for i in cov.uncovered("oneof members")} == {"pick.number"}
     assert {i.name for i in cov.uncovered("enum values")} == {"MOOD_UNSPECIFIED (0)", "MOOD_SAD (2)"}
     assert {i.name for i in cov.uncovered("presence states")} >= {"maybe: default", "maybe: non-default",
@@ -69,8 +73,8 @@ def test_a_field_no_case_sets_is_listed_uncovered(tiny) -> None:
 def test_a_direction_only_counts_the_cases_that_ran_there(tiny) -> None:
     cov = _measure(tiny, [NAMED, COUNTED], {"py→go": {NAMED.name}, "go→py": {NAMED.name, COUNTED.name}})
     assert cov.percent("fields", "go→py") == 100.0
-    assert cov.percent("fields", "py→go") == pytest.approx(100 * 5 / 9)
-    assert cov.lowest("fields") == ("py→go", pytest.approx(100 * 5 / 9))
+    assert cov.percent("fields", "py→go") == pytest.approx(100 * 5 / 12)
+    assert cov.lowest("fields") == ("py→go", pytest.approx(100 * 5 / 12))
     assert not cov.uniform()
     missing = cov.uncovered("fields")
     assert all(directions == ["py→go"] for directions in missing.values())
@@ -79,15 +83,15 @@ def test_a_direction_only_counts_the_cases_that_ran_there(tiny) -> None:
                                                                             "MOOD_SAD (2)": ["py→go", "go→py"]}
     kinds = cov.uncovered("metadata kinds")
     assert kinds[coverage.Item("metadata kinds", "cov.tiny.Tiny/Call", "request -bin")] == ["py→go"]
-    assert "fields 55.6%" in cov.summary() and "lowest direction" in cov.summary()
+    assert "fields 41.7%" in cov.summary() and "lowest direction" in cov.summary()
 
 
 def test_min_coverage_fails_below_and_passes_above(tiny) -> None:
     cov = _measure(tiny, [NAMED], {"py→go": {NAMED.name}})
-    (problem,) = cov.below({"fields": 56})
-    assert problem.startswith("fields: 55.6% in py→go (5/9) is below --min-coverage 56%")
+    (problem,) = cov.below({"fields": 42})
+    assert problem.startswith("fields: 41.7% in py→go (5/12) is below --min-coverage 42%")
     assert "cov.tiny.Req: count (2)" in problem
-    assert cov.below({"fields": 55}) == []
+    assert cov.below({"fields": 41.5}) == []
     assert cov.below({"enum values": 34}) and not cov.below({"enum values": 33})
     assert coverage.parse_thresholds(["99.5", "enum_values=100"]) == {"fields": 99.5, "enum values": 100.0}
     with pytest.raises(ValueError, match="unknown number 'colours'"):
@@ -111,13 +115,13 @@ def test_coverage_command_prints_the_fields_line_and_every_gap(tmp_path: Path) -
     cases = tmp_path / "cases.yaml"
     cases.write_text(CASES_YAML)
     args = ["coverage", "--protos", str(TINY), "--cases", str(cases), "--no-generated"]
-    proc = cli(*args, "--direction", "py-go", "--min-coverage", "55")
+    proc = cli(*args, "--direction", "py-go", "--min-coverage", "41")
     assert proc.returncode == 0, proc.stderr
-    assert FIELDS_LINE.search(proc.stdout).group(1) == "55.6"
+    assert FIELDS_LINE.search(proc.stdout).group(1) == "41.7"
     assert "count (2)" in proc.stdout and "cov.tiny.Req" in proc.stdout and "cov.tiny.Tiny/Watch" in proc.stdout
     proc = cli(*args, "--min-coverage", "99")
     assert proc.returncode == 1
-    assert "coverage too low: fields: 55.6% in py→go (5/9) is below --min-coverage 99%" in proc.stdout
+    assert "coverage too low: fields: 41.7% in py→go (5/12) is below --min-coverage 99%" in proc.stdout
     # -k selecting nothing: nothing ran, nothing is covered
     proc = cli(*args, "-k", "no-such-case")
     assert proc.returncode == 0 and FIELDS_LINE.search(proc.stdout).group(1) == "0.0"
