@@ -32,7 +32,8 @@ def test_every_mode_has_its_streaming_patterns(seed_gen) -> None:
     for suffix in ("ServerStream/stream/zero", "ServerStream/stream/many", "ServerStream/stream/error_after_2",
                    "ClientStream/stream/zero", "Bidi/stream/ping_pong", "Bidi/stream/server_finishes_early",
                    "Bidi/stream/client_cancels_after_first", "Unary/stream/deadline_exceeded",
-                   "Unary/stream/cancel_before_first_message"):
+                   "Unary/stream/cancel_before_first_message", "Unary/stream/error",
+                   "ClientStream/stream/error_after_requests", "Bidi/stream/error_after_1"):
         assert f"shapes.v1.Shapes/{suffix}" in names
 
 

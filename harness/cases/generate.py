@@ -194,6 +194,9 @@ def stream_cases(m: MethodDescriptor) -> list[Case]:
     def add(pattern: str, call: Call) -> None:
         out.append(_case(m, "stream", pattern, call))
 
+    if kind == "unary":
+        # every method ends in an error status at least once (the protocol cases only use a service's first)
+        add("error", _call(m, [req], [], status="ABORTED", message="stopped"))
     if kind == "server_stream":
         for n, pattern in ((0, "zero"), (1, "one"), (25, "many")):
             add(pattern, _call(m, [req], [resp] * n))
@@ -201,10 +204,12 @@ def stream_cases(m: MethodDescriptor) -> list[Case]:
     if kind == "client_stream":
         for n, pattern in ((0, "zero"), (1, "one"), (25, "many")):
             add(pattern, _call(m, [req] * n, [resp]))
+        add("error_after_requests", _call(m, [req] * 3, [], status="ABORTED", message="stopped after 3 requests"))
     if kind == "bidi":
         add("ping_pong", _call(m, [req] * 4, [resp] * 4, bidi="ping_pong"))
         add("half_duplex", _call(m, [req] * 4, [resp] * 3))
         add("server_finishes_early", _call(m, [req] * 3, [resp], server={"read_requests": 1}))
+        add("error_after_1", _call(m, [req] * 2, [resp], status="ABORTED", message="stopped after 1 response"))
         add("client_cancels_after_first", _call(m, [req] * 3, [resp], status="CANCELLED", cancel_after_responses=1,
                                                 bidi="ping_pong", server={"responses": [resp] * 3, "status": "OK"}))
     # When its deadline passes, a grpc-go server resets the stream (RST_STREAM CANCEL); that reset can
