@@ -85,3 +85,11 @@ def test_extensions_in_a_message_scope_and_in_another_file_are_set(seed_gen) -> 
     for name in ("shapes.legacy.note", "shapes.legacy.Annex.serial", "shapes.more.more_tags",
                  "shapes.more.Holder.holder_level"):
         assert f"[{name}]" in value, name
+
+
+def test_presence_default_sets_extensions_to_their_defaults(seed_gen) -> None:
+    legacy = descriptor_pool.Default().FindMessageTypeByName("shapes.legacy.Legacy")
+    value = to_json(build(legacy, "presence_default"))
+    assert value["[shapes.legacy.note]"] == "" and value["[shapes.legacy.Annex.serial]"] == "0"
+    assert value["[shapes.more.Holder.holder_level]"] == "LEVEL_LOW"
+    assert "[shapes.more.more_tags]" not in value  # repeated: no presence

@@ -52,7 +52,7 @@ def build(desc: Descriptor, pattern: str, depth: int = 0) -> Message:
                 continue
             oneofs_done.add(oneof.name)  # the first member: other members get their own cases
         _set_field(msg, fd, pattern, depth)
-    if pattern in ("typical", "max") and depth == 0:
+    if pattern in ("typical", "max", "presence_default") and depth == 0:
         for ext in _extensions(desc):
             _set_field(msg, ext, pattern, depth)
     return msg
