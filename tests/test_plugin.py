@@ -66,6 +66,9 @@ test_d = test_a
     addresses = {p.read_text() for p in seen.iterdir()}
     assert len(list(seen.iterdir())) == 2, "both workers should have run sharing tests"
     assert len(addresses) == 1, f"workers used different servers: {addresses}"
+    # the controller measured coverage from the workers' reports
+    summary = [line for line in result.stdout.lines if line.startswith("coverage: fields ")]
+    assert summary and not summary[0].startswith("coverage: fields 0.0%"), result.stdout.str()[-3000:]
 
 
 def test_coverage_summary_and_min_coverage(project: pytest.Pytester) -> None:
