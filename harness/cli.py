@@ -166,9 +166,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _too_low(out: Console, cov: coverage.Coverage, thresholds: dict[str, float]) -> bool:
     """Print each number under its --min-coverage; True when there is one."""
-    for problem in cov.below(thresholds):
+    problems = cov.below(thresholds)
+    for problem in problems:
         out.print(f"coverage too low: {problem}", style="bold red", markup=False, soft_wrap=True)
-    return bool(cov.below(thresholds))
+    if problems:
+        out.print("  add cases that carry the uncovered items (a case file, --cases), or lower --min-coverage; "
+                  "`grpc-interop coverage --protos DIR` lists every gap", markup=False, soft_wrap=True)
+    return bool(problems)
 
 
 def _write_reports(args: argparse.Namespace, results: list, names: list[str], explanations: dict,

@@ -44,7 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="only these directions (py-go, go-py, pyaio-go, go-pyaio, py-py, pyaio-pyaio, go-go); repeatable")
     g.addoption("--interop-min-coverage", action="append", default=None, metavar="PCT|KIND=PCT",
                 help="fail the session when the field coverage of the interop cases that ran (or the named "
-                     "number, e.g. 'enum values=100') is below PCT in some direction; repeatable")
+                     "number, e.g. 'enum values=100') is below PCT in some direction (a direction of "
+                     "--interop-direction where -k left nothing to run counts 0); repeatable")
     g.addoption("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                 choices=["auto", "docker", "process"],
                 help="how the Go peer runs (auto: docker when an engine answers, else a loud fallback)")

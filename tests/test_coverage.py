@@ -4,6 +4,7 @@ named; the `coverage` command, --min-coverage, and the generated cases' real num
 from __future__ import annotations
 
 import importlib.resources
+import json
 import re
 import subprocess
 import sys
@@ -122,6 +123,14 @@ def test_coverage_command_prints_the_fields_line_and_every_gap(tmp_path: Path) -
     proc = cli(*args, "--min-coverage", "99")
     assert proc.returncode == 1
     assert "coverage too low: fields: 41.7% in py→go (5/12) is below --min-coverage 99%" in proc.stdout
+    # what a run really ran, from its JSON: only go→py ran the case
+    results = tmp_path / "run.json"
+    results.write_text(json.dumps({"results": [{"case": "cov.tiny.Tiny/Call/named", "direction": "go→py",
+                                                "verdict": "pass"}], "coverage": {}}))
+    proc = cli(*args, "--results", str(results))
+    assert proc.returncode == 0 and FIELDS_LINE.search(proc.stdout).group(1) == "41.7"
+    proc = cli(*args, "--results", str(results), "--direction", "go-py", "--direction", "py-go")
+    assert FIELDS_LINE.search(proc.stdout).group(1) == "0.0" and "name (1) [py→go]" in proc.stdout
     # -k selecting nothing: nothing ran, nothing is covered
     proc = cli(*args, "-k", "no-such-case")
     assert proc.returncode == 0 and FIELDS_LINE.search(proc.stdout).group(1) == "0.0"
