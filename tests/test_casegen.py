@@ -93,3 +93,15 @@ def test_presence_default_sets_extensions_to_their_defaults(seed_gen) -> None:
     assert value["[shapes.legacy.note]"] == "" and value["[shapes.legacy.Annex.serial]"] == "0"
     assert value["[shapes.more.Holder.holder_level]"] == "LEVEL_LOW"
     assert "[shapes.more.more_tags]" not in value  # repeated: no presence
+
+
+def test_empty_submessages_one_level_at_a_time(seed_gen) -> None:
+    cases = {c.name: c for c in casegen.generate(discover(REPO / "protos"))}
+    top = cases["shapes.v1.Shapes/Unary/Everything/empty_submessages_0"].calls[0].requests[0]
+    assert top == {k: {} for k in ("scalars", "repeats", "maps", "choice", "presence", "tree", "outer", "wkt")}
+    nested = cases["shapes.v1.Shapes/Unary/Everything/empty_submessages_1"].calls[0].requests[0]
+    assert nested["outer"] == {"middle": {}, "shortcut": {}} and nested["wkt"]["ts"] == "1970-01-01T00:00:00Z"
+    assert cases["shapes.v1.Shapes/Unary/Everything/empty_submessages_2"].calls[0].requests[0]["outer"] == {
+        "middle": {"inner": {}}}
+    # a message with required fields is never empty: Legacy.child is left out, so no such case
+    assert not any(n.startswith("shapes.legacy.LegacyService/Roundtrip/Legacy/empty_submessages") for n in cases)

@@ -83,6 +83,10 @@ def value_cases(m: MethodDescriptor) -> list[Case]:
     out, seen = [], set()
     variants: list[tuple[str, Callable[[Descriptor], Any]]] = [(p, lambda d, p=p: _value(d, p)) for p in PATTERNS]
     variants += _oneof_variants(m)
+    # Message fields present but empty, one nesting level at a time: the holder's field is set to its
+    # default (an empty message), and the empty child carries its own fields unset.
+    variants += [(f"empty_submessages_{level}", lambda d, level=level: _empty_submessages(d, level))
+                 for level in range(3)]
     variants.append(("deep_recursion", lambda d: _deep(d, 60)))
     # Past upb's default nesting limit (100) and far inside protobuf-go's (10 000): see divergences.
     variants.append(("deep_recursion_150", lambda d: _deep(d, 150)))
@@ -139,6 +143,28 @@ def _with_member(d: Descriptor, path: list[str], fd: Any, pattern: str) -> Any:
             getattr(holder, fd.name).SetInParent()
     else:
         setattr(holder, fd.name, scalar(fd, "typical", 0) if pattern == "typical" else fd.default_value)
+    return to_json(msg)
+
+
+def _empty_submessages(d: Descriptor, level: int) -> Any:
+    """d with the singular message fields of the types `level` fields deep set present but empty;
+    None when there are none. A type with required fields cannot be empty, so it is left out."""
+    msg, touched = build(d, "empty"), False
+    for path, holder in _reachable(d):
+        if len(path) != level:
+            continue
+        node = msg
+        for name in path:
+            node = getattr(node, name)
+        for f in holder.fields:
+            if (f.message_type is None or f.is_repeated or f.containing_oneof is not None
+                    or any(g.is_required for g in f.message_type.fields)):
+                continue
+            getattr(node, f.name).SetInParent()
+            touched = True
+    if not touched:
+        return None
+    _fill_required(msg)
     return to_json(msg)
 
 

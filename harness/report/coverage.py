@@ -141,12 +141,14 @@ class Universe:
 
 
 def _states(fd: FD) -> tuple[str, ...]:
-    """The presence states a field can be in: a required field is never unset, and a field with no
-    value but its default (google.protobuf.Empty, google.protobuf.NullValue) is never non-default."""
+    """The presence states a field can be in: a required field is never unset, a field with no value
+    but its default (google.protobuf.Empty, google.protobuf.NullValue) is never non-default, and a
+    message with required fields is never empty (its default)."""
     states = PRESENCE_STATES[1:] if fd.is_required else PRESENCE_STATES
     only_default = (fd.message_type is not None and not fd.message_type.fields) or \
         (fd.enum_type is not None and len({v.number for v in fd.enum_type.values}) == 1)
-    return tuple(s for s in states if not (only_default and s == "non-default"))
+    never_empty = fd.message_type is not None and any(f.is_required for f in fd.message_type.fields)
+    return tuple(s for s in states if not (only_default and s == "non-default") and not (never_empty and s == "default"))
 
 
 def method_name(m: MethodDescriptor) -> str:

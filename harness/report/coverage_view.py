@@ -31,7 +31,7 @@ def _column_title(cov: Coverage, d: str) -> str:
 
 
 def summary_table(cov: Coverage) -> Table:
-    table = Table(title="interop coverage: exercised / reachable, per direction")
+    table = Table(title="coverage per direction (exercised/reachable)")
     table.add_column("number")
     columns = _columns(cov)
     for d in columns:
