@@ -105,3 +105,9 @@ def test_empty_submessages_one_level_at_a_time(seed_gen) -> None:
         "middle": {"inner": {}}}
     # a message with required fields is never empty: Legacy.child is left out, so no such case
     assert not any(n.startswith("shapes.legacy.LegacyService/Roundtrip/Legacy/empty_submessages") for n in cases)
+
+
+def test_metadata_is_echoed_on_every_method(seed_gen) -> None:
+    names = {c.name for c in casegen.generate(discover(REPO / "protos"))}
+    for method in ("Unary", "ServerStream", "ClientStream", "Bidi"):
+        assert f"shapes.v1.Shapes/{method}/protocol/metadata_echo" in names

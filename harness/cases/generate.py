@@ -262,6 +262,10 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
     blob = base64.b64encode(bytes(range(256))).decode()
     echo = {"x-ascii": ["plain value", "second"], "x-blob-bin": [blob]}
     add("metadata_echo", _exchange(m, req, resp, metadata=echo, headers=echo, trailers=echo))
+    for other in svc.methods[1:]:  # metadata rides every method, whatever its mode: echo it on each
+        out.append(_case(other, "protocol", "metadata_echo", _exchange(
+            other, _value(other.input_type, "typical"), _value(other.output_type, "typical"),
+            metadata=echo, headers=echo, trailers=echo)))
     for code in STATUS_CODES[1:]:
         add(f"status_{code.lower()}", _call(m, [req], error_responses, status=code, message=f"plain {code} message"))
     add("status_unicode_message", _call(m, [req], error_responses, status="FAILED_PRECONDITION",
