@@ -74,9 +74,12 @@ def _enum_name(enum: EnumDescriptor, number: int) -> str:
     return f"{names or 'unknown'} ({number})"
 
 
+_TYPE_NAMES = {value: name[5:].lower() for name, value in vars(FD).items() if name.startswith("TYPE_")}
+
+
 def _key_type(fd: FD) -> str:
-    key = fd.message_type.fields_by_name["key"]
-    return next(name.lower()[5:] for name, value in vars(FD).items() if name.startswith("TYPE_") and value == key.type)
+    """The key type of a map field, as the .proto spells it (int32, sfixed64, string…)."""
+    return _TYPE_NAMES[fd.message_type.fields_by_name["key"].type]
 
 
 def _has_presence(fd: FD) -> bool:
