@@ -91,12 +91,13 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
             pytest.fail("INTEROP_REQUIRE_CHROMIUM is set but chromium is not installed (run ci/chromium.sh)")
         pytest.skip("NO CHROMIUM on this machine: the HTML report is NOT render-tested (run ci/chromium.sh)")
     page = tmp_path / "report.html"
-    page.write_text(export.html_page(RESULTS, DIRECTIONS, EXPLAIN, "interop report"), encoding="utf-8")
+    page.write_text(export.html_page(RESULTS, DIRECTIONS, EXPLAIN, "interop report", _coverage()), encoding="utf-8")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert "FAIL: py→go a.Svc/M/T/bad" in dom.stdout and "1 pass, 1 known divergences" in dom.stdout, dom.stderr[-2000:]
+    assert "<h1>Coverage</h1>" in dom.stdout and "fields: 50.0%" in dom.stdout
     shot = tmp_path / "shot.png"
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
