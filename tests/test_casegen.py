@@ -111,3 +111,12 @@ def test_metadata_is_echoed_on_every_method(seed_gen) -> None:
     names = {c.name for c in casegen.generate(discover(REPO / "protos"))}
     for method in ("Unary", "ServerStream", "ClientStream", "Bidi"):
         assert f"shapes.v1.Shapes/{method}/protocol/metadata_echo" in names
+
+
+def test_oneof_members_inside_list_elements_travel(seed_gen) -> None:
+    cases = {c.name: c for c in casegen.generate(discover(REPO / "protos"))}
+    for member, value in (("circle", 1.5), ("square", {"side": 1.5}), ("label", "text 0")):
+        call = cases[f"shapes.draw.Drawings/Draw/Drawing/oneof_shapes.{member}"].calls[0]
+        assert call.requests == call.expect["responses"] == [{"shapes": [{member: value}]}]
+    assert cases["shapes.draw.Drawings/Draw/Drawing/oneof_shapes.square_default"].calls[0].requests == [
+        {"shapes": [{"square": {}}]}]

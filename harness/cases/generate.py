@@ -21,7 +21,7 @@ from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDesc
 
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
-from harness.cases.values import PATTERNS, build, scalar, to_json
+from harness.cases.values import PATTERNS, build, map_keys, scalar, to_json
 
 SOURCE = "generated from descriptors (harness/cases/generate.py)"
 TIMEOUT_MS = 10_000
@@ -111,38 +111,75 @@ def _oneof_variants(m: MethodDescriptor) -> list[tuple[str, Callable[[Descriptor
     (without it, a response-only type's oneofs would only ever carry their first member)."""
     request, response = _oneof_members(m.input_type), _oneof_members(m.output_type)
     variants = []
-    for key, (path, fd) in [*request.items(), *((k, v) for k, v in response.items() if k not in request)]:
+    for key, (steps, fd) in [*request.items(), *((k, v) for k, v in response.items() if k not in request)]:
         side = "" if key in request else "response."
         for suffix, pattern in (("", "typical"), ("_default", "empty")):
-            name = f"oneof_{side}{'.'.join(path + [fd.name])}{suffix}"
+            name = f"oneof_{side}{'.'.join([name for name, _ in steps] + [fd.name])}{suffix}"
             variants.append((name, lambda d, key=key, pattern=pattern:
                              _with_member(d, *_oneof_members(d)[key], pattern) if key in _oneof_members(d) else None))
     return variants
 
 
-def _oneof_members(desc: Descriptor) -> dict[tuple[str, ...], tuple[list[str], Any]]:
+Steps = list[tuple[str, str]]  # (field name, how to step into it: "one", "list" element or "map" value)
+
+
+def _oneof_members(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Any]]:
     """Real oneof members reachable from desc, by (field path, holder type, member number)."""
     found = {}
-    for path, holder in _reachable(desc):
+    for steps, holder in _oneof_holders(desc):
         for oneof in holder.oneofs:
             if len(oneof.fields) == 1 and oneof.name == f"_{oneof.fields[0].name}":
                 continue  # proto3 optional
             for fd in oneof.fields:
-                found[(*path, holder.full_name, str(fd.number))] = (path, fd)
+                found[(*(f"{name}:{how}" for name, how in steps), holder.full_name, str(fd.number))] = (steps, fd)
     return found
 
 
-def _with_member(d: Descriptor, path: list[str], fd: Any, pattern: str) -> Any:
+def _oneof_holders(desc: Descriptor, hops: int = 2) -> list[tuple[Steps, Descriptor]]:
+    """Types reachable from desc through singular message fields (_reachable) and, up to `hops`
+    times, one element of a repeated field or one value of a map: a oneof in a list element is as
+    common as one in a singular field."""
+    out: list[tuple[Steps, Descriptor]] = []
+    seen: set[str] = set()
+
+    def visit(prefix: Steps, d: Descriptor, hops_left: int) -> None:
+        for path, holder in _reachable(d):
+            steps = prefix + [(name, "one") for name in path]
+            if holder.full_name in seen:
+                continue
+            seen.add(holder.full_name)
+            out.append((steps, holder))
+            for f in holder.fields if hops_left else []:
+                if f.message_type is None or not f.is_repeated or f.containing_oneof is not None:
+                    continue
+                is_map = f.message_type.GetOptions().map_entry
+                target = f.message_type.fields_by_name["value"].message_type if is_map else f.message_type
+                if target is not None and target.full_name not in seen:
+                    visit(steps + [(f.name, "map" if is_map else "list")], target, hops_left - 1)
+
+    visit([], desc, hops)
+    return out
+
+
+def _with_member(d: Descriptor, steps: Steps, fd: Any, pattern: str) -> Any:
     msg = build(d, "empty")
     holder = msg
-    for name in path:
-        holder = getattr(holder, name)
+    for name, how in steps:
+        field = getattr(holder, name)
+        if how == "list":
+            holder = field.add()
+        elif how == "map":
+            key_fd = holder.DESCRIPTOR.fields_by_name[name].message_type.fields_by_name["key"]
+            holder = field[map_keys(key_fd, edges=False)[0]]
+        else:
+            holder = field
     if fd.message_type is not None:
         getattr(holder, fd.name).CopyFrom(build(fd.message_type, pattern))
         if pattern == "empty":
             getattr(holder, fd.name).SetInParent()
     else:
         setattr(holder, fd.name, scalar(fd, "typical", 0) if pattern == "typical" else fd.default_value)
+    _fill_required(msg)
     return to_json(msg)
 
 
