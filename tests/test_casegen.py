@@ -120,3 +120,9 @@ def test_oneof_members_inside_list_elements_travel(seed_gen) -> None:
         assert call.requests == call.expect["responses"] == [{"shapes": [{member: value}]}]
     assert cases["shapes.draw.Drawings/Draw/Drawing/oneof_shapes.square_default"].calls[0].requests == [
         {"shapes": [{"square": {}}]}]
+
+
+def test_types_deeper_than_the_patterns_fill_get_a_typical_value(seed_gen) -> None:
+    cases = {c.name: c for c in casegen.generate(discover(REPO / "protos"))}
+    call = cases["shapes.draw.Canvases/Paint/Canvas/typical_at_layer.group.frames"].calls[0]
+    assert call.requests == [{"layer": {"group": {"frames": [{"stroke": {"width": 1.5, "color": "text 0"}}]}}}]

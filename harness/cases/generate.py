@@ -21,7 +21,7 @@ from google.protobuf.descriptor import Descriptor, MethodDescriptor, ServiceDesc
 
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
-from harness.cases.values import PATTERNS, build, map_keys, scalar, to_json
+from harness.cases.values import MAX_DEPTH, PATTERNS, build, map_keys, scalar, to_json
 
 SOURCE = "generated from descriptors (harness/cases/generate.py)"
 TIMEOUT_MS = 10_000
@@ -82,7 +82,7 @@ def value_cases(m: MethodDescriptor) -> list[Case]:
     """Every value pattern of the request and response types; patterns that change nothing are dropped."""
     out, seen = [], set()
     variants: list[tuple[str, Callable[[Descriptor], Any]]] = [(p, lambda d, p=p: _value(d, p)) for p in PATTERNS]
-    variants += _oneof_variants(m)
+    variants += _oneof_variants(m) + _deep_variants(m)
     # Message fields present but empty, one nesting level at a time: the holder's field is set to its
     # default (an empty message), and the empty child carries its own fields unset.
     variants += [(f"empty_submessages_{level}", lambda d, level=level: _empty_submessages(d, level))
@@ -161,8 +161,8 @@ def _oneof_holders(desc: Descriptor, hops: int = 2) -> list[tuple[Steps, Descrip
     return out
 
 
-def _with_member(d: Descriptor, steps: Steps, fd: Any, pattern: str) -> Any:
-    msg = build(d, "empty")
+def _step_into(msg: Any, steps: Steps) -> Any:
+    """The message at the end of steps, creating it (one list element, one map value) on the way."""
     holder = msg
     for name, how in steps:
         field = getattr(holder, name)
@@ -173,12 +173,59 @@ def _with_member(d: Descriptor, steps: Steps, fd: Any, pattern: str) -> Any:
             holder = field[map_keys(key_fd, edges=False)[0]]
         else:
             holder = field
+    return holder
+
+
+def _with_member(d: Descriptor, steps: Steps, fd: Any, pattern: str) -> Any:
+    msg = build(d, "empty")
+    holder = _step_into(msg, steps)
     if fd.message_type is not None:
         getattr(holder, fd.name).CopyFrom(build(fd.message_type, pattern))
         if pattern == "empty":
             getattr(holder, fd.name).SetInParent()
     else:
         setattr(holder, fd.name, scalar(fd, "typical", 0) if pattern == "typical" else fd.default_value)
+    _fill_required(msg)
+    return to_json(msg)
+
+
+def _deep_variants(m: MethodDescriptor) -> list[tuple[str, Callable[[Descriptor], Any]]]:
+    """A typical value of each message type first met MAX_DEPTH or more fields deep, where the value
+    patterns stop filling (`typical_at_<path>`; `typical_at_response.<path>` when only the response
+    reaches it): without it such a type's fields would never travel."""
+    request, response = _deep_holders(m.input_type), _deep_holders(m.output_type)
+    variants = []
+    for key, (steps, _) in [*request.items(), *((k, v) for k, v in response.items() if k not in request)]:
+        side = "" if key in request else "response."
+        variants.append((f"typical_at_{side}{'.'.join(name for name, _ in steps)}",
+                         lambda d, key=key: _typical_at(d, *_deep_holders(d)[key]) if key in _deep_holders(d) else None))
+    return variants
+
+
+def _deep_holders(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Descriptor]]:
+    """Message types whose shortest path from desc (through singular fields, oneof members, one list
+    element or one map value) is MAX_DEPTH or more fields long, by (path, type)."""
+    found: dict[tuple[str, ...], tuple[Steps, Descriptor]] = {}
+    queue: list[tuple[Steps, Descriptor]] = [([], desc)]
+    seen: set[str] = set()
+    while queue:
+        steps, d = queue.pop(0)
+        if d.full_name in seen or not _reachable(d, depth=0):  # _reachable leaves the well-known types out
+            continue
+        seen.add(d.full_name)
+        if len(steps) >= MAX_DEPTH:
+            found[(*(f"{name}:{how}" for name, how in steps), d.full_name)] = (steps, d)
+        for f in d.fields:
+            is_map = f.message_type is not None and f.message_type.GetOptions().map_entry
+            target = f.message_type.fields_by_name["value"].message_type if is_map else f.message_type
+            if target is not None:
+                queue.append((steps + [(f.name, "map" if is_map else "list" if f.is_repeated else "one")], target))
+    return found
+
+
+def _typical_at(d: Descriptor, steps: Steps, holder: Descriptor) -> Any:
+    msg = build(d, "empty")
+    _step_into(msg, steps).CopyFrom(build(holder, "typical"))
     _fill_required(msg)
     return to_json(msg)
 
