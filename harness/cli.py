@@ -276,8 +276,8 @@ def cmd_compat(args: argparse.Namespace) -> int:
     return compat(args.base, args.protos, args.allow, args.json, args.peer_runner, verbose=args.verbose)
 
 
-COMMANDS = {"run": cmd_run, "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen, "peer": cmd_peer, "serve": cmd_serve,
-            "clean": cmd_clean, "compat": cmd_compat}
+COMMANDS = {"run": cmd_run, "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen, "peer": cmd_peer,
+            "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat}
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)

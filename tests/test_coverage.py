@@ -45,7 +45,8 @@ def _case(pattern: str, requests: list[dict], responses: list[dict], method: str
 
 
 NAMED = _case("named", [{"name": "n", "mood": "MOOD_HAPPY", "text": "t", "tags": {"k": 1}}], [{"flag": True}])
-COUNTED = _case("counted", [{"count": 3, "maybe": 0, "inner": {}, "number": "5", "when": "2024-01-01T00:00:00.5Z"}], [{}],
+COUNTED = _case("counted", [{"count": 3, "maybe": 0, "inner": {}, "number": "5", "when": "2024-01-01T00:00:00.5Z"}],
+                [{}],
                 metadata={"x-a": ["1"], "x-b-bin": ["AAE="]})
 
 

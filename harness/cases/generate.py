@@ -197,8 +197,8 @@ def _deep_variants(m: MethodDescriptor) -> list[tuple[str, Callable[[Descriptor]
     variants = []
     for key, (steps, _) in [*request.items(), *((k, v) for k, v in response.items() if k not in request)]:
         side = "" if key in request else "response."
-        variants.append((f"typical_at_{side}{'.'.join(name for name, _ in steps)}",
-                         lambda d, key=key: _typical_at(d, *_deep_holders(d)[key]) if key in _deep_holders(d) else None))
+        variants.append((f"typical_at_{side}{'.'.join(name for name, _ in steps)}", lambda d, key=key:
+                         _typical_at(d, *_deep_holders(d)[key]) if key in _deep_holders(d) else None))
     return variants
 
 

@@ -151,7 +151,9 @@ def _states(fd: FD) -> tuple[str, ...]:
     only_default = (fd.message_type is not None and not fd.message_type.fields) or \
         (fd.enum_type is not None and len({v.number for v in fd.enum_type.values}) == 1)
     never_empty = fd.message_type is not None and any(f.is_required for f in fd.message_type.fields)
-    return tuple(s for s in states if not (only_default and s == "non-default") and not (never_empty and s == "default"))
+    impossible = {"non-default"} if only_default else set()
+    impossible |= {"default"} if never_empty else set()
+    return tuple(s for s in states if s not in impossible)
 
 
 def method_name(m: MethodDescriptor) -> str:

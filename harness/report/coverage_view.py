@@ -105,7 +105,8 @@ def markdown(cov: Coverage) -> str:
     uncovered = [(kind, item, missing) for kind in KINDS for item, missing in cov.uncovered(kind).items()]
     if uncovered:
         lines += [f"<details><summary>{len(uncovered)} uncovered items</summary>", ""]
-        lines += [f"- {kind}: `{item.owner}`: {_label(item, missing, cov)}" for kind, item, missing in uncovered[:_MAX_LISTED]]
+        lines += [f"- {kind}: `{item.owner}`: {_label(item, missing, cov)}"
+                  for kind, item, missing in uncovered[:_MAX_LISTED]]
         if len(uncovered) > _MAX_LISTED:
             lines.append(f"- … and {len(uncovered) - _MAX_LISTED} more (`grpc-interop coverage` lists them all)")
         lines += ["", "</details>", ""]
@@ -121,7 +122,8 @@ def html_section(cov: Coverage) -> str:
         tds = []
         for d in columns:
             done, total = cov.counts(kind, d)
-            tds.append(f'<td class="{"ok" if done == total else "bad"}">{cov.percent(kind, d):.1f}% {done}/{total}</td>')
+            css = "ok" if done == total else "bad"
+            tds.append(f'<td class="{css}">{cov.percent(kind, d):.1f}% {done}/{total}</td>')
         rows.append(f'<tr><td class="method">{e(kind)}</td>{"".join(tds)}</tr>')
     uncovered = [(kind, item, missing) for kind in KINDS for item, missing in cov.uncovered(kind).items()]
     items = "".join(f"<li>{e(kind)}: <code>{e(item.owner)}</code>: {e(_label(item, missing, cov))}</li>"
