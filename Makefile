@@ -4,10 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROTOS ?= protos
+# a green `make test` / `make interop` means at least this share of reachable fields was carried, per direction
+MIN_COVERAGE ?= 99
 # docker | process | auto (auto falls back to a plain process, loudly, when no engine answers)
 export INTEROP_PEER_RUNNER ?= auto
 
-.PHONY: help setup gen peer test unit interop bench matrix clean
+.PHONY: help setup gen peer test unit interop coverage bench matrix clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -36,13 +38,16 @@ peer: $(PY) ## build the Go peer binary and its FROM-scratch image (skipped when
 	$(VENV)/bin/grpc-interop peer --protos $(PROTOS)
 
 test: $(PY) ## unit tests + every case in every direction (pytest, one worker per core, shared peers)
-	$(PY) -m pytest -n auto --peer-runner $(INTEROP_PEER_RUNNER) --interop-protos $(PROTOS)
+	$(PY) -m pytest -n auto --peer-runner $(INTEROP_PEER_RUNNER) --interop-protos $(PROTOS) --interop-min-coverage $(MIN_COVERAGE)
 
 unit: $(PY) ## unit tests only (no Go peer)
 	$(PY) -m pytest -m "not interop"
 
 interop: $(PY) ## the main job: run every case in every direction and print the matrix
-	$(VENV)/bin/grpc-interop run --protos $(PROTOS) --peer-runner $(INTEROP_PEER_RUNNER)
+	$(VENV)/bin/grpc-interop run --protos $(PROTOS) --peer-runner $(INTEROP_PEER_RUNNER) --min-coverage $(MIN_COVERAGE)
+
+coverage: $(PY) ## what the cases exercise per direction (fields, enums, oneofs, presence, streaming, status, metadata), every gap listed
+	$(VENV)/bin/grpc-interop coverage --protos $(PROTOS) --min-coverage $(MIN_COVERAGE)
 
 bench: $(PY) ## measure make interop cold (no image, no build cache) and warm, and cases per second
 	ci/bench.sh

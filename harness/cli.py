@@ -1,8 +1,9 @@
-"""`grpc-interop`: the harness's command line (run, cases, gen, peer, serve, clean)."""
+"""`grpc-interop`: the harness's command line (run, coverage, cases, gen, peer, serve, clean, compat)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -10,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from rich.console import Console
+
 from harness.cases import model as cases_mod
-from harness.report import export
+from harness.report import coverage, coverage_view, export
 from harness.run import divergences
 from harness.report import verdicts as report
 from harness import cache
@@ -31,6 +34,12 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="your known-divergence file(s), added to the built-in ones (repeatable)")
     p.add_argument("--no-generated", action="store_true",
                    help="only the case files; no cases generated from the descriptors")
+
+
+def _min_coverage(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-coverage", action="append", metavar="PCT|KIND=PCT",
+                   help="fail when field coverage (or the named number, e.g. 'enum values=100') is below PCT "
+                        "in some direction; repeatable")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -55,6 +64,18 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
     run.add_argument("--server-address", metavar="HOST:PORT",
                      help="use the server peer already running there (grpc-interop serve) instead of starting one")
+    _min_coverage(run)
+
+    cov = sub.add_parser("coverage", help="what the cases exercise, per direction: fields, enum values, oneof "
+                                          "members, map key types, presence states, streaming patterns, "
+                                          "status codes, metadata kinds; every uncovered item listed")
+    _common(cov)
+    cov.add_argument("--direction", action="append", metavar="DIR", help="as for run; repeatable; default all")
+    cov.add_argument("-k", dest="patterns", action="append", metavar="PATTERN", help="as for run; repeatable")
+    cov.add_argument("--results", type=Path, metavar="FILE",
+                     help="measure what really ran: the JSON a `run --json FILE` wrote (instead of the selection)")
+    cov.add_argument("--json", type=Path, metavar="FILE", help="also write the coverage as JSON")
+    _min_coverage(cov)
 
     lst = sub.add_parser("cases", help="list the cases for a proto set")
     _common(lst)
@@ -119,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     chosen = directions(args.direction)
+    thresholds = coverage.parse_thresholds(args.min_coverage)
     out = report.console()
     t0 = time.monotonic()
     prepared = prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences)
@@ -153,25 +175,63 @@ def cmd_run(args: argparse.Namespace) -> int:
             # soft_wrap: commands in the explanation must stay copy-pasteable, never wrapped
             out.print(explanations[(r.direction, r.case)], markup=False, soft_wrap=True)
             out.print()
-    _write_reports(args, results, names, explanations, ps.label)
+    cov = coverage.measure(coverage.universe_of(ps, prepared.cases), prepared.cases,
+                           coverage.ran_by_direction(results, names))
+    _write_reports(args, results, names, explanations, ps.label, cov)
+    out.print(cov.summary() + "  (grpc-interop coverage lists what is uncovered)", markup=False, soft_wrap=True)
+    too_low = _too_low(out, cov, thresholds)
     out.print(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s")
-    return 1 if failed else 0
+    return 1 if failed or too_low else 0
+
+
+def _too_low(out: Console, cov: coverage.Coverage, thresholds: dict[str, float]) -> bool:
+    """Print each number under its --min-coverage; True when there is one."""
+    problems = cov.below(thresholds)
+    for problem in problems:
+        out.print(f"coverage too low: {problem}", style="bold red", markup=False, soft_wrap=True)
+    if problems:
+        out.print("  add cases that carry the uncovered items (a case file, --cases), or lower --min-coverage; "
+                  "`grpc-interop coverage --protos DIR` lists every gap", markup=False, soft_wrap=True)
+    return bool(problems)
 
 
 def _write_reports(args: argparse.Namespace, results: list, names: list[str], explanations: dict,
-                   title: str) -> None:
+                   title: str, cov: coverage.Coverage) -> None:
     if args.json:
-        report.write_json(results, args.json)
+        report.write_json(results, args.json, cov.to_json())
     if args.junit:
         export.junit(results, explanations, args.junit)
     summary_file = args.markdown or (Path(os.environ["GITHUB_STEP_SUMMARY"]) if os.environ.get("GITHUB_STEP_SUMMARY") else None)
     if summary_file:
         with summary_file.open("a", encoding="utf-8") as f:  # GITHUB_STEP_SUMMARY is appended to
-            f.write(export.markdown(results, names, explanations) + "\n")
+            f.write(export.markdown(results, names, explanations, cov) + "\n")
     if args.html:
         args.html.parent.mkdir(parents=True, exist_ok=True)
-        args.html.write_text(export.html_page(results, names, explanations, f"gRPC interop: {title}"),
+        args.html.write_text(export.html_page(results, names, explanations, f"gRPC interop: {title}", cov),
                              encoding="utf-8")
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """Coverage of the selected cases per direction (or of a run's results), every gap listed."""
+    thresholds = coverage.parse_thresholds(args.min_coverage)
+    prepared = prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences)
+    names = [d.name for d in directions(args.direction)]
+    if args.results:
+        data = json.loads(args.results.read_text(encoding="utf-8"))
+        results = data["results"] if isinstance(data, dict) else data
+        if args.direction:
+            results = [r for r in results if r["direction"] in names]
+        ran = coverage.ran_by_direction(results, names if args.direction else [])
+    else:
+        chosen = {c.name for c in select(prepared.cases, args.patterns)}
+        ran = {d: set(chosen) for d in names}
+    cov = coverage.measure(coverage.universe_of(prepared.protoset, prepared.cases), prepared.cases, ran)
+    out = report.console()
+    coverage_view.print_coverage(out, cov)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(cov.to_json(), ensure_ascii=False, indent=1), encoding="utf-8")
+    return 1 if _too_low(out, cov, thresholds) else 0
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
@@ -242,8 +302,8 @@ def cmd_compat(args: argparse.Namespace) -> int:
                   verbose=args.verbose, proto_paths=args.proto_paths, files=args.file_globs)
 
 
-COMMANDS = {"run": cmd_run, "cases": cmd_cases, "gen": cmd_gen, "peer": cmd_peer, "serve": cmd_serve,
-            "clean": cmd_clean, "compat": cmd_compat}
+COMMANDS = {"run": cmd_run, "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen, "peer": cmd_peer,
+            "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat}
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -25,11 +25,15 @@ from harness.cases.model import Case
 from harness.engines.peer import PeerError, select_runner
 from harness.protoset import discover
 from harness.protoset.gotoolchain import GoToolchainError
+from harness.report import coverage
 from harness.run.runner import Direction, ExternalServer, Prepared, Session, directions, prepare, share
 from python_impl.contract import Diff, Result
 
 _PREPARED = pytest.StashKey[Prepared]()
 _SHARED = pytest.StashKey[tuple]()  # xdist controller: (session, servers, runner, batch folder)
+_RAN = pytest.StashKey[list]()  # (direction, case) of every interop test that ran, from its reports
+_COVERAGE = pytest.StashKey[list]()  # the lines the terminal summary prints about coverage
+_RAN_PROPERTY = "interop_ran"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,6 +54,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="only the case files; no cases generated from the descriptors")
     g.addoption("--interop-direction", action="append", default=None,
                 help="only these directions (py-go, go-py, pyaio-go, go-pyaio, py-py, pyaio-pyaio, go-go); repeatable")
+    g.addoption("--interop-min-coverage", action="append", default=None, metavar="PCT|KIND=PCT",
+                help="fail the session when the field coverage of the interop cases that ran (or the named "
+                     "number, e.g. 'enum values=100') is below PCT in some direction (a direction of "
+                     "--interop-direction where -k left nothing to run counts 0); repeatable")
     g.addoption("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                 choices=["auto", "docker", "process"],
                 help="how the Go peer runs (auto: docker when an engine answers, else a loud fallback)")
@@ -67,6 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "interop: a real cross-language run (needs the Go peer)")
     if config.getoption("interop_cache_dir") is not None:
         cache.use(config.getoption("interop_cache_dir"))
+    config.pluginmanager.register(_RanRecorder(config), "grpc-interop-ran")
 
 
 def _prepared(config: pytest.Config) -> Prepared:
@@ -162,6 +171,49 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         shared, _, _, batches = session.config.stash[_SHARED]
         shared.__exit__(None, None, None)
         shutil.rmtree(batches, ignore_errors=True)
+    _judge_coverage(session)
+
+
+class _RanRecorder:
+    """Notes which case ran in which direction, from the tests' reports (workers' reports reach the
+    xdist controller with their user properties, so the controller sees every run)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        for name, value in report.user_properties:
+            if name == _RAN_PROPERTY:
+                self.config.stash.setdefault(_RAN, []).append(tuple(value))
+
+
+def _judge_coverage(session: pytest.Session) -> None:
+    """The coverage of the interop cases that ran, per direction; below --interop-min-coverage the
+    session fails, naming the number and the direction."""
+    config = session.config
+    thresholds = coverage.parse_thresholds(config.getoption("interop_min_coverage"))
+    ran = config.stash.get(_RAN, [])
+    if hasattr(config, "workerinput") or not (ran or thresholds):
+        return
+    prepared = _prepared(config)
+    names = [d.name for d in _directions(config)]
+    results = [{"direction": d, "case": c} for d, c in ran]
+    cov = coverage.measure(coverage.universe_of(prepared.protoset, prepared.cases), prepared.cases,
+                           coverage.ran_by_direction(results, names))
+    problems = cov.below(thresholds)
+    config.stash[_COVERAGE] = [cov.summary()] + [f"coverage too low: {p}" for p in problems]
+    if problems and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(_COVERAGE, [])
+    if lines:
+        terminalreporter.section("grpc-interop coverage")
+        for i, line in enumerate(lines):
+            terminalreporter.write_line(line, red=i > 0, bold=i > 0)
 
 
 @pytest.fixture(scope="session")
@@ -219,6 +271,7 @@ def interop_run(request: pytest.FixtureRequest, interop_session: Any, interop_di
                 interop_case: Case) -> InteropRun:
     """Run one case in one direction (a Go client's whole batch on its first use)."""
     d, s = interop_direction, interop_session
+    request.node.user_properties.append((_RAN_PROPERTY, (d.name, interop_case.name)))
     if d.client == "py":
         result = s.run(d, [interop_case])[0]
     else:  # go: one client process; pyaio: one event loop, for all the direction's cases

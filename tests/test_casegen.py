@@ -32,7 +32,8 @@ def test_every_mode_has_its_streaming_patterns(seed_gen) -> None:
     for suffix in ("ServerStream/stream/zero", "ServerStream/stream/many", "ServerStream/stream/error_after_2",
                    "ClientStream/stream/zero", "Bidi/stream/ping_pong", "Bidi/stream/server_finishes_early",
                    "Bidi/stream/client_cancels_after_first", "Unary/stream/deadline_exceeded",
-                   "Unary/stream/cancel_before_first_message"):
+                   "Unary/stream/cancel_before_first_message", "Unary/stream/error",
+                   "ClientStream/stream/error_after_requests", "Bidi/stream/error_after_1"):
         assert f"shapes.v1.Shapes/{suffix}" in names
 
 
@@ -119,3 +120,63 @@ def test_bulk_in_a_repeated_scalar_field_reaches_the_size(tmp_path: Path) -> Non
     # a process of its own: one process holds one proto set
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
     assert all(0 <= int(x) < 64 for x in out.stdout.split()), out.stdout
+
+
+def test_oneof_members_of_response_only_types_travel_in_responses(seed_gen) -> None:
+    cases = {c.name: c for c in casegen.generate(discover(REPO / "protos"))}
+    for member in ("text", "number", "scalars", "color", "blob"):
+        call = cases[f"shapes.v1.Shapes/ServerStream/Scalars/oneof_response.choice.{member}"].calls[0]
+        assert [list(r["choice"]) for r in call.expect["responses"]] == [[member]]
+        assert f"shapes.v1.Shapes/ServerStream/Scalars/oneof_response.choice.{member}_default" in cases
+    # a member both sides reach by the same path travels both ways in one case
+    both = cases["shapes.v1.Shapes/Unary/Everything/oneof_choice.number"].calls[0]
+    assert both.requests == both.expect["responses"] == [{"choice": {"number": "-42"}}]
+
+
+def test_extensions_in_a_message_scope_and_in_another_file_are_set(seed_gen) -> None:
+    legacy = descriptor_pool.Default().FindMessageTypeByName("shapes.legacy.Legacy")
+    value = to_json(build(legacy, "typical"))
+    for name in ("shapes.legacy.note", "shapes.legacy.Annex.serial", "shapes.more.more_tags",
+                 "shapes.more.Holder.holder_level"):
+        assert f"[{name}]" in value, name
+
+
+def test_presence_default_sets_extensions_to_their_defaults(seed_gen) -> None:
+    legacy = descriptor_pool.Default().FindMessageTypeByName("shapes.legacy.Legacy")
+    value = to_json(build(legacy, "presence_default"))
+    assert value["[shapes.legacy.note]"] == "" and value["[shapes.legacy.Annex.serial]"] == "0"
+    assert value["[shapes.more.Holder.holder_level]"] == "LEVEL_LOW"
+    assert "[shapes.more.more_tags]" not in value  # repeated: no presence
+
+
+def test_empty_submessages_one_level_at_a_time(seed_gen) -> None:
+    cases = {c.name: c for c in casegen.generate(discover(REPO / "protos"))}
+    top = cases["shapes.v1.Shapes/Unary/Everything/empty_submessages_0"].calls[0].requests[0]
+    assert top == {k: {} for k in ("scalars", "repeats", "maps", "choice", "presence", "tree", "outer", "wkt")}
+    nested = cases["shapes.v1.Shapes/Unary/Everything/empty_submessages_1"].calls[0].requests[0]
+    assert nested["outer"] == {"middle": {}, "shortcut": {}} and nested["wkt"]["ts"] == "1970-01-01T00:00:00Z"
+    assert cases["shapes.v1.Shapes/Unary/Everything/empty_submessages_2"].calls[0].requests[0]["outer"] == {
+        "middle": {"inner": {}}}
+    # a message with required fields is never empty: Legacy.child is left out, so no such case
+    assert not any(n.startswith("shapes.legacy.LegacyService/Roundtrip/Legacy/empty_submessages") for n in cases)
+
+
+def test_metadata_is_echoed_on_every_method(seed_gen) -> None:
+    names = {c.name for c in casegen.generate(discover(REPO / "protos"))}
+    for method in ("Unary", "ServerStream", "ClientStream", "Bidi"):
+        assert f"shapes.v1.Shapes/{method}/protocol/metadata_echo" in names
+
+
+def test_oneof_members_inside_list_elements_travel(seed_gen) -> None:
+    cases = {c.name: c for c in casegen.generate(discover(REPO / "protos"))}
+    for member, value in (("circle", 1.5), ("square", {"side": 1.5}), ("label", "text 0")):
+        call = cases[f"shapes.draw.Drawings/Draw/Drawing/oneof_shapes.{member}"].calls[0]
+        assert call.requests == call.expect["responses"] == [{"shapes": [{member: value}]}]
+    assert cases["shapes.draw.Drawings/Draw/Drawing/oneof_shapes.square_default"].calls[0].requests == [
+        {"shapes": [{"square": {}}]}]
+
+
+def test_types_deeper_than_the_patterns_fill_get_a_typical_value(seed_gen) -> None:
+    cases = {c.name: c for c in casegen.generate(discover(REPO / "protos"))}
+    call = cases["shapes.draw.Canvases/Paint/Canvas/typical_at_layer.group.frames"].calls[0]
+    assert call.requests == [{"layer": {"group": {"frames": [{"stroke": {"width": 1.5, "color": "text 0"}}]}}}]

@@ -39,6 +39,8 @@ def test_builtin_seed_cases_load_and_resolve(seed_gen) -> None:
     ("kases: []", "a case file is a mapping"),
     ("cases: [{name: idc.IndicatorGraph/GetMACDGraph/x, calls: [{method: idc.IndicatorGraph/GetMACDGraph, "
      "requests: [{}], expect: {status: INVALID_ARGUMENT}}]}]", "say how many arrive first with expect.responses"),
+    ("cases: [{name: idc.IndicatorGraph/GetMACDGraph/x, calls: [{method: idc.IndicatorGraph/GetMACDGraph, "
+     "requests: [{}], expect: {status: INVALID_ARGUMENT, responses: null}}]}]", "say how many arrive first"),
 ])
 def test_mistakes_are_named(seed_gen, text: str, message: str) -> None:
     with pytest.raises(cases.CaseError, match=message) as e:

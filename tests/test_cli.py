@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from harness.cli import main
@@ -22,9 +23,14 @@ def test_failing_run_exits_non_zero_with_matrix_and_repro(seed_gen, tmp_path: Pa
     cases.write_text("cases:\n  - name: users.Users/GetUsers/wrong\n    calls: [{method: users.Users/GetUsers, "
                      "requests: [{user: [{username: a}]}], expect: {responses: [{user: {username: b}}]}}]\n")
     code = main(["run", "--protos", PROTOS, "--cases", str(cases), "--no-generated", "--direction", "py→py",
-                 "--peer-runner", "process"])
+                 "--peer-runner", "process", "--json", str(tmp_path / "r.json"), "--min-coverage", "100"])
     out = capsys.readouterr().out
     assert code == 1
+    # the coverage of what ran: one line, the JSON beside the results, and the number under --min-coverage
+    assert "coverage: fields " in out and "coverage too low: fields: " in out
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert [r["case"] for r in data["results"]] == ["users.Users/GetUsers/wrong"]
+    assert 0 < data["coverage"]["directions"]["py→py"]["fields"]["covered"] < data["coverage"]["directions"]["py→py"]["fields"]["total"]
     assert "users.Users/GetUsers" in out and "✗ 0/1" in out
     assert 'call 0: responses[0].user.username: expected "b", got "a"' in out
     assert f"grpc-interop run --protos {PROTOS} --cases {cases} --direction py-py --peer-runner process -k users.Users/GetUsers/wrong" in out

@@ -24,7 +24,7 @@ def test_negative_zero_is_a_different_value() -> None:
 
 @pytest.mark.parametrize("exp, got", [
     (math.inf, -math.inf), (-math.inf, 5.0), (math.inf, 1e308), (5.0, math.inf),  # rel*|inf| is infinite
-    (-0.0, 1e-9), (1e-9, -0.0), (0.0, -1e-9), (-0.0, 0.0),                      # a signed zero is exact
+    (-0.0, 1e-9), (1e-9, -0.0), (-0.0, -1e-9), (-0.0, 0.0), (0.0, -0.0),          # -0.0 is exact
     (math.nan, 1.0), (1.0, math.nan),
 ])
 @pytest.mark.parametrize("tol", [Tolerance(), Tolerance(abs=1e-6, rel=1e-6), Tolerance(abs=1.0, rel=1.0)],
@@ -108,3 +108,10 @@ def test_extensions_are_compared(seed_gen) -> None:
     b.Extensions[note] = "signed"
     b.Extensions[marks][1] = 2
     assert diff_messages(a, b) == []
+
+
+def test_positive_zero_keeps_the_tolerance() -> None:
+    """A computed -1.2e-16 may stand for an expected 0.0 under a tolerance (never for -0.0)."""
+    tol = Tolerance(abs=1e-6)
+    assert floats_equal(0.0, -1.2e-16, tol) and floats_equal(1.2e-16, 0.0, tol)
+    assert not floats_equal(0.0, -1.2e-16, Tolerance())

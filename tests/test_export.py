@@ -91,12 +91,13 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
             pytest.fail("INTEROP_REQUIRE_CHROMIUM is set but chromium is not installed (run ci/chromium.sh)")
         pytest.skip("NO CHROMIUM on this machine: the HTML report is NOT render-tested (run ci/chromium.sh)")
     page = tmp_path / "report.html"
-    page.write_text(export.html_page(RESULTS, DIRECTIONS, EXPLAIN, "interop report"), encoding="utf-8")
+    page.write_text(export.html_page(RESULTS, DIRECTIONS, EXPLAIN, "interop report", _coverage()), encoding="utf-8")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run([chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert "FAIL: py→go a.Svc/M/T/bad" in dom.stdout and "1 pass, 1 known divergences" in dom.stdout, dom.stderr[-2000:]
+    assert "<h1>Coverage</h1>" in dom.stdout and "fields: 50.0%" in dom.stdout
     shot = tmp_path / "shot.png"
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1200,900", page.as_uri()],
                    capture_output=True, timeout=120, check=True)
@@ -104,3 +105,30 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     # white page, black text, the green and red matrix cells, anti-aliasing: a blank page has one or two
     assert _png_colours(png) >= 20, "the screenshot is (almost) blank: the page did not render"
+
+
+def _coverage():
+    from harness.report.coverage import KINDS, Coverage, Item
+
+    items = {k: [] for k in KINDS}
+    items["fields"] = [Item("fields", "a.T", "x (1)"), Item("fields", "google.protobuf.Timestamp", "seconds (1)")]
+    return Coverage(items, {"py→go": {items["fields"][0]}, "go→py": set(items["fields"])}, DIRECTIONS)
+
+
+def test_reports_carry_the_coverage_and_its_gaps(tmp_path: Path) -> None:
+    import json
+
+    from harness.report.verdicts import write_json
+
+    cov = _coverage()
+    md = export.markdown(RESULTS, DIRECTIONS, EXPLAIN, cov)
+    assert "## Interop coverage" in md and "| fields | 50.0% (1/2) | 100.0% (2/2) |" in md
+    assert "- fields: 50.0%" in md and "- fields: `google.protobuf.Timestamp`: seconds (1) [py→go]" in md
+    page = export.html_page(RESULTS, DIRECTIONS, EXPLAIN, "t", cov)
+    assert "<h1>Coverage</h1>" in page and "fields: 50.0%" in page and "seconds (1) [py→go]" in page
+    write_json(RESULTS, tmp_path / "r.json", cov.to_json())
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert len(data["results"]) == 4
+    assert data["coverage"]["directions"]["py→go"]["fields"] == {"covered": 1, "total": 2, "percent": 50.0}
+    assert data["coverage"]["uncovered"]["fields"] == [
+        {"owner": "google.protobuf.Timestamp", "item": "seconds (1)", "directions": ["py→go"]}]

@@ -185,3 +185,11 @@ def test_grpc_go_override_must_be_a_version(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(codegen.GRPC_GO_ENV, "1.77")
     with pytest.raises(codegen.CodegenError, match="not a grpc-go module version"):
         codegen.grpc_go_override()
+
+
+def test_reports_with_coverage_beside_the_results_are_read(tmp_path: Path) -> None:
+    """`run --json` writes {"results": […], "coverage": {…}}; the matrix counts the results."""
+    stem = matrix.combo_name("1.85.1", "v1.85.0")
+    tmp_path.joinpath(f"{stem}.json").write_text(json.dumps({"results": OK, "coverage": {"directions": {}}}))
+    cell = matrix.load(tmp_path).cells[("1.85.1", "v1.85.0")]
+    assert cell.counts == {"pass": 2, "divergence": 1} and cell.error is None

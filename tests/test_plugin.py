@@ -66,6 +66,9 @@ test_d = test_a
     addresses = {p.read_text() for p in seen.iterdir()}
     assert len(list(seen.iterdir())) == 2, "both workers should have run sharing tests"
     assert len(addresses) == 1, f"workers used different servers: {addresses}"
+    # the controller measured coverage from the workers' reports
+    summary = [line for line in result.stdout.lines if line.startswith("coverage: fields ")]
+    assert summary and not summary[0].startswith("coverage: fields 0.0%"), result.stdout.str()[-3000:]
 
 
 def test_a_proto_set_with_no_cases_fails_like_the_cli(pytester: pytest.Pytester, tmp_path: Path) -> None:
@@ -106,3 +109,15 @@ def test_the_plugins_own_test_is_not_added_beside_the_users_or_without_interop_p
     project.makepyfile(test_other="def test_other():\n    pass\n")
     result = project.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider")
     assert "grpc-interop::" not in result.stdout.str() and "test_other.py::test_other" in result.stdout.str()
+
+
+def test_coverage_summary_and_min_coverage(project: pytest.Pytester) -> None:
+    """The cases that ran give the session's coverage; below --interop-min-coverage the session fails."""
+    result = run(project, "-k", "right", "--interop-min-coverage", "100")
+    result.assert_outcomes(passed=1, deselected=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*grpc-interop coverage*", "coverage: fields *",
+                                 "coverage too low: fields: *% in py→py (*) is below --min-coverage 100%*"])
+    result = run(project, "-k", "right", "--interop-min-coverage", "1")
+    assert result.ret == pytest.ExitCode.OK
+    assert "coverage too low" not in result.stdout.str()

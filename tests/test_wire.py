@@ -88,3 +88,35 @@ def test_only_python_receivers_are_observed(gzip_cases) -> None:
     assert not observed.needs_observer("go", "go", cases)
     request_only = [gzip_cases[UNARY + "gzip_request"]]
     assert not observed.needs_observer("py", "go", request_only)  # the Go server checks requests itself
+
+
+def test_a_parse_failure_on_the_response_side_is_not_observed_never_a_pass(seed_gen, gzip_cases) -> None:
+    """The server side's bytes break the parser after the call's headers were seen: the call reads
+    as not observed, not as "no response message, nothing to check"."""
+    from hpack import Encoder
+    from hyperframe.frame import HeadersFrame
+
+    from harness.engines import wire
+
+    case = gzip_cases[UNARY + "gzip_response"]
+    observer = WireObserver("127.0.0.1:1")
+    conn = wire._Connection(observer)
+    client, server = wire._Direction(conn, True), wire._Direction(conn, False)
+    block = Encoder().encode([(":method", "POST"), (":path", "/shapes.v1.Shapes/Unary"),
+                              ("interop-case", case.name), ("interop-call", "0")])
+    client.feed(wire.PREFACE + HeadersFrame(1, data=block, flags=["END_HEADERS"]).serialize())
+    server.feed(bytes.fromhex("00000501040000000" + "1ffffffffff"))  # a header block HPACK cannot decode
+    assert observer.errors
+    diffs = observed.compression_diffs(case, "py", "py", observer)
+    assert [(d.path, d.got.startswith("<not observed: server side")) for d in diffs] == [("compression", True)]
+
+
+def test_the_observer_stops_listening_on_exit() -> None:
+    import socket
+    import threading
+
+    with WireObserver("127.0.0.1:1") as observer:
+        port = int(observer.address.rsplit(":", 1)[1])
+    assert not any(t.name == "wire-observer" and t.is_alive() for t in threading.enumerate())
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

@@ -23,7 +23,7 @@ from google.protobuf.message_factory import GetMessageClass
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
 from harness.protoset.runtime import is_well_known
-from harness.cases.values import PATTERNS, build, scalar, to_json
+from harness.cases.values import MAX_DEPTH, PATTERNS, build, map_keys, scalar, to_json
 
 SOURCE = "generated from descriptors (harness/cases/generate.py)"
 TIMEOUT_MS = 10_000
@@ -31,11 +31,13 @@ RECV_LIMIT = 4 * 1024 * 1024  # grpcio's and grpc-go's default maximum received 
 UNICODE_MESSAGE = "tab\there, CR\r, LF\n, BMP ü € 中, non-BMP 😀 𝄞"
 
 
-def services(ps: ProtoSet) -> list[ServiceDescriptor]:
+def services(ps: ProtoSet, pool: descriptor_pool.DescriptorPool | None = None) -> list[ServiceDescriptor]:
     """The services of the targets (--files; every file of the set when none was chosen). A file the
     Python runtime registers already is found under its registered name (grpc_health/v1/health.proto)."""
     from harness.protoset.codegen import registered_files
 
+    if pool is not None and pool is not descriptor_pool.Default():  # a pool of its own: its own names
+        return [svc for rel in ps.targets for svc in pool.FindFileByName(rel).services_by_name.values()]
     pool = descriptor_pool.Default()
     reg = registered_files(ps)
     names = [(reg[rel].python_file if rel in reg and reg[rel].python_file else rel) for rel in ps.targets]
@@ -90,7 +92,11 @@ def value_cases(m: MethodDescriptor) -> list[Case]:
     """Every value pattern of the request and response types; patterns that change nothing are dropped."""
     out, seen = [], set()
     variants: list[tuple[str, Callable[[Descriptor], Any]]] = [(p, lambda d, p=p: _value(d, p)) for p in PATTERNS]
-    variants += _oneof_variants(m.input_type)
+    variants += _oneof_variants(m) + _deep_variants(m)
+    # Message fields present but empty, one nesting level at a time: the holder's field is set to its
+    # default (an empty message), and the empty child carries its own fields unset.
+    variants += [(f"empty_submessages_{level}", lambda d, level=level: _empty_submessages(d, level))
+                 for level in range(3)]
     variants.append(("deep_recursion", lambda d: _deep(d, 60)))
     # Past upb's default nesting limit (100) and far inside protobuf-go's (10 000): see divergences.
     variants.append(("deep_recursion_150", lambda d: _deep(d, 150)))
@@ -108,34 +114,151 @@ def value_cases(m: MethodDescriptor) -> list[Case]:
     return out
 
 
-def _oneof_variants(desc: Descriptor) -> list[tuple[str, Callable[[Descriptor], Any]]]:
-    """Each oneof member set (typical value, then its default value), in messages reachable from desc."""
+def _oneof_variants(m: MethodDescriptor) -> list[tuple[str, Callable[[Descriptor], Any]]]:
+    """Each oneof member set (typical value, then its default value), in messages reachable from the
+    request type and from the response type. A member both reach by the same path is set on both
+    sides in one case, `oneof_<path>`; one only the response reaches gets `oneof_response.<path>`
+    (without it, a response-only type's oneofs would only ever carry their first member)."""
+    request, response = _oneof_members(m.input_type), _oneof_members(m.output_type)
     variants = []
-    for path, holder in _reachable(desc):
+    for key, (steps, fd) in [*request.items(), *((k, v) for k, v in response.items() if k not in request)]:
+        side = "" if key in request else "response."
+        for suffix, pattern in (("", "typical"), ("_default", "empty")):
+            name = f"oneof_{side}{'.'.join([name for name, _ in steps] + [fd.name])}{suffix}"
+            variants.append((name, lambda d, key=key, pattern=pattern:
+                             _with_member(d, *_oneof_members(d)[key], pattern) if key in _oneof_members(d) else None))
+    return variants
+
+
+Steps = list[tuple[str, str]]  # (field name, how to step into it: "one", "list" element or "map" value)
+
+
+def _oneof_members(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Any]]:
+    """Real oneof members reachable from desc, by (field path, holder type, member number)."""
+    found = {}
+    for steps, holder in _oneof_holders(desc):
         for oneof in holder.oneofs:
             if len(oneof.fields) == 1 and oneof.name == f"_{oneof.fields[0].name}":
                 continue  # proto3 optional
             for fd in oneof.fields:
-                for suffix, pattern in (("", "typical"), ("_default", "empty")):
-                    name = f"oneof_{'.'.join(path + [fd.name])}{suffix}"
-                    variants.append((name, lambda d, path=path, fd=fd, pattern=pattern, root=desc:
-                                     _with_member(d, root, path, fd, pattern)))
-    return variants
+                found[(*(f"{name}:{how}" for name, how in steps), holder.full_name, str(fd.number))] = (steps, fd)
+    return found
 
 
-def _with_member(d: Descriptor, root: Descriptor, path: list[str], fd: Any, pattern: str) -> Any:
-    if d is not root:
-        return None
-    msg = build(d, "empty")
+def _oneof_holders(desc: Descriptor, hops: int = 2) -> list[tuple[Steps, Descriptor]]:
+    """Types reachable from desc through singular message fields (_reachable) and, up to `hops`
+    times, one element of a repeated field or one value of a map: a oneof in a list element is as
+    common as one in a singular field."""
+    out: list[tuple[Steps, Descriptor]] = []
+    seen: set[str] = set()
+
+    def visit(prefix: Steps, d: Descriptor, hops_left: int) -> None:
+        for path, holder in _reachable(d):
+            steps = prefix + [(name, "one") for name in path]
+            if holder.full_name in seen:
+                continue
+            seen.add(holder.full_name)
+            out.append((steps, holder))
+            for f in holder.fields if hops_left else []:
+                if f.message_type is None or not f.is_repeated or f.containing_oneof is not None:
+                    continue
+                is_map = f.message_type.GetOptions().map_entry
+                target = f.message_type.fields_by_name["value"].message_type if is_map else f.message_type
+                if target is not None and target.full_name not in seen:
+                    visit(steps + [(f.name, "map" if is_map else "list")], target, hops_left - 1)
+
+    visit([], desc, hops)
+    return out
+
+
+def _step_into(msg: Any, steps: Steps) -> Any:
+    """The message at the end of steps, creating it (one list element, one map value) on the way."""
     holder = msg
-    for name in path:
-        holder = getattr(holder, name)
+    for name, how in steps:
+        field = getattr(holder, name)
+        if how == "list":
+            holder = field.add()
+        elif how == "map":
+            key_fd = holder.DESCRIPTOR.fields_by_name[name].message_type.fields_by_name["key"]
+            holder = field[map_keys(key_fd, edges=False)[0]]
+        else:
+            holder = field
+    return holder
+
+
+def _with_member(d: Descriptor, steps: Steps, fd: Any, pattern: str) -> Any:
+    msg = build(d, "empty")
+    holder = _step_into(msg, steps)
     if fd.message_type is not None:
         getattr(holder, fd.name).CopyFrom(build(fd.message_type, pattern))
         if pattern == "empty":
             getattr(holder, fd.name).SetInParent()
     else:
         setattr(holder, fd.name, scalar(fd, "typical", 0) if pattern == "typical" else fd.default_value)
+    _fill_required(msg)
+    return to_json(msg)
+
+
+def _deep_variants(m: MethodDescriptor) -> list[tuple[str, Callable[[Descriptor], Any]]]:
+    """A typical value of each message type first met MAX_DEPTH or more fields deep, where the value
+    patterns stop filling (`typical_at_<path>`; `typical_at_response.<path>` when only the response
+    reaches it): without it such a type's fields would never travel."""
+    request, response = _deep_holders(m.input_type), _deep_holders(m.output_type)
+    variants = []
+    for key, (steps, _) in [*request.items(), *((k, v) for k, v in response.items() if k not in request)]:
+        side = "" if key in request else "response."
+        variants.append((f"typical_at_{side}{'.'.join(name for name, _ in steps)}", lambda d, key=key:
+                         _typical_at(d, *_deep_holders(d)[key]) if key in _deep_holders(d) else None))
+    return variants
+
+
+def _deep_holders(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Descriptor]]:
+    """Message types whose shortest path from desc (through singular fields, oneof members, one list
+    element or one map value) is MAX_DEPTH or more fields long, by (path, type)."""
+    found: dict[tuple[str, ...], tuple[Steps, Descriptor]] = {}
+    queue: list[tuple[Steps, Descriptor]] = [([], desc)]
+    seen: set[str] = set()
+    while queue:
+        steps, d = queue.pop(0)
+        if d.full_name in seen or not _reachable(d, depth=0):  # _reachable leaves the well-known types out
+            continue
+        seen.add(d.full_name)
+        if len(steps) >= MAX_DEPTH:
+            found[(*(f"{name}:{how}" for name, how in steps), d.full_name)] = (steps, d)
+        for f in d.fields:
+            is_map = f.message_type is not None and f.message_type.GetOptions().map_entry
+            target = f.message_type.fields_by_name["value"].message_type if is_map else f.message_type
+            if target is not None:
+                queue.append((steps + [(f.name, "map" if is_map else "list" if f.is_repeated else "one")], target))
+    return found
+
+
+def _typical_at(d: Descriptor, steps: Steps, holder: Descriptor) -> Any:
+    msg = build(d, "empty")
+    _step_into(msg, steps).CopyFrom(build(holder, "typical"))
+    _fill_required(msg)
+    return to_json(msg)
+
+
+def _empty_submessages(d: Descriptor, level: int) -> Any:
+    """d with the singular message fields of the types `level` fields deep set present but empty;
+    None when there are none. A type with required fields cannot be empty, so it is left out."""
+    msg, touched = build(d, "empty"), False
+    for path, holder in _reachable(d):
+        if len(path) != level:
+            continue
+        node = msg
+        for name in path:
+            node = getattr(node, name)
+        for f in holder.fields:
+            if (f.message_type is None or f.is_repeated or f.containing_oneof is not None
+                    or any(g.is_required for g in f.message_type.fields)):
+                continue
+            getattr(node, f.name).SetInParent()
+            touched = True
+    if not touched:
+        return None
+    _fill_required(msg)
     return to_json(msg)
 
 
@@ -191,6 +314,9 @@ def stream_cases(m: MethodDescriptor) -> list[Case]:
     def add(pattern: str, call: Call) -> None:
         out.append(_case(m, "stream", pattern, call))
 
+    if kind == "unary":
+        # every method ends in an error status at least once (the protocol cases only use a service's first)
+        add("error", _call(m, [req], [], status="ABORTED", message="stopped"))
     if kind == "server_stream":
         for n, pattern in ((0, "zero"), (1, "one"), (25, "many")):
             add(pattern, _call(m, [req], [resp] * n))
@@ -198,10 +324,12 @@ def stream_cases(m: MethodDescriptor) -> list[Case]:
     if kind == "client_stream":
         for n, pattern in ((0, "zero"), (1, "one"), (25, "many")):
             add(pattern, _call(m, [req] * n, [resp]))
+        add("error_after_requests", _call(m, [req] * 3, [], status="ABORTED", message="stopped after 3 requests"))
     if kind == "bidi":
         add("ping_pong", _call(m, [req] * 4, [resp] * 4, bidi="ping_pong"))
         add("half_duplex", _call(m, [req] * 4, [resp] * 3))
         add("server_finishes_early", _call(m, [req] * 3, [resp], server={"read_requests": 1}))
+        add("error_after_1", _call(m, [req] * 2, [resp], status="ABORTED", message="stopped after 1 response"))
         add("client_cancels_after_first", _call(m, [req] * 3, [resp], status="CANCELLED", cancel_after_responses=1,
                                                 bidi="ping_pong", server={"responses": [resp] * 3, "status": "OK"}))
     # server.status OK with an answer: a client that misses its deadline or does not cancel fails.
@@ -227,6 +355,10 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
     blob = base64.b64encode(bytes(range(256))).decode()
     echo = {"x-ascii": ["plain value", "second"], "x-blob-bin": [blob]}
     add("metadata_echo", _exchange(m, req, resp, metadata=echo, headers=echo, trailers=echo))
+    for other in svc.methods[1:]:  # metadata rides every method, whatever its mode: echo it on each
+        out.append(_case(other, "protocol", "metadata_echo", _exchange(
+            other, _value(other.input_type, "typical"), _value(other.output_type, "typical"),
+            metadata=echo, headers=echo, trailers=echo)))
     for code in STATUS_CODES[1:]:
         add(f"status_{code.lower()}", _call(m, [req], error_responses, status=code, message=f"plain {code} message"))
     add("status_unicode_message", _call(m, [req], error_responses, status="FAILED_PRECONDITION",
@@ -353,22 +485,11 @@ def _sized(d: Descriptor, size: int) -> Any:
     if f.message_type is None:
         # the widest encoding of the type (a 10-byte varint, say): fewer elements, a smaller case
         element = max((scalar(f, p, 0) for p in ("min", "max", "typical")), key=lambda v: _encoded(f, v))
-    grow: Callable[[int], None] = ((lambda n: [field.add() for _ in range(n)]) if f.message_type is not None
-                                   else (lambda n: field.extend([element] * n)))
-    grow(1)
-    first = msg.ByteSize()  # a packed field's tag and length come with its first element
-    grow(999)
-    per = (msg.ByteSize() - first) / 999
-    grow(max(0, int((size - msg.ByteSize()) / per)))
-    while msg.ByteSize() < size:  # the length prefixes grow with the field
-        grow(max(1, int((size - msg.ByteSize()) / per)))
-    return to_json(msg)
-    field = getattr(node, f.name)
-    if f.message_type is None:
-        # the widest encoding of the type (a 10-byte varint, say): fewer elements, a smaller case
-        element = max((scalar(f, p, 0) for p in ("min", "max", "typical")), key=lambda v: _encoded(f, v))
-    grow: Callable[[int], None] = ((lambda n: [field.add() for _ in range(n)]) if f.message_type is not None
-                                   else (lambda n: field.extend([element] * n)))
+        grow: Callable[[int], None] = lambda n: field.extend([element] * n)  # noqa: E731
+    else:
+        # elements holding their type's max values: fewer of them to build, send and compare
+        full = build(f.message_type, "max")
+        grow = lambda n: field.extend([full] * n)  # noqa: E731
     grow(1)
     first = msg.ByteSize()  # a packed field's tag and length come with its first element
     grow(999)

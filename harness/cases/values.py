@@ -52,7 +52,7 @@ def build(desc: Descriptor, pattern: str, depth: int = 0) -> Message:
                 continue
             oneofs_done.add(oneof.name)  # the first member: other members get their own cases
         _set_field(msg, fd, pattern, depth)
-    if pattern in ("typical", "max") and depth == 0:
+    if pattern in ("typical", "max", "presence_default") and depth == 0:
         for ext in _extensions(desc):
             _set_field(msg, ext, pattern, depth)
     return msg
@@ -64,13 +64,9 @@ def _is_synthetic(oneof: Any) -> bool:
 
 
 def _extensions(desc: Descriptor) -> list[FD]:
-    pool = descriptor_pool.Default()
-    found = []
-    for name in desc.file.extensions_by_name:
-        ext = pool.FindExtensionByName(f"{desc.file.package}.{name}" if desc.file.package else name)
-        if ext.containing_type == desc:
-            found.append(ext)
-    return found
+    """Every extension of desc the generated code declares: at file level or inside a message's scope,
+    in desc's file or in another one (by number, so the cases stay deterministic)."""
+    return sorted(descriptor_pool.Default().FindAllExtensions(desc), key=lambda ext: ext.number)
 
 
 def _target(msg: Message, fd: FD) -> Any:

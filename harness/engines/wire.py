@@ -44,6 +44,8 @@ class Call:
     index: int = 0
     request: Side = field(default_factory=Side)
     response: Side = field(default_factory=Side)
+    # a parse failure on the call's connection: what was recorded for it may be incomplete
+    broken: list[str] = field(default_factory=list)
 
 
 class _Direction:
@@ -68,8 +70,7 @@ class _Direction:
             self._feed(data)
         except Exception as e:  # noqa: BLE001  any library error: the bytes still flow
             self.broken = True
-            self.conn.observer.errors.append(f"{'client' if self.from_client else 'server'} side: "
-                                             f"{type(e).__name__}: {e}")
+            self.conn.fail(f"{'client' if self.from_client else 'server'} side: {type(e).__name__}: {e}")
 
     def _feed(self, data: bytes) -> None:
         self.buf += data
@@ -117,9 +118,17 @@ class _Connection:
     def __init__(self, observer: WireObserver) -> None:
         self.observer = observer
         self.calls: dict[int, Call] = {}
+        self.broken: list[str] = []  # shared with every call of the connection, now and later
+
+    def fail(self, error: str) -> None:
+        self.broken.append(error)
+        self.observer.errors.append(error)
+
+    def _call(self, stream: int) -> Call:
+        return self.calls.setdefault(stream, Call(broken=self.broken))
 
     def headers(self, stream: int, from_client: bool, headers: dict[bytes, bytes]) -> None:
-        call = self.calls.setdefault(stream, Call())
+        call = self._call(stream)
         encoding = headers.get(b"grpc-encoding")
         if from_client and not call.case:
             call.case = headers.get(CASE_HEADER.encode(), b"").decode(errors="replace")
@@ -131,7 +140,7 @@ class _Connection:
             call.response.encoding = encoding.decode() if encoding else None
 
     def message(self, stream: int, from_client: bool, flag: int) -> None:
-        call = self.calls.setdefault(stream, Call())
+        call = self._call(stream)
         (call.request if from_client else call.response).flags.append(flag)
 
 
@@ -150,12 +159,18 @@ class WireObserver:
         self.errors: list[str] = []  # parse failures: what was not observed, and why
 
     def __enter__(self) -> WireObserver:
-        threading.Thread(target=self._accept, name="wire-observer", daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, name="wire-observer", daemon=True)
+        self._acceptor.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._closed = True
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone does not on Linux
+        except OSError:
+            pass
         self._listener.close()
+        self._acceptor.join(timeout=5)
         with self._lock:
             for s in self._sockets:
                 try:

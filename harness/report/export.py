@@ -8,6 +8,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
+from harness.report import coverage_view
+from harness.report.coverage import Coverage
 from harness.report.verdicts import OK_VERDICTS, cells, counts, failed, method_of
 from python_impl.contract import Result
 
@@ -39,7 +41,8 @@ def junit(results: list[Result], explanations: Explanations, path: Path) -> None
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
 
 
-def markdown(results: list[Result], directions: list[str], explanations: Explanations) -> str:
+def markdown(results: list[Result], directions: list[str], explanations: Explanations,
+             coverage: Coverage | None = None) -> str:
     """A summary for GITHUB_STEP_SUMMARY: the matrix, then each failure with its reproduce command."""
     lines = ["## gRPC interop: service/method × direction", "",
              "| service/method | " + " | ".join(directions) + " |", "|---|" + "---|" * len(directions)]
@@ -53,6 +56,8 @@ def markdown(results: list[Result], directions: list[str], explanations: Explana
         lines.append(f"| `{method}` | " + " | ".join(marks) + " |")
     ok, known, bad = counts(results)
     lines += ["", f"**{ok} pass, {known} known divergences, {bad} failing** of {len(results)} case runs.", ""]
+    if coverage is not None:
+        lines += [coverage_view.markdown(coverage), ""]
     for r in results:
         if r.verdict in OK_VERDICTS:
             continue
@@ -74,7 +79,8 @@ td.ok { background: #dafbe1; } td.bad { background: #ffebe9; font-weight: bold; 
 """
 
 
-def html_page(results: list[Result], directions: list[str], explanations: Explanations, title: str) -> str:
+def html_page(results: list[Result], directions: list[str], explanations: Explanations, title: str,
+              coverage: Coverage | None = None) -> str:
     """One self-contained HTML file (inline CSS, no scripts, no external resources)."""
     e = html.escape
     head = "".join(f"<th>{e(d)}</th>" for d in directions)
@@ -99,4 +105,5 @@ def html_page(results: list[Result], directions: list[str], explanations: Explan
             f'<p class="summary">{ok} pass, {known} known divergences, <strong>{bad} failing</strong> '
             f"of {len(results)} case runs.</p>"
             f"<table><thead><tr><th>service/method</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            f"<h1>Failures</h1>{''.join(failures) or '<p>None.</p>'}</body></html>")
+            f"<h1>Failures</h1>{''.join(failures) or '<p>None.</p>'}"
+            f"{coverage_view.html_section(coverage) if coverage is not None else ''}</body></html>")

@@ -72,9 +72,12 @@ def summary(results: list[Result]) -> str:
     return ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no cases ran"
 
 
-def write_json(results: list[Result], path: Path) -> None:
+def write_json(results: list[Result], path: Path, coverage: dict | None = None) -> None:
+    """The results, with the run's coverage beside them when given ({"results": […], "coverage": {…}})."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([r.to_json() for r in results], ensure_ascii=False, indent=1))
+    rows = [r.to_json() for r in results]
+    data = rows if coverage is None else {"results": rows, "coverage": coverage}
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1))
 
 
 @contextmanager

@@ -38,8 +38,8 @@ def compression_diffs(case: Any, client: str, server: str, observer: WireObserve
         seen = observer.call(case.name, i) if checks else None
         for path, side_name in checks:
             side = getattr(seen, side_name, None)
-            if side is None:
-                why = "; ".join(observer.errors) or "the call never reached the wire"
+            if side is None or seen.broken:  # a parse failure is never read as "nothing to check"
+                why = "; ".join(seen.broken if seen else observer.errors) or "the call never reached the wire"
                 diffs.append(Diff(i, path, call_compression(call, side_name), f"<not observed: {why}>"))
             elif side_name == "response" and not side.flags:
                 continue  # no response message was sent: nothing to compress (as the Go engine)

@@ -213,7 +213,7 @@ def load(report_dir: Path, expected: list[tuple[str, str]] | None = None) -> Mat
         if is_meta:
             cell.meta = data
             continue
-        for r in data:
+        for r in data["results"] if isinstance(data, dict) else data:  # `run --json` adds coverage beside them
             cell.counts[r["verdict"]] = cell.counts.get(r["verdict"], 0) + 1
             if r["verdict"] not in ("pass", "divergence"):
                 cell.failures.append(r)

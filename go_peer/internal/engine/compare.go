@@ -278,9 +278,11 @@ func floatEqual(exp, got float64, tol *Tolerance) bool {
 		// -0.0 == 0.0 numerically, but the sign is a value the sender chose.
 		return math.Signbit(exp) == math.Signbit(got)
 	}
-	if tol == nil || math.IsInf(exp, 0) || math.IsInf(got, 0) || exp == 0 || got == 0 {
-		// Infinities and signed zeros are exact values, never results of rounding: a tolerance would
-		// make rel*|inf| infinite (anything matches) and let 1e-9 stand in for -0.0.
+	negZero := func(x float64) bool { return x == 0 && math.Signbit(x) }
+	if tol == nil || math.IsInf(exp, 0) || math.IsInf(got, 0) || negZero(exp) || negZero(got) {
+		// Infinities and -0.0 are exact values, never results of rounding: a tolerance would make
+		// rel*|inf| infinite (anything matches) and let 1e-9 stand in for -0.0. (+0.0 keeps the
+		// tolerance: a computed -1e-16 may stand for an expected 0.0.)
 		return false
 	}
 	return math.Abs(got-exp) <= tol.Abs+tol.Rel*math.Abs(exp)

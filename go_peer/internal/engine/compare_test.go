@@ -212,7 +212,7 @@ func TestFloatEqualExactValuesIgnoreTolerance(t *testing.T) {
 	inf, neg := math.Inf(1), math.Copysign(0, -1)
 	pairs := [][2]float64{
 		{inf, -inf}, {-inf, 5}, {inf, 1e308}, {5, inf}, // rel*|inf| is infinite
-		{neg, 1e-9}, {1e-9, neg}, {0, -1e-9}, // a signed zero is exact
+		{neg, 1e-9}, {1e-9, neg}, {neg, -1e-9}, {neg, 0}, {0, neg}, // -0.0 is exact
 		{math.NaN(), 1}, {1, math.NaN()},
 	}
 	for _, tol := range []*engine.Tolerance{nil, {Abs: 1e-6, Rel: 1e-6}, {Abs: 1, Rel: 1}} {

@@ -1,0 +1,408 @@
+"""Interop coverage: what the cases that ran in each direction exercised, against what the proto set
+makes reachable from its methods.
+
+Computed from data only: the descriptors say what exists (every field, enum value, oneof member,
+map key type and presence state of every message type reachable from a method's request and
+response types, through message fields, map values, oneof members and extensions; every method's
+streaming patterns, status codes and metadata kinds), and the cases say what was carried. A value
+counts where it was carried in a case that ran in that direction: sent in a request, or expected
+in a response (`expect.responses`). What a server sends but no client checks (`server.responses`
+of a deadline or over-limit case) does not count.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from google.protobuf import descriptor_pool, json_format
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor as FD, MethodDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+
+from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
+
+MESSAGE_KINDS = ("fields", "enum values", "oneof members", "map key types", "presence states")
+METHOD_KINDS = ("streaming patterns", "status codes", "metadata kinds")
+KINDS = MESSAGE_KINDS + METHOD_KINDS
+
+# What a call of each streaming mode can exercise (see _streaming_patterns for how each is read).
+_COMMON_PATTERNS = ("error_status", "deadline_exceeded", "cancel_before_first_message")
+STREAMING_PATTERNS = {
+    "unary": ("ok",) + _COMMON_PATTERNS,
+    "server_stream": ("responses_0", "responses_1", "responses_many", "error_after_responses") + _COMMON_PATTERNS,
+    "client_stream": ("requests_0", "requests_1", "requests_many") + _COMMON_PATTERNS,
+    "bidi": ("ping_pong", "half_duplex", "server_finishes_early", "client_cancels_midstream") + _COMMON_PATTERNS,
+}
+METADATA_KINDS = tuple(f"{where} {kind}" for where in ("request", "headers", "trailers") for kind in ("ascii", "-bin"))
+_MAX_NESTING = 400  # deeper than any generated case (150), within Python's stack
+PRESENCE_STATES = ("unset", "default", "non-default")
+
+
+@dataclass(frozen=True, order=True)
+class Item:
+    """One thing that can be exercised: `owner` is a message, enum or method full name."""
+    kind: str
+    owner: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.owner}: {self.name}"
+
+
+# ---------------------------------------------------------------- what exists
+
+def _is_map(fd: FD) -> bool:
+    return fd.message_type is not None and fd.message_type.GetOptions().map_entry
+
+
+def _real_oneof(fd: FD) -> Any:
+    """The oneof a field belongs to, unless it is proto3 `optional`'s synthetic one."""
+    oneof = fd.containing_oneof
+    if oneof is None or (len(oneof.fields) == 1 and oneof.name == f"_{fd.name}"):
+        return None
+    return oneof
+
+
+def _field_name(fd: FD) -> str:
+    return f"[{fd.full_name}] ({fd.number})" if fd.is_extension else f"{fd.name} ({fd.number})"
+
+
+def _enum_name(enum: EnumDescriptor, number: int) -> str:
+    names = "|".join(v.name for v in enum.values if v.number == number)  # aliases share a number
+    return f"{names or 'unknown'} ({number})"
+
+
+_TYPE_NAMES = {value: name[5:].lower() for name, value in vars(FD).items() if name.startswith("TYPE_")}
+
+
+def _key_type(fd: FD) -> str:
+    """The key type of a map field, as the .proto spells it (int32, sfixed64, string…)."""
+    return _TYPE_NAMES[fd.message_type.fields_by_name["key"].type]
+
+
+def _has_presence(fd: FD) -> bool:
+    return not fd.is_repeated and fd.has_presence
+
+
+class Universe:
+    """Everything reachable from a set of methods: message types, enums, and the items of both."""
+
+    def __init__(self, methods: Iterable[MethodDescriptor], files: set[str],
+                 pool: descriptor_pool.DescriptorPool | None = None) -> None:
+        self.pool = pool or descriptor_pool.Default()
+        self.methods = sorted({m.full_name: m for m in methods}.values(), key=lambda m: m.full_name)
+        self.files = files
+        self.messages: dict[str, Descriptor] = {}
+        self.enums: dict[str, EnumDescriptor] = {}
+        self._extensions: dict[str, list[FD]] = {}
+        queue = deque(t for m in self.methods for t in (m.input_type, m.output_type))
+        while queue:
+            d = queue.popleft()
+            if d.full_name in self.messages:
+                continue
+            self.messages[d.full_name] = d
+            for fd in self.fields(d):
+                target = fd.message_type.fields_by_name["value"] if _is_map(fd) else fd
+                if target.message_type is not None:
+                    queue.append(target.message_type)
+                if target.enum_type is not None:
+                    self.enums.setdefault(target.enum_type.full_name, target.enum_type)
+        self.items: dict[str, list[Item]] = {k: [] for k in KINDS}
+        for name, d in sorted(self.messages.items()):
+            self._message_items(d)
+        for name, enum in sorted(self.enums.items()):
+            self.items["enum values"] += [Item("enum values", name, _enum_name(enum, n))
+                                          for n in sorted({v.number for v in enum.values})]
+        for m in self.methods:
+            owner = method_name(m)
+            self.items["streaming patterns"] += [Item("streaming patterns", owner, p)
+                                                 for p in STREAMING_PATTERNS[streaming_mode(m)]]
+            self.items["status codes"] += [Item("status codes", owner, c) for c in STATUS_CODES]
+            self.items["metadata kinds"] += [Item("metadata kinds", owner, k) for k in METADATA_KINDS]
+
+    def fields(self, d: Descriptor) -> list[FD]:
+        """A message's fields and the extensions of it that the proto set (or its imports) declares,
+        at file level or inside a message."""
+        if d.full_name not in self._extensions:
+            found = self.pool.FindAllExtensions(d)
+            self._extensions[d.full_name] = sorted((e for e in found if e.file.name in self.files),
+                                                   key=lambda e: e.number)
+        return list(d.fields) + self._extensions[d.full_name]
+
+    def _message_items(self, d: Descriptor) -> None:
+        owner, add = d.full_name, self.items
+        for fd in self.fields(d):
+            add["fields"].append(Item("fields", owner, _field_name(fd)))
+            if _real_oneof(fd) is not None:
+                add["oneof members"].append(Item("oneof members", owner, f"{fd.containing_oneof.name}.{fd.name}"))
+            if _has_presence(fd):
+                add["presence states"] += [Item("presence states", owner, f"{fd.name}: {s}") for s in _states(fd)]
+        for key in sorted({_key_type(fd) for fd in self.fields(d) if _is_map(fd)}):
+            add["map key types"].append(Item("map key types", owner, f"{key} keys"))
+
+
+def _states(fd: FD) -> tuple[str, ...]:
+    """The presence states a field can be in: a required field is never unset, a field with no value
+    but its default (google.protobuf.Empty, google.protobuf.NullValue) is never non-default, and a
+    message with required fields is never empty (its default)."""
+    states = PRESENCE_STATES[1:] if fd.is_required else PRESENCE_STATES
+    only_default = (fd.message_type is not None and not fd.message_type.fields) or \
+        (fd.enum_type is not None and len({v.number for v in fd.enum_type.values}) == 1)
+    never_empty = fd.message_type is not None and any(f.is_required for f in fd.message_type.fields)
+    impossible = {"non-default"} if only_default else set()
+    impossible |= {"default"} if never_empty else set()
+    return tuple(s for s in states if s not in impossible)
+
+
+def method_name(m: MethodDescriptor) -> str:
+    return f"{m.containing_service.full_name}/{m.name}"
+
+
+def file_closure(files: Iterable[str], pool: descriptor_pool.DescriptorPool) -> set[str]:
+    """The files and everything they import, transitively."""
+    out, todo = set(), list(files)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        out.add(name)
+        todo += [dep.name for dep in pool.FindFileByName(name).dependencies]
+    return out
+
+
+# ---------------------------------------------------------------- what a case exercised
+
+def exercised(case: Case, universe: Universe) -> set[Item]:
+    """The items a case exercises, from its data alone (the same in every direction)."""
+    pool, out = universe.pool, set()
+    for call in case.calls:
+        if call.raw:
+            continue  # a method outside the proto set (unimplemented method/service)
+        svc, _, name = call.method.partition("/")
+        meth = pool.FindServiceByName(svc).methods_by_name[name]
+        owner = method_name(meth)
+        out |= {Item("streaming patterns", owner, p) for p in _streaming_patterns(call)}
+        out.add(Item("status codes", owner, call.expect.get("status", "OK")))
+        out |= {Item("metadata kinds", owner, k) for k in _metadata_kinds(call)}
+        for type_, values in ((meth.input_type, call.requests), (meth.output_type, call.expect.get("responses") or [])):
+            cls = GetMessageClass(type_)
+            for value in values:
+                try:  # deep_recursion_150 is past json_format's default nesting limit (100)
+                    msg = json_format.ParseDict(value, cls(), max_recursion_depth=_MAX_NESTING)
+                except json_format.ParseError as e:
+                    raise ValueError(f"case {case.name!r} ({case.source}): a {type_.full_name} of {call.method} "
+                                     f"cannot be measured: {str(e)[-300:]}") from None
+                _walk(msg, universe, out)
+    return out
+
+
+def _streaming_patterns(call: Call) -> set[str]:
+    expect, status = call.expect, call.expect.get("status", "OK")
+    responses, requests = expect.get("responses"), call.requests
+    found = set()
+    if status == "DEADLINE_EXCEEDED":
+        found.add("deadline_exceeded")
+    elif call.cancel_after_responses == 0:
+        found.add("cancel_before_first_message")
+    elif status != "OK" and call.cancel_after_responses is None:
+        found.add("error_status")
+    if call.streaming == "unary" and status == "OK" and responses:
+        found.add("ok")
+    if call.streaming == "server_stream" and responses is not None:
+        if status == "OK":
+            found.add({0: "responses_0", 1: "responses_1"}.get(len(responses), "responses_many"))
+        elif responses:
+            found.add("error_after_responses")
+    if call.streaming == "client_stream" and status == "OK":
+        found.add({0: "requests_0", 1: "requests_1"}.get(len(requests), "requests_many"))
+    if call.streaming == "bidi":
+        read = call.server.get("read_requests")
+        if call.cancel_after_responses:
+            found.add("client_cancels_midstream")
+        elif read is not None and read < len(requests) and status == "OK":
+            found.add("server_finishes_early")
+        elif status == "OK" and len(requests) > 1:
+            found.add(call.bidi)
+    return found
+
+
+def _metadata_kinds(call: Call) -> set[str]:
+    found = set()
+    for where, md in (("request", call.metadata), ("headers", call.expect.get("headers") or {}),
+                      ("trailers", call.expect.get("trailers") or {})):
+        found |= {f"{where} {'-bin' if key.endswith('-bin') else 'ascii'}" for key in md}
+    return found
+
+
+def _walk(msg: Message, universe: Universe, out: set[Item]) -> None:
+    """Record the fields, enum values, oneof members, map keys and presence states a message carries."""
+    d = msg.DESCRIPTOR
+    owner = d.full_name
+    set_fields = {fd.full_name: value for fd, value in msg.ListFields()}
+    for fd in universe.fields(d):
+        if _has_presence(fd):
+            state = "unset"
+            if fd.full_name in set_fields:
+                value = set_fields[fd.full_name]
+                is_default = value.ByteSize() == 0 if fd.message_type is not None else value == fd.default_value
+                state = "default" if is_default else "non-default"
+            out.add(Item("presence states", owner, f"{fd.name}: {state}"))
+        elif fd.enum_type is not None and not fd.is_repeated and fd.full_name not in set_fields:
+            # An open enum's zero on a field without presence never travels: the receiver decodes the
+            # absent field as that zero and compares it, so the zero counts as carried.
+            out.add(Item("enum values", fd.enum_type.full_name, _enum_name(fd.enum_type, fd.default_value)))
+    for fd, value in msg.ListFields():
+        out.add(Item("fields", owner, _field_name(fd)))
+        if _real_oneof(fd) is not None:
+            out.add(Item("oneof members", owner, f"{fd.containing_oneof.name}.{fd.name}"))
+        if _is_map(fd):
+            out.add(Item("map key types", owner, f"{_key_type(fd)} keys"))
+            value_fd = fd.message_type.fields_by_name["value"]
+            _values(value_fd, list(value.values()), universe, out)
+        else:
+            _values(fd, list(value) if fd.is_repeated else [value], universe, out)
+
+
+def _values(fd: FD, values: list[Any], universe: Universe, out: set[Item]) -> None:
+    if fd.message_type is not None:
+        for v in values:
+            _walk(v, universe, out)
+    elif fd.enum_type is not None:
+        out |= {Item("enum values", fd.enum_type.full_name, _enum_name(fd.enum_type, v)) for v in values}
+
+
+# ---------------------------------------------------------------- per direction
+
+@dataclass
+class Coverage:
+    """The universe's items, and per direction the ones the cases that ran there exercised."""
+    items: dict[str, list[Item]]
+    covered: dict[str, set[Item]]                      # direction -> items exercised there
+    directions: list[str] = field(default_factory=list)
+
+    def counts(self, kind: str, direction: str) -> tuple[int, int]:
+        universe = self.items[kind]
+        return sum(i in self.covered[direction] for i in universe), len(universe)
+
+    def percent(self, kind: str, direction: str) -> float:
+        done, total = self.counts(kind, direction)
+        return 100.0 * done / total if total else 100.0
+
+    def lowest(self, kind: str) -> tuple[str, float]:
+        """The direction where a kind is least covered, and its percentage (ties: the first)."""
+        if not self.directions:
+            return "", 0.0
+        return min(((d, self.percent(kind, d)) for d in self.directions), key=lambda t: t[1])
+
+    def uncovered(self, kind: str) -> dict[Item, list[str]]:
+        """Items some direction did not exercise, each with those directions."""
+        out: dict[Item, list[str]] = {}
+        for item in self.items[kind]:
+            missing = [d for d in self.directions if item not in self.covered[d]]
+            if missing:
+                out[item] = missing
+        return out
+
+    def below(self, thresholds: dict[str, float]) -> list[str]:
+        """One sentence per number under its threshold, naming the kind, direction and a few gaps."""
+        problems = []
+        for kind, minimum in thresholds.items():
+            if not self.directions:
+                problems.append(f"{kind}: no case ran in any direction (--min-coverage {minimum:g})")
+                continue
+            direction, pct = self.lowest(kind)
+            if pct < minimum:
+                done, total = self.counts(kind, direction)
+                gaps = [str(i) for i in self.items[kind] if i not in self.covered[direction]]
+                problems.append(f"{kind}: {pct:.1f}% in {direction} ({done}/{total}) is below --min-coverage "
+                                f"{minimum:g}%; uncovered: {', '.join(gaps[:5])}{' …' if len(gaps) > 5 else ''}")
+        return problems
+
+    def summary(self) -> str:
+        """One line: each number at its lowest direction."""
+        if not self.directions:
+            return "coverage: no case ran"
+        parts = []
+        for kind in KINDS:
+            direction, pct = self.lowest(kind)
+            parts.append(f"{kind} {pct:.1f}%")
+        spread = "" if self.uniform() else " (lowest direction of each)"
+        return f"coverage: {', '.join(parts)}{spread}"
+
+    def uniform(self) -> bool:
+        """Every direction exercised the same items (no direction filter made a difference)."""
+        sets = [self.covered[d] for d in self.directions]
+        return all(s == sets[0] for s in sets)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"directions": {d: {k: {"covered": self.counts(k, d)[0], "total": self.counts(k, d)[1],
+                                        "percent": round(self.percent(k, d), 2)} for k in KINDS}
+                               for d in self.directions},
+                "uncovered": {k: [{"owner": i.owner, "item": i.name, "directions": ds}
+                                  for i, ds in self.uncovered(k).items()] for k in KINDS}}
+
+
+def measure(universe: Universe, cases: list[Case], ran: dict[str, set[str]]) -> Coverage:
+    """Coverage per direction: `ran` maps a direction to the names of the cases that ran there."""
+    by_name = {c.name: c for c in cases}
+    memo: dict[str, set[Item]] = {}
+    covered: dict[str, set[Item]] = {}
+    for d, names in ran.items():
+        items: set[Item] = set()
+        for name in names:
+            if name in by_name:
+                if name not in memo:
+                    memo[name] = exercised(by_name[name], universe)
+                items |= memo[name]
+        covered[d] = items
+    return Coverage(universe.items, covered, list(ran))
+
+
+def universe_of(protoset: Any, cases: list[Case], pool: descriptor_pool.DescriptorPool | None = None) -> Universe:
+    """Every method of the proto set's services, and any other method a case calls (the generated
+    code's pool unless another is given)."""
+    from harness.cases.generate import services  # the targets' services, runtime-registered files included
+
+    pool = pool or descriptor_pool.Default()
+    svcs = services(protoset, pool)
+    methods = [m for svc in svcs for m in svc.methods]
+    names = {svc.file.name for svc in svcs}
+    for f in protoset.files:  # a file a runtime registers under another name is found through its services
+        try:
+            names.add(pool.FindFileByName(f).name)
+        except KeyError:
+            pass
+    for case in cases:
+        for call in case.calls:
+            if not call.raw:
+                svc, _, name = call.method.partition("/")
+                methods.append(pool.FindServiceByName(svc).methods_by_name[name])
+    return Universe(methods, file_closure(names, pool), pool)
+
+
+def parse_thresholds(values: list[str] | None) -> dict[str, float]:
+    """`--min-coverage 99` (fields) or `--min-coverage "enum values=100"`, repeatable."""
+    out: dict[str, float] = {}
+    for raw in values or []:
+        kind, sep, pct = raw.rpartition("=")
+        kind = kind.strip().replace("_", " ") if sep else "fields"
+        if kind not in KINDS:
+            raise ValueError(f"--min-coverage {raw!r}: unknown number {kind!r}; one of {', '.join(KINDS)} "
+                             "(give PCT for fields, or KIND=PCT)")
+        try:
+            out[kind] = float(pct)
+        except ValueError:
+            raise ValueError(f"--min-coverage {raw!r}: {pct!r} is not a percentage") from None
+    return out
+
+
+def ran_by_direction(results: Iterable[Any], directions: list[str]) -> dict[str, set[str]]:
+    """The names of the cases that ran in each direction, from results (`Result`s or their JSON);
+    every direction asked for is there, even one where nothing ran."""
+    ran: dict[str, set[str]] = {d: set() for d in directions}
+    for r in results:
+        d, case = (r["direction"], r["case"]) if isinstance(r, dict) else (r.direction, r.case)
+        ran.setdefault(d, set()).add(case)
+    return ran
