@@ -13,7 +13,8 @@ from harness.cases import model as cases_mod
 from harness.report import export
 from harness.run import divergences
 from harness.report import verdicts as report
-from harness.protoset.codegen import BUILD, CodegenError, build_go, generate_go, generate_python
+from harness.protoset.codegen import (BUILD, GO_TAGS_ENV, CodegenError, Finding, build_go,
+                                      generate_python, python_findings)
 from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, discover
 from harness.run.runner import direction, directions, prepare, run_all, select
@@ -27,6 +28,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="your known-divergence file(s), added to the built-in ones (repeatable)")
     p.add_argument("--no-generated", action="store_true",
                    help="only the case files; no cases generated from the descriptors")
+    p.add_argument("--go-build-tags", default=os.environ.get(GO_TAGS_ENV, ""), metavar="TAGS",
+                   help="Go build tags for the Go peer and its code generators, comma-separated (default "
+                        f"${GO_TAGS_ENV}); protolegacy makes protobuf-go accept MessageSet")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -106,7 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner = select_runner(args.peer_runner)
     out = report.console()
     t0 = time.monotonic()
-    prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
+    prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences,
+                       go_tags=args.go_build_tags)
     ps = prepared.protoset
     out.print(f"proto set {ps.root} ({len(ps.files)} files, {ps.digest[:12]}); "
               f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s",
@@ -154,33 +159,46 @@ def _write_reports(args: argparse.Namespace, results: list, names: list[str], ex
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
-    prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
+    prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences,
+                       go_tags=args.go_build_tags)
     for c in prepared.cases:
         print(f"{c.name}\t{c.calls[0].streaming}\t{c.source}")
     return 0
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
+    """Generate both languages' code; files a language refuses are listed with the tool's message
+    (exit 1), the rest is generated."""
     ps = discover(args.protos)
-    print(f"python: {generate_python(ps)}")
-    print(f"go:     {generate_go(ps)}")
-    return 0
+    pkg = generate_python(ps)
+    print(f"python: {pkg}")
+    go = build_go(ps, args.go_build_tags)
+    print(f"go:     {go.src}")
+    return _print_findings([*python_findings(pkg), *go.findings])
+
+
+def _print_findings(findings: list[Finding]) -> int:
+    for f in findings:
+        print(f"finding: {f.file}: {'Go' if f.lang == 'go' else 'Python'} ({f.tool}):", file=sys.stderr)
+        print("  " + f.message.replace("\n", "\n  "), file=sys.stderr)
+    return 1 if findings else 0
 
 
 def cmd_peer(args: argparse.Namespace) -> int:
-    build = build_go(discover(args.protos))
+    build = build_go(discover(args.protos), args.go_build_tags)
     print(f"binary: {build.binary}")
     if not args.no_image:
         client = docker_client()
         if client is None:
             raise PeerError("no Docker engine answers; run `make setup` first, or pass --no-image")
         print(f"image:  {ensure_image(build, client)}")
-    return 0
+    return _print_findings(list(build.findings))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """One server peer in the foreground, with the run's catalogue, for a debugger or a manual client."""
-    prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences)
+    prepared = prepare(args.protos, args.cases, generated=not args.no_generated, divergence_files=args.divergences,
+                       go_tags=args.go_build_tags)
     catalogue = BUILD / "catalogue" / f"{prepared.protoset.digest[:20]}.json"
     catalogue.parent.mkdir(parents=True, exist_ok=True)
     catalogue.write_text(prepared.catalogue_json())

@@ -29,17 +29,18 @@ RECV_LIMIT = 4 * 1024 * 1024  # grpcio's and grpc-go's default maximum received 
 UNICODE_MESSAGE = "tab\there, CR\r, LF\n, BMP ü € 中, non-BMP 😀 𝄞"
 
 
-def services(ps: ProtoSet) -> list[ServiceDescriptor]:
+def services(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> list[ServiceDescriptor]:
+    """The set's services, but those of `skip` (files Python could not load: reported as findings)."""
     pool = descriptor_pool.Default()
-    return [svc for rel in ps.files for svc in pool.FindFileByName(rel).services_by_name.values()]
+    return [svc for rel in ps.files if rel not in skip for svc in pool.FindFileByName(rel).services_by_name.values()]
 
 
 mode = streaming_mode
 
 
-def generate(ps: ProtoSet) -> list[Case]:
+def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> list[Case]:
     cases: list[Case] = []
-    for svc in services(ps):
+    for svc in services(ps, skip):
         for m in svc.methods:
             cases += value_cases(m) + stream_cases(m)
         if svc.methods:

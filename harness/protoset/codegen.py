@@ -14,8 +14,10 @@ generate the same way.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -52,6 +54,42 @@ SEED_DATA = REPO / "python_impl" / "data" / "route_guide_db.json"
 
 class CodegenError(Exception):
     """Code generation failed; the message names the proto file and what to do."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One proto file a language cannot compile or load: a failing row of its own, for every
+    direction with that language on one side, while the rest of the set runs (README: Findings)."""
+    file: str       # the proto file, relative to the set's folder
+    lang: str       # "go" or "py"
+    tool: str       # what refused it: protoc-gen-go, go build, protoc's Python generator, Python's import
+    message: str    # the tool's own text
+    cause: str = "" # for a file importing a failing one: that file
+
+    def to_json(self) -> dict[str, str]:
+        return {"file": self.file, "lang": self.lang, "tool": self.tool, "message": self.message, "cause": self.cause}
+
+
+def _write_findings(path: Path, findings: list[Finding]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps([f.to_json() for f in findings], ensure_ascii=False, indent=1))
+    tmp.replace(path)
+
+
+def read_findings(path: Path) -> list[Finding]:
+    return [Finding(**f) for f in json.loads(path.read_text())] if path.exists() else []
+
+
+def _with_importers(ps: ProtoSet, files: tuple[str, ...], failed: dict[str, Finding], lang: str) -> list[Finding]:
+    """The failing files' findings plus one for every file importing one of them (transitively):
+    it cannot be compiled or loaded without it."""
+    out = dict(failed)
+    for rel, deps in _closure(ps, files).items():
+        cause = next((d for d in deps if d in failed and not failed[d].cause), None)
+        if cause is not None:  # a failing file that imports a failing one: most likely because of it
+            f = failed[cause]
+            out[rel] = Finding(rel, lang, f.tool, f"imports {cause}, which failed: {f.message}", cause)
+    return [out[rel] for rel in sorted(out)]
 
 
 def _protoc(args: list[str], what: str) -> None:
@@ -92,13 +130,15 @@ def _module_name(proto: str) -> str:
     return proto[: -len(".proto")].replace("/", ".") + "_pb2"
 
 
-def _check_python_names(ps: ProtoSet) -> None:
+def _python_name_problems(ps: ProtoSet) -> dict[str, str]:
+    """Files whose path is no Python module name: protoc's Python output for them cannot be imported."""
+    out = {}
     for rel in ps.files:
-        for part in Path(rel).with_suffix("").parts:
-            if not part.isidentifier():
-                raise CodegenError(
-                    f"{rel}: {part!r} is not a valid Python module name, so protoc's Python output cannot "
-                    f"import it; rename the file or folder (letters, digits, underscores)")
+        bad = [part for part in Path(rel).with_suffix("").parts if not part.isidentifier()]
+        if bad:
+            out[rel] = (f"{bad[0]!r} is not a valid Python module name, so protoc's Python output for {rel} "
+                        f"cannot be imported; rename the file or folder (letters, digits, underscores)")
+    return out
 
 
 def _rewrite_imports(text: str, generated: set[str], package: str) -> str:
@@ -118,8 +158,8 @@ def _rewrite_imports(text: str, generated: set[str], package: str) -> str:
 
 def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
     """Generate (or reuse) the Python package for a proto set; returns the package folder.
-    Only files whose content or imports changed are regenerated (per-file cache, see _per_file)."""
-    _check_python_names(ps)
+    Only files whose content or imports changed are regenerated (per-file cache, see _per_file).
+    Files Python cannot compile or import are left out: python_findings(package folder) names them."""
     # The generated code is only valid for the grpcio-tools / protobuf that made it (gencode checks).
     tools = f"{_tool_version('grpcio-tools')}-{_tool_version('protobuf')}"
     out = BUILD / "gen" / ps.digest[:20] / f"py-{package}-{tools}"
@@ -135,11 +175,22 @@ def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
     def fill(tmp: Path) -> None:
         pkg = tmp / package
         pkg.mkdir()
-        _per_file(ps, f"py|{package}|{tools}", {}, one, pkg)
+        findings = _per_file(ps, f"py|{package}|{tools}", {}, one, pkg, lang="py",
+                             tool="protoc's Python generator", refused=_python_name_problems(ps))
         for d in [pkg, *(p for p in pkg.rglob("*") if p.is_dir())]:
             (d / "__init__.py").touch()
+        _write_findings(tmp / "findings.json", findings)
 
-    return _atomic_dir(out, fill) / package
+    findings = read_findings(_atomic_dir(out, fill) / "findings.json")
+    if len(findings) == len(ps.files):  # nothing left to run: an error, not a finding
+        raise CodegenError("Python cannot load any file of the set:\n" +
+                           "\n".join(f"{f.file}: {f.message}" for f in findings))
+    return out / package
+
+
+def python_findings(pkg_dir: Path) -> list[Finding]:
+    """The files left out of a generated Python package (generate_python), with why."""
+    return read_findings(pkg_dir.parent / "findings.json")
 
 
 # What the last generation regenerated, per language: the incremental-rebuild figure.
@@ -175,11 +226,13 @@ def _sources(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, Path]:
 
 
 def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, dest: Path,
-              files: tuple[str, ...] | None = None) -> None:
+              files: tuple[str, ...] | None = None, lang: str = "", tool: str = "",
+              refused: dict[str, str] | None = None) -> list[Finding]:
     """Generated files per proto file (`files`, default: the set's), cached by the file's content, its
     imports' contents and the generator (`kind`, `extra[file]`): after an edit only the edited file
     and those importing it run through protoc again. The outputs of every file are then copied into
-    `dest`."""
+    `dest`. A file the generator refuses (or `refused` names, with why) becomes a Finding, and so do
+    the files importing it; their outputs are left out and the rest of the set goes on."""
     files = files or ps.files
     closure, sources = _closure(ps, files), _sources(ps, files)
     cache = BUILD / "gen" / "files"
@@ -193,18 +246,28 @@ def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, des
         keyed.append(folder)
         if not folder.exists():
             missing.append((rel, folder))
+        failed = {rel: Finding(rel, lang, tool, why) for rel, why in (refused or {}).items()}
     if missing:
         from concurrent.futures import ThreadPoolExecutor
 
         def run(item: tuple[str, Path]) -> None:
             rel, folder = item
-            _atomic_dir(folder, lambda tmp: generate(rel, tmp))
+            if rel in failed:
+                return
+            try:
+                _atomic_dir(folder, lambda tmp: generate(rel, tmp))
+            except CodegenError as e:
+                failed[rel] = Finding(rel, lang, tool, str(e))
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             list(pool.map(run, missing))
     LAST_REGENERATED[kind.split("|")[0]] = (len(missing), len(files))
-    for folder in keyed:
-        shutil.copytree(folder, dest, dirs_exist_ok=True)
+    findings = _with_importers(ps, files, failed, lang)
+    left_out = {f.file for f in findings}
+    for rel, folder in zip(files, keyed):
+        if rel not in left_out:
+            shutil.copytree(folder, dest, dirs_exist_ok=True)
+    return findings
 
 
 def import_python(pkg_dir: Path) -> ModuleType:
@@ -279,18 +342,41 @@ def _proto_packages(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, str]:
     return {f.name: f.package for f in descriptor_set(ps).file if f.name in wanted}
 
 
-def go_tools() -> dict[str, Path]:
-    """Install the pinned protoc plugins into build/tools/bin (once) and return their paths."""
+GO_TAGS_ENV = "INTEROP_GO_BUILD_TAGS"  # e.g. protolegacy: Go build tags for the plugins and the peer
+
+
+def go_build_tags(tags: str | list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Go build tags (comma- or space-separated, or a list), by default $INTEROP_GO_BUILD_TAGS.
+    They apply to protoc-gen-go, protoc-gen-go-grpc, protoc-gen-interop and the peer alike: protobuf-go's
+    `protolegacy` (internal/flags.ProtoLegacy) must be set in the generator that validates the
+    descriptors and in the binary that encodes them."""
+    if tags is None:
+        tags = os.environ.get(GO_TAGS_ENV, "")
+    parts = re.split(r"[\s,]+", tags) if isinstance(tags, str) else [t for tag in tags for t in re.split(r"[\s,]+", tag)]
+    out = tuple(sorted({t for t in parts if t}))
+    for t in out:
+        if not re.fullmatch(r"[A-Za-z0-9_.]+", t):
+            raise CodegenError(f"Go build tag {t!r} is not valid (letters, digits, '_' and '.'); "
+                               f"e.g. --go-build-tags protolegacy")
+    return out
+
+
+def _tags_args(tags: tuple[str, ...]) -> list[str]:
+    return ["-tags", ",".join(tags)] if tags else []
+
+
+def go_tools(tags: tuple[str, ...] = ()) -> dict[str, Path]:
+    """Install the pinned protoc plugins into build/tools/bin (once per set of build tags) and return their paths."""
     bindir = BUILD / "tools" / "bin"
     tools = {}
     for module, version in (PROTOC_GEN_GO, PROTOC_GEN_GO_GRPC):
         name = module.rsplit("/", 1)[1]
-        exe = bindir / f"{name}-{version}"
+        exe = bindir / f"{name}-{version}{''.join(f'-{t}' for t in tags)}"
         if not exe.exists():
             bindir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory() as gobin:
                 env = {**os.environ, "GOBIN": gobin, "CGO_ENABLED": "0"}
-                proc = subprocess.run(["go", "install", f"{module}@{version}"], env=env,
+                proc = subprocess.run(["go", "install", *_tags_args(tags), f"{module}@{version}"], env=env,
                                       capture_output=True, text=True)
                 if proc.returncode != 0:
                     raise CodegenError(f"go install {module}@{version} failed:\n{proc.stderr}\n"
@@ -325,13 +411,14 @@ def grpc_go_override() -> str | None:
     return None if pinned and pinned.group(1) == version else version
 
 
-def go_digest(ps: ProtoSet) -> str:
+def go_digest(ps: ProtoSet, tags: tuple[str, ...] = ()) -> str:
     """Content hash of everything the Go peer binary is built from: protos, Go sources, go.sum, tools,
-    and the grpc-go version when $INTEROP_GRPC_GO overrides go.mod's (so each gets its own image tag)."""
+    the Go build tags, and the grpc-go version when $INTEROP_GRPC_GO overrides go.mod's (so each gets
+    its own image tag)."""
     h = hashlib.sha256()
     override = grpc_go_override()
     for part in (ps.digest, *PROTOC_GEN_GO, *PROTOC_GEN_GO_GRPC, GLUE_VERSION,
-                 *([f"{GRPC_GO_MODULE}@{override}"] if override else [])):
+                 *([f"{GRPC_GO_MODULE}@{override}"] if override else []), *(f"tag:{t}" for t in tags)):
         h.update(part.encode() + b"\0")
     for p in [*_go_sources(), SEED_DATA]:
         h.update(p.relative_to(REPO).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
@@ -343,6 +430,7 @@ class GoBuild:
     digest: str
     src: Path       # the Go module: go_peer's sources plus generated code
     binary: Path    # static interop-peer binary (CGO_ENABLED=0)
+    findings: tuple[Finding, ...] = ()  # proto files left out: Go cannot compile them (or they import one)
 
 
 def _go_env() -> dict[str, str]:
@@ -353,11 +441,11 @@ def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def _build_glue_plugin(src: Path) -> Path:
+def _build_glue_plugin(src: Path, tags: tuple[str, ...]) -> Path:
     """Compile protoc-gen-interop from the build copy's sources, into the build copy (cached with it)."""
     exe = src.parent / "protoc-gen-interop"
     if not exe.exists():
-        proc = subprocess.run(["go", "build", "-trimpath", "-o", str(exe), "./cmd/protoc-gen-interop"],
+        proc = subprocess.run(["go", "build", "-trimpath", *_tags_args(tags), "-o", str(exe), "./cmd/protoc-gen-interop"],
                               cwd=src, env=_go_env(), capture_output=True, text=True)
         if proc.returncode != 0:
             raise CodegenError(f"building protoc-gen-interop failed (sources in {src}):\n{proc.stderr}")
@@ -378,14 +466,16 @@ def _pin_grpc_go(src: Path, version: str) -> None:
         raise CodegenError(f"{GRPC_GO_ENV}={version}: the Go module graph selected grpc-go {got or '?'} instead")
 
 
-def generate_go(ps: ProtoSet) -> Path:
-    """Write go_peer's sources plus the generated code for a proto set into build/go/<digest>/src."""
-    digest = go_digest(ps)
+def generate_go(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> Path:
+    """Write go_peer's sources plus the generated code for a proto set into build/go/<digest>/src.
+    Files the Go generators refuse are left out, with their importers: findings.json beside src."""
+    tags = go_build_tags(tags)
+    digest = go_digest(ps, tags)
     override = grpc_go_override()
     target = BUILD / "go" / digest[:20] / "src"
     if target.exists():
         return target
-    tools = go_tools()
+    tools = go_tools(tags)
     mapping = go_packages(ps)
 
     def fill(out: Path) -> None:
@@ -398,7 +488,7 @@ def generate_go(ps: ProtoSet) -> Path:
             _pin_grpc_go(tmp, override)
         # "path;name": the import path AND the package name, so a go_package option never decides either.
         m_opts = [f"M{rel}={GO_MODULE}/{path};{path.rsplit('/', 1)[1]}" for rel, path in mapping.items()]
-        glue_plugin = _build_glue_plugin(tmp)
+        glue_plugin = _build_glue_plugin(tmp, tags)
 
         def one(rel: str, dest: Path) -> None:
             args = [f"-I{ps.root}",
@@ -413,16 +503,23 @@ def generate_go(ps: ProtoSet) -> Path:
             _protoc([*args, rel], f"Go code for {rel}")
 
         # A file's Go output depends on its own and its imports' Go packages and on the generators.
-        kind = f"go|{'|'.join(PROTOC_GEN_GO + PROTOC_GEN_GO_GRPC)}|{_file_hash(glue_plugin)}"
-        _per_file(ps, kind, mapping, one, tmp, go_files(ps))
-        top_level = {p.split("/")[-1] for p in mapping.values() if p.count("/") == 2}
-        with_seeds = SEED_GO_PACKAGES <= top_level
-        _write_glue(tmp, sorted(set(mapping.values())), with_seeds)
-        if with_seeds:  # go:embed can only read files inside the package folder
-            (tmp / "internal" / "seeds").mkdir(parents=True, exist_ok=True)
-            shutil.copy2(SEED_DATA, tmp / "internal" / "seeds" / SEED_DATA.name)
+        kind = f"go|{'|'.join(PROTOC_GEN_GO + PROTOC_GEN_GO_GRPC + tags)}|{_file_hash(glue_plugin)}"
+        findings = _per_file(ps, kind, mapping, one, tmp, go_files(ps), lang="go", tool="protoc-gen-go")
+        _write_go_glue(tmp, mapping, {f.file for f in findings})
+        _write_findings(out / "findings.json", findings)
 
     return _atomic_dir(target.parent, fill) / "src"
+
+
+def _write_go_glue(src: Path, mapping: dict[str, str], left_out: set[str]) -> None:
+    """gen/glue for the files that generated (a package whose files were all left out is not linked)."""
+    kept = {rel: path for rel, path in mapping.items() if rel not in left_out}
+    top_level = {p.split("/")[-1] for p in kept.values() if p.count("/") == 2}
+    with_seeds = SEED_GO_PACKAGES <= top_level
+    _write_glue(src, sorted(set(kept.values())), with_seeds)
+    if with_seeds:  # go:embed can only read files inside the package folder
+        (src / "internal" / "seeds").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(SEED_DATA, src / "internal" / "seeds" / SEED_DATA.name)
 
 
 def _write_glue(src: Path, packages: list[str], with_seeds: bool) -> None:
@@ -440,18 +537,64 @@ def _write_glue(src: Path, packages: list[str], with_seeds: bool) -> None:
         "package glue\n\nimport (\n" + "\n".join(imports) + "\n)\n")
 
 
-def build_go(ps: ProtoSet) -> GoBuild:
-    """Generate and compile the static Go peer binary for a proto set (cached by digest)."""
-    src = generate_go(ps)
+_GO_ERROR_FILE = re.compile(r"^(?:\./)?(gen/pb/\S+?\.pb\.go):\d+", re.M)
+
+
+def build_go(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> GoBuild:
+    """Generate and compile the static Go peer binary for a proto set (cached by digest). When
+    `go build` fails in code generated from some proto files, those files (and their importers)
+    become findings and are left out, and the build is tried again without them."""
+    tags = go_build_tags(tags)
+    src = generate_go(ps, tags)
     binary = src.parent / "interop-peer"
-    if not binary.exists():
-        tmp = binary.with_name(f".interop-peer.{os.getpid()}")
-        proc = subprocess.run(["go", "build", "-trimpath", "-o", str(tmp), "./cmd/interop-peer"],
-                              cwd=src, env=_go_env(), capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise CodegenError(f"building the Go peer for {ps.root} failed (sources in {src}):\n{proc.stderr}")
-        tmp.rename(binary)
-    return GoBuild(digest=src.parent.name, src=src, binary=binary)
+    with (src.parent / ".build.lock").open("w") as lock:  # xdist workers may build at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        findings = read_findings(src.parent / "findings.json")
+        while not binary.exists():
+            tmp = binary.with_name(f".interop-peer.{os.getpid()}")
+            proc = subprocess.run(["go", "build", "-trimpath", *_tags_args(tags), "-o", str(tmp), "./cmd/interop-peer"],
+                                  cwd=src, env=_go_env(), capture_output=True, text=True)
+            if proc.returncode == 0:
+                tmp.rename(binary)
+                break
+            failed = _go_build_culprits(ps, src, proc.stderr, {f.file for f in findings})
+            if not failed:
+                raise CodegenError(f"building the Go peer for {ps.root} failed (sources in {src}):\n{proc.stderr}")
+            findings = _drop_go_files(ps, src, findings, failed)
+    return GoBuild(digest=src.parent.name, src=src, binary=binary, findings=tuple(findings))
+
+
+def _go_outputs(src: Path, mapping: dict[str, str], rel: str) -> list[Path]:
+    stem = Path(rel).stem
+    return [src / mapping[rel] / f"{stem}{suffix}" for suffix in (".pb.go", "_grpc.pb.go", "_interop.pb.go")]
+
+
+def _go_build_culprits(ps: ProtoSet, src: Path, stderr: str, left_out: set[str]) -> dict[str, str]:
+    """The proto files whose generated Go code `go build` complained about, with its complaint."""
+    mapping = go_packages(ps)
+    by_output = {out.relative_to(src).as_posix(): rel for rel in mapping if rel not in left_out
+                 for out in _go_outputs(src, mapping, rel)}
+    culprits: dict[str, list[str]] = {}
+    for line in stderr.splitlines():
+        m = _GO_ERROR_FILE.match(line.strip())
+        if m and m.group(1) in by_output:
+            culprits.setdefault(by_output[m.group(1)], []).append(line.strip())
+    return {rel: "\n".join(lines) for rel, lines in culprits.items()}
+
+
+def _drop_go_files(ps: ProtoSet, src: Path, findings: list[Finding], failed: dict[str, str]) -> list[Finding]:
+    """Leave out files `go build` refused, and their importers: remove their code, relink the glue."""
+    mapping = go_packages(ps)
+    known = {f.file: f for f in findings}
+    new = {rel: Finding(rel, "go", "go build", why) for rel, why in failed.items()}
+    merged = {f.file: f for f in _with_importers(ps, go_files(ps), new, "go")} | known
+    for rel in merged:
+        for out in _go_outputs(src, mapping, rel):
+            out.unlink(missing_ok=True)
+    _write_go_glue(src, mapping, set(merged))
+    result = [merged[rel] for rel in sorted(merged)]
+    _write_findings(src.parent / "findings.json", result)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
