@@ -20,6 +20,7 @@ import pytest
 
 from harness.cases.model import Case
 from harness.engines.peer import PeerError, select_runner
+from harness.protoset.codegen import GO_TAGS_ENV
 from harness.run.runner import Direction, ExternalServer, Prepared, Session, directions, prepare, share
 from python_impl.contract import Diff, Result
 
@@ -38,6 +39,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="only the case files; no cases generated from the descriptors")
     g.addoption("--interop-direction", action="append", default=None,
                 help="only these directions (py-go, go-py, pyaio-go, go-pyaio, py-py, pyaio-pyaio, go-go); repeatable")
+    g.addoption("--interop-go-build-tags", default=os.environ.get(GO_TAGS_ENV, ""), metavar="TAGS",
+                help="Go build tags for the Go peer and its generators, comma-separated (default "
+                     f"${GO_TAGS_ENV}); protolegacy makes protobuf-go accept MessageSet")
     g.addoption("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                 choices=["auto", "docker", "process"],
                 help="how the Go peer runs (auto: docker when an engine answers, else a loud fallback)")
@@ -47,7 +51,8 @@ def _prepared(config: pytest.Config) -> Prepared:
     if _PREPARED not in config.stash:
         config.stash[_PREPARED] = prepare(config.getoption("interop_protos"), config.getoption("interop_cases"),
                                           generated=not config.getoption("interop_no_generated"),
-                                          divergence_files=config.getoption("interop_divergences"))
+                                          divergence_files=config.getoption("interop_divergences"),
+                                          go_tags=config.getoption("interop_go_build_tags"))
         notice = config.stash[_PREPARED].protoset.notice()
         reporter = config.pluginmanager.get_plugin("terminalreporter")  # none on xdist workers
         if notice and reporter is not None:
@@ -59,10 +64,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "interop_run" not in metafunc.fixturenames:
         return
     directions = _directions(metafunc.config)
-    cases = _prepared(metafunc.config).cases
-    metafunc.parametrize(("interop_direction", "interop_case"),
-                         [pytest.param(d, c, id=f"{d.slug}:{c.name}", marks=pytest.mark.interop)
-                          for d in directions for c in cases])
+    prepared = _prepared(metafunc.config)
+    params = []
+    for d in directions:
+        # A file a language cannot compile or load is one failing test per direction with that
+        # language on one side (finding/<file>), instead of its cases. Knowing Go's findings takes
+        # the Go peer's build: only when interop tests are selected at all.
+        selected = _interop_selected(metafunc.config)
+        findings = prepared.finding_results(d) if selected else []
+        cases = prepared.runnable(d, prepared.cases) if selected else prepared.cases
+        params += [pytest.param(d, Finding(r), id=f"{d.slug}:{r.case}", marks=pytest.mark.interop) for r in findings]
+        params += [pytest.param(d, c, id=f"{d.slug}:{c.name}", marks=pytest.mark.interop) for c in cases]
+    metafunc.parametrize(("interop_direction", "interop_case"), params)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A test parameter standing for a proto file a language cannot compile or load."""
+    result: Result
+
+    @property
+    def name(self) -> str:
+        return self.result.case
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
@@ -148,7 +171,7 @@ def _batch(session: Session, d: Direction, cases: list[Case]) -> dict[str, Resul
 @dataclass
 class InteropRun:
     direction: Direction
-    case: Case
+    case: Case | Finding
     result: Result
     session: Session
 
@@ -165,13 +188,16 @@ def interop_run(request: pytest.FixtureRequest, interop_session: Any, interop_di
                 interop_case: Case) -> InteropRun:
     """Run one case in one direction (a Go client's whole batch on its first use)."""
     d, s = interop_direction, interop_session
+    if isinstance(interop_case, Finding):
+        return InteropRun(d, interop_case, interop_case.result, s)
     if d.client == "py":
         result = s.run(d, [interop_case])[0]
     else:  # go: one client process; pyaio: one event loop, for all the direction's cases
         if d.name not in s.batches:
             # session.items is the final selection (after -k): batch exactly the cases that will run.
             chosen = [i.callspec.params["interop_case"] for i in request.session.items
-                      if getattr(i, "callspec", None) and i.callspec.params.get("interop_direction") == d]
+                      if getattr(i, "callspec", None) and i.callspec.params.get("interop_direction") == d
+                      and isinstance(i.callspec.params["interop_case"], Case)]
             s.batches[d.name] = _batch(s, d, chosen)
         result = s.batches[d.name][interop_case.name]
     return InteropRun(d, interop_case, result, s)
