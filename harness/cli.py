@@ -13,10 +13,10 @@ from harness.cases import model as cases_mod
 from harness.report import export
 from harness.run import divergences
 from harness.report import verdicts as report
-from harness.protoset.codegen import (BUILD, GO_TAGS_ENV, CodegenError, Finding, build_go,
+from harness.protoset.codegen import (BUILD, GO_TAGS_ENV, CodegenError, Finding, build_go, load, reported,
                                       generate_python, python_findings)
 from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
-from harness.protoset import ProtoSetError, discover
+from harness.protoset import ProtoSetError
 from harness.run.runner import direction, directions, prepare, run_all, select
 
 
@@ -169,12 +169,12 @@ def cmd_cases(args: argparse.Namespace) -> int:
 def cmd_gen(args: argparse.Namespace) -> int:
     """Generate both languages' code; files a language refuses are listed with the tool's message
     (exit 1), the rest is generated."""
-    ps = discover(args.protos)
+    ps = load(args.protos)
     pkg = generate_python(ps)
     print(f"python: {pkg}")
     go = build_go(ps, args.go_build_tags)
     print(f"go:     {go.src}")
-    return _print_findings([*python_findings(pkg), *go.findings])
+    return _print_findings(reported(ps, [*python_findings(pkg), *go.findings]))
 
 
 def _print_findings(findings: list[Finding]) -> int:
@@ -185,14 +185,15 @@ def _print_findings(findings: list[Finding]) -> int:
 
 
 def cmd_peer(args: argparse.Namespace) -> int:
-    build = build_go(discover(args.protos), args.go_build_tags)
+    build_ps = load(args.protos)
+    build = build_go(build_ps, args.go_build_tags)
     print(f"binary: {build.binary}")
     if not args.no_image:
         client = docker_client()
         if client is None:
             raise PeerError("no Docker engine answers; run `make setup` first, or pass --no-image")
         print(f"image:  {ensure_image(build, client)}")
-    return _print_findings(list(build.findings))
+    return _print_findings(reported(build_ps, list(build.findings)))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -19,6 +19,17 @@ class ProtoSet:
     files: tuple[str, ...]  # posix paths relative to root, sorted
     # copies of googleapis common protos found in the folder: the installed originals are used instead
     replaced: tuple[str, ...] = ()
+    # the harness's synthetic echo files (harness/protoset/echo.py), also in `files`, read from echo_root
+    echo: tuple[str, ...] = ()
+    echo_root: Path | None = None
+
+    def path(self, rel: str) -> Path:
+        """Where a file of the set is read from."""
+        return self.echo_root / rel if rel in self.echo and self.echo_root else self.root / rel
+
+    def include_args(self) -> list[str]:
+        """protoc's -I options for the set's own files."""
+        return [f"-I{self.root}", *([f"-I{self.echo_root}"] if self.echo_root else [])]
 
     def notice(self) -> str | None:
         """What the user must be told about the set: copies of googleapis protos left out."""
@@ -34,7 +45,7 @@ class ProtoSet:
         h = hashlib.sha256(googleapis.version().encode() + b"\0")
         for rel in self.files:
             h.update(rel.encode() + b"\0")
-            h.update((self.root / rel).read_bytes() + b"\0")
+            h.update(self.path(rel).read_bytes() + b"\0")
         return h.hexdigest()
 
 

@@ -76,6 +76,12 @@ def _write_findings(path: Path, findings: list[Finding]) -> None:
     tmp.replace(path)
 
 
+def reported(ps: ProtoSet, findings: list[Finding] | tuple[Finding, ...]) -> list[Finding]:
+    """The findings to show: not the harness's echo file of a file that is a finding itself (its
+    services are left out all the same)."""
+    return [f for f in findings if not (f.file in ps.echo and f.cause)]
+
+
 def read_findings(path: Path) -> list[Finding]:
     return [Finding(**f) for f in json.loads(path.read_text())] if path.exists() else []
 
@@ -166,7 +172,7 @@ def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
     generated = {_module_name(f) for f in ps.files}
 
     def one(rel: str, dest: Path) -> None:
-        _protoc([f"-I{ps.root}", f"--python_out={dest}", f"--pyi_out={dest}", f"--grpc_python_out={dest}", rel],
+        _protoc([*ps.include_args(), f"--python_out={dest}", f"--pyi_out={dest}", f"--grpc_python_out={dest}", rel],
                 f"Python code for {rel}")
         for path in dest.rglob("*"):
             if path.suffix in (".py", ".pyi"):
@@ -222,7 +228,7 @@ def _closure(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, list[str]]:
 def _sources(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, Path]:
     """Where each file to compile is read from: the set's folder, or the staged googleapis protos."""
     common = googleapis.include_dir(BUILD)
-    return {rel: ps.root / rel if rel in ps.files else common / rel for rel in files}
+    return {rel: ps.path(rel) if rel in ps.files else common / rel for rel in files}
 
 
 def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, dest: Path,
@@ -268,6 +274,16 @@ def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, des
         if rel not in left_out:
             shutil.copytree(folder, dest, dirs_exist_ok=True)
     return findings
+
+
+def load(root: str | Path) -> ProtoSet:
+    """The proto set of a folder, plus the harness's echo files for its files with no service
+    (harness/protoset/echo.py): what every command runs."""
+    from harness.protoset import discover
+    from harness.protoset.echo import with_echo
+
+    ps = discover(root)
+    return with_echo(ps, descriptor_set(ps), BUILD)
 
 
 def import_python(pkg_dir: Path) -> ModuleType:
@@ -331,7 +347,7 @@ def descriptor_set(ps: ProtoSet) -> descriptor_pb2.FileDescriptorSet:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".descriptors.{os.getpid()}.pb")
-        _protoc([f"-I{ps.root}", f"--descriptor_set_out={tmp}", "--include_imports", *ps.files],
+        _protoc([*ps.include_args(), f"--descriptor_set_out={tmp}", "--include_imports", *ps.files],
                 f"descriptors for {ps.root}")
         tmp.replace(path)
     return descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
@@ -491,7 +507,7 @@ def generate_go(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> Path:
         glue_plugin = _build_glue_plugin(tmp, tags)
 
         def one(rel: str, dest: Path) -> None:
-            args = [f"-I{ps.root}",
+            args = [*ps.include_args(),
                     f"--plugin=protoc-gen-go={tools['protoc-gen-go']}",
                     f"--plugin=protoc-gen-go-grpc={tools['protoc-gen-go-grpc']}",
                     f"--plugin=protoc-gen-interop={glue_plugin}",
@@ -600,7 +616,6 @@ def _drop_go_files(ps: ProtoSet, src: Path, findings: list[Finding], failed: dic
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from harness.protoset import discover
 
     ap = argparse.ArgumentParser(prog="python -m harness.protoset.codegen", description=__doc__.splitlines()[0])
     ap.add_argument("--protos", default=str(REPO / "protos"))
@@ -608,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build", action="store_true", help="also compile the Go peer binary")
     args = ap.parse_args(argv)
     try:
-        ps = discover(args.protos)
+        ps = load(args.protos)
         if args.lang in ("py", "all"):
             print(f"python: {generate_python(ps)}")
         if args.lang in ("go", "all"):

@@ -24,10 +24,10 @@ from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
 from harness.run import divergences
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
-                                      python_findings)
+                                      load, python_findings, reported)
 from harness.report.verdicts import FINDING_PREFIX
 from harness.engines.peer import GoServer, PythonServer, run_go_client
-from harness.protoset import ProtoSet, discover
+from harness.protoset import ProtoSet
 from python_impl.client import run_case, run_case_aio
 from python_impl.contract import CHANNEL_OPTIONS, Diff, Result
 from python_impl.seeds import SEED_SERVICES
@@ -85,7 +85,7 @@ class Prepared:
     def finding_results(self, d: Direction, patterns: list[str] | None = None) -> list[Result]:
         """One failing result per file and direction, carrying each language's tool message."""
         by_file: dict[str, list[Finding]] = {}
-        for f in self.findings(d):
+        for f in reported(self.protoset, self.findings(d)):
             by_file.setdefault(f.file, []).append(f)
         names = select_names([FINDING_PREFIX + rel for rel in sorted(by_file)], patterns)
         return [Result(name, d.name, "finding",
@@ -125,7 +125,7 @@ def prepare(protos: str | Path, case_files: list[Path] | None = None, generated:
     """Generate code, load the case files (default: the built-in ones) and generate cases from the
     descriptors; a name used twice is an error. go_tags: Go build tags for the Go peer (default
     $INTEROP_GO_BUILD_TAGS), e.g. protolegacy."""
-    ps = discover(protos)
+    ps = load(protos)
     tags = go_build_tags(go_tags)
     pkg = generate_python(ps)
     py_findings = python_findings(pkg)
