@@ -51,6 +51,26 @@ def test_gen_lists_what_go_refuses_with_its_importers_and_generates_the_rest() -
     assert not list(src.rglob("msgset*.go")) and not list(src.rglob("parcel*.go"))
 
 
+def test_go_build_errors_name_their_proto_file_which_is_left_out(tmp_path: Path) -> None:
+    """protoc-gen-go accepts a nested Foo.Bar beside a top-level Foo_Bar, but both become the Go type
+    Foo_Bar: `go build` refuses the file. It is a finding with go build's own message; the peer is
+    built without it."""
+    root = tmp_path / "protos"
+    root.mkdir()
+    (root / "clash.proto").write_text('syntax = "proto3"; package clash;\n'
+                                      "message Foo { message Bar { int32 a = 1; } Bar bar = 1; }\n"
+                                      "message Foo_Bar { int32 b = 1; }\n"
+                                      "service Clashes { rpc Get(Foo) returns (Foo); }\n")
+    (root / "fine.proto").write_text('syntax = "proto3"; package fine; message Ok { int32 n = 1; }\n'
+                                     "service Oks { rpc Get(Ok) returns (Ok); }\n")
+    proc = cli("gen", "--protos", str(root))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "finding: clash.proto: Go (go build):" in proc.stderr and "Foo_Bar redeclared" in proc.stderr
+    assert "fine.proto" not in proc.stderr
+    src = Path(proc.stdout.split("go:")[1].strip())
+    assert (src.parent / "interop-peer").exists() and not list(src.rglob("clash*.go"))
+
+
 def test_build_tags_are_part_of_the_go_digest() -> None:
     ps = discover(MSGSET)
     assert codegen.go_digest(ps, ("protolegacy",)) != codegen.go_digest(ps)
