@@ -120,7 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(f"  {ps.notice()}", soft_wrap=True)
     if args.server_address and len({d.server for d in chosen}) > 1:
         raise ValueError("--server-address serves one side: choose directions with one server language")
-    total = len(select(prepared.cases, args.patterns)) * len(chosen)
+    selected = select(prepared.cases, args.patterns)
+    total = sum(len(prepared.runnable(d, selected)) + len(prepared.finding_results(d, args.patterns)) for d in chosen)
     with report.progress(out, total) as advance:
         results, session = run_all(prepared, runner, chosen, args.patterns, on_result=advance,
                                    server_address=args.server_address)
