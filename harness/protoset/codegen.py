@@ -263,7 +263,8 @@ def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, des
             try:
                 _atomic_dir(folder, lambda tmp: generate(rel, tmp))
             except CodegenError as e:
-                failed[rel] = Finding(rel, lang, tool, str(e))
+                plugin = re.search(r"--[\w-]+_out: (protoc-gen-[\w-]+): Plugin failed", str(e))
+                failed[rel] = Finding(rel, lang, plugin.group(1) if plugin else tool, str(e))
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             list(pool.map(run, missing))
