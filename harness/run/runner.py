@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
@@ -100,8 +101,6 @@ class Prepared:
 
     def file_of(self, case: cases_mod.Case) -> str | None:
         """The proto file declaring the case's service (the first part of its name), if Python knows it."""
-        from google.protobuf import descriptor_pool
-
         try:
             return descriptor_pool.Default().FindServiceByName(case.name.split("/")[0]).file.name
         except KeyError:
