@@ -18,7 +18,8 @@ from harness.report import coverage, coverage_view, export
 from harness.run import divergences
 from harness.report import verdicts as report
 from harness import cache
-from harness.protoset.codegen import CodegenError, build_go, generate_go, generate_python, go_build_cached
+from harness.protoset.codegen import (GO_TAGS_ENV, CodegenError, Finding, build_go, generate_python, go_build_cached,
+                                      load, python_findings, reported)
 from harness.protoset.gotoolchain import GoToolchainError
 from harness.protoset import gotoolchain
 from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
@@ -34,6 +35,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="your known-divergence file(s), added to the built-in ones (repeatable)")
     p.add_argument("--no-generated", action="store_true",
                    help="only the case files; no cases generated from the descriptors")
+    p.add_argument("--go-build-tags", default=os.environ.get(GO_TAGS_ENV, ""), metavar="TAGS",
+                   help="Go build tags for the Go peer and its code generators, comma-separated (default "
+                        f"${GO_TAGS_ENV}); protolegacy makes protobuf-go accept MessageSet")
 
 
 def _min_coverage(p: argparse.ArgumentParser) -> None:
@@ -143,7 +147,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     thresholds = coverage.parse_thresholds(args.min_coverage)
     out = report.console()
     t0 = time.monotonic()
-    prepared = prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences)
+    prepared = prepare(load(from_args(args)), args.cases, generated=not args.no_generated,
+                       divergence_files=args.divergences, go_tags=args.go_build_tags)
     ps = prepared.protoset
     if any("go" in (d.client, d.server) for d in chosen) and not go_build_cached(ps):
         gotoolchain.current()  # with neither Go nor Docker: one line that says what to install, before anything
@@ -157,7 +162,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(f"  not generated: {gap}", soft_wrap=True)
     if args.server_address and len({d.server for d in chosen}) > 1:
         raise ValueError("--server-address serves one side: choose directions with one server language")
-    total = len(select(prepared.cases, args.patterns)) * len(chosen)
+    selected = select(prepared.cases, args.patterns)
+    total = sum(len(prepared.runnable(d, selected)) + len(prepared.finding_results(d, args.patterns)) for d in chosen)
     with report.progress(out, total) as advance:
         results, session = run_all(prepared, runner, chosen, args.patterns, on_result=advance,
                                    server_address=args.server_address)
@@ -175,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             # soft_wrap: commands in the explanation must stay copy-pasteable, never wrapped
             out.print(explanations[(r.direction, r.case)], markup=False, soft_wrap=True)
             out.print()
-    cov = coverage.measure(coverage.universe_of(ps, prepared.cases), prepared.cases,
+    cov = coverage.measure(coverage.universe_of(ps, prepared.cases, skip=prepared.skipped), prepared.cases,
                            coverage.ran_by_direction(results, names))
     _write_reports(args, results, names, explanations, ps.label, cov)
     out.print(cov.summary() + "  (grpc-interop coverage lists what is uncovered)", markup=False, soft_wrap=True)
@@ -225,7 +231,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     else:
         chosen = {c.name for c in select(prepared.cases, args.patterns)}
         ran = {d: set(chosen) for d in names}
-    cov = coverage.measure(coverage.universe_of(prepared.protoset, prepared.cases), prepared.cases, ran)
+    cov = coverage.measure(coverage.universe_of(prepared.protoset, prepared.cases, skip=prepared.skipped), prepared.cases, ran)
     out = report.console()
     coverage_view.print_coverage(out, cov)
     if args.json:
@@ -235,7 +241,8 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
-    prepared = prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences)
+    prepared = prepare(load(from_args(args)), args.cases, generated=not args.no_generated,
+                       divergence_files=args.divergences, go_tags=args.go_build_tags)
     for c in prepared.cases:
         print(f"{c.name}\t{c.calls[0].streaming}\t{c.source}")
     for gap in prepared.gaps:  # on stderr: the listing stays one case per line for scripts
@@ -244,26 +251,39 @@ def cmd_cases(args: argparse.Namespace) -> int:
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
-    ps = from_args(args)
-    print(f"python: {generate_python(ps)}")
-    print(f"go:     {generate_go(ps)}")
-    return 0
+    """Generate both languages' code; files a language refuses are listed with the tool's message
+    (exit 1), the rest is generated."""
+    ps = load(from_args(args))
+    pkg = generate_python(ps)
+    print(f"python: {pkg}")
+    go = build_go(ps, args.go_build_tags)
+    print(f"go:     {go.src}")
+    return _print_findings(reported(ps, [*python_findings(pkg), *go.findings]))
+
+
+def _print_findings(findings: list[Finding]) -> int:
+    for f in findings:
+        print(f"finding: {f.file}: {'Go' if f.lang == 'go' else 'Python'} ({f.tool}):", file=sys.stderr)
+        print("  " + f.message.replace("\n", "\n  "), file=sys.stderr)
+    return 1 if findings else 0
 
 
 def cmd_peer(args: argparse.Namespace) -> int:
-    build = build_go(from_args(args))
+    build_ps = load(from_args(args))
+    build = build_go(build_ps, args.go_build_tags)
     print(f"binary: {build.binary}")
     if not args.no_image:
         client = docker_client()
         if client is None:
             raise PeerError("no Docker engine answers; run `make setup` first, or pass --no-image")
         print(f"image:  {ensure_image(build, client)}")
-    return 0
+    return _print_findings(reported(build_ps, list(build.findings)))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """One server peer in the foreground, with the run's catalogue, for a debugger or a manual client."""
-    prepared = prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences)
+    prepared = prepare(load(from_args(args)), args.cases, generated=not args.no_generated,
+                       divergence_files=args.divergences, go_tags=args.go_build_tags)
     catalogue = cache.root() / "catalogue" / f"{prepared.protoset.digest[:20]}.json"
     catalogue.parent.mkdir(parents=True, exist_ok=True)
     catalogue.write_text(prepared.catalogue_json())

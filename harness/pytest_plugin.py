@@ -26,6 +26,7 @@ from harness.engines.peer import PeerError, select_runner
 from harness.protoset import discover
 from harness.protoset.gotoolchain import GoToolchainError
 from harness.report import coverage
+from harness.protoset.codegen import GO_TAGS_ENV
 from harness.run.runner import Direction, ExternalServer, Prepared, Session, directions, prepare, share
 from python_impl.contract import Diff, Result
 
@@ -58,6 +59,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="fail the session when the field coverage of the interop cases that ran (or the named "
                      "number, e.g. 'enum values=100') is below PCT in some direction (a direction of "
                      "--interop-direction where -k left nothing to run counts 0); repeatable")
+    g.addoption("--interop-go-build-tags", default=os.environ.get(GO_TAGS_ENV, ""), metavar="TAGS",
+                help="Go build tags for the Go peer and its generators, comma-separated (default "
+                     f"${GO_TAGS_ENV}); protolegacy makes protobuf-go accept MessageSet")
     g.addoption("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                 choices=["auto", "docker", "process"],
                 help="how the Go peer runs (auto: docker when an engine answers, else a loud fallback)")
@@ -85,7 +89,8 @@ def _prepared(config: pytest.Config) -> Prepared:
         ps = discover(protos, paths, config.getoption("interop_files"))
         config.stash[_PREPARED] = prepare(ps, config.getoption("interop_cases"),
                                           generated=not config.getoption("interop_no_generated"),
-                                          divergence_files=config.getoption("interop_divergences"))
+                                          divergence_files=config.getoption("interop_divergences"),
+                                          go_tags=config.getoption("interop_go_build_tags"))
         prepared = config.stash[_PREPARED]
         reporter = config.pluginmanager.get_plugin("terminalreporter")  # none on xdist workers
         for line in [prepared.protoset.notice(), *(f"not generated: {g}" for g in prepared.gaps)]:
@@ -99,14 +104,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     directions = _directions(metafunc.config)
     prepared = _prepared(metafunc.config)
-    cases = prepared.cases
-    if not cases:
+    if not prepared.cases:
         # `grpc-interop run` fails here too: a green run that exchanged nothing tested nothing
-        raise pytest.UsageError(f"grpc-interop: the proto set at {prepared.protoset.root} gives no cases (no "
+        raise pytest.UsageError(f"grpc-interop: the proto set at {prepared.protoset.label} gives no cases (no "
                                 "service and no message type to exchange); point --interop-protos at your protos")
-    metafunc.parametrize(("interop_direction", "interop_case"),
-                         [pytest.param(d, c, id=f"{d.slug}:{c.name}", marks=pytest.mark.interop)
-                          for d in directions for c in cases])
+    params = []
+    for d in directions:
+        # A file a language cannot compile or load is one failing test per direction with that
+        # language on one side (finding/<file>), instead of its cases. Knowing Go's findings takes
+        # the Go peer's build: only when interop tests are selected at all.
+        selected = _interop_selected(metafunc.config)
+        findings = prepared.finding_results(d) if selected else []
+        cases = prepared.runnable(d, prepared.cases) if selected else prepared.cases
+        params += [pytest.param(d, Finding(r), id=f"{d.slug}:{r.case}", marks=pytest.mark.interop) for r in findings]
+        params += [pytest.param(d, c, id=f"{d.slug}:{c.name}", marks=pytest.mark.interop) for c in cases]
+    metafunc.parametrize(("interop_direction", "interop_case"), params)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A test parameter standing for a proto file a language cannot compile or load."""
+    result: Result
+
+    @property
+    def name(self) -> str:
+        return self.result.case
 
 
 class _BuiltinTests(pytest.Module):
@@ -200,7 +222,7 @@ def _judge_coverage(session: pytest.Session) -> None:
     prepared = _prepared(config)
     names = [d.name for d in _directions(config)]
     results = [{"direction": d, "case": c} for d, c in ran]
-    cov = coverage.measure(coverage.universe_of(prepared.protoset, prepared.cases), prepared.cases,
+    cov = coverage.measure(coverage.universe_of(prepared.protoset, prepared.cases, skip=prepared.skipped), prepared.cases,
                            coverage.ran_by_direction(results, names))
     problems = cov.below(thresholds)
     config.stash[_COVERAGE] = [cov.summary()] + [f"coverage too low: {p}" for p in problems]
@@ -255,7 +277,7 @@ def _batch(session: Session, d: Direction, cases: list[Case]) -> dict[str, Resul
 @dataclass
 class InteropRun:
     direction: Direction
-    case: Case
+    case: Case | Finding
     result: Result
     session: Session
 
@@ -271,6 +293,8 @@ def interop_run(request: pytest.FixtureRequest, interop_session: Any, interop_di
                 interop_case: Case) -> InteropRun:
     """Run one case in one direction (a Go client's whole batch on its first use)."""
     d, s = interop_direction, interop_session
+    if isinstance(interop_case, Finding):
+        return InteropRun(d, interop_case, interop_case.result, s)
     request.node.user_properties.append((_RAN_PROPERTY, (d.name, interop_case.name)))
     if d.client == "py":
         result = s.run(d, [interop_case])[0]
@@ -278,7 +302,8 @@ def interop_run(request: pytest.FixtureRequest, interop_session: Any, interop_di
         if d.name not in s.batches:
             # session.items is the final selection (after -k): batch exactly the cases that will run.
             chosen = [i.callspec.params["interop_case"] for i in request.session.items
-                      if getattr(i, "callspec", None) and i.callspec.params.get("interop_direction") == d]
+                      if getattr(i, "callspec", None) and i.callspec.params.get("interop_direction") == d
+                      and isinstance(i.callspec.params["interop_case"], Case)]
             s.batches[d.name] = _batch(s, d, chosen)
         result = s.batches[d.name][interop_case.name]
     return InteropRun(d, interop_case, result, s)

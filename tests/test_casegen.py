@@ -98,7 +98,9 @@ def test_size_limit_cases_on_every_service_that_can_carry_bulk(seed_gen) -> None
     # what cannot be made is said, per service and pattern
     gaps = casegen.size_gaps(ps, cases)
     assert any(g.startswith("idc.IndicatorGraph (indicator_graph.proto): no response_over_limit case") for g in gaps)
-    assert sum(g.startswith("shapes.v1.Empties") for g in gaps) == 3 and len(gaps) == 4
+    assert sum(g.startswith("shapes.v1.Empties") for g in gaps) == 3
+    # the others are the harness's echo services of types-only files whose messages carry no bulk
+    assert all(".interop_echo." in g for g in gaps[:] if not g.startswith(("shapes.v1.Empties", "idc.IndicatorGraph")))
 
 
 def test_bulk_in_a_repeated_scalar_field_reaches_the_size(tmp_path: Path) -> None:

@@ -136,11 +136,12 @@ def test_an_edit_regenerates_only_that_file_and_its_importers(tmp_path: Path) ->
     }
     root = write(tmp_path / "p", {k: run + v for k, v in files.items()})
     codegen.generate_python(discover(root), package="cgt_gen_incr")
-    assert codegen.LAST_REGENERATED["py"] == (3, 3)
+    # 3 files, each with no service, so each with its echo file (harness/protoset/echo.py): 6
+    assert codegen.LAST_REGENERATED["py"] == (6, 6)
     (root / "inc/alone.proto").write_text(run + files["inc/alone.proto"].replace("{}", "{ string s = 1; }"))
     codegen.generate_python(discover(root), package="cgt_gen_incr")
-    assert codegen.LAST_REGENERATED["py"] == (1, 3)
+    assert codegen.LAST_REGENERATED["py"] == (2, 6)  # alone and its echo file, which imports it
     (root / "inc/base.proto").write_text(run + files["inc/base.proto"].replace("int32", "int64"))
     pkg = codegen.generate_python(discover(root), package="cgt_gen_incr")
-    assert codegen.LAST_REGENERATED["py"] == (2, 3)  # base and user, which imports it
+    assert codegen.LAST_REGENERATED["py"] == (4, 6)  # base and user, which imports it, and their echo files
     assert {p.name for p in (pkg / "inc").iterdir()} >= {"base_pb2.py", "user_pb2_grpc.py", "alone_pb2.pyi", "__init__.py"}

@@ -138,7 +138,7 @@ def test_codegen_asks_the_builder_image_for_the_plugins_and_the_glue_plugin(
     src = tmp_path / "b" / "src"
     src.mkdir(parents=True)  # a build copy: go_peer's files, Dockerfile.builder among them
     (src / "Dockerfile.builder").write_text(dockerfiles[0])
-    assert codegen._build_glue_plugin(src) == src.parent / "protoc-gen-interop"
+    assert codegen._build_glue_plugin(src, ()) == src.parent / "protoc-gen-interop"
     assert builds[1].context == src and builds[1].buildargs == {"TARGET": "./cmd/protoc-gen-interop",
                                                                 "OUT": "protoc-gen-interop"}
 

@@ -72,7 +72,10 @@ def test_files_picks_the_targets_and_compiles_only_what_they_import() -> None:
 
 def test_cli_cases_with_two_roots_and_files() -> None:
     every = cases("--protos", str(APP), "-I", str(VENDOR))
-    assert methods(every) == {"ptree.shop.v1.Carts/Get", "ptree.money.v1.Rates/Convert"}
+    # money/v1/unused.proto has no service: the harness's echo service carries its messages
+    assert methods(every) == {"ptree.shop.v1.Carts/Get", "ptree.money.v1.Rates/Convert",
+                              "ptree.money.v1.unused.interop_echo.UnusedEcho/Unused",
+                              "ptree.money.v1.unused.interop_echo.UnusedEcho/UnusedBidi"}
     only = cases("--protos", str(APP), "--proto-path", str(VENDOR), "--files", "shop/v1/*.proto")
     assert methods(only) == {"ptree.shop.v1.Carts/Get"}
     assert only == [n for n in every if n.startswith("ptree.shop.v1.Carts/")]

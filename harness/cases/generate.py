@@ -31,25 +31,31 @@ RECV_LIMIT = 4 * 1024 * 1024  # grpcio's and grpc-go's default maximum received 
 UNICODE_MESSAGE = "tab\there, CR\r, LF\n, BMP ü € 中, non-BMP 😀 𝄞"
 
 
-def services(ps: ProtoSet, pool: descriptor_pool.DescriptorPool | None = None) -> list[ServiceDescriptor]:
-    """The services of the targets (--files; every file of the set when none was chosen). A file the
-    Python runtime registers already is found under its registered name (grpc_health/v1/health.proto)."""
+def services(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset(),
+             pool: descriptor_pool.DescriptorPool | None = None) -> list[ServiceDescriptor]:
+    """The services of the targets (--files; every file of the set when none was chosen), but those of
+    `skip` (files Python could not load: reported as findings). A file the Python runtime registers
+    already is found under its registered name (grpc_health/v1/health.proto)."""
     from harness.protoset.codegen import registered_files
 
+    from harness.protoset.codegen import load
+
+    ps = load(ps)  # the echo services of files with none are services of the set
+    targets = [rel for rel in ps.targets if rel not in skip]
     if pool is not None and pool is not descriptor_pool.Default():  # a pool of its own: its own names
-        return [svc for rel in ps.targets for svc in pool.FindFileByName(rel).services_by_name.values()]
+        return [svc for rel in targets for svc in pool.FindFileByName(rel).services_by_name.values()]
     pool = descriptor_pool.Default()
     reg = registered_files(ps)
-    names = [(reg[rel].python_file if rel in reg and reg[rel].python_file else rel) for rel in ps.targets]
+    names = [(reg[rel].python_file if rel in reg and reg[rel].python_file else rel) for rel in targets]
     return [svc for name in names for svc in pool.FindFileByName(name).services_by_name.values()]
 
 
 mode = streaming_mode
 
 
-def generate(ps: ProtoSet) -> list[Case]:
+def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> list[Case]:
     cases: list[Case] = []
-    for svc in services(ps):
+    for svc in services(ps, skip):
         for m in svc.methods:
             cases += value_cases(m) + stream_cases(m)
         if svc.methods:
@@ -410,7 +416,7 @@ def _size_cases(svc: ServiceDescriptor) -> list[Case]:
 SIZE_PATTERNS = ("near_size_limit", "request_over_limit", "response_over_limit")
 
 
-def size_gaps(ps: ProtoSet, cases: list[Case]) -> list[str]:
+def size_gaps(ps: ProtoSet, cases: list[Case], skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """Services that got fewer size-limit cases than the README promises, and why: the cases
     command prints them, so a missing case is never silent."""
     made: dict[str, set[str]] = {}
@@ -424,7 +430,7 @@ def size_gaps(ps: ProtoSet, cases: list[Case]) -> list[str]:
            "response_over_limit": "no unary or client_stream method has a response type with a field that "
                                   "can carry bulk"}
     out = []
-    for svc in services(ps):
+    for svc in services(ps, skip):
         for pattern in SIZE_PATTERNS:
             if svc.methods and pattern not in made.get(svc.full_name, set()):
                 out.append(f"{svc.full_name} ({svc.file.name}): no {pattern} case: {why[pattern]}")

@@ -7,10 +7,10 @@ Deterministic: no randomness, the same descriptor and pattern give the same mess
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
-from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import Descriptor, FieldDescriptor as FD
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
@@ -38,12 +38,24 @@ PATTERNS = ("empty", "typical", "min", "max", "neg_zero", "nan", "pos_inf", "neg
             "enum_unknown", "presence_default")
 
 
-def build(desc: Descriptor, pattern: str, depth: int = 0) -> Message:
-    """A message of type `desc` whose fields follow `pattern` (required fields always set)."""
+# Size budget: the wire bytes one generated message may take, whatever its shape. Both languages
+# refuse received messages over 4 MiB by default; only the size-limit cases (near_size_limit,
+# request_over_limit, response_over_limit in generate.py) are made to cross that line. The budget is
+# handed down while building: a message gives each repeated, map or message field an equal share of
+# what is left after its scalars, and a repeated field gets as many elements as fit its share (up to
+# its pattern's count), so nested repeated levels cannot multiply past it.
+MESSAGE_BUDGET = 1024 * 1024
+_NESTED = 12  # a nested message's tag and length prefix (or a group's two tags), at most
+
+
+def build(desc: Descriptor, pattern: str, depth: int = 0, budget: int = MESSAGE_BUDGET) -> Message:
+    """A message of type `desc` whose fields follow `pattern` (required fields always set), of at
+    most `budget` bytes on the wire (unless its required fields alone take more)."""
     msg = GetMessageClass(desc)()
     if is_well_known(desc.file.name):  # exact file names: other files under google/protobuf/ are ordinary
         _well_known(msg, pattern)
         return msg
+    chosen: list[FD] = []
     oneofs_done: set[str] = set()
     for fd in desc.fields:
         oneof = fd.containing_oneof
@@ -51,10 +63,17 @@ def build(desc: Descriptor, pattern: str, depth: int = 0) -> Message:
             if oneof.name in oneofs_done or pattern == "empty":
                 continue
             oneofs_done.add(oneof.name)  # the first member: other members get their own cases
-        _set_field(msg, fd, pattern, depth)
+        chosen.append(fd)
     if pattern in ("typical", "max", "presence_default") and depth == 0:
-        for ext in _extensions(desc):
-            _set_field(msg, ext, pattern, depth)
+        chosen += _extensions(desc)
+    # Scalars first (each one set only if it fits), then the composite fields share what is left.
+    composite = [fd for fd in chosen if fd.is_repeated or fd.cpp_type == FD.CPPTYPE_MESSAGE]
+    left = budget
+    for fd in chosen:
+        if fd not in composite:
+            left -= _set_scalar_field(msg, fd, pattern, left)
+    for i, fd in enumerate(composite):
+        left -= _set_field(msg, fd, pattern, depth, max(left // (len(composite) - i), 0))
     return msg
 
 
@@ -66,38 +85,79 @@ def _is_synthetic(oneof: Any) -> bool:
 def _extensions(desc: Descriptor) -> list[FD]:
     """Every extension of desc the generated code declares: at file level or inside a message's scope,
     in desc's file or in another one (by number, so the cases stay deterministic)."""
-    return sorted(descriptor_pool.Default().FindAllExtensions(desc), key=lambda ext: ext.number)
+    return sorted(desc.file.pool.FindAllExtensions(desc), key=lambda ext: ext.number)
 
 
 def _target(msg: Message, fd: FD) -> Any:
     return msg.Extensions[fd] if fd.is_extension else getattr(msg, fd.name)
 
 
-def _set_field(msg: Message, fd: FD, pattern: str, depth: int) -> None:
+def _varint(n: int) -> int:
+    return max(1, (n.bit_length() + 6) // 7)
+
+
+_FIXED = {FD.TYPE_BOOL: 1, FD.TYPE_FLOAT: 4, FD.TYPE_FIXED32: 4, FD.TYPE_SFIXED32: 4,
+          FD.TYPE_DOUBLE: 8, FD.TYPE_FIXED64: 8, FD.TYPE_SFIXED64: 8}
+
+
+def _cost(fd: FD, v: Any) -> int:
+    """Wire bytes of one scalar value of field fd, with its tag (an unpacked element)."""
+    tag = _varint(fd.number << 3)
+    if isinstance(v, (str, bytes)):
+        n = len(v.encode()) if isinstance(v, str) else len(v)
+        return tag + _varint(n) + n
+    if fd.type in _FIXED:
+        return tag + _FIXED[fd.type]
+    if fd.type in (FD.TYPE_SINT32, FD.TYPE_SINT64):
+        return tag + _varint(2 * v if v >= 0 else -2 * v - 1)
+    return tag + (_varint(v) if v >= 0 else 10)
+
+
+def _size(msg: Message) -> int:
+    return len(msg.SerializePartialToString())  # ByteSize() refuses messages missing required fields
+
+
+def _set_scalar_field(msg: Message, fd: FD, pattern: str, left: int) -> int:
+    """Set one singular scalar field if it fits in `left` (a required one always); returns its wire size."""
     if pattern == "empty" and not fd.is_required:
-        return
+        return 0
+    if pattern == "presence_default":
+        value = fd.default_value if (fd.has_presence or fd.is_required) else None
+    else:
+        value = scalar(fd, pattern, 0)
+        if value is None and fd.is_required:
+            value = scalar(fd, "typical", 0)
+    if value is None or (_cost(fd, value) > left and not fd.is_required):
+        return 0
+    _assign(msg, fd, value)
+    return _cost(fd, value)
+
+
+def _set_field(msg: Message, fd: FD, pattern: str, depth: int, share: int) -> int:
+    """Set a repeated, map or message field within `share` bytes; returns its wire size."""
+    if pattern == "empty" and not fd.is_required:
+        return 0
     if pattern == "presence_default":
         # Set to the default value, which differs from unset only where presence is tracked.
         if fd.cpp_type == FD.CPPTYPE_MESSAGE and not fd.is_repeated and depth < MAX_DEPTH:
             if not (fd.message_type.GetOptions().map_entry or is_well_known(fd.message_type.file.name)):
-                _target(msg, fd).CopyFrom(build(fd.message_type, pattern, depth + 1))
-        elif fd.has_presence and not fd.is_repeated or fd.is_required:
-            _assign(msg, fd, fd.default_value)
-        return
+                return _set_message(msg, fd, build(fd.message_type, pattern, depth + 1, share - _NESTED))
+        return 0
     is_map = fd.message_type is not None and fd.message_type.GetOptions().map_entry
     if is_map:
-        _fill_map(_target(msg, fd), fd, pattern, depth)
-    elif fd.is_repeated:
+        return _fill_map(_target(msg, fd), fd, pattern, depth, share)
+    if fd.is_repeated:
         count = {"repeated_one": 1, "repeated_many": MANY}.get(pattern, 2)
-        for i in range(count):
-            _append(_target(msg, fd), fd, pattern, depth, i)
-    elif fd.cpp_type == FD.CPPTYPE_MESSAGE:
-        if depth < MAX_DEPTH or fd.is_required:
-            child = build(fd.message_type, pattern if depth < MAX_DEPTH else "empty", depth + 1)
-            _target(msg, fd).CopyFrom(child)
-    else:
-        value = scalar(fd, pattern, 0)
-        _assign(msg, fd, scalar(fd, "typical", 0) if value is None and fd.is_required else value)
+        return _fill_repeated(_target(msg, fd), fd, pattern, depth, count, share)
+    if depth < MAX_DEPTH or fd.is_required:
+        return _set_message(msg, fd, build(fd.message_type, pattern if depth < MAX_DEPTH else "empty", depth + 1,
+                                           share - _NESTED))
+    return 0
+
+
+def _set_message(msg: Message, fd: FD, child: Message) -> int:
+    _target(msg, fd).CopyFrom(child)
+    return _size(child) + _NESTED
 
 
 def _assign(msg: Message, fd: FD, value: Any) -> None:
@@ -117,27 +177,64 @@ def _element_pattern(pattern: str) -> str:
     return "typical" if pattern in _BIG else pattern
 
 
-def _append(container: Any, fd: FD, pattern: str, depth: int, i: int) -> None:
+def _fits(desc: Descriptor, pattern: str, share: int, wanted: int) -> tuple[int, int]:
+    """How many messages of type desc (up to `wanted`) fit in `share` bytes, and each one's budget.
+    An element must at least hold its own scalars (as built at the depth limit), so fewer full
+    elements are preferred to many empty ones."""
+    n = min(wanted, max(share, 0) // _floor(desc, pattern))
+    return n, (share // n if n else 0) - _NESTED
+
+
+@functools.lru_cache(maxsize=4096)
+def _floor(desc: Descriptor, pattern: str) -> int:
+    """The wire size of one element of type desc holding only its own scalars (deterministic, so cached)."""
+    return _size(build(desc, pattern, MAX_DEPTH)) + _NESTED
+
+
+def _fill_repeated(container: Any, fd: FD, pattern: str, depth: int, count: int, share: int) -> int:
     pattern = _element_pattern(pattern)
+    used = 0
     if fd.cpp_type == FD.CPPTYPE_MESSAGE:
         if depth < MAX_DEPTH:
-            container.add().CopyFrom(build(fd.message_type, pattern, depth + 1))
-    else:
+            n, each = _fits(fd.message_type, pattern, share, count)
+            for _ in range(n):
+                element = build(fd.message_type, pattern, depth + 1, each)
+                container.add().CopyFrom(element)
+                used += _size(element) + _NESTED
+        return used
+    for i in range(count):
         v = scalar(fd, pattern, i)
-        container.append(v if v is not None else scalar(fd, "typical", i))
+        v = v if v is not None else scalar(fd, "typical", i)
+        if used + _cost(fd, v) > share:
+            break
+        container.append(v)
+        used += _cost(fd, v)
+    return used
 
 
-def _fill_map(container: Any, fd: FD, pattern: str, depth: int) -> None:
+def _fill_map(container: Any, fd: FD, pattern: str, depth: int, share: int) -> int:
     key_fd, value_fd = fd.message_type.fields_by_name["key"], fd.message_type.fields_by_name["value"]
     keys = map_keys(key_fd, edges=pattern == "map_edges")
-    pattern = _element_pattern(pattern)
+    value_pattern = "typical" if pattern == "map_edges" else _element_pattern(pattern)
+    used = 0
+    if value_fd.cpp_type == FD.CPPTYPE_MESSAGE:
+        if depth < MAX_DEPTH:
+            key_cost = max(_cost(key_fd, k) for k in keys) + _NESTED
+            n, each = _fits(value_fd.message_type, value_pattern, share - key_cost * len(keys), len(keys))
+            for k in keys[:n]:
+                value = build(value_fd.message_type, value_pattern, depth + 1, each)
+                container[k].CopyFrom(value)
+                used += key_cost + _size(value) + _NESTED
+        return used
     for i, k in enumerate(keys):
-        if value_fd.cpp_type == FD.CPPTYPE_MESSAGE:
-            if depth < MAX_DEPTH:
-                container[k].CopyFrom(build(value_fd.message_type, "typical" if pattern == "map_edges" else pattern, depth + 1))
-        else:
-            v = scalar(value_fd, "typical" if pattern == "map_edges" else pattern, i)
-            container[k] = v if v is not None else scalar(value_fd, "typical", i)
+        v = scalar(value_fd, value_pattern, i)
+        v = v if v is not None else scalar(value_fd, "typical", i)
+        entry = _cost(key_fd, k) + _cost(value_fd, v) + _NESTED
+        if used + entry > share:
+            break
+        container[k] = v
+        used += entry
+    return used
 
 
 def map_keys(fd: FD, edges: bool) -> list[Any]:

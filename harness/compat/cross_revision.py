@@ -50,7 +50,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from harness.cases import generate as casegen
 from harness.cases.model import Call, Case
-from harness.protoset.codegen import build_go
+from harness.protoset.codegen import CodegenError, build_go
 from harness.engines.peer import (READY_TIMEOUT, GoServer, PeerError, _read_line, run_go_client, select_runner,
                           stop_process, wait_healthy)
 from harness.protoset import discover
@@ -450,6 +450,10 @@ class Run:
 def run_wire(revs: dict[str, Revision], runner: str, progress: Any = None) -> list[Run]:
     """The four cross-revision directions; every peer is stopped when this returns."""
     builds = {label: build_go(rev.protoset) for label, rev in revs.items()}
+    for label, b in builds.items():  # a file left out would read as a breaking change: stop instead
+        if b.findings:
+            raise CodegenError(f"the {label} revision has files Go cannot compile, which compat cannot compare:\n"
+                               + "\n".join(f"{f.file} ({f.tool}): {f.message}" for f in b.findings))
     plans = {(c, s): plan(revs[c], revs[s]) for c, s in (("new", "old"), ("old", "new"))}
     run_id = f"c-{uuid.uuid4().hex[:8]}"
     runs = []

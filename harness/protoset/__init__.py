@@ -32,6 +32,9 @@ class ProtoSet:
     # the arguments that rebuild this set in another process (python_peer, repro commands)
     spec: tuple[str, ...] = ()
     buf_config: Path | None = None
+    # the harness's synthetic echo files (harness/protoset/echo.py): in `files`, their origin echo_root
+    echo: tuple[str, ...] = ()
+    echo_root: Path | None = None
 
     @property
     def root(self) -> Path:
@@ -48,7 +51,8 @@ class ProtoSet:
         return self.origins[self.files.index(rel)] / rel
 
     def include_args(self) -> list[str]:
-        return [f"-I{r}" for r in self.roots]
+        """protoc's -I options for the set's own files, the echo files' folder included."""
+        return [f"-I{r}" for r in self.roots] + ([f"-I{self.echo_root}"] if self.echo_root else [])
 
     def notice(self) -> str | None:
         """What the user must be told about the set: copies of googleapis protos left out."""

@@ -16,10 +16,12 @@ generate the same way.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import importlib.resources
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -65,6 +67,48 @@ class CodegenError(Exception):
     """Code generation failed; the message names the proto file and what to do."""
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One proto file a language cannot compile or load: a failing row of its own, for every
+    direction with that language on one side, while the rest of the set runs (README: Findings)."""
+    file: str       # the proto file, relative to the set's folder
+    lang: str       # "go" or "py"
+    tool: str       # what refused it: protoc-gen-go, go build, protoc's Python generator, Python's import
+    message: str    # the tool's own text
+    cause: str = "" # for a file importing a failing one: that file
+
+    def to_json(self) -> dict[str, str]:
+        return {"file": self.file, "lang": self.lang, "tool": self.tool, "message": self.message, "cause": self.cause}
+
+
+def _write_findings(path: Path, findings: list[Finding]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps([f.to_json() for f in findings], ensure_ascii=False, indent=1))
+    tmp.replace(path)
+
+
+def reported(ps: ProtoSet, findings: list[Finding] | tuple[Finding, ...]) -> list[Finding]:
+    """The findings to show: not the harness's echo file of a file that is a finding itself (its
+    services are left out all the same)."""
+    return [f for f in findings if not (f.file in ps.echo and f.cause)]
+
+
+def read_findings(path: Path) -> list[Finding]:
+    return [Finding(**f) for f in json.loads(path.read_text())] if path.exists() else []
+
+
+def _with_importers(ps: ProtoSet, files: tuple[str, ...], failed: dict[str, Finding], lang: str) -> list[Finding]:
+    """The failing files' findings plus one for every file importing one of them (transitively):
+    it cannot be compiled or loaded without it."""
+    out = dict(failed)
+    for rel, deps in _closure(ps, files).items():
+        cause = next((d for d in deps if d in failed and not failed[d].cause), None)
+        if cause is not None:  # a failing file that imports a failing one: most likely because of it
+            f = failed[cause]
+            out[rel] = Finding(rel, lang, f.tool, f"imports {cause}, which failed: {f.message}", cause)
+    return [out[rel] for rel in sorted(out)]
+
+
 def _protoc(args: list[str], what: str) -> None:
     from grpc_tools import protoc
 
@@ -103,13 +147,15 @@ def _module_name(proto: str) -> str:
     return proto[: -len(".proto")].replace("/", ".") + "_pb2"
 
 
-def _check_python_names(files: tuple[str, ...]) -> None:
+def _python_name_problems(files: tuple[str, ...]) -> dict[str, str]:
+    """Files whose path is no Python module name: protoc's Python output for them cannot be imported."""
+    out = {}
     for rel in files:
-        for part in Path(rel).with_suffix("").parts:
-            if not part.isidentifier():
-                raise CodegenError(
-                    f"{rel}: {part!r} is not a valid Python module name, so protoc's Python output cannot "
-                    f"import it; rename the file or folder (letters, digits, underscores)")
+        bad = [part for part in Path(rel).with_suffix("").parts if not part.isidentifier()]
+        if bad:
+            out[rel] = (f"{bad[0]!r} is not a valid Python module name, so protoc's Python output for {rel} "
+                        f"cannot be imported; rename the file or folder (letters, digits, underscores)")
+    return out
 
 
 def _rewrite_imports(text: str, generated: set[str], package: str, renames: dict[str, str] | None = None) -> str:
@@ -136,13 +182,15 @@ def _rewrite_imports(text: str, generated: set[str], package: str, renames: dict
 
 
 def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
-    """Generate (or reuse) the Python package for a proto set; returns the package folder.
+    """Generate (or reuse) the Python package for a proto set and its echo files (load); returns the
+    package folder.
     Only files whose content or imports changed are regenerated (per-file cache, see _per_file).
     Files Python's runtime registers already (harness/protoset/runtime.py) are not generated: the
-    package's RUNTIME_MODULES names their modules, whose services the engine serves too."""
+    package's RUNTIME_MODULES names their modules, whose services the engine serves too.
+    Files Python cannot compile or import are left out: python_findings(package folder) names them."""
+    ps = load(ps)  # one folder is one set, echo files included, however it was discovered
     reg = {rel: r for rel, r in registered_files(ps).items() if r.python_module}
     files = tuple(f for f in ps.files if f not in reg)
-    _check_python_names(files)
     _check_runtime_imports(ps, reg)
     # The generated code is only valid for the grpcio-tools / protobuf that made it (gencode checks);
     # which files the runtime registers depends on grpcio-health-checking / grpcio-reflection.
@@ -164,16 +212,27 @@ def generate_python(ps: ProtoSet, package: str = PY_PACKAGE) -> Path:
     def fill(tmp: Path) -> None:
         pkg = tmp / package
         pkg.mkdir()
-        if files:
-            _per_file(ps, f"py|{package}|{tools}", {}, one, pkg, files)
+        findings = (_per_file(ps, f"py|{package}|{tools}", {}, one, pkg, files, lang="py",
+                              tool="protoc's Python generator", refused=_python_name_problems(files))
+                    if files else [])
         for d in [pkg, *(p for p in pkg.rglob("*") if p.is_dir())]:
             (d / "__init__.py").touch()
         (pkg / "__init__.py").write_text(
             "# Modules of the runtime (not generated here) whose files the proto set vendors, identical:\n"
             "# their services are served and tested like the generated ones.\n"
             f"RUNTIME_MODULES = {tuple(served)!r}\n")
+        _write_findings(tmp / "findings.json", findings)
 
-    return _atomic_dir(out, fill) / package
+    findings = read_findings(_atomic_dir(out, fill) / "findings.json")
+    if len(findings) == len(ps.files):  # nothing left to run: an error, not a finding
+        raise CodegenError("Python cannot load any file of the set:\n" +
+                           "\n".join(f"{f.file}: {f.message}" for f in findings))
+    return out / package
+
+
+def python_findings(pkg_dir: Path) -> list[Finding]:
+    """The files left out of a generated Python package (generate_python), with why."""
+    return read_findings(pkg_dir.parent / "findings.json")
 
 
 def registered_files(ps: ProtoSet) -> dict[str, runtime.Registered]:
@@ -234,11 +293,13 @@ def _sources(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, Path]:
 
 
 def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, dest: Path,
-              files: tuple[str, ...] | None = None) -> None:
+              files: tuple[str, ...] | None = None, lang: str = "", tool: str = "",
+              refused: dict[str, str] | None = None) -> list[Finding]:
     """Generated files per proto file (`files`, default: the set's), cached by the file's content, its
     imports' contents and the generator (`kind`, `extra[file]`): after an edit only the edited file
     and those importing it run through protoc again. The outputs of every file are then copied into
-    `dest`."""
+    `dest`. A file the generator refuses (or `refused` names, with why) becomes a Finding, and so do
+    the files importing it; their outputs are left out and the rest of the set goes on."""
     files = files or ps.files
     closure, sources = _closure(ps, files), _sources(ps, files)
     per_file = cache.root() / "gen" / "files"
@@ -252,18 +313,41 @@ def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, des
         keyed.append(folder)
         if not folder.exists():
             missing.append((rel, folder))
+    failed = {rel: Finding(rel, lang, tool, why) for rel, why in (refused or {}).items()}
     if missing:
         from concurrent.futures import ThreadPoolExecutor
 
         def run(item: tuple[str, Path]) -> None:
             rel, folder = item
-            _atomic_dir(folder, lambda tmp: generate(rel, tmp))
+            if rel in failed:
+                return
+            try:
+                _atomic_dir(folder, lambda tmp: generate(rel, tmp))
+            except CodegenError as e:
+                plugin = re.search(r"--[\w-]+_out: (protoc-gen-[\w-]+): Plugin failed", str(e))
+                failed[rel] = Finding(rel, lang, plugin.group(1) if plugin else tool, str(e))
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
             list(pool.map(run, missing))
     LAST_REGENERATED[kind.split("|")[0]] = (len(missing), len(files))
-    for folder in keyed:
-        shutil.copytree(folder, dest, dirs_exist_ok=True)
+    findings = _with_importers(ps, files, failed, lang)
+    left_out = {f.file for f in findings}
+    for rel, folder in zip(files, keyed):
+        if rel not in left_out:
+            shutil.copytree(folder, dest, dirs_exist_ok=True)
+    return findings
+
+
+def load(protos: str | Path | ProtoSet) -> ProtoSet:
+    """A proto set (or the set of a folder), plus the harness's echo files for its target files with
+    no service (harness/protoset/echo.py): what every command runs. Idempotent."""
+    from harness.protoset import discover
+    from harness.protoset.echo import with_echo
+
+    ps = protos if isinstance(protos, ProtoSet) else discover(protos)
+    if ps.echo_root is not None:
+        return ps
+    return with_echo(ps, descriptor_set(ps), cache.root())
 
 
 def import_python(pkg_dir: Path) -> ModuleType:
@@ -363,13 +447,41 @@ def _proto_packages(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, str]:
     return {f.name: f.package for f in descriptor_set(ps).file if f.name in wanted}
 
 
-def go_tools() -> dict[str, Path]:
-    """Install the pinned protoc plugins into <cache>/tools/bin (once) and return their paths."""
+GO_TAGS_ENV = "INTEROP_GO_BUILD_TAGS"  # e.g. protolegacy: Go build tags for the plugins and the peer
+
+
+def go_build_tags(tags: str | list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Go build tags (comma- or space-separated, or a list), by default $INTEROP_GO_BUILD_TAGS.
+    They apply to protoc-gen-go, protoc-gen-go-grpc, protoc-gen-interop and the peer alike: protobuf-go's
+    `protolegacy` (internal/flags.ProtoLegacy) must be set in the generator that validates the
+    descriptors and in the binary that encodes them."""
+    if tags is None:
+        tags = os.environ.get(GO_TAGS_ENV, "")
+    parts = re.split(r"[\s,]+", tags) if isinstance(tags, str) else [t for tag in tags for t in re.split(r"[\s,]+", tag)]
+    out = tuple(sorted({t for t in parts if t}))
+    for t in out:
+        if not re.fullmatch(r"[A-Za-z0-9_.]+", t):
+            raise CodegenError(f"Go build tag {t!r} is not valid (letters, digits, '_' and '.'); "
+                               f"e.g. --go-build-tags protolegacy")
+    return out
+
+
+def _tags_args(tags: tuple[str, ...]) -> list[str]:
+    return ["-tags", ",".join(tags)] if tags else []
+
+
+def go_tools(tags: tuple[str, ...] = ()) -> dict[str, Path]:
+    """Install the pinned protoc plugins into <cache>/tools/bin (once per set of build tags) and return
+    their paths."""
     bindir = cache.root() / "tools" / "bin"
     tools = {}
+    suffix = "".join(f"-{t}" for t in tags)
     pinned = {module.rsplit("/", 1)[1]: (module, version) for module, version in (PROTOC_GEN_GO, PROTOC_GEN_GO_GRPC)}
-    missing = [name for name, (_, v) in pinned.items() if not (bindir / f"{name}-{v}").exists()]
+    missing = [name for name, (_, v) in pinned.items() if not (bindir / f"{name}-{v}{suffix}").exists()]
     if missing and gotoolchain.current() == gotoolchain.DOCKER:  # the tools stage installs both
+        if tags:
+            raise CodegenError(f"Go build tags {', '.join(tags)} need a local Go toolchain (the Docker builder "
+                               "path builds without tags); install Go, https://go.dev/dl/")
         specs = {name: f"{m}@{v}" for name, (m, v) in pinned.items()}
         with tempfile.TemporaryDirectory(dir=_mkdir(bindir)) as ctx:
             built = gotoolchain.run(gotoolchain.tools_build(gotoolchain.copy_dockerfile(Path(ctx)), specs),
@@ -377,12 +489,12 @@ def go_tools() -> dict[str, Path]:
             for name, exe in built.items():
                 os.replace(exe, bindir / f"{name}-{pinned[name][1]}")
     for name, (module, version) in pinned.items():
-        exe = bindir / f"{name}-{version}"
+        exe = bindir / f"{name}-{version}{suffix}"
         if not exe.exists():
             bindir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory() as gobin:
                 env = {**os.environ, "GOBIN": gobin, "CGO_ENABLED": "0"}
-                proc = subprocess.run(["go", "install", f"{module}@{version}"], env=env,
+                proc = subprocess.run(["go", "install", *_tags_args(tags), f"{module}@{version}"], env=env,
                                       capture_output=True, text=True)
                 if proc.returncode != 0:
                     raise CodegenError(f"go install {module}@{version} failed:\n{proc.stderr}\n"
@@ -426,13 +538,14 @@ def grpc_go_override() -> str | None:
     return None if pinned and pinned.group(1) == version else version
 
 
-def go_digest(ps: ProtoSet) -> str:
+def go_digest(ps: ProtoSet, tags: tuple[str, ...] = ()) -> str:
     """Content hash of everything the Go peer binary is built from: protos, Go sources, go.sum, tools,
-    and the grpc-go version when $INTEROP_GRPC_GO overrides go.mod's (so each gets its own image tag)."""
+    the Go build tags, and the grpc-go version when $INTEROP_GRPC_GO overrides go.mod's (so each gets
+    its own image tag)."""
     h = hashlib.sha256()
     override = grpc_go_override()
     for part in (ps.digest, *PROTOC_GEN_GO, *PROTOC_GEN_GO_GRPC, GLUE_VERSION,
-                 *([f"{GRPC_GO_MODULE}@{override}"] if override else [])):
+                 *([f"{GRPC_GO_MODULE}@{override}"] if override else []), *(f"tag:{t}" for t in tags)):
         h.update(part.encode() + b"\0")
     # named as in the repository's layout, so wheel, sdist and editable installs share digests (and images)
     named = {f"go_peer/{rel}": p for rel, p in _go_sources().items()}
@@ -447,6 +560,7 @@ class GoBuild:
     digest: str
     src: Path       # the Go module: go_peer's sources plus generated code
     binary: Path    # static interop-peer binary (CGO_ENABLED=0)
+    findings: tuple[Finding, ...] = ()  # proto files left out: Go cannot compile them (or they import one)
 
 
 def _go_env() -> dict[str, str]:
@@ -457,13 +571,13 @@ def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def _build_glue_plugin(src: Path) -> Path:
+def _build_glue_plugin(src: Path, tags: tuple[str, ...]) -> Path:
     """Compile protoc-gen-interop from the build copy's sources, into the build copy (cached with it)."""
     exe = src.parent / "protoc-gen-interop"
     if not exe.exists() and gotoolchain.current() == gotoolchain.DOCKER:
         gotoolchain.run(gotoolchain.command_build(src, "protoc-gen-interop"), src.parent)
     if not exe.exists():
-        proc = subprocess.run(["go", "build", "-trimpath", "-o", str(exe), "./cmd/protoc-gen-interop"],
+        proc = subprocess.run(["go", "build", "-trimpath", *_tags_args(tags), "-o", str(exe), "./cmd/protoc-gen-interop"],
                               cwd=src, env=_go_env(), capture_output=True, text=True)
         if proc.returncode != 0:
             raise CodegenError(f"building protoc-gen-interop failed (sources in {src}):\n{proc.stderr}")
@@ -487,14 +601,17 @@ def _pin_grpc_go(src: Path, version: str) -> None:
         raise CodegenError(f"{GRPC_GO_ENV}={version}: the Go module graph selected grpc-go {got or '?'} instead")
 
 
-def generate_go(ps: ProtoSet) -> Path:
-    """Write go_peer's sources plus the generated code for a proto set into <cache>/go/<digest>/src."""
-    digest = go_digest(ps)
+def generate_go(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> Path:
+    """Write go_peer's sources plus the generated code for a proto set into <cache>/go/<digest>/src.
+    Files the Go generators refuse are left out, with their importers: findings.json beside src."""
+    ps = load(ps)
+    tags = go_build_tags(tags)
+    digest = go_digest(ps, tags)
     override = grpc_go_override()
     target = cache.root() / "go" / digest[:20] / "src"
     if target.exists():
         return target
-    tools = go_tools()
+    tools = go_tools(tags)
     mapping = go_packages(ps)
 
     def fill(out: Path) -> None:
@@ -509,7 +626,7 @@ def generate_go(ps: ProtoSet) -> Path:
             _check_go_linked(ps, tmp)
         # "path;name": the import path AND the package name, so a go_package option never decides either.
         m_opts = [f"M{rel}={GO_MODULE}/{path};{path.rsplit('/', 1)[1]}" for rel, path in mapping.items()]
-        glue_plugin = _build_glue_plugin(tmp)
+        glue_plugin = _build_glue_plugin(tmp, tags)
         glue_only = glue_packages(ps)
 
         def one(rel: str, dest: Path) -> None:
@@ -531,14 +648,11 @@ def generate_go(ps: ProtoSet) -> Path:
             _protoc([*args, rel], f"Go code for {rel}")
 
         # A file's Go output depends on its own and its imports' Go packages and on the generators.
-        kind = f"go|{'|'.join(PROTOC_GEN_GO + PROTOC_GEN_GO_GRPC)}|{_file_hash(glue_plugin)}"
-        _per_file(ps, kind, {**mapping, **glue_only}, one, tmp, (*go_files(ps), *glue_only))
-        top_level = {p.split("/")[-1] for p in mapping.values() if p.count("/") == 2}
-        with_seeds = SEED_GO_PACKAGES <= top_level
-        _write_glue(tmp, sorted({*mapping.values(), *glue_only.values()}), with_seeds)
-        if with_seeds:  # go:embed can only read files inside the package folder
-            (tmp / "internal" / "seeds").mkdir(parents=True, exist_ok=True)
-            shutil.copy2(seed_data(), tmp / "internal" / "seeds" / seed_data().name)
+        kind = f"go|{'|'.join(PROTOC_GEN_GO + PROTOC_GEN_GO_GRPC + tags)}|{_file_hash(glue_plugin)}"
+        findings = _per_file(ps, kind, {**mapping, **glue_only}, one, tmp, (*go_files(ps), *glue_only),
+                             lang="go", tool="protoc-gen-go")
+        _write_go_glue(tmp, _glue_mapping(ps), {f.file for f in findings})
+        _write_findings(out / "findings.json", findings)
 
     return _atomic_dir(target.parent, fill) / "src"
 
@@ -569,6 +683,22 @@ def _check_go_linked(ps: ProtoSet, src: Path) -> None:
                                f"linked file's exact content, or rename the copy's package")
 
 
+def _glue_mapping(ps: ProtoSet) -> dict[str, str]:
+    """Each file's Go package for the glue: generated ones, and ours for files the runtime links."""
+    return {**go_packages(ps), **glue_packages(ps)}
+
+
+def _write_go_glue(src: Path, mapping: dict[str, str], left_out: set[str]) -> None:
+    """gen/glue for the files that generated (a package whose files were all left out is not linked)."""
+    kept = {rel: path for rel, path in mapping.items() if rel not in left_out}
+    top_level = {p.split("/")[-1] for p in kept.values() if p.count("/") == 2}
+    with_seeds = SEED_GO_PACKAGES <= top_level
+    _write_glue(src, sorted(set(kept.values())), with_seeds)
+    if with_seeds:  # go:embed can only read files inside the package folder
+        (src / "internal" / "seeds").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(seed_data(), src / "internal" / "seeds" / seed_data().name)
+
+
 def _write_glue(src: Path, packages: list[str], with_seeds: bool) -> None:
     """gen/glue links every generated package (their init()s register the messages and, through the
     `_interop.pb.go` glue, the services) and the seed implementations when the seed protos are there."""
@@ -584,25 +714,74 @@ def _write_glue(src: Path, packages: list[str], with_seeds: bool) -> None:
         "package glue\n\nimport (\n" + "\n".join(imports) + "\n)\n")
 
 
-def go_build_cached(ps: ProtoSet) -> bool:
+def go_build_cached(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> bool:
     """Whether the Go peer for this proto set is already built (then no Go toolchain is needed)."""
-    return (cache.root() / "go" / go_digest(ps)[:20] / "interop-peer").exists()
+    return (cache.root() / "go" / go_digest(load(ps), go_build_tags(tags))[:20] / "interop-peer").exists()
 
 
-def build_go(ps: ProtoSet) -> GoBuild:
-    """Generate and compile the static Go peer binary for a proto set (cached by digest)."""
-    src = generate_go(ps)
+_GO_ERROR_FILE = re.compile(r"^(?:\./)?(gen/pb/\S+?\.pb\.go):\d+", re.M)
+
+
+def build_go(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> GoBuild:
+    """Generate and compile the static Go peer binary for a proto set (cached by digest). When
+    `go build` fails in code generated from some proto files, those files (and their importers)
+    become findings and are left out, and the build is tried again without them."""
+    ps, tags = load(ps), go_build_tags(tags)
+    src = generate_go(ps, tags)
     binary = src.parent / "interop-peer"
-    if not binary.exists() and gotoolchain.current() == gotoolchain.DOCKER:
-        gotoolchain.run(gotoolchain.command_build(src, "interop-peer"), src.parent)
-    if not binary.exists():
-        tmp = binary.with_name(f".interop-peer.{os.getpid()}")
-        proc = subprocess.run(["go", "build", "-trimpath", "-o", str(tmp), "./cmd/interop-peer"],
-                              cwd=src, env=_go_env(), capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise CodegenError(f"building the Go peer for {ps.label} failed (sources in {src}):\n{proc.stderr}")
-        tmp.rename(binary)
-    return GoBuild(digest=src.parent.name, src=src, binary=binary)
+    with (src.parent / ".build.lock").open("w") as lock:  # xdist workers may build at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        findings = read_findings(src.parent / "findings.json")
+        if not binary.exists() and gotoolchain.current() == gotoolchain.DOCKER:
+            if tags:
+                raise CodegenError(f"Go build tags {', '.join(tags)} need a local Go toolchain (the Docker "
+                                   "builder path builds without tags); install Go, https://go.dev/dl/")
+            gotoolchain.run(gotoolchain.command_build(src, "interop-peer"), src.parent)
+        while not binary.exists():
+            tmp = binary.with_name(f".interop-peer.{os.getpid()}")
+            proc = subprocess.run(["go", "build", "-trimpath", *_tags_args(tags), "-o", str(tmp), "./cmd/interop-peer"],
+                                  cwd=src, env=_go_env(), capture_output=True, text=True)
+            if proc.returncode == 0:
+                tmp.rename(binary)
+                break
+            failed = _go_build_culprits(ps, src, proc.stderr, {f.file for f in findings})
+            if not failed:
+                raise CodegenError(f"building the Go peer for {ps.label} failed (sources in {src}):\n{proc.stderr}")
+            findings = _drop_go_files(ps, src, findings, failed)
+    return GoBuild(digest=src.parent.name, src=src, binary=binary, findings=tuple(findings))
+
+
+def _go_outputs(src: Path, mapping: dict[str, str], rel: str) -> list[Path]:
+    stem = Path(rel).stem
+    return [src / mapping[rel] / f"{stem}{suffix}" for suffix in (".pb.go", "_grpc.pb.go", "_interop.pb.go")]
+
+
+def _go_build_culprits(ps: ProtoSet, src: Path, stderr: str, left_out: set[str]) -> dict[str, str]:
+    """The proto files whose generated Go code `go build` complained about, with its complaint."""
+    mapping = go_packages(ps)
+    by_output = {out.relative_to(src).as_posix(): rel for rel in mapping if rel not in left_out
+                 for out in _go_outputs(src, mapping, rel)}
+    culprits: dict[str, list[str]] = {}
+    for line in stderr.splitlines():
+        m = _GO_ERROR_FILE.match(line.strip())
+        if m and m.group(1) in by_output:
+            culprits.setdefault(by_output[m.group(1)], []).append(line.strip())
+    return {rel: "\n".join(lines) for rel, lines in culprits.items()}
+
+
+def _drop_go_files(ps: ProtoSet, src: Path, findings: list[Finding], failed: dict[str, str]) -> list[Finding]:
+    """Leave out files `go build` refused, and their importers: remove their code, relink the glue."""
+    mapping = go_packages(ps)
+    known = {f.file: f for f in findings}
+    new = {rel: Finding(rel, "go", "go build", why) for rel, why in failed.items()}
+    merged = {f.file: f for f in _with_importers(ps, go_files(ps), new, "go")} | known
+    for rel in merged:
+        for out in _go_outputs(src, mapping, rel):
+            out.unlink(missing_ok=True)
+    _write_go_glue(src, _glue_mapping(ps), set(merged))
+    result = [merged[rel] for rel in sorted(merged)]
+    _write_findings(src.parent / "findings.json", result)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -616,7 +795,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build", action="store_true", help="also compile the Go peer binary")
     args = ap.parse_args(argv)
     try:
-        ps = from_args(args)
+        ps = load(from_args(args))
         if args.lang in ("py", "all"):
             print(f"python: {generate_python(ps)}")
         if args.lang in ("go", "all"):

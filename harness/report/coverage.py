@@ -360,16 +360,17 @@ def measure(universe: Universe, cases: list[Case], ran: dict[str, set[str]]) -> 
     return Coverage(universe.items, covered, list(ran))
 
 
-def universe_of(protoset: Any, cases: list[Case], pool: descriptor_pool.DescriptorPool | None = None) -> Universe:
+def universe_of(protoset: Any, cases: list[Case], pool: descriptor_pool.DescriptorPool | None = None,
+                skip: set[str] | frozenset[str] = frozenset()) -> Universe:
     """Every method of the proto set's services, and any other method a case calls (the generated
     code's pool unless another is given)."""
     from harness.cases.generate import services  # the targets' services, runtime-registered files included
 
     pool = pool or descriptor_pool.Default()
-    svcs = services(protoset, pool)
+    svcs = services(protoset, skip, pool=pool)  # skip: findings, reported as failing rows of their own
     methods = [m for svc in svcs for m in svc.methods]
     names = {svc.file.name for svc in svcs}
-    for f in protoset.files:  # a file a runtime registers under another name is found through its services
+    for f in (f for f in protoset.files if f not in skip):  # a runtime-registered file: found through its services
         try:
             names.add(pool.FindFileByName(f).name)
         except KeyError:

@@ -17,11 +17,16 @@ from rich.table import Table
 from python_impl.contract import Result
 
 
+FINDING_PREFIX = "finding/"  # a proto file a language cannot compile or load: finding/<file>
+
+
 def method_of(case: str) -> str:
-    """`pkg.Service/Method/pattern` -> `pkg.Service/Method`: the matrix row."""
-    return "/".join(case.split("/")[:2])
+    """`pkg.Service/Method/pattern` -> `pkg.Service/Method`: the matrix row; a finding is a row of its own."""
+    return case if case.startswith(FINDING_PREFIX) else "/".join(case.split("/")[:2])
 
 
+# Everything else fails the run: fail, error, finding (a file a language cannot compile or load), and
+# unexpected passes of known divergences.
 OK_VERDICTS = ("pass", "divergence")
 
 

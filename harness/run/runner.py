@@ -19,15 +19,18 @@ from types import ModuleType
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
 
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
 from harness.run import divergences
-from harness.protoset.codegen import GoBuild, build_go, generate_python, import_python
+from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
+                                      load, python_findings, reported)
+from harness.report.verdicts import FINDING_PREFIX
 from harness.engines.peer import GoServer, PythonServer, run_go_client
 from harness.engines.wire import WireObserver
 from harness.run import observed
-from harness.protoset import ProtoSet, discover
+from harness.protoset import ProtoSet
 from python_impl.client import run_case, run_case_aio
 from python_impl.contract import CHANNEL_OPTIONS, Diff, Result
 from python_impl.seeds import SEED_SERVICES
@@ -63,16 +66,53 @@ def direction(name: str) -> Direction:
 
 
 class Prepared:
-    """A proto set with its generated Python code and resolved cases; the Go peer is built on first use."""
+    """A proto set with its generated Python code and resolved cases; the Go peer is built on first use.
+    Files a language cannot compile or load are findings: their cases do not run in the directions
+    with that language on one side, where a failing row per file stands for them instead."""
 
     def __init__(self, protoset: ProtoSet, gen: ModuleType, cases: list[cases_mod.Case],
-                 known: list[divergences.Divergence] | None = None, gaps: list[str] | None = None) -> None:
+                 known: list[divergences.Divergence] | None = None, py_findings: list[Finding] | None = None,
+                 go_tags: tuple[str, ...] = (), gaps: list[str] | None = None) -> None:
         self.protoset, self.gen, self.cases, self.known = protoset, gen, cases, known or []
+        self.py_findings, self.go_tags = py_findings or [], go_tags
         self.gaps = gaps or []  # generated cases the proto set cannot have, and why (said, never silent)
+
+    @property
+    def skipped(self) -> set[str]:
+        """Files Python cannot load (findings): no cases, no coverage, a failing row each instead."""
+        return {f.file for f in self.py_findings}
 
     @cached_property
     def build(self) -> GoBuild:
-        return build_go(self.protoset)
+        return build_go(self.protoset, self.go_tags)
+
+    def findings(self, d: Direction) -> list[Finding]:
+        """The findings of the languages on either side of d (asking for Go's builds the Go peer)."""
+        sides = {"py" if side == "pyaio" else side for side in (d.client, d.server)}
+        return [*(self.py_findings if "py" in sides else []), *(self.build.findings if "go" in sides else [])]
+
+    def finding_results(self, d: Direction, patterns: list[str] | None = None) -> list[Result]:
+        """One failing result per file and direction, carrying each language's tool message."""
+        by_file: dict[str, list[Finding]] = {}
+        for f in reported(self.protoset, self.findings(d)):
+            by_file.setdefault(f.file, []).append(f)
+        names = select_names([FINDING_PREFIX + rel for rel in sorted(by_file)], patterns)
+        return [Result(name, d.name, "finding",
+                       [Diff(0, f"{LANGUAGE[f.lang]}: {f.tool}", f"{f.file} compiles and loads", f.message)
+                        for f in by_file[name[len(FINDING_PREFIX):]]])
+                for name in names]
+
+    def runnable(self, d: Direction, cases: list[cases_mod.Case]) -> list[cases_mod.Case]:
+        """The cases whose service's file both sides of d could compile and load."""
+        blocked = {f.file for f in self.findings(d)}
+        return [c for c in cases if self.file_of(c) not in blocked] if blocked else cases
+
+    def file_of(self, case: cases_mod.Case) -> str | None:
+        """The proto file declaring the case's service (the first part of its name), if Python knows it."""
+        try:
+            return descriptor_pool.Default().FindServiceByName(case.name.split("/")[0]).file.name
+        except KeyError:
+            return None
 
     @property
     def catalogue(self) -> list[cases_mod.Case]:
@@ -84,29 +124,36 @@ class Prepared:
         return json.dumps({"cases": [c.to_json() for c in self.catalogue]}, ensure_ascii=False)
 
 
+LANGUAGE = {"go": "Go", "py": "Python"}
+
+
 def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None, generated: bool = True,
-            divergence_files: list[Path] | None = None) -> Prepared:
+            divergence_files: list[Path] | None = None, go_tags: str | list[str] | None = None) -> Prepared:
     """Generate code, load the case files (default: the built-in ones) and generate cases from the
-    descriptors; a name used twice is an error. `protos` is a proto set, or a folder to discover."""
-    ps = protos if isinstance(protos, ProtoSet) else discover(protos)
-    gen = import_python(generate_python(ps))
+    descriptors; a name used twice is an error. go_tags: Go build tags for the Go peer (default
+    $INTEROP_GO_BUILD_TAGS), e.g. protolegacy. `protos` is a proto set, or a folder to discover."""
+    ps = load(protos)
+    tags = go_build_tags(go_tags)
+    pkg = generate_python(ps)
+    py_findings = python_findings(pkg)
+    gen = import_python(pkg)
     files = case_files if case_files is not None else cases_mod.builtin_case_files()
     loaded = cases_mod.load_all(files)
     # A case goes to the generic engines unless a hand-written implementation serves its service.
     loaded = [_for_catalogue(c) if c.calls[0].service not in SEED_SERVICES else c for c in loaded]
     if generated:
         names = {c.name for c in loaded}
-        made = casegen.generate(ps)
+        made = casegen.generate(ps, skip={f.file for f in py_findings})
         clash = sorted(names & {c.name for c in made})
         if clash:
             raise cases_mod.CaseError(f"case file names clash with generated cases: {clash[:5]}")
         loaded += [_for_catalogue(c) for c in made]
-        gaps = casegen.size_gaps(ps, made)
+        gaps = casegen.size_gaps(ps, made, {f.file for f in py_findings})
     known = divergences.load(divergences.builtin_files(), builtin=True)
     mine = divergences.load(divergence_files or [], builtin=False)
     divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming, c.ends_early) for d in DIRECTIONS
                                    for c in loaded])
-    return Prepared(ps, gen, loaded, known + mine, gaps if generated else [])
+    return Prepared(ps, gen, loaded, known + mine, py_findings, tags, gaps if generated else [])
 
 
 def _for_catalogue(case: cases_mod.Case) -> cases_mod.Case:
@@ -117,12 +164,16 @@ def _for_catalogue(case: cases_mod.Case) -> cases_mod.Case:
 def select(cases: list[cases_mod.Case], patterns: list[str] | None) -> list[cases_mod.Case]:
     """Keep cases whose name contains a pattern (or matches it as a glob); a full case name selects
     that case alone."""
+    chosen = set(select_names([c.name for c in cases], patterns))
+    return [c for c in cases if c.name in chosen]
+
+
+def select_names(names: list[str], patterns: list[str] | None) -> list[str]:
     if not patterns:
-        return cases
-    names = {c.name for c in cases}
-    if all(p in names for p in patterns):
-        return [c for c in cases if c.name in patterns]
-    return [c for c in cases if any(fnmatch.fnmatchcase(c.name, p) or p in c.name for p in patterns)]
+        return names
+    if all(p in set(names) for p in patterns):
+        return [n for n in names if n in patterns]
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) or p in n for p in patterns)]
 
 
 @dataclass
@@ -169,7 +220,9 @@ class Session:
         return self._catalogue_path
 
     def run(self, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
-        """Run cases in one direction, then judge them against the known divergences."""
+        """Run cases in one direction, then judge them against the known divergences. Cases of files
+        that are findings for this direction are not run (the findings' rows stand for them)."""
+        cases = self.prepared.runnable(d, cases)
         by_name = {c.name: c for c in cases}
         return [divergences.apply(self.prepared.known, r, d.slug, by_name[r.case].calls[0].streaming,
                                   by_name[r.case].ends_early) for r in self._run(d, cases)]
@@ -211,8 +264,10 @@ class Session:
 
     def explain(self, d: Direction, result: Result) -> str:
         """A failure, readable alone: what differed, both peers' logs, and how to reproduce it."""
-        case = next((c for c in self.prepared.cases if c.name == result.case), None)
         protos = self.prepared.protoset.spec
+        if result.verdict == "finding":
+            return explain_finding(d, result, protos, self.prepared.go_tags)
+        case = next((c for c in self.prepared.cases if c.name == result.case), None)
         lines = [f"{result.verdict.upper()}: {d.name} {result.case}"]
         if case is not None:
             lines.append(f"  method: {case.method} ({case.calls[0].streaming}); case file: {case.source}")
@@ -230,6 +285,22 @@ class Session:
         if d.client == "go" and self.client_logs.get(d.name):
             lines += ["--- Go client stderr ---", *_case_lines(self.client_logs[d.name], result.case)]
         return "\n".join(lines)
+
+
+def explain_finding(d: Direction, result: Result, protos: tuple[str, ...], go_tags: tuple[str, ...]) -> str:
+    """A file a language cannot compile or load: each tool's own message, and what to do."""
+    rel = result.case[len(FINDING_PREFIX):]
+    lines = [f"FINDING: {d.name} {rel}: this file's services are not run in this direction"]
+    for diff in result.diffs:
+        lines += [f"  {diff.path} refuses {rel}:", *(f"    {line}" for line in diff.got.splitlines())]
+    text = " ".join(diff.got for diff in result.diffs)
+    if ("MessageSet" in text or "protolegacy" in text) and "protolegacy" not in go_tags:
+        lines.append("  protobuf-go supports MessageSet (and other proto1 features) only when built with the "
+                     "protolegacy build tag: run with --go-build-tags protolegacy (pytest: "
+                     "--interop-go-build-tags protolegacy; env: INTEROP_GO_BUILD_TAGS=protolegacy)")
+    tags = ["--go-build-tags", ",".join(go_tags)] if go_tags else []
+    lines += ["", "see the tools' full output:", "  " + shlex.join(["grpc-interop", "gen", *protos, *tags])]
+    return "\n".join(lines)
 
 
 def _case_lines(log: str, case: str, tail: int = 15) -> list[str]:
@@ -307,7 +378,7 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
     results: list[Result] = []
     try:
         for d in directions:
-            for r in session.run(d, chosen):
+            for r in [*prepared.finding_results(d, patterns), *session.run(d, chosen)]:
                 results.append(r)
                 if on_result:
                     on_result(r)

@@ -112,10 +112,9 @@ def run(grpcio: str, grpcgo: str, protos: str, out_dir: Path, extra: list[str]) 
 
     t0 = time.monotonic()
     try:  # build (or reuse) the Go peer first, to check the grpc-go version it really links
-        from harness.protoset.codegen import build_go
-        from harness.protoset import discover
+        from harness.protoset.codegen import build_go, load
 
-        binary = build_go(discover(protos)).binary
+        binary = build_go(load(protos)).binary
         version = subprocess.run([str(binary), "version"], capture_output=True, text=True, check=True).stdout
     except Exception as e:  # noqa: BLE001  CodegenError, ProtoSetError, a broken binary: all end the combination
         meta["build_s"] = round(time.monotonic() - t0, 1)
