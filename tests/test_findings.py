@@ -102,7 +102,7 @@ def test_a_file_python_cannot_load_is_a_finding_with_its_importers(tmp_path: Pat
     assert "'bad-name' is not a valid Python module name" in proc.stdout
     assert "imports bad-name/thing.proto, which failed" in proc.stdout
     others = [r for r in results if r.verdict != "finding"]
-    assert others and all(r.verdict == "pass" and r.case.startswith("fine.Oks/") for r in others)
+    assert others and all(r.verdict in ("pass", "divergence") and r.case.startswith("fine.Oks/") for r in others)
 
 
 def _finding() -> Result:
