@@ -729,7 +729,10 @@ def build_go(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> GoBuild:
     ps, tags = load(ps), go_build_tags(tags)
     src = generate_go(ps, tags)
     binary = src.parent / "interop-peer"
-    with (src.parent / ".build.lock").open("w") as lock:  # xdist workers may build at once
+    if binary.exists():  # built: the cache is only read (no lock file touched)
+        return GoBuild(digest=src.parent.name, src=src, binary=binary,
+                       findings=tuple(read_findings(src.parent / "findings.json")))
+    with (src.parent / ".build.lock").open("a") as lock:  # xdist workers may build at once
         fcntl.flock(lock, fcntl.LOCK_EX)
         findings = read_findings(src.parent / "findings.json")
         if not binary.exists() and gotoolchain.current() == gotoolchain.DOCKER:
