@@ -81,6 +81,10 @@ def test_container_is_published_on_loopback_labelled_and_removed(go_build: GoBui
         assert binding["HostIp"] == "127.0.0.1"
         assert container.labels[peer.SESSION_LABEL] == peer.SESSION
         assert container.attrs["Config"]["User"] == "65532:65532"
+        host = container.attrs["HostConfig"]
+        assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
+        assert "no-new-privileges:true" in host["SecurityOpt"]
+        assert host["PidsLimit"] == 512 and host["Memory"] == 2 * 1024**3 and host["NanoCpus"] == 2_000_000_000
         _health(server.address)
         assert "LISTENING" in server.logs()
     assert not docker_engine.containers.list(all=True, filters={"id": container.id})

@@ -239,7 +239,7 @@ class GoServer:
             volumes = {str(self.catalogue.parent): {"bind": "/catalogue", "mode": "ro"}}
         self._container = client.containers.run(
             tag, args, detach=True, labels=_labels(), volumes=volumes,
-            ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", None)})
+            ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", None)}, **HARDENED)
         _track(self._container)
         deadline = time.monotonic() + READY_TIMEOUT
         while "LISTENING" not in self._container.logs(stdout=True, stderr=False).decode(errors="replace"):
@@ -343,6 +343,12 @@ def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple
     return results, stderr
 
 
+# Every Go peer container: nothing to write, no capabilities, no privilege gain, bounded resources.
+# The peer is one static binary that writes only to stdout/stderr, so a read-only root costs nothing.
+HARDENED: dict[str, Any] = {"read_only": True, "cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"],
+                            "pids_limit": 512, "mem_limit": "2g", "nano_cpus": 2_000_000_000}
+
+
 def _client_container(build: GoBuild, tmp: str, budget: float) -> tuple[str, str, int]:
     client = docker_client()
     if client is None:
@@ -351,7 +357,7 @@ def _client_container(build: GoBuild, tmp: str, budget: float) -> tuple[str, str
     # Host networking: the client reaches servers published on this machine's loopback only.
     container = client.containers.run(tag, ["client", "--cases", "/cases/cases.json"], detach=True,
                                       network_mode="host", labels=_labels(),
-                                      volumes={tmp: {"bind": "/cases", "mode": "ro"}})
+                                      volumes={tmp: {"bind": "/cases", "mode": "ro"}}, **HARDENED)
     _track(container)
     try:
         try:
