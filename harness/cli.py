@@ -24,7 +24,7 @@ from harness.protoset.gotoolchain import GoToolchainError
 from harness.protoset import gotoolchain
 from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
-from harness.run.runner import direction, directions, prepare, run_all, select
+from harness.run.runner import Prepared, direction, directions, prepare, run_all, select
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -142,15 +142,20 @@ def main(argv: list[str] | None = None) -> int:
         return 141
 
 
+def _prepare(args: argparse.Namespace) -> Prepared:
+    """The run's proto set, cases and known divergences, from the options every command shares."""
+    return prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences,
+                   go_tags=args.go_build_tags)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     chosen = directions(args.direction)
     thresholds = coverage.parse_thresholds(args.min_coverage)
     out = report.console()
     t0 = time.monotonic()
-    prepared = prepare(load(from_args(args)), args.cases, generated=not args.no_generated,
-                       divergence_files=args.divergences, go_tags=args.go_build_tags)
+    prepared = _prepare(args)
     ps = prepared.protoset
-    if any("go" in (d.client, d.server) for d in chosen) and not go_build_cached(ps):
+    if any("go" in (d.client, d.server) for d in chosen) and not go_build_cached(ps, prepared.go_tags):
         gotoolchain.current()  # with neither Go nor Docker: one line that says what to install, before anything
     runner = select_runner(args.peer_runner)
     out.print(f"proto set {ps.label} ({len(ps.files)} files, {ps.digest[:12]}); "
@@ -220,7 +225,7 @@ def _write_reports(args: argparse.Namespace, results: list, names: list[str], ex
 def cmd_coverage(args: argparse.Namespace) -> int:
     """Coverage of the selected cases per direction (or of a run's results), every gap listed."""
     thresholds = coverage.parse_thresholds(args.min_coverage)
-    prepared = prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences)
+    prepared = _prepare(args)
     names = [d.name for d in directions(args.direction)]
     if args.results:
         data = json.loads(args.results.read_text(encoding="utf-8"))
@@ -241,8 +246,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
-    prepared = prepare(load(from_args(args)), args.cases, generated=not args.no_generated,
-                       divergence_files=args.divergences, go_tags=args.go_build_tags)
+    prepared = _prepare(args)
     for c in prepared.cases:
         print(f"{c.name}\t{c.calls[0].streaming}\t{c.source}")
     for gap in prepared.gaps:  # on stderr: the listing stays one case per line for scripts
@@ -282,8 +286,7 @@ def cmd_peer(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """One server peer in the foreground, with the run's catalogue, for a debugger or a manual client."""
-    prepared = prepare(load(from_args(args)), args.cases, generated=not args.no_generated,
-                       divergence_files=args.divergences, go_tags=args.go_build_tags)
+    prepared = _prepare(args)
     catalogue = cache.root() / "catalogue" / f"{prepared.protoset.digest[:20]}.json"
     catalogue.parent.mkdir(parents=True, exist_ok=True)
     catalogue.write_text(prepared.catalogue_json())

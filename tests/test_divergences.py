@@ -220,3 +220,16 @@ def test_cancelled_for_a_deadline_is_excused_only_with_a_go_server(slug: str, ve
     r = Result("svc/M/stream/deadline_exceeded", slug, "fail",
                [Diff(0, "status.code", "DEADLINE_EXCEEDED", 'CANCELLED "context canceled"')])
     assert divergences.apply([GO_SERVER_RESET], r, slug, "unary", ends_early=True).verdict == verdict
+
+
+def test_a_failure_reproduces_with_the_runs_go_build_tags() -> None:
+    """A protolegacy run's failure must reproduce as such, not as a finding of the untagged peer."""
+    from types import SimpleNamespace
+
+    from harness.run.runner import Session, direction
+
+    prepared = SimpleNamespace(protoset=SimpleNamespace(spec=("--protos", "/p")), go_tags=("protolegacy",), cases=[])
+    text = Session(prepared, "docker").explain(direction("py-go"), Result("svc/M/T/x", "py→go", "fail",
+                                                                          [Diff(0, "a", "1", "2")]))
+    commands = [line.strip() for line in text.splitlines() if line.strip().startswith("grpc-interop ")]
+    assert len(commands) == 3 and all("--go-build-tags protolegacy" in c for c in commands), text

@@ -25,7 +25,7 @@ from typing import Any
 import grpc
 
 from harness.protoset import ProtoSetError, add_arguments, from_args
-from harness.protoset.codegen import CodegenError, generate_python, import_python, load
+from harness.protoset.codegen import CodegenError, generate_python, import_python
 from python_impl.client import run_case
 from python_impl.contract import CHANNEL_OPTIONS
 from python_impl.server import serve, serve_aio
@@ -54,7 +54,7 @@ def serve_main(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         catalogue = _read_doc(args.cases) if args.cases else None
-        gen = import_python(generate_python(load(from_args(args))))
+        gen = import_python(generate_python(from_args(args)))
         if args.aio:
             handle, port = serve_aio(gen, args.addr, catalogue)
             stopper = handle.stop
@@ -81,7 +81,7 @@ def client_main(args: argparse.Namespace) -> int:
     try:
         doc = _read_doc(args.cases)
         cases = [case_from_json(c) for c in doc["cases"]]
-        gen = import_python(generate_python(load(from_args(args))))
+        gen = import_python(generate_python(from_args(args)))
     except (OSError, ValueError, KeyError, TypeError, CodegenError, ProtoSetError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

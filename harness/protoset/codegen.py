@@ -798,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--build", action="store_true", help="also compile the Go peer binary")
     args = ap.parse_args(argv)
     try:
-        ps = load(from_args(args))
+        ps = from_args(args)
         if args.lang in ("py", "all"):
             print(f"python: {generate_python(ps)}")
         if args.lang in ("go", "all"):

@@ -136,24 +136,26 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
     tags = go_build_tags(go_tags)
     pkg = generate_python(ps)
     py_findings = python_findings(pkg)
+    skipped = {f.file for f in py_findings}
     gen = import_python(pkg)
     files = case_files if case_files is not None else cases_mod.builtin_case_files()
     loaded = cases_mod.load_all(files)
     # A case goes to the generic engines unless a hand-written implementation serves its service.
     loaded = [_for_catalogue(c) if c.calls[0].service not in SEED_SERVICES else c for c in loaded]
+    gaps: list[str] = []
     if generated:
         names = {c.name for c in loaded}
-        made = casegen.generate(ps, skip={f.file for f in py_findings})
+        made = casegen.generate(ps, skip=skipped)
         clash = sorted(names & {c.name for c in made})
         if clash:
             raise cases_mod.CaseError(f"case file names clash with generated cases: {clash[:5]}")
         loaded += [_for_catalogue(c) for c in made]
-        gaps = casegen.size_gaps(ps, made, {f.file for f in py_findings})
+        gaps = casegen.size_gaps(ps, made, skipped)
     known = divergences.load(divergences.builtin_files(), builtin=True)
     mine = divergences.load(divergence_files or [], builtin=False)
     divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming, c.ends_early) for d in DIRECTIONS
                                    for c in loaded])
-    return Prepared(ps, gen, loaded, known + mine, py_findings, tags, gaps if generated else [])
+    return Prepared(ps, gen, loaded, known + mine, py_findings, tags, gaps)
 
 
 def _for_catalogue(case: cases_mod.Case) -> cases_mod.Case:
@@ -275,6 +277,8 @@ class Session:
             lines.append(f"  call {diff.call}: {diff.path}: expected {diff.expected}, got {diff.got}")
         builtin = {str(p) for p in cases_mod.builtin_case_files()}
         extra = [case.source] if case is not None and case.source not in builtin | {casegen.SOURCE} else []
+        # the run's Go build tags belong to the set: without them a protolegacy run reproduces as a finding
+        protos = (*protos, *go_tag_args(self.prepared.go_tags))
         lines += ["", "reproduce this case alone:", "  " + repro_command(protos, d, result.case, self.runner, extra),
                   "start the server peer by hand (attach a debugger to it), then send it the case:",
                   "  " + serve_command(protos, d.server, self.runner),
@@ -298,8 +302,7 @@ def explain_finding(d: Direction, result: Result, protos: tuple[str, ...], go_ta
         lines.append("  protobuf-go supports MessageSet (and other proto1 features) only when built with the "
                      "protolegacy build tag: run with --go-build-tags protolegacy (pytest: "
                      "--interop-go-build-tags protolegacy; env: INTEROP_GO_BUILD_TAGS=protolegacy)")
-    tags = ["--go-build-tags", ",".join(go_tags)] if go_tags else []
-    lines += ["", "see the tools' full output:", "  " + shlex.join(["grpc-interop", "gen", *protos, *tags])]
+    lines += ["", "see the tools' full output:", "  " + shlex.join(["grpc-interop", "gen", *protos, *go_tag_args(go_tags)])]
     return "\n".join(lines)
 
 
@@ -350,6 +353,11 @@ def _align(cases: list[cases_mod.Case], results: list[Result], d: Direction) -> 
     return [by_name.get(c.name) or Result(c.name, d.name, "error",
                                           [Diff(0, "error", "a result", "the Go client reported none for this case")])
             for c in cases]
+
+
+def go_tag_args(tags: tuple[str, ...]) -> list[str]:
+    """The command-line form of a run's Go build tags (none: nothing)."""
+    return ["--go-build-tags", ",".join(tags)] if tags else []
 
 
 def repro_command(protos: tuple[str, ...], d: Direction, case: str, runner: str, case_files: list[str]) -> str:
