@@ -437,13 +437,13 @@ def size_gaps(ps: ProtoSet, cases: list[Case], skip: set[str] | frozenset[str] =
     return out
 
 
-def _bulk_field(d: Descriptor) -> tuple[list[Any], Any] | None:
-    """(path of message fields, field) where a message of type d can carry bulk: a string or bytes
-    field first (inside one element of a repeated message field if need be), then a repeated scalar
-    or enum, then a repeated message field of empty elements; maps and well-known types left alone.
-    Shallower and earlier fields win, so the choice is deterministic."""
-    ranked: list[tuple[int, int, list[Any], Any]] = []
-    queue: list[tuple[list[Any], Descriptor]] = [([], d)]
+def _bulk_field(d: Descriptor) -> tuple[Steps, Any] | None:
+    """(steps to its holder, field) where a message of type d can carry bulk: a string or bytes field
+    first (inside one element of a repeated message field if need be), then a repeated scalar or
+    enum, then a repeated message field (filled with max-valued elements); maps and well-known types
+    left alone. Shallower and earlier fields win, so the choice is deterministic."""
+    ranked: list[tuple[int, int, Steps, Any]] = []
+    queue: list[tuple[Steps, Descriptor]] = [([], d)]
     seen: set[str] = set()
     order = 0
     while queue:
@@ -460,7 +460,7 @@ def _bulk_field(d: Descriptor) -> tuple[list[Any], Any] | None:
             elif f.is_repeated:
                 ranked.append((1 if f.message_type is None else 2, order, path, f))
             if f.message_type is not None:
-                queue.append((path + [f], f.message_type))
+                queue.append((path + [(f.name, "list" if f.is_repeated else "one")], f.message_type))
     if not ranked:
         return None
     _, _, path, f = min(ranked, key=lambda r: (r[0], r[1]))
@@ -476,12 +476,10 @@ def _encoded(f: Any, value: Any) -> int:
 
 def _sized(d: Descriptor, size: int) -> Any:
     """A message of type d about `size` bytes on the wire, its bulk in _bulk_field's field."""
-    path, f = _bulk_field(d)
+    steps, f = _bulk_field(d)
     msg = build(d, "empty")
-    node = msg
-    for step in path:  # one element of a repeated message field, or the singular message itself
-        node = getattr(node, step.name).add() if step.is_repeated else getattr(node, step.name)
-        node.SetInParent()
+    node = _step_into(msg, steps)
+    node.SetInParent()  # present even before the bulk arrives: `base` counts its tag and length
     base = msg.ByteSize()
     if f.type in (f.TYPE_STRING, f.TYPE_BYTES):
         value = "x" * (size - base) if f.type == f.TYPE_STRING else b"x" * (size - base)
