@@ -85,6 +85,9 @@ def test_container_is_published_on_loopback_labelled_and_removed(go_build: GoBui
         assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
         assert "no-new-privileges:true" in host["SecurityOpt"]
         assert host["PidsLimit"] == 512 and host["Memory"] == 2 * 1024**3 and host["NanoCpus"] == 2_000_000_000
+        # orphan-proof: the peer stops when the stdin this process holds closes, and is then removed
+        assert container.attrs["Config"]["OpenStdin"] and container.attrs["Config"]["StdinOnce"]
+        assert host["AutoRemove"] is True and peer.STOP_ON_EOF in container.attrs["Args"]
         _health(server.address)
         assert "LISTENING" in server.logs()
     assert not docker_engine.containers.list(all=True, filters={"id": container.id})
@@ -111,3 +114,16 @@ def test_image_is_reused_when_nothing_changed(go_build: GoBuild, docker_engine) 
     image_id = docker_engine.images.get(tag).id
     assert peer.ensure_image(go_build, docker_engine) == tag
     assert docker_engine.images.get(tag).id == image_id
+
+
+def test_container_stops_and_goes_when_its_stdin_closes(go_build: GoBuild, docker_engine) -> None:
+    """What happens when the harness dies: the engine closes the peer's stdin, the peer stops."""
+    with peer.GoServer(go_build, "docker") as server:
+        container = server._container
+        _health(server.address)
+        peer._hang_up(server._stdin)  # as the kernel does for a harness killed by SIGKILL
+        deadline = time.monotonic() + 10
+        while docker_engine.containers.list(all=True, filters={"id": container.id}) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not docker_engine.containers.list(all=True, filters={"id": container.id}), \
+            "the Go peer container outlived its stdin by 10 s"
