@@ -208,6 +208,7 @@ class GoServer:
         self.build, self.runner, self.catalogue, self.addr = build, runner, catalogue, addr
         self.address = ""
         self._container: Any = None
+        self._output: _Output | None = None
         self._stdin: Any = None  # our end of the container's stdin: the peer stops when it closes
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: Path | None = None
@@ -241,18 +242,28 @@ class GoServer:
         host, _, port = self.addr.rpartition(":")
         self._container, self._stdin = _create_held(client, tag, args, volumes=volumes,
                                                     ports={f"{CONTAINER_PORT}/tcp": (host, int(port) or None)})
+        self._output = _Output(self._container)
         self._container.start()
         deadline = time.monotonic() + READY_TIMEOUT
-        while "LISTENING" not in self._container.logs(stdout=True, stderr=False).decode(errors="replace"):
-            self._container.reload()
-            if self._container.status not in ("created", "running") or time.monotonic() > deadline:
-                raise PeerError(f"the Go peer container did not report LISTENING (status "
-                                f"{self._container.status})\n--- peer logs ---\n{self.logs()}")
-            time.sleep(0.05)
+        if not self._output.wait_for("LISTENING", deadline):
+            raise PeerError(f"the Go peer container did not report LISTENING (alive: {self.alive()})\n"
+                            f"--- peer logs ---\n{self.logs()}")
         self._container.reload()
         port = self._container.ports[f"{CONTAINER_PORT}/tcp"][0]["HostPort"]
         self.address = f"127.0.0.1:{port}"
         wait_healthy(self.address, deadline, self.logs)
+
+    def alive(self) -> bool:
+        """Whether the server still runs (a container removes itself when it exits)."""
+        if self._proc is not None:
+            return self._proc.poll() is None
+        if self._container is None:
+            return False
+        try:
+            self._container.reload()
+        except Exception:  # noqa: BLE001  docker.errors.NotFound: it exited and was removed
+            return False
+        return self._container.status == "running"
 
     def _start_process(self) -> None:
         fd, name = tempfile.mkstemp(prefix="go-peer-", suffix=".log")
@@ -270,11 +281,8 @@ class GoServer:
         wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, self.logs)
 
     def logs(self, tail: int = 200) -> str:
-        if self._container is not None:
-            try:
-                return self._container.logs(tail=tail).decode(errors="replace")
-            except Exception as e:  # noqa: BLE001
-                return f"(logs unavailable: {e})"
+        if self._output is not None:
+            return self._output.tail(tail)
         if self._stderr is not None and self._stderr.exists():
             return "\n".join(self._stderr.read_text(errors="replace").splitlines()[-tail:])
         return "(no logs)"
@@ -291,6 +299,60 @@ class GoServer:
         if self._stderr is not None:
             self._stderr.unlink(missing_ok=True)
             self._stderr = None
+
+
+class _Output:
+    """Everything a container prints, read through an attachment made before it starts: it removes
+    itself when it exits, and what it said (a crash's last lines) must outlive it."""
+
+    def __init__(self, container: Any, keep: int = 20000) -> None:
+        import docker
+
+        # a client of its own without a read timeout: a server may stay quiet for minutes
+        self._client = docker.from_env(timeout=None)
+        self._lines: collections.deque[str] = collections.deque(maxlen=keep)
+        self._changed = threading.Condition()
+        stream = self._client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=True)
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+        self.ended = False
+
+    def _read(self, stream: Any) -> None:
+        partial = b""
+        try:
+            for chunk in stream:
+                *complete, partial = (partial + chunk).split(b"\n")
+                with self._changed:
+                    self._lines.extend(line.decode(errors="replace") for line in complete)
+                    self._changed.notify_all()
+        except Exception:  # noqa: BLE001  the engine connection went away: what was read stays
+            pass
+        finally:
+            with self._changed:
+                if partial:
+                    self._lines.append(partial.decode(errors="replace"))
+                self.ended = True
+                self._changed.notify_all()
+            self._client.close()
+
+    def wait_for(self, text: str, deadline: float) -> bool:
+        """Until a line contains text (True), or the output ends or the deadline passes (False)."""
+        with self._changed:
+            while not any(text in line for line in self._lines):
+                if self.ended or not self._changed.wait(max(0.0, deadline - time.monotonic())):
+                    return any(text in line for line in self._lines)
+            return True
+
+    def tail(self, n: int) -> str:
+        with self._changed:
+            return "\n".join(list(self._lines)[-n:]) or "(no output)"
+
+
+def _wait_gone(server: GoServer, seconds: float) -> bool:
+    """Until the server has exited (True), or seconds pass (False)."""
+    deadline = time.monotonic() + seconds
+    while server.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not server.alive()
 
 
 def _hang_up(stdin: Any) -> None:
@@ -361,8 +423,17 @@ def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple
                 os.close(held)
                 os.close(write_end)
             stdout, stderr, code = proc.stdout.decode(), proc.stderr.decode(errors="replace"), proc.returncode
+    results = _parse_results(stdout, stderr)
     if code != 0:
-        raise PeerError(f"the Go client exited with code {code}\n--- client stderr ---\n{stderr}")
+        done = {r.case for r in results}
+        in_flight = next((c["name"] for c in payload["cases"] if c["name"] not in done), "(none: every case has a result)")
+        raise PeerError(f"the Go client exited with code {code} after {len(results)} of {len(payload['cases'])} "
+                        f"cases; case in flight (the first with no result): {in_flight}\n"
+                        f"--- client stderr ---\n{stderr}")
+    return results, stderr
+
+
+def _parse_results(stdout: str, stderr: str) -> list[Result]:
     results = []
     for n, line in enumerate(stdout.splitlines(), 1):
         if line.strip():
@@ -371,7 +442,7 @@ def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple
             except (ValueError, KeyError) as e:
                 raise PeerError(f"the Go client's output line {n} is not a result ({e}): {line[:300]!r}\n"
                                 f"--- client stderr ---\n{stderr}") from None
-    return results, stderr
+    return results
 
 
 # Every Go peer container: nothing to write, no capabilities, no privilege gain, bounded resources.
