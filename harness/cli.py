@@ -22,7 +22,7 @@ from harness.protoset.codegen import (GO_TAGS_ENV, CodegenError, Finding, build_
                                       load, python_findings, reported)
 from harness.protoset.gotoolchain import GoToolchainError
 from harness.protoset import gotoolchain
-from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
+from harness.engines.peer import GoServer, PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.run.runner import Prepared, direction, directions, prepare, run_all, select
 
@@ -295,13 +295,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.lang == "go":
         build = prepared.build
         if select_runner(args.peer_runner) == "docker":
-            client = docker_client()
-            host, _, port = args.addr.rpartition(":")
-            argv = ["docker", "run", "--rm", "-p", f"{host}:{port}:50051", "-v",
-                    f"{catalogue.parent}:/catalogue:ro", ensure_image(build, client),
-                    "serve", "--addr", "0.0.0.0:50051", "--cases", f"/catalogue/{catalogue.name}"]
-            print(" ".join(argv), file=sys.stderr)
-            os.execvp("docker", argv)
+            # through the same lifecycle as a run's peers: hardened, labelled, and gone with this process
+            with GoServer(build, "docker", catalogue, args.addr) as server:
+                print(f"{server.describe()}; stop with Ctrl-C", file=sys.stderr)
+                print(f"LISTENING {server.address}", flush=True)
+                for chunk in server._container.logs(stream=True, follow=True):
+                    sys.stderr.buffer.write(chunk)
+                    sys.stderr.buffer.flush()
+            return 0
         os.execv(build.binary, [str(build.binary), "serve", "--addr", args.addr, "--cases", str(catalogue)])
     from harness.engines.python_peer import main as py_main
 

@@ -4,6 +4,7 @@ engine answers (CI starts one); elsewhere they say so loudly, and fail when dock
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -85,6 +86,9 @@ def test_container_is_published_on_loopback_labelled_and_removed(go_build: GoBui
         assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
         assert "no-new-privileges:true" in host["SecurityOpt"]
         assert host["PidsLimit"] == 512 and host["Memory"] == 2 * 1024**3 and host["NanoCpus"] == 2_000_000_000
+        # orphan-proof: the peer stops when the stdin this process holds closes, and is then removed
+        assert container.attrs["Config"]["OpenStdin"] and container.attrs["Config"]["StdinOnce"]
+        assert host["AutoRemove"] is True and peer.STOP_ON_EOF in container.attrs["Args"]
         _health(server.address)
         assert "LISTENING" in server.logs()
     assert not docker_engine.containers.list(all=True, filters={"id": container.id})
@@ -111,3 +115,75 @@ def test_image_is_reused_when_nothing_changed(go_build: GoBuild, docker_engine) 
     image_id = docker_engine.images.get(tag).id
     assert peer.ensure_image(go_build, docker_engine) == tag
     assert docker_engine.images.get(tag).id == image_id
+
+
+def test_container_stops_and_goes_when_its_stdin_closes(go_build: GoBuild, docker_engine) -> None:
+    """What happens when the harness dies: the engine closes the peer's stdin, the peer stops."""
+    with peer.GoServer(go_build, "docker") as server:
+        container = server._container
+        _health(server.address)
+        peer._hang_up(server._stdin)  # as the kernel does for a harness killed by SIGKILL
+        deadline = time.monotonic() + 10
+        while docker_engine.containers.list(all=True, filters={"id": container.id}) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not docker_engine.containers.list(all=True, filters={"id": container.id}), \
+            "the Go peer container outlived its stdin by 10 s"
+
+
+def test_a_server_that_dies_mid_run_is_named_and_replaced(go_build: GoBuild, docker_engine) -> None:
+    """The failures after a crash are errors that say the peer exited, naming the case in flight and
+    its last lines; the next use of that side starts a new peer, and its cases pass again."""
+    from harness.run.runner import Session, direction, prepare
+
+    prepared = prepare(REPO / "protos")
+    d = direction("py-go")
+    cases = [c for c in prepared.catalogue if c.method.endswith("/SayHello")][:6]
+    with Session(prepared, "docker") as session:
+        assert {r.verdict for r in session.run(d, cases[:3])} == {"pass"}
+        first = session._servers["go"]
+        first._container.kill()
+        assert peer._wait_gone(first, 10), "the killed peer container was not removed"
+        after = session.run(d, cases[3:])
+        assert {r.verdict for r in after} == {"error"}
+        assert "exited; case in flight (the first to fail): " + cases[3].name in after[0].diffs[0].got
+        assert "LISTENING" in after[0].diffs[0].got, "the dead peer's last lines are missing"
+        assert {r.verdict for r in session.run(d, cases[3:])} == {"pass"}
+        assert session._servers["go"] is not first
+
+
+def test_go_client_crash_names_the_case_in_flight(go_build: GoBuild) -> None:
+    """A client killed in the middle of its batch: the error says how far it got and which case was
+    in flight. The case waits on a listener that never speaks HTTP/2, so it is in flight for sure."""
+    import threading
+
+    from harness.run.runner import prepare
+
+    case = next(c for c in prepare(REPO / "protos").catalogue if c.method.endswith("/SayHello")).to_json()
+    case["calls"][0]["timeout_ms"] = 60_000
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        payload = {"target": f"127.0.0.1:{silent.getsockname()[1]}", "direction": "go-go", "run_id": "t",
+                   "cases": [case]}
+        box: list[BaseException] = []
+        worker = threading.Thread(target=lambda: _catch(box, peer.run_go_client, go_build, "process", payload))
+        worker.start()
+        conn, _ = silent.accept()  # the client dialled: its case is in flight
+        with conn:
+            for proc in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    argv = proc.read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if argv[:2] == [str(go_build.binary).encode(), b"client"]:
+                    os.kill(int(proc.parent.name), signal.SIGKILL)
+            worker.join(30)
+    assert box and isinstance(box[0], peer.PeerError), box
+    assert f"after 0 of 1 cases; case in flight (the first with no result): {case['name']}" in str(box[0])
+
+
+def _catch(box: list[BaseException], fn, *args) -> None:
+    try:
+        fn(*args)
+    except BaseException as e:  # noqa: BLE001
+        box.append(e)

@@ -204,10 +204,12 @@ def wait_healthy(address: str, deadline: float, logs: Any) -> None:
 class GoServer:
     """The Go peer's server, in a container or as a process. A context manager; nothing leaks."""
 
-    def __init__(self, build: GoBuild, runner: str, catalogue: Path | None = None) -> None:
-        self.build, self.runner, self.catalogue = build, runner, catalogue
+    def __init__(self, build: GoBuild, runner: str, catalogue: Path | None = None, addr: str = "127.0.0.1:0") -> None:
+        self.build, self.runner, self.catalogue, self.addr = build, runner, catalogue, addr
         self.address = ""
         self._container: Any = None
+        self._output: _Output | None = None
+        self._stdin: Any = None  # our end of the container's stdin: the peer stops when it closes
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: Path | None = None
 
@@ -237,29 +239,40 @@ class GoServer:
         if self.catalogue is not None:
             args += ["--cases", f"/catalogue/{self.catalogue.name}"]
             volumes = {str(self.catalogue.parent): {"bind": "/catalogue", "mode": "ro"}}
-        self._container = client.containers.run(
-            tag, args, detach=True, labels=_labels(), volumes=volumes,
-            ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", None)}, **HARDENED)
-        _track(self._container)
+        host, _, port = self.addr.rpartition(":")
+        self._container, self._stdin = _create_held(client, tag, args, volumes=volumes,
+                                                    ports={f"{CONTAINER_PORT}/tcp": (host, int(port) or None)})
+        self._output = _Output(self._container)
+        self._container.start()
         deadline = time.monotonic() + READY_TIMEOUT
-        while "LISTENING" not in self._container.logs(stdout=True, stderr=False).decode(errors="replace"):
-            self._container.reload()
-            if self._container.status not in ("created", "running") or time.monotonic() > deadline:
-                raise PeerError(f"the Go peer container did not report LISTENING (status "
-                                f"{self._container.status})\n--- peer logs ---\n{self.logs()}")
-            time.sleep(0.05)
+        if not self._output.wait_for("LISTENING", deadline):
+            raise PeerError(f"the Go peer container did not report LISTENING (alive: {self.alive()})\n"
+                            f"--- peer logs ---\n{self.logs()}")
         self._container.reload()
         port = self._container.ports[f"{CONTAINER_PORT}/tcp"][0]["HostPort"]
         self.address = f"127.0.0.1:{port}"
         wait_healthy(self.address, deadline, self.logs)
 
+    def alive(self) -> bool:
+        """Whether the server still runs (a container removes itself when it exits)."""
+        if self._proc is not None:
+            return self._proc.poll() is None
+        if self._container is None:
+            return False
+        try:
+            self._container.reload()
+        except Exception:  # noqa: BLE001  docker.errors.NotFound: it exited and was removed
+            return False
+        return self._container.status == "running"
+
     def _start_process(self) -> None:
         fd, name = tempfile.mkstemp(prefix="go-peer-", suffix=".log")
         self._stderr = Path(name)
-        args = [str(self.build.binary), "serve", "--addr", "127.0.0.1:0"]
+        args = [str(self.build.binary), "serve", "--addr", self.addr, STOP_ON_EOF]
         args += ["--cases", str(self.catalogue)] if self.catalogue is not None else []
         with os.fdopen(fd, "wb") as log:  # the child keeps its own copy of the handle
-            self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log)
+            # stdin stays open as long as this process lives: the peer stops when it closes
+            self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
         line = _read_line(self._proc, READY_TIMEOUT)
         if not line.startswith("LISTENING "):
             raise PeerError(f"the Go peer process did not report LISTENING (got {line!r})\n"
@@ -268,11 +281,8 @@ class GoServer:
         wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, self.logs)
 
     def logs(self, tail: int = 200) -> str:
-        if self._container is not None:
-            try:
-                return self._container.logs(tail=tail).decode(errors="replace")
-            except Exception as e:  # noqa: BLE001
-                return f"(logs unavailable: {e})"
+        if self._output is not None:
+            return self._output.tail(tail)
         if self._stderr is not None and self._stderr.exists():
             return "\n".join(self._stderr.read_text(errors="replace").splitlines()[-tail:])
         return "(no logs)"
@@ -280,13 +290,90 @@ class GoServer:
     def stop(self) -> None:
         if self._container is not None:
             _forget(self._container)
+        _hang_up(self._stdin)
         if self._proc is not None:
             stop_process(self._proc)
-        if self._proc is not None and self._proc.stdout is not None:
-            self._proc.stdout.close()
+        if self._proc is not None:
+            _close(self._proc.stdin)
+            _close(self._proc.stdout)
         if self._stderr is not None:
             self._stderr.unlink(missing_ok=True)
             self._stderr = None
+
+
+class _Output:
+    """Everything a container prints, read through an attachment made before it starts: it removes
+    itself when it exits, and what it said (a crash's last lines) must outlive it."""
+
+    def __init__(self, container: Any, keep: int = 20000) -> None:
+        import docker
+
+        # a client of its own without a read timeout: a server may stay quiet for minutes
+        self._client = docker.from_env(timeout=None)
+        self._lines: collections.deque[str] = collections.deque(maxlen=keep)
+        self._changed = threading.Condition()
+        stream = self._client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=True)
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+        self.ended = False
+
+    def _read(self, stream: Any) -> None:
+        partial = b""
+        try:
+            for chunk in stream:
+                *complete, partial = (partial + chunk).split(b"\n")
+                with self._changed:
+                    self._lines.extend(line.decode(errors="replace") for line in complete)
+                    self._changed.notify_all()
+        except Exception:  # noqa: BLE001  the engine connection went away: what was read stays
+            pass
+        finally:
+            with self._changed:
+                if partial:
+                    self._lines.append(partial.decode(errors="replace"))
+                self.ended = True
+                self._changed.notify_all()
+            self._client.close()
+
+    def wait_for(self, text: str, deadline: float) -> bool:
+        """Until a line contains text (True), or the output ends or the deadline passes (False)."""
+        with self._changed:
+            while not any(text in line for line in self._lines):
+                if self.ended or not self._changed.wait(max(0.0, deadline - time.monotonic())):
+                    return any(text in line for line in self._lines)
+            return True
+
+    def tail(self, n: int) -> str:
+        with self._changed:
+            return "\n".join(list(self._lines)[-n:]) or "(no output)"
+
+
+def _wait_gone(server: GoServer, seconds: float) -> bool:
+    """Until the server has exited (True), or seconds pass (False)."""
+    deadline = time.monotonic() + seconds
+    while server.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not server.alive()
+
+
+def _hang_up(stdin: Any) -> None:
+    """End a container's stdin now, as the kernel does when this process dies. docker-py hands back
+    a SocketIO over the engine connection, and closing that alone leaves the connection open while
+    its HTTP response still refers to it: shut the connection itself."""
+    sock = getattr(stdin, "_sock", stdin)  # None once closed
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # already gone
+            pass
+    _close(stdin)
+
+
+def _close(stream: Any) -> None:
+    if stream is not None:
+        try:
+            stream.close()
+        except OSError:  # already closed by the other side
+            pass
 
 
 def stop_process(proc: subprocess.Popen) -> None:
@@ -323,15 +410,30 @@ def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple
         if runner == "docker":
             stdout, stderr, code = _client_container(build, tmp, budget)
         else:
+            # the client's stdin is a pipe whose write end only this process holds: if it dies, the
+            # client sees end of file and stops (--stop-on-stdin-eof) instead of running on alone
+            held, write_end = os.pipe()
             try:
-                proc = subprocess.run([str(build.binary), "client", "--cases", str(cases)],
-                                      capture_output=True, timeout=budget)
+                proc = subprocess.run([str(build.binary), "client", "--cases", str(cases), STOP_ON_EOF],
+                                      stdin=held, capture_output=True, timeout=budget)
             except subprocess.TimeoutExpired as e:
                 raise PeerError(f"the Go client ran past its {budget:.0f} s budget\n--- client stderr ---\n"
                                 f"{(e.stderr or b'').decode(errors='replace')}") from None
+            finally:
+                os.close(held)
+                os.close(write_end)
             stdout, stderr, code = proc.stdout.decode(), proc.stderr.decode(errors="replace"), proc.returncode
+    results = _parse_results(stdout, stderr)
     if code != 0:
-        raise PeerError(f"the Go client exited with code {code}\n--- client stderr ---\n{stderr}")
+        done = {r.case for r in results}
+        in_flight = next((c["name"] for c in payload["cases"] if c["name"] not in done), "(none: every case has a result)")
+        raise PeerError(f"the Go client exited with code {code} after {len(results)} of {len(payload['cases'])} "
+                        f"cases; case in flight (the first with no result): {in_flight}\n"
+                        f"--- client stderr ---\n{stderr}")
+    return results, stderr
+
+
+def _parse_results(stdout: str, stderr: str) -> list[Result]:
     results = []
     for n, line in enumerate(stdout.splitlines(), 1):
         if line.strip():
@@ -340,7 +442,7 @@ def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple
             except (ValueError, KeyError) as e:
                 raise PeerError(f"the Go client's output line {n} is not a result ({e}): {line[:300]!r}\n"
                                 f"--- client stderr ---\n{stderr}") from None
-    return results, stderr
+    return results
 
 
 # Every Go peer container: nothing to write, no capabilities, no privilege gain, bounded resources.
@@ -349,26 +451,64 @@ HARDENED: dict[str, Any] = {"read_only": True, "cap_drop": ["ALL"], "security_op
                             "pids_limit": 512, "mem_limit": "2g", "nano_cpus": 2_000_000_000}
 
 
-def _client_container(build: GoBuild, tmp: str, budget: float) -> tuple[str, str, int]:
-    client = docker_client()
-    if client is None:
-        raise PeerError("no Docker engine answers; run `make setup` or use --peer-runner process")
-    tag = ensure_image(build, client)
-    # Host networking: the client reaches servers published on this machine's loopback only.
-    container = client.containers.run(tag, ["client", "--cases", "/cases/cases.json"], detach=True,
-                                      network_mode="host", labels=_labels(),
-                                      volumes={tmp: {"bind": "/cases", "mode": "ro"}}, **HARDENED)
+STOP_ON_EOF = "--stop-on-stdin-eof"
+
+
+def _create_held(client: Any, tag: str, args: list[str], **kwargs: Any) -> tuple[Any, Any]:
+    """A created (not started) peer container whose stdin this process holds open. The peer runs
+    with --stop-on-stdin-eof and the engine closes its stdin when our end goes (StdinOnce), so a
+    harness killed even by SIGKILL takes its peers with it, and auto_remove then deletes them."""
+    # detach=False is what makes docker-py ask for StdinOnce; the container is started by the caller
+    container = client.containers.create(tag, [*args, STOP_ON_EOF], detach=False, stdin_open=True,
+                                         auto_remove=True, labels=_labels(), **HARDENED, **kwargs)
     _track(container)
     try:
-        try:
-            code = container.wait(timeout=budget)["StatusCode"]
-        except Exception:  # noqa: BLE001  requests' ReadTimeout
-            raise PeerError(f"the Go client container ran past its {budget:.0f} s budget\n--- client logs ---\n"
-                            f"{container.logs(tail=200).decode(errors='replace')}") from None
-        out = container.logs(stdout=True, stderr=False).decode()
-        err = container.logs(stdout=False, stderr=True).decode(errors="replace")
-        return out, err, code
+        return container, container.attach_socket(params={"stdin": 1, "stream": 1})
+    except BaseException:
+        _forget(container)
+        raise
+
+
+def _client_container(build: GoBuild, tmp: str, budget: float) -> tuple[str, str, int]:
+    """Run the batch in a container and collect what it prints. The container removes itself when
+    it exits, so its output is read through an attachment made before it starts, and its exit code
+    from its `die` event (asked for from before the start, so it cannot be missed)."""
+    import docker
+
+    if docker_client() is None:
+        raise PeerError("no Docker engine answers; run `make setup` or use --peer-runner process")
+    client = docker.from_env(timeout=int(budget) + 60)  # reads may wait as long as the batch runs
+    tag = ensure_image(build, client)
+    # Host networking: the client reaches servers published on this machine's loopback only.
+    container, stdin = _create_held(client, tag, ["client", "--cases", "/cases/cases.json"], network_mode="host",
+                                    volumes={tmp: {"bind": "/cases", "mode": "ro"}})
+    out: list[bytes] = []
+    err: list[bytes] = []
+    code: list[int] = []
+    try:
+        events = client.events(filters={"container": container.id, "event": "die"}, decode=True,
+                               since=int(time.time()) - 1)
+        output = container.attach(stdout=True, stderr=True, stream=True, logs=True, demux=True)
+
+        def collect() -> None:
+            for o, e in output:
+                out.append(o or b"")
+                err.append(e or b"")
+            for event in events:  # the output ends when the client exits; its exit code comes with `die`
+                code.append(int(event["Actor"]["Attributes"].get("exitCode", -1)))
+                return
+
+        reader = threading.Thread(target=collect, daemon=True)
+        reader.start()
+        container.start()
+        reader.join(budget)
+        events.close()
+        if not code:
+            raise PeerError(f"the Go client container ran past its {budget:.0f} s budget\n--- client stderr ---\n"
+                            f"{b''.join(err).decode(errors='replace')[-20000:]}")
+        return b"".join(out).decode(), b"".join(err).decode(errors="replace"), code[0]
     finally:
+        _hang_up(stdin)
         _forget(container)
 
 

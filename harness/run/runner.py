@@ -226,8 +226,25 @@ class Session:
         that are findings for this direction are not run (the findings' rows stand for them)."""
         cases = self.prepared.runnable(d, cases)
         by_name = {c.name: c for c in cases}
+        results = self._run(d, cases)
+        server = self._servers.get(d.server)
+        if server is not None and hasattr(server, "alive") and not server.alive():
+            results = self._server_died(d, server, results)
         return [divergences.apply(self.prepared.known, r, d.slug, by_name[r.case].calls[0].streaming,
-                                  by_name[r.case].ends_early) for r in self._run(d, cases)]
+                                  by_name[r.case].ends_early) for r in results]
+
+    def _server_died(self, d: Direction, server: Any, results: list[Result]) -> list[Result]:
+        """The server peer exited during the direction: its failures are errors that say so, naming
+        the case in flight (the first to fail) and the peer's last lines; the next use starts a new one."""
+        del self._servers[d.server]
+        failed = [r for r in results if r.verdict != "pass"]
+        first = failed[0].case if failed else "(none failed)"
+        died = Diff(0, "server peer", "running until the direction ends",
+                    f"{server.describe()} exited; case in flight (the first to fail): {first}\n"
+                    f"--- its last lines ---\n{server.logs(30)}")
+        for r in failed:
+            r.verdict, r.diffs = "error", [died, *r.diffs]
+        return results
 
     def _run(self, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
         """The cases' results; through a wire observer when a Python peer would receive compressed

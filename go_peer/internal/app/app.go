@@ -16,13 +16,17 @@ import (
 )
 
 const usage = `usage:
-  interop-peer serve [--addr HOST:PORT] [--cases FILE]
+  interop-peer serve [--addr HOST:PORT] [--cases FILE] [--stop-on-stdin-eof]
                                            serve every service (default 0.0.0.0:50051);
                                            prints "LISTENING host:port" once serving; with
                                            --cases the generic engine answers the catalogue's
                                            cases, other calls go to the hand-written services
-  interop-peer client --cases FILE|-       run the cases of a JSON document (see docs/peer-contract.md);
+  interop-peer client --cases FILE|- [--stop-on-stdin-eof]
+                                           run the cases of a JSON document (see docs/peer-contract.md);
                                            one JSON result line per case on stdout
+  --stop-on-stdin-eof                      stop when stdin reaches its end: the harness holds the
+                                           other end, so a harness killed by SIGKILL takes its
+                                           peers with it
   interop-peer version                     print the grpc-go and protobuf-go versions
 `
 
@@ -85,8 +89,13 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	fs := newFlagSet("serve", stderr)
 	addr := fs.String("addr", "0.0.0.0:50051", "address to listen on (port 0 picks a free port)")
 	cases := fs.String("cases", "", "catalogue: a JSON case document (only its cases are read), - for stdin")
+	watch := fs.Bool("stop-on-stdin-eof", false, "stop when stdin reaches its end (the harness is gone)")
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
+	}
+	ctx, ok := stopOnEOF(ctx, *watch, *cases, stdin, stderr, "serve")
+	if !ok {
+		return exitUsage
 	}
 	if _, _, err := net.SplitHostPort(*addr); err != nil {
 		fmt.Fprintf(stderr, "interop-peer serve: bad --addr %q: %v (want HOST:PORT)\n%s", *addr, err, usage)
@@ -115,8 +124,13 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 func client(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("client", stderr)
 	cases := fs.String("cases", "", "JSON case document, - for stdin")
+	watch := fs.Bool("stop-on-stdin-eof", false, "stop when stdin reaches its end (the harness is gone)")
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
+	}
+	ctx, ok := stopOnEOF(ctx, *watch, *cases, stdin, stderr, "client")
+	if !ok {
+		return exitUsage
 	}
 	if *cases == "" {
 		fmt.Fprint(stderr, "interop-peer client: --cases FILE|- is required\n"+usage)
@@ -132,6 +146,26 @@ func client(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return exitFail
 	}
 	return exitOK
+}
+
+// stopOnEOF returns a context that ends when stdin does, if asked to. The harness keeps stdin's
+// other end open for the peer's whole life; when the harness dies (even by SIGKILL) the kernel or
+// the Docker engine closes it, and the peer stops instead of waiting for the next run's reaper.
+func stopOnEOF(ctx context.Context, watch bool, cases string, stdin io.Reader, stderr io.Writer, cmd string) (context.Context, bool) {
+	if !watch {
+		return ctx, true
+	}
+	if cases == "-" {
+		fmt.Fprintf(stderr, "interop-peer %s: --stop-on-stdin-eof needs stdin, so --cases cannot be -\n%s", cmd, usage)
+		return ctx, false
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		_, _ = io.Copy(io.Discard, stdin)
+		fmt.Fprintf(stderr, "interop-peer %s: stdin closed (the harness is gone): stopping\n", cmd)
+		cancel()
+	}()
+	return ctx, true
 }
 
 // readInput reads a named file, or stdin for "-".

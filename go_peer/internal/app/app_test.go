@@ -3,8 +3,11 @@ package app
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -60,4 +63,54 @@ func TestServeWithCatalogue(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out.String(), "LISTENING 127.0.0.1:") || !strings.Contains(errb.String(), "0 cases") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
+}
+
+// The server stops by itself when stdin ends (the harness holding it is gone), and only then.
+func TestServeStopsOnStdinEOF(t *testing.T) {
+	r, w := io.Pipe()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--stop-on-stdin-eof"}, r, &out, &errb)
+	}()
+	select {
+	case code := <-done:
+		t.Fatalf("serve returned %d before stdin ended: %s", code, errb.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+	w.Close()
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(errb.String(), "stdin closed") {
+			t.Errorf("exit %d, stderr %q", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve still running 10 s after stdin ended")
+	}
+}
+
+func TestStopOnEOFNeedsStdin(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), []string{"client", "--cases", "-", "--stop-on-stdin-eof"}, strings.NewReader("{}"), &out, &errb)
+	if code != 2 || !strings.Contains(errb.String(), "cannot be -") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,0 +1,112 @@
+"""A harness that dies by a signal leaves nothing running: its containers and Go peer processes
+stop by themselves within 10 s, even after SIGKILL, which no handler can see. Real containers and
+processes; where no Docker engine answers, the container half says so loudly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.engines import peer
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.interop
+
+SIGNALS = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT]
+
+
+def _start_run(runner: str, cache: Path) -> subprocess.Popen[bytes]:
+    """A go→go run: a server peer and a client peer are alive at the same time during it."""
+    env = {**os.environ, "INTEROP_CACHE_DIR": os.environ.get("INTEROP_CACHE_DIR", str(cache))}
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--protos", str(REPO / "protos"),
+                             "--direction", "go-go", "--peer-runner", runner],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait_for(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+def test_containers_stop_after_the_harness_dies(sig: signal.Signals, tmp_path: Path) -> None:
+    client = peer.docker_client()
+    if client is None:
+        if os.environ.get("INTEROP_PEER_RUNNER") == "docker":
+            pytest.fail("INTEROP_PEER_RUNNER=docker but no Docker engine answers (run ci/docker-engine.sh)")
+        pytest.skip("NO DOCKER ENGINE on this machine: orphan-proof container lifecycle NOT tested")
+    proc = _start_run("docker", tmp_path)
+    session = {"label": f"{peer.SESSION_LABEL}={proc.pid}@{socket.gethostname()}"}
+
+    def mine() -> list:
+        return client.containers.list(all=True, filters=session)
+
+    try:
+        # both peers at once: the server container, and the client container running its batch
+        assert _wait_for(lambda: len(mine()) >= 2, 300), \
+            f"the run never had its two containers up\n{proc.stderr.read().decode() if proc.poll() is not None else ''}"
+        proc.send_signal(sig)
+        assert _wait_for(lambda: not mine(), 10), \
+            f"after {sig.name}, containers of the dead harness remain: {[c.short_id for c in mine()]}"
+    finally:
+        proc.kill()
+        proc.wait()
+        for c in mine():
+            c.remove(force=True)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:  # it ended meanwhile
+        return ""
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for PID 1, which may never reap it here)."""
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]) != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+def test_go_peer_processes_stop_after_the_harness_dies(sig: signal.Signals, tmp_path: Path) -> None:
+    proc = _start_run("process", tmp_path)
+    peers: list[int] = []
+    try:
+        def both_up() -> bool:
+            peers[:] = [p for p in _children(proc.pid) if "interop-peer" in _cmdline(p)]
+            return len(peers) >= 2
+
+        assert _wait_for(both_up, 300), "the run never had its two Go peer processes up"
+        proc.send_signal(sig)
+        assert _wait_for(lambda: not any(_running(p) for p in peers), 10), \
+            f"after {sig.name}, Go peer processes of the dead harness still run: {[p for p in peers if _running(p)]}"
+    finally:
+        proc.kill()
+        proc.wait()
