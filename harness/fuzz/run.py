@@ -170,6 +170,14 @@ def shrink(base: Prepared, f: Failure, seed: int, per_method: int, judged: list[
     f.shrink_seconds = time.monotonic() - started
 
 
+def save_text(cases: list[Case]) -> str:
+    """Cases as the text of a case file. allow_unicode=False: non-ASCII text is written escaped;
+    written raw, PyYAML folds U+0085 (a YAML 1.1 line break) into a space, and the saved case would
+    no longer be the failing example."""
+    return ("# grpc-interop fuzz failures: regression cases (grpc-interop run --cases FILE)\n"
+            + yaml.safe_dump(ex.case_yaml(cases), allow_unicode=False, sort_keys=False, width=100))
+
+
 def save(outcome: Outcome, path: Path) -> Path:
     """The failures as a case file: each minimal example, and every failing example as it was found."""
     cases: dict[str, Case] = {}
@@ -178,9 +186,7 @@ def save(outcome: Outcome, path: Path) -> Path:
             if c is not None:
                 cases.setdefault(c.name, c)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(ex.case_yaml(list(cases.values())), allow_unicode=True, sort_keys=False, width=100)
-    path.write_text("# grpc-interop fuzz failures: regression cases (grpc-interop run --cases FILE)\n" + text,
-                    encoding="utf-8")
+    path.write_text(save_text(list(cases.values())), encoding="utf-8")
     outcome.saved = path
     return path
 
