@@ -22,7 +22,8 @@ What is generated, and why:
   cannot express, see below);
 - extensions of the type (proto2 / editions), at every depth;
 - the well-known types within their JSON rules (Timestamp and Duration ranges, finite Struct numbers,
-  FieldMask paths that survive the camelCase round trip, Any packing another well-known type).
+  FieldMask paths that survive the camelCase round trip); an Any carries a message of a type the
+  service's file reaches (known_types), drawn like any other: the Go peer knows no other type.
 - Unknown fields are not generated: a case is protobuf JSON, which has no form for them, so neither
   engine could be told to send or expect one. `grpc-interop compat` sends them on the wire (an old
   reader of a new writer's message).
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Iterator
 
 from google.protobuf import any_pb2, duration_pb2, empty_pb2, struct_pb2, timestamp_pb2, wrappers_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor as FD, MethodDescriptor
@@ -45,7 +46,7 @@ from hypothesis import assume, strategies as st
 
 from harness.cases.model import STATUS_CODES, Call, streaming_mode
 from harness.cases.values import FLOAT_MAX, FLOAT_TINY, INT_RANGE, MESSAGE_BUDGET, to_json
-from harness.protoset.runtime import is_well_known
+from harness.protoset.runtime import GO_LINKED, GRPC_FILES, is_well_known
 
 MAX_DEPTH = 3          # message fields nest at most this deep (recursive types stop here)
 MAX_ELEMENTS = (4, 2, 1, 1)  # elements of a repeated field or map, by depth
@@ -119,15 +120,53 @@ def _assign(msg: Message, fd: FD, value: Any) -> None:
         setattr(msg, fd.name, value)
 
 
-def messages(desc: Descriptor, depth: int = 0) -> st.SearchStrategy[Message]:
-    """Messages of type desc: every field unset or drawn, recursion bounded by MAX_DEPTH."""
+def messages(desc: Descriptor, depth: int = 0, anys: tuple[Descriptor, ...] | None = None) -> st.SearchStrategy[Message]:
+    """Messages of type desc: every field unset or drawn, recursion bounded by MAX_DEPTH. `anys`: the
+    types a google.protobuf.Any may carry (default: those desc's own file can reach, known_types)."""
+    anys = known_types(desc.file) if anys is None else anys
+    if desc.full_name == "google.protobuf.Any":
+        return _any(depth, anys)
     if is_well_known(desc.file.name) and desc.full_name in _WELL_KNOWN:
         return _WELL_KNOWN[desc.full_name]()
-    return _message(desc, depth)
+    return _message(desc, depth, anys)
+
+
+def known_types(file: Any) -> tuple[Descriptor, ...]:
+    """The message types an Any may carry: those of `file` and of every file it imports, directly or
+    not (but Any itself and map entries). Both peers know these: the Go peer links only what the
+    proto set imports, so a type from elsewhere (a wrapper the set never imports) is unknown there."""
+    seen: dict[str, Any] = {}
+    todo = [file]
+    while todo:
+        f = todo.pop()
+        if f.name not in seen:
+            seen[f.name] = f
+            todo += list(f.dependencies)
+
+    def walk(d: Descriptor) -> Iterator[Descriptor]:
+        if not d.GetOptions().map_entry and d.full_name != "google.protobuf.Any" and _same_in_both(d):
+            yield d
+        for nested in d.nested_types:
+            yield from walk(nested)
+
+    return tuple(sorted((d for f in seen.values() for top in f.message_types_by_name.values() for d in walk(top)),
+                        key=lambda d: d.full_name))
+
+
+def _same_in_both(d: Descriptor) -> bool:
+    """Whether both peers hold the same definition of d. Each runtime bundles its own copy of
+    protobuf's files (descriptor.proto: FeatureSet.ProtoLimitsFeature is in Python's and not in
+    grpc-go's protobuf-go) and of grpc's; the Go peer takes google/rpc from genproto: of those, only
+    the stable well-known types are packed. The set's own files (and google/api, google/type, which
+    both compile from the same sources) are the same on both sides."""
+    name = d.file.name
+    if is_well_known(name) or name in GO_LINKED or name in GRPC_FILES:
+        return d.full_name in _WELL_KNOWN
+    return not name.startswith("google/rpc/")
 
 
 @st.composite
-def _message(draw: Any, desc: Descriptor, depth: int) -> Message:
+def _message(draw: Any, desc: Descriptor, depth: int, anys: tuple[Descriptor, ...]) -> Message:
     msg = GetMessageClass(desc)()
     oneofs_done: set[str] = set()
     fields = list(desc.fields) + sorted(desc.file.pool.FindAllExtensions(desc), key=lambda f: f.number)
@@ -139,13 +178,13 @@ def _message(draw: Any, desc: Descriptor, depth: int) -> Message:
             oneofs_done.add(oneof.full_name)
             member = draw(st.none() | st.sampled_from(list(oneof.fields)))  # none first: shrinks to unset
             if member is not None:
-                _set(draw, msg, member, depth, required=True)
+                _set(draw, msg, member, depth, anys, required=True)
             continue
-        _set(draw, msg, fd, depth, required=fd.is_required)
+        _set(draw, msg, fd, depth, anys, required=fd.is_required)
     return msg
 
 
-def _set(draw: Any, msg: Message, fd: FD, depth: int, required: bool) -> None:
+def _set(draw: Any, msg: Message, fd: FD, depth: int, anys: tuple[Descriptor, ...], required: bool) -> None:
     """Draw field fd of msg (repeated and map fields: a list or dict, maybe empty)."""
     size = MAX_ELEMENTS[min(depth, len(MAX_ELEMENTS) - 1)]
     nested = fd.cpp_type == FD.CPPTYPE_MESSAGE
@@ -153,7 +192,7 @@ def _set(draw: Any, msg: Message, fd: FD, depth: int, required: bool) -> None:
         return  # recursion stops here; a required message field is still built (its own required fields)
     if _is_map(fd):
         key_fd, value_fd = fd.message_type.fields_by_name["key"], fd.message_type.fields_by_name["value"]
-        values = messages(value_fd.message_type, depth + 1) if value_fd.message_type else scalar(value_fd)
+        values = messages(value_fd.message_type, depth + 1, anys) if value_fd.message_type else scalar(value_fd)
         entries = draw(st.dictionaries(map_key(key_fd), values, max_size=size))
         container = _target(msg, fd)
         for k, v in entries.items():
@@ -162,7 +201,7 @@ def _set(draw: Any, msg: Message, fd: FD, depth: int, required: bool) -> None:
             else:
                 container[k] = v
         return
-    element = messages(fd.message_type, depth + 1) if nested else scalar(fd)
+    element = messages(fd.message_type, depth + 1, anys) if nested else scalar(fd)
     if fd.is_repeated:
         items = draw(st.lists(element, max_size=size))
         container = _target(msg, fd)
@@ -239,13 +278,15 @@ def _field_mask() -> st.SearchStrategy[Message]:
     return st.lists(path, max_size=3).map(lambda ps: field_mask_pb2.FieldMask(paths=ps))
 
 
-def _any() -> st.SearchStrategy[Message]:
+def _any(depth: int, anys: tuple[Descriptor, ...]) -> st.SearchStrategy[Message]:
+    """An Any carrying a message of a type both peers know (anys), itself drawn from its descriptor."""
     def pack(inner: Message) -> Message:
         out = any_pb2.Any()
         out.Pack(inner)
         return out
-    return st.one_of(_duration(), _timestamp(), _wrapper("google.protobuf.StringValue"),
-                     _wrapper("google.protobuf.Int64Value"), _struct()).map(pack)
+    if not anys or depth >= MAX_DEPTH:
+        return st.just(any_pb2.Any())
+    return st.sampled_from(anys).flatmap(lambda d: messages(d, depth + 1, anys)).map(pack)
 
 
 def _wrapper(name: str) -> st.SearchStrategy[Message]:
@@ -256,7 +297,7 @@ def _wrapper(name: str) -> st.SearchStrategy[Message]:
 _WELL_KNOWN: dict[str, Any] = {
     "google.protobuf.Timestamp": _timestamp, "google.protobuf.Duration": _duration,
     "google.protobuf.Struct": _struct, "google.protobuf.Value": _value, "google.protobuf.ListValue": _list_value,
-    "google.protobuf.FieldMask": _field_mask, "google.protobuf.Any": _any,
+    "google.protobuf.FieldMask": _field_mask,
     "google.protobuf.Empty": lambda: st.just(empty_pb2.Empty()),
     **{f"google.protobuf.{w}": (lambda w=w: _wrapper(f"google.protobuf.{w}")) for w in (
         "DoubleValue", "FloatValue", "Int64Value", "UInt64Value", "Int32Value", "UInt32Value", "BoolValue",
@@ -266,12 +307,12 @@ _WELL_KNOWN: dict[str, Any] = {
 
 # ---------------------------------------------------------------- calls
 
-def message_json(desc: Descriptor) -> st.SearchStrategy[Any]:
+def message_json(desc: Descriptor, anys: tuple[Descriptor, ...] | None = None) -> st.SearchStrategy[Any]:
     """A message as the protobuf JSON a case carries (within the size budget)."""
     def check(msg: Message) -> Any:
         assume(len(msg.SerializePartialToString()) <= MESSAGE_BUDGET)
         return to_json(msg)
-    return messages(desc).map(check)
+    return messages(desc, 0, anys).map(check)
 
 
 _ERRORS = [c for c in STATUS_CODES if c != "OK"]
@@ -288,7 +329,8 @@ def calls(draw: Any, m: MethodDescriptor) -> Call:
     finishing early (it reads only some requests), or the client cancelling after k responses of a
     ping-pong (the server would send more: a client that does not cancel fails)."""
     mode = streaming_mode(m)
-    req, resp = message_json(m.input_type), message_json(m.output_type)
+    anys = known_types(m.containing_service.file)  # the service's file reaches both message types
+    req, resp = message_json(m.input_type, anys), message_json(m.output_type, anys)
     kw: dict[str, Any] = {}
     many = st.lists(req, max_size=MAX_MESSAGES)
     requests = draw(many) if m.client_streaming else [draw(req)]
