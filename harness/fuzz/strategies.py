@@ -311,8 +311,47 @@ def message_json(desc: Descriptor, anys: tuple[Descriptor, ...] | None = None) -
     """A message as the protobuf JSON a case carries (within the size budget)."""
     def check(msg: Message) -> Any:
         assume(len(msg.SerializePartialToString()) <= MESSAGE_BUDGET)
-        return to_json(msg)
+        return json_of(msg)
     return messages(desc, 0, anys).map(check)
+
+
+def json_of(msg: Message) -> Any:
+    """Protobuf JSON of msg as values.to_json writes it (float fields as their exact double), also
+    inside the messages Anys carry, where json_format writes float32 text it then refuses itself."""
+    if msg.DESCRIPTOR.full_name == "google.protobuf.FloatValue" and math.isfinite(msg.value):
+        return float(msg.value)  # the exact double, as to_json writes a FloatValue field
+    out = to_json(msg)
+    _fix_anys(msg, out)
+    return out
+
+
+def _fix_anys(msg: Message, out: Any) -> None:
+    if not isinstance(out, dict) or msg.DESCRIPTOR.full_name in _WELL_KNOWN:
+        return
+    for fd, value in msg.ListFields():
+        key = f"[{fd.full_name}]" if fd.is_extension else fd.json_name
+        if fd.cpp_type != FD.CPPTYPE_MESSAGE or key not in out:
+            continue
+        if _is_map(fd):
+            if fd.message_type.fields_by_name["value"].message_type is not None:
+                for k, v in value.items():
+                    jk = ("true" if k else "false") if isinstance(k, bool) else str(k)
+                    out[key][jk] = _child(v, out[key][jk])
+        elif fd.is_repeated:
+            out[key] = [_child(v, j) for v, j in zip(value, out[key])]
+        else:
+            out[key] = _child(value, out[key])
+
+
+def _child(msg: Message, out: Any) -> Any:
+    if msg.DESCRIPTOR.full_name != "google.protobuf.Any" or not msg.type_url or not isinstance(out, dict):
+        _fix_anys(msg, out)
+        return out
+    desc = msg.DESCRIPTOR.file.pool.FindMessageTypeByName(msg.type_url.rpartition("/")[2])
+    inner = GetMessageClass(desc).FromString(msg.value)
+    if "value" in out and (desc.full_name in _WELL_KNOWN and desc.full_name != "google.protobuf.Empty"):
+        return {"@type": msg.type_url, "value": json_of(inner)}  # a special JSON form rides under "value"
+    return {"@type": msg.type_url, **json_of(inner)}
 
 
 _ERRORS = [c for c in STATUS_CODES if c != "OK"]
