@@ -133,7 +133,8 @@ def test_every_streaming_structure_is_drawn_and_loads_as_a_case(seed_gen: Any) -
     assert all(len(c.expect["responses"]) == c.cancel_after_responses for c in cancels)
     assert len(Counter(len(c.requests) for c in bidi)) >= 4  # random message counts
     statuses = Counter(c.expect["status"] for c in bidi)
-    assert statuses["OK"] > len(bidi) / 2 and len(statuses) >= 4
+    # (how many of each depends on the draws: Hypothesis also mines constants from the loaded modules)
+    assert statuses["OK"] >= len(bidi) / 4 and statuses["CANCELLED"] >= len(cancels) and len(statuses) >= 4
     unary = _draw(strategies.calls(_method("shapes.v1.Shapes/Unary")), 40)
     assert all(len(c.requests) == 1 and len(c.expect["responses"]) == (c.expect["status"] == "OK") for c in unary)
     # as a case file, the calls resolve like any hand-written case (the JSON parses, the shape is legal)

@@ -9,6 +9,8 @@ really sends the examples (fuzz/run.py), reaches the same failing example and sh
 from __future__ import annotations
 
 import hashlib
+import importlib
+import pkgutil
 import json
 from typing import Any, Callable
 
@@ -37,6 +39,20 @@ def case_name(m: MethodDescriptor, seed: int, round_: int, index: int, suffix: s
     return f"{method_name(m)}/{SHAPE}/s{seed}-r{round_}-e{index}{suffix}"
 
 
+def settle_constants() -> None:
+    """Import every module of the harness and of python_impl now, before the first example is drawn.
+    Hypothesis also draws constants it finds in the source of the local modules loaded so far
+    (hypothesis.internal.conjecture.providers), so a module first imported between a round and its
+    replay for shrinking would change what the same seed draws."""
+    import harness
+    import python_impl
+
+    for pkg in (harness, python_impl):
+        for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+            if not info.name.startswith("harness._go_peer"):
+                importlib.import_module(info.name)
+
+
 def hypothesis_run(m: MethodDescriptor, seed: int, round_: int, examples: int, body: Callable[[Call], None],
                    phases: tuple[Phase, ...] = (Phase.generate,), database: ExampleDatabase | None = None) -> None:
     """One seeded Hypothesis run over the calls of method m. Hypothesis' own checks of slow or large
@@ -54,6 +70,7 @@ def hypothesis_run(m: MethodDescriptor, seed: int, round_: int, examples: int, b
 def draw(m: MethodDescriptor, seed: int, round_: int, examples: int) -> list[Case]:
     """Up to `examples` distinct cases of method m for (seed, round); fewer when the method's space
     is smaller (a method on Empty has few)."""
+    settle_constants()
     found: dict[str, Call] = {}
 
     def record(call: Call) -> None:

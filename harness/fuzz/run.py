@@ -53,6 +53,7 @@ class Failure:
     minimal_result: Result | None = None
     tries: int = 0
     shrink_seconds: float = 0.0
+    replayed: bool = False      # the shrink met the round's failing example again (and started there)
 
 
 @dataclass
@@ -145,6 +146,7 @@ def shrink(base: Prepared, f: Failure, seed: int, per_method: int, judged: list[
         key = call_key(call)
         if key in known:  # judged by the round: no need to send it again
             if known[key] is not None and failed([known[key]]):
+                f.replayed = True
                 raise Fails(name)
             return
         if time.monotonic() > deadline:
@@ -200,7 +202,8 @@ def explain(f: Failure, protos: tuple[str, ...], go_tags: tuple[str, ...], runne
     shown = f.case
     if f.minimal is not None and f.minimal_result is not None:
         shown = f.minimal
-        lines += [f"shrunk by Hypothesis in {f.tries} tries ({f.shrink_seconds:.1f} s) to {f.minimal.name}:"]
+        start = "" if f.replayed else ", starting from another failing example it drew"
+        lines += [f"shrunk by Hypothesis in {f.tries} tries ({f.shrink_seconds:.1f} s{start}) to {f.minimal.name}:"]
         lines += [f"  call {d.call}: {d.path}: expected {d.expected}, got {d.got}" for d in f.minimal_result.diffs]
     elif f.tries:
         lines.append(f"(Hypothesis found no smaller failing example in {f.tries} tries)")

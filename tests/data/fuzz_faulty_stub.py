@@ -66,6 +66,7 @@ def test_saved_failures_load_as_cases_and_reproduce_against_the_faulty_stub(
     assert code == 1, out
     assert "FUZZ FAIL: py→py fuzzsave.v1.Notes/Put (unary)" in out
     assert "shrunk by Hypothesis" in out and f"saved in {saved}" in out
+    assert "starting from another failing example" not in out  # the replay met the round's own example
 
     cases = model.load_all([saved])
     minimal = [c for c in cases if c.name.endswith("-min")]
