@@ -64,7 +64,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     out.print(f"fuzz {ps.label} ({len(ps.files)} files): seed {args.seed}, {args.examples} examples per method and "
               f"round, budget {args.budget:g} s, {len(chosen)} direction(s), Go peer runner {runner}; "
               f"prepared in {time.monotonic() - t0:.1f} s", soft_wrap=True)
-    for finding in {f.file for d in chosen for f in prepared.findings(d)}:
+    for finding in sorted({f.file for d in chosen for f in prepared.findings(d)}):
         out.print(f"  not fuzzed in some directions: {finding} is a finding (grpc-interop gen shows why)")
     outcome = fuzzrun.fuzz(prepared, runner, chosen, args.seed, args.budget, args.examples, out, args.shrink_budget)
     if outcome.failures:
