@@ -11,7 +11,6 @@ from collections import Counter
 from typing import Any, Iterator
 
 import pytest
-import yaml
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import FieldDescriptor as FD
 from google.protobuf.message import Message

@@ -88,15 +88,17 @@ def run_cases(base: Prepared, runner: str, dirs: list[Direction], cases: list[Ca
 
 def fuzz(base: Prepared, runner: str, dirs: list[Direction], seed: int, budget: float, per_method: int,
          out: Console, shrink_budget: float = 90.0) -> Outcome:
-    """Rounds until the budget is spent (at least one), then shrink each failing method's first failure."""
+    """Rounds until the budget is spent (at least one) or a round fails, then shrink each failing
+    method's first failure."""
     ms = methods(base)
+    by_method = {ex.method_name(m): m for m in ms}
     outcome = Outcome()
     t0 = time.monotonic()
     by_name: dict[str, tuple[MethodDescriptor, Case, int]] = {}
     while True:
         started = time.monotonic()
         cases = ex.draw_all(ms, seed, outcome.rounds, per_method)
-        by_name.update({c.name: (m, c, outcome.rounds) for m in ms for c in cases if c.method == ex.method_name(m)})
+        by_name.update({c.name: (by_method[c.method], c, outcome.rounds) for c in cases})
         results = run_cases(base, runner, dirs, cases)
         outcome.examples += len(cases)
         outcome.runs += len(results)

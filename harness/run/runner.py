@@ -141,9 +141,7 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
     files = case_files if case_files is not None else cases_mod.builtin_case_files()
     loaded = cases_mod.load_all(files)
     # A case goes to the generic engines unless a hand-written implementation serves its service.
-    # (`generic: true` in a case file asks for the generic engines on a seed service too: fuzz failures.)
-    loaded = [_for_catalogue(c) if c.calls[0].service not in SEED_SERVICES or c.calls[0].checked_by_server else c
-              for c in loaded]
+    loaded = [_for_catalogue(c) if c.calls[0].service not in SEED_SERVICES else c for c in loaded]
     gaps: list[str] = []
     if generated:
         names = {c.name for c in loaded}
