@@ -1,4 +1,4 @@
-"""`grpc-interop`: the harness's command line (run, coverage, cases, gen, peer, serve, clean, compat)."""
+"""`grpc-interop`: the harness's command line (run, coverage, cases, gen, peer, serve, clean, compat, fuzz)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from harness.protoset.gotoolchain import GoToolchainError
 from harness.protoset import gotoolchain
 from harness.engines.peer import GoServer, PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
+from harness.fuzz import command as fuzz_command
 from harness.run.runner import Prepared, direction, directions, prepare, run_all, select
 
 
@@ -113,6 +114,7 @@ def parser() -> argparse.ArgumentParser:
     compat.add_argument("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                         choices=["auto", "docker", "process"])
     compat.add_argument("--verbose", "-v", action="store_true", help="list unchanged items one by one")
+    fuzz_command.add_parser(sub)
     # global, and accepted after the command too; SUPPRESS: a subcommand never resets what came before it
     ap.add_argument("--cache-dir", type=Path, metavar="DIR", default=None, help=CACHE_HELP)
     for p in sub.choices.values():
@@ -327,7 +329,7 @@ def cmd_compat(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen, "peer": cmd_peer,
-            "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat}
+            "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat, "fuzz": fuzz_command.cmd_fuzz}
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)

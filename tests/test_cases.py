@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.cases import model as cases
 
@@ -87,3 +88,22 @@ def test_zero_is_kept_in_the_json_form(seed_gen) -> None:
                 expect={"status": "CANCELLED"}, cancel_after_responses=0)
     assert call.to_json()["cancel_after_responses"] == 0
     assert "raw" not in call.to_json() and "server" not in call.to_json()
+
+
+def test_generic_true_sends_a_seed_service_case_to_the_generic_engines(seed_gen, tmp_path: Path) -> None:
+    from harness.protoset import discover
+    from harness.run.runner import prepare
+
+    call = {"method": "routeguide.RouteGuide/GetFeature", "requests": [{"latitude": 1}],
+            "expect": {"responses": [{"name": "a\u0000b"}]}}
+    path = tmp_path / "cases.yaml"
+    path.write_text(yaml.safe_dump({"cases": [
+        {"name": "routeguide.RouteGuide/GetFeature/fuzz/generic", "calls": [{**call, "generic": True}]},
+        {"name": "routeguide.RouteGuide/GetFeature/fuzz/seed", "calls": [call]}]}))
+    prepared = prepare(discover(Path(__file__).resolve().parent.parent / "protos"), [path], generated=False)
+    # the hand-written seed answers the other one (its own data); the generic engines answer this one
+    assert [c.name for c in prepared.catalogue] == ["routeguide.RouteGuide/GetFeature/fuzz/generic"]
+    path.write_text(yaml.safe_dump({"cases": [
+        {"name": "routeguide.RouteGuide/GetFeature/fuzz/bad", "calls": [{**call, "generic": "yes"}]}]}))
+    with pytest.raises(cases.CaseError, match="generic is true or false"):
+        cases.load_file(path)

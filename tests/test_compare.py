@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from google.protobuf import descriptor_pb2, struct_pb2, wrappers_pb2
+from google.protobuf import any_pb2, descriptor_pb2, struct_pb2, wrappers_pb2
 
 from python_impl.compare import Tolerance, diff_messages, floats_equal, render
 
@@ -115,3 +115,30 @@ def test_positive_zero_keeps_the_tolerance() -> None:
     tol = Tolerance(abs=1e-6)
     assert floats_equal(0.0, -1.2e-16, tol) and floats_equal(1.2e-16, 0.0, tol)
     assert not floats_equal(0.0, -1.2e-16, Tolerance())
+
+
+def _packed_struct(*entries: dict) -> any_pb2.Any:
+    """An Any carrying a Struct whose map entries are serialized in the order given (concatenated
+    messages merge): the same value, different bytes."""
+    value = b"".join(struct_pb2.Struct(fields={k: struct_pb2.Value(string_value=v) for k, v in e.items()})
+                     .SerializeToString() for e in entries)
+    return any_pb2.Any(type_url="type.googleapis.com/google.protobuf.Struct", value=value)
+
+
+def test_any_is_compared_by_what_it_carries_not_by_its_bytes() -> None:
+    # a map's entries come in any order on the wire, so an Any's bytes are not canonical (found by
+    # grpc-interop fuzz: grpc-go and Python packed the same Struct differently)
+    exp, got = _packed_struct({"a": "1"}, {"b": "2"}), _packed_struct({"b": "2"}, {"a": "1"})
+    assert exp.value != got.value
+    assert diff_messages(exp, got) == []
+    wrong = _packed_struct({"b": "3"}, {"a": "1"})
+    assert diff_messages(exp, wrong) == [('value.fields["b"].string_value', '"2"', '"3"')]
+
+
+def test_any_of_different_or_unknown_types_is_compared_field_by_field() -> None:
+    exp = _packed_struct({"a": "1"})
+    other = any_pb2.Any(type_url="type.googleapis.com/google.protobuf.Duration", value=exp.value)
+    assert [p for p, _, _ in diff_messages(exp, other)] == ["type_url"]
+    unknown = any_pb2.Any(type_url="type.googleapis.com/no.such.Type", value=b"\x08\x01")
+    unknown2 = any_pb2.Any(type_url="type.googleapis.com/no.such.Type", value=b"\x08\x02")
+    assert [p for p, _, _ in diff_messages(unknown, unknown2)] == ["value"]

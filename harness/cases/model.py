@@ -21,7 +21,7 @@ STREAMING = ("unary", "server_stream", "client_stream", "bidi")
 DEFAULT_TIMEOUT_MS = 10_000
 
 _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
-              "cancel_after_responses"}
+              "cancel_after_responses", "generic"}
 _EXPECT_KEYS = {"status", "status_alternatives", "message", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
 _SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status"}
 
@@ -165,13 +165,17 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         value = server.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise _fail(src, name, f"server.{key} is a count (0 or more), not {value!r}")
+    generic = raw.get("generic", False)
+    if not isinstance(generic, bool):
+        raise _fail(src, name, f"generic is true or false, not {generic!r}")
     compression = raw.get("compression")
     if compression not in (None, "gzip") or server.get("compression") not in (None, "gzip"):
         raise _fail(src, name, "compression is gzip or absent")
     return Call(method=method, streaming=streaming, request_type=meth.input_type.full_name,
                 response_type=meth.output_type.full_name, requests=list(requests), expect=expect,
                 metadata=metadata, timeout_ms=timeout, bidi=bidi,
-                server=server, compression=compression, cancel_after_responses=cancel)
+                server=server, compression=compression, cancel_after_responses=cancel,
+                checked_by_server=generic)
 
 
 def _metadata(raw: Any) -> dict[str, list[str]]:

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -145,6 +146,12 @@ func (d *differ) messages(path string, exp, got []proto.Message) {
 // message walks every field of the message type (set or not), then the extensions set on
 // either side (by field number, path "[full.name]"), then the unknown fields.
 func (d *differ) message(path string, exp, got protoreflect.Message) {
+	if e, g, ok := unpackBoth(exp, got); ok {
+		// a packed message's bytes are not canonical (map entries come in any order): compare
+		// what they carry, as the Python engine does
+		d.message(path+".value", e, g)
+		return
+	}
 	fields := exp.Descriptor().Fields()
 	for i := range fields.Len() {
 		fd := fields.Get(i)
@@ -158,6 +165,31 @@ func (d *differ) message(path string, exp, got protoreflect.Message) {
 	if eu, gu := renderUnknown(exp.GetUnknown()), renderUnknown(got.GetUnknown()); eu != gu {
 		d.add(path+".<unknown fields>", eu, gu)
 	}
+}
+
+// unpackBoth returns the messages two google.protobuf.Any values carry, when both name the same
+// type, this peer knows it, and both values decode; otherwise ok is false and the Any is compared
+// field by field (type_url, then value as bytes).
+func unpackBoth(exp, got protoreflect.Message) (protoreflect.Message, protoreflect.Message, bool) {
+	if exp.Descriptor().FullName() != "google.protobuf.Any" {
+		return nil, nil, false
+	}
+	fields := exp.Descriptor().Fields()
+	urlField, valueField := fields.ByNumber(1), fields.ByNumber(2)
+	url := exp.Get(urlField).String()
+	if url == "" || url != got.Get(urlField).String() {
+		return nil, nil, false
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByURL(url)
+	if err != nil {
+		return nil, nil, false
+	}
+	e, g := mt.New(), mt.New()
+	if proto.Unmarshal(exp.Get(valueField).Bytes(), e.Interface()) != nil ||
+		proto.Unmarshal(got.Get(valueField).Bytes(), g.Interface()) != nil {
+		return nil, nil, false
+	}
+	return e, g, true
 }
 
 // setExtensions lists the extension fields set on any of the messages, by field number.

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/grpc-interop-harness/go_peer/gen/pb/idc"
@@ -239,5 +240,39 @@ func TestServerDiffsTrailerMustBeAList(t *testing.T) {
 	d.ServerDiffs(metadata.Pairs(engine.ServerDiffsKey, "[]"))
 	if len(d.Diffs()) != 0 {
 		t.Errorf("an empty list is no findings, got %+v", d.Diffs())
+	}
+}
+
+// packedStruct is an Any carrying a Struct whose entries are serialized in the order given
+// (concatenated messages merge): the same value, different bytes.
+func packedStruct(t *testing.T, entries ...map[string]string) *anypb.Any {
+	t.Helper()
+	var value []byte
+	for _, e := range entries {
+		s := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+		for k, v := range e {
+			s.Fields[k] = structpb.NewStringValue(v)
+		}
+		b, err := proto.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		value = append(value, b...)
+	}
+	return &anypb.Any{TypeUrl: "type.googleapis.com/google.protobuf.Struct", Value: value}
+}
+
+// An Any is compared by the message it carries: its bytes are not canonical (found by grpc-interop
+// fuzz, where grpc-go and Python packed the same Struct with its entries in different orders).
+func TestDiffAnyByContent(t *testing.T) {
+	exp := packedStruct(t, map[string]string{"a": "1"}, map[string]string{"b": "2"})
+	same := packedStruct(t, map[string]string{"b": "2"}, map[string]string{"a": "1"})
+	wrong := packedStruct(t, map[string]string{"b": "3"}, map[string]string{"a": "1"})
+	other := &anypb.Any{TypeUrl: "type.googleapis.com/google.protobuf.Duration", Value: exp.Value}
+	d := engine.NewDiffer(nil)
+	d.Messages("responses", []proto.Message{exp, exp, exp}, []proto.Message{same, wrong, other})
+	want := []string{`responses[1].value.fields["b"].string_value`, "responses[2].type_url"}
+	if !slices.Equal(paths(d.Diffs()), want) {
+		t.Fatalf("paths %v, want %v", paths(d.Diffs()), want)
 	}
 }

@@ -1,0 +1,1 @@
+"""grpc-interop fuzz: differential fuzzing of Python and Go with Hypothesis (strategies from descriptors)."""
