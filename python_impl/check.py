@@ -13,7 +13,7 @@ from google.protobuf import any_pb2, empty_pb2, json_format
 from google.protobuf.message import Message
 
 from python_impl.compare import Tolerance, diff_messages, render
-from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, Diff, Outcome, message_class
+from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, Diff, Outcome, detail_any, message_class
 
 
 def check(call: Any, out: Outcome, index: int) -> list[Diff]:
@@ -93,7 +93,7 @@ def _any_message(a: any_pb2.Any) -> Message | None:
 def _check_details(expected: list[dict[str, Any]], out: Outcome, index: int, tol: Tolerance) -> list[Diff]:
     if out.details_error:
         return [Diff(index, "details", "a google.rpc.Status matching the call's status", out.details_error)]
-    want = [json_format.ParseDict(d, any_pb2.Any()) for d in expected]
+    want = [detail_any(d) for d in expected]
     got = list(out.details.details) if out.details is not None else []
     diffs = []
     if len(want) != len(got):

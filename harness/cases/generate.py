@@ -359,7 +359,8 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
         out.append(_case(m, "protocol", pattern, call))
 
     blob = base64.b64encode(bytes(range(256))).decode()
-    echo = {"x-ascii": ["plain value", "second"], "x-blob-bin": [blob]}
+    # empty values are values: a peer that drops them (or a whole key whose only value is empty) fails
+    echo = {"x-ascii": ["plain value", "second"], "x-blob-bin": [blob], "x-empty": [""], "x-empty-bin": [""]}
     add("metadata_echo", _exchange(m, req, resp, metadata=echo, headers=echo, trailers=echo))
     for other in svc.methods[1:]:  # metadata rides every method, whatever its mode: echo it on each
         out.append(_case(other, "protocol", "metadata_echo", _exchange(
@@ -384,6 +385,89 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
                  response_type="google.protobuf.Empty", requests=[{}], expect={"status": "UNIMPLEMENTED"},
                  timeout_ms=TIMEOUT_MS, raw=True)]))
     out += _size_cases(svc)
+    out += _metadata_cases(m, req, resp) + _status_cases(m, req, resp)
+    return out
+
+
+# ---------------------------------------------------------------- metadata breadth
+
+# grpc core's defaults for received metadata (one header block), docs/limits.md: past the soft limit a
+# call is refused with a probability that grows to 1 at the hard limit; grpc-go accepts 16 MiB.
+GRPCIO_METADATA_SOFT_LIMIT = 8 * 1024
+GRPCIO_METADATA_HARD_LIMIT = 16 * 1024
+
+
+def _metadata_cases(m: MethodDescriptor, req: Any, resp: Any) -> list[Case]:
+    """Metadata the echo case does not carry: many keys, repeated keys in order, sizes around grpcio's
+    limits, and the keys and values a client must refuse. Request metadata, headers and trailers
+    alike where the protocol allows it; docs/limits.md says what each library does."""
+    out: list[Case] = []
+
+    def add(pattern: str, call: Call) -> None:
+        out.append(_case(m, "protocol", pattern, call))
+
+    def echo(pattern: str, md: dict[str, list[str]]) -> None:
+        add(pattern, _exchange(m, req, resp, metadata=md, headers=md, trailers=md))
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    echo("metadata_100_keys", {f"x-key-{i:03d}": [f"value {i}"] for i in range(100)})
+    # the values of one key arrive in the order they were sent; duplicates stay duplicates
+    echo("metadata_repeated_keys", {"x-rep": ["3", "1", "", "2", "1"],
+                                    "x-rep-bin": [b64(b"\x03"), b64(b"\x01\x00"), b64(b""), b64(b"\x01\x00")]})
+    # under grpcio's soft limit with room for the other headers (:path, the interop-* keys, grpc-status)
+    echo("metadata_near_soft_limit", {"x-large": ["a" * (GRPCIO_METADATA_SOFT_LIMIT - 1536)]})
+    over = {"x-large": ["a" * (GRPCIO_METADATA_HARD_LIMIT + 1024)]}
+    # A receiver that lets it through answers OK with data (server.status), so it cannot pass.
+    refused = {"status": "OK", "responses": [resp]}
+    add("metadata_request_over_hard_limit",
+        _call(m, [req], [], status="RESOURCE_EXHAUSTED", metadata=over, server=refused))
+    add("metadata_headers_over_hard_limit",
+        _call(m, [req], [], status="RESOURCE_EXHAUSTED", server={**refused, "headers": over}))
+    # Error paths: a client refuses these itself (INTERNAL, nothing is sent); the server answers OK.
+    add("metadata_uppercase_key", _call(m, [req], [], status="INTERNAL", metadata={"x-Upper-Case": ["v"]},
+                                        server=refused))
+    add("metadata_non_ascii_value", _call(m, [req], [], status="INTERNAL", metadata={"x-non-ascii": ["caf\u00e9"]},
+                                          server=refused))
+    add("metadata_reserved_grpc_key", _exchange(m, req, resp, metadata={"grpc-x-custom": ["v"]}))
+    return out
+
+
+# A detail whose type URL no peer can resolve travels as its encoded value (docs/peer-contract.md):
+# the receiver must keep the URL and the bytes as they came.
+UNKNOWN_DETAIL = {"@type": "type.googleapis.com/interop.unknown.v1.Mystery",
+                  "@encoded": base64.b64encode(b"\x08\x01\x12\x03abc").decode()}
+
+
+def _status_cases(m: MethodDescriptor, req: Any, resp: Any) -> list[Case]:
+    """Statuses past the common ones: codes outside 0-16, a message past grpcio's metadata limit,
+    several details (one of a type nobody knows), and details that contradict the status."""
+    out: list[Case] = []
+
+    def add(pattern: str, call: Call) -> None:
+        out.append(_case(m, "protocol", pattern, call))
+
+    for code in (17, 99):
+        # gRPC defines codes 0-16. The server sends the number (server.status); a receiver reads an
+        # unknown number as UNKNOWN (grpcio; grpc-go keeps the number: a known divergence).
+        add(f"code_{code}", _call(m, [req], [], status="UNKNOWN", server={"status": f"CODE_{code}"}))
+    long_message = "long status message " + "m" * (GRPCIO_METADATA_HARD_LIMIT + 1024)
+    add("long_status_message", _call(m, [req], [], status="FAILED_PRECONDITION", message=long_message))
+    error_info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "R", "domain": "example.org"}
+    several = [error_info,
+               {"@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": "a", "description": "d"}]},
+               {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1.500s"},
+               UNKNOWN_DETAIL,
+               {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "fr", "message": "é"}]
+    add("details_several_anys", _call(m, [req], [], status="ABORTED", message="several details", details=several))
+    # grpc-status-details-bin carries a google.rpc.Status of its own (server.details_status): the
+    # header's status is the call's status (grpcio; grpc-go trusts the details: known divergences).
+    for pattern, code, message in (("details_code_mismatch", "NOT_FOUND", "header message"),
+                                   ("details_message_mismatch", "INVALID_ARGUMENT", "details message")):
+        add(pattern, _call(m, [req], [], status="INVALID_ARGUMENT", message="header message", server={
+            "details_status": {"code": code, "message": message, "details": [error_info]}}))
     return out
 
 
