@@ -23,7 +23,7 @@ from google.protobuf.message_factory import GetMessageClass
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
-from python_impl.compare import Tolerance, diff_messages, render
+from python_impl.compare import Tolerance, diff_stream, render
 from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, code_number, detail_any, metadata_pairs
 
 log = logging.getLogger("python_impl.generic")
@@ -160,12 +160,7 @@ class Plan:
         return diffs
 
     def compare_requests(self, got: list[Message]) -> list[tuple[str, str, str]]:
-        diffs = []
-        if len(self.requests) != len(got):
-            diffs.append(("server.requests.count", str(len(self.requests)), str(len(got))))
-        for i, (e, g) in enumerate(zip(self.requests, got)):
-            diffs += diff_messages(e, g, f"server.requests[{i}]", self.tol)
-        return diffs
+        return diff_stream(self.requests, got, "server.requests", self.tol)
 
     def trailing(self, diffs: list[tuple[str, str, str]], compared: int) -> list[tuple[str, str | bytes]]:
         """The trailers to send: the expected ones, proof that the server checked, and its findings."""
