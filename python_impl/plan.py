@@ -125,7 +125,10 @@ class Plan:
         sent = srv["responses"] if srv.get("responses") is not None else exp.get("responses") or []
         self.responses = [json_format.ParseDict(r, self.resp_cls()) for r in sent]
         self.tol = Tolerance.from_json(exp.get("float_tolerance"))
-        self.metadata: dict[str, list[str]] = getattr(call, "metadata", None) or {}
+        # server.metadata: what must arrive when the client legitimately changes what it was given
+        # (drops a reserved key); otherwise the call's own metadata
+        self.metadata: dict[str, list[str]] = (srv["metadata"] if srv.get("metadata") is not None
+                                               else getattr(call, "metadata", None) or {})
         # server.headers: what to send when the client must refuse it (over its metadata limit)
         self.headers = metadata_pairs(srv["headers"] if srv.get("headers") is not None else exp.get("headers") or {})
         self.trailers = metadata_pairs(exp.get("trailers") or {})

@@ -430,7 +430,16 @@ def _metadata_cases(m: MethodDescriptor, req: Any, resp: Any) -> list[Case]:
                                         server=refused))
     add("metadata_non_ascii_value", _call(m, [req], [], status="INTERNAL", metadata={"x-non-ascii": ["caf\u00e9"]},
                                           server=refused))
-    add("metadata_reserved_grpc_key", _exchange(m, req, resp, metadata={"grpc-x-custom": ["v"]}))
+    # grpc-* keys: one no library uses travels like any other, in every direction; the ones gRPC
+    # itself uses are never delivered as metadata (grpc-go's client drops them, grpcio's server does
+    # not show them), so the server must see none of them (server.metadata)
+    grpc_own = {"grpc-status": ["3"], "grpc-message": ["from the metadata"]}
+    add("metadata_grpc_prefixed_key", _exchange(m, req, resp, metadata={"grpc-x-custom": ["v"]},
+                                                headers={"grpc-x-custom": ["h"]}, trailers={"grpc-x-custom": ["t"]}))
+    add("metadata_reserved_grpc_keys", _exchange(m, req, resp, metadata=grpc_own,
+                                                 server={"metadata": {k: [] for k in grpc_own}}))
+    add("metadata_reserved_in_headers", _exchange(m, req, resp, headers={k: [] for k in grpc_own},
+                                                  server={"headers": grpc_own}))
     return out
 
 

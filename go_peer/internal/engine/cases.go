@@ -76,6 +76,9 @@ type ServerSpec struct {
 	// Headers the server sends instead of expect.headers, when the client must refuse them (over
 	// its metadata limit) and so cannot expect to see them.
 	Headers map[string][]string `json:"headers"`
+	// Metadata is what must arrive instead of the call's metadata, when the client legitimately
+	// changes it (drops a key gRPC reserves for itself).
+	Metadata map[string][]string `json:"metadata"`
 	// DetailsStatus is the google.rpc.Status sent in grpc-status-details-bin instead of one built
 	// from the call's status, to contradict it (its own code, message and details).
 	DetailsStatus *DetailsStatus `json:"details_status"`
@@ -310,6 +313,9 @@ func validateCall(c *Call) (*validCall, error) {
 				return nil, fmt.Errorf("server.details_status: %v", err)
 			}
 			v.detailsStatus = &spb.Status{Code: int32(code), Message: ds.Message, Details: details}
+		}
+		if _, err := mdFromCase(s.Metadata, "server.metadata"); err != nil {
+			return nil, err
 		}
 		if s.Headers != nil {
 			if v.header, err = mdFromCase(s.Headers, "server.headers"); err != nil {

@@ -221,7 +221,11 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	// 2. request metadata
 	d := &differ{tol: c.Expect.FloatTolerance}
 	md, _ := metadata.FromIncomingContext(r.ctx)
-	d.metadata("server.metadata", c.Metadata, md)
+	want := c.Metadata
+	if spec.Metadata != nil {
+		want = spec.Metadata
+	}
+	d.metadata("server.metadata", want, md)
 
 	if spec.Compression != "" {
 		if err := grpc.SetSendCompressor(r.ctx, spec.Compression); err != nil {
