@@ -269,4 +269,4 @@ def _set_implicitly(fd: FieldDescriptor, value: Any) -> bool:
     """A field without presence is on the wire when it is not its type's zero (-0.0 included)."""
     if fd.cpp_type in _FLOATS:
         return value != 0 or math.copysign(1.0, value) < 0
-    return value != fd.default_value if fd.cpp_type != FieldDescriptor.CPPTYPE_ENUM else value != 0
+    return value != fd.default_value
