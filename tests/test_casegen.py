@@ -238,3 +238,18 @@ def test_status_breadth_on_every_service(seed_gen) -> None:
     services = {c.name.split("/")[0] for c in cases if "/protocol/" in c.name}
     for svc in services:
         assert any(c.name.startswith(svc + "/") and c.name.endswith("/protocol/code_17") for c in cases), svc
+
+
+def test_streamed_messages_differ_so_order_and_losses_show(seed_gen) -> None:
+    """A stream of equal messages that came back reordered, or short by one in the middle, would
+    look whole (issue 8): the many-message patterns cycle through distinct values."""
+    cases = {c.name: c for c in casegen.generate(discover(REPO / "protos"))}
+    for name, field in (("routeguide.RouteGuide/ListFeatures/stream/many", "responses"),
+                        ("shapes.v1.Shapes/ClientStream/stream/many", "requests"),
+                        ("shapes.v1.Shapes/Bidi/stream/ping_pong", "requests"),
+                        ("shapes.v1.Shapes/Bidi/stream/ping_pong", "responses")):
+        call = cases[name].calls[0]
+        values = call.requests if field == "requests" else call.expect["responses"]
+        distinct = [json.dumps(v, sort_keys=True) for v in values]
+        assert len(set(distinct)) >= min(len(values), 4), (name, field)
+        assert all(distinct[i] != distinct[i + 1] for i in range(len(distinct) - 1)), (name, field)

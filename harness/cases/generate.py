@@ -313,8 +313,25 @@ def _fill_required(msg: Any) -> None:
 
 # ---------------------------------------------------------------- streaming patterns
 
+# Small value patterns that tell the messages of a stream apart: a stream of equal messages that
+# came back reordered, or lost one in the middle, would look whole.
+SEQUENCE_PATTERNS = ("typical", "min", "max", "unicode", "empty")
+
+
+def _sequence(desc: Descriptor, n: int) -> list[Any]:
+    """n messages of a type, cycling through its distinct SEQUENCE_PATTERNS values (a type with one
+    value, like an empty message, repeats it)."""
+    distinct: list[Any] = []
+    for pattern in SEQUENCE_PATTERNS:
+        value = _value(desc, pattern)
+        if value not in distinct:
+            distinct.append(value)
+    return [distinct[i % len(distinct)] for i in range(n)]
+
+
 def stream_cases(m: MethodDescriptor) -> list[Case]:
     req, resp = _value(m.input_type, "typical"), _value(m.output_type, "typical")
+    reqs, resps = (lambda n: _sequence(m.input_type, n)), (lambda n: _sequence(m.output_type, n))
     kind, out = mode(m), []
 
     def add(pattern: str, call: Call) -> None:
@@ -325,15 +342,15 @@ def stream_cases(m: MethodDescriptor) -> list[Case]:
         add("error", _call(m, [req], [], status="ABORTED", message="stopped"))
     if kind == "server_stream":
         for n, pattern in ((0, "zero"), (1, "one"), (25, "many")):
-            add(pattern, _call(m, [req], [resp] * n))
-        add("error_after_2", _call(m, [req], [resp] * 2, status="ABORTED", message="stopped after 2"))
+            add(pattern, _call(m, [req], resps(n)))
+        add("error_after_2", _call(m, [req], resps(2), status="ABORTED", message="stopped after 2"))
     if kind == "client_stream":
         for n, pattern in ((0, "zero"), (1, "one"), (25, "many")):
-            add(pattern, _call(m, [req] * n, [resp]))
-        add("error_after_requests", _call(m, [req] * 3, [], status="ABORTED", message="stopped after 3 requests"))
+            add(pattern, _call(m, reqs(n), [resp]))
+        add("error_after_requests", _call(m, reqs(3), [], status="ABORTED", message="stopped after 3 requests"))
     if kind == "bidi":
-        add("ping_pong", _call(m, [req] * 4, [resp] * 4, bidi="ping_pong"))
-        add("half_duplex", _call(m, [req] * 4, [resp] * 3))
+        add("ping_pong", _call(m, reqs(4), resps(4), bidi="ping_pong"))
+        add("half_duplex", _call(m, reqs(4), resps(3)))
         add("server_finishes_early", _call(m, [req] * 3, [resp], server={"read_requests": 1}))
         add("error_after_1", _call(m, [req] * 2, [resp], status="ABORTED", message="stopped after 1 response"))
         add("client_cancels_after_first", _call(m, [req] * 3, [resp], status="CANCELLED", cancel_after_responses=1,
