@@ -12,8 +12,8 @@ import google.rpc.error_details_pb2  # noqa: F401  registers the google.rpc deta
 from google.protobuf import any_pb2, empty_pb2, json_format
 from google.protobuf.message import Message
 
-from python_impl.compare import Tolerance, diff_messages, render
-from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, Diff, Outcome, message_class
+from python_impl.compare import Tolerance, diff_messages, diff_stream, render
+from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, Diff, Outcome, detail_any, message_class
 
 
 def check(call: Any, out: Outcome, index: int) -> list[Diff]:
@@ -31,11 +31,8 @@ def check(call: Any, out: Outcome, index: int) -> list[Diff]:
     if exp.get("responses") is not None:
         resp_cls = empty_pb2.Empty if getattr(call, "raw", False) else message_class(call.response_type)
         expected = [json_format.ParseDict(r, resp_cls()) for r in exp["responses"]]
-        if len(expected) != len(out.responses):
-            add("responses.count", len(expected), len(out.responses))
         tol = Tolerance.from_json(exp.get("float_tolerance"))
-        for i, (e, g) in enumerate(zip(expected, out.responses)):
-            diffs += [Diff(index, p, ev, gv) for p, ev, gv in diff_messages(e, g, f"responses[{i}]", tol)]
+        diffs += [Diff(index, p, ev, gv) for p, ev, gv in diff_stream(expected, out.responses, "responses", tol)]
     for where, got_md in (("headers", out.headers), ("trailers", out.trailers)):
         for key, values in sorted((exp.get(where) or {}).items()):
             if where == "trailers" and key.startswith("interop-"):  # the harness's own trailers
@@ -93,7 +90,7 @@ def _any_message(a: any_pb2.Any) -> Message | None:
 def _check_details(expected: list[dict[str, Any]], out: Outcome, index: int, tol: Tolerance) -> list[Diff]:
     if out.details_error:
         return [Diff(index, "details", "a google.rpc.Status matching the call's status", out.details_error)]
-    want = [json_format.ParseDict(d, any_pb2.Any()) for d in expected]
+    want = [detail_any(d) for d in expected]
     got = list(out.details.details) if out.details is not None else []
     diffs = []
     if len(want) != len(got):

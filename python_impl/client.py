@@ -99,7 +99,7 @@ def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]]) -> 
         if spec.enough(out.responses):
             rpc.cancel()
         try:
-            out.responses.append(rpc.result())
+            _collect(out, rpc.result())
         except (grpc.RpcError, grpc.FutureCancelledError):
             pass
     else:
@@ -132,6 +132,14 @@ def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]]) -> 
     return out
 
 
+def _collect(out: Outcome, response: Message | None) -> None:
+    """Keep a unary response. grpcio hands back None for an OK call whose response it lost (a request
+    carrying grpc-status as metadata does it, docs/limits.md): no response arrived, and the check
+    says so."""
+    if response is not None:
+        out.responses.append(response)
+
+
 def _ping_pong(requests: list[Message], turn: queue.Queue[bool], timeout: float) -> Iterator[Message]:
     for r in requests:
         yield r
@@ -162,12 +170,12 @@ async def invoke_aio(stubs: Stubs, call: Any, metadata: list[tuple[str, str | by
         if spec.streaming == "unary":
             rpc = spec.fn(spec.requests[0], **spec.kwargs)
             if not maybe_cancel():
-                out.responses.append(await rpc)
+                _collect(out, await rpc)
         elif spec.streaming == "client_stream":
             rpc = spec.fn(**spec.kwargs)
             if not maybe_cancel():
                 await _send_all(rpc, spec.requests)
-                out.responses.append(await rpc)
+                _collect(out, await rpc)
         elif spec.ping_pong:
             rpc = spec.fn(**spec.kwargs)
             if not maybe_cancel():

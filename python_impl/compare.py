@@ -210,3 +210,87 @@ def _diff_map(fd: FieldDescriptor, e: Any, g: Any, p: str, tol: Tolerance, out: 
     for k in sorted(set(e) | set(g)):
         _diff_present(value_fd, k in e, e[k] if k in e else None, k in g, g[k] if k in g else None,
                       f"{p}[{render(k)}]", tol, out, MISSING)
+
+
+# ---------------------------------------------------------------- lists of messages (a stream)
+
+ALIGN_LIMIT = 10_000  # pairs compared at most to align two streams; past it, index by index
+SHORT_LIMIT = 80      # code points of a message's short rendering
+
+
+def diff_stream(exp: list[Message], got: list[Message], path: str, tol: Tolerance = Tolerance()) -> list[tuple[str, str, str]]:
+    """The differences between two lists of messages (the responses of a call, the requests a server
+    read), docs/peer-contract.md "Streams": the count, then what went missing, arrived extra or moved,
+    each by its index and a short rendering, and the field differences of the messages that changed.
+
+    The lists are aligned on their longest common subsequence of equal messages; between two aligned
+    messages, the unaligned ones of each side are paired in order (their field differences), and the
+    rest are missing (expected index) or extra (received index). An unaligned expected message that
+    equals an unaligned received one elsewhere has moved."""
+    out: list[tuple[str, str, str]] = []
+    if len(exp) != len(got):
+        out.append((f"{path}.count", str(len(exp)), str(len(got))))
+    n, m = len(exp), len(got)
+    if n == m and all(not diff_messages(e, g, "", tol) for e, g in zip(exp, got)):
+        return out
+    if n * m > ALIGN_LIMIT:  # too long to align: index by index, as the count says
+        for i, (e, g) in enumerate(zip(exp, got)):
+            out += diff_messages(e, g, f"{path}[{i}]", tol)
+        return out
+    eq = [[not diff_messages(e, g, "", tol) for g in got] for e in exp]
+    lcs = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            lcs[i][j] = lcs[i + 1][j + 1] + 1 if eq[i][j] else max(lcs[i + 1][j], lcs[i][j + 1])
+    gaps: list[tuple[list[int], list[int]]] = [([], [])]  # unaligned (expected, received) between anchors
+    i = j = 0
+    while i < n or j < m:
+        if i < n and j < m and eq[i][j] and lcs[i][j] == lcs[i + 1][j + 1] + 1:
+            gaps.append(([], []))
+            i, j = i + 1, j + 1
+        elif j >= m or (i < n and lcs[i + 1][j] >= lcs[i][j + 1]):
+            gaps[-1][0].append(i)
+            i += 1
+        else:
+            gaps[-1][1].append(j)
+            j += 1
+    moved: dict[int, int] = {}
+    taken: set[int] = set()
+    free_got = sorted(j for _, gs in gaps for j in gs)
+    for i in sorted(i for es, _ in gaps for i in es):
+        j = next((j for j in free_got if j not in taken and eq[i][j]), None)
+        if j is not None:
+            moved[i] = j
+            taken.add(j)
+    for es, gs in gaps:
+        es = [i for i in es if i not in moved]
+        gs = [j for j in gs if j not in taken]
+        for i, j in zip(es, gs):
+            out += diff_messages(exp[i], got[j], f"{path}[{i}]", tol)
+        out += [(f"{path}[{i}]", short(exp[i]), MISSING) for i in es[len(gs):]]
+        out += [(f"{path}[{j}]", MISSING, short(got[j])) for j in gs[len(es):]]
+    out += [(f"{path}[{i}]", short(exp[i]), f"<moved to [{j}]>") for i, j in sorted(moved.items())]
+    return out
+
+
+def short(msg: Message) -> str:
+    """A message in one line: its set fields in declaration order, `name: value` (values as diffs
+    render them; a message `{…}`, a list or map by its size `[n]`), cut at SHORT_LIMIT code points."""
+    parts = []
+    for fd in msg.DESCRIPTOR.fields:
+        if fd.is_repeated:
+            size = len(getattr(msg, fd.name))
+            if size:
+                parts.append(f"{fd.name}: [{size}]")
+        elif (msg.HasField(fd.name) if fd.has_presence else _set_implicitly(fd, getattr(msg, fd.name))):
+            value = getattr(msg, fd.name)
+            parts.append(f"{fd.name}: {'{…}' if fd.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE else render_field(fd, value)}")
+    text = "{" + ", ".join(parts) + "}"
+    return text if len(text) <= SHORT_LIMIT else text[: SHORT_LIMIT - 1] + "…"
+
+
+def _set_implicitly(fd: FieldDescriptor, value: Any) -> bool:
+    """A field without presence is on the wire when it is not its type's zero (-0.0 included)."""
+    if fd.cpp_type in _FLOATS:
+        return value != 0 or math.copysign(1.0, value) < 0
+    return value != fd.default_value

@@ -4,10 +4,11 @@ a diff, a case's result, and what one call produced as Python decoded it."""
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from google.protobuf import descriptor_pool
+from google.protobuf import any_pb2, descriptor_pool, json_format
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
@@ -63,3 +64,21 @@ def metadata_pairs(md: dict[str, list[str]]) -> list[tuple[str, str | bytes]]:
 
 def message_class(name: str) -> type[Message]:
     return GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(name))
+
+
+def detail_any(raw: dict[str, Any]) -> any_pb2.Any:
+    """One rich error detail of a case: protobuf JSON, or `{"@type": URL, "@encoded": base64}` for a
+    type no peer can resolve (its URL and bytes must arrive as they were sent)."""
+    if set(raw) == {"@type", "@encoded"}:
+        return any_pb2.Any(type_url=raw["@type"], value=base64.b64decode(raw["@encoded"]))
+    return json_format.ParseDict(raw, any_pb2.Any())
+
+
+_CODE_NUMBER = re.compile(r"CODE_([0-9]+)")
+
+
+def code_number(name: str) -> int | None:
+    """The number of a status code outside gRPC's 0-16, written `CODE_<n>` (as the Go engine names
+    it); None for any other name."""
+    m = _CODE_NUMBER.fullmatch(name)
+    return int(m.group(1)) if m and 16 < int(m.group(1)) < 2**32 else None

@@ -16,15 +16,15 @@ from typing import Any, Generator, Iterable
 
 import google.rpc.error_details_pb2  # noqa: F401  registers the google.rpc detail types (Any JSON)
 import grpc
-from google.protobuf import any_pb2, json_format
+from google.protobuf import json_format
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
-from python_impl.compare import Tolerance, diff_messages, render
-from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, metadata_pairs
+from python_impl.compare import Tolerance, diff_stream, render
+from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, code_number, detail_any, metadata_pairs
 
 log = logging.getLogger("python_impl.generic")
 
@@ -97,6 +97,12 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
     pass
 
 
+def _code(name: str) -> grpc.StatusCode:
+    """A status code by name. grpcio's server API takes only grpc.StatusCode: a code outside 0-16
+    (`CODE_<n>`) goes out as UNKNOWN, as grpc._server does with any code it does not know."""
+    return grpc.StatusCode.UNKNOWN if code_number(name) is not None else grpc.StatusCode[name]
+
+
 class Plan:
     """What the generic server does for call `index` of case `case`, parsed once."""
 
@@ -119,14 +125,24 @@ class Plan:
         sent = srv["responses"] if srv.get("responses") is not None else exp.get("responses") or []
         self.responses = [json_format.ParseDict(r, self.resp_cls()) for r in sent]
         self.tol = Tolerance.from_json(exp.get("float_tolerance"))
-        self.metadata: dict[str, list[str]] = getattr(call, "metadata", None) or {}
-        self.headers = metadata_pairs(exp.get("headers") or {})
+        # server.metadata: what must arrive when the client legitimately changes what it was given
+        # (drops a reserved key); otherwise the call's own metadata
+        self.metadata: dict[str, list[str]] = (srv["metadata"] if srv.get("metadata") is not None
+                                               else getattr(call, "metadata", None) or {})
+        # server.headers: what to send when the client must refuse it (over its metadata limit)
+        self.headers = metadata_pairs(srv["headers"] if srv.get("headers") is not None else exp.get("headers") or {})
         self.trailers = metadata_pairs(exp.get("trailers") or {})
         # server.status: the client must reach its expected status itself (cancel, deadline), so the
         # server answers something else and a client that does not cancel cannot pass.
-        self.code = grpc.StatusCode[srv.get("status") or exp.get("status", "OK")]
+        self.code = _code(srv.get("status") or exp.get("status", "OK"))
         self.message: str = "" if srv.get("status") else exp.get("message", "")
-        self.details = [json_format.ParseDict(d, any_pb2.Any()) for d in exp.get("details") or []]
+        self.details = [detail_any(d) for d in exp.get("details") or []]
+        # server.details_status: the google.rpc.Status sent in grpc-status-details-bin when it is to
+        # contradict the call's status (its own code, message and details)
+        self.details_status: status_pb2.Status | None = None
+        if (ds := srv.get("details_status")) is not None:
+            self.details_status = status_pb2.Status(code=_code(ds["code"]).value[0], message=ds.get("message", ""),
+                                                    details=[detail_any(d) for d in ds.get("details") or []])
 
     def read_limit(self, count: int) -> bool:
         """True when `count` requests are all the server reads."""
@@ -147,12 +163,7 @@ class Plan:
         return diffs
 
     def compare_requests(self, got: list[Message]) -> list[tuple[str, str, str]]:
-        diffs = []
-        if len(self.requests) != len(got):
-            diffs.append(("server.requests.count", str(len(self.requests)), str(len(got))))
-        for i, (e, g) in enumerate(zip(self.requests, got)):
-            diffs += diff_messages(e, g, f"server.requests[{i}]", self.tol)
-        return diffs
+        return diff_stream(self.requests, got, "server.requests", self.tol)
 
     def trailing(self, diffs: list[tuple[str, str, str]], compared: int) -> list[tuple[str, str | bytes]]:
         """The trailers to send: the expected ones, proof that the server checked, and its findings."""
@@ -192,6 +203,9 @@ class Plan:
 
     def status(self, trailing: list[tuple[str, str | bytes]]) -> grpc.Status:
         """The final non-OK status, with the rich details (google.rpc.Status) when the case has some."""
+        if self.details_status is not None:  # set by hand: grpc_status would refuse a contradiction
+            rich = (("grpc-status-details-bin", self.details_status.SerializeToString()),)
+            return _Status(self.code, self.message, tuple(trailing) + rich)
         if self.details:
             rich = rpc_status.to_status(status_pb2.Status(code=self.code.value[0], message=self.message,
                                                           details=self.details))

@@ -182,3 +182,74 @@ def test_types_deeper_than_the_patterns_fill_get_a_typical_value(seed_gen) -> No
     cases = {c.name: c for c in casegen.generate(discover(REPO / "protos"))}
     call = cases["shapes.draw.Canvases/Paint/Canvas/typical_at_layer.group.frames"].calls[0]
     assert call.requests == [{"layer": {"group": {"frames": [{"stroke": {"width": 1.5, "color": "text 0"}}]}}}]
+
+
+def test_metadata_breadth_on_every_service(seed_gen) -> None:
+    """Issue 8: empty values on every method's echo; many keys, repeated keys, sizes around grpcio's
+    limits, and the keys and values a client must refuse, on every service."""
+    cases = casegen.generate(discover(REPO / "protos"))
+    by_name = {c.name: c for c in cases}
+    for c in cases:
+        if c.name.endswith("/protocol/metadata_echo"):
+            call = c.calls[0]
+            for md in (call.metadata, call.expect["headers"], call.expect["trailers"]):
+                assert md["x-empty"] == [""] and md["x-empty-bin"] == [""], c.name
+    services = {c.name.split("/")[0] for c in cases if "/protocol/" in c.name}
+    patterns = ("metadata_100_keys", "metadata_repeated_keys", "metadata_near_soft_limit",
+                "metadata_request_over_hard_limit", "metadata_headers_over_hard_limit", "metadata_uppercase_key",
+                "metadata_non_ascii_value", "metadata_grpc_prefixed_key", "metadata_reserved_grpc_keys",
+                "metadata_reserved_in_headers")
+    for svc in services:
+        made = {c.name.rsplit("/", 1)[1] for c in cases if c.name.startswith(svc + "/") and "/protocol/" in c.name}
+        assert set(patterns) <= made, svc
+    pre = "tutorial.HelloService/SayHello/protocol/"
+    many = by_name[pre + "metadata_100_keys"].calls[0]
+    assert len(many.metadata) == 100 and many.expect["headers"] == many.metadata == many.expect["trailers"]
+    rep = by_name[pre + "metadata_repeated_keys"].calls[0].metadata
+    assert rep["x-rep"] == ["3", "1", "", "2", "1"] and len(rep["x-rep-bin"]) == 4
+    near = len(by_name[pre + "metadata_near_soft_limit"].calls[0].metadata["x-large"][0])
+    over = by_name[pre + "metadata_request_over_hard_limit"].calls[0]
+    assert near < casegen.GRPCIO_METADATA_SOFT_LIMIT < casegen.GRPCIO_METADATA_HARD_LIMIT < len(over.metadata["x-large"][0])
+    assert over.expect["status"] == "RESOURCE_EXHAUSTED" and over.server["status"] == "OK"
+    headers = by_name[pre + "metadata_headers_over_hard_limit"].calls[0]
+    assert "headers" not in headers.expect and len(headers.server["headers"]["x-large"][0]) > casegen.GRPCIO_METADATA_HARD_LIMIT
+    upper = by_name[pre + "metadata_uppercase_key"].calls[0]
+    assert upper.to_json()["metadata"] == {"x-Upper-Case": ["v"]}  # raw, as the peers must get it
+    assert upper.expect["status"] == "INTERNAL" and upper.server["status"] == "OK"
+    reserved = by_name[pre + "metadata_reserved_grpc_keys"].calls[0]
+    assert reserved.server["metadata"] == {k: [] for k in reserved.metadata} and "grpc-status" in reserved.metadata
+
+
+def test_status_breadth_on_every_service(seed_gen) -> None:
+    cases = casegen.generate(discover(REPO / "protos"))
+    by_name = {c.name: c for c in cases}
+    pre = "tutorial.HelloService/SayHello/protocol/"
+    for code in (17, 99):
+        call = by_name[f"{pre}code_{code}"].calls[0]
+        assert call.server == {"status": f"CODE_{code}"} and call.expect["status"] == "UNKNOWN"
+    assert len(by_name[pre + "long_status_message"].calls[0].expect["message"]) > casegen.GRPCIO_METADATA_HARD_LIMIT
+    details = by_name[pre + "details_several_anys"].calls[0].expect["details"]
+    assert len(details) >= 4 and casegen.UNKNOWN_DETAIL in details
+    for pattern, code in (("details_code_mismatch", "NOT_FOUND"), ("details_message_mismatch", "INVALID_ARGUMENT")):
+        call = by_name[pre + pattern].calls[0]
+        sent = call.server["details_status"]
+        assert call.expect["status"] == "INVALID_ARGUMENT" and sent["code"] == code
+        assert (sent["code"], sent["message"]) != (call.expect["status"], call.expect["message"])
+    services = {c.name.split("/")[0] for c in cases if "/protocol/" in c.name}
+    for svc in services:
+        assert any(c.name.startswith(svc + "/") and c.name.endswith("/protocol/code_17") for c in cases), svc
+
+
+def test_streamed_messages_differ_so_order_and_losses_show(seed_gen) -> None:
+    """A stream of equal messages that came back reordered, or short by one in the middle, would
+    look whole (issue 8): the many-message patterns cycle through distinct values."""
+    cases = {c.name: c for c in casegen.generate(discover(REPO / "protos"))}
+    for name, field in (("routeguide.RouteGuide/ListFeatures/stream/many", "responses"),
+                        ("shapes.v1.Shapes/ClientStream/stream/many", "requests"),
+                        ("shapes.v1.Shapes/Bidi/stream/ping_pong", "requests"),
+                        ("shapes.v1.Shapes/Bidi/stream/ping_pong", "responses")):
+        call = cases[name].calls[0]
+        values = call.requests if field == "requests" else call.expect["responses"]
+        distinct = [json.dumps(v, sort_keys=True) for v in values]
+        assert len(set(distinct)) >= min(len(values), 4), (name, field)
+        assert all(distinct[i] != distinct[i + 1] for i in range(len(distinct) - 1)), (name, field)

@@ -145,3 +145,16 @@ def test_generated_cases_cover_at_least_99_percent_of_fields(protos: str) -> Non
     found = FIELDS_LINE.search(proc.stdout)
     assert found, proc.stdout[-3000:]
     assert float(found.group(1)) >= 99.0, proc.stdout[-20000:]
+
+
+def test_empty_metadata_values_are_a_kind_of_their_own(tiny) -> None:
+    """A peer that drops empty values passes every other metadata case: the kind says whether any
+    case that ran carried one (issue 8)."""
+    md = {"x-e": ["", "v"], "x-e-bin": [""]}
+    empty = _case("empty", [{}], [{}], metadata=md)
+    empty.calls[0].expect.update(trailers=md)
+    cov = _measure(tiny, [COUNTED, empty], {"py→go": {COUNTED.name}, "go→py": {empty.name}})
+    kinds = {(i.name, tuple(d)) for i, d in cov.uncovered("metadata kinds").items() if i.owner == "cov.tiny.Tiny/Call"}
+    assert ("request empty ascii", ("py→go",)) in kinds and ("trailers empty -bin", ("py→go",)) in kinds
+    assert ("headers empty ascii", ("py→go", "go→py")) in kinds  # no case carried one
+    assert not any(name == "request -bin" for name, _ in kinds)  # COUNTED's x-b-bin, and the empty one

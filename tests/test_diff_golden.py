@@ -15,7 +15,7 @@ from google.protobuf import descriptor_pool, json_format
 from google.protobuf.message_factory import GetMessageClass
 
 from python_impl.check import check
-from python_impl.compare import diff_messages
+from python_impl.compare import diff_messages, diff_stream
 from python_impl.contract import Outcome
 
 GOLDEN = Path(__file__).resolve().parent.parent / "go_peer" / "internal" / "engine" / "testdata" / "diffs.json"
@@ -58,3 +58,20 @@ def test_python_checks_calls_as_the_golden_file(seed_gen: ModuleType, case: dict
                   trailers=_metadata(got.get("trailers", {})))
     diffs = check(SimpleNamespace(**case["call"]), out, 0)
     assert [[d.path, d.expected, d.got] for d in diffs] == case["diffs"]
+
+
+STREAMS = json.loads(GOLDEN.read_text(encoding="utf-8"))["streams"]
+
+
+@pytest.mark.parametrize("case", STREAMS, ids=[c["name"] for c in STREAMS])
+def test_python_names_missing_extra_and_moved_messages_as_the_golden_file(seed_gen: ModuleType,
+                                                                         case: dict[str, Any]) -> None:
+    exp = [_message(case["type"], m) for m in case["expected"]]
+    got = [_message(case["type"], m) for m in case["got"]]
+    assert [list(d) for d in diff_stream(exp, got, "responses")] == case["diffs"]
+
+
+def test_the_golden_streams_cover_missing_extra_moved_and_changed() -> None:
+    texts = json.dumps([s["diffs"] for s in STREAMS], ensure_ascii=False)
+    for kind in ('"<missing>"]', '["responses[2]", "<missing>"', "<moved to [", "].f_string", "…", ".count"):
+        assert kind in texts, kind

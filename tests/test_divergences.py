@@ -121,6 +121,7 @@ def race_result(*diffs: Diff) -> Result:
     Diff(0, 'headers["x-h"]', '["v"]', "[]"), Diff(0, "details.count", "2", "0"),
     Diff(0, "server.checked", "present", "missing"),
     Diff(0, "status.message", '"plain ABORTED message"', '"Internal error from Core"'),
+    Diff(0, "responses[1]", '{reply: "b"}', "<missing>"),  # the lost response, by its index
 ])
 def test_the_aio_race_excuses_its_signature_and_what_it_lost(lost: Diff) -> None:
     assert divergences.apply([BUILTIN_RACE], race_result(lost), "pyaio-go", "bidi", ends_early=True).verdict == "divergence"
@@ -132,6 +133,9 @@ def test_the_aio_race_excuses_its_signature_and_what_it_lost(lost: Diff) -> None
     Diff(0, "responses.count", "1", "3"),                  # more responses: the race only loses them
     Diff(0, 'headers["x-h"]', '["a"]', '["b"]'),          # a wrong value, not a lost one
     Diff(0, "server.requests[0].details.count", "1", "0"),
+    Diff(0, "responses[2]", "<missing>", '{reply: "c"}'),  # an extra response arrived
+    Diff(0, "responses[0]", '{reply: "a"}', "<moved to [1]>"),  # one arrived out of order
+    Diff(0, "server.requests[1]", '{greeting: "b"}', "<missing>"),  # the server's finding, not a loss
 ])
 def test_the_aio_race_never_excuses_what_arrived_wrong(wrong: Diff) -> None:
     assert divergences.apply([BUILTIN_RACE], race_result(wrong), "pyaio-go", "bidi", ends_early=True).verdict == "fail"

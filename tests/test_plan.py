@@ -101,3 +101,51 @@ def test_headers_before_the_first_pong(plan) -> None:
     steps, _ = drive(plan("BidiHello", ["a"], ["A"], bidi="ping_pong", expect={"headers": {"x-h": ["v"]}}),
                      ["a"], True)
     assert isinstance(steps[0], Headers) and kinds(steps)[1:] == ["Read", "Send:A", "Read"]
+
+
+# ---------------------------------------------------------------- metadata and status breadth (issue 8)
+
+def test_a_code_past_16_goes_out_as_unknown(plan) -> None:
+    """grpcio's server API takes grpc.StatusCode only: CODE_17 is sent as grpc._server sends any
+    code it does not know, UNKNOWN (a grpc-go server sends 17 itself)."""
+    p = plan("SayHello", ["a"], [], server={"status": "CODE_17"})
+    assert p.code == grpc.StatusCode.UNKNOWN
+    with pytest.raises(KeyError):  # any other name is still a case error, never UNKNOWN by accident
+        plan("SayHello", ["a"], [], server={"status": "CODE_X"})
+
+
+def test_details_status_contradicts_the_header(plan) -> None:
+    from google.rpc import status_pb2
+
+    info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "R"}
+    p = plan("SayHello", ["a"], [], expect={"status": "INVALID_ARGUMENT", "message": "header"},
+             server={"details_status": {"code": "NOT_FOUND", "message": "details", "details": [info]}})
+    _, finish = drive(p, ["a"], False)
+    assert finish.status.code == grpc.StatusCode.INVALID_ARGUMENT and finish.status.details == "header"
+    sent = [v for k, v in finish.status.trailing_metadata if k == "grpc-status-details-bin"]
+    assert len(sent) == 1
+    st = status_pb2.Status.FromString(sent[0])
+    assert (st.code, st.message, [d.type_url for d in st.details]) == (
+        grpc.StatusCode.NOT_FOUND.value[0], "details", ["type.googleapis.com/google.rpc.ErrorInfo"])
+
+
+def test_a_detail_of_an_unknown_type_travels_by_its_bytes(plan) -> None:
+    from python_impl.contract import detail_any
+
+    unknown = {"@type": "type.googleapis.com/nobody.Knows", "@encoded": "CAE="}
+    a = detail_any(unknown)
+    assert (a.type_url, a.value) == ("type.googleapis.com/nobody.Knows", b"\x08\x01")
+    p = plan("SayHello", ["a"], [], expect={"status": "ABORTED", "details": [unknown]})
+    assert p.details == [a]
+
+
+def test_server_headers_and_metadata_replace_what_the_client_expects(plan) -> None:
+    p = plan("SayHello", ["a"], ["1"], expect={"headers": {"grpc-status": []}},
+             metadata={"grpc-status": ["3"]},
+             server={"headers": {"grpc-status": ["3"]}, "metadata": {"grpc-status": []}})
+    steps, finish = drive(p, ["a"], False, metadata=[("x-other", "v")])
+    assert Headers([("grpc-status", "3")]) in steps  # sent, though the client must not see it
+    assert not any(k == DIFFS_TRAILER for k, _ in finish.trailing)  # absent, as server.metadata says
+    steps, finish = drive(p, ["a"], False, metadata=[("grpc-status", "3")])
+    found = json.loads(next(v for k, v in finish.trailing if k == DIFFS_TRAILER))
+    assert found == [{"path": 'server.metadata["grpc-status"]', "expected": "[]", "got": '["3"]'}]

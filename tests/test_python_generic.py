@@ -174,7 +174,8 @@ def test_wrong_response_values_fail(run):
     r = run(with_calls(c, expect={"status": "OK", **replies("r1", "R2")}))
     assert r.verdict == "fail"
     assert [(d.path, d.expected, d.got) for d in r.diffs] == [
-        ("responses.count", "2", "3"), ("responses[1].reply", '"R2"', '"r2"')]
+        ("responses.count", "2", "3"), ("responses[1].reply", '"R2"', '"r2"'),
+        ("responses[2]", "<missing>", '{reply: "r3"}')]  # the extra response, by its index
 
 
 def test_server_diffs_come_back_as_a_fail(run, caplog):
@@ -193,7 +194,10 @@ def test_server_counts_requests(run):
     c = CASES[f"{H}/LotsOfGreetings/g_client_stream"]
     r = run(with_calls(c, requests=[{"greeting": "a"}]))
     assert r.verdict == "fail"
-    assert [(d.path, d.expected, d.got) for d in r.diffs] == [("server.requests.count", "3", "1")]
+    assert [(d.path, d.expected, d.got) for d in r.diffs][0] == ("server.requests.count", "3", "1")
+    # and which requests never arrived, by index
+    assert [(d.path, d.got) for d in r.diffs][1:] == [("server.requests[1]", "<missing>"),
+                                                       ("server.requests[2]", "<missing>")]
 
 
 def test_metadata_mismatch_both_sides(run):

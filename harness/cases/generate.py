@@ -313,8 +313,25 @@ def _fill_required(msg: Any) -> None:
 
 # ---------------------------------------------------------------- streaming patterns
 
+# Small value patterns that tell the messages of a stream apart: a stream of equal messages that
+# came back reordered, or lost one in the middle, would look whole.
+SEQUENCE_PATTERNS = ("typical", "min", "max", "unicode", "empty")
+
+
+def _sequence(desc: Descriptor, n: int) -> list[Any]:
+    """n messages of a type, cycling through its distinct SEQUENCE_PATTERNS values (a type with one
+    value, like an empty message, repeats it)."""
+    distinct: list[Any] = []
+    for pattern in SEQUENCE_PATTERNS:
+        value = _value(desc, pattern)
+        if value not in distinct:
+            distinct.append(value)
+    return [distinct[i % len(distinct)] for i in range(n)]
+
+
 def stream_cases(m: MethodDescriptor) -> list[Case]:
     req, resp = _value(m.input_type, "typical"), _value(m.output_type, "typical")
+    reqs, resps = (lambda n: _sequence(m.input_type, n)), (lambda n: _sequence(m.output_type, n))
     kind, out = mode(m), []
 
     def add(pattern: str, call: Call) -> None:
@@ -325,15 +342,15 @@ def stream_cases(m: MethodDescriptor) -> list[Case]:
         add("error", _call(m, [req], [], status="ABORTED", message="stopped"))
     if kind == "server_stream":
         for n, pattern in ((0, "zero"), (1, "one"), (25, "many")):
-            add(pattern, _call(m, [req], [resp] * n))
-        add("error_after_2", _call(m, [req], [resp] * 2, status="ABORTED", message="stopped after 2"))
+            add(pattern, _call(m, [req], resps(n)))
+        add("error_after_2", _call(m, [req], resps(2), status="ABORTED", message="stopped after 2"))
     if kind == "client_stream":
         for n, pattern in ((0, "zero"), (1, "one"), (25, "many")):
-            add(pattern, _call(m, [req] * n, [resp]))
-        add("error_after_requests", _call(m, [req] * 3, [], status="ABORTED", message="stopped after 3 requests"))
+            add(pattern, _call(m, reqs(n), [resp]))
+        add("error_after_requests", _call(m, reqs(3), [], status="ABORTED", message="stopped after 3 requests"))
     if kind == "bidi":
-        add("ping_pong", _call(m, [req] * 4, [resp] * 4, bidi="ping_pong"))
-        add("half_duplex", _call(m, [req] * 4, [resp] * 3))
+        add("ping_pong", _call(m, reqs(4), resps(4), bidi="ping_pong"))
+        add("half_duplex", _call(m, reqs(4), resps(3)))
         add("server_finishes_early", _call(m, [req] * 3, [resp], server={"read_requests": 1}))
         add("error_after_1", _call(m, [req] * 2, [resp], status="ABORTED", message="stopped after 1 response"))
         add("client_cancels_after_first", _call(m, [req] * 3, [resp], status="CANCELLED", cancel_after_responses=1,
@@ -359,7 +376,8 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
         out.append(_case(m, "protocol", pattern, call))
 
     blob = base64.b64encode(bytes(range(256))).decode()
-    echo = {"x-ascii": ["plain value", "second"], "x-blob-bin": [blob]}
+    # empty values are values: a peer that drops them (or a whole key whose only value is empty) fails
+    echo = {"x-ascii": ["plain value", "second"], "x-blob-bin": [blob], "x-empty": [""], "x-empty-bin": [""]}
     add("metadata_echo", _exchange(m, req, resp, metadata=echo, headers=echo, trailers=echo))
     for other in svc.methods[1:]:  # metadata rides every method, whatever its mode: echo it on each
         out.append(_case(other, "protocol", "metadata_echo", _exchange(
@@ -384,6 +402,104 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
                  response_type="google.protobuf.Empty", requests=[{}], expect={"status": "UNIMPLEMENTED"},
                  timeout_ms=TIMEOUT_MS, raw=True)]))
     out += _size_cases(svc)
+    out += _metadata_cases(svc, m, req, resp) + _status_cases(m, req, resp)
+    return out
+
+
+# ---------------------------------------------------------------- metadata breadth
+
+# grpc core's defaults for received metadata (one header block), docs/limits.md: past the soft limit a
+# call is refused with a probability that grows to 1 at the hard limit; grpc-go accepts 16 MiB.
+GRPCIO_METADATA_SOFT_LIMIT = 8 * 1024
+GRPCIO_METADATA_HARD_LIMIT = 16 * 1024
+
+
+def _metadata_cases(svc: ServiceDescriptor, m: MethodDescriptor, req: Any, resp: Any) -> list[Case]:
+    """Metadata the echo case does not carry: many keys, repeated keys in order, sizes around grpcio's
+    limits, and the keys and values a client must refuse. Request metadata, headers and trailers
+    alike where the protocol allows it; docs/limits.md says what each library does."""
+    out: list[Case] = []
+
+    def add(pattern: str, call: Call) -> None:
+        out.append(_case(m, "protocol", pattern, call))
+
+    def echo(pattern: str, md: dict[str, list[str]]) -> None:
+        add(pattern, _exchange(m, req, resp, metadata=md, headers=md, trailers=md))
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    echo("metadata_100_keys", {f"x-key-{i:03d}": [f"value {i}"] for i in range(100)})
+    # the values of one key arrive in the order they were sent; duplicates stay duplicates
+    echo("metadata_repeated_keys", {"x-rep": ["3", "1", "", "2", "1"],
+                                    "x-rep-bin": [b64(b"\x03"), b64(b"\x01\x00"), b64(b""), b64(b"\x01\x00")]})
+    # under grpcio's soft limit with room for the other headers (:path, the interop-* keys, grpc-status)
+    echo("metadata_near_soft_limit", {"x-large": ["a" * (GRPCIO_METADATA_SOFT_LIMIT - 1536)]})
+    over = {"x-large": ["a" * (GRPCIO_METADATA_HARD_LIMIT + 1024)]}
+    # A receiver that lets it through answers OK with data (server.status), so it cannot pass.
+    refused = {"status": "OK", "responses": [resp]}
+    add("metadata_request_over_hard_limit",
+        _call(m, [req], [], status="RESOURCE_EXHAUSTED", metadata=over, server=refused))
+    add("metadata_headers_over_hard_limit",
+        _call(m, [req], [], status="RESOURCE_EXHAUSTED", server={**refused, "headers": over}))
+    # Error paths: a client refuses these itself (INTERNAL, nothing is sent); the server answers OK.
+    add("metadata_uppercase_key", _call(m, [req], [], status="INTERNAL", metadata={"x-Upper-Case": ["v"]},
+                                        server=refused))
+    add("metadata_non_ascii_value", _call(m, [req], [], status="INTERNAL", metadata={"x-non-ascii": ["caf\u00e9"]},
+                                          server=refused))
+    # grpc-* keys: one no library uses travels like any other, in every direction; the ones gRPC
+    # itself uses are never delivered as metadata (grpc-go's client drops them, grpcio's server does
+    # not show them), so the server must see none of them (server.metadata)
+    grpc_own = {"grpc-status": ["3"], "grpc-message": ["from the metadata"]}
+    add("metadata_grpc_prefixed_key", _exchange(m, req, resp, metadata={"grpc-x-custom": ["v"]},
+                                                headers={"grpc-x-custom": ["h"]}, trailers={"grpc-x-custom": ["t"]}))
+    # In a bidi call grpcio's outcome with these keys changes from run to run (docs/limits.md), so a
+    # case there could not have one outcome: they go through the first method of another mode.
+    other = next((x for x in svc.methods if mode(x) != "bidi"), None)
+    if other is not None:
+        oreq, oresp = (req, resp) if other is m else (_value(other.input_type, "typical"),
+                                                      _value(other.output_type, "typical"))
+        out.append(_case(other, "protocol", "metadata_reserved_grpc_keys", _exchange(
+            other, oreq, oresp, metadata=grpc_own, server={"metadata": {k: [] for k in grpc_own}})))
+        out.append(_case(other, "protocol", "metadata_reserved_in_headers", _exchange(
+            other, oreq, oresp, headers={k: [] for k in grpc_own}, server={"headers": grpc_own})))
+    return out
+
+
+# A detail whose type URL no peer can resolve travels as its encoded value (docs/peer-contract.md):
+# the receiver must keep the URL and the bytes as they came.
+UNKNOWN_DETAIL = {"@type": "type.googleapis.com/interop.unknown.v1.Mystery",
+                  "@encoded": base64.b64encode(b"\x08\x01\x12\x03abc").decode()}
+
+
+def _status_cases(m: MethodDescriptor, req: Any, resp: Any) -> list[Case]:
+    """Statuses past the common ones: codes outside 0-16, a message past grpcio's metadata limit,
+    several details (one of a type nobody knows), and details that contradict the status."""
+    out: list[Case] = []
+
+    def add(pattern: str, call: Call) -> None:
+        out.append(_case(m, "protocol", pattern, call))
+
+    for code in (17, 99):
+        # gRPC defines codes 0-16. The server sends the number (server.status); a receiver reads an
+        # unknown number as UNKNOWN (grpcio; grpc-go keeps the number: a known divergence).
+        add(f"code_{code}", _call(m, [req], [], status="UNKNOWN", server={"status": f"CODE_{code}"}))
+    long_message = "long status message " + "m" * (GRPCIO_METADATA_HARD_LIMIT + 1024)
+    add("long_status_message", _call(m, [req], [], status="FAILED_PRECONDITION", message=long_message))
+    error_info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "R", "domain": "example.org"}
+    several = [error_info,
+               {"@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": "a", "description": "d"}]},
+               {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1.500s"},
+               UNKNOWN_DETAIL,
+               {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "fr", "message": "é"}]
+    add("details_several_anys", _call(m, [req], [], status="ABORTED", message="several details", details=several))
+    # grpc-status-details-bin carries a google.rpc.Status of its own (server.details_status): the
+    # header's status is the call's status (grpcio; grpc-go trusts the details: known divergences).
+    for pattern, code, message in (("details_code_mismatch", "NOT_FOUND", "header message"),
+                                   ("details_message_mismatch", "INVALID_ARGUMENT", "details message")):
+        add(pattern, _call(m, [req], [], status="INVALID_ARGUMENT", message="header message", server={
+            "details_status": {"code": code, "message": message, "details": [error_info]}}))
     return out
 
 

@@ -23,7 +23,7 @@ DEFAULT_TIMEOUT_MS = 10_000
 _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
               "cancel_after_responses", "generic"}
 _EXPECT_KEYS = {"status", "status_alternatives", "message", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
-_SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status"}
+_SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "metadata", "details_status"}
 
 
 class CaseError(Exception):
@@ -159,6 +159,9 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     if cancel is not None and (not isinstance(cancel, int) or cancel < 0):
         raise _fail(src, name, f"cancel_after_responses is a count of responses (0 or more), not {cancel!r}")
     server = dict(raw.get("server") or {})
+    for key in ("headers", "metadata"):
+        if key in server:
+            server[key] = _metadata(server[key])
     if set(server) - _SERVER_KEYS:
         raise _fail(src, name, f"unknown server key(s) {sorted(set(server) - _SERVER_KEYS)}; allowed: {sorted(_SERVER_KEYS)}")
     for key in ("delay_ms", "read_requests"):
@@ -179,8 +182,9 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
 
 
 def _metadata(raw: Any) -> dict[str, list[str]]:
-    """Metadata as gRPC carries it: lower-case keys, each with a list of values."""
-    return {str(k).lower(): [str(v) for v in (vs if isinstance(vs, list) else [vs])] for k, vs in (raw or {}).items()}
+    """Metadata keys, each with a list of values. Keys stay as written: gRPC keys are lower case, and
+    a case with an uppercase key is there to see what each client does with it (both refuse it)."""
+    return {str(k): [str(v) for v in (vs if isinstance(vs, list) else [vs])] for k, vs in (raw or {}).items()}
 
 
 def load_file(path: Path | str, pool: descriptor_pool.DescriptorPool | None = None, text: str | None = None,

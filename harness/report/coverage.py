@@ -35,7 +35,9 @@ STREAMING_PATTERNS = {
     "client_stream": ("requests_0", "requests_1", "requests_many") + _COMMON_PATTERNS,
     "bidi": ("ping_pong", "half_duplex", "server_finishes_early", "client_cancels_midstream") + _COMMON_PATTERNS,
 }
-METADATA_KINDS = tuple(f"{where} {kind}" for where in ("request", "headers", "trailers") for kind in ("ascii", "-bin"))
+# an empty value is a kind of its own: a peer that drops it passes every other metadata case
+METADATA_KINDS = tuple(f"{where} {kind}" for where in ("request", "headers", "trailers")
+                       for kind in ("ascii", "-bin", "empty ascii", "empty -bin"))
 _MAX_NESTING = 400  # deeper than any generated case (150), within Python's stack
 PRESENCE_STATES = ("unset", "default", "non-default")
 
@@ -233,6 +235,8 @@ def _metadata_kinds(call: Call) -> set[str]:
     for where, md in (("request", call.metadata), ("headers", call.expect.get("headers") or {}),
                       ("trailers", call.expect.get("trailers") or {})):
         found |= {f"{where} {'-bin' if key.endswith('-bin') else 'ascii'}" for key in md}
+        found |= {f"{where} empty {'-bin' if key.endswith('-bin') else 'ascii'}" for key, values in md.items()
+                  if "" in values}
     return found
 
 

@@ -11,6 +11,7 @@ direction and case, with the reason. Applied to results after a run:
 from __future__ import annotations
 
 import fnmatch
+import re
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,12 +115,17 @@ def _text(d: Diff) -> str:
     return f"{d.path}: expected {d.expected}, got {d.got}"
 
 
+_RESPONSE = re.compile(r"responses\[[0-9]+\]")
+
+
 def _lost(d: Diff) -> bool:
     """The diff says that something of the call never arrived, not that something arrived wrong:
     fewer responses or details than expected, a header or trailer key with no values, no server
     confirmation."""
     if d.path in ("responses.count", "details.count"):
         return d.expected.isdigit() and d.got.isdigit() and int(d.got) < int(d.expected)
+    if _RESPONSE.fullmatch(d.path):  # a response that never came, named by its index
+        return d.got == "<missing>"
     if d.path.startswith(('headers["', 'trailers["')) and d.path.endswith('"]'):
         return d.got == "[]"
     return d.path == "server.checked" and d.got == "missing"

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -72,6 +73,22 @@ type ServerSpec struct {
 	// Status the server finishes with instead of expect.status (for outcomes the client must reach
 	// itself: CANCELLED, DEADLINE_EXCEEDED).
 	Status string `json:"status"`
+	// Headers the server sends instead of expect.headers, when the client must refuse them (over
+	// its metadata limit) and so cannot expect to see them.
+	Headers map[string][]string `json:"headers"`
+	// Metadata is what must arrive instead of the call's metadata, when the client legitimately
+	// changes it (drops a key gRPC reserves for itself).
+	Metadata map[string][]string `json:"metadata"`
+	// DetailsStatus is the google.rpc.Status sent in grpc-status-details-bin instead of one built
+	// from the call's status, to contradict it (its own code, message and details).
+	DetailsStatus *DetailsStatus `json:"details_status"`
+}
+
+// DetailsStatus is server.details_status.
+type DetailsStatus struct {
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Details []json.RawMessage `json:"details"`
 }
 
 // Expect lists the checks of a call; absent parts are not checked (status defaults to OK).
@@ -203,6 +220,8 @@ type validCall struct {
 	// serverCode is the status a generic server finishes with: server.status, else expect.status.
 	serverCode codes.Code
 	details    []*anypb.Any // expect.details; nil: not checked
+	// detailsStatus is server.details_status, sent as grpc-status-details-bin as it is.
+	detailsStatus *spb.Status
 }
 
 // validateCall checks every part of a call that does not depend on its message types. The client
@@ -284,6 +303,25 @@ func validateCall(c *Call) (*validCall, error) {
 		if s.Compression != "" && s.Compression != "gzip" {
 			return nil, fmt.Errorf("server.compression %q is not supported (gzip)", s.Compression)
 		}
+		if ds := s.DetailsStatus; ds != nil {
+			code, ok := CodeByName(ds.Code)
+			if !ok {
+				return nil, fmt.Errorf("server.details_status.code %q is not a gRPC status code name", ds.Code)
+			}
+			details, err := parseDetails(ds.Details)
+			if err != nil {
+				return nil, fmt.Errorf("server.details_status: %v", err)
+			}
+			v.detailsStatus = &spb.Status{Code: int32(code), Message: ds.Message, Details: details}
+		}
+		if _, err := mdFromCase(s.Metadata, "server.metadata"); err != nil {
+			return nil, err
+		}
+		if s.Headers != nil {
+			if v.header, err = mdFromCase(s.Headers, "server.headers"); err != nil {
+				return nil, err
+			}
+		}
 		if s.Status != "" {
 			code, ok := CodeByName(s.Status)
 			if !ok {
@@ -307,10 +345,22 @@ func findType(name, what string) (protoreflect.MessageType, error) {
 }
 
 // parseDetails reads expect.details: google.protobuf.Any values in protobuf JSON. The standard
-// google.rpc detail types are linked in (errdetails), so their @type resolves.
+// google.rpc detail types are linked in (errdetails), so their @type resolves. A detail written
+// {"@type": URL, "@encoded": base64} is an Any of a type no peer knows, by its encoded value.
 func parseDetails(raws []json.RawMessage) ([]*anypb.Any, error) {
 	out := make([]*anypb.Any, len(raws))
 	for i, raw := range raws {
+		var encoded map[string]string
+		if json.Unmarshal(raw, &encoded) == nil && len(encoded) == 2 && encoded["@type"] != "" {
+			if v, ok := encoded["@encoded"]; ok {
+				b, err := base64.StdEncoding.DecodeString(v)
+				if err != nil {
+					return nil, fmt.Errorf("expect.details[%d].@encoded is not base64: %v", i, err)
+				}
+				out[i] = &anypb.Any{TypeUrl: encoded["@type"], Value: b}
+				continue
+			}
+		}
 		a := &anypb.Any{}
 		if err := protojson.Unmarshal(raw, a); err != nil {
 			return nil, fmt.Errorf("expect.details[%d]: not a google.protobuf.Any in protobuf JSON (is its @type in the proto set?): %v", i, err)
@@ -320,20 +370,21 @@ func parseDetails(raws []json.RawMessage) ([]*anypb.Any, error) {
 	return out, nil
 }
 
-// mdFromCase converts case metadata (keys lowercased, -bin values base64) into gRPC metadata.
+// mdFromCase converts case metadata (-bin values base64) into gRPC metadata. Keys stay as the
+// case writes them: metadata.MD's own helpers would lowercase them, and a case with an uppercase
+// key is there to see what grpc-go does with one sent as it is (it refuses it: INTERNAL).
 func mdFromCase(in map[string][]string, what string) (metadata.MD, error) {
 	md := metadata.MD{}
-	for k, vs := range in {
-		key := strings.ToLower(k)
+	for key, vs := range in {
 		for _, v := range vs {
-			if strings.HasSuffix(key, "-bin") {
+			if strings.HasSuffix(strings.ToLower(key), "-bin") {
 				b, err := decodeBin(v)
 				if err != nil {
-					return nil, fmt.Errorf("%s[%q]: %q is not base64: %v", what, k, v, err)
+					return nil, fmt.Errorf("%s[%q]: %q is not base64: %v", what, key, v, err)
 				}
 				v = string(b)
 			}
-			md.Append(key, v)
+			md[key] = append(md[key], v)
 		}
 	}
 	return md, nil

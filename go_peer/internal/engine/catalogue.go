@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"net/url"
 	"strings"
 
@@ -33,7 +34,9 @@ type servedCall struct {
 	trailer  metadata.MD
 	code     codes.Code
 	details  []*anypb.Any
-	err      error // the call is not valid
+	// detailsStatus: server.details_status, sent as grpc-status-details-bin instead of details
+	detailsStatus *spb.Status
+	err           error // the call is not valid
 }
 
 // LoadCatalogue parses a catalogue document. A malformed document is an error; a malformed case is
@@ -108,5 +111,6 @@ func serveCall(name string, i int, c *Call) *servedCall {
 	// server.status, when given, replaces expect.status: the client must reach its expected
 	// status on its own (cancel, deadline), so a client that does not cannot pass.
 	sc.header, sc.trailer, sc.code, sc.details = v.header, v.trailer, v.serverCode, v.details
+	sc.detailsStatus = v.detailsStatus
 	return sc
 }

@@ -143,7 +143,8 @@ func TestClientAgainstSeeds(t *testing.T) {
 		}
 	}
 	wrong := results[11].Diffs
-	wantPaths := []string{"status.code", "responses.count", "responses[0].name", "responses[0].location.latitude"}
+	// the count, the first response's fields, then the response that never came, by index
+	wantPaths := []string{"status.code", "responses.count", "responses[0].name", "responses[0].location.latitude", "responses[1]"}
 	if len(wrong) != len(wantPaths) {
 		t.Fatalf("wrong/expectation diffs %+v", wrong)
 	}

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 )
@@ -36,11 +38,17 @@ func CodeName(c codes.Code) string {
 	return fmt.Sprintf("CODE_%d", uint32(c))
 }
 
-// CodeByName is the inverse of CodeName for the canonical names.
+// CodeByName is the inverse of CodeName: the canonical names, and CODE_<n> for a code outside
+// gRPC's 0-16 (a server may send one; cases say what a receiver makes of it).
 func CodeByName(name string) (codes.Code, bool) {
 	for c, n := range codeNames {
 		if n == name {
 			return codes.Code(c), true
+		}
+	}
+	if digits, ok := strings.CutPrefix(name, "CODE_"); ok {
+		if n, err := strconv.ParseUint(digits, 10, 32); err == nil && n >= uint64(len(codeNames)) && "CODE_"+strconv.FormatUint(n, 10) == name {
+			return codes.Code(n), true
 		}
 	}
 	return 0, false

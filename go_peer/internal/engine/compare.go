@@ -133,14 +133,146 @@ func (d *differ) serverDiffs(trailer metadata.MD) {
 	}
 }
 
-// messages compares two lists of messages: the count, then every pair both lists have.
+// alignLimit is the most pairs compared to align two streams; past it, index by index.
+const alignLimit = 10_000
+
+// messages compares two lists of messages (the responses of a call, the requests a server read),
+// as docs/peer-contract.md "Streams" says and the Python engine does (python_impl/compare.py
+// diff_stream): the count, then what went missing, arrived extra or moved, each by its index and a
+// short rendering, and the field differences of the messages that changed. The lists are aligned on
+// their longest common subsequence of equal messages; between two aligned messages the unaligned
+// ones of each side are paired in order, the rest are missing (expected index) or extra (received
+// index). An unaligned expected message equal to an unaligned received one elsewhere has moved.
 func (d *differ) messages(path string, exp, got []proto.Message) {
-	if len(exp) != len(got) {
-		d.add(path+".count", strconv.Itoa(len(exp)), strconv.Itoa(len(got)))
+	n, m := len(exp), len(got)
+	if n != m {
+		d.add(path+".count", strconv.Itoa(n), strconv.Itoa(m))
 	}
-	for i := range min(len(exp), len(got)) {
-		d.message(fmt.Sprintf("%s[%d]", path, i), exp[i].ProtoReflect(), got[i].ProtoReflect())
+	equal := func(i, j int) bool {
+		sub := &differ{tol: d.tol}
+		sub.message("", exp[i].ProtoReflect(), got[j].ProtoReflect())
+		return len(sub.diffs) == 0
 	}
+	same := n == m
+	for i := 0; same && i < n; i++ {
+		same = equal(i, i)
+	}
+	if same {
+		return
+	}
+	if n*m > alignLimit {
+		for i := range min(n, m) {
+			d.message(fmt.Sprintf("%s[%d]", path, i), exp[i].ProtoReflect(), got[i].ProtoReflect())
+		}
+		return
+	}
+	eq := make([][]bool, n)
+	lcs := make([][]int, n+1)
+	for i := range n + 1 {
+		lcs[i] = make([]int, m+1)
+	}
+	for i := range n {
+		eq[i] = make([]bool, m)
+		for j := range m {
+			eq[i][j] = equal(i, j)
+		}
+	}
+	for i := n - 1; i >= 0; i-- {
+		for j := m - 1; j >= 0; j-- {
+			if eq[i][j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	type gap struct{ exp, got []int }
+	gaps := []gap{{}}
+	for i, j := 0, 0; i < n || j < m; {
+		last := &gaps[len(gaps)-1]
+		switch {
+		case i < n && j < m && eq[i][j] && lcs[i][j] == lcs[i+1][j+1]+1:
+			gaps = append(gaps, gap{})
+			i, j = i+1, j+1
+		case j >= m || (i < n && lcs[i+1][j] >= lcs[i][j+1]):
+			last.exp = append(last.exp, i)
+			i++
+		default:
+			last.got = append(last.got, j)
+			j++
+		}
+	}
+	var freeExp, freeGot []int
+	for _, g := range gaps {
+		freeExp, freeGot = append(freeExp, g.exp...), append(freeGot, g.got...)
+	}
+	moved, taken := map[int]int{}, map[int]bool{}
+	var movedOrder []int
+	for _, i := range freeExp {
+		for _, j := range freeGot {
+			if !taken[j] && eq[i][j] {
+				moved[i], taken[j] = j, true
+				movedOrder = append(movedOrder, i)
+				break
+			}
+		}
+	}
+	for _, g := range gaps {
+		var es, gs []int
+		for _, i := range g.exp {
+			if _, ok := moved[i]; !ok {
+				es = append(es, i)
+			}
+		}
+		for _, j := range g.got {
+			if !taken[j] {
+				gs = append(gs, j)
+			}
+		}
+		for k := range min(len(es), len(gs)) {
+			d.message(fmt.Sprintf("%s[%d]", path, es[k]), exp[es[k]].ProtoReflect(), got[gs[k]].ProtoReflect())
+		}
+		for _, i := range es[min(len(es), len(gs)):] {
+			d.add(fmt.Sprintf("%s[%d]", path, i), short(exp[i].ProtoReflect()), "<missing>")
+		}
+		for _, j := range gs[min(len(es), len(gs)):] {
+			d.add(fmt.Sprintf("%s[%d]", path, j), "<missing>", short(got[j].ProtoReflect()))
+		}
+	}
+	for _, i := range movedOrder { // freeExp is in ascending order
+		d.add(fmt.Sprintf("%s[%d]", path, i), short(exp[i].ProtoReflect()), fmt.Sprintf("<moved to [%d]>", moved[i]))
+	}
+}
+
+// shortLimit is the most code points of a message's short rendering.
+const shortLimit = 80
+
+// short renders a message in one line: its set fields in declaration order, "name: value" (values as
+// diffs render them; a message "{…}", a list or map by its size "[n]"), cut at shortLimit code points.
+func short(m protoreflect.Message) string {
+	var parts []string
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if !m.Has(fd) {
+			continue
+		}
+		switch {
+		case fd.IsList():
+			parts = append(parts, fmt.Sprintf("%s: [%d]", fd.Name(), m.Get(fd).List().Len()))
+		case fd.IsMap():
+			parts = append(parts, fmt.Sprintf("%s: [%d]", fd.Name(), m.Get(fd).Map().Len()))
+		case fd.Message() != nil:
+			parts = append(parts, string(fd.Name())+": {…}")
+		default:
+			parts = append(parts, string(fd.Name())+": "+renderValue(fd, m.Get(fd)))
+		}
+	}
+	text := []rune("{" + strings.Join(parts, ", ") + "}")
+	if len(text) > shortLimit {
+		return string(text[:shortLimit-1]) + "…"
+	}
+	return string(text)
 }
 
 // message walks every field of the message type (set or not), then the extensions set on

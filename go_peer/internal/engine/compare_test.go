@@ -51,9 +51,12 @@ func TestDiffCountAndPresence(t *testing.T) {
 	d := engine.NewDiffer(nil)
 	d.Messages("responses", []proto.Message{feature("a", 1, 2), feature("b", 1, 2)},
 		[]proto.Message{&routeguide.Feature{Name: "a"}})
-	want := []string{"responses.count", "responses[0].location"}
+	want := []string{"responses.count", "responses[0].location", "responses[1]"}
 	if !slices.Equal(paths(d.Diffs()), want) {
 		t.Fatalf("paths %v, want %v", paths(d.Diffs()), want)
+	}
+	if m := d.Diffs()[2]; m.Expected != `{name: "b", location: {…}}` || m.Got != "<missing>" {
+		t.Errorf("the missing response is named by its index and a short rendering: %+v", m)
 	}
 	if d.Diffs()[0].Expected != "2" || d.Diffs()[0].Got != "1" {
 		t.Errorf("count %+v", d.Diffs()[0])

@@ -221,7 +221,11 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	// 2. request metadata
 	d := &differ{tol: c.Expect.FloatTolerance}
 	md, _ := metadata.FromIncomingContext(r.ctx)
-	d.metadata("server.metadata", c.Metadata, md)
+	want := c.Metadata
+	if spec.Metadata != nil {
+		want = spec.Metadata
+	}
+	d.metadata("server.metadata", want, md)
 
 	if spec.Compression != "" {
 		if err := grpc.SetSendCompressor(r.ctx, spec.Compression); err != nil {
@@ -313,6 +317,14 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		}
 	}
 	trailer := sc.trailer.Copy()
+	if sc.detailsStatus != nil && !ok {
+		// a status of its own, contradicting the call's: grpc-go would build a matching one
+		b, err := proto.Marshal(sc.detailsStatus)
+		if err != nil {
+			return nil, defect("server.details_status: %v", err)
+		}
+		trailer.Append("grpc-status-details-bin", string(b))
+	}
 	if len(d.diffs) > 0 {
 		found := make([]ServerDiff, len(d.diffs))
 		log := serverFrom(r.ctx)
@@ -341,6 +353,8 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		msg = *c.Expect.Message
 	}
 	st := status.New(sc.code, msg).Proto()
-	st.Details = sc.details
+	if sc.detailsStatus == nil {
+		st.Details = sc.details
+	}
 	return nil, status.FromProto(st).Err()
 }

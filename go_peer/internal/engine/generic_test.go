@@ -229,7 +229,8 @@ func TestGenericServerDiffsTrailer(t *testing.T) {
 		t.Errorf("bin metadata diff %+v", d)
 	}
 	r = results["g/client_stream"]
-	if !slices.Equal(diffPaths(r.Diffs), []string{"server.requests.count"}) || r.Diffs[0].Expected != "2" || r.Diffs[0].Got != "1" {
+	if !slices.Equal(diffPaths(r.Diffs), []string{"server.requests.count", "server.requests[1]"}) ||
+		r.Diffs[0].Expected != "2" || r.Diffs[0].Got != "1" || r.Diffs[1].Expected != `{greeting: "b"}` || r.Diffs[1].Got != "<missing>" {
 		t.Errorf("g/client_stream: %+v", r.Diffs)
 	}
 	if !strings.Contains(log.String(), `[g/unary] server: server.requests[0].greeting: expected "a", got "b"`) {

@@ -66,9 +66,19 @@ type goldenCall struct {
 	Diffs [][3]string `json:"diffs"`
 }
 
+// goldenStream is one entry of the file's "streams": two lists of messages, compared as responses.
+type goldenStream struct {
+	Name     string            `json:"name"`
+	Type     string            `json:"type"`
+	Expected []json.RawMessage `json:"expected"`
+	Got      []json.RawMessage `json:"got"`
+	Diffs    [][3]string       `json:"diffs"`
+}
+
 type goldenFile struct {
-	Cases []goldenCase `json:"cases"`
-	Calls []goldenCall `json:"calls"`
+	Cases   []goldenCase   `json:"cases"`
+	Calls   []goldenCall   `json:"calls"`
+	Streams []goldenStream `json:"streams"`
 }
 
 func readGolden(t *testing.T) goldenFile {
@@ -81,8 +91,8 @@ func readGolden(t *testing.T) goldenFile {
 	if err := json.Unmarshal(raw, &file); err != nil {
 		t.Fatal(err)
 	}
-	if len(file.Cases) == 0 || len(file.Calls) == 0 {
-		t.Fatal("testdata/diffs.json has no cases or no calls")
+	if len(file.Cases) == 0 || len(file.Calls) == 0 || len(file.Streams) == 0 {
+		t.Fatal("testdata/diffs.json has no cases, calls or streams")
 	}
 	return file
 }
@@ -154,6 +164,23 @@ func TestDiffRenderingGolden(t *testing.T) {
 		t.Run(c.Name, func(t *testing.T) {
 			d := engine.NewDiffer(nil)
 			d.Message("m", goldenMessage(t, c.Type, c.Expected, ""), goldenMessage(t, c.Type, c.Got, c.GotUnknown))
+			sameDiffs(t, d.Diffs(), c.Diffs)
+		})
+	}
+}
+
+func TestStreamDiffsGolden(t *testing.T) {
+	for _, c := range readGolden(t).Streams {
+		t.Run(c.Name, func(t *testing.T) {
+			list := func(raws []json.RawMessage) []proto.Message {
+				out := []proto.Message{}
+				for _, raw := range raws {
+					out = append(out, goldenMessage(t, c.Type, raw, "").Interface())
+				}
+				return out
+			}
+			d := engine.NewDiffer(nil)
+			d.Messages("responses", list(c.Expected), list(c.Got))
 			sameDiffs(t, d.Diffs(), c.Diffs)
 		})
 	}
