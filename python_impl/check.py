@@ -13,6 +13,7 @@ from google.protobuf import any_pb2, empty_pb2, json_format
 from google.protobuf.message import Message
 
 from python_impl.compare import Tolerance, diff_messages, render
+from python_impl.standard import check_reflection
 from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, Diff, Outcome, message_class
 
 
@@ -43,6 +44,8 @@ def check(call: Any, out: Outcome, index: int) -> list[Diff]:
             got = [base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in got_md if k == key]
             if got != list(values):
                 add(f"{where}[{render(key)}]", render(list(values)), render(got))
+    if exp.get("reflection") is not None:
+        diffs += check_reflection(call, out, index)
     if exp.get("details") is not None:
         diffs += _check_details(exp["details"], out, index, Tolerance.from_json(exp.get("float_tolerance")))
     if exp.get("chunks"):

@@ -71,14 +71,22 @@ def test_files_picks_the_targets_and_compiles_only_what_they_import() -> None:
 
 
 def test_cli_cases_with_two_roots_and_files() -> None:
-    every = cases("--protos", str(APP), "-I", str(VENDOR))
+    std = ("grpc.health.v1.", "grpc.reflection.")  # the standard services' cases: checked below
+    listed = cases("--protos", str(APP), "-I", str(VENDOR))
+    every = [n for n in listed if not n.startswith(std)]
     # money/v1/unused.proto has no service: the harness's echo service carries its messages
     assert methods(every) == {"ptree.shop.v1.Carts/Get", "ptree.money.v1.Rates/Convert",
                               "ptree.money.v1.unused.interop_echo.UnusedEcho/Unused",
                               "ptree.money.v1.unused.interop_echo.UnusedEcho/UnusedBidi"}
-    only = cases("--protos", str(APP), "--proto-path", str(VENDOR), "--files", "shop/v1/*.proto")
+    listed_only = cases("--protos", str(APP), "--proto-path", str(VENDOR), "--files", "shop/v1/*.proto")
+    only = [n for n in listed_only if not n.startswith(std)]
     assert methods(only) == {"ptree.shop.v1.Carts/Get"}
     assert only == [n for n in every if n.startswith("ptree.shop.v1.Carts/")]
+    # reflection asks about the targets' files only; health about every service the servers serve
+    assert any(n.endswith("/file_by_filename/money/v1/money.proto") for n in listed)
+    assert not any("money/v1/" in n for n in listed_only)
+    assert any(n.endswith("/file_by_filename/shop/v1/cart.proto") for n in listed_only)
+    assert "grpc.health.v1.Health/Check/service/ptree.shop.v1.Carts" in listed_only
 
 
 @pytest.mark.parametrize("kind", ["buf_v1", "buf_v2", "buf_work"])

@@ -23,6 +23,7 @@ from google.protobuf import descriptor_pool
 
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
+from harness.cases import standard
 from harness.run import divergences
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
@@ -150,6 +151,8 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
         if clash:
             raise cases_mod.CaseError(f"case file names clash with generated cases: {clash[:5]}")
         loaded += [_for_catalogue(c) for c in made]
+        # health and reflection: answered by the servers' real implementations, never the catalogue
+        loaded += standard.generate(ps, skip=skipped)
         gaps = casegen.size_gaps(ps, made, skipped)
     known = divergences.load(divergences.builtin_files(), builtin=True)
     mine = divergences.load(divergence_files or [], builtin=False)
