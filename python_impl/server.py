@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from python_impl.generic import Engine, register
-from python_impl.standard import FlipHealthServicer, FlipHealthServicerAio, served_names
+from python_impl.standard import FlipHealthServicer, FlipHealthServicerAio, listed_names, served_names
 
 log = logging.getLogger("python_impl.server")
 
@@ -35,7 +35,7 @@ def _vendored(engine: Engine) -> tuple[health.HealthServicer | None, Any]:
     those fallbacks (sync servicers, bridged on the aio server like the seeds), or None each."""
     names = engine.names
     health_servicer = FlipHealthServicer() if _HEALTH in names else None
-    reflection_servicer = (reflection.ReflectionServicer(sorted({*names, _HEALTH, reflection.SERVICE_NAME}))
+    reflection_servicer = (reflection.ReflectionServicer(listed_names(names))
                            if reflection.SERVICE_NAME in names else None)
     engine.fall_back_to({_HEALTH: health_servicer, reflection.SERVICE_NAME: reflection_servicer})
     return health_servicer, reflection_servicer
@@ -67,7 +67,7 @@ def serve(gen: ModuleType, address: str = "127.0.0.1:0", catalogue: Any = None,
     for name in served_names(services):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     if vendored_reflection is None:
-        reflection.enable_server_reflection(sorted({*services, _HEALTH, reflection.SERVICE_NAME}), server)
+        reflection.enable_server_reflection(listed_names(services), server)
 
     port = _bind(server, address)
     server.start()
@@ -105,7 +105,7 @@ class AioServer:
             for name in served_names(services):
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         if vendored_reflection is None:
-            reflection.enable_server_reflection(sorted({*services, _HEALTH, reflection.SERVICE_NAME}), server)
+            reflection.enable_server_reflection(listed_names(services), server)
         port = _bind(server, address)
         await server.start()
         self.server = server

@@ -68,18 +68,27 @@ def multicallable(channel: Any, call: Any) -> Any:
 # ---------------------------------------------------------------- servers
 
 class FlipHealthServicer(health.HealthServicer):
-    """grpcio-health-checking's servicer; a Watch on FLIP_SERVICE runs on a fresh one that flips.
-    The sync servicer sends every status it is set to (no coalescing), so setting them in a row
-    after the Watch registered keeps their order."""
+    """grpcio-health-checking's servicer; a Watch on FLIP_SERVICE runs on a fresh one that flips."""
 
     def Watch(self, request: Any, context: Any, send_response_callback: Any = None) -> Any:  # noqa: N802
         if request.service != FLIP_SERVICE:
             return super().Watch(request, context, send_response_callback)
-        fresh = health.HealthServicer()
+        fresh, steps = health.HealthServicer(), list(FLIP_STEPS)
         watcher = fresh.Watch(request, context, send_response_callback)
-        for step in FLIP_STEPS:
-            fresh.set(FLIP_SERVICE, step)
-        return watcher
+        if watcher is None:  # non-blocking: the server sends every status it is given, in order
+            for step in steps:
+                fresh.set(FLIP_SERVICE, step)
+            return None
+        return _flipping(watcher, fresh, steps)
+
+
+def _flipping(watcher: Any, fresh: health.HealthServicer, steps: list[Any]) -> Any:
+    """Blocking mode (a servicer called through another handler, as a fallback): the library's
+    watcher holds only the latest status, so each change waits until the previous one was taken."""
+    for response in watcher:
+        yield response
+        if steps:
+            fresh.set(FLIP_SERVICE, steps.pop(0))
 
 
 class _FlipContext:
@@ -112,10 +121,17 @@ class FlipHealthServicerAio(health_aio.HealthServicer):
         return await fresh.Watch(request, _FlipContext(context, fresh))
 
 
+def listed_names(services: list[str]) -> list[str]:
+    """What a Python server lists through reflection: every service of the set, and the standard
+    services it implements (grpc-go's server lists every service it serves). Reflection v1 is left
+    out even when the set vendors its proto: grpcio has no v1 implementation, so the generic engine
+    answers only the catalogue's cases for it, and a reflection client must not be sent there."""
+    return sorted({*services, HEALTH, REFLECTION_V1ALPHA} - {REFLECTION_V1})
+
+
 def served_names(services: list[str]) -> list[str]:
-    """What a Python server marks SERVING: the overall status "", every service of the set, and the
-    standard services it serves itself (grpc-go's server does the same from its service list)."""
-    return sorted({"", *services, HEALTH, REFLECTION_V1ALPHA})
+    """What a Python server marks SERVING: the overall status "" and every name it lists."""
+    return ["", *listed_names(services)]
 
 
 # ---------------------------------------------------------------- reflection: the client's check

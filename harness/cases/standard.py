@@ -25,6 +25,9 @@ STANDARD = (HEALTH, REFLECTION_V1, REFLECTION_V1ALPHA)
 UNKNOWN_SERVICE = "interop.health.v1.NoSuchService"
 UNKNOWN_SYMBOL = "interop.reflection.v1.NoSuchSymbol"
 UNKNOWN_FILE = "interop/reflection/no_such_file.proto"
+# every name is <service>/<method>/standard/<pattern>: apart from the generated cases of a set that
+# vendors health.proto or reflection.proto (<service>/<method>/<RequestType>/<pattern>, …)
+PREFIX = "standard/"
 NOT_FOUND = 5  # grpc.StatusCode.NOT_FOUND, the code both libraries put in an error_response
 
 
@@ -74,7 +77,7 @@ def _health(name: str, method: str, streaming: str, service: str, responses: lis
                 requests=[{"service": service} if service else {}],
                 expect={"status": status, "responses": responses}, timeout_ms=DEFAULT_TIMEOUT_MS,
                 cancel_after_responses=cancel_after)
-    return Case(name=f"{HEALTH}/{method}/{name}", calls=[call], source=SOURCE)
+    return Case(name=f"{HEALTH}/{method}/{PREFIX}{name}", calls=[call], source=SOURCE)
 
 
 def health_cases(served: list[str]) -> list[Case]:
@@ -105,7 +108,7 @@ def _reflection(version: str, name: str, steps: list[tuple[dict[str, Any], dict[
                 response_type=f"grpc.reflection.{version}.ServerReflectionResponse",
                 requests=[req for req, _ in steps], expect={"status": "OK", "reflection": [e for _, e in steps]},
                 timeout_ms=DEFAULT_TIMEOUT_MS)
-    return Case(name=f"{svc}/ServerReflectionInfo/{name}", calls=[call], source=SOURCE)
+    return Case(name=f"{svc}/ServerReflectionInfo/{PREFIX}{name}", calls=[call], source=SOURCE)
 
 
 def _symbol(f: FileDescriptor) -> str | None:
