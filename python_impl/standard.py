@@ -156,14 +156,27 @@ def normalise(fdp: descriptor_pb2.FileDescriptorProto) -> descriptor_pb2.FileDes
     return f
 
 
+# The standard services' files under the import paths of grpc-proto (and grpc-go), and the names
+# grpcio-health-checking / grpcio-reflection register them under in Python's pool.
+RUNTIME_NAMES = {"grpc/health/v1/health.proto": "grpc_health/v1/health.proto",
+                 "grpc/reflection/v1alpha/reflection.proto": "grpc_reflection/v1alpha/reflection.proto"}
+
+
 def _own(name: str) -> descriptor_pb2.FileDescriptorProto | None:
-    """The client's own compilation of a file, or None when it has no file of that name."""
+    """The client's own compilation of a file, or None when it has no file of that name. A standard
+    service's file is known by its import path too (the content is the same file; the name is the
+    one the reflection protocol carries)."""
+    pool = descriptor_pool.Default()
     try:
-        fd = descriptor_pool.Default().FindFileByName(name)
+        fd = pool.FindFileByName(name)
     except KeyError:
-        return None
+        try:
+            fd = pool.FindFileByName(RUNTIME_NAMES[name])
+        except KeyError:
+            return None
     out = descriptor_pb2.FileDescriptorProto()
     fd.CopyToProto(out)
+    out.name = name
     return out
 
 

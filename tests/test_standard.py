@@ -57,6 +57,8 @@ def test_cases_for_the_seed_and_shapes_protos(seed_gen) -> None:
         assert by_name.expect["reflection"][0]["files"][0] == "route_guide.proto"
         assert prefix + "file_containing_symbol/routeguide.RouteGuide" in cases
         assert cases[prefix + "unknown_symbol"].calls[0].expect["reflection"] == [{"error_code": 5}]
+        health_file = cases[prefix + "file_containing_symbol/grpc.health.v1.Health"].calls[0].expect["reflection"]
+        assert health_file == [{"files": ["grpc/health/v1/health.proto"]}]  # grpc-proto's import path
         # the runtimes' bundled files: rebuilt everywhere, compared in their own case
         wkt = [n for n in cases if n.startswith(prefix + "file_by_filename/google/protobuf/")]
         assert wkt and all("runtime_files" not in cases[n].calls[0].expect["reflection"][0] for n in wkt)
@@ -68,6 +70,15 @@ def test_cases_for_the_seed_and_shapes_protos(seed_gen) -> None:
 
 def test_closure_is_the_file_first_then_each_dependency_once() -> None:
     assert stdcases.closure(api_pb2.DESCRIPTOR) == API_CLOSURE
+
+
+def test_the_client_knows_the_health_file_by_its_import_path_too() -> None:
+    """grpcio-health-checking registers grpc_health/v1/health.proto; reflection clients (and grpc-go)
+    say grpc/health/v1/health.proto: the Python client compares what it receives under that name."""
+    own = standard._own("grpc/health/v1/health.proto")
+    assert own is not None and own.name == "grpc/health/v1/health.proto" and own.service[0].name == "Health"
+    assert standard._own("grpc_health/v1/health.proto").name == "grpc_health/v1/health.proto"
+    assert standard._own("no/such.proto") is None
 
 
 # ---------------------------------------------------------------- the reflecting client's check
@@ -83,7 +94,8 @@ def _call(steps: list[tuple[dict, dict]], version: str = "v1alpha") -> SimpleNam
                            requests=[r for r, _ in steps], expect={"status": "OK", "reflection": [e for _, e in steps]})
 
 
-def _files_response(request: dict, files: list[descriptor_pb2.FileDescriptorProto]) -> reflection_pb2.ServerReflectionResponse:
+def _files_response(request: dict,
+                    files: list[descriptor_pb2.FileDescriptorProto]) -> reflection_pb2.ServerReflectionResponse:
     return reflection_pb2.ServerReflectionResponse(
         original_request=reflection_pb2.ServerReflectionRequest(**request),
         file_descriptor_response=reflection_pb2.FileDescriptorResponse(
@@ -226,3 +238,31 @@ def test_the_aio_server_flips_the_reserved_name_during_a_watch() -> None:
             await server.stop(None)
 
     asyncio.run(main())
+
+
+# ---------------------------------------------------------------- findings
+
+def test_a_case_about_a_file_one_side_cannot_load_does_not_run_there(seed_gen) -> None:
+    """A case names the set's files its expectations are about; where a side cannot load one of them
+    (a finding, which has its own failing row), the case cannot hold and does not run."""
+    from harness.protoset.codegen import Finding
+    from harness.run.runner import Prepared, direction
+
+    ps = discover(REPO / "protos")
+    cases = {c.name: c for c in stdcases.generate(ps)}
+    assert cases["grpc.health.v1.Health/Check/standard/service/routeguide.RouteGuide"].files == ("route_guide.proto",)
+    assert cases["grpc.health.v1.Health/Check/standard/overall"].files == ()
+    reflect = "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo/standard/"
+    assert "shapes/legacy.proto" in cases[reflect + "all_extension_numbers/shapes.legacy.Legacy"].files
+    assert "route_guide.proto" in cases[reflect + "list_services"].files
+    finding = Finding("route_guide.proto", "py", "Python's import", "refused")
+    prepared = Prepared(ps, seed_gen, list(cases.values()), py_findings=[finding])
+    ran = {c.name for c in prepared.runnable(direction("py-py"), list(cases.values()))}
+    assert "grpc.health.v1.Health/Check/standard/service/routeguide.RouteGuide" not in ran
+    assert reflect + "file_by_filename/route_guide.proto" not in ran and reflect + "list_services" not in ran
+    assert "grpc.health.v1.Health/Check/standard/overall" in ran and reflect + "unknown_symbol" in ran
+    # files Python cannot load: no case is about them, and no one service list holds for a Go server
+    skipped = {c.name for c in stdcases.generate(ps, skip={"route_guide.proto"})}
+    assert not any("route_guide" in n or "routeguide" in n for n in skipped)
+    assert not any(n.endswith(("/list_services", "/List/standard/all")) for n in skipped)
+    assert "grpc.health.v1.Health/Watch/standard/status_changes" in skipped

@@ -9,6 +9,7 @@ libraries are known divergences (harness/run/known_divergences.yaml).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from google.protobuf import descriptor_pool
@@ -44,7 +45,30 @@ def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> lis
     served = sorted({svc.full_name for f in files for svc in f.services_by_name.values()} | set(STANDARD))
     # per-file reflection cases: the targets' files (--files), as for the generated cases
     own = [f for f in files if f.name in ps.targets and not _foreign(f, ps)]
-    return health_cases(served) + [c for v in ("v1", "v1alpha") for c in reflection_cases(v, own, served)]
+    cases = health_cases(served) + [c for v in ("v1", "v1alpha") for c in reflection_cases(v, own, served)]
+    rel = {f.name: r for r, f in zip([r for r in ps.files if r not in skip], files)}
+    of_service = {svc.full_name: rel[f.name] for f in files for svc in f.services_by_name.values()}
+    every = tuple(sorted(set(of_service.values())))
+    extensions = _extensions(files)
+    out = []
+    for c in cases:
+        call = c.calls[0]
+        if c.name.endswith(("/list_services", "/List/standard/all")):
+            if skip:  # a Go server also serves the services of files Python cannot load: no one list holds
+                continue
+            about: tuple[str, ...] = every
+        elif "/Check/standard/service/" in c.name:
+            about = tuple(filter(None, [of_service.get(c.name.split("/service/", 1)[1])]))
+        else:
+            names = {n for e in call.expect.get("reflection", []) for n in e.get("files", [])}
+            for e in call.expect.get("reflection", []):
+                if "base_type_name" in e:  # the extendee's file and the files extending it
+                    names |= {x.file.name for x in extensions if x.containing_type.full_name == e["base_type_name"]}
+                    names.add(pool.FindMessageTypeByName(e["base_type_name"]).file.name)
+            about = tuple(sorted(rel[n] for n in names if n in rel))
+        # where a side cannot load one of these files (a finding), the case cannot hold: it does not run there
+        out.append(replace(c, files=about))
+    return out
 
 
 def _foreign(f: FileDescriptor, ps: ProtoSet) -> bool:
@@ -186,6 +210,9 @@ def reflection_cases(version: str, files: list[FileDescriptor], served: list[str
         out.append(_reflection(version, f"all_extension_numbers/{m.full_name}",
                                [({"allExtensionNumbersOfType": m.full_name},
                                  {"extension_numbers": numbers, "base_type_name": m.full_name})]))
+    # the health service's own file, by the import path reflection clients know it by (grpc-proto's)
+    out.append(_reflection(version, f"file_containing_symbol/{HEALTH}",
+                           [({"fileContainingSymbol": HEALTH}, {"files": ["grpc/health/v1/health.proto"]})]))
     out += [_reflection(version, "unknown_symbol", [({"fileContainingSymbol": UNKNOWN_SYMBOL},
                                                      {"error_code": NOT_FOUND})]),
             _reflection(version, "unknown_file", [({"fileByFilename": UNKNOWN_FILE}, {"error_code": NOT_FOUND})])]

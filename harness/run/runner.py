@@ -106,7 +106,9 @@ class Prepared:
     def runnable(self, d: Direction, cases: list[cases_mod.Case]) -> list[cases_mod.Case]:
         """The cases whose service's file both sides of d could compile and load."""
         blocked = {f.file for f in self.findings(d)}
-        return [c for c in cases if self.file_of(c) not in blocked] if blocked else cases
+        if not blocked:
+            return cases
+        return [c for c in cases if self.file_of(c) not in blocked and blocked.isdisjoint(c.files)]
 
     def file_of(self, case: cases_mod.Case) -> str | None:
         """The proto file declaring the case's service (the first part of its name), if Python knows it."""
