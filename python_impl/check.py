@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 
 from python_impl.compare import Tolerance, diff_messages, diff_stream, render
 from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, Diff, Outcome, detail_any, message_class
+from python_impl.standard import check_reflection
 
 
 def check(call: Any, out: Outcome, index: int) -> list[Diff]:
@@ -40,6 +41,8 @@ def check(call: Any, out: Outcome, index: int) -> list[Diff]:
             got = [base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in got_md if k == key]
             if got != list(values):
                 add(f"{where}[{render(key)}]", render(list(values)), render(got))
+    if exp.get("reflection") is not None:
+        diffs += check_reflection(call, out, index)
     if exp.get("details") is not None:
         diffs += _check_details(exp["details"], out, index, Tolerance.from_json(exp.get("float_tolerance")))
     if exp.get("chunks"):

@@ -22,6 +22,7 @@ from google.protobuf import descriptor_pool, empty_pb2, json_format
 from google.protobuf.message import Message
 from grpc_status import rpc_status
 
+from python_impl import standard
 from python_impl.check import check
 from python_impl.contract import (CALL_HEADER, CASE_HEADER, SESSION_HEADER, Diff, Outcome, Result, message_class,
                                   metadata_pairs)
@@ -39,6 +40,10 @@ class Stubs:
 
     def __init__(self, channel: Any, gen: ModuleType) -> None:
         self._channel, self._gen, self._stubs = channel, gen, {}
+
+    @property
+    def channel(self) -> Any:
+        return self._channel
 
     def method(self, full_method: str) -> Any:
         svc_name, meth_name = full_method.lstrip("/").split("/")
@@ -71,14 +76,18 @@ class _Spec:
     @classmethod
     def of(cls, stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]]) -> _Spec:
         raw = bool(getattr(call, "raw", False))
-        req_cls = empty_pb2.Empty if raw else message_class(call.request_type)
+        # health and reflection go to the server's real implementations, with any proto set
+        std = standard.is_standard(call.method.lstrip("/").split("/")[0])
+        req_cls = empty_pb2.Empty if raw else standard.message_type(call.request_type) if std else message_class(call.request_type)
         compression = getattr(call, "compression", None)
         if compression not in _COMPRESSION:
             raise ValueError(f"unknown compression {compression!r}")
         kwargs = {"timeout": call.timeout_ms / 1000, "metadata": metadata}
         if _COMPRESSION[compression] is not None:
             kwargs["compression"] = _COMPRESSION[compression]
-        return cls(fn=stubs.raw(call.method, call.streaming) if raw else stubs.method(call.method),
+        fn = (stubs.raw(call.method, call.streaming) if raw else standard.multicallable(stubs.channel, call) if std
+              else stubs.method(call.method))
+        return cls(fn=fn,
                    streaming=call.streaming, requests=[json_format.ParseDict(r, req_cls()) for r in call.requests],
                    kwargs=kwargs, ping_pong=call.streaming == "bidi" and getattr(call, "bidi", "") == "ping_pong",
                    cancel_after=getattr(call, "cancel_after_responses", None))

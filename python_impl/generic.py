@@ -287,6 +287,11 @@ class _SyncContext:
     def abort(self, code: grpc.StatusCode, details: str) -> None:
         raise _SeedAbort(code, details)
 
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        """Run callback when the call ends (the health servicer's Watch stops watching then)."""
+        self._context.add_done_callback(lambda _context: callback())
+        return True
+
     def __getattr__(self, name: str) -> Any:  # peer(), time_remaining(), set_trailing_metadata() …
         return getattr(self._context, name)
 

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from python_impl.generic import Engine, register
+from python_impl.standard import FlipHealthServicer, FlipHealthServicerAio, listed_names, served_names
 
 log = logging.getLogger("python_impl.server")
 
@@ -33,8 +34,8 @@ def _vendored(engine: Engine) -> tuple[health.HealthServicer | None, Any]:
     readiness probe and reflection clients send no case, so they still reach the real one. Returns
     those fallbacks (sync servicers, bridged on the aio server like the seeds), or None each."""
     names = engine.names
-    health_servicer = health.HealthServicer() if _HEALTH in names else None
-    reflection_servicer = (reflection.ReflectionServicer(sorted({*names, _HEALTH, reflection.SERVICE_NAME}))
+    health_servicer = FlipHealthServicer() if _HEALTH in names else None
+    reflection_servicer = (reflection.ReflectionServicer(listed_names(names))
                            if reflection.SERVICE_NAME in names else None)
     engine.fall_back_to({_HEALTH: health_servicer, reflection.SERVICE_NAME: reflection_servicer})
     return health_servicer, reflection_servicer
@@ -60,13 +61,13 @@ def serve(gen: ModuleType, address: str = "127.0.0.1:0", catalogue: Any = None,
     vendored_health, vendored_reflection = _vendored(engine)
     services = register(server, engine, "sync")
 
-    health_servicer = vendored_health or health.HealthServicer()
+    health_servicer = vendored_health or FlipHealthServicer()
     if vendored_health is None:
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ["", *services]:
+    for name in served_names(services):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     if vendored_reflection is None:
-        reflection.enable_server_reflection(sorted({*services, _HEALTH, reflection.SERVICE_NAME}), server)
+        reflection.enable_server_reflection(listed_names(services), server)
 
     port = _bind(server, address)
     server.start()
@@ -96,15 +97,15 @@ class AioServer:
         vendored_health, vendored_reflection = _vendored(engine)
         services = register(server, engine, "aio")
         if vendored_health is not None:
-            for name in ["", *services]:
+            for name in served_names(services):
                 vendored_health.set(name, health_pb2.HealthCheckResponse.SERVING)
         else:
-            health_servicer = health.aio.HealthServicer()
+            health_servicer = FlipHealthServicerAio()
             health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-            for name in ["", *services]:
+            for name in served_names(services):
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         if vendored_reflection is None:
-            reflection.enable_server_reflection(sorted({*services, _HEALTH, reflection.SERVICE_NAME}), server)
+            reflection.enable_server_reflection(listed_names(services), server)
         port = _bind(server, address)
         await server.start()
         self.server = server

@@ -30,6 +30,14 @@ def methods(names: list[str]) -> set[str]:
     return {"/".join(n.split("/")[:2]) for n in names}
 
 
+STANDARD = ("grpc.health.v1.", "grpc.reflection.")  # the standard services' cases (harness/cases/standard.py)
+
+
+def generated(names: list[str]) -> list[str]:
+    """The cases of the set's own services: without the standard services' cases, which every set has."""
+    return [n for n in names if not n.startswith(STANDARD)]
+
+
 def test_two_import_roots_make_one_set() -> None:
     ps = discover(APP, [VENDOR])
     assert ps.roots == (APP, VENDOR)
@@ -71,14 +79,21 @@ def test_files_picks_the_targets_and_compiles_only_what_they_import() -> None:
 
 
 def test_cli_cases_with_two_roots_and_files() -> None:
-    every = cases("--protos", str(APP), "-I", str(VENDOR))
+    listed = cases("--protos", str(APP), "-I", str(VENDOR))
+    every = generated(listed)  # the standard services' cases: checked below
     # money/v1/unused.proto has no service: the harness's echo service carries its messages
     assert methods(every) == {"ptree.shop.v1.Carts/Get", "ptree.money.v1.Rates/Convert",
                               "ptree.money.v1.unused.interop_echo.UnusedEcho/Unused",
                               "ptree.money.v1.unused.interop_echo.UnusedEcho/UnusedBidi"}
-    only = cases("--protos", str(APP), "--proto-path", str(VENDOR), "--files", "shop/v1/*.proto")
+    listed_only = cases("--protos", str(APP), "--proto-path", str(VENDOR), "--files", "shop/v1/*.proto")
+    only = generated(listed_only)
     assert methods(only) == {"ptree.shop.v1.Carts/Get"}
     assert only == [n for n in every if n.startswith("ptree.shop.v1.Carts/")]
+    # reflection asks about the targets' files only; health about every service the servers serve
+    assert any(n.endswith("/standard/file_by_filename/money/v1/money.proto") for n in listed)
+    assert not any("money/v1/" in n for n in listed_only)
+    assert any(n.endswith("/standard/file_by_filename/shop/v1/cart.proto") for n in listed_only)
+    assert "grpc.health.v1.Health/Check/standard/service/ptree.shop.v1.Carts" in listed_only
 
 
 @pytest.mark.parametrize("kind", ["buf_v1", "buf_v2", "buf_work"])
@@ -93,7 +108,7 @@ def test_buf_layouts_give_the_roots_and_excludes(kind: str) -> None:
 
 def test_buf_layout_through_the_cli() -> None:
     names = cases("--protos", str(TREES / "buf_v2"), "--files", "shop/**")
-    assert methods(names) == {"ptree.shop.v1.Carts/Get"}
+    assert methods(generated(names)) == {"ptree.shop.v1.Carts/Get"}
 
 
 def test_an_explicit_root_is_added_to_bufs_and_never_excluded(tmp_path: Path) -> None:
@@ -118,7 +133,7 @@ def test_a_non_wkt_file_under_google_protobuf_gets_the_same_cases_as_elsewhere()
     empty messages for every value pattern (its patterns were all dropped as changing nothing)."""
     upstream = cases("--protos", str(TREES / "nonwkt" / "upstream"))
     elsewhere = cases("--protos", str(TREES / "nonwkt" / "elsewhere"))
-    assert upstream == elsewhere
+    assert generated(upstream) == generated(elsewhere)  # reflection's cases name the files, which differ
     for pattern in ("typical", "max", "unicode", "repeated_many", "map_edges", "oneof_nested", "deep_recursion"):
         assert f"ptree.nonwkt.TestMessages/Echo/AllKinds/{pattern}" in upstream
 
@@ -245,7 +260,8 @@ def test_pytest_plugin_takes_proto_paths_and_files(pytester: pytest.Pytester) ->
     result = pytester.runpytest_subprocess(
         "--interop-protos", str(APP), "--interop-proto-path", str(VENDOR), "--interop-files", "shop/**",
         "--interop-direction", "py-py", "-p", "no:cacheprovider", "--collect-only", "-q")
-    ids = [line for line in result.outlines if "::test_interop[" in line]
+    ids = [line for line in result.outlines if "::test_interop[" in line
+           and not any(f"py-py:{s}" in line for s in STANDARD)]  # the standard services' cases: every set has them
     assert ids and all("py-py:ptree.shop.v1.Carts/Get/" in i for i in ids), result.outlines[-20:]
     assert "test_it.py::test_interop[py-py:ptree.shop.v1.Carts/Get/Cart/typical]" in ids
 

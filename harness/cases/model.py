@@ -79,6 +79,9 @@ class Case:
     name: str                   # "pkg.Service/Method/pattern": stable, unique
     calls: list[Call]
     source: str                 # the file it came from, for error messages
+    # proto files of the set the case's expectations are about, besides its service's (reflection
+    # describing a file, health naming a service): it runs only where both sides load them
+    files: tuple[str, ...] = ()
 
     @property
     def method(self) -> str:

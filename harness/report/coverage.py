@@ -21,6 +21,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
+from python_impl.standard import is_standard
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 
 MESSAGE_KINDS = ("fields", "enum values", "oneof members", "map key types", "presence states")
@@ -180,9 +181,9 @@ def exercised(case: Case, universe: Universe) -> set[Item]:
     """The items a case exercises, from its data alone (the same in every direction)."""
     pool, out = universe.pool, set()
     for call in case.calls:
-        if call.raw:
-            continue  # a method outside the proto set (unimplemented method/service)
         svc, _, name = call.method.partition("/")
+        if call.raw or is_standard(svc):
+            continue  # a method outside the proto set (unimplemented method/service, health, reflection)
         meth = pool.FindServiceByName(svc).methods_by_name[name]
         owner = method_name(meth)
         out |= {Item("streaming patterns", owner, p) for p in _streaming_patterns(call)}
@@ -381,8 +382,8 @@ def universe_of(protoset: Any, cases: list[Case], pool: descriptor_pool.Descript
             pass
     for case in cases:
         for call in case.calls:
-            if not call.raw:
-                svc, _, name = call.method.partition("/")
+            svc, _, name = call.method.partition("/")
+            if not call.raw and not is_standard(svc):
                 methods.append(pool.FindServiceByName(svc).methods_by_name[name])
     return Universe(methods, file_closure(names, pool), pool)
 

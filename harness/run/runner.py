@@ -23,6 +23,7 @@ from google.protobuf import descriptor_pool
 
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
+from harness.cases import standard
 from harness.run import divergences
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
@@ -105,7 +106,9 @@ class Prepared:
     def runnable(self, d: Direction, cases: list[cases_mod.Case]) -> list[cases_mod.Case]:
         """The cases whose service's file both sides of d could compile and load."""
         blocked = {f.file for f in self.findings(d)}
-        return [c for c in cases if self.file_of(c) not in blocked] if blocked else cases
+        if not blocked:
+            return cases
+        return [c for c in cases if self.file_of(c) not in blocked and blocked.isdisjoint(c.files)]
 
     def file_of(self, case: cases_mod.Case) -> str | None:
         """The proto file declaring the case's service (the first part of its name), if Python knows it."""
@@ -150,6 +153,8 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
         if clash:
             raise cases_mod.CaseError(f"case file names clash with generated cases: {clash[:5]}")
         loaded += [_for_catalogue(c) for c in made]
+        if made:  # health and reflection: the servers' real implementations answer, never the catalogue
+            loaded += standard.generate(ps, skip=skipped)
         gaps = casegen.size_gaps(ps, made, skipped)
     known = divergences.load(divergences.builtin_files(), builtin=True)
     mine = divergences.load(divergence_files or [], builtin=False)

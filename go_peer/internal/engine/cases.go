@@ -103,6 +103,8 @@ type Expect struct {
 	Details            *[]json.RawMessage  `json:"details"`
 	FloatTolerance     *Tolerance          `json:"float_tolerance"`
 	Chunks             *Chunks             `json:"chunks"`
+	// Reflection: a reflection stream's responses, checked by meaning (standard.go).
+	Reflection *[]ReflectionExpect `json:"reflection"`
 }
 
 // Metadata keys the harness itself uses; expect.trailers never compares them.

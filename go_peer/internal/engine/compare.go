@@ -63,6 +63,9 @@ func check(call int, p *plan, out *outcome) []Diff {
 	if p.chunkField != nil {
 		d.chunks(e.Chunks, p.chunkField, out.responses)
 	}
+	if e.Reflection != nil {
+		d.reflection(p, out)
+	}
 	if sc := p.call.Server; sc != nil && sc.Compression != "" && len(out.responses) > 0 &&
 		out.compression != sc.Compression {
 		d.add("compression", sc.Compression, out.compression)

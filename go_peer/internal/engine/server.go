@@ -52,13 +52,13 @@ func NewServer(log io.Writer, cat *Catalogue) *grpc.Server {
 	opts := reflection.ServerOptions{Services: s}
 	v1, v1alpha := reflection.NewServerV1(opts), reflection.NewServer(opts)
 	registry.RegisterAll(s, map[string]any{
-		healthpb.Health_ServiceDesc.ServiceName:                    hs,
+		healthpb.Health_ServiceDesc.ServiceName:                    flipHealth{hs},
 		reflectionv1.ServerReflection_ServiceDesc.ServiceName:      v1,
 		reflectionv1alpha.ServerReflection_ServiceDesc.ServiceName: v1alpha,
 	})
 	served := s.GetServiceInfo()
 	if _, ok := served[healthpb.Health_ServiceDesc.ServiceName]; !ok {
-		healthpb.RegisterHealthServer(s, hs)
+		healthpb.RegisterHealthServer(s, flipHealth{hs})
 	}
 	if _, ok := served[reflectionv1.ServerReflection_ServiceDesc.ServiceName]; !ok {
 		reflectionv1.RegisterServerReflectionServer(s, v1)

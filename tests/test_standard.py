@@ -1,0 +1,268 @@
+"""The standard services' cases (health, reflection): their generation, the reflecting client's
+check, and the health flip the Python servers implement. The cross-language runs are interop cases
+of the catalogue (tests/test_interop.py runs them in every direction)."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent import futures
+from pathlib import Path
+from types import SimpleNamespace
+
+import grpc
+import pytest
+from google.protobuf import api_pb2, descriptor_pb2, descriptor_pool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
+
+from harness.cases import standard as stdcases
+from harness.protoset import discover
+from python_impl import standard
+from python_impl.contract import CHANNEL_OPTIONS, Outcome
+
+REPO = Path(__file__).resolve().parent.parent
+API = api_pb2.DESCRIPTOR.name  # google/protobuf/api.proto: two dependencies, one of them with one more
+API_CLOSURE = ["google/protobuf/api.proto", "google/protobuf/source_context.proto", "google/protobuf/type.proto",
+               "google/protobuf/any.proto"]
+
+
+# ---------------------------------------------------------------- generation
+
+def test_cases_for_the_seed_and_shapes_protos(seed_gen) -> None:
+    cases = {c.name: c for c in stdcases.generate(discover(REPO / "protos"))}
+    assert all(("health" in n or "reflection" in n) and n.isascii() and n.split("/")[2] == "standard" for n in cases)
+    served = cases["grpc.reflection.v1.ServerReflection/ServerReflectionInfo/standard/list_services"].calls[0].expect
+    assert served["reflection"] == [{"services": sorted(served["reflection"][0]["services"])}]
+    names = served["reflection"][0]["services"]
+    for svc in ("routeguide.RouteGuide", "shapes.v1.Shapes", standard.HEALTH, standard.REFLECTION_V1,
+                standard.REFLECTION_V1ALPHA, "shapes.more.interop_echo.LegacyMoreEcho"):
+        assert svc in names
+        assert f"grpc.health.v1.Health/Check/standard/service/{svc}" in cases
+    listed = cases["grpc.health.v1.Health/List/standard/all"].calls[0].expect["responses"][0]["statuses"]
+    assert set(listed) == {"", *names}
+    flip = cases["grpc.health.v1.Health/Watch/standard/status_changes"].calls[0]
+    assert flip.requests == [{"service": standard.FLIP_SERVICE}] and flip.cancel_after_responses == 3
+    assert [r["status"] for r in flip.expect["responses"]] == ["SERVICE_UNKNOWN", "SERVING", "NOT_SERVING"]
+    assert cases["grpc.health.v1.Health/Check/standard/unknown_service"].calls[0].expect == {"status": "NOT_FOUND",
+                                                                                   "responses": []}
+    for version in ("v1", "v1alpha"):
+        prefix = f"grpc.reflection.{version}.ServerReflection/ServerReflectionInfo/standard/"
+        ext = cases[prefix + "all_extension_numbers/shapes.legacy.Legacy"].calls[0]
+        numbers = ext.expect["reflection"][0]["extension_numbers"]
+        assert numbers == sorted(numbers) and {100, 101, 102} <= set(numbers)
+        for n in numbers:
+            assert prefix + f"file_containing_extension/shapes.legacy.Legacy/{n}" in cases
+        by_name = cases[prefix + "file_by_filename/route_guide.proto"].calls[0]
+        assert by_name.request_type == f"grpc.reflection.{version}.ServerReflectionRequest"
+        assert by_name.expect["reflection"][0]["files"][0] == "route_guide.proto"
+        assert prefix + "file_containing_symbol/routeguide.RouteGuide" in cases
+        assert cases[prefix + "unknown_symbol"].calls[0].expect["reflection"] == [{"error_code": 5}]
+        health_file = cases[prefix + "file_containing_symbol/grpc.health.v1.Health"].calls[0].expect["reflection"]
+        assert health_file == [{"files": ["grpc/health/v1/health.proto"]}]  # grpc-proto's import path
+        # the runtimes' bundled files: rebuilt everywhere, compared in their own case
+        wkt = [n for n in cases if n.startswith(prefix + "file_by_filename/google/protobuf/")]
+        assert wkt and all("runtime_files" not in cases[n].calls[0].expect["reflection"][0] for n in wkt)
+        two = cases[prefix + "same_stream/file_then_symbol"].calls[0]
+        assert len(two.requests) == 2 and len(two.expect["reflection"]) == 2
+    # the catalogue never holds them: the servers' real implementations answer
+    assert not any(c.calls[0].checked_by_server for c in cases.values())
+
+
+def test_closure_is_the_file_first_then_each_dependency_once() -> None:
+    assert stdcases.closure(api_pb2.DESCRIPTOR) == API_CLOSURE
+
+
+def test_the_client_knows_the_health_file_by_its_import_path_too() -> None:
+    """grpcio-health-checking registers grpc_health/v1/health.proto; reflection clients (and grpc-go)
+    say grpc/health/v1/health.proto: the Python client compares what it receives under that name."""
+    own = standard._own("grpc/health/v1/health.proto")
+    assert own is not None and own.name == "grpc/health/v1/health.proto" and own.service[0].name == "Health"
+    assert standard._own("grpc_health/v1/health.proto").name == "grpc_health/v1/health.proto"
+    assert standard._own("no/such.proto") is None
+
+
+# ---------------------------------------------------------------- the reflecting client's check
+
+def _fdp(name: str) -> descriptor_pb2.FileDescriptorProto:
+    out = descriptor_pb2.FileDescriptorProto()
+    descriptor_pool.Default().FindFileByName(name).CopyToProto(out)
+    return out
+
+
+def _call(steps: list[tuple[dict, dict]], version: str = "v1alpha") -> SimpleNamespace:
+    return SimpleNamespace(request_type=f"grpc.reflection.{version}.ServerReflectionRequest",
+                           requests=[r for r, _ in steps], expect={"status": "OK", "reflection": [e for _, e in steps]})
+
+
+def _files_response(request: dict,
+                    files: list[descriptor_pb2.FileDescriptorProto]) -> reflection_pb2.ServerReflectionResponse:
+    return reflection_pb2.ServerReflectionResponse(
+        original_request=reflection_pb2.ServerReflectionRequest(**request),
+        file_descriptor_response=reflection_pb2.FileDescriptorResponse(
+            file_descriptor_proto=[f.SerializeToString() for f in files]))
+
+
+def _check(call: SimpleNamespace, responses: list) -> list[tuple[str, str, str]]:
+    return [(d.path, d.expected, d.got) for d in standard.check_reflection(call, Outcome(responses=responses), 0)]
+
+
+def test_the_files_received_are_rebuilt_and_compared_with_our_own() -> None:
+    req = {"file_by_filename": API}
+    call = _call([({"fileByFilename": API}, {"files": API_CLOSURE})])
+    assert _check(call, [_files_response(req, [_fdp(n) for n in API_CLOSURE])]) == []
+    # a file that differs from the client's own compilation is named down to the field
+    tampered = _fdp("google/protobuf/type.proto")
+    tampered.message_type[0].field[0].number = 99
+    got = _check(call, [_files_response(req, [_fdp(API), _fdp(API_CLOSURE[1]), tampered, _fdp(API_CLOSURE[3])])])
+    assert got == [('reflection[0].files["google/protobuf/type.proto"].message_type[0].field[0].number', "1", "99")]
+    # json_name and source info are not part of the comparison (one runtime fills them, one not)
+    plain = [_fdp(n) for n in API_CLOSURE]
+    for f in plain:
+        f.source_code_info.location.add(path=[4, 0])
+        for m in f.message_type:
+            for fd in m.field:
+                fd.json_name = fd.name + "_json"
+    assert _check(call, [_files_response(req, plain)]) == []
+
+
+def test_a_missing_dependency_is_missing_and_the_file_cannot_be_rebuilt() -> None:
+    req = {"file_by_filename": API}
+    call = _call([({"fileByFilename": API}, {"files": API_CLOSURE})])
+    got = _check(call, [_files_response(req, [_fdp(n) for n in API_CLOSURE if n != "google/protobuf/any.proto"])])
+    assert ('reflection[0].files["google/protobuf/any.proto"]', "present", "<missing>") in got
+    assert any(p.endswith(".rebuild") and "google/protobuf/any.proto" in g for p, _, g in got), got
+    # a file outside the closure is an extra
+    extra = _check(call, [_files_response(req, [*(_fdp(n) for n in API_CLOSURE), _fdp("google/protobuf/empty.proto")])])
+    assert extra == [('reflection[0].files["google/protobuf/empty.proto"]', "<absent>", "present")]
+
+
+def test_files_sent_earlier_on_the_stream_may_be_left_out() -> None:
+    """grpc-go sends each file once per stream (but always the requested one); grpcio every time."""
+    symbol = "google.protobuf.Api"
+    call = _call([({"fileByFilename": API}, {"files": API_CLOSURE}),
+                  ({"fileContainingSymbol": symbol}, {"files": API_CLOSURE})])
+    first = _files_response({"file_by_filename": API}, [_fdp(n) for n in API_CLOSURE])
+    assert _check(call, [first, _files_response({"file_containing_symbol": symbol}, [_fdp(API)])]) == []
+    # the requested file itself must come again
+    got = _check(call, [first, _files_response({"file_containing_symbol": symbol}, [])])
+    assert got == [(f'reflection[1].files["{API}"]', "present", "<missing>")]
+
+
+def test_services_are_a_set_and_the_response_kind_code_and_request_are_checked() -> None:
+    call = _call([({"listServices": "*"}, {"services": ["a.A", "b.B"]})])
+
+    def listing(*names: str) -> reflection_pb2.ServerReflectionResponse:
+        return reflection_pb2.ServerReflectionResponse(
+            original_request=reflection_pb2.ServerReflectionRequest(list_services="*"),
+            list_services_response=reflection_pb2.ListServiceResponse(
+                service=[reflection_pb2.ServiceResponse(name=n) for n in names]))
+
+    assert _check(call, [listing("b.B", "a.A")]) == []
+    assert _check(call, [listing("a.A", "c.C")]) == [('reflection[0].services["b.B"]', "present", "<missing>"),
+                                                     ('reflection[0].services["c.C"]', "<absent>", "present")]
+    error = reflection_pb2.ServerReflectionResponse(
+        original_request=reflection_pb2.ServerReflectionRequest(list_services="x"),
+        error_response=reflection_pb2.ErrorResponse(error_code=12, error_message="nope"))
+    assert _check(call, [error]) == [
+        ("reflection[0].original_request.list_services", '"*"', '"x"'),
+        ("reflection[0].message_response", "list_services_response", 'error_response 12 "nope"')]
+    unknown = _call([({"fileContainingSymbol": "x.Y"}, {"error_code": 5})])
+    answer = reflection_pb2.ServerReflectionResponse(
+        original_request=reflection_pb2.ServerReflectionRequest(file_containing_symbol="x.Y"),
+        error_response=reflection_pb2.ErrorResponse(error_code=5, error_message="Not found"))
+    assert _check(unknown, [answer]) == []
+    answer.error_response.error_code = 3
+    assert _check(unknown, [answer]) == [("reflection[0].error_code", "5", '3 "Not found"')]
+    assert _check(unknown, []) == [("responses.count", "1", "0")]
+
+
+def test_a_v1_call_uses_the_v1alpha_messages_on_the_v1_path() -> None:
+    assert standard.message_type("grpc.reflection.v1.ServerReflectionRequest") is reflection_pb2.ServerReflectionRequest
+    made = []
+
+    class Channel:
+        def stream_stream(self, path, request_serializer, response_deserializer):
+            made.append(path)
+            return path
+
+    call = SimpleNamespace(method="grpc.reflection.v1.ServerReflection/ServerReflectionInfo", streaming="bidi",
+                           request_type="grpc.reflection.v1.ServerReflectionRequest",
+                           response_type="grpc.reflection.v1.ServerReflectionResponse")
+    standard.multicallable(Channel(), call)
+    assert made == ["/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"]
+
+
+# ---------------------------------------------------------------- the health flip
+
+def _watch_flip(address: str) -> list[str]:
+    with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        stream = stub.Watch(health_pb2.HealthCheckRequest(service=standard.FLIP_SERVICE), timeout=10)
+        got = []
+        for resp in stream:
+            got.append(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
+            if len(got) == 3:
+                stream.cancel()
+                break
+        with pytest.raises(grpc.RpcError) as e:  # the flip stays on the Watch's own servicer
+            stub.Check(health_pb2.HealthCheckRequest(service=standard.FLIP_SERVICE), timeout=10)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        return got
+
+
+FLIPPED = ["SERVICE_UNKNOWN", "SERVING", "NOT_SERVING"]
+
+
+def test_the_sync_server_flips_the_reserved_name_during_a_watch() -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    health_pb2_grpc.add_HealthServicer_to_server(standard.FlipHealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        for _ in range(3):  # a fresh servicer per Watch: every run sees the same changes
+            assert _watch_flip(f"127.0.0.1:{port}") == FLIPPED
+    finally:
+        server.stop(None)
+
+
+def test_the_aio_server_flips_the_reserved_name_during_a_watch() -> None:
+    async def main() -> None:
+        server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(standard.FlipHealthServicerAio(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            for _ in range(3):
+                assert await asyncio.to_thread(_watch_flip, f"127.0.0.1:{port}") == FLIPPED
+        finally:
+            await server.stop(None)
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------- findings
+
+def test_a_case_about_a_file_one_side_cannot_load_does_not_run_there(seed_gen) -> None:
+    """A case names the set's files its expectations are about; where a side cannot load one of them
+    (a finding, which has its own failing row), the case cannot hold and does not run."""
+    from harness.protoset.codegen import Finding
+    from harness.run.runner import Prepared, direction
+
+    ps = discover(REPO / "protos")
+    cases = {c.name: c for c in stdcases.generate(ps)}
+    assert cases["grpc.health.v1.Health/Check/standard/service/routeguide.RouteGuide"].files == ("route_guide.proto",)
+    assert cases["grpc.health.v1.Health/Check/standard/overall"].files == ()
+    reflect = "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo/standard/"
+    assert "shapes/legacy.proto" in cases[reflect + "all_extension_numbers/shapes.legacy.Legacy"].files
+    assert "route_guide.proto" in cases[reflect + "list_services"].files
+    finding = Finding("route_guide.proto", "py", "Python's import", "refused")
+    prepared = Prepared(ps, seed_gen, list(cases.values()), py_findings=[finding])
+    ran = {c.name for c in prepared.runnable(direction("py-py"), list(cases.values()))}
+    assert "grpc.health.v1.Health/Check/standard/service/routeguide.RouteGuide" not in ran
+    assert reflect + "file_by_filename/route_guide.proto" not in ran and reflect + "list_services" not in ran
+    assert "grpc.health.v1.Health/Check/standard/overall" in ran and reflect + "unknown_symbol" in ran
+    # files Python cannot load: no case is about them, and no one service list holds for a Go server
+    skipped = {c.name for c in stdcases.generate(ps, skip={"route_guide.proto"})}
+    assert not any("route_guide" in n or "routeguide" in n for n in skipped)
+    assert not any(n.endswith(("/list_services", "/List/standard/all")) for n in skipped)
+    assert "grpc.health.v1.Health/Watch/standard/status_changes" in skipped
