@@ -407,3 +407,22 @@ def ran_by_direction(results: Iterable[Any], directions: list[str]) -> dict[str,
         d, case = (r["direction"], r["case"]) if isinstance(r, dict) else (r.direction, r.case)
         ran.setdefault(d, set()).add(case)
     return ran
+
+
+def from_json(doc: dict[str, Any]) -> Coverage:
+    """A Coverage as reports show it, rebuilt from its JSON (a merged set has no proto set to measure):
+    the uncovered items by name, the covered ones as numbered stand-ins, so every count, percentage
+    and gap list is what the JSON says."""
+    directions = list(doc.get("directions") or {})
+    items: dict[str, list[Item]] = {}
+    covered: dict[str, set[Item]] = {d: set() for d in directions}
+    for kind in KINDS:
+        missing: dict[Item, set[str]] = {}
+        for u in (doc.get("uncovered") or {}).get(kind, []):
+            missing.setdefault(Item(kind, u["owner"], u["item"]), set()).update(u["directions"])
+        total = max((doc["directions"][d][kind]["total"] for d in directions), default=0)
+        stand_ins = [Item(kind, "", f"covered #{i}") for i in range(max(0, total - len(missing)))]
+        items[kind] = [*sorted(missing), *stand_ins]
+        for d in directions:
+            covered[d] |= {i for i, ds in missing.items() if d not in ds} | set(stand_ins)
+    return Coverage(items, covered, directions)
