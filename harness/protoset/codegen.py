@@ -618,6 +618,19 @@ def _pin_grpc_go(src: Path, version: str, env: str = GRPC_GO_ENV, module: str = 
         raise CodegenError(f"{env}={version}: the Go module graph selected {name} {got or '?'} instead")
 
 
+def _check_grpc_go_kept(src: Path, override: str | None) -> None:
+    """A lower protobuf-go makes `go get` lower grpc-go too, to a release that accepts it: refuse that,
+    since the build would not be the grpc-go asked for."""
+    wanted = override or re.search(rf"^\s*(?:require\s+)?{re.escape(GRPC_GO_MODULE)}\s+(\S+)",
+                                   (go_peer_dir() / "go.mod").read_text(), re.M).group(1)
+    got = subprocess.run(["go", "list", "-m", "-f", "{{.Version}}", GRPC_GO_MODULE], cwd=src, env=_go_env(),
+                         capture_output=True, text=True).stdout.strip()
+    if got != wanted:
+        raise CodegenError(f"{PROTOBUF_GO_ENV}={protobuf_go_override()} lowers grpc-go from {wanted} to {got}: "
+                           f"grpc-go {wanted} needs a newer protobuf-go (its go.mod says which); choose a newer "
+                           f"protobuf-go, or an older grpc-go with {GRPC_GO_ENV}")
+
+
 def generate_go(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> Path:
     """Write go_peer's sources plus the generated code for a proto set into <cache>/go/<digest>/src.
     Files the Go generators refuse are left out, with their importers: findings.json beside src."""
@@ -639,10 +652,9 @@ def generate_go(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> Path:
             shutil.copy2(p, dest)
         if override:
             _pin_grpc_go(tmp, override)
-        if protobuf_go_override():  # after grpc-go: its go get may lift protobuf-go; the check below says so
+        if protobuf_go_override():  # after grpc-go: its go get may lift protobuf-go; the check says so
             _pin_grpc_go(tmp, protobuf_go_override(), PROTOBUF_GO_ENV, PROTOBUF_GO_MODULE, "protobuf-go")
-            if override:  # and a lower protobuf-go may have lowered grpc-go: both must be what was asked
-                _pin_grpc_go(tmp, override)
+            _check_grpc_go_kept(tmp, override)
         if go_linked(ps):
             _check_go_linked(ps, tmp)
         # "path;name": the import path AND the package name, so a go_package option never decides either.

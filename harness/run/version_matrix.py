@@ -51,9 +51,10 @@ GRPC_GO: list[str] = ["v1.85.0", "v1.80.0", "v1.77.0"]
 #   PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python (recursion limits, UTF-8 checks and unknown fields
 #   differ between the two);
 # - protobuf-go independent of grpc-go: "+protobuf-go-<v>" builds the Go peer against that runtime
-#   ($INTEROP_PROTOBUF_GO), still with go.mod's grpc-go.
+#   ($INTEROP_PROTOBUF_GO) with the grid's oldest grpc-go, which accepts an older protobuf-go than the
+#   pin (grpc-go v1.85.0 needs protobuf-go v1.36.12, go.mod's own pin; v1.77.0 needs v1.36.10).
 BACKENDS: list[str] = ["python"]
-PROTOBUF_GO: list[str] = ["v1.36.6"]   # about 7 months before go.mod's v1.36.12 (the same generated-code API)
+PROTOBUF_GO: list[str] = ["v1.36.10"]  # grpc-go v1.77.0's own minimum, two releases before the pin
 AXIS = "+"
 GRPC_PACKAGES = ("grpcio", "grpcio-tools", "grpcio-health-checking", "grpcio-reflection", "grpcio-status")
 # relative to the working directory, like every report: the repository's root under `make matrix` and
@@ -219,9 +220,9 @@ def configured() -> list[tuple[str, str]]:
 
 def extra_axes() -> list[tuple[str, str]]:
     """One combination per Python protobuf backend and per protobuf-go version, on the repo's pins."""
-    py, go = next(iter(GRPCIO)), GRPC_GO[0]
+    py, go, oldest = next(iter(GRPCIO)), GRPC_GO[0], GRPC_GO[-1]
     return ([(f"{py}{AXIS}{b}", go) for b in BACKENDS]
-            + [(py, f"{go}{AXIS}protobuf-go-{v}") for v in PROTOBUF_GO])
+            + [(py, f"{oldest}{AXIS}protobuf-go-{v}") for v in PROTOBUF_GO])
 
 
 def split_grpcio(value: str) -> tuple[str, str | None]:
