@@ -22,8 +22,10 @@ def _load(path: str) -> tuple[dict[tuple[str, str], str], dict | None]:
         if key in verdicts:
             raise SystemExit(f"{path}: {key} appears twice")
         verdicts[key] = r["verdict"]
-    cov = data.get("coverage") if isinstance(data, dict) else None
-    return verdicts, (cov or {}).get("directions")
+    cov = (data.get("coverage") if isinstance(data, dict) else None) or {}
+    # gaps as a set: files written before Coverage.to_json sorted them list them in another order
+    gaps = {k: sorted(json.dumps(u, sort_keys=True) for u in v) for k, v in (cov.get("uncovered") or {}).items()}
+    return verdicts, {"directions": cov.get("directions"), "uncovered": gaps}
 
 
 def main(a: str, b: str) -> int:

@@ -340,8 +340,10 @@ class Coverage:
         return {"directions": {d: {k: {"covered": self.counts(k, d)[0], "total": self.counts(k, d)[1],
                                         "percent": round(self.percent(k, d), 2)} for k in KINDS}
                                for d in self.directions},
+                # sorted: the universe's order follows set iteration, which differs between processes,
+                # and two runs' (or shards') JSON must compare equal when they cover the same
                 "uncovered": {k: [{"owner": i.owner, "item": i.name, "directions": ds}
-                                  for i, ds in self.uncovered(k).items()] for k in KINDS}}
+                                  for i, ds in sorted(self.uncovered(k).items())] for k in KINDS}}
 
 
 def measure(universe: Universe, cases: list[Case], ran: dict[str, set[str]]) -> Coverage:

@@ -225,7 +225,7 @@ def _merge_coverage(covs: list[dict]) -> dict | None:
             sets = [{(u["owner"], u["item"]) for u in c["uncovered"].get(kind, []) if d in u["directions"]}
                     for c in covs if d in c["directions"]]
             per_dir[d] = set.intersection(*sets) if sets else set()
-        items = sorted(set().union(*per_dir.values()))
+        items = sorted(set().union(*per_dir.values()))  # sorted, as Coverage.to_json lists them
         out["uncovered"][kind] = [{"owner": o, "item": i, "directions": [d for d in directions if (o, i) in per_dir[d]]}
                                   for o, i in items]
         for d in directions:
