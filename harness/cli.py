@@ -25,8 +25,9 @@ from harness.protoset.gotoolchain import GoToolchainError
 from harness.protoset import gotoolchain
 from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
+from harness.run import record
 from harness.run import shard as shard_mod
-from harness.run.runner import Direction, Plan, Prepared, direction, directions, plan, prepare, run_all, select
+from harness.run.runner import Plan, Prepared, direction, directions, plan, prepare, run_all, select
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -243,7 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             out.print()
     cov = coverage.measure(coverage.universe_of(ps, prepared.cases, skip=prepared.skipped), prepared.cases,
                            coverage.ran_by_direction(results, names))
-    run = _run_record(prepared, the_plan, names, results, tested, explanations, t0, None)
+    run = record.run_record(prepared, the_plan, names, results, tested, explanations, time.monotonic() - t0, None)
     _write_reports(args, results, names, explanations, f"gRPC interop: {ps.label}", cov, run)
     out.print(cov.summary() + "  (grpc-interop coverage lists what is uncovered)", markup=False, soft_wrap=True)
     too_low = _too_low(out, cov, thresholds)
@@ -258,10 +259,10 @@ def _interrupted(args: argparse.Namespace, out: Console, prepared: Prepared, the
     that did not run are listed. A second signal cannot cut the reports short."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-    explanations = {(r.direction, r.case): _brief(r) for r in report.failed(ran)}
+    explanations = {(r.direction, r.case): record.brief(r) for r in report.failed(ran)}
     cov = coverage.measure(coverage.universe_of(prepared.protoset, prepared.cases, skip=prepared.skipped),
                            prepared.cases, coverage.ran_by_direction(ran, names))
-    run = _run_record(prepared, the_plan, names, ran, tested, explanations, t0, signame)
+    run = record.run_record(prepared, the_plan, names, ran, tested, explanations, time.monotonic() - t0, signame)
     _write_reports(args, ran, names, explanations, f"gRPC interop: {prepared.protoset.label}", cov, run)
     missing = run["not_run"]
     out.print(f"[bold red]interrupted ({signame})[/bold red] after {time.monotonic() - t0:.1f} s: "
@@ -272,46 +273,6 @@ def _interrupted(args: argparse.Namespace, out: Console, prepared: Prepared, the
     if len(missing) > 20:
         out.print(f"  … and {len(missing) - 20} more (the JSON's run.not_run lists them all)", soft_wrap=True)
     return EXIT_INCOMPLETE
-
-
-def _brief(r: object) -> str:
-    """A failure's explanation without peers to ask (they are gone): its differences."""
-    lines = [f"{r.verdict.upper()}: {r.direction} {r.case}"]
-    lines += [f"  call {d.call}: {d.path}: expected {d.expected}, got {d.got}" for d in r.diffs]
-    return "\n".join(lines)
-
-
-def _run_record(prepared: Prepared, the_plan: Plan, names: list[str], results: list, tested: dict,
-                explanations: dict, t0: float, interrupted: str | None) -> dict:
-    """What the JSON report says about the run beside its results (harness/report/results.py)."""
-    wanted = {c for v in the_plan.expected.values() for c in v}
-    cases_json = [c.to_json() for c in prepared.cases if c.name in wanted]
-    not_run = results_doc.not_run(the_plan.mine, results)
-    return {"versions": tested, "protos": {"label": prepared.protoset.label, "digest": prepared.protoset.digest},
-            "directions": names, "shard": str(the_plan.shard) if the_plan.shard else None,
-            "complete": not not_run, "interrupted": interrupted,
-            "catalogue": {"digest": results_doc.catalogue_digest(the_plan.expected, cases_json),
-                          "expected": the_plan.expected},
-            "not_run": not_run, "divergences": _divergence_matches(prepared, results),
-            "explanations": [{"direction": d, "case": c, "text": t} for (d, c), t in explanations.items()],
-            "wall_s": round(time.monotonic() - t0, 1)}
-
-
-def _divergence_matches(prepared: Prepared, results: list) -> list[dict]:
-    """Each known divergence with the verdicts of the results it applies to, so a merge can judge
-    staleness over every shard's results together."""
-    by_name = {c.name: c for c in prepared.cases}
-    out = []
-    for e in prepared.known:
-        matched: dict[str, int] = {}
-        for r in results:
-            case = by_name.get(r.case)
-            if case is not None and e.applies(direction(r.direction).slug, r.case, case.calls[0].streaming,
-                                              case.ends_early):
-                matched[r.verdict] = matched.get(r.verdict, 0) + 1
-        out.append({"match": e.match, "reason": e.reason, "source": e.source, "builtin": e.builtin,
-                    "intermittent": e.intermittent, "matched": matched})
-    return out
 
 
 def _too_low(out: Console, cov: coverage.Coverage, thresholds: dict[str, float]) -> bool:
@@ -358,7 +319,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     explanations = merged.explanations
     failed = report.failed(merged.results)
     for r in failed:
-        out.print(explanations.get((r.direction, r.case)) or _brief(r), markup=False, soft_wrap=True)
+        out.print(explanations.get((r.direction, r.case)) or record.brief(r), markup=False, soft_wrap=True)
         out.print()
     cov = coverage.from_json(merged.coverage) if merged.coverage else None
     _write_reports(args, merged.results, merged.directions, explanations, args.title, cov, run)
