@@ -9,7 +9,7 @@ MIN_COVERAGE ?= 99
 # docker | process | auto (auto falls back to a plain process, loudly, when no engine answers)
 export INTEROP_PEER_RUNNER ?= auto
 
-.PHONY: help setup gen peer test unit interop coverage bench matrix clean
+.PHONY: help setup gen peer test unit interop coverage bench matrix ci-local clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,13 @@ coverage: $(PY) ## what the cases exercise per direction (fields, enums, oneofs,
 
 bench: $(PY) ## measure make interop cold (no image, no build cache) and warm, and cases per second
 	ci/bench.sh
+
+# ci-local: the shard jobs of ci/github/interop-shards.yml, one after the other, then the merge job
+SHARDS ?= 3
+BACKENDS ?= upb python
+
+ci-local: $(PY) ## the sharded CI workflow here: SHARDS shards × BACKENDS, merged into reports/ci/merged.{md,html,json,xml}
+	PROTOS=$(PROTOS) BACKENDS="$(BACKENDS)" ci/ci-local.sh $(SHARDS) reports/ci
 
 matrix: $(PY) ## grpcio × grpc-go versions: one nox session per combination (NOX_OPTS=-R reuses venvs), then the table
 	rm -rf reports/matrix

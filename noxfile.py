@@ -6,6 +6,10 @@
     nox -R -s interop                                         # again, reusing the venvs (no installs)
     nox -s "interop(grpcio='1.68.1', grpcgo='v1.77.0')" -- -k routeguide   # options for grpc-interop run
 
+Besides the grid, two sessions vary one more axis each (harness/run/version_matrix.py: extra_axes):
+    nox -s "interop(grpcio='1.85.1+python', grpcgo='v1.85.0')"                # pure-Python protobuf backend
+    nox -s "interop(grpcio='1.85.1', grpcgo='v1.77.0+protobuf-go-v1.36.10')"  # protobuf-go, not grpc-go's
+
 Each session has its own venv with that grpcio set and its protobuf (harness/run/version_matrix.py: GRPCIO), the
 repo installed --no-deps (its pyproject pins grpcio 1.85.1), and builds the Go peer against that
 grpc-go ($INTEROP_GRPC_GO). Results: reports/matrix/<combo>.json; `make matrix` aggregates them.

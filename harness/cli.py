@@ -14,7 +14,8 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.cases import model as cases_mod
-from harness.report import coverage, coverage_view, export
+from harness.report import coverage, coverage_view, export, versions
+from harness.report import results as results_doc
 from harness.run import divergences
 from harness.report import verdicts as report
 from harness import cache
@@ -25,7 +26,9 @@ from harness.protoset import gotoolchain
 from harness.engines.peer import GoServer, PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.fuzz import command as fuzz_command
-from harness.run.runner import Prepared, direction, directions, prepare, run_all, select
+from harness.run import record
+from harness.run import shard as shard_mod
+from harness.run.runner import Plan, Prepared, direction, directions, plan, prepare, run_all, select
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -67,6 +70,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--markdown", type=Path, metavar="FILE",
                      help="append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set)")
     run.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
+    run.add_argument("--shard", metavar="I/N",
+                     help="run only shard I of N (1-based): every case is in exactly one shard, all its directions "
+                          "with it; balanced by measured cost (--shard-timings); merge with `report merge`")
+    run.add_argument("--shard-timings", type=Path, metavar="FILE",
+                     help="case costs for --shard: a `run --json` or `report merge --json` file, or "
+                          '{"timings": {case: ms}} (default: the table shipped with the harness, then each '
+                          "case's kind); every shard must use the same file")
     run.add_argument("--server-address", metavar="HOST:PORT",
                      help="use the server peer already running there (grpc-interop serve) instead of starting one")
     _min_coverage(run)
@@ -103,6 +113,25 @@ def parser() -> argparse.ArgumentParser:
     cln.add_argument("--cache", action="store_true",
                      help="also empty the cache folder (generated code, plugins, Go peer builds; see --cache-dir)")
 
+    rep = sub.add_parser("report", help="work with results files: merge shards and matrix jobs, timing tables")
+    rsub = rep.add_subparsers(dest="report_cmd", required=True)
+    merge = rsub.add_parser("merge", help="merge the --json results of shards (and matrix jobs) into one result "
+                                          "set: the matrix, and --json/--junit/--markdown/--html of all of it")
+    merge.add_argument("files", nargs="+", type=Path, metavar="FILE", help="results written by `run --json`")
+    merge.add_argument("--allow-incomplete", action="store_true",
+                       help="accept results of interrupted runs; what did not run is listed, and the merged "
+                            f"set is marked incomplete (exit {EXIT_INCOMPLETE} when nothing failed)")
+    merge.add_argument("--title", default="gRPC interop (merged)", help="the HTML report's title")
+    for flag, text in (("--json", "write the merged results (the same format, for another merge)"),
+                       ("--junit", "write JUnit XML"), ("--html", "write the self-contained HTML report")):
+        merge.add_argument(flag, type=Path, metavar="FILE", help=text)
+    merge.add_argument("--markdown", type=Path, metavar="FILE",
+                       help="append a Markdown summary (default: $GITHUB_STEP_SUMMARY when set)")
+    tim = rsub.add_parser("timings", help="a timing table for --shard-timings from results (case -> ms, summed "
+                                          "over directions)")
+    tim.add_argument("files", nargs="+", type=Path, metavar="FILE", help="results written by `run --json`")
+    tim.add_argument("--out", type=Path, required=True, metavar="FILE")
+
     compat = sub.add_parser("compat", help="is the proto set compatible with a base revision? static diff + "
                                            "cross-revision runs on the wire (docs/compat.md)")
     compat.add_argument("--base", required=True, metavar="GIT-REF|DIR",
@@ -117,10 +146,17 @@ def parser() -> argparse.ArgumentParser:
     fuzz_command.add_parser(sub)
     # global, and accepted after the command too; SUPPRESS: a subcommand never resets what came before it
     ap.add_argument("--cache-dir", type=Path, metavar="DIR", default=None, help=CACHE_HELP)
-    for p in sub.choices.values():
+    for p in [*sub.choices.values(), *rsub.choices.values()]:
+        if p is rep:
+            continue
         p.add_argument("--cache-dir", type=Path, metavar="DIR", default=argparse.SUPPRESS, help=CACHE_HELP)
     return ap
 
+
+# Exit codes: 0 every case passed (or is a known divergence); 1 a case failed, or coverage is too low;
+# 2 the run could not start (bad input, no toolchain); 3 interrupted (SIGINT or SIGTERM): every
+# requested report was written with what ran, marked incomplete, listing what did not.
+EXIT_INCOMPLETE = 3
 
 CACHE_HELP = (f"where generated code, protoc plugins and Go peer builds are kept (default: ${cache.ENV}, "
               f"else $XDG_CACHE_HOME/{cache.APP}, else ~/.cache/{cache.APP})")
@@ -153,11 +189,13 @@ def _prepare(args: argparse.Namespace) -> Prepared:
 def cmd_run(args: argparse.Namespace) -> int:
     chosen = directions(args.direction)
     thresholds = coverage.parse_thresholds(args.min_coverage)
+    shard = shard_mod.parse(args.shard)
     out = report.console()
     t0 = time.monotonic()
     prepared = _prepare(args)
     ps = prepared.protoset
-    if any("go" in (d.client, d.server) for d in chosen) and not go_build_cached(ps, prepared.go_tags):
+    uses_go = any("go" in (d.client, d.server) for d in chosen)
+    if uses_go and not go_build_cached(ps, prepared.go_tags):
         gotoolchain.current()  # with neither Go nor Docker: one line that says what to install, before anything
     runner = select_runner(args.peer_runner)
     out.print(f"proto set {ps.label} ({len(ps.files)} files, {ps.digest[:12]}); "
@@ -169,12 +207,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(f"  not generated: {gap}", soft_wrap=True)
     if args.server_address and len({d.server for d in chosen}) > 1:
         raise ValueError("--server-address serves one side: choose directions with one server language")
-    selected = select(prepared.cases, args.patterns)
-    total = sum(len(prepared.runnable(d, selected)) + len(prepared.finding_results(d, args.patterns)) for d in chosen)
-    with report.progress(out, total) as advance:
-        results, session = run_all(prepared, runner, chosen, args.patterns, on_result=advance,
-                                   server_address=args.server_address)
+    timings = shard_mod.load_timings(args.shard_timings) if shard or args.shard_timings else None
+    the_plan = plan(prepared, chosen, args.patterns, shard, timings)
+    tested = versions.collect(ps.digest, prepared.build.binary if uses_go else None)
+    out.print(versions.line(tested), markup=False, soft_wrap=True)
+    if shard:
+        est = shard_mod.loads([c.name for c in prepared.cases], shard.count, timings or {})
+        out.print(f"shard {shard}: {len(the_plan.cases)} of {len(prepared.cases)} cases, {the_plan.total} case runs "
+                  f"(estimated {est[shard.index - 1] / 1000:.1f} s of case time; shards {', '.join(f'{x / 1000:.1f}' for x in est)} s)",
+                  soft_wrap=True)
     names = [d.name for d in chosen]
+    ran: list = []
+    try:
+        with report.progress(out, the_plan.total) as advance:
+            def on_result(r: object) -> None:
+                ran.append(r)
+                advance(r)
+
+            results, session = run_all(prepared, runner, chosen, args.patterns, on_result=on_result,
+                                       server_address=args.server_address, the_plan=the_plan)
+    except (KeyboardInterrupt, SystemExit) as e:
+        if isinstance(e, SystemExit) and e.code != 128 + signal.SIGTERM:
+            raise
+        return _interrupted(args, out, prepared, the_plan, names, ran, tested, t0,
+                            "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM")
     with session:
         if not results:
             out.print("[red]no case matched[/red]")
@@ -190,11 +246,35 @@ def cmd_run(args: argparse.Namespace) -> int:
             out.print()
     cov = coverage.measure(coverage.universe_of(ps, prepared.cases, skip=prepared.skipped), prepared.cases,
                            coverage.ran_by_direction(results, names))
-    _write_reports(args, results, names, explanations, ps.label, cov)
+    run = record.run_record(prepared, the_plan, names, results, tested, explanations, time.monotonic() - t0, None)
+    _write_reports(args, results, names, explanations, f"gRPC interop: {ps.label}", cov, run)
     out.print(cov.summary() + "  (grpc-interop coverage lists what is uncovered)", markup=False, soft_wrap=True)
     too_low = _too_low(out, cov, thresholds)
+    out.print(versions.line(tested), markup=False, soft_wrap=True)
     out.print(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s")
     return 1 if failed or too_low else 0
+
+
+def _interrupted(args: argparse.Namespace, out: Console, prepared: Prepared, the_plan: Plan, names: list[str],
+                 ran: list, tested: dict, t0: float, signame: str) -> int:
+    """SIGINT or SIGTERM mid-run: every requested report, with what ran, marked incomplete; the cases
+    that did not run are listed. A second signal cannot cut the reports short."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    explanations = {(r.direction, r.case): record.brief(r) for r in report.failed(ran)}
+    cov = coverage.measure(coverage.universe_of(prepared.protoset, prepared.cases, skip=prepared.skipped),
+                           prepared.cases, coverage.ran_by_direction(ran, names))
+    run = record.run_record(prepared, the_plan, names, ran, tested, explanations, time.monotonic() - t0, signame)
+    _write_reports(args, ran, names, explanations, f"gRPC interop: {prepared.protoset.label}", cov, run)
+    missing = run["not_run"]
+    out.print(f"[bold red]interrupted ({signame})[/bold red] after {time.monotonic() - t0:.1f} s: "
+              f"{len(ran)} case runs kept, {len(missing)} did not run; the reports are marked incomplete",
+              soft_wrap=True)
+    for d, c in missing[:20]:
+        out.print(f"  not run: {d} {c}", markup=False, soft_wrap=True)
+    if len(missing) > 20:
+        out.print(f"  … and {len(missing) - 20} more (the JSON's run.not_run lists them all)", soft_wrap=True)
+    return EXIT_INCOMPLETE
 
 
 def _too_low(out: Console, cov: coverage.Coverage, thresholds: dict[str, float]) -> bool:
@@ -209,19 +289,58 @@ def _too_low(out: Console, cov: coverage.Coverage, thresholds: dict[str, float])
 
 
 def _write_reports(args: argparse.Namespace, results: list, names: list[str], explanations: dict,
-                   title: str, cov: coverage.Coverage) -> None:
+                   title: str, cov: coverage.Coverage | None, run: dict) -> None:
+    """Every report asked for, from the same results; `run` says what was tested and what did not run."""
     if args.json:
-        report.write_json(results, args.json, cov.to_json())
+        results_doc.write(args.json, results, cov.to_json() if cov is not None else None, run)
     if args.junit:
-        export.junit(results, explanations, args.junit)
+        export.junit(results, explanations, args.junit, run)
     summary_file = args.markdown or (Path(os.environ["GITHUB_STEP_SUMMARY"]) if os.environ.get("GITHUB_STEP_SUMMARY") else None)
     if summary_file:
+        summary_file.parent.mkdir(parents=True, exist_ok=True)
         with summary_file.open("a", encoding="utf-8") as f:  # GITHUB_STEP_SUMMARY is appended to
-            f.write(export.markdown(results, names, explanations, cov) + "\n")
+            f.write(export.markdown(results, names, explanations, cov, run) + "\n")
     if args.html:
         args.html.parent.mkdir(parents=True, exist_ok=True)
-        args.html.write_text(export.html_page(results, names, explanations, f"gRPC interop: {title}", cov),
+        args.html.write_text(export.html_page(results, names, explanations, title, cov, run),
                              encoding="utf-8")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if args.report_cmd == "timings":
+        rows = [r for f in args.files for r in results_doc.read(f).results]
+        table = shard_mod.write_timings(rows, args.out)
+        print(f"{args.out}: {len(table)} cases, {sum(table.values()) / 1000:.1f} s in all")
+        return 0
+    merged = results_doc.merge([results_doc.read(f) for f in args.files], args.allow_incomplete)
+    out = report.console()
+    run = merged.run
+    for line in _versions_lines(run):
+        out.print(line, markup=False, soft_wrap=True)
+    out.print(report.matrix(merged.results, merged.directions))
+    explanations = merged.explanations
+    failed = report.failed(merged.results)
+    for r in failed:
+        out.print(explanations.get((r.direction, r.case)) or record.brief(r), markup=False, soft_wrap=True)
+        out.print()
+    cov = coverage.from_json(merged.coverage) if merged.coverage else None
+    _write_reports(args, merged.results, merged.directions, explanations, args.title, cov, run)
+    if cov is not None:
+        out.print(cov.summary(), markup=False, soft_wrap=True)
+    for problem in results_doc.stale(run["divergences"]):
+        out.print(f"stale known divergence: {problem}", style="bold red", markup=False, soft_wrap=True)
+    if merged.missing:
+        out.print(f"[bold red]incomplete[/bold red]: {len(merged.missing)} (direction, case) did not run "
+                  f"(--allow-incomplete): " + ", ".join(f"{d} {c}" for d, c in merged.missing[:10])
+                  + (" …" if len(merged.missing) > 10 else ""), soft_wrap=True)
+    out.print(f"{report.summary(merged.results)} from {len(args.files)} file(s)")
+    return 1 if failed else (EXIT_INCOMPLETE if merged.missing else 0)
+
+
+def _versions_lines(run: dict) -> list[str]:
+    if run.get("variants"):
+        return [f"{label}: {versions.line(v)}" for label, v in run["variants"].items()]
+    return [versions.line(run.get("versions") or {})]
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
@@ -329,7 +448,8 @@ def cmd_compat(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen, "peer": cmd_peer,
-            "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat, "fuzz": fuzz_command.cmd_fuzz}
+            "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat, "report": cmd_report,
+            "fuzz": fuzz_command.cmd_fuzz}
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -27,6 +27,7 @@ from harness.protoset import discover
 from harness.protoset.gotoolchain import GoToolchainError
 from harness.report import coverage
 from harness.protoset.codegen import GO_TAGS_ENV
+from harness.run import shard as shard_mod
 from harness.run.runner import Direction, ExternalServer, Prepared, Session, directions, prepare, share
 from python_impl.contract import Diff, Result
 
@@ -59,6 +60,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="fail the session when the field coverage of the interop cases that ran (or the named "
                      "number, e.g. 'enum values=100') is below PCT in some direction (a direction of "
                      "--interop-direction where -k left nothing to run counts 0); repeatable")
+    g.addoption("--interop-shard", default=None, metavar="I/N",
+                help="only shard I of N of the cases (1-based; all directions of a case in one shard), split as "
+                     "`grpc-interop run --shard` splits them, balanced by measured cost")
+    g.addoption("--interop-shard-timings", type=Path, default=None, metavar="FILE",
+                help="case costs for --interop-shard (a `grpc-interop run --json` file or a timing table; "
+                     "default: the table shipped with the harness, then each case's kind)")
     g.addoption("--interop-go-build-tags", default=os.environ.get(GO_TAGS_ENV, ""), metavar="TAGS",
                 help="Go build tags for the Go peer and its generators, comma-separated (default "
                      f"${GO_TAGS_ENV}); protolegacy makes protobuf-go accept MessageSet")
@@ -109,6 +116,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         raise pytest.UsageError(f"grpc-interop: the proto set at {prepared.protoset.label} gives no cases (no "
                                 "service and no message type to exchange); point --interop-protos at your protos")
     params = []
+    shard = shard_mod.parse(metafunc.config.getoption("interop_shard"))
+    ours = shard_mod.in_shard(shard, [c.name for c in prepared.cases],
+                              shard_mod.load_timings(metafunc.config.getoption("interop_shard_timings"))
+                              if shard else {})
     for d in directions:
         # A file a language cannot compile or load is one failing test per direction with that
         # language on one side (finding/<file>), instead of its cases. Knowing Go's findings takes
@@ -116,6 +127,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         selected = _interop_selected(metafunc.config)
         findings = prepared.finding_results(d) if selected else []
         cases = prepared.runnable(d, prepared.cases) if selected else prepared.cases
+        if shard is not None:  # the same split as `grpc-interop run --shard` (harness/run/shard.py)
+            findings = [r for r in findings if shard_mod.finding_shard(r.case, shard.count) == shard.index]
+            cases = [c for c in cases if c.name in ours]
         params += [pytest.param(d, Finding(r), id=f"{d.slug}:{r.case}", marks=pytest.mark.interop) for r in findings]
         params += [pytest.param(d, c, id=f"{d.slug}:{c.name}", marks=pytest.mark.interop) for c in cases]
     metafunc.parametrize(("interop_direction", "interop_case"), params)

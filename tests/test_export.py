@@ -51,6 +51,11 @@ def test_html_is_self_contained_and_escaped() -> None:
 
 
 def _png_colours(png: bytes) -> int:
+    """The number of distinct colours of a screenshot."""
+    return len(_png_colour_set(png))
+
+
+def _png_colour_set(png: bytes) -> set[bytes]:
     """Distinct colours of an 8-bit RGB/RGBA non-interlaced PNG (as Chromium writes screenshots)."""
     pos, idat = 8, b""
     while pos < len(png):
@@ -75,7 +80,7 @@ def _png_colours(png: bytes) -> int:
             cur[i] = (cur[i] + predictor) & 255
         seen.update(bytes(cur[i:i + 3]) for i in range(0, stride, channels))
         prev = cur
-    return len(seen)
+    return seen
 
 
 def _paeth(a: int, b: int, c: int) -> int:
@@ -105,6 +110,42 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     # white page, black text, the green and red matrix cells, anti-aliasing: a blank page has one or two
     assert _png_colours(png) >= 20, "the screenshot is (almost) blank: the page did not render"
+
+
+TARGET = bytes((0xff, 0xf8, 0xc5))     # section.cell:target: the cell a matrix link opened
+PASS_ROW = bytes((0xc8, 0xf2, 0xcf))   # a passing case's verdict in the case lists
+
+
+def test_html_filter_and_linked_cell_render_in_headless_chromium(tmp_path: Path) -> None:
+    """The page has no script: a matrix cell is a link to its cases (highlighted as :target) and the
+    filters are radio buttons whose CSS hides what does not match. Seen in screenshots."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if os.environ.get("INTEROP_REQUIRE_CHROMIUM"):
+            pytest.fail("INTEROP_REQUIRE_CHROMIUM is set but chromium is not installed (run ci/chromium.sh)")
+        pytest.skip("NO CHROMIUM on this machine: the HTML filters are NOT render-tested (run ci/chromium.sh)")
+    run = {"versions": {"grpcio": "1.85.1", "protobuf": "7.36.2", "protobuf_backend": "upb"}, "complete": True}
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", "--force-color-profile=srgb"]
+
+    def shot(name: str, preset: dict | None, fragment: str = "") -> set[bytes]:
+        page = tmp_path / f"{name}.html"
+        page.write_text(export.html_page(RESULTS, DIRECTIONS, EXPLAIN, "t", _coverage(), run, preset=preset))
+        png = tmp_path / f"{name}.png"
+        subprocess.run([chromium, *flags, f"--screenshot={png}", page.as_uri() + fragment],
+                       capture_output=True, timeout=120, check=True)
+        return _png_colour_set(png.read_bytes())
+
+    page = export.html_page(RESULTS, DIRECTIONS, EXPLAIN, "t", None, run)
+    cell = '<td class="bad"><a href="#c-m0-d0">✗ 1/2</a></td>'   # a.Svc/M in py→go links to its cases
+    assert cell in page and '<section class="cell d0 s0" id="c-m0-d0">' in page
+    plain = shot("plain", None)
+    assert PASS_ROW in plain and TARGET not in plain
+    assert TARGET in shot("linked", None, "#c-m0-d0"), "the linked cell's cases are not highlighted"
+    failing = shot("failing", {"verdict": "fail"})
+    assert PASS_ROW not in failing, "the verdict filter still shows passing cases"
+    assert PASS_ROW in shot("passing", {"verdict": "pass"})
 
 
 def _coverage():

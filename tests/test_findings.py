@@ -125,7 +125,9 @@ def test_findings_fail_every_report() -> None:
     md = export.markdown(results, ["py→go"], explanations)
     assert "| `finding/legacy/msgset.proto` | ❌ 0/1 |" in md and REFUSAL in md
     page = export.html_page(results, ["py→go"], explanations, "t")
-    assert '<td class="bad">✗ 0/1</td>' in page and "FINDING: py→go legacy/msgset.proto" in page
+    # a red cell, linked to its cases (issue 12: each matrix cell links to the list of its cases)
+    assert '<td class="bad"><a href="#c-m0-d0">✗ 0/1</a></td>' in page and 'id="c-m0-d0"' in page
+    assert "FINDING: py→go legacy/msgset.proto" in page
 
 
 def test_findings_are_failures_in_junit(tmp_path: Path) -> None:

@@ -193,3 +193,29 @@ def test_reports_with_coverage_beside_the_results_are_read(tmp_path: Path) -> No
     tmp_path.joinpath(f"{stem}.json").write_text(json.dumps({"results": OK, "coverage": {"directions": {}}}))
     cell = matrix.load(tmp_path).cells[("1.85.1", "v1.85.0")]
     assert cell.counts == {"pass": 2, "divergence": 1} and cell.error is None
+
+
+# ---------------------------------------------------------------- the other axes (issue 12)
+
+def test_backend_and_protobuf_go_axes_are_configured_and_in_the_workflow() -> None:
+    extra = matrix.extra_axes()
+    assert ("1.85.1+python", "v1.85.0") in extra and ("1.85.1", "v1.77.0+protobuf-go-v1.36.10") in extra
+    assert set(extra) <= set(matrix.configured())
+    wf = yaml.safe_load((REPO / "ci/github/interop-matrix.yml").read_text())
+    include = [(i["grpcio"], i["grpcgo"]) for i in wf["jobs"]["interop"]["strategy"]["matrix"]["include"]]
+    assert include == extra
+    assert matrix.split_grpcio("1.85.1+python") == ("1.85.1", "python") and matrix.split_grpcio("1.76.0") == ("1.76.0", None)
+    assert matrix.split_grpcgo("v1.85.0+protobuf-go-v1.36.6") == ("v1.85.0", "v1.36.6")
+    assert matrix.python_requirements("1.85.1+python") == matrix.python_requirements("1.85.1")
+    assert matrix.parse_combo(matrix.combo_name("1.85.1+python", "v1.85.0")) == ("1.85.1+python", "v1.85.0")
+
+
+def test_go_digest_depends_on_the_protobuf_go_version(protoset, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(codegen.GRPC_GO_ENV, raising=False)
+    monkeypatch.delenv(codegen.PROTOBUF_GO_ENV, raising=False)
+    default = codegen.go_digest(protoset)
+    monkeypatch.setenv(codegen.PROTOBUF_GO_ENV, "v1.36.6")
+    assert codegen.protobuf_go_override() == "v1.36.6" and codegen.go_digest(protoset) != default
+    monkeypatch.setenv(codegen.PROTOBUF_GO_ENV, "1.36")
+    with pytest.raises(codegen.CodegenError, match="not a protobuf-go module version"):
+        codegen.protobuf_go_override()

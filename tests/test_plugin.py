@@ -121,3 +121,19 @@ def test_coverage_summary_and_min_coverage(project: pytest.Pytester) -> None:
     result = run(project, "-k", "right", "--interop-min-coverage", "1")
     assert result.ret == pytest.ExitCode.OK
     assert "coverage too low" not in result.stdout.str()
+
+
+def test_interop_shard_splits_as_the_cli_does(project: pytest.Pytester) -> None:
+    """--interop-shard I/N: every case in exactly one shard, the one `grpc-interop run --shard` picks."""
+    from harness.run import shard
+
+    names = ["tutorial.HelloService/SayHello/right", "tutorial.HelloService/SayHello/wrong"]
+    where = shard.assign(names, 2, shard.load_timings())
+    got = {}
+    for i in (1, 2):
+        lines = run(project, "--collect-only", "-q", "--interop-shard", f"{i}/2").stdout.lines
+        got[i] = sorted(n for n in names if any(f"py-py:{n}]" in line for line in lines))
+    assert sorted(got[1] + got[2]) == names
+    assert got == {i: sorted(n for n in names if where[n] == i) for i in (1, 2)}
+    bad = run(project, "--collect-only", "-q", "--interop-shard", "3/2")
+    assert bad.ret != 0 and "give I/N" in bad.stdout.str() + bad.stderr.str()

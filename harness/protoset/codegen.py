@@ -525,15 +525,30 @@ GRPC_GO_ENV = "INTEROP_GRPC_GO"  # e.g. v1.77.0: build the Go peer against that 
 GRPC_GO_MODULE = "google.golang.org/grpc"
 
 
+# e.g. v1.36.6: build the Go peer against that protobuf-go runtime, independently of grpc-go (the
+# version matrix's protobuf-go axis); the pinned protoc-gen-go still writes the code
+PROTOBUF_GO_ENV = "INTEROP_PROTOBUF_GO"
+PROTOBUF_GO_MODULE = "google.golang.org/protobuf"
+
+
 def grpc_go_override() -> str | None:
     """The grpc-go version asked for with $INTEROP_GRPC_GO, or None for go_peer/go.mod's own pin."""
-    version = os.environ.get(GRPC_GO_ENV, "").strip()
+    return _module_override(GRPC_GO_ENV, GRPC_GO_MODULE, "grpc-go", "v1.77.0")
+
+
+def protobuf_go_override() -> str | None:
+    """The protobuf-go version asked for with $INTEROP_PROTOBUF_GO, or None for go_peer/go.mod's own."""
+    return _module_override(PROTOBUF_GO_ENV, PROTOBUF_GO_MODULE, "protobuf-go", "v1.36.6")
+
+
+def _module_override(env: str, module: str, name: str, example: str) -> str | None:
+    version = os.environ.get(env, "").strip()
     if not version:
         return None
     if not re.fullmatch(r"v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?", version):
-        raise CodegenError(f"{GRPC_GO_ENV}={version!r} is not a grpc-go module version (like v1.77.0); "
-                           f"`go list -m -versions {GRPC_GO_MODULE}` lists them")
-    pinned = re.search(rf"^\s*(?:require\s+)?{re.escape(GRPC_GO_MODULE)}\s+(\S+)",
+        raise CodegenError(f"{env}={version!r} is not a {name} module version (like {example}); "
+                           f"`go list -m -versions {module}` lists them")
+    pinned = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(\S+)",
                        (go_peer_dir() / "go.mod").read_text(), re.M)
     return None if pinned and pinned.group(1) == version else version
 
@@ -543,9 +558,10 @@ def go_digest(ps: ProtoSet, tags: tuple[str, ...] = ()) -> str:
     the Go build tags, and the grpc-go version when $INTEROP_GRPC_GO overrides go.mod's (so each gets
     its own image tag)."""
     h = hashlib.sha256()
-    override = grpc_go_override()
+    override, protobuf = grpc_go_override(), protobuf_go_override()
     for part in (ps.digest, *PROTOC_GEN_GO, *PROTOC_GEN_GO_GRPC, GLUE_VERSION,
-                 *([f"{GRPC_GO_MODULE}@{override}"] if override else []), *(f"tag:{t}" for t in tags)):
+                 *([f"{GRPC_GO_MODULE}@{override}"] if override else []),
+                 *([f"{PROTOBUF_GO_MODULE}@{protobuf}"] if protobuf else []), *(f"tag:{t}" for t in tags)):
         h.update(part.encode() + b"\0")
     # named as in the repository's layout, so wheel, sdist and editable installs share digests (and images)
     named = {f"go_peer/{rel}": p for rel, p in _go_sources().items()}
@@ -584,21 +600,35 @@ def _build_glue_plugin(src: Path, tags: tuple[str, ...]) -> Path:
     return exe
 
 
-def _pin_grpc_go(src: Path, version: str) -> None:
-    """`go get google.golang.org/grpc@<version>` in the build copy (never in go_peer/), then check that
-    the module graph really selected that version (a dependency needing a newer one would lift it)."""
+def _pin_grpc_go(src: Path, version: str, env: str = GRPC_GO_ENV, module: str = GRPC_GO_MODULE,
+                 name: str = "grpc-go") -> None:
+    """`go get <module>@<version>` in the build copy (never in go_peer/), then check that the module
+    graph really selected that version (a dependency needing a newer one would lift it)."""
     if gotoolchain.current() != gotoolchain.GO:
-        raise CodegenError(f"{GRPC_GO_ENV}={version} needs a Go toolchain on PATH (the Docker builder "
-                           f"builds go.mod's grpc-go only); install Go 1.26+ or unset {GRPC_GO_ENV}")
-    proc = subprocess.run(["go", "get", f"{GRPC_GO_MODULE}@{version}"], cwd=src, env=_go_env(),
+        raise CodegenError(f"{env}={version} needs a Go toolchain on PATH (the Docker builder "
+                           f"builds go.mod's {name} only); install Go 1.26+ or unset {env}")
+    proc = subprocess.run(["go", "get", f"{module}@{version}"], cwd=src, env=_go_env(),
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        raise CodegenError(f"{GRPC_GO_ENV}={version}: `go get {GRPC_GO_MODULE}@{version}` failed in {src}:\n"
+        raise CodegenError(f"{env}={version}: `go get {module}@{version}` failed in {src}:\n"
                            f"{proc.stderr}")
-    got = subprocess.run(["go", "list", "-m", "-f", "{{.Version}}", GRPC_GO_MODULE], cwd=src, env=_go_env(),
+    got = subprocess.run(["go", "list", "-m", "-f", "{{.Version}}", module], cwd=src, env=_go_env(),
                          capture_output=True, text=True).stdout.strip()
     if got != version:
-        raise CodegenError(f"{GRPC_GO_ENV}={version}: the Go module graph selected grpc-go {got or '?'} instead")
+        raise CodegenError(f"{env}={version}: the Go module graph selected {name} {got or '?'} instead")
+
+
+def _check_grpc_go_kept(src: Path, override: str | None) -> None:
+    """A lower protobuf-go makes `go get` lower grpc-go too, to a release that accepts it: refuse that,
+    since the build would not be the grpc-go asked for."""
+    wanted = override or re.search(rf"^\s*(?:require\s+)?{re.escape(GRPC_GO_MODULE)}\s+(\S+)",
+                                   (go_peer_dir() / "go.mod").read_text(), re.M).group(1)
+    got = subprocess.run(["go", "list", "-m", "-f", "{{.Version}}", GRPC_GO_MODULE], cwd=src, env=_go_env(),
+                         capture_output=True, text=True).stdout.strip()
+    if got != wanted:
+        raise CodegenError(f"{PROTOBUF_GO_ENV}={protobuf_go_override()} lowers grpc-go from {wanted} to {got}: "
+                           f"grpc-go {wanted} needs a newer protobuf-go (its go.mod says which); choose a newer "
+                           f"protobuf-go, or an older grpc-go with {GRPC_GO_ENV}")
 
 
 def generate_go(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> Path:
@@ -622,6 +652,9 @@ def generate_go(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> Path:
             shutil.copy2(p, dest)
         if override:
             _pin_grpc_go(tmp, override)
+        if protobuf_go_override():  # after grpc-go: its go get may lift protobuf-go; the check says so
+            _pin_grpc_go(tmp, protobuf_go_override(), PROTOBUF_GO_ENV, PROTOBUF_GO_MODULE, "protobuf-go")
+            _check_grpc_go_kept(tmp, override)
         if go_linked(ps):
             _check_go_linked(ps, tmp)
         # "path;name": the import path AND the package name, so a go_package option never decides either.

@@ -345,8 +345,10 @@ class Coverage:
         return {"directions": {d: {k: {"covered": self.counts(k, d)[0], "total": self.counts(k, d)[1],
                                         "percent": round(self.percent(k, d), 2)} for k in KINDS}
                                for d in self.directions},
+                # sorted: the universe's order follows set iteration, which differs between processes,
+                # and two runs' (or shards') JSON must compare equal when they cover the same
                 "uncovered": {k: [{"owner": i.owner, "item": i.name, "directions": ds}
-                                  for i, ds in self.uncovered(k).items()] for k in KINDS}}
+                                  for i, ds in sorted(self.uncovered(k).items())] for k in KINDS}}
 
 
 def measure(universe: Universe, cases: list[Case], ran: dict[str, set[str]]) -> Coverage:
@@ -412,3 +414,22 @@ def ran_by_direction(results: Iterable[Any], directions: list[str]) -> dict[str,
         d, case = (r["direction"], r["case"]) if isinstance(r, dict) else (r.direction, r.case)
         ran.setdefault(d, set()).add(case)
     return ran
+
+
+def from_json(doc: dict[str, Any]) -> Coverage:
+    """A Coverage as reports show it, rebuilt from its JSON (a merged set has no proto set to measure):
+    the uncovered items by name, the covered ones as numbered stand-ins, so every count, percentage
+    and gap list is what the JSON says."""
+    directions = list(doc.get("directions") or {})
+    items: dict[str, list[Item]] = {}
+    covered: dict[str, set[Item]] = {d: set() for d in directions}
+    for kind in KINDS:
+        missing: dict[Item, set[str]] = {}
+        for u in (doc.get("uncovered") or {}).get(kind, []):
+            missing.setdefault(Item(kind, u["owner"], u["item"]), set()).update(u["directions"])
+        total = max((doc["directions"][d][kind]["total"] for d in directions), default=0)
+        stand_ins = [Item(kind, "", f"covered #{i}") for i in range(max(0, total - len(missing)))]
+        items[kind] = [*sorted(missing), *stand_ins]
+        for d in directions:
+            covered[d] |= {i for i, ds in missing.items() if d not in ds} | set(stand_ins)
+    return Coverage(items, covered, directions)

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-from harness.report import coverage_view
+from harness.report import coverage_view, versions
 from harness.report.coverage import Coverage
 from harness.report.verdicts import OK_VERDICTS, cells, counts, failed, method_of
 from python_impl.contract import Result
@@ -17,16 +17,31 @@ from python_impl.contract import Result
 Explanations = dict[tuple[str, str], str]
 
 
-def junit(results: list[Result], explanations: Explanations, path: Path) -> None:
-    """One <testsuite> per direction, one <testcase> per case; known divergences are skipped."""
+def junit(results: list[Result], explanations: Explanations, path: Path, run: dict | None = None) -> None:
+    """One <testsuite> per direction, one <testcase> per case; known divergences are skipped. Each
+    suite's <properties> carry the versions tested; an interrupted run's cases that did not run are
+    skipped test cases ("did not run"), and the properties say complete=false."""
+    run = run or {}
     root = ET.Element("testsuites", name="grpc-interop")
     by_direction: dict[str, list[Result]] = defaultdict(list)
     for r in results:
         by_direction[r.direction].append(r)
+    not_run: dict[str, list[str]] = defaultdict(list)
+    for d, c in run.get("not_run") or []:
+        not_run[d].append(c)
+        by_direction.setdefault(d, [])
     for direction, rs in by_direction.items():
         ok, known, bad = counts(rs)
-        suite = ET.SubElement(root, "testsuite", name=direction, tests=str(len(rs)), failures=str(bad),
-                              skipped=str(known), time=f"{sum(r.duration_ms for r in rs) / 1000:.3f}")
+        missing = not_run.get(direction, [])
+        suite = ET.SubElement(root, "testsuite", name=direction, tests=str(len(rs) + len(missing)),
+                              failures=str(bad), skipped=str(known + len(missing)),
+                              time=f"{sum(r.duration_ms for r in rs) / 1000:.3f}")
+        props = ET.SubElement(suite, "properties")
+        for key, value in _properties(run):
+            ET.SubElement(props, "property", name=key, value=value)
+        for case in missing:
+            node = ET.SubElement(suite, "testcase", classname=f"{direction}.{method_of(case)}", name=case, time="0")
+            ET.SubElement(node, "skipped", message=f"did not run: the run was interrupted ({run.get('interrupted')})")
         for r in rs:
             case = ET.SubElement(suite, "testcase", classname=f"{direction}.{method_of(r.case)}", name=r.case,
                                  time=f"{r.duration_ms / 1000:.3f}")
@@ -38,14 +53,56 @@ def junit(results: list[Result], explanations: Explanations, path: Path) -> None
                 node = ET.SubElement(case, "failure", message=message[:500], type=r.verdict)
                 node.text = explanations.get((r.direction, r.case), message)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    tmp = path.with_name(path.name + ".tmp")  # renamed into place: a CI step never reads half a file
+    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
+    tmp.replace(path)
+
+
+def _properties(run: dict) -> list[tuple[str, str]]:
+    """What was tested, as JUnit properties: every version, the shard, and whether the run is complete."""
+    props = [(f"version.{k}", str(v)) for k, v in (run.get("versions") or {}).items()]
+    for label, vs in (run.get("variants") or {}).items():
+        props += [(f"version[{label}].{k}", str(v)) for k, v in vs.items()]
+    if run.get("versions") or run.get("variants"):
+        props.append(("versions", " | ".join(_version_lines(run))))
+    if run.get("shard"):
+        props.append(("shard", str(run["shard"])))
+    if run:
+        props.append(("complete", "true" if run.get("complete", True) else "false"))
+    if run.get("interrupted"):
+        props.append(("interrupted", str(run["interrupted"])))
+    return props
+
+
+def _version_lines(run: dict) -> list[str]:
+    if run.get("variants"):
+        return [f"{label}: {versions.line(v)}" for label, v in run["variants"].items()]
+    return [versions.line(run.get("versions") or {})]
+
+
+def _incomplete(run: dict) -> str:
+    """One sentence for an incomplete result set, or ''."""
+    if run.get("complete", True):
+        return ""
+    n = len(run.get("not_run") or [])
+    why = f"interrupted ({run['interrupted']})" if run.get("interrupted") else "some inputs were incomplete"
+    return f"INCOMPLETE: {why}; {n} case runs did not run."
 
 
 def markdown(results: list[Result], directions: list[str], explanations: Explanations,
-             coverage: Coverage | None = None) -> str:
+             coverage: Coverage | None = None, run: dict | None = None) -> str:
     """A summary for GITHUB_STEP_SUMMARY: the matrix, then each failure with its reproduce command."""
-    lines = ["## gRPC interop: service/method × direction", "",
-             "| service/method | " + " | ".join(directions) + " |", "|---|" + "---|" * len(directions)]
+    run = run or {}
+    lines = ["## gRPC interop: service/method × direction", ""]
+    if run:
+        lines += [f"`{line}`" + "  " for line in _version_lines(run)] + [""]
+    if _incomplete(run):
+        missing = run.get("not_run") or []
+        lines += [f"**⚠️ {_incomplete(run)}**", "", f"<details><summary>{len(missing)} did not run</summary>", "",
+                  *(f"- {d} `{c}`" for d, c in missing[:200]),
+                  *([f"- … and {len(missing) - 200} more (the JSON's run.not_run)"] if len(missing) > 200 else []),
+                  "", "</details>", ""]
+    lines += ["| service/method | " + " | ".join(directions) + " |", "|---|" + "---|" * len(directions)]
     for method, row in sorted(cells(results).items()):
         marks = []
         for d in directions:
@@ -70,22 +127,76 @@ _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1b1f24; }
 h1 { font-size: 1.4rem; } table { border-collapse: collapse; margin-bottom: 1.5rem; }
 th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: center; font-size: .9rem; }
-td.method { text-align: left; font-family: ui-monospace, monospace; }
+td.method, td.name { text-align: left; font-family: ui-monospace, monospace; }
 td.ok { background: #dafbe1; } td.bad { background: #ffebe9; font-weight: bold; } td.none { color: #8c959f; }
+td a { color: inherit; }
 .failure { border: 1px solid #ff8182; border-radius: 6px; margin: 1rem 0; }
 .failure h2 { font-size: 1rem; margin: 0; padding: .5rem .8rem; background: #ffebe9; }
 .failure pre { margin: 0; padding: .8rem; overflow-x: auto; font-size: .8rem; white-space: pre-wrap; }
 .summary { font-size: 1.05rem; margin-bottom: 1rem; }
+.versions { font-family: ui-monospace, monospace; font-size: .85rem; color: #57606a; }
+.incomplete { background: #fff1c2; border: 1px solid #d4a72c; padding: .5rem .8rem; border-radius: 6px; }
+.filters fieldset { display: inline-block; border: 1px solid #d0d7de; border-radius: 6px; margin: 0 .5rem .5rem 0; }
+.filters label { margin-right: .6rem; font-size: .85rem; white-space: nowrap; }
+section.cell { margin: .6rem 0; padding: .2rem .6rem; border-left: 4px solid #d0d7de; }
+section.cell h3 { font-size: .95rem; margin: .3rem 0; font-family: ui-monospace, monospace; }
+section.cell:target { background: #fff8c5; border-left-color: #bf8700; }
+tr.case td.v-pass { background: #c8f2cf; } tr.case td.v-divergence { background: #ddf4ff; }
+tr.case td.v-bad { background: #ffd8d3; }
 """
 
 
-def html_page(results: list[Result], directions: list[str], explanations: Explanations, title: str,
-              coverage: Coverage | None = None) -> str:
-    """One self-contained HTML file (inline CSS, no scripts, no external resources)."""
+def _slug_classes(values: list[str], prefix: str) -> dict[str, str]:
+    """A CSS class per value (direction, service, verdict), by position: values may hold any character."""
+    return {v: f"{prefix}{i}" for i, v in enumerate(values)}
+
+
+def _filters(dirs: dict[str, str], services: dict[str, str], verdicts: dict[str, str],
+             preset: dict[str, str]) -> tuple[str, str]:
+    """Radio groups and the CSS that applies them (no script: the page stays inert). Each checked
+    radio hides what lacks its class; the groups combine."""
     e = html.escape
+    groups, css = [], []
+    for title, key, classes, scope in (("direction", "fd", dirs, "section.cell"),
+                                       ("service", "fs", services, "section.cell, tr.mrow"),
+                                       ("verdict", "fv", verdicts, "tr.case")):
+        chosen = preset.get(title)
+        opts = [f'<label><input type="radio" name="{key}" id="{key}-all"{"" if chosen else " checked"}> all</label>']
+        for value, cls in classes.items():
+            checked = " checked" if chosen == value else ""
+            opts.append(f'<label><input type="radio" name="{key}" id="{key}-{cls}"{checked}> {e(value)}</label>')
+            targets = ", ".join(f"body:has(#{key}-{cls}:checked) {t.strip()}:not(.{cls})" for t in scope.split(","))
+            css.append(f"{targets} {{ display: none; }}")
+        groups.append(f'<fieldset><legend>{title}</legend>{"".join(opts)}</fieldset>')
+    # sections left empty by the verdict filter still show their heading: harmless, and says "none here"
+    return f'<form class="filters">{"".join(groups)}</form>', "\n".join(css)
+
+
+def html_page(results: list[Result], directions: list[str], explanations: Explanations, title: str,
+              coverage: Coverage | None = None, run: dict | None = None,
+              preset: dict[str, str] | None = None) -> str:
+    """One self-contained HTML file (inline CSS, no scripts, no external resources): the versions, the
+    matrix (each cell links to its cases), filters by direction, service and verdict, every case with
+    its duration, the slowest cases, the known divergences that matched, every failure, coverage.
+    preset: filters checked when the page opens ({"verdict": "fail"}), as a reader's click would."""
+    e = html.escape
+    run = run or {}
+    by_cell = cells(results)
+    methods = sorted(by_cell)
+    services = sorted({m.split("/")[0] if not m.startswith("finding/") else "finding" for m in methods})
+    dcls = _slug_classes(directions, "d")
+    scls = _slug_classes(services, "s")
+    vcls = _slug_classes(sorted({r.verdict for r in results}), "v")
+    mrow = {m: f"m{i}" for i, m in enumerate(methods)}
+    fail_id = {(r.direction, r.case): f"f{i}" for i, r in enumerate(failed(results))}
+
+    def service_of(m: str) -> str:
+        return "finding" if m.startswith("finding/") else m.split("/")[0]
+
     head = "".join(f"<th>{e(d)}</th>" for d in directions)
     rows = []
-    for method, row in sorted(cells(results).items()):
+    for method in methods:
+        row = by_cell[method]
         tds = [f'<td class="method">{e(method)}</td>']
         for d in directions:
             ok, known, bad = counts(row.get(d, []))
@@ -94,16 +205,66 @@ def html_page(results: list[Result], directions: list[str], explanations: Explan
                 tds.append('<td class="none">–</td>')
             else:
                 note = f" ≈{known}" if known else ""
-                tds.append(f'<td class="{"bad" if bad else "ok"}">{"✗" if bad else "✓"} {ok}/{total}{note}</td>')
-        rows.append("<tr>" + "".join(tds) + "</tr>")
+                tds.append(f'<td class="{"bad" if bad else "ok"}"><a href="#c-{mrow[method]}-{dcls[d]}">'
+                           f'{"✗" if bad else "✓"} {ok}/{total}{note}</a></td>')
+        rows.append(f'<tr class="mrow {scls[service_of(method)]}">' + "".join(tds) + "</tr>")
     ok, known, bad = counts(results)
-    failures = [f'<div class="failure" id="f{i}"><h2>{e(r.verdict.upper())}: {e(r.direction)} {e(r.case)}</h2>'
+    sections = []
+    for method in methods:
+        for d in directions:
+            rs = by_cell[method].get(d, [])
+            if not rs:
+                continue
+            trs = []
+            for r in rs:
+                css = "v-pass" if r.verdict == "pass" else ("v-divergence" if r.verdict == "divergence" else "v-bad")
+                verdict = e(r.verdict)
+                if (r.direction, r.case) in fail_id:
+                    verdict = f'<a href="#{fail_id[(r.direction, r.case)]}">{verdict}</a>'
+                trs.append(f'<tr class="case {vcls[r.verdict]}"><td class="name">{e(r.case)}</td>'
+                           f'<td class="{css}">{verdict}</td><td>{r.duration_ms:.1f} ms</td></tr>')
+            sections.append(f'<section class="cell {dcls[d]} {scls[service_of(method)]}" id="c-{mrow[method]}-{dcls[d]}">'
+                            f"<h3>{e(method)} · {e(d)}</h3><table><tbody>{''.join(trs)}</tbody></table></section>")
+    form, filter_css = _filters(dcls, scls, vcls, preset or {})
+    slowest = sorted(results, key=lambda r: -r.duration_ms)[:15]
+    slow_rows = "".join(f'<tr><td class="name">{e(r.case)}</td><td>{e(r.direction)}</td><td>{r.duration_ms:.1f} ms</td></tr>'
+                        for r in slowest)
+    failures = [f'<div class="failure {dcls.get(r.direction, "")}" id="{fail_id[(r.direction, r.case)]}">'
+                f"<h2>{e(r.verdict.upper())}: {e(r.direction)} {e(r.case)}</h2>"
                 f'<pre>{e(explanations.get((r.direction, r.case), ""))}</pre></div>'
-                for i, r in enumerate(failed(results))]
+                for r in failed(results)]
+    incomplete = ""
+    if _incomplete(run):
+        missing = run.get("not_run") or []
+        items = "".join(f"<li>{e(d)} <code>{e(c)}</code></li>" for d, c in missing[:500])
+        incomplete = (f'<p class="incomplete"><strong>{e(_incomplete(run))}</strong></p>'
+                      f"<details><summary>{len(missing)} did not run</summary><ul>{items}</ul></details>")
+    versions_html = "".join(f'<p class="versions">{e(line)}</p>' for line in _version_lines(run)) if run else ""
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(title)}</title>"
-            f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>"
+            f"<style>{_CSS}\n{filter_css}</style></head><body><h1>{e(title)}</h1>{versions_html}{incomplete}"
             f'<p class="summary">{ok} pass, {known} known divergences, <strong>{bad} failing</strong> '
-            f"of {len(results)} case runs.</p>"
+            f"of {len(results)} case runs.</p>{form}"
             f"<table><thead><tr><th>service/method</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"<h1>Failures</h1>{''.join(failures) or '<p>None.</p>'}"
+            f"{_divergences_html(run)}"
+            f"<h1>Slowest cases</h1><table><thead><tr><th>case</th><th>direction</th><th>duration</th></tr></thead>"
+            f"<tbody>{slow_rows}</tbody></table>"
+            f"<h1>Cases</h1>{''.join(sections)}"
             f"{coverage_view.html_section(coverage) if coverage is not None else ''}</body></html>")
+
+
+def _divergences_html(run: dict) -> str:
+    """The known divergences that matched a result, with their reasons (and stale ones)."""
+    e = html.escape
+    rows = []
+    for entry in run.get("divergences") or []:
+        matched = entry.get("matched") or {}
+        if not matched.get("divergence") and not matched.get("unexpected_pass"):
+            continue
+        stale = f' <strong>stale: passed {matched["unexpected_pass"]}×</strong>' if matched.get("unexpected_pass") else ""
+        rows.append(f'<tr><td class="name">{e(entry["match"])}</td><td>{matched.get("divergence", 0)}{stale}</td>'
+                    f'<td class="name">{e(entry["reason"])}</td></tr>')
+    if not rows:
+        return ""
+    return ("<h1>Known divergences that matched</h1><table><thead><tr><th>match</th><th>results</th><th>reason</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")

@@ -31,6 +31,7 @@ from harness.report.verdicts import FINDING_PREFIX
 from harness.engines.peer import GoServer, PythonServer, run_go_client
 from harness.engines.wire import WireObserver
 from harness.run import observed
+from harness.run import shard as shard_mod
 from harness.protoset import ProtoSet
 from python_impl.client import run_case, run_case_aio
 from python_impl.contract import CHANNEL_OPTIONS, Diff, Result
@@ -395,23 +396,73 @@ def serve_command(protos: tuple[str, ...], side: str, runner: str) -> str:
     return shlex.join(args + (["--peer-runner", runner] if side == "go" else []))
 
 
-def run_all(prepared: Prepared, runner: str, directions: list[Direction], patterns: list[str] | None,
-            on_result: Any = None, server_address: str | None = None) -> tuple[list[Result], Session]:
-    """Run every selected case in every direction; the caller closes the returned session.
-    With server_address, the server side is a peer already running there (started by hand)."""
+# Python clients run a direction in chunks, so an interrupted run keeps every chunk that finished
+# (a Go client's batch is one process: its results arrive when it ends).
+PY_CHUNK = 100
+
+
+@dataclass
+class Plan:
+    """What a run asks for: `expected` is every (direction, case) of the whole selection (all shards),
+    `mine` this shard's part of it; finding rows included. Reports record both, so a merge can tell a
+    case no shard ran from one that ran twice."""
+    cases: list[cases_mod.Case]          # the selected cases of this shard
+    expected: dict[str, list[str]]       # direction name -> case and finding names, every shard
+    mine: dict[str, list[str]]           # direction name -> this shard's part
+    shard: shard_mod.Shard | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(len(v) for v in self.mine.values())
+
+
+def plan(prepared: Prepared, directions: list[Direction], patterns: list[str] | None,
+         shard: shard_mod.Shard | None = None, timings: dict[str, int] | None = None) -> Plan:
+    """The selection, split by shard: the split is of the whole catalogue (prepared.cases), so -k,
+    --direction and the pytest plugin never move a case to another shard."""
+    if shard is not None and timings is None:
+        timings = shard_mod.load_timings()
+    ours = shard_mod.in_shard(shard, [c.name for c in prepared.cases], timings or {})
     chosen = select(prepared.cases, patterns)
+    expected: dict[str, list[str]] = {}
+    mine: dict[str, list[str]] = {}
+    for d in directions:
+        rows = [r.case for r in prepared.finding_results(d, patterns)]
+        names = [*rows, *(c.name for c in prepared.runnable(d, chosen))]
+        expected[d.name] = names
+        mine[d.name] = [n for n in names if (shard_mod.finding_shard(n, shard.count) == shard.index
+                                             if n.startswith(FINDING_PREFIX) else n in ours)] if shard else names
+    return Plan([c for c in chosen if c.name in ours], expected, mine, shard)
+
+
+def run_all(prepared: Prepared, runner: str, directions: list[Direction], patterns: list[str] | None,
+            on_result: Any = None, server_address: str | None = None,
+            the_plan: Plan | None = None) -> tuple[list[Result], Session]:
+    """Run every selected case (of the plan's shard) in every direction; the caller closes the
+    returned session. With server_address, the server side is a peer already running there (started
+    by hand). On an interruption the session is closed and the exception goes on; what finished is
+    already in on_result's hands."""
+    the_plan = the_plan or plan(prepared, directions, patterns)
     session = Session(prepared, runner)
     if server_address:
         sides = {d.server for d in directions}
         session.external = {side: ExternalServer(server_address, f"server started by hand at {server_address}")
                             for side in sides}
     results: list[Result] = []
+
+    def take(rs: list[Result]) -> None:
+        for r in rs:
+            results.append(r)
+            if on_result:
+                on_result(r)
+
     try:
         for d in directions:
-            for r in [*prepared.finding_results(d, patterns), *session.run(d, chosen)]:
-                results.append(r)
-                if on_result:
-                    on_result(r)
+            mine = set(the_plan.mine[d.name])
+            take([r for r in prepared.finding_results(d, patterns) if r.case in mine])
+            step = PY_CHUNK if d.client in ("py", "pyaio") else max(1, len(the_plan.cases))
+            for i in range(0, len(the_plan.cases), step):
+                take(session.run(d, the_plan.cases[i:i + step]))
     except BaseException:
         session.__exit__(None, None, None)
         raise

@@ -45,6 +45,17 @@ GRPCIO: dict[str, str] = {
 }
 # grpc-go releases the Go peer is built against: latest, about 7 months and 1 year old.
 GRPC_GO: list[str] = ["v1.85.0", "v1.80.0", "v1.77.0"]
+# Axes beside the grpcio × grpc-go grid, each on the repository's own pins (the grid's first row and
+# column), written into the combination's name after a "+":
+# - the Python protobuf backend: upb is the default; "+python" runs with
+#   PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python (recursion limits, UTF-8 checks and unknown fields
+#   differ between the two);
+# - protobuf-go independent of grpc-go: "+protobuf-go-<v>" builds the Go peer against that runtime
+#   ($INTEROP_PROTOBUF_GO) with the grid's oldest grpc-go, which accepts an older protobuf-go than the
+#   pin (grpc-go v1.85.0 needs protobuf-go v1.36.12, go.mod's own pin; v1.77.0 needs v1.36.10).
+BACKENDS: list[str] = ["python"]
+PROTOBUF_GO: list[str] = ["v1.36.10"]  # grpc-go v1.77.0's own minimum, two releases before the pin
+AXIS = "+"
 GRPC_PACKAGES = ("grpcio", "grpcio-tools", "grpcio-health-checking", "grpcio-reflection", "grpcio-status")
 # relative to the working directory, like every report: the repository's root under `make matrix` and
 # nox; never beside the installed package
@@ -68,6 +79,7 @@ def python_requirements(grpcio: str) -> list[str]:
     so the repo itself cannot pull an older set)."""
     import tomllib
 
+    grpcio = split_grpcio(grpcio)[0]  # the backend axis installs the same packages
     pyproject = REPO / "pyproject.toml"
     if not pyproject.exists():  # an installed wheel: the matrix is a tool of the repository
         raise SystemExit(f"the version matrix runs from a clone of grpc-interop-harness (make matrix); "
@@ -86,6 +98,7 @@ def _version_key(v: str) -> tuple[int, ...]:
 
 def run(grpcio: str, grpcgo: str, protos: str, out_dir: Path, extra: list[str]) -> int:
     combo = combo_name(grpcio, grpcgo)
+    (grpcio, backend), (grpcgo, protobuf_go) = split_grpcio(grpcio), split_grpcgo(grpcgo)
     out_dir.mkdir(parents=True, exist_ok=True)
     report, meta_path = out_dir / f"{combo}.json", out_dir / f"{combo}.meta.json"
     report.unlink(missing_ok=True)  # a crash must not leave an older run's results behind
@@ -105,6 +118,11 @@ def run(grpcio: str, grpcgo: str, protos: str, out_dir: Path, extra: list[str]) 
         return finish(2, f"this environment has {wrong}, not grpcio {grpcio}; run it in its nox session")
 
     os.environ["INTEROP_GRPC_GO"] = grpcgo
+    if backend:  # read by protobuf when it is first imported: the run is a subprocess, so it applies there
+        os.environ["PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION"] = backend
+        meta["protobuf_backend"] = backend
+    if protobuf_go:
+        os.environ["INTEROP_PROTOBUF_GO"] = protobuf_go
     # One build folder per grpcio version, so the combinations cannot see each other's generated code
     # (grpcio-tools' output refuses older runtimes). Since bab03d6 the Python output path is keyed by
     # the grpcio-tools/protobuf versions, so this is isolation only; the Go images are shared by digest.
@@ -123,6 +141,8 @@ def run(grpcio: str, grpcgo: str, protos: str, out_dir: Path, extra: list[str]) 
     meta["go_peer"] = dict(line.split(" ", 1) for line in version.splitlines() if " " in line)
     if meta["go_peer"].get("grpc-go") != grpcgo:
         return finish(2, f"the Go peer links grpc-go {meta['go_peer'].get('grpc-go')}, not {grpcgo}")
+    if protobuf_go and meta["go_peer"].get("protobuf-go") != protobuf_go:
+        return finish(2, f"the Go peer links protobuf-go {meta['go_peer'].get('protobuf-go')}, not {protobuf_go}")
 
     cmd = [sys.executable, "-m", "harness.cli", "run", "--protos", protos, "--json", str(report), *extra]
     meta["command"] = ["grpc-interop", *cmd[3:]]
@@ -133,6 +153,10 @@ def run(grpcio: str, grpcgo: str, protos: str, out_dir: Path, extra: list[str]) 
     meta["run_s"] = round(time.monotonic() - t1, 1)
     if not report.exists():
         return finish(code or 2, f"grpc-interop run exited with {code} and wrote no results")
+    tested = (json.loads(report.read_text()).get("run") or {}).get("versions") or {}
+    meta["versions"] = tested
+    if backend and tested.get("protobuf_backend") != backend:
+        return finish(2, f"the run used the protobuf backend {tested.get('protobuf_backend')}, not {backend}")
     return finish(code)
 
 
@@ -190,8 +214,27 @@ class Matrix:
 
 
 def configured() -> list[tuple[str, str]]:
-    """The combinations noxfile.py and the CI workflow run: GRPCIO × GRPC_GO."""
-    return [(py, go) for py in GRPCIO for go in GRPC_GO]
+    """The combinations noxfile.py and the CI workflow run: GRPCIO × GRPC_GO, then the other axes."""
+    return [(py, go) for py in GRPCIO for go in GRPC_GO] + extra_axes()
+
+
+def extra_axes() -> list[tuple[str, str]]:
+    """One combination per Python protobuf backend and per protobuf-go version, on the repo's pins."""
+    py, go, oldest = next(iter(GRPCIO)), GRPC_GO[0], GRPC_GO[-1]
+    return ([(f"{py}{AXIS}{b}", go) for b in BACKENDS]
+            + [(py, f"{oldest}{AXIS}protobuf-go-{v}") for v in PROTOBUF_GO])
+
+
+def split_grpcio(value: str) -> tuple[str, str | None]:
+    """`1.85.1+python` -> ("1.85.1", "python"): the grpcio set and the protobuf backend (None: upb)."""
+    base, _, backend = value.partition(AXIS)
+    return base, backend or None
+
+
+def split_grpcgo(value: str) -> tuple[str, str | None]:
+    """`v1.85.0+protobuf-go-v1.36.6` -> ("v1.85.0", "v1.36.6"): grpc-go and protobuf-go (None: go.mod's)."""
+    base, _, extra = value.partition(AXIS)
+    return base, extra.removeprefix("protobuf-go-") or None
 
 
 def load(report_dir: Path, expected: list[tuple[str, str]] | None = None) -> Matrix:
@@ -235,7 +278,7 @@ def _wall(cell: Cell) -> str:
 def _protobuf(m: Matrix, grpcio: str) -> str:
     """The protobuf runtime the grpcio row ran with (from the meta files), else the configured one."""
     found = (c.meta.get("python", {}).get("protobuf") for c in m.cells.values() if c.grpcio == grpcio)
-    return next((v for v in found if v), None) or GRPCIO.get(grpcio, "?")
+    return next((v for v in found if v), None) or GRPCIO.get(split_grpcio(grpcio)[0], "?")
 
 
 def rich_table(m: Matrix) -> Any:

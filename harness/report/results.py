@@ -1,0 +1,257 @@
+"""The results document (`run --json`, `report merge --json`) and the merge of several of them.
+
+    {"results": [<Result>…], "coverage": {…}, "run": {
+        "format": 2, "versions": {…}, "protos": {"label", "digest"}, "directions": […],
+        "shard": "2/3" | null, "complete": true, "interrupted": null | "SIGINT" | "SIGTERM",
+        "catalogue": {"digest": "…", "expected": {<direction>: [<case or finding row>…]}},
+        "not_run": [[<direction>, <case>]…], "divergences": [{match, reason, source, builtin,
+        intermittent, matched: {<verdict>: n}}…], "wall_s": 12.3, "merged_from": […]}}
+
+`catalogue.expected` is the whole selection of every shard, so a merge knows which (direction, case)
+no shard ran. Its digest covers the expected rows and every case's content (JSON with sorted keys:
+the map order of a case's JSON varies between processes with upb), so shards built from different
+catalogues are refused instead of merged into nonsense.
+
+Results of different versions (matrix jobs) are kept apart: a merge groups its inputs by their
+versions, checks each group like shards of one run, and reports each group's directions as their
+own columns (`py→go · grpcio=1.76.0`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from python_impl.contract import Result
+
+FORMAT = 2
+
+
+class MergeError(ValueError):
+    """Results that cannot be merged; the message names the files and the cases."""
+
+
+def catalogue_digest(expected: dict[str, list[str]], cases: list[dict[str, Any]]) -> str:
+    doc = {"expected": {d: sorted(v) for d, v in expected.items()},
+           "cases": sorted(cases, key=lambda c: c.get("name", ""))}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def not_run(mine: dict[str, list[str]], results: list[Result]) -> list[list[str]]:
+    """The (direction, case) of this run's part that have no result (an interrupted run)."""
+    got = {(r.direction, r.case) for r in results}
+    return [[d, c] for d, names in mine.items() for c in names if (d, c) not in got]
+
+
+def write(path: Path, results: list[Result], coverage: dict | None, run: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"results": [r.to_json() for r in results], "coverage": coverage, "run": {"format": FORMAT, **run}}
+    tmp = path.with_name(path.name + ".tmp")  # renamed into place: a reader never sees half a file
+    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+@dataclass
+class Loaded:
+    path: Path
+    results: list[Result]
+    coverage: dict | None
+    run: dict[str, Any]
+
+    @property
+    def variant(self) -> str:
+        return json.dumps(self.run.get("versions") or {}, sort_keys=True)
+
+
+def read(path: Path) -> Loaded:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise MergeError(f"{path}: cannot read results: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("run"), dict) or "catalogue" not in data["run"]:
+        raise MergeError(f"{path}: no run record (catalogue, versions): written by an older grpc-interop or not a "
+                         "`grpc-interop run --json` file; run it again with this version")
+    return Loaded(Path(path), [Result.from_json(r) for r in data["results"]], data.get("coverage"), data["run"])
+
+
+@dataclass
+class Merged:
+    results: list[Result]
+    coverage: dict | None
+    run: dict[str, Any]
+    directions: list[str]
+    missing: list[tuple[str, str]] = field(default_factory=list)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # column suffix -> versions
+    explanations: dict[tuple[str, str], str] = field(default_factory=dict)  # the inputs' failure explanations
+
+
+def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
+    """One result set from shards (and matrix jobs). Errors: a (direction, case) two inputs both ran,
+    one no input ran, inputs of one version set built from different catalogues, and (unless
+    allow_incomplete) an interrupted input."""
+    if not inputs:
+        raise MergeError("no results to merge")
+    groups: dict[str, list[Loaded]] = {}
+    for item in inputs:
+        groups.setdefault(item.variant, []).append(item)
+    labels = _labels([json.loads(k) for k in groups]) if len(groups) > 1 else {next(iter(groups)): ""}
+    results: list[Result] = []
+    directions: list[str] = []
+    missing: list[tuple[str, str]] = []
+    coverages: list[dict] = []
+    variants: dict[str, dict[str, Any]] = {}
+    explanations: dict[tuple[str, str], str] = {}
+    for key, group in groups.items():
+        label = labels[key]
+        merged, gap = _merge_group(group, allow_incomplete)
+        suffix = f" · {label}" if label else ""
+        variants[label] = json.loads(key)
+        for r in merged:
+            r.direction += suffix
+        for g in group:
+            for e in g.run.get("explanations") or []:
+                explanations[(e["direction"] + suffix, e["case"])] = e["text"]
+        results += merged
+        missing += [(d + suffix, c) for d, c in gap]
+        names = [d for d in group[0].run.get("directions", [])]
+        directions += [d + suffix for d in names]
+        cov = _merge_coverage([g.coverage for g in group if g.coverage])
+        if cov is not None:
+            coverages.append(_rename_coverage(cov, suffix))
+    first = inputs[0].run
+    run = {"versions": first.get("versions") if len(groups) == 1 else {},
+           "variants": variants if len(groups) > 1 else {},
+           "protos": first.get("protos"), "directions": directions, "shard": None,
+           "complete": not missing, "interrupted": None,
+           "catalogue": {"digest": first["catalogue"]["digest"] if len(groups) == 1 else "",
+                         "expected": _expected_all(groups, labels)},
+           "not_run": [list(p) for p in missing],
+           "divergences": _merge_divergences([i.run.get("divergences") or [] for i in inputs]),
+           "wall_s": {str(i.path): i.run.get("wall_s") for i in inputs},
+           "merged_from": [str(i.path) for i in inputs]}
+    coverage = _join_coverages(coverages)
+    run["explanations"] = [{"direction": d, "case": c, "text": t} for (d, c), t in explanations.items()]
+    return Merged(results, coverage, run, directions, missing, variants, explanations)
+
+
+def _merge_group(group: list[Loaded], allow_incomplete: bool) -> tuple[list[Result], list[tuple[str, str]]]:
+    digests = {g.run["catalogue"]["digest"] for g in group}
+    if len(digests) > 1:
+        raise MergeError("these results were run on different catalogues (other protos, cases or options), so "
+                         "they are not shards of one run: " + ", ".join(f"{g.path} ({g.run['catalogue']['digest'][:12]})"
+                                                                      for g in group))
+    seen: dict[tuple[str, str], Path] = {}
+    out: list[Result] = []
+    for g in group:
+        for r in g.results:
+            key = (r.direction, r.case)
+            if key in seen:
+                raise MergeError(f"{r.direction} {r.case} is in {seen[key]} and in {g.path}: a case present twice "
+                                 "(the same shard given twice, or shards of different --shard counts or timing files)")
+            seen[key] = g.path
+            out.append(r)
+    expected = group[0].run["catalogue"]["expected"]
+    missing = [(d, c) for d, names in expected.items() for c in names if (d, c) not in seen]
+    extra = [k for k in seen if k[1] not in set(expected.get(k[0], []))]
+    if extra:
+        raise MergeError(f"{seen[extra[0]]}: {extra[0][0]} {extra[0][1]} is not in the catalogue it records")
+    incomplete = [g for g in group if not g.run.get("complete", True)]
+    if missing:
+        named = ", ".join(f"{d} {c}" for d, c in missing[:10]) + (" …" if len(missing) > 10 else "")
+        if incomplete and allow_incomplete:
+            return out, missing
+        if incomplete:
+            raise MergeError(f"{len(missing)} (direction, case) did not run, because "
+                             + ", ".join(f"{g.path} is incomplete ({g.run.get('interrupted') or 'interrupted'})"
+                                         for g in incomplete)
+                             + f": {named}; pass --allow-incomplete to merge what ran, marked incomplete")
+        shards = sorted({str(g.run.get("shard")) for g in group})
+        raise MergeError(f"{len(missing)} (direction, case) are in no input (a shard missing? given: shards "
+                         f"{', '.join(shards)}): {named}")
+    return out, []
+
+
+def _labels(versions: list[dict[str, Any]]) -> dict[str, str]:
+    """A short column suffix per version set: the keys whose values differ between the sets."""
+    keys = sorted({k for v in versions for k in v})
+    differ = [k for k in keys if len({str(v.get(k)) for v in versions}) > 1]
+    return {json.dumps(v, sort_keys=True): " ".join(f"{k.replace('_', '-')}={v.get(k)}" for k in differ)
+            for v in versions}
+
+
+def _expected_all(groups: dict[str, list[Loaded]], labels: dict[str, str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for key, group in groups.items():
+        suffix = f" · {labels[key]}" if labels[key] else ""
+        for d, names in group[0].run["catalogue"]["expected"].items():
+            out[d + suffix] = list(names)
+    return out
+
+
+def _merge_divergences(lists: list[list[dict]]) -> list[dict]:
+    """The entries with their matches summed over every input: staleness is judged on the merged set."""
+    merged: dict[tuple[str, str], dict] = {}
+    for entries in lists:
+        for e in entries:
+            key = (e["source"], e["match"])
+            into = merged.setdefault(key, {**e, "matched": {}})
+            for verdict, n in (e.get("matched") or {}).items():
+                into["matched"][verdict] = into["matched"].get(verdict, 0) + n
+    return list(merged.values())
+
+
+def stale(divergences: list[dict]) -> list[str]:
+    """Entries a passing result showed to be stale (in any input of the merged set), as sentences."""
+    return [f"{e['source']}: {e['match']} passed {e['matched']['unexpected_pass']} time(s): the entry is stale"
+            for e in divergences if (e.get("matched") or {}).get("unexpected_pass")]
+
+
+# ---------------------------------------------------------------- coverage from JSON
+
+def _merge_coverage(covs: list[dict]) -> dict | None:
+    """Shards of one run share the universe; an item is uncovered in a direction only when every
+    shard left it uncovered there. Counts follow exactly: covered = total - uncovered."""
+    if not covs:
+        return None
+    directions = list(covs[0]["directions"])
+    out: dict[str, Any] = {"directions": {}, "uncovered": {}}
+    kinds = list(covs[0]["uncovered"])
+    for kind in kinds:
+        per_dir: dict[str, set[tuple[str, str]]] = {}
+        for d in directions:
+            sets = [{(u["owner"], u["item"]) for u in c["uncovered"].get(kind, []) if d in u["directions"]}
+                    for c in covs if d in c["directions"]]
+            per_dir[d] = set.intersection(*sets) if sets else set()
+        items = sorted(set().union(*per_dir.values()))  # sorted, as Coverage.to_json lists them
+        out["uncovered"][kind] = [{"owner": o, "item": i, "directions": [d for d in directions if (o, i) in per_dir[d]]}
+                                  for o, i in items]
+        for d in directions:
+            total = covs[0]["directions"][d][kind]["total"]
+            covered = total - len(per_dir[d])
+            out["directions"].setdefault(d, {})[kind] = {
+                "covered": covered, "total": total, "percent": round(100.0 * covered / total if total else 100.0, 2)}
+    return out
+
+
+def _rename_coverage(cov: dict, suffix: str) -> dict:
+    if not suffix:
+        return cov
+    return {"directions": {d + suffix: v for d, v in cov["directions"].items()},
+            "uncovered": {k: [{**u, "directions": [d + suffix for d in u["directions"]]} for u in v]
+                          for k, v in cov["uncovered"].items()}}
+
+
+def _join_coverages(covs: list[dict]) -> dict | None:
+    if not covs:
+        return None
+    if len(covs) == 1:
+        return covs[0]
+    out: dict[str, Any] = {"directions": {}, "uncovered": {}}
+    for c in covs:
+        out["directions"].update(c["directions"])
+        for k, v in c["uncovered"].items():
+            out["uncovered"].setdefault(k, []).extend(v)
+    return out

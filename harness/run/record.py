@@ -1,0 +1,49 @@
+"""The run record a results file carries beside its results (harness/report/results.py): what was
+tested, the catalogue and this shard's part of it, what did not run, the known divergences with what
+they matched, and the failures' explanations (a merge has no peers to ask)."""
+
+from __future__ import annotations
+
+from harness.report import results as results_doc
+from harness.run.runner import Plan, Prepared, direction
+from python_impl.contract import Result
+
+
+def brief(r: Result) -> str:
+    """A failure's explanation without peers to ask (they are gone): its differences."""
+    lines = [f"{r.verdict.upper()}: {r.direction} {r.case}"]
+    lines += [f"  call {d.call}: {d.path}: expected {d.expected}, got {d.got}" for d in r.diffs]
+    return "\n".join(lines)
+
+
+def run_record(prepared: Prepared, the_plan: Plan, names: list[str], results: list[Result], tested: dict,
+               explanations: dict, wall_s: float, interrupted: str | None) -> dict:
+    """What the JSON report says about the run beside its results (harness/report/results.py)."""
+    wanted = {c for v in the_plan.expected.values() for c in v}
+    cases_json = [c.to_json() for c in prepared.cases if c.name in wanted]
+    not_run = results_doc.not_run(the_plan.mine, results)
+    return {"versions": tested, "protos": {"label": prepared.protoset.label, "digest": prepared.protoset.digest},
+            "directions": names, "shard": str(the_plan.shard) if the_plan.shard else None,
+            "complete": not not_run, "interrupted": interrupted,
+            "catalogue": {"digest": results_doc.catalogue_digest(the_plan.expected, cases_json),
+                          "expected": the_plan.expected},
+            "not_run": not_run, "divergences": divergence_matches(prepared, results),
+            "explanations": [{"direction": d, "case": c, "text": t} for (d, c), t in explanations.items()],
+            "wall_s": round(wall_s, 1)}
+
+
+def divergence_matches(prepared: Prepared, results: list[Result]) -> list[dict]:
+    """Each known divergence with the verdicts of the results it applies to, so a merge can judge
+    staleness over every shard's results together."""
+    by_name = {c.name: c for c in prepared.cases}
+    out = []
+    for e in prepared.known:
+        matched: dict[str, int] = {}
+        for r in results:
+            case = by_name.get(r.case)
+            if case is not None and e.applies(direction(r.direction).slug, r.case, case.calls[0].streaming,
+                                              case.ends_early):
+                matched[r.verdict] = matched.get(r.verdict, 0) + 1
+        out.append({"match": e.match, "reason": e.reason, "source": e.source, "builtin": e.builtin,
+                    "intermittent": e.intermittent, "matched": matched})
+    return out
