@@ -24,7 +24,8 @@ from harness.protoset.gotoolchain import GoToolchainError
 from harness.protoset import gotoolchain
 from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
-from harness.run.runner import Prepared, direction, directions, prepare, run_all, select
+from harness.run.runner import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Prepared, check_concurrency, direction,
+                                directions, prepare, run_all, select)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -44,6 +45,14 @@ def _min_coverage(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-coverage", action="append", metavar="PCT|KIND=PCT",
                    help="fail when field coverage (or the named number, e.g. 'enum values=100') is below PCT "
                         "in some direction; repeatable")
+
+
+def _concurrency(text: str) -> int:
+    """--concurrency N: an argparse type, so a bad N is a usage error naming the range."""
+    try:
+        return check_concurrency(int(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("invalid literal for int() with base 10", "not a number"))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -68,6 +77,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML report")
     run.add_argument("--server-address", metavar="HOST:PORT",
                      help="use the server peer already running there (grpc-interop serve) instead of starting one")
+    run.add_argument("--concurrency", type=_concurrency, default=DEFAULT_CONCURRENCY, metavar="N",
+                     help=f"cases in flight at once per direction, on one connection (1-{MAX_CONCURRENCY}; "
+                          f"default {DEFAULT_CONCURRENCY}); results keep the catalogue order")
     _min_coverage(run)
 
     cov = sub.add_parser("coverage", help="what the cases exercise, per direction: fields, enum values, oneof "
@@ -171,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     total = sum(len(prepared.runnable(d, selected)) + len(prepared.finding_results(d, args.patterns)) for d in chosen)
     with report.progress(out, total) as advance:
         results, session = run_all(prepared, runner, chosen, args.patterns, on_result=advance,
-                                   server_address=args.server_address)
+                                   server_address=args.server_address, concurrency=args.concurrency)
     names = [d.name for d in chosen]
     with session:
         if not results:

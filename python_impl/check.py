@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 
 from python_impl.compare import Tolerance, diff_messages, render
 from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, Diff, Outcome, message_class
+from python_impl import bulk
 
 
 def check(call: Any, out: Outcome, index: int) -> list[Diff]:
@@ -30,7 +31,7 @@ def check(call: Any, out: Outcome, index: int) -> list[Diff]:
         add("status.message", render(exp["message"]), render(out.message))
     if exp.get("responses") is not None:
         resp_cls = empty_pb2.Empty if getattr(call, "raw", False) else message_class(call.response_type)
-        expected = [json_format.ParseDict(r, resp_cls()) for r in exp["responses"]]
+        expected = [bulk.parse(r, resp_cls()) for r in exp["responses"]]
         if len(expected) != len(out.responses):
             add("responses.count", len(expected), len(out.responses))
         tol = Tolerance.from_json(exp.get("float_tolerance"))

@@ -25,6 +25,7 @@ from grpc_status import rpc_status
 
 from python_impl.compare import Tolerance, diff_messages, render
 from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, metadata_pairs
+from python_impl import bulk
 
 log = logging.getLogger("python_impl.generic")
 
@@ -112,12 +113,12 @@ class Plan:
                           and getattr(call, "bidi", "half_duplex") == "ping_pong")
         req_cls, self.resp_cls = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
         exp = call.expect or {}
-        self.requests = [json_format.ParseDict(r, req_cls()) for r in call.requests or []]
+        self.requests = [bulk.parse(r, req_cls()) for r in call.requests or []]
         if self.read_requests is not None:
             self.requests = self.requests[: self.read_requests]
         # server.responses: what to send when the client must not see it (over its receive limit)
         sent = srv["responses"] if srv.get("responses") is not None else exp.get("responses") or []
-        self.responses = [json_format.ParseDict(r, self.resp_cls()) for r in sent]
+        self.responses = [bulk.parse(r, self.resp_cls()) for r in sent]
         self.tol = Tolerance.from_json(exp.get("float_tolerance"))
         self.metadata: dict[str, list[str]] = getattr(call, "metadata", None) or {}
         self.headers = metadata_pairs(exp.get("headers") or {})

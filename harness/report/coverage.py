@@ -22,6 +22,7 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
+from python_impl import bulk
 
 MESSAGE_KINDS = ("fields", "enum values", "oneof members", "map key types", "presence states")
 METHOD_KINDS = ("streaming patterns", "status codes", "metadata kinds")
@@ -190,7 +191,7 @@ def exercised(case: Case, universe: Universe) -> set[Item]:
             cls = GetMessageClass(type_)
             for value in values:
                 try:  # deep_recursion_150 is past json_format's default nesting limit (100)
-                    msg = json_format.ParseDict(value, cls(), max_recursion_depth=_MAX_NESTING)
+                    msg = bulk.parse(value, cls(), max_recursion_depth=_MAX_NESTING)
                 except json_format.ParseError as e:
                     raise ValueError(f"case {case.name!r} ({case.source}): a {type_.full_name} of {call.method} "
                                      f"cannot be measured: {str(e)[-300:]}") from None

@@ -10,7 +10,9 @@ import fnmatch
 import json
 import shlex
 import tempfile
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -178,11 +180,28 @@ def select_names(names: list[str], patterns: list[str] | None) -> list[str]:
     return [n for n in names if any(fnmatch.fnmatchcase(n, p) or p in n for p in patterns)]
 
 
+# Cases in flight at once per direction, on the direction's one channel (--concurrency,
+# --interop-concurrency). Most of a case's time is waiting (loopback round trips, deadlines, server
+# delays), so 8 keeps 2 cores busy without queueing behind the Python servers' 32 worker threads.
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 32  # the sync Python server's worker threads (python_impl/server.py MAX_WORKERS)
+
+
+def check_concurrency(n: int) -> int:
+    """n if it is a usable number of cases in flight, else a ValueError saying the range."""
+    if not 1 <= n <= MAX_CONCURRENCY:
+        raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY} (the Python server's worker "
+                         f"threads), got {n}")
+    return n
+
+
 @dataclass
 class Session:
-    """Peers for one run, started on first use and always stopped (a context manager)."""
+    """Peers for one run, started on first use and always stopped (a context manager).
+    `concurrency` cases of a direction are in flight at once; results keep the catalogue order."""
     prepared: Prepared
     runner: str
+    concurrency: int = DEFAULT_CONCURRENCY
     run_id: str = field(default_factory=lambda: f"r-{uuid.uuid4().hex[:8]}")
     _stack: ExitStack = field(default_factory=ExitStack)
     _servers: dict[str, Any] = field(default_factory=dict)
@@ -248,21 +267,27 @@ class Session:
         return results
 
     def _exchange(self, d: Direction, cases: list[cases_mod.Case], address: str) -> list[Result]:
-        """A Go client runs all its cases in one process (batched)."""
+        """Up to `concurrency` cases at once on one channel (one HTTP/2 connection), results in the
+        cases' order. A Go client runs all its cases in one process (batched), with goroutines."""
         if d.client == "py":
-            with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
-                return [run_case(ch, self.prepared.gen, c, d.name, self.run_id) for c in cases]
+            with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as ch, \
+                    ThreadPoolExecutor(self.concurrency, thread_name_prefix="interop-case") as pool:
+                return list(pool.map(lambda c: run_case(ch, self.prepared.gen, c, d.name, self.run_id), cases))
         if d.client == "pyaio":
             return asyncio.run(self._run_aio(address, d, cases))
-        payload = {"target": address, "direction": d.slug, "run_id": self.run_id,
+        payload = {"target": address, "direction": d.slug, "run_id": self.run_id, "concurrency": self.concurrency,
                    "cases": [c.to_json() for c in cases]}
         results, stderr = run_go_client(self.prepared.build, self.runner, payload)
         self.client_logs[d.name] = stderr
         return _align(cases, results, d)
 
     async def _run_aio(self, address: str, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
+        slots = asyncio.Semaphore(self.concurrency)
         async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
-            return [await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id) for c in cases]
+            async def one(c: cases_mod.Case) -> Result:
+                async with slots:
+                    return await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id)
+            return list(await asyncio.gather(*(one(c) for c in cases)))
 
     def explain(self, d: Direction, result: Result) -> str:
         """A failure, readable alone: what differed, both peers' logs, and how to reproduce it."""
@@ -373,24 +398,50 @@ def serve_command(protos: tuple[str, ...], side: str, runner: str) -> str:
     return shlex.join(args + (["--peer-runner", runner] if side == "go" else []))
 
 
+# Directions run at once (each with its own cases in flight): a Go-client direction spends most of
+# its time in the Go process and its container, which a Python-client direction can use meanwhile.
+DIRECTION_OVERLAP = 2
+
+
 def run_all(prepared: Prepared, runner: str, directions: list[Direction], patterns: list[str] | None,
-            on_result: Any = None, server_address: str | None = None) -> tuple[list[Result], Session]:
+            on_result: Any = None, server_address: str | None = None,
+            concurrency: int = DEFAULT_CONCURRENCY) -> tuple[list[Result], Session]:
     """Run every selected case in every direction; the caller closes the returned session.
-    With server_address, the server side is a peer already running there (started by hand)."""
+    With server_address, the server side is a peer already running there (started by hand).
+    Directions whose servers differ overlap; results (and on_result) keep the directions' order."""
+    check_concurrency(concurrency)
     chosen = select(prepared.cases, patterns)
-    session = Session(prepared, runner)
+    session = Session(prepared, runner, concurrency=concurrency)
     if server_address:
         sides = {d.server for d in directions}
         session.external = {side: ExternalServer(server_address, f"server started by hand at {server_address}")
                             for side in sides}
     results: list[Result] = []
+    pool = ThreadPoolExecutor(DIRECTION_OVERLAP, thread_name_prefix="interop-direction")
     try:
-        for d in directions:
-            for r in [*prepared.finding_results(d, patterns), *session.run(d, chosen)]:
+        # findings first, one direction after another: they build the Go peer once, before any thread needs it
+        findings = [prepared.finding_results(d, patterns) for d in directions]
+        # one direction at a time per server: its log lines and load stay its own
+        locks = {key: threading.Lock() for key in {_server_key(d, server_address) for d in directions}}
+
+        def one(d: Direction) -> list[Result]:
+            with locks[_server_key(d, server_address)]:
+                return session.run(d, chosen)
+
+        running = [pool.submit(one, d) for d in directions]
+        for found, future in zip(findings, running):
+            for r in [*found, *future.result()]:
                 results.append(r)
                 if on_result:
                     on_result(r)
     except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
         session.__exit__(None, None, None)
         raise
+    pool.shutdown()
     return results, session
+
+
+def _server_key(d: Direction, server_address: str | None) -> str:
+    """Directions with the same key share a server and do not overlap."""
+    return "external" if server_address else d.server
