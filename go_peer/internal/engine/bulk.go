@@ -48,7 +48,8 @@ func unmarshalBulk(raw []byte, m proto.Message) error {
 	if err != nil {
 		return err
 	}
-	if err := protojson.Unmarshal(doc, m); err != nil {
+	// partial until expanded: a required field may be the one the spec fills
+	if err := partial.Unmarshal(doc, m); err != nil {
 		return err
 	}
 	for _, f := range fills {
@@ -56,8 +57,10 @@ func unmarshalBulk(raw []byte, m proto.Message) error {
 			return fmt.Errorf("%s: %v", renderPath(f.path), err)
 		}
 	}
-	return nil
+	return proto.CheckInitialized(m) // what protojson.Unmarshal checks of a whole message
 }
+
+var partial = protojson.UnmarshalOptions{AllowPartial: true}
 
 // stripBulk returns v without its specs, recording them in fills; an element of a list becomes ""
 // until it is expanded.
@@ -157,7 +160,7 @@ func expandBulk(m protoreflect.Message, f bulkFill) error {
 		return err
 	}
 	one := m.New()
-	if err := protojson.Unmarshal(doc, one.Interface()); err != nil {
+	if err := partial.Unmarshal(doc, one.Interface()); err != nil { // the holder's other required fields stay unset
 		return fmt.Errorf("%s.unit: %v", repeatKey, err)
 	}
 	var v protoreflect.Value

@@ -137,3 +137,44 @@ func TestRunClientConcurrency(t *testing.T) {
 		t.Errorf("negative concurrency: %v", err)
 	}
 }
+
+// The generic server expands the spec too: it checks the 1 MiB request it receives against it and
+// answers the expanded response, which the client checks against the same spec. A client that
+// sends one unit less is caught by the server.
+func TestGenericServerExpandsBulk(t *testing.T) {
+	bulkCase := func(count int) string {
+		return fmt.Sprintf(`[{"name": "g/bulk", "calls": [{"method": "/tutorial.HelloService/SayHello", "streaming": "unary", `+
+			helloCall+`, "requests": [{"greeting": {"@repeat": {"count": %d, "unit": "g"}}}],
+		  "expect": {"responses": [{"reply": {"@repeat": {"count": 524288, "unit": "rr"}}}]}}]}]`, count)
+	}
+	addr, log := genericServer(t, bulkCase(1048576))
+	conn := dial(t, addr)
+	if r := runCases(t, conn, bulkCase(1048576))["g/bulk"]; r.Verdict != engine.Pass {
+		t.Errorf("g/bulk: %s %+v\n%s", r.Verdict, r.Diffs, log)
+	}
+	r := runCases(t, conn, bulkCase(1048575))["g/bulk"]
+	if r.Verdict != engine.Fail || len(r.Diffs) == 0 || !strings.Contains(r.Diffs[0].Path, "server.requests[0].greeting") {
+		t.Errorf("one unit short: %s %+v", r.Verdict, r.Diffs)
+	}
+}
+
+// A required field may be the one the spec fills (proto2's Legacy.id); the expanded message is
+// still checked for required fields, as protojson checks a literal.
+func TestBulkSpecFillsARequiredField(t *testing.T) {
+	call := func(value string) string {
+		return `"method": "/shapes.legacy.LegacyService/Roundtrip", "streaming": "unary",
+		  "request_type": "shapes.legacy.Legacy", "response_type": "shapes.legacy.Legacy", "requests": [` + value + `]`
+	}
+	p, err := prepareOne(t, call(`{"id": {"@repeat": {"count": 3, "unit": "ab"}}, "child": {"id": "c", "raw": {"@repeat": {"count": 2, "unit": "AP8="}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := protojson.Marshal(engine.PlanRequests(p)[0]); !bytes.Contains(got, []byte(`"ababab"`)) ||
+		!bytes.Contains(got, []byte(`"AP8A/w=="`)) {
+		t.Errorf("expanded %s", got)
+	}
+	if _, err := prepareOne(t, call(`{"label": {"@repeat": {"count": 3, "unit": "ab"}}}`)); err == nil ||
+		!strings.Contains(err.Error(), "required field shapes.legacy.Legacy.id not set") {
+		t.Errorf("missing required id: %v", err)
+	}
+}
