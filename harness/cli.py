@@ -1,4 +1,4 @@
-"""`grpc-interop`: the harness's command line (run, coverage, cases, gen, peer, serve, clean, compat)."""
+"""`grpc-interop`: the harness's command line (run, bench, coverage, cases, gen, peer, serve, clean, compat)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from harness.protoset.gotoolchain import GoToolchainError
 from harness.protoset import gotoolchain
 from harness.engines.peer import PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
-from harness.run.runner import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Prepared, check_concurrency, direction,
-                                directions, prepare, run_all, select)
+from harness.run.runner import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Prepared, Session, check_concurrency,
+                                direction, directions, prepare, run_all, select)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -81,6 +81,22 @@ def parser() -> argparse.ArgumentParser:
                      help=f"cases in flight at once per direction, on one connection (1-{MAX_CONCURRENCY}; "
                           f"default {DEFAULT_CONCURRENCY}); results keep the catalogue order")
     _min_coverage(run)
+
+    bench = sub.add_parser("bench", help="Py<->Go performance: calls/s, msg/s and latency per direction, beside "
+                                         "the same-language controls and the raw grpcio floor")
+    _common(bench)
+    bench.add_argument("--direction", action="append", metavar="DIR", help="as for run; repeatable; default all")
+    bench.add_argument("--method", action="append", metavar="SERVICE/METHOD",
+                       help="a method to measure (repeatable; default: the first method of each streaming mode)")
+    bench.add_argument("--concurrency", type=_concurrency, default=DEFAULT_CONCURRENCY, metavar="N",
+                       help=f"measure at concurrency 1 and N (default {DEFAULT_CONCURRENCY})")
+    bench.add_argument("--duration", type=float, default=0.4, metavar="SECONDS",
+                       help="time budget of each measurement (case x direction x concurrency; default 0.4)")
+    bench.add_argument("--calls", type=int, default=2000, metavar="N",
+                       help="at most N calls per measurement (default 2000): every loop is bounded in count and time")
+    bench.add_argument("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
+                       choices=["auto", "docker", "process"], help="how the Go peer runs (as for run)")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write the measurements as JSON")
 
     cov = sub.add_parser("coverage", help="what the cases exercise, per direction: fields, enum values, oneof "
                                           "members, map key types, presence states, streaming patterns, "
@@ -205,6 +221,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     too_low = _too_low(out, cov, thresholds)
     out.print(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s")
     return 1 if failed or too_low else 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness.run import bench
+
+    out = report.console()
+    t0 = time.monotonic()
+    chosen = directions(args.direction)
+    prepared = _prepare(args)
+    cases = bench.bench_cases(prepared, args.method)
+    runner = select_runner(args.peer_runner)
+    concurrencies = sorted({1, args.concurrency})
+    out.print(f"bench: {len(cases)} cases ({', '.join(c.name for c in cases)}) x {len(chosen)} directions x "
+              f"concurrency {' and '.join(map(str, concurrencies))}; each at most {args.calls} calls or "
+              f"{args.duration:g} s; Go peer runner: {runner}", soft_wrap=True)
+    with Session(prepared, runner) as session:
+        phases = bench.run_bench(session, chosen, cases, concurrencies, args.calls, args.duration,
+                                 on_phase=lambda d: out.print(f"  {d.name} measured ({time.monotonic() - t0:.1f} s)"))
+    out.print(bench.render(phases))
+    bad = [p for p in phases if not p.ok]
+    for p in bad:
+        out.print(f"[red]{p.direction} {p.case} (concurrency {p.concurrency}): {p.verdicts or 'no call'} "
+                  f"{p.problem}[/red]", soft_wrap=True)
+    if args.json:
+        args.json.write_text(json.dumps({"phases": [p.to_json() for p in phases]}, indent=1))
+    out.print(f"bench done in {time.monotonic() - t0:.1f} s")
+    return 1 if bad else 0
 
 
 def _too_low(out: Console, cov: coverage.Coverage, thresholds: dict[str, float]) -> bool:
@@ -337,7 +380,8 @@ def cmd_compat(args: argparse.Namespace) -> int:
                   verbose=args.verbose, proto_paths=args.proto_paths, files=args.file_globs)
 
 
-COMMANDS = {"run": cmd_run, "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen, "peer": cmd_peer,
+COMMANDS = {"run": cmd_run, "bench": cmd_bench,
+            "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen, "peer": cmd_peer,
             "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat}
 
 if __name__ == "__main__":

@@ -315,6 +315,20 @@ def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
 def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple[list[Result], str]:
     """Run many cases in ONE Go client process; returns its results and its stderr."""
     budget = sum(c["timeout_ms"] for case in payload["cases"] for c in case["calls"]) / 1000 + 60
+    stdout, stderr = go_client_lines(build, runner, payload, budget)
+    results = []
+    for n, line in enumerate(stdout, 1):
+        try:
+            results.append(Result.from_json(json.loads(line)))
+        except (ValueError, KeyError) as e:
+            raise PeerError(f"the Go client's output line {n} is not a result ({e}): {line[:300]!r}\n"
+                            f"--- client stderr ---\n{stderr}") from None
+    return results, stderr
+
+
+def go_client_lines(build: GoBuild, runner: str, payload: dict[str, Any], budget: float) -> tuple[list[str], str]:
+    """Run one Go client process on a client document (cases, or a bench's phases) within budget
+    seconds; returns its non-empty stdout lines and its stderr."""
     with tempfile.TemporaryDirectory(prefix="go-client-") as tmp:
         os.chmod(tmp, 0o755)  # the container runs as an unprivileged user
         cases = Path(tmp) / "cases.json"
@@ -332,15 +346,7 @@ def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple
             stdout, stderr, code = proc.stdout.decode(), proc.stderr.decode(errors="replace"), proc.returncode
     if code != 0:
         raise PeerError(f"the Go client exited with code {code}\n--- client stderr ---\n{stderr}")
-    results = []
-    for n, line in enumerate(stdout.splitlines(), 1):
-        if line.strip():
-            try:
-                results.append(Result.from_json(json.loads(line)))
-            except (ValueError, KeyError) as e:
-                raise PeerError(f"the Go client's output line {n} is not a result ({e}): {line[:300]!r}\n"
-                                f"--- client stderr ---\n{stderr}") from None
-    return results, stderr
+    return [line for line in stdout.splitlines() if line.strip()], stderr
 
 
 # Every Go peer container: nothing to write, no capabilities, no privilege gain, bounded resources.

@@ -30,6 +30,8 @@ type Input struct {
 	Cases     []json.RawMessage `json:"cases"`
 	// Concurrency: how many cases are in flight at once on the one connection (0 or absent: 1).
 	Concurrency int `json:"concurrency"`
+	// Phases: a bench document (grpc-interop bench) instead of cases.
+	Phases []BenchPhase `json:"phases"`
 }
 
 // Case is a list of calls made in order on one channel.

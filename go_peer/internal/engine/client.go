@@ -41,7 +41,7 @@ func Dial(target string) (*grpc.ClientConn, error) {
 		grpc.WithStatsHandler(StatsHandler()))
 }
 
-// RunClient runs every case of a JSON input document, up to in.Concurrency of them at once on
+// RunClient runs every case of a JSON input document (a bench document's phases: see runBench), up to in.Concurrency of them at once on
 // one connection, and writes one JSON line per case to stdout, in input order (a line is written
 // as soon as every case before it has finished). It fails only when the client itself cannot work
 // (bad document, cannot dial).
@@ -62,6 +62,9 @@ func RunClient(ctx context.Context, doc []byte, stdout, stderr io.Writer) error 
 		return fmt.Errorf("cannot dial %s: %v", in.Target, err)
 	}
 	defer conn.Close()
+	if in.Phases != nil {
+		return runBench(ctx, conn, &in, in.Phases, stdout)
+	}
 	results := runAll(ctx, conn, &in)
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
