@@ -34,7 +34,7 @@ def is_spec(value: Any) -> bool:
 def parse(value: Any, message: Message, **kwargs: Any) -> Message:
     """json_format.ParseDict(value, message, **kwargs), with every @repeat spec in value expanded."""
     found: list[tuple[Path, dict[str, Any]]] = []
-    rest = _strip(value, [], found)
+    rest = _strip(value, [], found) if isinstance(value, (dict, list)) else value
     json_format.ParseDict(rest, message, **kwargs)
     for path, spec in found:
         _expand(message, path, spec)
@@ -43,27 +43,41 @@ def parse(value: Any, message: Message, **kwargs: Any) -> Message:
 
 def _strip(value: Any, path: Path, found: list[tuple[Path, dict[str, Any]]]) -> Any:
     """value without its @repeat specs (recorded in found, with their paths; an element of a list
-    becomes "" until it is expanded); value itself when it has none, so the common case copies nothing."""
+    becomes "" until it is expanded); value itself when it has none, so the common case copies
+    nothing. Only containers are visited: this runs on every message every engine parses."""
     if isinstance(value, dict):
-        out, changed = {}, False
+        out = None
         for k, v in value.items():
+            if not isinstance(v, (dict, list)):
+                continue
             if is_spec(v):
                 found.append(([*path, k], v[REPEAT]))
-                changed = True
-                continue
-            out[k] = new = _strip(v, [*path, k], found)
-            changed = changed or new is not v
-        return out if changed else value
-    if isinstance(value, list):
-        items = []
-        for i, v in enumerate(value):
-            if is_spec(v):
-                found.append(([*path, i], v[REPEAT]))
-                items.append("")
+                new: Any = _DROP
             else:
-                items.append(_strip(v, [*path, i], found))
-        return items if any(a is not b for a, b in zip(items, value)) else value
-    return value
+                new = _strip(v, [*path, k], found)
+            if new is not v:
+                out = dict(value) if out is None else out
+                if new is _DROP:
+                    del out[k]
+                else:
+                    out[k] = new
+        return value if out is None else out
+    items = None
+    for i, v in enumerate(value):
+        if not isinstance(v, (dict, list)):
+            continue
+        if is_spec(v):
+            found.append(([*path, i], v[REPEAT]))
+            new = ""
+        else:
+            new = _strip(v, [*path, i], found)
+        if new is not v:
+            items = list(value) if items is None else items
+            items[i] = new
+    return value if items is None else items
+
+
+_DROP = object()
 
 
 def _expand(message: Message, path: Path, spec: Any) -> None:

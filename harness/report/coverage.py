@@ -268,8 +268,13 @@ def _walk(msg: Message, universe: Universe, out: set[Item]) -> None:
 
 def _values(fd: FD, values: list[Any], universe: Universe, out: set[Item]) -> None:
     if fd.message_type is not None:
+        # equal elements carry the same items: a size-limit case repeats one element thousands of times
+        seen: set[bytes] = set()
         for v in values:
-            _walk(v, universe, out)
+            key = v.SerializePartialToString(deterministic=True) if len(values) > 1 else b""
+            if key not in seen:
+                seen.add(key)
+                _walk(v, universe, out)
     elif fd.enum_type is not None:
         out |= {Item("enum values", fd.enum_type.full_name, _enum_name(fd.enum_type, v)) for v in values}
 
