@@ -36,7 +36,8 @@ from python_impl.contract import CHANNEL_OPTIONS, Result, message_class
 RAW = "raw grpcio"  # the floor's row name
 MODES = ("unary", "server_stream", "client_stream", "bidi")
 # the case each mode is measured with: a typical message; many messages for a stream; ping-pong for bidi
-PATTERN = {"unary": "typical", "server_stream": "stream/many", "client_stream": "stream/many", "bidi": "stream/ping_pong"}
+PATTERN = {"unary": "typical", "server_stream": "stream/many", "client_stream": "stream/many",
+           "bidi": "stream/ping_pong"}
 
 
 class BenchError(ValueError):
@@ -100,8 +101,8 @@ def bench_cases(prepared: Prepared, methods: list[str] | None) -> list[cases_mod
             raise BenchError(f"no generated case calls {method}: name a method as service/method, e.g. "
                              f"{prepared.catalogue[0].method.lstrip('/')}" if prepared.catalogue else f"no cases for {method}")
         suffix = PATTERN[mode]
-        case = next((c for name, c in by_name.items() if name.startswith(method + "/") and name.endswith("/" + suffix)
-                     and len(c.calls) == 1), None)
+        case = next((c for name, c in by_name.items()
+                     if name.startswith(method + "/") and name.endswith("/" + suffix) and len(c.calls) == 1), None)
         if case is None:
             raise BenchError(f"{method} ({mode}) has no generated …/{suffix} case to measure")
         out.append(case)
