@@ -98,8 +98,8 @@ def bench_cases(prepared: Prepared, methods: list[str] | None) -> list[cases_mod
     for method in [m.lstrip("/") for m in methods]:
         mode = next((c.calls[0].streaming for c in prepared.catalogue if c.method.lstrip("/") == method), None)
         if mode is None:
-            raise BenchError(f"no generated case calls {method}: name a method as service/method, e.g. "
-                             f"{prepared.catalogue[0].method.lstrip('/')}" if prepared.catalogue else f"no cases for {method}")
+            example = prepared.catalogue[0].method.lstrip("/") if prepared.catalogue else "pkg.Service/Method"
+            raise BenchError(f"no generated case calls {method}: name a method as service/method, e.g. {example}")
         suffix = PATTERN[mode]
         case = next((c for name, c in by_name.items()
                      if name.startswith(method + "/") and name.endswith("/" + suffix) and len(c.calls) == 1), None)
