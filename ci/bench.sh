@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: the ratio of a warm full run to raw gRPC speed (ci/bench_ratio.py: the raw grpcio
 # unary median and the warm run in one invocation), the Py<->Go bench table, then the wall time of
-# `make interop` (every case, every direction), cold and warm, and the number of case runs per second. Cold: no peer image, an empty cache folder (generated code, plugins, binaries)
-# and an empty Go build cache. Warm: nothing changed. BENCHMARKS.md records the figures.
+# `make interop` (every case, every direction), cold and warm, and the number of case runs per second.
+# Cold: no peer image, an empty cache folder (generated code, plugins, binaries) and an empty Go build
+# cache. Warm: nothing changed. BENCHMARKS.md records the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
