@@ -88,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--direction", action="append", metavar="DIR", help="as for run; repeatable; default all")
     bench.add_argument("--method", action="append", metavar="SERVICE/METHOD",
                        help="a method to measure (repeatable; default: the first method of each streaming mode)")
+    bench.add_argument("--case", dest="bench_cases", action="append", metavar="NAME",
+                       help="a case to measure, by its full name (repeatable; with --method, both)")
     bench.add_argument("--concurrency", type=_concurrency, default=DEFAULT_CONCURRENCY, metavar="N",
                        help=f"measure at concurrency 1 and N (default {DEFAULT_CONCURRENCY})")
     bench.add_argument("--duration", type=float, default=0.4, metavar="SECONDS",
@@ -230,7 +232,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     chosen = directions(args.direction)
     prepared = _prepare(args)
-    cases = bench.bench_cases(prepared, args.method)
+    cases = bench.bench_cases(prepared, args.method) if args.method or not args.bench_cases else []
+    cases += bench.named_cases(prepared, args.bench_cases or [])
     runner = select_runner(args.peer_runner)
     concurrencies = sorted({1, args.concurrency})
     out.print(f"bench: {len(cases)} cases ({', '.join(c.name for c in cases)}) x {len(chosen)} directions x "

@@ -86,3 +86,10 @@ def test_cli_prints_the_table_and_writes_json(tmp_path: Path, capsys) -> None:
     assert [(p["direction"], p["concurrency"], p["calls"]) for p in phases] == [
         ("py→py", 1, 5), ("py→py", 2, 5), ("raw grpcio", 1, 5), ("raw grpcio", 2, 5)]
     assert all(p["rpc_per_s"] > 0 and p["p99_ms"] >= p["p50_ms"] for p in phases)
+
+
+def test_cases_by_name(prepared) -> None:
+    name = "tutorial.HelloService/SayHello/protocol/near_size_limit"
+    assert [c.name for c in bench.named_cases(prepared, [name])] == [name]
+    with pytest.raises(bench.BenchError, match="no case named nope/x"):
+        bench.named_cases(prepared, ["nope/x"])

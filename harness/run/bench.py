@@ -109,6 +109,15 @@ def bench_cases(prepared: Prepared, methods: list[str] | None) -> list[cases_mod
     return out
 
 
+def named_cases(prepared: Prepared, names: list[str]) -> list[cases_mod.Case]:
+    """Cases to measure by full name (a size-limit case beside the raw floor, say)."""
+    by_name = {c.name: c for c in prepared.catalogue}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise BenchError(f"no case named {', '.join(missing)} (grpc-interop cases lists them)")
+    return [by_name[n] for n in names]
+
+
 def _messages(case: cases_mod.Case) -> int:
     call = case.calls[0]
     return len(call.requests) + len(call.expect.get("responses") or [])
