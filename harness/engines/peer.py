@@ -128,13 +128,20 @@ def clean(all_sessions: bool = True) -> int:
     client = docker_client()
     if client is None:
         return 0
+    import docker.errors
+
     removed = 0
-    for c in client.containers.list(all=True, filters={"label": LABEL}):
-        session = c.labels.get(SESSION_LABEL, "")
+    # sparse: the listing's own labels, no inspect per container, which fails (404) when a running
+    # session removes its container between the listing and the inspect
+    for c in client.containers.list(all=True, filters={"label": LABEL}, sparse=True):
+        session = (c.attrs.get("Labels") or {}).get(SESSION_LABEL, "")
         pid, _, host = session.partition("@")
         alive = host == socket.gethostname() and pid.isdigit() and _pid_alive(int(pid))
         if all_sessions or not alive:
-            c.remove(force=True)
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:  # its own session removed it meanwhile
+                continue
             removed += 1
     return removed
 
