@@ -49,7 +49,7 @@ interop: $(PY) ## the main job: run every case in every direction and print the 
 coverage: $(PY) ## what the cases exercise per direction (fields, enums, oneofs, presence, streaming, status, metadata), every gap listed
 	$(VENV)/bin/grpc-interop coverage --protos $(PROTOS) --min-coverage $(MIN_COVERAGE)
 
-bench: $(PY) ## measure make interop cold (no image, no build cache) and warm, and cases per second
+bench: $(PY) ## warm run vs raw grpcio (the ratio), the Py<->Go bench table, make interop cold and warm
 	ci/bench.sh
 
 # ci-local: the shard jobs of ci/github/interop-shards.yml, one after the other, then the merge job

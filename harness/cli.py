@@ -1,4 +1,5 @@
-"""`grpc-interop`: the harness's command line (run, coverage, cases, gen, peer, serve, clean, compat, fuzz)."""
+"""`grpc-interop`: the harness's command line (run, bench, coverage, cases, gen, peer, serve, clean, compat, fuzz,
+report)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.fuzz import command as fuzz_command
 from harness.run import record
 from harness.run import shard as shard_mod
-from harness.run.runner import Plan, Prepared, direction, directions, plan, prepare, run_all, select
+from harness.run.runner import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Plan, Prepared, Session, check_concurrency,
+                                direction, directions, plan, prepare, run_all, select)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -48,6 +50,14 @@ def _min_coverage(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-coverage", action="append", metavar="PCT|KIND=PCT",
                    help="fail when field coverage (or the named number, e.g. 'enum values=100') is below PCT "
                         "in some direction; repeatable")
+
+
+def _concurrency(text: str) -> int:
+    """--concurrency N: an argparse type, so a bad N is a usage error naming the range."""
+    try:
+        return check_concurrency(int(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("invalid literal for int() with base 10", "not a number"))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -79,7 +89,28 @@ def parser() -> argparse.ArgumentParser:
                           "case's kind); every shard must use the same file")
     run.add_argument("--server-address", metavar="HOST:PORT",
                      help="use the server peer already running there (grpc-interop serve) instead of starting one")
+    run.add_argument("--concurrency", type=_concurrency, default=DEFAULT_CONCURRENCY, metavar="N",
+                     help=f"cases in flight at once per direction, on one connection (1-{MAX_CONCURRENCY}; "
+                          f"default {DEFAULT_CONCURRENCY}); results keep the catalogue order")
     _min_coverage(run)
+
+    bench = sub.add_parser("bench", help="Py<->Go performance: calls/s, msg/s and latency per direction, beside "
+                                         "the same-language controls and the raw grpcio floor")
+    _common(bench)
+    bench.add_argument("--direction", action="append", metavar="DIR", help="as for run; repeatable; default all")
+    bench.add_argument("--method", action="append", metavar="SERVICE/METHOD",
+                       help="a method to measure (repeatable; default: the first method of each streaming mode)")
+    bench.add_argument("--case", dest="bench_cases", action="append", metavar="NAME",
+                       help="a case to measure, by its full name (repeatable; with --method, both)")
+    bench.add_argument("--concurrency", type=_concurrency, default=DEFAULT_CONCURRENCY, metavar="N",
+                       help=f"measure at concurrency 1 and N (default {DEFAULT_CONCURRENCY})")
+    bench.add_argument("--duration", type=float, default=0.4, metavar="SECONDS",
+                       help="time budget of each measurement (case x direction x concurrency; default 0.4)")
+    bench.add_argument("--calls", type=int, default=2000, metavar="N",
+                       help="at most N calls per measurement (default 2000): every loop is bounded in count and time")
+    bench.add_argument("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
+                       choices=["auto", "docker", "process"], help="how the Go peer runs (as for run)")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write the measurements as JSON")
 
     cov = sub.add_parser("coverage", help="what the cases exercise, per direction: fields, enum values, oneof "
                                           "members, map key types, presence states, streaming patterns, "
@@ -225,7 +256,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 advance(r)
 
             results, session = run_all(prepared, runner, chosen, args.patterns, on_result=on_result,
-                                       server_address=args.server_address, the_plan=the_plan)
+                                       server_address=args.server_address, the_plan=the_plan,
+                                       concurrency=args.concurrency)
     except (KeyboardInterrupt, SystemExit) as e:
         if isinstance(e, SystemExit) and e.code != 128 + signal.SIGTERM:
             raise
@@ -275,6 +307,34 @@ def _interrupted(args: argparse.Namespace, out: Console, prepared: Prepared, the
     if len(missing) > 20:
         out.print(f"  … and {len(missing) - 20} more (the JSON's run.not_run lists them all)", soft_wrap=True)
     return EXIT_INCOMPLETE
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness.run import bench
+
+    out = report.console()
+    t0 = time.monotonic()
+    chosen = directions(args.direction)
+    prepared = _prepare(args)
+    cases = bench.bench_cases(prepared, args.method) if args.method or not args.bench_cases else []
+    cases += bench.named_cases(prepared, args.bench_cases or [])
+    runner = select_runner(args.peer_runner)
+    concurrencies = sorted({1, args.concurrency})
+    out.print(f"bench: {len(cases)} cases ({', '.join(c.name for c in cases)}) x {len(chosen)} directions x "
+              f"concurrency {' and '.join(map(str, concurrencies))}; each at most {args.calls} calls or "
+              f"{args.duration:g} s; Go peer runner: {runner}", soft_wrap=True)
+    with Session(prepared, runner) as session:
+        phases = bench.run_bench(session, chosen, cases, concurrencies, args.calls, args.duration,
+                                 on_phase=lambda d: out.print(f"  {d.name} measured ({time.monotonic() - t0:.1f} s)"))
+    out.print(bench.render(phases))
+    bad = [p for p in phases if not p.ok]
+    for p in bad:
+        out.print(f"[red]{p.direction} {p.case} (concurrency {p.concurrency}): {p.verdicts or 'no call'} "
+                  f"{p.problem}[/red]", soft_wrap=True)
+    if args.json:
+        args.json.write_text(json.dumps({"phases": [p.to_json() for p in phases]}, indent=1))
+    out.print(f"bench done in {time.monotonic() - t0:.1f} s")
+    return 1 if bad else 0
 
 
 def _too_low(out: Console, cov: coverage.Coverage, thresholds: dict[str, float]) -> bool:
@@ -447,8 +507,8 @@ def cmd_compat(args: argparse.Namespace) -> int:
                   verbose=args.verbose, proto_paths=args.proto_paths, files=args.file_globs)
 
 
-COMMANDS = {"run": cmd_run, "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen, "peer": cmd_peer,
-            "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat, "report": cmd_report,
+COMMANDS = {"run": cmd_run, "bench": cmd_bench, "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen,
+            "peer": cmd_peer, "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat, "report": cmd_report,
             "fuzz": fuzz_command.cmd_fuzz}
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from harness.protoset.gotoolchain import GoToolchainError
 from harness.report import coverage
 from harness.protoset.codegen import GO_TAGS_ENV
 from harness.run import shard as shard_mod
-from harness.run.runner import Direction, ExternalServer, Prepared, Session, directions, prepare, share
+from harness.run.runner import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Direction, ExternalServer, Prepared, Session,
+                                check_concurrency, directions, prepare, share)
 from python_impl.contract import Diff, Result
 
 _PREPARED = pytest.StashKey[Prepared]()
@@ -72,6 +73,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                 choices=["auto", "docker", "process"],
                 help="how the Go peer runs (auto: docker when an engine answers, else a loud fallback)")
+    g.addoption("--interop-concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                help=f"cases in flight at once per direction, on one connection (1-{MAX_CONCURRENCY}; "
+                     f"default {DEFAULT_CONCURRENCY})")
     g.addoption("--interop-cache-dir", type=Path, default=None, metavar="DIR",
                 help=f"where generated code and Go peer builds are kept (default: ${cache.ENV}, "
                      f"else $XDG_CACHE_HOME/{cache.APP}, else ~/.cache/{cache.APP})")
@@ -259,7 +263,11 @@ def interop_session(request: pytest.FixtureRequest) -> Any:
     config = request.config
     handed = json.loads(getattr(config, "workerinput", {}).get("interop", "null") or "null")
     runner = handed["runner"] if handed else select_runner(config.getoption("peer_runner"))
-    with Session(_prepared(config), runner) as session:
+    try:
+        concurrency = check_concurrency(config.getoption("interop_concurrency"))
+    except ValueError as e:
+        raise pytest.UsageError(f"--interop-concurrency: {e}") from None
+    with Session(_prepared(config), runner, concurrency=concurrency) as session:
         if handed:
             session.external = {side: ExternalServer(**v) for side, v in handed["servers"].items()}
         session.batch_dir = Path(handed["batches"]) if handed else None
@@ -310,14 +318,13 @@ def interop_run(request: pytest.FixtureRequest, interop_session: Any, interop_di
     if isinstance(interop_case, Finding):
         return InteropRun(d, interop_case, interop_case.result, s)
     request.node.user_properties.append((_RAN_PROPERTY, (d.name, interop_case.name)))
-    if d.client == "py":
-        result = s.run(d, [interop_case])[0]
-    else:  # go: one client process; pyaio: one event loop, for all the direction's cases
-        if d.name not in s.batches:
-            # session.items is the final selection (after -k): batch exactly the cases that will run.
-            chosen = [i.callspec.params["interop_case"] for i in request.session.items
-                      if getattr(i, "callspec", None) and i.callspec.params.get("interop_direction") == d
-                      and isinstance(i.callspec.params["interop_case"], Case)]
-            s.batches[d.name] = _batch(s, d, chosen)
-        result = s.batches[d.name][interop_case.name]
+    # Every direction runs as one batch: the Go client in one process, pyaio on one event loop, py on
+    # one channel, each with up to --interop-concurrency cases in flight.
+    if d.name not in s.batches:
+        # session.items is the final selection (after -k): batch exactly the cases that will run.
+        chosen = [i.callspec.params["interop_case"] for i in request.session.items
+                  if getattr(i, "callspec", None) and i.callspec.params.get("interop_direction") == d
+                  and isinstance(i.callspec.params["interop_case"], Case)]
+        s.batches[d.name] = _batch(s, d, chosen)
+    result = s.batches[d.name][interop_case.name]
     return InteropRun(d, interop_case, result, s)

@@ -9,9 +9,10 @@ import json
 from typing import Any
 
 import google.rpc.error_details_pb2  # noqa: F401  registers the google.rpc detail types (Any JSON)
-from google.protobuf import any_pb2, empty_pb2, json_format
+from google.protobuf import any_pb2, empty_pb2
 from google.protobuf.message import Message
 
+from python_impl import bulk
 from python_impl.compare import Tolerance, diff_messages, diff_stream, render
 from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, Diff, Outcome, detail_any, message_class
 from python_impl.standard import check_reflection
@@ -31,7 +32,7 @@ def check(call: Any, out: Outcome, index: int) -> list[Diff]:
         add("status.message", render(exp["message"]), render(out.message))
     if exp.get("responses") is not None:
         resp_cls = empty_pb2.Empty if getattr(call, "raw", False) else message_class(call.response_type)
-        expected = [json_format.ParseDict(r, resp_cls()) for r in exp["responses"]]
+        expected = [bulk.parse(r, resp_cls()) for r in exp["responses"]]
         tol = Tolerance.from_json(exp.get("float_tolerance"))
         diffs += [Diff(index, p, ev, gv) for p, ev, gv in diff_stream(expected, out.responses, "responses", tol)]
     for where, got_md in (("headers", out.headers), ("trailers", out.trailers)):

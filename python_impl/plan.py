@@ -16,13 +16,13 @@ from typing import Any, Generator, Iterable
 
 import google.rpc.error_details_pb2  # noqa: F401  registers the google.rpc detail types (Any JSON)
 import grpc
-from google.protobuf import json_format
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
+from python_impl import bulk
 from python_impl.compare import Tolerance, diff_stream, render
 from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, code_number, detail_any, metadata_pairs
 
@@ -118,12 +118,12 @@ class Plan:
                           and getattr(call, "bidi", "half_duplex") == "ping_pong")
         req_cls, self.resp_cls = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
         exp = call.expect or {}
-        self.requests = [json_format.ParseDict(r, req_cls()) for r in call.requests or []]
+        self.requests = [bulk.parse(r, req_cls()) for r in call.requests or []]
         if self.read_requests is not None:
             self.requests = self.requests[: self.read_requests]
         # server.responses: what to send when the client must not see it (over its receive limit)
         sent = srv["responses"] if srv.get("responses") is not None else exp.get("responses") or []
-        self.responses = [json_format.ParseDict(r, self.resp_cls()) for r in sent]
+        self.responses = [bulk.parse(r, self.resp_cls()) for r in sent]
         self.tol = Tolerance.from_json(exp.get("float_tolerance"))
         # server.metadata: what must arrive when the client legitimately changes what it was given
         # (drops a reserved key); otherwise the call's own metadata

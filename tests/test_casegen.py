@@ -12,6 +12,7 @@ from google.protobuf.message_factory import GetMessageClass
 from harness.cases import generate as casegen
 from harness.protoset import discover
 from harness.cases.values import PATTERNS, build, to_json
+from python_impl import bulk
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,7 +71,7 @@ def test_oneof_members_and_their_defaults(seed_gen) -> None:
 
 def _wire_size(type_name: str, value: dict) -> int:
     cls = GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(type_name))
-    return json_format.ParseDict(value, cls()).ByteSize()
+    return bulk.parse(value, cls()).ByteSize()  # size cases write their bulk as @repeat specs
 
 
 def test_size_limit_cases_on_every_service_that_can_carry_bulk(seed_gen) -> None:
@@ -114,11 +115,11 @@ def test_bulk_in_a_repeated_scalar_field_reaches_the_size(tmp_path: Path) -> Non
     script = ("import sys\nfrom harness.protoset import discover\nfrom harness.protoset.codegen import "
               "generate_python, import_python\nfrom harness.cases import generate\n"
               "ps = discover(sys.argv[1]); import_python(generate_python(ps))\n"
-              "from google.protobuf import descriptor_pool, json_format\n"
+              "from google.protobuf import descriptor_pool\nfrom python_impl import bulk\n"
               "from google.protobuf.message_factory import GetMessageClass\n"
               "d = descriptor_pool.Default().FindMessageTypeByName('nums.Outer')\n"
               "for size in (4 * 2**20 - 65536, 4 * 2**20 + 1024):\n"
-              "    print(json_format.ParseDict(generate._sized(d, size), GetMessageClass(d)()).ByteSize() - size)\n")
+              "    print(bulk.parse(generate._sized(d, size), GetMessageClass(d)()).ByteSize() - size)\n")
     # a process of its own: one process holds one proto set
     out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
     assert all(0 <= int(x) < 64 for x in out.stdout.split()), out.stdout

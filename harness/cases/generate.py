@@ -24,6 +24,7 @@ from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
 from harness.protoset.runtime import is_well_known
 from harness.cases.values import MAX_DEPTH, PATTERNS, build, map_keys, scalar, to_json
+from python_impl import bulk
 
 SOURCE = "generated from descriptors (harness/cases/generate.py)"
 TIMEOUT_MS = 10_000
@@ -591,16 +592,18 @@ def _encoded(f: Any, value: Any) -> int:
 
 
 def _sized(d: Descriptor, size: int) -> Any:
-    """A message of type d about `size` bytes on the wire, its bulk in _bulk_field's field."""
+    """A message of type d about `size` bytes on the wire, its bulk in _bulk_field's field, written
+    compactly as an @repeat spec (python_impl/bulk.py): a 4 MiB JSON literal cost more to parse than
+    the call itself. The message on the wire is the same."""
     steps, f = _bulk_field(d)
     msg = build(d, "empty")
     node = _step_into(msg, steps)
     node.SetInParent()  # present even before the bulk arrives: `base` counts its tag and length
     base = msg.ByteSize()
     if f.type in (f.TYPE_STRING, f.TYPE_BYTES):
-        value = "x" * (size - base) if f.type == f.TYPE_STRING else b"x" * (size - base)
-        getattr(node, f.name).append(value) if f.is_repeated else setattr(node, f.name, value)
-        return to_json(msg)
+        unit = "x" if f.type == f.TYPE_STRING else b"x"
+        getattr(node, f.name).append(unit) if f.is_repeated else setattr(node, f.name, unit)
+        return _repeat(msg, d, steps, f, size - base, element=f.is_repeated)
     field = getattr(node, f.name)
     if f.message_type is None:
         # the widest encoding of the type (a 10-byte varint, say): fewer elements, a smaller case
@@ -617,4 +620,21 @@ def _sized(d: Descriptor, size: int) -> Any:
     grow(max(0, int((size - msg.ByteSize()) / per)))
     while msg.ByteSize() < size:  # the length prefixes grow with the field
         grow(max(1, int((size - msg.ByteSize()) / per)))
-    return to_json(msg)
+    count = len(field)
+    del field[1:]
+    return _repeat(msg, d, steps, f, count, element=False)
+
+
+def _repeat(msg: Any, d: Descriptor, steps: Steps, f: Any, count: int, element: bool) -> Any:
+    """msg's JSON with field f of the holder at steps (holding one unit) written as an @repeat spec
+    of count units: of the field's one element when `element` (a repeated string or bytes field)."""
+    out = to_json(msg)
+    holder, desc = out, d
+    for name, how in steps:
+        fd = desc.fields_by_name[name]
+        holder = holder[fd.json_name][0] if how == "list" else holder[fd.json_name]
+        desc = fd.message_type
+    unit = holder[f.json_name][0] if element or f.is_repeated else holder[f.json_name]
+    spec = {bulk.REPEAT: {"count": count, "unit": unit}}
+    holder[f.json_name] = [spec] if element else spec
+    return out

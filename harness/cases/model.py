@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 from google.protobuf import descriptor_pool, json_format
+from python_impl import bulk
 from google.protobuf.message_factory import GetMessageClass
 
 STATUS_CODES = (
@@ -139,12 +140,12 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     resp_cls = GetMessageClass(meth.output_type)
     for i, r in enumerate(requests):
         try:
-            json_format.ParseDict(r, req_cls())
+            bulk.parse(r, req_cls())
         except json_format.ParseError as e:
             raise _fail(src, name, f"requests[{i}] is not a valid {meth.input_type.full_name}: {e}") from None
     for i, r in enumerate(expect.get("responses") or []):
         try:
-            json_format.ParseDict(r, resp_cls())
+            bulk.parse(r, resp_cls())
         except json_format.ParseError as e:
             raise _fail(src, name, f"expect.responses[{i}] is not a valid {meth.output_type.full_name}: {e}") from None
     bidi = raw.get("bidi", "half_duplex")

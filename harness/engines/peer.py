@@ -128,13 +128,20 @@ def clean(all_sessions: bool = True) -> int:
     client = docker_client()
     if client is None:
         return 0
+    import docker.errors
+
     removed = 0
-    for c in client.containers.list(all=True, filters={"label": LABEL}):
-        session = c.labels.get(SESSION_LABEL, "")
+    # sparse: the listing's own labels, no inspect per container, which fails (404) when a running
+    # session removes its container between the listing and the inspect
+    for c in client.containers.list(all=True, filters={"label": LABEL}, sparse=True):
+        session = (c.attrs.get("Labels") or {}).get(SESSION_LABEL, "")
         pid, _, host = session.partition("@")
         alive = host == socket.gethostname() and pid.isdigit() and _pid_alive(int(pid))
         if all_sessions or not alive:
-            c.remove(force=True)
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:  # its own session removed it meanwhile
+                continue
             removed += 1
     return removed
 
@@ -402,6 +409,20 @@ def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
 def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple[list[Result], str]:
     """Run many cases in ONE Go client process; returns its results and its stderr."""
     budget = sum(c["timeout_ms"] for case in payload["cases"] for c in case["calls"]) / 1000 + 60
+    stdout, stderr = go_client_lines(build, runner, payload, budget)
+    results = []
+    for n, line in enumerate(stdout, 1):
+        try:
+            results.append(Result.from_json(json.loads(line)))
+        except (ValueError, KeyError) as e:
+            raise PeerError(f"the Go client's output line {n} is not a result ({e}): {line[:300]!r}\n"
+                            f"--- client stderr ---\n{stderr}") from None
+    return results, stderr
+
+
+def go_client_lines(build: GoBuild, runner: str, payload: dict[str, Any], budget: float) -> tuple[list[str], str]:
+    """Run one Go client process on a client document (cases, or a bench's phases) within budget
+    seconds; returns its non-empty stdout lines and its stderr."""
     with tempfile.TemporaryDirectory(prefix="go-client-") as tmp:
         os.chmod(tmp, 0o755)  # the container runs as an unprivileged user
         cases = Path(tmp) / "cases.json"
@@ -423,26 +444,26 @@ def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple
                 os.close(held)
                 os.close(write_end)
             stdout, stderr, code = proc.stdout.decode(), proc.stderr.decode(errors="replace"), proc.returncode
-    results = _parse_results(stdout, stderr)
+    lines = [line for line in stdout.splitlines() if line.strip()]
     if code != 0:
-        done = {r.case for r in results}
-        in_flight = next((c["name"] for c in payload["cases"] if c["name"] not in done), "(none: every case has a result)")
-        raise PeerError(f"the Go client exited with code {code} after {len(results)} of {len(payload['cases'])} "
-                        f"cases; case in flight (the first with no result): {in_flight}\n"
+        raise PeerError(f"the Go client exited with code {code}{_progress(payload, lines)}\n"
                         f"--- client stderr ---\n{stderr}")
-    return results, stderr
+    return lines, stderr
 
 
-def _parse_results(stdout: str, stderr: str) -> list[Result]:
-    results = []
-    for n, line in enumerate(stdout.splitlines(), 1):
-        if line.strip():
-            try:
-                results.append(Result.from_json(json.loads(line)))
-            except (ValueError, KeyError) as e:
-                raise PeerError(f"the Go client's output line {n} is not a result ({e}): {line[:300]!r}\n"
-                                f"--- client stderr ---\n{stderr}") from None
-    return results
+def _progress(payload: dict[str, Any], lines: list[str]) -> str:
+    """How far a batch of cases got, and the case in flight: the first with no result line."""
+    cases = payload.get("cases")
+    if not cases:
+        return ""
+    done = set()
+    for line in lines:
+        try:
+            done.add(json.loads(line).get("case"))
+        except (ValueError, AttributeError):
+            pass
+    in_flight = next((c["name"] for c in cases if c["name"] not in done), "(none: every case has a result)")
+    return f" after {len(done)} of {len(cases)} cases; case in flight (the first with no result): {in_flight}"
 
 
 # Every Go peer container: nothing to write, no capabilities, no privilege gain, bounded resources.

@@ -12,6 +12,7 @@ of a deadline or over-limit case) does not count.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -23,6 +24,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from python_impl.standard import is_standard
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
+from python_impl import bulk
 
 MESSAGE_KINDS = ("fields", "enum values", "oneof members", "map key types", "presence states")
 METHOD_KINDS = ("streaming patterns", "status codes", "metadata kinds")
@@ -177,9 +179,12 @@ def file_closure(files: Iterable[str], pool: descriptor_pool.DescriptorPool) -> 
 
 # ---------------------------------------------------------------- what a case exercised
 
-def exercised(case: Case, universe: Universe) -> set[Item]:
-    """The items a case exercises, from its data alone (the same in every direction)."""
+def exercised(case: Case, universe: Universe, seen: dict[tuple[str, str], set[Item]] | None = None) -> set[Item]:
+    """The items a case exercises, from its data alone (the same in every direction). `seen` keeps
+    each distinct message value's items across cases: many cases carry the same values (a status
+    code or metadata case per method), so each is parsed and walked once."""
     pool, out = universe.pool, set()
+    seen = {} if seen is None else seen
     for call in case.calls:
         svc, _, name = call.method.partition("/")
         if call.raw or is_standard(svc):
@@ -192,12 +197,16 @@ def exercised(case: Case, universe: Universe) -> set[Item]:
         for type_, values in ((meth.input_type, call.requests), (meth.output_type, call.expect.get("responses") or [])):
             cls = GetMessageClass(type_)
             for value in values:
-                try:  # deep_recursion_150 is past json_format's default nesting limit (100)
-                    msg = json_format.ParseDict(value, cls(), max_recursion_depth=_MAX_NESTING)
-                except json_format.ParseError as e:
-                    raise ValueError(f"case {case.name!r} ({case.source}): a {type_.full_name} of {call.method} "
-                                     f"cannot be measured: {str(e)[-300:]}") from None
-                _walk(msg, universe, out)
+                key = (type_.full_name, json.dumps(value, sort_keys=True))
+                if key not in seen:
+                    try:  # deep_recursion_150 is past json_format's default nesting limit (100)
+                        msg = bulk.parse(value, cls(), max_recursion_depth=_MAX_NESTING)
+                    except json_format.ParseError as e:
+                        raise ValueError(f"case {case.name!r} ({case.source}): a {type_.full_name} of "
+                                         f"{call.method} cannot be measured: {str(e)[-300:]}") from None
+                    seen[key] = set()
+                    _walk(msg, universe, seen[key])
+                out |= seen[key]
     return out
 
 
@@ -272,8 +281,13 @@ def _walk(msg: Message, universe: Universe, out: set[Item]) -> None:
 
 def _values(fd: FD, values: list[Any], universe: Universe, out: set[Item]) -> None:
     if fd.message_type is not None:
+        # equal elements carry the same items: a size-limit case repeats one element thousands of times
+        seen: set[bytes] = set()
         for v in values:
-            _walk(v, universe, out)
+            key = v.SerializePartialToString(deterministic=True) if len(values) > 1 else b""
+            if key not in seen:
+                seen.add(key)
+                _walk(v, universe, out)
     elif fd.enum_type is not None:
         out |= {Item("enum values", fd.enum_type.full_name, _enum_name(fd.enum_type, v)) for v in values}
 
@@ -355,13 +369,14 @@ def measure(universe: Universe, cases: list[Case], ran: dict[str, set[str]]) -> 
     """Coverage per direction: `ran` maps a direction to the names of the cases that ran there."""
     by_name = {c.name: c for c in cases}
     memo: dict[str, set[Item]] = {}
+    values: dict[tuple[str, str], set[Item]] = {}
     covered: dict[str, set[Item]] = {}
     for d, names in ran.items():
         items: set[Item] = set()
         for name in names:
             if name in by_name:
                 if name not in memo:
-                    memo[name] = exercised(by_name[name], universe)
+                    memo[name] = exercised(by_name[name], universe, values)
                 items |= memo[name]
         covered[d] = items
     return Coverage(universe.items, covered, list(ran))

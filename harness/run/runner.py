@@ -10,7 +10,9 @@ import fnmatch
 import json
 import shlex
 import tempfile
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -184,11 +186,28 @@ def select_names(names: list[str], patterns: list[str] | None) -> list[str]:
     return [n for n in names if any(fnmatch.fnmatchcase(n, p) or p in n for p in patterns)]
 
 
+# Cases in flight at once per direction, on the direction's one channel (--concurrency,
+# --interop-concurrency). Most of a case's time is waiting (loopback round trips, deadlines, server
+# delays), so 8 keeps 2 cores busy without queueing behind the Python servers' 32 worker threads.
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 32  # the sync Python server's worker threads (python_impl/server.py MAX_WORKERS)
+
+
+def check_concurrency(n: int) -> int:
+    """n if it is a usable number of cases in flight, else a ValueError saying the range."""
+    if not 1 <= n <= MAX_CONCURRENCY:
+        raise ValueError(f"concurrency must be between 1 and {MAX_CONCURRENCY} (the Python server's worker "
+                         f"threads), got {n}")
+    return n
+
+
 @dataclass
 class Session:
-    """Peers for one run, started on first use and always stopped (a context manager)."""
+    """Peers for one run, started on first use and always stopped (a context manager).
+    `concurrency` cases of a direction are in flight at once; results keep the catalogue order."""
     prepared: Prepared
     runner: str
+    concurrency: int = DEFAULT_CONCURRENCY
     run_id: str = field(default_factory=lambda: f"r-{uuid.uuid4().hex[:8]}")
     _stack: ExitStack = field(default_factory=ExitStack)
     _servers: dict[str, Any] = field(default_factory=dict)
@@ -271,21 +290,27 @@ class Session:
         return results
 
     def _exchange(self, d: Direction, cases: list[cases_mod.Case], address: str) -> list[Result]:
-        """A Go client runs all its cases in one process (batched)."""
+        """Up to `concurrency` cases at once on one channel (one HTTP/2 connection), results in the
+        cases' order. A Go client runs all its cases in one process (batched), with goroutines."""
         if d.client == "py":
-            with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
-                return [run_case(ch, self.prepared.gen, c, d.name, self.run_id) for c in cases]
+            with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as ch, \
+                    ThreadPoolExecutor(self.concurrency, thread_name_prefix="interop-case") as pool:
+                return list(pool.map(lambda c: run_case(ch, self.prepared.gen, c, d.name, self.run_id), cases))
         if d.client == "pyaio":
             return asyncio.run(self._run_aio(address, d, cases))
-        payload = {"target": address, "direction": d.slug, "run_id": self.run_id,
+        payload = {"target": address, "direction": d.slug, "run_id": self.run_id, "concurrency": self.concurrency,
                    "cases": [c.to_json() for c in cases]}
         results, stderr = run_go_client(self.prepared.build, self.runner, payload)
         self.client_logs[d.name] = stderr
         return _align(cases, results, d)
 
     async def _run_aio(self, address: str, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
+        slots = asyncio.Semaphore(self.concurrency)
         async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
-            return [await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id) for c in cases]
+            async def one(c: cases_mod.Case) -> Result:
+                async with slots:
+                    return await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id)
+            return list(await asyncio.gather(*(one(c) for c in cases)))
 
     def explain(self, d: Direction, result: Result) -> str:
         """A failure, readable alone: what differed, both peers' logs, and how to reproduce it."""
@@ -435,19 +460,28 @@ def plan(prepared: Prepared, directions: list[Direction], patterns: list[str] | 
     return Plan([c for c in chosen if c.name in ours], expected, mine, shard)
 
 
+# Directions run at once (each with its own cases in flight): a Go-client direction spends most of
+# its time in the Go process and its container, which a Python-client direction can use meanwhile.
+# go→go needs nothing of this process but its results, so it starts first, beside two others.
+DIRECTION_OVERLAP = 3
+
+
 def run_all(prepared: Prepared, runner: str, directions: list[Direction], patterns: list[str] | None,
-            on_result: Any = None, server_address: str | None = None,
-            the_plan: Plan | None = None) -> tuple[list[Result], Session]:
+            on_result: Any = None, server_address: str | None = None, the_plan: Plan | None = None,
+            concurrency: int = DEFAULT_CONCURRENCY) -> tuple[list[Result], Session]:
     """Run every selected case (of the plan's shard) in every direction; the caller closes the
     returned session. With server_address, the server side is a peer already running there (started
-    by hand). On an interruption the session is closed and the exception goes on; what finished is
-    already in on_result's hands."""
+    by hand). Directions whose servers differ overlap; results (and on_result) keep the directions'
+    order. On an interruption every chunk that finished is handed to on_result, the session is
+    closed and the exception goes on."""
+    check_concurrency(concurrency)
     the_plan = the_plan or plan(prepared, directions, patterns)
-    session = Session(prepared, runner)
+    session = Session(prepared, runner, concurrency=concurrency)
     if server_address:
         sides = {d.server for d in directions}
         session.external = {side: ExternalServer(server_address, f"server started by hand at {server_address}")
                             for side in sides}
+    results: list[Result] = []
     results: list[Result] = []
 
     def take(rs: list[Result]) -> None:
@@ -456,14 +490,41 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
             if on_result:
                 on_result(r)
 
-    try:
-        for d in directions:
-            mine = set(the_plan.mine[d.name])
-            take([r for r in prepared.finding_results(d, patterns) if r.case in mine])
+    pool = ThreadPoolExecutor(DIRECTION_OVERLAP, thread_name_prefix="interop-direction")
+    # findings first, one direction after another: they build the Go peer once, before any thread needs it
+    findings = {d.name: [r for r in prepared.finding_results(d, patterns) if r.case in set(the_plan.mine[d.name])]
+                for d in directions}
+    # one direction at a time per server: its log lines and load stay its own
+    locks = {key: threading.Lock() for key in {_server_key(d, server_address) for d in directions}}
+    # each direction's finished chunks (Python clients run in chunks, so an interruption keeps them;
+    # a Go client's batch is one process: its results arrive when it ends)
+    chunks: dict[str, list[list[Result]]] = {d.name: [] for d in directions}
+
+    def one(d: Direction) -> None:
+        with locks[_server_key(d, server_address)]:
             step = PY_CHUNK if d.client in ("py", "pyaio") else max(1, len(the_plan.cases))
             for i in range(0, len(the_plan.cases), step):
-                take(session.run(d, the_plan.cases[i:i + step]))
+                chunks[d.name].append(session.run(d, the_plan.cases[i:i + step]))
+
+    delivered: set[str] = set()
+    try:
+        first = sorted(directions, key=lambda d: not d.client == d.server == "go")
+        started = {d.name: pool.submit(one, d) for d in first}
+        for d in directions:
+            started[d.name].result()
+            take([*findings[d.name], *(r for chunk in chunks[d.name] for r in chunk)])
+            delivered.add(d.name)
     except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for d in directions:  # what finished before the interruption is kept
+            if d.name not in delivered:
+                take([*findings[d.name], *(r for chunk in list(chunks[d.name]) for r in chunk)])
         session.__exit__(None, None, None)
         raise
+    pool.shutdown()
     return results, session
+
+
+def _server_key(d: Direction, server_address: str | None) -> str:
+    """Directions with the same key share a server and do not overlap."""
+    return "external" if server_address else d.server

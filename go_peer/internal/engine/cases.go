@@ -29,6 +29,10 @@ type Input struct {
 	Direction string            `json:"direction"`
 	RunID     string            `json:"run_id"`
 	Cases     []json.RawMessage `json:"cases"`
+	// Concurrency: how many cases are in flight at once on the one connection (0 or absent: 1).
+	Concurrency int `json:"concurrency"`
+	// Phases: a bench document (grpc-interop bench) instead of cases.
+	Phases []BenchPhase `json:"phases"`
 }
 
 // Case is a list of calls made in order on one channel.
@@ -186,7 +190,7 @@ func prepare(c *Call) (*plan, error) {
 	}
 	for i, raw := range c.Requests {
 		m := reqType.New().Interface()
-		if err := protojson.Unmarshal(raw, m); err != nil {
+		if err := unmarshalBulk(raw, m); err != nil {
 			return nil, fmt.Errorf("requests[%d]: not a valid %s in protobuf JSON: %v", i, c.RequestType, err)
 		}
 		p.requests = append(p.requests, m)
@@ -196,7 +200,7 @@ func prepare(c *Call) (*plan, error) {
 		p.expected = []proto.Message{}
 		for i, raw := range *e.Responses {
 			m := p.respType.New().Interface()
-			if err := protojson.Unmarshal(raw, m); err != nil {
+			if err := unmarshalBulk(raw, m); err != nil {
 				return nil, fmt.Errorf("expect.responses[%d]: not a valid %s in protobuf JSON: %v", i, c.ResponseType, err)
 			}
 			p.expected = append(p.expected, m)

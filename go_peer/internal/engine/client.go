@@ -41,8 +41,10 @@ func Dial(target string) (*grpc.ClientConn, error) {
 		grpc.WithStatsHandler(StatsHandler()))
 }
 
-// RunClient runs every case of a JSON input document in order and writes one JSON line per case
-// to stdout. It fails only when the client itself cannot work (bad document, cannot dial).
+// RunClient runs every case of a JSON input document (a bench document's phases: see runBench), up to in.Concurrency of them at once on
+// one connection, and writes one JSON line per case to stdout, in input order (a line is written
+// as soon as every case before it has finished). It fails only when the client itself cannot work
+// (bad document, cannot dial).
 func RunClient(ctx context.Context, doc []byte, stdout, stderr io.Writer) error {
 	var in Input
 	dec := json.NewDecoder(bytes.NewReader(doc))
@@ -52,19 +54,26 @@ func RunClient(ctx context.Context, doc []byte, stdout, stderr io.Writer) error 
 	if in.Target == "" {
 		return fmt.Errorf("cases document has no target")
 	}
+	if in.Concurrency < 0 {
+		return fmt.Errorf("cases document: concurrency must not be negative, got %d", in.Concurrency)
+	}
 	conn, err := Dial(in.Target)
 	if err != nil {
 		return fmt.Errorf("cannot dial %s: %v", in.Target, err)
 	}
 	defer conn.Close()
+	if in.Phases != nil {
+		return runBench(ctx, conn, &in, in.Phases, stdout)
+	}
+	results := runAll(ctx, conn, &in)
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	for _, raw := range in.Cases {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("interrupted: %v", err)
+	for i := range in.Cases {
+		r, ok := <-results[i]
+		if !ok { // never started: the run was interrupted
+			return fmt.Errorf("interrupted: %v", ctx.Err())
 		}
-		r := RunCase(ctx, conn, &in, raw)
 		if r.Verdict == Error {
 			fmt.Fprintf(stderr, "[%s] error: %s\n", r.Case, r.Diffs[0].Got)
 		}
@@ -76,6 +85,40 @@ func RunClient(ctx context.Context, doc []byte, stdout, stderr io.Writer) error 
 		}
 	}
 	return nil
+}
+
+// runAll starts the cases on a bounded number of goroutines; each case's result arrives on its own
+// channel, so the caller reads them in input order whatever order they finish in. A case not
+// started because ctx ended gets its channel closed without a result.
+func runAll(ctx context.Context, conn grpc.ClientConnInterface, in *Input) []chan Result {
+	n := in.Concurrency
+	if n < 1 {
+		n = 1
+	}
+	results := make([]chan Result, len(in.Cases))
+	for i := range results {
+		results[i] = make(chan Result, 1)
+	}
+	slots := make(chan struct{}, n)
+	go func() {
+		for i, raw := range in.Cases {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				for _, ch := range results[i:] {
+					close(ch)
+				}
+				return
+			}
+			go func(ch chan Result, raw json.RawMessage) {
+				defer func() { <-slots }()
+				ch <- RunCase(ctx, conn, in, raw)
+			}(results[i], raw)
+		}
+	}()
+	return results
 }
 
 // RunCase runs one case (given as raw JSON) and returns its verdict.

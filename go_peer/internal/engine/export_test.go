@@ -48,3 +48,8 @@ func ServedCallError(c *Call) error { return serveCall("case", 0, c).err }
 func Check(call int, p *Plan, o Outcome) []Diff {
 	return check(call, p, &outcome{status: o.Status, header: o.Header, trailer: o.Trailer, responses: o.Responses})
 }
+
+// PlanRequests and PlanExpected are a prepared call's parsed messages.
+func PlanRequests(p *Plan) []proto.Message { return p.requests }
+
+func PlanExpected(p *Plan) []proto.Message { return p.expected }

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -189,7 +188,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	expReqs := make([]proto.Message, len(c.Requests))
 	for i, raw := range c.Requests {
 		expReqs[i] = r.newReq()
-		if err := protojson.Unmarshal(raw, expReqs[i]); err != nil {
+		if err := unmarshalBulk(raw, expReqs[i]); err != nil {
 			return nil, defect("requests[%d] is not a valid %s: %v", i, expReqs[i].ProtoReflect().Descriptor().FullName(), err)
 		}
 	}
@@ -201,7 +200,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	if send != nil {
 		for i, raw := range *send {
 			m := r.newResp()
-			if err := protojson.Unmarshal(raw, m); err != nil {
+			if err := unmarshalBulk(raw, m); err != nil {
 				return nil, defect("expect.responses[%d] is not a valid %s: %v", i, m.ProtoReflect().Descriptor().FullName(), err)
 			}
 			responses = append(responses, m)
