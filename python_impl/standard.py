@@ -68,18 +68,24 @@ def multicallable(channel: Any, call: Any) -> Any:
 # ---------------------------------------------------------------- servers
 
 class FlipHealthServicer(health.HealthServicer):
-    """grpcio-health-checking's servicer; a Watch on FLIP_SERVICE runs on a fresh one that flips."""
+    """grpcio-health-checking's servicer; a Watch on FLIP_SERVICE runs on a fresh one that flips.
+
+    Every Watch runs in the library's blocking mode and this thread sends what it yields. In its
+    non-blocking mode the library sends while holding its lock, and a send waits for the server's
+    event thread, which takes the same lock to run the call's close callback when the client
+    cancels: with calls in flight at once that deadlocked the whole server (measured: a run hung)."""
 
     def Watch(self, request: Any, context: Any, send_response_callback: Any = None) -> Any:  # noqa: N802
-        if request.service != FLIP_SERVICE:
-            return super().Watch(request, context, send_response_callback)
-        fresh, steps = health.HealthServicer(), list(FLIP_STEPS)
-        watcher = fresh.Watch(request, context, send_response_callback)
-        if watcher is None:  # non-blocking: the server sends every status it is given, in order
-            for step in steps:
-                fresh.set(FLIP_SERVICE, step)
-            return None
-        return _flipping(watcher, fresh, steps)
+        flip = request.service == FLIP_SERVICE
+        servicer = health.HealthServicer() if flip else self
+        watcher = health.HealthServicer.Watch(servicer, request, context)  # no callback: blocking mode
+        responses = _flipping(watcher, servicer, list(FLIP_STEPS)) if flip else watcher
+        if send_response_callback is None:
+            return responses
+        for response in responses:  # ends when the call does (the library closes the watcher)
+            send_response_callback(response)
+        send_response_callback(None)  # the status, unless the client has gone already
+        return None
 
 
 def _flipping(watcher: Any, fresh: health.HealthServicer, steps: list[Any]) -> Any:

@@ -266,3 +266,45 @@ def test_a_case_about_a_file_one_side_cannot_load_does_not_run_there(seed_gen) -
     assert not any("route_guide" in n or "routeguide" in n for n in skipped)
     assert not any(n.endswith(("/list_services", "/List/standard/all")) for n in skipped)
     assert "grpc.health.v1.Health/Watch/standard/status_changes" in skipped
+
+
+_MANY_WATCHES = """
+from concurrent import futures
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from python_impl import standard
+
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+health_pb2_grpc.add_HealthServicer_to_server(standard.FlipHealthServicer(), server)
+address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+server.start()
+
+def watch(i):
+    name, keep = (standard.FLIP_SERVICE, 3) if i % 2 else ("", 1)
+    with grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as ch:
+        stream = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(service=name), timeout=10)
+        for _ in range(keep):
+            next(stream)
+        stream.cancel()
+
+with futures.ThreadPoolExecutor(8) as pool:
+    list(pool.map(watch, range(60)))
+with grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as ch:
+    resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    assert resp.status == health_pb2.HealthCheckResponse.SERVING
+print("all ended")
+"""
+
+
+def test_the_sync_server_survives_many_watches_cancelled_at_once() -> None:
+    """Watches (flipping and plain) cancelled by their clients while others run. In the library's
+    non-blocking mode a send under its lock met the close callback's wait for that lock, and the whole
+    server stopped answering (the run hung). In a process of its own, so a hang fails, not hangs."""
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run([sys.executable, "-c", _MANY_WATCHES], capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("60 Watch calls cancelled at once hung the sync health server (no end in 90 s)")
+    assert proc.returncode == 0 and "all ended" in proc.stdout, proc.stderr[-3000:]
