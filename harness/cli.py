@@ -284,7 +284,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     too_low = _too_low(out, cov, thresholds)
     out.print(versions.line(tested), markup=False, soft_wrap=True)
     out.print(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s")
-    return 1 if failed or too_low else 0
+    if run["not_run"]:  # every planned (direction, case) must have a result: never green with gaps
+        out.print(f"[bold red]{len(run['not_run'])} planned case runs have no result[/bold red] "
+                  "(the JSON's run.not_run lists them)", soft_wrap=True)
+    return 1 if failed or too_low or run["not_run"] else 0
 
 
 def _interrupted(args: argparse.Namespace, out: Console, prepared: Prepared, the_plan: Plan, names: list[str],

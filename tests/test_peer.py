@@ -91,7 +91,7 @@ def test_container_is_published_on_loopback_labelled_and_removed(go_build: GoBui
         assert host["AutoRemove"] is True and peer.STOP_ON_EOF in container.attrs["Args"]
         _health(server.address)
         assert "LISTENING" in server.logs()
-    assert not docker_engine.containers.list(all=True, filters={"id": container.id})
+    assert not docker_engine.containers.list(all=True, filters={"id": container.id}, sparse=True)
 
 
 def test_clean_reaps_containers_of_dead_sessions(go_build: GoBuild, docker_engine) -> None:
@@ -100,8 +100,8 @@ def test_clean_reaps_containers_of_dead_sessions(go_build: GoBuild, docker_engin
     live = docker_engine.containers.create(tag, ["version"], labels={peer.LABEL: "1", peer.SESSION_LABEL: peer.SESSION})
     try:
         assert peer.clean(all_sessions=False) >= 1
-        assert not docker_engine.containers.list(all=True, filters={"id": dead.id})
-        assert docker_engine.containers.list(all=True, filters={"id": live.id}), "a live session's container was reaped"
+        assert not docker_engine.containers.list(all=True, filters={"id": dead.id}, sparse=True)
+        assert docker_engine.containers.list(all=True, filters={"id": live.id}, sparse=True), "a live session's container was reaped"
     finally:
         for c in (dead, live):
             try:
@@ -124,9 +124,9 @@ def test_container_stops_and_goes_when_its_stdin_closes(go_build: GoBuild, docke
         _health(server.address)
         peer._hang_up(server._stdin)  # as the kernel does for a harness killed by SIGKILL
         deadline = time.monotonic() + 10
-        while docker_engine.containers.list(all=True, filters={"id": container.id}) and time.monotonic() < deadline:
+        while docker_engine.containers.list(all=True, filters={"id": container.id}, sparse=True) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not docker_engine.containers.list(all=True, filters={"id": container.id}), \
+        assert not docker_engine.containers.list(all=True, filters={"id": container.id}, sparse=True), \
             "the Go peer container outlived its stdin by 10 s"
 
 

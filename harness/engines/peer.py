@@ -319,9 +319,9 @@ class _Output:
         self._client = docker.from_env(timeout=None)
         self._lines: collections.deque[str] = collections.deque(maxlen=keep)
         self._changed = threading.Condition()
+        self.ended = False  # before the reader starts: it sets True when the output ends
         stream = self._client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=True)
         threading.Thread(target=self._read, args=(stream,), daemon=True).start()
-        self.ended = False
 
     def _read(self, stream: Any) -> None:
         partial = b""
@@ -531,6 +531,7 @@ def _client_container(build: GoBuild, tmp: str, budget: float) -> tuple[str, str
     finally:
         _hang_up(stdin)
         _forget(container)
+        client.close()
 
 
 # ---------------------------------------------------------------- Python server peer

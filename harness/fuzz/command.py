@@ -83,4 +83,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                 what = f"{first.path}: expected {first.expected}, got {first.got}" if first else f.result.verdict
                 out.print(f"  {f.direction.slug} {f.case.name}: {what}"[:300], markup=False, soft_wrap=True)
     out.print(fuzzrun.summary(outcome), soft_wrap=True)
+    if not outcome.runs:  # nothing crossed a language boundary: never a green fuzz run
+        out.print("[bold red]no example was sent: no method to fuzz in the chosen directions[/bold red]")
+        return 1
     return 1 if outcome.failures else 0

@@ -30,7 +30,7 @@ from harness.run import divergences
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
 from harness.report.verdicts import FINDING_PREFIX
-from harness.engines.peer import GoServer, PythonServer, run_go_client
+from harness.engines.peer import GoServer, PeerError, PythonServer, run_go_client
 from harness.engines.wire import WireObserver
 from harness.run import observed
 from harness.run import shard as shard_mod
@@ -222,11 +222,14 @@ class Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closed = True
         self._stack.close()
 
     def server(self, side: str) -> Any:
         if side in self.external:
             return self.external[side]
+        if getattr(self, "_closed", False):  # a direction still under way after an interruption
+            raise PeerError("the session is closed: no new server peer is started")
         if side not in self._servers:
             catalogue = self.prepared.catalogue
             if side == "go":
@@ -482,7 +485,6 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
         session.external = {side: ExternalServer(server_address, f"server started by hand at {server_address}")
                             for side in sides}
     results: list[Result] = []
-    results: list[Result] = []
 
     def take(rs: list[Result]) -> None:
         for r in rs:
@@ -500,11 +502,21 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
     # a Go client's batch is one process: its results arrive when it ends)
     chunks: dict[str, list[list[Result]]] = {d.name: [] for d in directions}
 
+    stop = threading.Event()  # set when the run is interrupted or fails: directions under way end
+
     def one(d: Direction) -> None:
-        with locks[_server_key(d, server_address)]:
+        lock = locks[_server_key(d, server_address)]
+        while not lock.acquire(timeout=0.2):  # waiting for the server's other direction
+            if stop.is_set():
+                return
+        try:
             step = PY_CHUNK if d.client in ("py", "pyaio") else max(1, len(the_plan.cases))
             for i in range(0, len(the_plan.cases), step):
+                if stop.is_set():
+                    return
                 chunks[d.name].append(session.run(d, the_plan.cases[i:i + step]))
+        finally:
+            lock.release()
 
     delivered: set[str] = set()
     try:
@@ -515,6 +527,7 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
             take([*findings[d.name], *(r for chunk in chunks[d.name] for r in chunk)])
             delivered.add(d.name)
     except BaseException:
+        stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
         for d in directions:  # what finished before the interruption is kept
             if d.name not in delivered:
