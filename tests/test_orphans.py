@@ -54,8 +54,10 @@ def test_containers_stop_after_the_harness_dies(sig: signal.Signals, tmp_path: P
         return client.containers.list(all=True, filters=session, sparse=True)
 
     try:
-        # both peers at once: the server container, and the client container running its batch
-        assert _wait_for(lambda: len(mine()) >= 2, 300), \
+        # both peers at once, started: the server container, and the client container running its batch.
+        # (A container created in the few milliseconds before its start is not covered: it never runs,
+        # so it cannot see its stdin close; the next run's reaper and `grpc-interop clean` remove it.)
+        assert _wait_for(lambda: sum(c.attrs.get("State") == "running" for c in mine()) >= 2, 300), \
             f"the run never had its two containers up\n{proc.stderr.read().decode() if proc.poll() is not None else ''}"
         proc.send_signal(sig)
         assert _wait_for(lambda: not mine(), 10), \
