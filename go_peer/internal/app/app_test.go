@@ -5,9 +5,10 @@ import (
 	"context"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/grpc-interop-harness/go_peer/internal/testutil"
 )
 
 func TestUsageErrors(t *testing.T) {
@@ -68,7 +69,7 @@ func TestServeWithCatalogue(t *testing.T) {
 // The server stops by itself when stdin ends (the harness holding it is gone), and only then.
 func TestServeStopsOnStdinEOF(t *testing.T) {
 	r, w := io.Pipe()
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--stop-on-stdin-eof"}, r, &out, &errb)
@@ -95,22 +96,4 @@ func TestStopOnEOFNeedsStdin(t *testing.T) {
 	if code != 2 || !strings.Contains(errb.String(), "cannot be -") {
 		t.Errorf("exit %d, stderr %q", code, errb.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the server goroutine and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/grpc-interop-harness/go_peer/internal/engine"
 	"github.com/grpc-interop-harness/go_peer/internal/registry"
+	"github.com/grpc-interop-harness/go_peer/internal/testutil"
 )
 
 // testServiceGlue is what protoc-gen-interop would generate for grpc.testing.TestService (which
@@ -58,26 +59,8 @@ func (x *testServiceGlue) FullDuplexCall(stream grpc.BidiStreamingServer[testpb.
 	return engine.Bidi(stream, testpb.TestService_FullDuplexCall_FullMethodName, x.fallback, testpb.TestServiceServer.FullDuplexCall)
 }
 
-// syncBuffer is a log the server writes from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // genericServer serves a catalogue (the cases JSON list) on 127.0.0.1:0.
-func genericServer(t *testing.T, cases string) (string, *syncBuffer) {
+func genericServer(t *testing.T, cases string) (string, *testutil.SyncBuffer) {
 	t.Helper()
 	cat, err := engine.LoadCatalogue([]byte(`{"cases": ` + cases + `}`))
 	if err != nil {
@@ -87,7 +70,7 @@ func genericServer(t *testing.T, cases string) (string, *syncBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &syncBuffer{}
+	log := &testutil.SyncBuffer{}
 	s := engine.NewServer(log, cat)
 	go func() { _ = s.Serve(ln) }()
 	t.Cleanup(s.Stop)
