@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness.cases import channels as channel_cases
 from harness.cases import model as cases_mod
 from harness.report import coverage, coverage_view, export, versions
 from harness.report import results as results_doc
@@ -44,6 +45,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--go-build-tags", default=os.environ.get(GO_TAGS_ENV, ""), metavar="TAGS",
                    help="Go build tags for the Go peer and its code generators, comma-separated (default "
                         f"${GO_TAGS_ENV}); protolegacy makes protobuf-go accept MessageSet")
+    p.add_argument("--channel", choices=channel_cases.MODES, default="default",
+                   help="which cases also run over TLS or mTLS: default = the TLS/mTLS channel cases plus one value "
+                        "case per method over TLS; tls / mtls = every catalogue case over it as well; all = both; "
+                        "plaintext = no TLS at all")
 
 
 def _min_coverage(p: argparse.ArgumentParser) -> None:
@@ -214,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 def _prepare(args: argparse.Namespace) -> Prepared:
     """The run's proto set, cases and known divergences, from the options every command shares."""
     return prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences,
-                   go_tags=args.go_build_tags)
+                   go_tags=args.go_build_tags, channel=args.channel)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from harness import cache
+from harness.cases import channels as channel_cases
 from harness.cases.model import Case
 from harness.engines.peer import PeerError, select_runner
 from harness.protoset import discover
@@ -70,6 +71,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--interop-go-build-tags", default=os.environ.get(GO_TAGS_ENV, ""), metavar="TAGS",
                 help="Go build tags for the Go peer and its generators, comma-separated (default "
                      f"${GO_TAGS_ENV}); protolegacy makes protobuf-go accept MessageSet")
+    g.addoption("--interop-channel", choices=channel_cases.MODES, default="default",
+                help="which cases also run over TLS or mTLS (as grpc-interop run --channel)")
     g.addoption("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                 choices=["auto", "docker", "process"],
                 help="how the Go peer runs (auto: docker when an engine answers, else a loud fallback)")
@@ -101,7 +104,8 @@ def _prepared(config: pytest.Config) -> Prepared:
         config.stash[_PREPARED] = prepare(ps, config.getoption("interop_cases"),
                                           generated=not config.getoption("interop_no_generated"),
                                           divergence_files=config.getoption("interop_divergences"),
-                                          go_tags=config.getoption("interop_go_build_tags"))
+                                          go_tags=config.getoption("interop_go_build_tags"),
+                                          channel=config.getoption("interop_channel"))
         prepared = config.stash[_PREPARED]
         reporter = config.pluginmanager.get_plugin("terminalreporter")  # none on xdist workers
         for line in [prepared.protoset.notice(), *(f"not generated: {g}" for g in prepared.gaps)]:
@@ -186,7 +190,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     runner = select_runner(config.getoption("peer_runner"))
     shared = Session(_prepared(config), runner)
     sides = sorted({d.server for d in _directions(config)})
-    config.stash[_SHARED] = (shared, {side: share(shared.server(side)).to_json() for side in sides}, runner,
+    config.stash[_SHARED] = (shared, {side: share(shared.server(side), shared.certs()).to_json() for side in sides}, runner,
                              tempfile.mkdtemp(prefix="interop-batches-"))
 
 

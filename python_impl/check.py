@@ -18,8 +18,9 @@ from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, Diff, Outcome, 
 from python_impl.standard import check_reflection
 
 
-def check(call: Any, out: Outcome, index: int) -> list[Diff]:
-    """Every difference between what a call produced and what its case expects."""
+def check(call: Any, out: Outcome, index: int, server_reached: bool = True) -> list[Diff]:
+    """Every difference between what a call produced and what its case expects. server_reached is
+    False for a case whose channel must be refused: no server answers, so none confirms."""
     exp, diffs = call.expect, []
 
     def add(path: str, e: Any, g: Any) -> None:
@@ -49,7 +50,7 @@ def check(call: Any, out: Outcome, index: int) -> list[Diff]:
     if exp.get("chunks"):
         diffs += _check_chunks(exp["chunks"], out.responses, index)
     diffs += server_diffs(out.trailers, index)
-    if server_must_confirm(call) and not any(k == CHECKED_TRAILER for k, _ in out.trailers):
+    if server_reached and server_must_confirm(call) and not any(k == CHECKED_TRAILER for k, _ in out.trailers):
         # no trailer would otherwise read as "the server checked and found nothing"
         add("server.checked", "present", "missing")
     return diffs

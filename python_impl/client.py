@@ -22,7 +22,7 @@ from google.protobuf import descriptor_pool, empty_pb2
 from google.protobuf.message import Message
 from grpc_status import rpc_status
 
-from python_impl import bulk, standard
+from python_impl import bulk, channels, standard
 from python_impl.check import check
 from python_impl.contract import (CALL_HEADER, CASE_HEADER, SESSION_HEADER, Diff, Outcome, Result, message_class,
                                   metadata_pairs)
@@ -74,7 +74,8 @@ class _Spec:
     cancel_after: int | None
 
     @classmethod
-    def of(cls, stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]]) -> _Spec:
+    def of(cls, stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
+           credentials: grpc.CallCredentials | None = None) -> _Spec:
         raw = bool(getattr(call, "raw", False))
         # health and reflection go to the server's real implementations, with any proto set
         std = standard.is_standard(call.method.lstrip("/").split("/")[0])
@@ -83,6 +84,8 @@ class _Spec:
         if compression not in _COMPRESSION:
             raise ValueError(f"unknown compression {compression!r}")
         kwargs = {"timeout": call.timeout_ms / 1000, "metadata": metadata}
+        if credentials is not None:  # the case's channel sends a bearer token (call credentials)
+            kwargs["credentials"] = credentials
         if _COMPRESSION[compression] is not None:
             kwargs["compression"] = _COMPRESSION[compression]
         fn = (stubs.raw(call.method, call.streaming) if raw else standard.multicallable(stubs.channel, call) if std
@@ -99,9 +102,10 @@ class _Spec:
 
 # ---------------------------------------------------------------- sync calls
 
-def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]]) -> Outcome:
+def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
+           credentials: grpc.CallCredentials | None = None) -> Outcome:
     """Make one call in its streaming mode (sync grpcio); every call has a deadline."""
-    spec, out = _Spec.of(stubs, call, metadata), Outcome()
+    spec, out = _Spec.of(stubs, call, metadata, credentials), Outcome()
     if spec.streaming in ("unary", "client_stream"):
         arg = spec.requests[0] if spec.streaming == "unary" else iter(spec.requests)
         rpc = spec.fn.future(arg, **spec.kwargs)
@@ -161,9 +165,10 @@ def _ping_pong(requests: list[Message], turn: queue.Queue[bool], timeout: float)
 
 # ---------------------------------------------------------------- aio calls
 
-async def invoke_aio(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]]) -> Outcome:
+async def invoke_aio(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
+                     credentials: grpc.CallCredentials | None = None) -> Outcome:
     """Make one call in its streaming mode on a grpc.aio channel; every call has a deadline."""
-    spec, out = _Spec.of(stubs, call, metadata), Outcome()
+    spec, out = _Spec.of(stubs, call, metadata, credentials), Outcome()
     cancelled = False
 
     def maybe_cancel() -> bool:
@@ -265,14 +270,21 @@ class _CaseRun:
         slug = direction.replace("→", "-")
         self.session = [(CASE_HEADER, case.name), (SESSION_HEADER, f"{run_id}:{slug}:{case.name}")]
         self.diffs: list[Diff] = []
+        self.notes: dict[str, str] = {}
         self.verdict = "pass"
         self.start = time.perf_counter()
+        # the channel the caller connected this case on (channels.Pool): its token, and whether
+        # the connection must be refused (then no server confirms the call)
+        self.channel = channels.of_case(case)
+        self.credentials = channels.call_credentials(self.channel)
 
     def metadata(self, index: int, call: Any) -> list[tuple[str, str | bytes]]:
         return [*self.session, (CALL_HEADER, str(index)), *metadata_pairs(call.metadata)]
 
     def add(self, call: Any, out: Outcome, index: int) -> None:
-        self.diffs += check(call, out, index)
+        self.diffs += check(call, out, index, server_reached=not (self.channel and self.channel.refused))
+        if self.channel is not None and out.status != "OK":  # recorded, never compared
+            self.notes[f"call {index}"] = f"{out.status}: {out.message}"
 
     def error(self, index: int, e: Exception) -> None:
         text = f"{type(e).__name__}: {e}"
@@ -286,15 +298,16 @@ class _CaseRun:
             self.error(0, ValueError("case has no calls"))
         verdict = "fail" if self.verdict == "pass" and self.diffs else self.verdict
         return Result(self.case.name, self.direction, verdict, self.diffs,
-                      round((time.perf_counter() - self.start) * 1000, 2))
+                      round((time.perf_counter() - self.start) * 1000, 2), self.notes)
 
 
 def run_case(channel: grpc.Channel, gen: ModuleType, case: Any, direction: str, run_id: str) -> Result:
-    """Run every call of a case in order (sync channel) and collect every difference."""
+    """Run every call of a case in order (sync channel) and collect every difference. A case with a
+    `channel` must be given the connection it describes (python_impl.channels.Pool.for_case)."""
     run, stubs = _CaseRun(case, direction, run_id), Stubs(channel, gen)
     for i, call in enumerate(case.calls):
         try:  # a broken case must not stop the others
-            run.add(call, invoke(stubs, call, run.metadata(i, call)), i)
+            run.add(call, invoke(stubs, call, run.metadata(i, call), run.credentials), i)
         except Exception as e:  # noqa: BLE001
             run.error(i, e)
             break
@@ -306,7 +319,7 @@ async def run_case_aio(channel: grpc.aio.Channel, gen: ModuleType, case: Any, di
     run, stubs = _CaseRun(case, direction, run_id), Stubs(channel, gen)
     for i, call in enumerate(case.calls):
         try:
-            run.add(call, await invoke_aio(stubs, call, run.metadata(i, call)), i)
+            run.add(call, await invoke_aio(stubs, call, run.metadata(i, call), run.credentials), i)
         except Exception as e:  # noqa: BLE001
             run.error(i, e)
             break

@@ -35,6 +35,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
+from python_impl import channels
 from python_impl.contract import CALL_HEADER, CASE_HEADER
 from python_impl.plan import Compress, Headers, Plan, Read, Run, Send, Wait
 from python_impl.seeds import seed_servicers
@@ -80,16 +81,19 @@ def generated_services(gen: ModuleType) -> list[Binding]:
 def load_catalogue(catalogue: Any) -> dict[str, list[Any]]:
     """Case name -> its calls. Takes harness `Case` objects, case dicts (the client-input JSON form),
     or the whole client-input document (only `cases` is read)."""
+    return {name: calls for name, (calls, _) in _entries(catalogue).items()}
+
+
+def _entries(catalogue: Any) -> dict[str, tuple[list[Any], channels.Channel | None]]:
+    """Case name -> (its calls, its channel)."""
     if catalogue is None:
         return {}
     if isinstance(catalogue, dict):
         catalogue = catalogue.get("cases") or []
-    out: dict[str, list[Any]] = {}
+    out: dict[str, tuple[list[Any], channels.Channel | None]] = {}
     for c in catalogue:
-        if isinstance(c, dict):
-            out[c["name"]] = [SimpleNamespace(**call) for call in c["calls"]]
-        else:
-            out[c.name] = list(c.calls)
+        calls = [SimpleNamespace(**call) for call in c["calls"]] if isinstance(c, dict) else list(c.calls)
+        out[c["name"] if isinstance(c, dict) else c.name] = (calls, channels.of_case(c))
     return out
 
 
@@ -104,7 +108,9 @@ class Engine:
     """Dispatch shared by both server flavours."""
 
     def __init__(self, gen: ModuleType, catalogue: Any = None) -> None:
-        self.cases = load_catalogue(catalogue)
+        entries = _entries(catalogue)
+        self.cases = {name: calls for name, (calls, _) in entries.items()}
+        self.channels = {name: ch for name, (_, ch) in entries.items() if ch is not None}
         self.seeds = seed_servicers(gen)
         self.bindings = generated_services(gen)
 
@@ -140,7 +146,7 @@ class Engine:
             plan = self._plans.get((case, index))
             if plan is None:
                 try:
-                    plan = Plan(case, index, call, method)
+                    plan = Plan(case, index, call, method, self.channels.get(case))
                 except (ValueError, KeyError, TypeError, AttributeError, json_format.ParseError) as e:
                     return "error", (grpc.StatusCode.FAILED_PRECONDITION, f"catalogue case {case}: {e}", case)
                 self._plans[(case, index)] = plan
@@ -179,7 +185,8 @@ def _wait_sync(context: grpc.ServicerContext, delay: float) -> grpc.StatusCode |
 
 def _serve_sync(plan: Plan, request: Any, context: grpc.ServicerContext, client_stream: bool) -> Iterator[Message]:
     """Perform the plan's steps on a sync grpcio context; yields the responses to send."""
-    run = Run(plan.script(context.invocation_metadata(), None if client_stream else request, client_stream))
+    seen = channels.observed(context) if plan.channel is not None else None
+    run = Run(plan.script(context.invocation_metadata(), None if client_stream else request, client_stream, seen))
     requests = iter(request) if client_stream else iter(())
     reply: Message | None = None
     while (step := run.step(reply)) is not None:
@@ -238,7 +245,8 @@ async def _wait_aio(context: Any, delay: float) -> grpc.StatusCode | None:
 
 async def _serve_aio(plan: Plan, request: Any, context: Any, client_stream: bool, server_stream: bool) -> Any:
     """Perform the plan's steps on a grpc.aio context; returns the unary response (None when streaming)."""
-    run = Run(plan.script(context.invocation_metadata(), None if client_stream else request, client_stream))
+    seen = channels.observed(context) if plan.channel is not None else None
+    run = Run(plan.script(context.invocation_metadata(), None if client_stream else request, client_stream, seen))
     requests = None  # made on the first read: grpc.aio warns about a request iterator never read
     unary: list[Message] = []
     reply: Message | None = None

@@ -23,6 +23,7 @@ from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from python_impl import bulk
+from python_impl.channels import Channel
 from python_impl.compare import Tolerance, diff_stream, render
 from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, code_number, detail_any, metadata_pairs
 
@@ -103,12 +104,19 @@ def _code(name: str) -> grpc.StatusCode:
     return grpc.StatusCode.UNKNOWN if code_number(name) is not None else grpc.StatusCode[name]
 
 
+TOKEN_REQUIRED = "bearer token required"
+
+
 class Plan:
     """What the generic server does for call `index` of case `case`, parsed once."""
 
-    def __init__(self, case: str, index: int, call: Any, method: MethodDescriptor) -> None:
+    def __init__(self, case: str, index: int, call: Any, method: MethodDescriptor,
+                 channel: Channel | None = None) -> None:
         self.case, self.index = case, index
+        # the case's channel: what the server must see of the connection (docs/peer-contract.md, "Channels")
+        self.channel = channel
         srv = getattr(call, "server", None) or {}
+        self.require_token: str | None = srv.get("require_token")
         self.delay = (srv.get("delay_ms") or 0) / 1000
         self.read_requests: int | None = srv.get("read_requests")
         if self.read_requests is not None and self.read_requests < 0:  # the Go engine refuses it too
@@ -162,6 +170,21 @@ class Plan:
                 diffs.append((f"server.metadata[{render(key)}]", render(list(values)), render(got)))
         return diffs
 
+    def check_channel(self, seen: dict[str, str] | None) -> list[tuple[str, str, str]]:
+        """What the connection was (python_impl.channels.observed) against what the case's channel says."""
+        if self.channel is None or seen is None:
+            return []
+        want = self.channel.expected()
+        return [(f"server.channel.{k}", render(want[k]), render(seen.get(k, ""))) for k in sorted(want)
+                if seen.get(k, "") != want[k]]
+
+    def token_refused(self, metadata: Iterable[Any]) -> bool:
+        """server.require_token: the call must carry `authorization: Bearer <token>`."""
+        if self.require_token is None:
+            return False
+        got = [v for k, v in metadata or () if k == "authorization"]
+        return got != [f"Bearer {self.require_token}"]
+
     def compare_requests(self, got: list[Message]) -> list[tuple[str, str, str]]:
         return diff_stream(self.requests, got, "server.requests", self.tol)
 
@@ -175,11 +198,16 @@ class Plan:
             md.append((DIFFS_TRAILER, json.dumps(body, ensure_ascii=False).encode("utf-8")))
         return md
 
-    def script(self, metadata: Iterable[Any], request: Message | None, client_stream: bool) -> Script:
-        """The call's behaviour as steps; `request` is the request of a unary-request call."""
+    def script(self, metadata: Iterable[Any], request: Message | None, client_stream: bool,
+               connection: dict[str, str] | None = None) -> Script:
+        """The call's behaviour as steps; `request` is the request of a unary-request call, and
+        `connection` what the server saw of the call's connection (for a case with a channel)."""
         if self.delay:
             yield Wait(self.delay)
-        diffs = self.check_metadata(metadata)
+        diffs = self.check_metadata(metadata) + self.check_channel(connection)
+        if self.token_refused(metadata):  # refused before reading anything; the server still confirms
+            trailing = self.trailing(diffs, 0)
+            return Finish(trailing, "", _Status(grpc.StatusCode.UNAUTHENTICATED, TOKEN_REQUIRED, tuple(trailing)))
         if self.compression == "gzip":
             yield Compress()
         got: list[Message] = [] if client_stream else [request]

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import threading
 from concurrent import futures
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from python_impl import channels
 from python_impl.generic import Engine, register
 from python_impl.standard import FlipHealthServicer, FlipHealthServicerAio, listed_names, served_names
 
@@ -41,9 +43,10 @@ def _vendored(engine: Engine) -> tuple[health.HealthServicer | None, Any]:
     return health_servicer, reflection_servicer
 
 
-def _bind(server: Any, address: str) -> int:
+def _bind(server: Any, address: str, credentials: grpc.ServerCredentials | None = None) -> int:
     try:
-        port = server.add_insecure_port(address)
+        port = (server.add_insecure_port(address) if credentials is None
+                else server.add_secure_port(address, credentials))
     except RuntimeError as e:  # grpcio raises on bind failure
         raise OSError(f"cannot bind {address}: {e}") from e
     if port == 0:
@@ -51,11 +54,33 @@ def _bind(server: Any, address: str) -> int:
     return port
 
 
+def _bind_all(server: Any, listeners: dict[str, str], certs: Path | None) -> dict[str, int]:
+    """Bind every named listener (docs/peer-contract.md, "Channels") on the one server: the same
+    services on each, plaintext or with the server certificate (mtls: a client certificate required)."""
+    ports = {}
+    for name, address in listeners.items():
+        if name not in channels.LISTENERS:
+            raise ValueError(f"unknown listener {name!r}; one of {', '.join(channels.LISTENERS)}")
+        if name in channels.SECURE and certs is None:
+            raise ValueError(f"the {name} listener needs a certificate folder (certs)")
+        creds = channels.server_credentials(certs, name == channels.MTLS) if name in channels.SECURE else None
+        ports[name] = _bind(server, address, creds)
+    return ports
+
+
 def serve(gen: ModuleType, address: str = "127.0.0.1:0", catalogue: Any = None,
           max_workers: int = MAX_WORKERS) -> tuple[grpc.Server, int]:
     """Start a sync server for every service of the generated package `gen`, answering the cases of
     `catalogue` (harness Cases, case dicts or a client-input document) generically and anything else
     with the seeds; returns (server, bound port)."""
+    server, ports = serve_all(gen, {channels.PLAINTEXT: address}, catalogue, max_workers=max_workers)
+    return server, ports[channels.PLAINTEXT]
+
+
+def serve_all(gen: ModuleType, listeners: dict[str, str], catalogue: Any = None, certs: Path | None = None,
+              max_workers: int = MAX_WORKERS) -> tuple[grpc.Server, dict[str, int]]:
+    """serve() on several named listeners (plaintext, tls, mtls); returns the server and each
+    listener's bound port."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-peer"))
     engine = Engine(gen, catalogue)
     vendored_health, vendored_reflection = _vendored(engine)
@@ -69,10 +94,14 @@ def serve(gen: ModuleType, address: str = "127.0.0.1:0", catalogue: Any = None,
     if vendored_reflection is None:
         reflection.enable_server_reflection(listed_names(services), server)
 
-    port = _bind(server, address)
+    ports = _bind_all(server, listeners, certs)
     server.start()
-    log.info("serving %s on port %d (sync)", ", ".join(services) or "no services", port)
-    return server, port
+    log.info("serving %s on %s (sync)", ", ".join(services) or "no services", _ports(ports))
+    return server, ports
+
+
+def _ports(ports: dict[str, int]) -> str:
+    return ", ".join(f"{name} port {port}" for name, port in ports.items())
 
 
 class AioServer:
@@ -82,6 +111,7 @@ class AioServer:
         self.loop = asyncio.new_event_loop()
         self.server: grpc.aio.Server | None = None
         self.port = 0
+        self.ports: dict[str, int] = {}
         self._thread = threading.Thread(target=self._run, name="grpc-aio-peer", daemon=True)
 
     def _run(self) -> None:
@@ -91,7 +121,8 @@ class AioServer:
         finally:
             self.loop.close()
 
-    async def _start(self, gen: ModuleType, address: str, catalogue: Any) -> int:
+    async def _start(self, gen: ModuleType, listeners: dict[str, str], catalogue: Any,
+                     certs: Path | None) -> dict[str, int]:
         server = grpc.aio.server()
         engine = Engine(gen, catalogue)
         vendored_health, vendored_reflection = _vendored(engine)
@@ -106,20 +137,26 @@ class AioServer:
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         if vendored_reflection is None:
             reflection.enable_server_reflection(listed_names(services), server)
-        port = _bind(server, address)
+        ports = _bind_all(server, listeners, certs)
         await server.start()
         self.server = server
-        log.info("serving %s on port %d (aio)", ", ".join(services) or "no services", port)
-        return port
+        log.info("serving %s on %s (aio)", ", ".join(services) or "no services", _ports(ports))
+        return ports
 
-    def start(self, gen: ModuleType, address: str, catalogue: Any) -> int:
+    def start(self, gen: ModuleType, address: str, catalogue: Any, listeners: dict[str, str] | None = None,
+              certs: Path | None = None) -> int:
+        """Serve on address (plaintext) and the other named listeners; returns the plaintext port
+        (every port is in self.ports)."""
         self._thread.start()
+        listeners = {channels.PLAINTEXT: address, **(listeners or {})}
         try:
-            self.port = asyncio.run_coroutine_threadsafe(self._start(gen, address, catalogue), self.loop).result(60)
+            self.ports = asyncio.run_coroutine_threadsafe(self._start(gen, listeners, catalogue, certs),
+                                                          self.loop).result(60)
         except BaseException:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
             raise
+        self.port = self.ports[channels.PLAINTEXT]
         return self.port
 
     def stop(self, grace: float | None = 1.0) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from google.protobuf import descriptor_pool, json_format
 from python_impl import bulk
+from python_impl.channels import Channel, ChannelError
 from google.protobuf.message_factory import GetMessageClass
 
 STATUS_CODES = (
@@ -24,7 +25,8 @@ DEFAULT_TIMEOUT_MS = 10_000
 _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
               "cancel_after_responses", "generic"}
 _EXPECT_KEYS = {"status", "status_alternatives", "message", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
-_SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "metadata", "details_status"}
+_SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "metadata", "details_status",
+                "require_token"}
 
 
 class CaseError(Exception):
@@ -83,6 +85,8 @@ class Case:
     # proto files of the set the case's expectations are about, besides its service's (reflection
     # describing a file, health naming a service): it runs only where both sides load them
     files: tuple[str, ...] = ()
+    # the connection its calls share (docs/peer-contract.md, "Channels"); None: the plaintext one
+    channel: dict[str, Any] | None = None
 
     @property
     def method(self) -> str:
@@ -94,7 +98,10 @@ class Case:
         return any(c.ends_early for c in self.calls)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "calls": [c.to_json() for c in self.calls]}
+        out: dict[str, Any] = {"name": self.name, "calls": [c.to_json() for c in self.calls]}
+        if self.channel is not None:
+            out["channel"] = self.channel
+        return out
 
 
 def streaming_mode(m: Any) -> str:
@@ -172,6 +179,9 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         value = server.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise _fail(src, name, f"server.{key} is a count (0 or more), not {value!r}")
+    token = server.get("require_token")
+    if token is not None and not (isinstance(token, str) and token):
+        raise _fail(src, name, f"server.require_token is a non-empty string, not {token!r}")
     generic = raw.get("generic", False)
     if not isinstance(generic, bool):
         raise _fail(src, name, f"generic is true or false, not {generic!r}")
@@ -220,14 +230,19 @@ def load_file(path: Path | str, pool: descriptor_pool.DescriptorPool | None = No
             raise CaseError(f"{src}: cases[{i}] has no name")
         if not (name.isascii() and name.isprintable()):
             raise _fail(src, name, "case names travel in a header: printable ASCII only")
-        if set(raw) - {"name", "calls"}:
-            raise _fail(src, name, f"unknown key(s) {sorted(set(raw) - {'name', 'calls'})}; allowed: name, calls")
+        if set(raw) - {"name", "calls", "channel"}:
+            raise _fail(src, name, f"unknown key(s) {sorted(set(raw) - {'name', 'calls', 'channel'})}; "
+                                   "allowed: name, calls, channel")
+        try:
+            Channel.of(raw.get("channel"))
+        except ChannelError as e:
+            raise _fail(src, name, str(e)) from None
         calls = [_resolve_call(c, src, name, pool) for c in raw.get("calls") or []]
         if not calls:
             raise _fail(src, name, "has no calls")
         if not name.startswith(calls[0].method + "/") or name.count("/") < 2:
             raise _fail(src, name, f"names are '<service>/<method>/<pattern>' of the first call ({calls[0].method})")
-        cases.append(Case(name=name, calls=calls, source=src))
+        cases.append(Case(name=name, calls=calls, source=src, channel=raw.get("channel")))
     return cases
 
 

@@ -18,12 +18,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from python_impl.channels import CLIENT_CN, CLIENT_CERTS, TRUST
+
 # The name a server_name override asks for: in the server certificate, never resolvable.
 OVERRIDE_NAME = "peer.interop.test"
-CLIENT_CN = "interop-client"
 OTHER_CLIENT_CN = "interop-other-client"
-FILES = ("ca.pem", "server.pem", "server.key", "client.pem", "client.key",
-         "other_ca.pem", "other_client.pem", "other_client.key")
+# the names the peers read (python_impl/channels.py; the Go engine uses the same)
+FILES = ("server.pem", "server.key", *TRUST.values(), *(f for pair in CLIENT_CERTS.values() if pair for f in pair))
 # Short-lived: a run takes minutes. Backdated a little against clock skew between host and containers.
 _VALID = datetime.timedelta(days=2)
 _SKEW = datetime.timedelta(hours=1)

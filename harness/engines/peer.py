@@ -211,8 +211,9 @@ def wait_healthy(address: str, deadline: float, logs: Any) -> None:
 class GoServer:
     """The Go peer's server, in a container or as a process. A context manager; nothing leaks."""
 
-    def __init__(self, build: GoBuild, runner: str, catalogue: Path | None = None, addr: str = "127.0.0.1:0") -> None:
-        self.build, self.runner, self.catalogue, self.addr = build, runner, catalogue, addr
+    def __init__(self, build: GoBuild, runner: str, catalogue: Path | None = None, addr: str = "127.0.0.1:0",
+                 certs: Path | None = None) -> None:
+        self.build, self.runner, self.catalogue, self.addr, self.certs = build, runner, catalogue, addr, certs
         self.address = ""
         self._container: Any = None
         self._output: _Output | None = None
@@ -539,18 +540,27 @@ def _client_container(build: GoBuild, tmp: str, budget: float) -> tuple[str, str
 class PythonServer:
     """The Python peer's server, in this process: grpc (sync) or grpc.aio in its own event-loop thread."""
 
-    def __init__(self, gen: ModuleType, catalogue: list[Any] | None = None, aio: bool = False) -> None:
-        self.gen, self.catalogue, self.aio = gen, catalogue, aio
+    def __init__(self, gen: ModuleType, catalogue: list[Any] | None = None, aio: bool = False,
+                 certs: Path | None = None) -> None:
+        self.gen, self.catalogue, self.aio, self.certs = gen, catalogue, aio, certs
         self.address, self._server = "", None
+        self.addresses: dict[str, str] = {}  # listener name -> address (docs/peer-contract.md, "Channels")
         self._log = _LogTail()
 
     def __enter__(self) -> PythonServer:
-        from python_impl.server import serve, serve_aio
+        from python_impl.server import AioServer, serve_all
 
         self._log.attach()
-        start = serve_aio if self.aio else serve
-        self._server, port = start(self.gen, "127.0.0.1:0", catalogue=self.catalogue)
-        self.address = f"127.0.0.1:{port}"
+        # with certificates, the tls and mtls listeners too (the same services on each)
+        secure = {"tls": "127.0.0.1:0", "mtls": "127.0.0.1:0"} if self.certs is not None else {}
+        if self.aio:
+            self._server = AioServer()
+            self._server.start(self.gen, "127.0.0.1:0", self.catalogue, secure, self.certs)
+            ports = self._server.ports
+        else:
+            self._server, ports = serve_all(self.gen, {"plaintext": "127.0.0.1:0", **secure}, self.catalogue, self.certs)
+        self.addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+        self.address = self.addresses["plaintext"]
         wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, lambda: "(in-process Python server)")
         return self
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import grpc
 from google.protobuf import descriptor_pool
 
+from harness.cases import channels as channel_cases
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
 from harness.cases import standard
@@ -30,13 +30,15 @@ from harness.run import divergences
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
 from harness.report.verdicts import FINDING_PREFIX
+from harness.engines import certs as certs_mod
 from harness.engines.peer import GoServer, PeerError, PythonServer, run_go_client
 from harness.engines.wire import WireObserver
 from harness.run import observed
 from harness.run import shard as shard_mod
 from harness.protoset import ProtoSet
 from python_impl.client import run_case, run_case_aio
-from python_impl.contract import CHANNEL_OPTIONS, Diff, Result
+from python_impl import channels
+from python_impl.contract import Diff, Result
 from python_impl.seeds import SEED_SERVICES
 
 
@@ -134,10 +136,12 @@ LANGUAGE = {"go": "Go", "py": "Python"}
 
 
 def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None, generated: bool = True,
-            divergence_files: list[Path] | None = None, go_tags: str | list[str] | None = None) -> Prepared:
+            divergence_files: list[Path] | None = None, go_tags: str | list[str] | None = None,
+            channel: str = "default") -> Prepared:
     """Generate code, load the case files (default: the built-in ones) and generate cases from the
     descriptors; a name used twice is an error. go_tags: Go build tags for the Go peer (default
-    $INTEROP_GO_BUILD_TAGS), e.g. protolegacy. `protos` is a proto set, or a folder to discover."""
+    $INTEROP_GO_BUILD_TAGS), e.g. protolegacy. `protos` is a proto set, or a folder to discover.
+    channel: which cases also run over TLS / mTLS (harness/cases/channels.py MODES)."""
     ps = load(protos)
     tags = go_build_tags(go_tags)
     pkg = generate_python(ps)
@@ -159,6 +163,8 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
         if made:  # health and reflection: the servers' real implementations answer, never the catalogue
             loaded += standard.generate(ps, skip=skipped)
         gaps = casegen.size_gaps(ps, made, skipped)
+    if generated or channel != "default":  # --no-generated: only what the case files (and --channel) ask for
+        loaded += channel_cases.generate([c for c in loaded if c.calls[0].checked_by_server], channel)
     known = divergences.load(divergences.builtin_files(), builtin=True)
     mine = divergences.load(divergence_files or [], builtin=False)
     divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming, c.ends_early) for d in DIRECTIONS
@@ -217,6 +223,8 @@ class Session:
     batches: dict[str, dict[str, Result]] = field(default_factory=dict)  # pytest: direction -> results
     batch_dir: Path | None = None  # pytest-xdist: where workers share one batch per direction
     _catalogue_path: Path | None = None
+    _certs: Path | None = None
+    _certs_lock: threading.Lock = field(default_factory=threading.Lock)  # directions overlap (run_all)
 
     def __enter__(self) -> Session:
         return self
@@ -233,11 +241,23 @@ class Session:
         if side not in self._servers:
             catalogue = self.prepared.catalogue
             if side == "go":
-                peer: Any = GoServer(self.prepared.build, self.runner, self._catalogue_file())
+                peer: Any = GoServer(self.prepared.build, self.runner, self._catalogue_file(), certs=self.certs())
             else:
-                peer = PythonServer(self.prepared.gen, catalogue, aio=side == "pyaio")
+                peer = PythonServer(self.prepared.gen, catalogue, aio=side == "pyaio", certs=self.certs())
             self._servers[side] = self._stack.enter_context(peer)
         return self._servers[side]
+
+    def certs(self) -> Path:
+        """The session's certificates (harness/engines/certs.py), made on first use, removed with it;
+        a shared server's (xdist: the controller's) when it has some."""
+        shared = next((s.certs for s in self.external.values() if s.certs), None)
+        if shared is not None:
+            return Path(shared)
+        with self._certs_lock:  # one set: every server and client of the session must share it
+            if self._certs is None:
+                folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="interop-certs-")))
+                self._certs = certs_mod.make(folder / "certs")
+            return self._certs
 
     def _catalogue_file(self) -> Path:
         """The catalogue as the JSON the Go server loads (written once per session)."""
@@ -280,10 +300,12 @@ class Session:
         if not cases:
             return []
         server = self.server(d.server)
+        targets = dict(getattr(server, "addresses", None) or {"plaintext": server.address})
         if not observed.needs_observer(d.client, d.server, cases):
-            return self._exchange(d, cases, server.address)
+            return self._exchange(d, cases, targets)
+        # the observer sees the plaintext connection only: what goes over TLS is not observed
         with WireObserver(server.address) as observer:
-            results = self._exchange(d, cases, observer.address)
+            results = self._exchange(d, cases, {**targets, "plaintext": observer.address})
         by_name = {c.name: c for c in cases}
         for r in results:
             found = observed.compression_diffs(by_name[r.case], d.client, d.server, observer)
@@ -292,28 +314,49 @@ class Session:
                 r.verdict = "fail"
         return results
 
-    def _exchange(self, d: Direction, cases: list[cases_mod.Case], address: str) -> list[Result]:
-        """Up to `concurrency` cases at once on one channel (one HTTP/2 connection), results in the
-        cases' order. A Go client runs all its cases in one process (batched), with goroutines."""
+    def _exchange(self, d: Direction, cases: list[cases_mod.Case], targets: dict[str, str]) -> list[Result]:
+        """Up to `concurrency` cases at once on one channel (one HTTP/2 connection; a case with a
+        channel on the connection it describes), results in the cases' order. A Go client runs all
+        its cases in one process (batched), with goroutines."""
         if d.client == "py":
-            with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as ch, \
-                    ThreadPoolExecutor(self.concurrency, thread_name_prefix="interop-case") as pool:
-                return list(pool.map(lambda c: run_case(ch, self.prepared.gen, c, d.name, self.run_id), cases))
+            conns = channels.Pool(targets, self.certs())
+            try:
+                with ThreadPoolExecutor(self.concurrency, thread_name_prefix="interop-case") as pool:
+                    return list(pool.map(lambda c: self._one(conns, c, d), cases))
+            finally:
+                conns.close()
         if d.client == "pyaio":
-            return asyncio.run(self._run_aio(address, d, cases))
-        payload = {"target": address, "direction": d.slug, "run_id": self.run_id, "concurrency": self.concurrency,
-                   "cases": [c.to_json() for c in cases]}
+            return asyncio.run(self._run_aio(targets, d, cases))
+        payload = {"target": targets["plaintext"], "direction": d.slug, "run_id": self.run_id,
+                   "concurrency": self.concurrency, "cases": [c.to_json() for c in cases]}
+        if any(c.channel is not None for c in cases):
+            payload.update(targets={k: v for k, v in targets.items() if k != "plaintext"}, certs=str(self.certs()))
         results, stderr = run_go_client(self.prepared.build, self.runner, payload)
         self.client_logs[d.name] = stderr
         return _align(cases, results, d)
 
-    async def _run_aio(self, address: str, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
+    def _one(self, conns: channels.Pool, case: cases_mod.Case, d: Direction) -> Result:
+        try:
+            ch = conns.for_case(case)
+        except (channels.ChannelError, OSError) as e:  # no such listener, unreadable certificates
+            return Result(case.name, d.name, "error", [Diff(0, "error", "", f"channel: {e}")])
+        return run_case(ch, self.prepared.gen, case, d.name, self.run_id)
+
+    async def _run_aio(self, targets: dict[str, str], d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
         slots = asyncio.Semaphore(self.concurrency)
-        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
-            async def one(c: cases_mod.Case) -> Result:
-                async with slots:
-                    return await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id)
+        conns = channels.Pool(targets, self.certs(), aio=True)
+
+        async def one(c: cases_mod.Case) -> Result:
+            async with slots:
+                try:
+                    ch = conns.for_case(c)
+                except (channels.ChannelError, OSError) as e:
+                    return Result(c.name, d.name, "error", [Diff(0, "error", "", f"channel: {e}")])
+                return await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id)
+        try:
             return list(await asyncio.gather(*(one(c) for c in cases)))
+        finally:
+            await conns.close_aio()
 
     def explain(self, d: Direction, result: Result) -> str:
         """A failure, readable alone: what differed, both peers' logs, and how to reproduce it."""
@@ -370,6 +413,8 @@ class ExternalServer:
     address: str
     description: str
     container: str | None = None
+    addresses: dict[str, str] | None = None  # its listeners (plaintext, tls, mtls)
+    certs: str | None = None                 # the certificates its TLS listeners use
 
     def describe(self) -> str:
         return f"{self.description} (shared by the test controller)"
@@ -385,13 +430,15 @@ class ExternalServer:
             return f"(logs unavailable: {e})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"address": self.address, "description": self.description, "container": self.container}
+        return {"address": self.address, "description": self.description, "container": self.container,
+                "addresses": self.addresses, "certs": self.certs}
 
 
-def share(server: Any) -> ExternalServer:
+def share(server: Any, certs: Path | None = None) -> ExternalServer:
     """What a worker needs to use a server this process started."""
     container = getattr(server, "_container", None)
-    return ExternalServer(server.address, server.describe(), container.id if container is not None else None)
+    return ExternalServer(server.address, server.describe(), container.id if container is not None else None,
+                          getattr(server, "addresses", None), str(certs) if certs is not None else None)
 
 
 def _align(cases: list[cases_mod.Case], results: list[Result], d: Direction) -> list[Result]:

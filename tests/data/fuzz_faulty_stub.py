@@ -39,12 +39,12 @@ def _truncate(value: Any) -> Any:
 class TruncatingServer(PythonServer):
     """A Python server peer that truncates strings at NUL in everything it answers and expects."""
 
-    def __init__(self, gen: Any, catalogue: list[model.Case] | None = None, aio: bool = False) -> None:
+    def __init__(self, gen: Any, catalogue: list[model.Case] | None = None, aio: bool = False, **kw: Any) -> None:
         from dataclasses import replace
 
         faulty = [replace(c, calls=[replace(call, requests=_truncate(call.requests), expect=_truncate(call.expect))
                                     for call in c.calls]) for c in catalogue or []]
-        super().__init__(gen, faulty, aio)
+        super().__init__(gen, faulty, aio, **kw)
 
 
 @pytest.fixture()

@@ -1,0 +1,177 @@
+"""A case's channel (docs/peer-contract.md, "Channels"): which server listener it connects to, and how
+the client secures the connection: TLS roots, a client certificate, a server name override, a bearer
+token sent through call credentials. Cases without one share the plaintext connection.
+
+Both sides read it: the client opens the connection it describes (one per distinct channel, kept for
+the run), and the generic server checks that what arrived is what the case says, so a client that
+quietly used another connection fails. The certificate files are made by the harness
+(harness/engines/certs.py) under the names below.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from python_impl.contract import CHANNEL_OPTIONS
+
+PLAINTEXT, TLS, MTLS = "plaintext", "tls", "mtls"
+LISTENERS = (PLAINTEXT, TLS, MTLS)
+SECURE = (TLS, MTLS)
+CLIENT_CN = "interop-client"
+# the certificate a client presents, by name, and the roots it trusts
+CLIENT_CERTS = {"none": None, "client": ("client.pem", "client.key"),
+                "other_client": ("other_client.pem", "other_client.key")}
+TRUST = {"ca": "ca.pem", "other_ca": "other_ca.pem"}
+KEYS = {"listener", "trust", "client_cert", "server_name", "token", "refused"}
+
+
+class ChannelError(ValueError):
+    """A case's channel object is malformed; the message says which key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Channel:
+    listener: str = PLAINTEXT
+    trust: str = "ca"
+    client_cert: str = "none"
+    server_name: str | None = None
+    token: str | None = None
+    refused: bool = False
+
+    @classmethod
+    def of(cls, raw: dict[str, Any] | None) -> Channel | None:
+        """The channel of a case's `channel` object (None: the shared plaintext connection)."""
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            raise ChannelError(f"channel is an object, not {raw!r}")
+        if unknown := set(raw) - KEYS:
+            raise ChannelError(f"unknown channel key(s) {sorted(unknown)}; allowed: {sorted(KEYS)}")
+        listener = raw.get("listener", PLAINTEXT)
+        if listener not in LISTENERS:
+            raise ChannelError(f"channel.listener is one of {', '.join(LISTENERS)}, not {listener!r}")
+        trust = raw.get("trust", "ca")
+        cert = raw.get("client_cert", "client" if listener == MTLS else "none")
+        if trust not in TRUST:
+            raise ChannelError(f"channel.trust is one of {', '.join(TRUST)}, not {trust!r}")
+        if cert not in CLIENT_CERTS:
+            raise ChannelError(f"channel.client_cert is one of {', '.join(CLIENT_CERTS)}, not {cert!r}")
+        if listener == PLAINTEXT and ({"trust", "client_cert", "server_name"} & set(raw)):
+            raise ChannelError("channel.trust, client_cert and server_name need a tls or mtls listener")
+        for key in ("server_name", "token"):
+            if raw.get(key) is not None and not (isinstance(raw[key], str) and raw[key]):
+                raise ChannelError(f"channel.{key} is a non-empty string, not {raw[key]!r}")
+        if not isinstance(raw.get("refused", False), bool):
+            raise ChannelError(f"channel.refused is true or false, not {raw['refused']!r}")
+        return cls(listener, trust, cert, raw.get("server_name"), raw.get("token"), raw.get("refused", False))
+
+    @property
+    def secure(self) -> bool:
+        return self.listener in SECURE
+
+    def expected(self) -> dict[str, str]:
+        """What the server must see of this connection (its `server.channel.*` checks)."""
+        return {"transport": "tls" if self.secure else "insecure",
+                "client_cn": CLIENT_CN if self.listener == MTLS and self.client_cert == "client" else "",
+                "sni": self.server_name or ""}
+
+
+def key(raw: dict[str, Any] | None) -> str:
+    """One connection per distinct channel object: its canonical JSON."""
+    return json.dumps(raw or {}, sort_keys=True)
+
+
+def of_case(case: Any) -> Channel | None:
+    """The channel of a harness Case, a client-input case namespace, or a case dict."""
+    raw = case.get("channel") if isinstance(case, dict) else getattr(case, "channel", None)
+    return Channel.of(raw)
+
+
+# ---------------------------------------------------------------- client side
+
+def credentials(ch: Channel, certs: Path) -> grpc.ChannelCredentials:
+    pair = CLIENT_CERTS[ch.client_cert]
+    key_pem, cert_pem = ((certs / pair[1]).read_bytes(), (certs / pair[0]).read_bytes()) if pair else (None, None)
+    return grpc.ssl_channel_credentials((certs / TRUST[ch.trust]).read_bytes(), key_pem, cert_pem)
+
+
+def options(ch: Channel | None, base: list[tuple[str, Any]] | None = None) -> list[tuple[str, Any]]:
+    out = list(base if base is not None else CHANNEL_OPTIONS)
+    if ch is not None and ch.server_name:
+        out.append(("grpc.ssl_target_name_override", ch.server_name))
+    return out
+
+
+def call_credentials(ch: Channel | None) -> grpc.CallCredentials | None:
+    """The bearer token as the library's call credentials: grpcio sends it in `authorization`, and
+    refuses to on a connection that is not secure."""
+    return grpc.access_token_call_credentials(ch.token) if ch is not None and ch.token else None
+
+
+class Pool:
+    """The connections of one client run: the plaintext one, and one per distinct channel object.
+    `targets` maps listener names to addresses; `certs` is the certificate folder."""
+
+    def __init__(self, targets: dict[str, str], certs: Path | None, aio: bool = False,
+                 base_options: list[tuple[str, Any]] | None = None) -> None:
+        self.targets, self.certs, self.aio = targets, certs, aio
+        self.base = list(base_options if base_options is not None else CHANNEL_OPTIONS)
+        self._open: dict[str, Any] = {}
+
+    def for_case(self, case: Any) -> Any:
+        raw = case.get("channel") if isinstance(case, dict) else getattr(case, "channel", None)
+        k = key(raw)
+        if k not in self._open:
+            self._open[k] = self._make(Channel.of(raw))
+        return self._open[k]
+
+    def _make(self, ch: Channel | None) -> Any:
+        listener = ch.listener if ch is not None else PLAINTEXT
+        target = self.targets.get(listener)
+        if target is None:
+            raise ChannelError(f"the server has no {listener} listener (it listens on: {', '.join(sorted(self.targets))})")
+        mod = grpc.aio if self.aio else grpc
+        if ch is None or not ch.secure:
+            return mod.insecure_channel(target, options=self.base)
+        if self.certs is None:
+            raise ChannelError(f"a {listener} channel needs the certificate folder; none was given")
+        return mod.secure_channel(target, credentials(ch, self.certs), options=options(ch, self.base))
+
+    def close(self) -> None:
+        for ch in self._open.values():
+            ch.close()
+        self._open.clear()
+
+    async def close_aio(self) -> None:
+        for ch in self._open.values():
+            await ch.close()
+        self._open.clear()
+
+
+# ---------------------------------------------------------------- server side
+
+def server_credentials(certs: Path, mutual: bool) -> grpc.ServerCredentials:
+    """The server certificate; with `mutual`, a client certificate signed by the CA is required."""
+    pair = [((certs / "server.key").read_bytes(), (certs / "server.pem").read_bytes())]
+    if not mutual:
+        return grpc.ssl_server_credentials(pair)
+    return grpc.ssl_server_credentials(pair, root_certificates=(certs / "ca.pem").read_bytes(),
+                                       require_client_auth=True)
+
+
+def _first(ctx: dict[str, list[bytes]], key: str) -> str:
+    values = ctx.get(key) or []
+    return values[0].decode("utf-8", "replace") if values else ""
+
+
+def observed(context: Any) -> dict[str, str]:
+    """What the server sees of a call's connection, from grpc core's auth context (the negotiated
+    ALPN protocol is not in it: grpc core does not expose it)."""
+    ctx = context.auth_context() or {}
+    return {"transport": "tls" if _first(ctx, "transport_security_type") == "ssl" else "insecure",
+            "client_cn": _first(ctx, "x509_common_name"), "sni": _first(ctx, "ssl_requested_server_name")}

@@ -1,0 +1,213 @@
+"""TLS, mTLS and call credentials on the Python side (docs/peer-contract.md, "Channels"): the
+certificates, the case data, the channel cases, and the Python server's checks of what arrived,
+in-process against both client flavours. The cross-language runs are in tests/test_interop.py."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterator
+
+import pytest
+from cryptography import x509
+
+from harness.cases import channels as channel_cases
+from harness.cases.model import Call, Case, CaseError, load_file
+from harness.engines import certs
+from harness.run import observed
+from python_impl import channels
+from python_impl.client import run_case, run_case_aio
+from python_impl.contract import Result
+from python_impl.server import AioServer, serve_all
+
+H = "tutorial.HelloService"
+
+
+def hello(expect: dict[str, Any] | None = None, **kw: Any) -> Call:
+    return Call(method=f"{H}/SayHello", streaming="unary", request_type="tutorial.HelloRequest",
+                response_type="tutorial.HelloResponse", requests=[{"greeting": "over tls"}],
+                expect={"status": "OK", "responses": [{"reply": "secure"}], **(expect or {})}, timeout_ms=5000,
+                checked_by_server=True, **kw)
+
+
+ANCHOR = Case(name=f"{H}/SayHello/HelloRequest/typical", calls=[hello()], source="tests/test_channels.py")
+CATALOGUE = channel_cases.channel_cases(ANCHOR) + [channel_cases.over(ANCHOR, "mtls"), ANCHOR]
+BY_NAME = {c.name: c for c in CATALOGUE}
+
+
+@pytest.fixture(scope="module")
+def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return certs.make(tmp_path_factory.mktemp("certs") / "certs")
+
+
+@pytest.fixture(scope="module", params=["sync", "aio"])
+def listening(request: pytest.FixtureRequest, seed_gen: ModuleType, cert_dir: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A Python server of each flavour with the three listeners, serving CATALOGUE."""
+    secure = {"tls": "127.0.0.1:0", "mtls": "127.0.0.1:0"}
+    if request.param == "sync":
+        server, ports = serve_all(seed_gen, {"plaintext": "127.0.0.1:0", **secure}, CATALOGUE, cert_dir)
+        yield "sync", {k: f"127.0.0.1:{p}" for k, p in ports.items()}
+        server.stop(0).wait(5)
+    else:
+        handle = AioServer()
+        handle.start(seed_gen, "127.0.0.1:0", CATALOGUE, secure, cert_dir)
+        yield "aio", {k: f"127.0.0.1:{p}" for k, p in handle.ports.items()}
+        handle.stop(0)
+
+
+def run(seed_gen: ModuleType, targets: dict[str, str], cert_dir: Path, case: Case, aio: bool,
+        connect_as: Case | None = None) -> Result:
+    """Run case on the connection `connect_as` describes (default: its own)."""
+    if not aio:
+        pool = channels.Pool(targets, cert_dir)
+        try:
+            return run_case(pool.for_case(connect_as or case), seed_gen, case, "py→py", "test")
+        finally:
+            pool.close()
+
+    async def go() -> Result:
+        pool = channels.Pool(targets, cert_dir, aio=True)
+        try:
+            return await run_case_aio(pool.for_case(connect_as or case), seed_gen, case, "pyaio→pyaio", "test")
+        finally:
+            await pool.close_aio()
+    return asyncio.run(go())
+
+
+# ---------------------------------------------------------------- certificates
+
+def test_certificates_chain_to_their_authorities(cert_dir: Path) -> None:
+    load = lambda name: x509.load_pem_x509_certificate((cert_dir / name).read_bytes())  # noqa: E731
+    ca, other = load("ca.pem"), load("other_ca.pem")
+    server, client, other_client = load("server.pem"), load("client.pem"), load("other_client.pem")
+    server.verify_directly_issued_by(ca)
+    client.verify_directly_issued_by(ca)
+    other_client.verify_directly_issued_by(other)
+    with pytest.raises(Exception):
+        other_client.verify_directly_issued_by(ca)
+    sans = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"localhost", certs.OVERRIDE_NAME} <= set(sans.get_values_for_type(x509.DNSName))
+    assert channel_cases.NOT_IN_CERT not in sans.get_values_for_type(x509.DNSName)
+    assert client.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == channels.CLIENT_CN
+    assert sorted(p.name for p in cert_dir.iterdir()) == sorted(certs.FILES)
+    assert all(oct(p.stat().st_mode)[-3:] == "644" for p in cert_dir.iterdir())
+
+
+# ---------------------------------------------------------------- case data
+
+@pytest.mark.parametrize("raw, error", [
+    ({"listener": "quic"}, "channel.listener"),
+    ({"listener": "tls", "trust": "system"}, "channel.trust"),
+    ({"listener": "mtls", "client_cert": "mine"}, "channel.client_cert"),
+    ({"server_name": "x"}, "need a tls or mtls listener"),
+    ({"listener": "tls", "token": ""}, "channel.token"),
+    ({"listener": "tls", "refused": "yes"}, "channel.refused"),
+    ({"listener": "tls", "alpn": "h2"}, "unknown channel key"),
+])
+def test_a_malformed_channel_is_refused(raw: dict[str, Any], error: str) -> None:
+    with pytest.raises(channels.ChannelError, match=error):
+        channels.Channel.of(raw)
+
+
+def test_channel_defaults_and_what_the_server_must_see() -> None:
+    assert channels.Channel.of({"listener": "mtls"}).expected() == {
+        "transport": "tls", "client_cn": channels.CLIENT_CN, "sni": ""}
+    assert channels.Channel.of({"listener": "tls", "server_name": "n"}).expected() == {
+        "transport": "tls", "client_cn": "", "sni": "n"}
+    assert channels.Channel.of({"token": "t"}).expected()["transport"] == "insecure"
+
+
+def test_a_case_file_channel_is_checked_and_kept(seed_gen: ModuleType, tmp_path: Path) -> None:
+    text = f"""cases:
+  - name: {H}/SayHello/mine/over_mtls
+    channel: {{listener: mtls, token: abc}}
+    calls: [{{method: {H}/SayHello, requests: [{{greeting: hi}}], server: {{require_token: abc}}}}]
+"""
+    (case,) = load_file(tmp_path / "c.yaml", text=text)
+    assert case.channel == {"listener": "mtls", "token": "abc"}
+    assert case.to_json()["channel"] == case.channel
+    with pytest.raises(CaseError, match="channel.listener"):
+        load_file(tmp_path / "c.yaml", text=text.replace("listener: mtls", "listener: h3"))
+    with pytest.raises(CaseError, match="require_token"):
+        load_file(tmp_path / "c.yaml", text=text.replace("require_token: abc", "require_token: 7"))
+
+
+def test_channel_cases_per_mode() -> None:
+    other = Case(name=f"{H}/LotsOfReplies/HelloRequest/typical", calls=[dataclasses.replace(
+        hello(), method=f"{H}/LotsOfReplies", streaming="server_stream")], source="t")
+    extra = Case(name=f"{H}/SayHello/HelloRequest/empty", calls=[hello()], source="t")
+    seeds_only = Case(name=f"{H}/SayHello/seed", calls=[dataclasses.replace(hello(), checked_by_server=False)],
+                      source="t")
+    catalogue = [extra, ANCHOR, other, seeds_only]
+    default = {c.name for c in channel_cases.generate(catalogue)}
+    assert f"{H}/SayHello/tls/wrong_ca" in default and f"{H}/SayHello/mtls/mutual" in default
+    # one value case per method, its typical one; never a case no generic server checks
+    assert {n for n in default if n.endswith("/typical")} == {
+        f"{H}/SayHello/tls/HelloRequest/typical", f"{H}/LotsOfReplies/tls/HelloRequest/typical"}
+    every = {c.name for c in channel_cases.generate(catalogue, "all")}
+    assert {f"{H}/SayHello/tls/HelloRequest/empty", f"{H}/SayHello/mtls/HelloRequest/empty"} <= every
+    assert not any("/seed" in n for n in every)
+    assert channel_cases.generate(catalogue, "plaintext") == []
+    assert all("tls" in c.name and c.channel for c in channel_cases.generate(catalogue, "all"))
+    with pytest.raises(ValueError, match="--channel"):
+        channel_cases.generate(catalogue, "ssl")
+    clash = Case(name=f"{H}/SayHello/tls/server_only", calls=[hello()], source="mine.yaml")
+    with pytest.raises(CaseError, match="clash"):
+        channel_cases.generate([ANCHOR, clash])
+
+
+def test_tls_cases_are_not_read_on_the_wire() -> None:
+    over = channel_cases.over(ANCHOR, "tls")
+    gzip_call = dataclasses.replace(hello(), compression="gzip")
+    assert observed.needs_observer("go", "py", [dataclasses.replace(ANCHOR, calls=[gzip_call])])
+    assert not observed.needs_observer("go", "py", [dataclasses.replace(over, calls=[gzip_call])])
+
+
+# ---------------------------------------------------------------- on the wire, in-process
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+@pytest.mark.parametrize("client", ["sync", "aio"])
+def test_every_channel_case_passes_python_to_python(name: str, client: str, listening: tuple[str, dict[str, str]],
+                                                    seed_gen: ModuleType, cert_dir: Path) -> None:
+    flavour, targets = listening
+    result = run(seed_gen, targets, cert_dir, BY_NAME[name], aio=client == "aio")
+    if client == "aio" and name.endswith("/token_needs_tls"):  # a known divergence (known_divergences.yaml)
+        assert result.verdict == "error" and "only valid on secure channels" in result.diffs[0].got
+        return
+    assert result.verdict == "pass", (flavour, client, result.diffs)
+    refused = (BY_NAME[name].channel or {}).get("refused") or name.endswith("_rejected")
+    assert bool(result.notes) == bool(refused), result.notes  # each non-OK call's status is recorded
+
+
+@pytest.mark.parametrize("client", ["sync", "aio"])
+def test_the_server_sees_a_client_on_the_wrong_connection(client: str, listening: tuple[str, dict[str, str]],
+                                                          seed_gen: ModuleType, cert_dir: Path) -> None:
+    """A case that says mTLS, sent over plaintext or over TLS without a client certificate, fails on
+    the server's checks: a client that quietly used another connection cannot pass."""
+    mutual = BY_NAME[f"{H}/SayHello/mtls/mutual"]
+    over_plain = run(seed_gen, listening[1], cert_dir, mutual, client == "aio", connect_as=ANCHOR)
+    assert {d.path for d in over_plain.diffs} == {"server.channel.transport", "server.channel.client_cn"}
+    over_tls = run(seed_gen, listening[1], cert_dir, mutual, client == "aio",
+                   connect_as=BY_NAME[f"{H}/SayHello/tls/server_only"])
+    assert [(d.path, d.got) for d in over_tls.diffs] == [("server.channel.client_cn", '""')]
+    renamed = run(seed_gen, listening[1], cert_dir, BY_NAME[f"{H}/SayHello/tls/server_name_override"],
+                  client == "aio", connect_as=BY_NAME[f"{H}/SayHello/tls/server_only"])
+    assert [(d.path, d.expected, d.got) for d in renamed.diffs] == [
+        ("server.channel.sni", f'"{certs.OVERRIDE_NAME}"', '""')]
+
+
+def test_a_missing_token_is_refused_by_the_server(listening: tuple[str, dict[str, str]], seed_gen: ModuleType,
+                                                   cert_dir: Path) -> None:
+    with_token = BY_NAME[f"{H}/SayHello/tls/bearer_token"]
+    result = run(seed_gen, listening[1], cert_dir, dataclasses.replace(with_token, channel={"listener": "tls"}), False)
+    assert [(d.path, d.got) for d in result.diffs][:1] == [
+        ("status.code", 'UNAUTHENTICATED "bearer token required"')]
+    assert result.notes == {"call 0": "UNAUTHENTICATED: bearer token required"}
+
+
+def test_no_tls_listener_is_a_clear_error(cert_dir: Path) -> None:
+    pool = channels.Pool({"plaintext": "127.0.0.1:1"}, cert_dir)
+    with pytest.raises(channels.ChannelError, match="no tls listener"):
+        pool.for_case(BY_NAME[f"{H}/SayHello/tls/server_only"])
