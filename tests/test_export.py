@@ -173,3 +173,11 @@ def test_reports_carry_the_coverage_and_its_gaps(tmp_path: Path) -> None:
     assert data["coverage"]["directions"]["py→go"]["fields"] == {"covered": 1, "total": 2, "percent": 50.0}
     assert data["coverage"]["uncovered"]["fields"] == [
         {"owner": "google.protobuf.Timestamp", "item": "seconds (1)", "directions": ["py→go"]}]
+
+
+def test_html_shows_a_channel_case_notes_escaped() -> None:
+    refused = Result("a.Svc/M/tls/wrong_ca", "py→go", "pass", [], 1.0, {"call 0": "UNAVAILABLE: handshake <failed>"})
+    page = export.html_page([*RESULTS, refused], DIRECTIONS, EXPLAIN, "t")
+    assert '<div class="note">call 0: UNAVAILABLE: handshake &lt;failed&gt;</div>' in page
+    assert Result.from_json(refused.to_json()).notes == refused.notes
+    assert "notes" not in RESULTS[0].to_json()  # absent when there is nothing to record

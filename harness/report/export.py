@@ -128,6 +128,7 @@ body { font-family: system-ui, sans-serif; margin: 2rem; color: #1b1f24; }
 h1 { font-size: 1.4rem; } table { border-collapse: collapse; margin-bottom: 1.5rem; }
 th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: center; font-size: .9rem; }
 td.method, td.name { text-align: left; font-family: ui-monospace, monospace; }
+.note { color: #555; font-size: 85%; white-space: pre-wrap; }
 td.ok { background: #dafbe1; } td.bad { background: #ffebe9; font-weight: bold; } td.none { color: #8c959f; }
 td a { color: inherit; }
 .failure { border: 1px solid #ff8182; border-radius: 6px; margin: 1rem 0; }
@@ -221,7 +222,9 @@ def html_page(results: list[Result], directions: list[str], explanations: Explan
                 verdict = e(r.verdict)
                 if (r.direction, r.case) in fail_id:
                     verdict = f'<a href="#{fail_id[(r.direction, r.case)]}">{verdict}</a>'
-                trs.append(f'<tr class="case {vcls[r.verdict]}"><td class="name">{e(r.case)}</td>'
+                # what the client reported on a channel case (a refused connection's message): recorded, not compared
+                notes = "".join(f'<div class="note">{e(k)}: {e(v)}</div>' for k, v in sorted(r.notes.items()))
+                trs.append(f'<tr class="case {vcls[r.verdict]}"><td class="name">{e(r.case)}{notes}</td>'
                            f'<td class="{css}">{verdict}</td><td>{r.duration_ms:.1f} ms</td></tr>')
             sections.append(f'<section class="cell {dcls[d]} {scls[service_of(method)]}" id="c-{mrow[method]}-{dcls[d]}">'
                             f"<h3>{e(method)} · {e(d)}</h3><table><tbody>{''.join(trs)}</tbody></table></section>")
