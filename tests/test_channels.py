@@ -211,3 +211,23 @@ def test_no_tls_listener_is_a_clear_error(cert_dir: Path) -> None:
     pool = channels.Pool({"plaintext": "127.0.0.1:1"}, cert_dir)
     with pytest.raises(channels.ChannelError, match="no tls listener"):
         pool.for_case(BY_NAME[f"{H}/SayHello/tls/server_only"])
+
+
+def _alpn(address: str, cert_dir: Path, offered: list[str]) -> str | None:
+    """The protocol a TLS listener selects when a client offers `offered` (Python's ssl module)."""
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(cert_dir / "ca.pem"))
+    ctx.set_alpn_protocols(offered)
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        return tls.selected_alpn_protocol()
+
+
+def test_the_python_tls_listeners_select_h2(listening: tuple[str, dict[str, str]], cert_dir: Path) -> None:
+    """grpc core's server answers ALPN with h2, and (unlike grpc-go's, tests/test_interop.py) still
+    completes a handshake with a client that offers only http/1.1, selecting nothing."""
+    assert _alpn(listening[1]["tls"], cert_dir, ["h2", "http/1.1"]) == "h2"
+    assert _alpn(listening[1]["tls"], cert_dir, ["http/1.1"]) is None
