@@ -373,10 +373,14 @@ class Session:
         extra = [case.source] if case is not None and case.source not in builtin | {casegen.SOURCE} else []
         # the run's Go build tags belong to the set: without them a protolegacy run reproduces as a finding
         protos = (*protos, *go_tag_args(self.prepared.go_tags))
-        lines += ["", "reproduce this case alone:", "  " + repro_command(protos, d, result.case, self.runner, extra),
-                  "start the server peer by hand (attach a debugger to it), then send it the case:",
-                  "  " + serve_command(protos, d.server, self.runner),
-                  "  " + repro_command(protos, d, result.case, self.runner, extra) + " --server-address 127.0.0.1:50051"]
+        lines += ["", "reproduce this case alone:", "  " + repro_command(protos, d, result.case, self.runner, extra)]
+        if case is not None and case.channel is not None:
+            lines += [f"  (its channel: {json.dumps(case.channel, sort_keys=True)}; a server started by hand has "
+                      "no TLS listeners, so this case runs only with the peers the harness starts)"]
+        else:
+            lines += ["start the server peer by hand (attach a debugger to it), then send it the case:",
+                      "  " + serve_command(protos, d.server, self.runner),
+                      "  " + repro_command(protos, d, result.case, self.runner, extra) + " --server-address 127.0.0.1:50051"]
         server = self.external.get(d.server) or self._servers.get(d.server)
         if server is not None:
             lines += ["", f"--- server peer: {server.describe()} ---", *_case_lines(server.logs(5000), result.case)]
