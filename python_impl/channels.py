@@ -11,6 +11,7 @@ quietly used another connection fails. The certificate files are made by the har
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,13 +123,15 @@ class Pool:
         self.targets, self.certs, self.aio = targets, certs, aio
         self.base = list(base_options if base_options is not None else CHANNEL_OPTIONS)
         self._open: dict[str, Any] = {}
+        self._lock = threading.Lock()  # the sync client's cases run on several threads
 
     def for_case(self, case: Any) -> Any:
         raw = case.get("channel") if isinstance(case, dict) else getattr(case, "channel", None)
         k = key(raw)
-        if k not in self._open:
-            self._open[k] = self._make(Channel.of(raw))
-        return self._open[k]
+        with self._lock:
+            if k not in self._open:
+                self._open[k] = self._make(Channel.of(raw))
+            return self._open[k]
 
     def _make(self, ch: Channel | None) -> Any:
         listener = ch.listener if ch is not None else PLAINTEXT
@@ -143,9 +146,10 @@ class Pool:
         return mod.secure_channel(target, credentials(ch, self.certs), options=options(ch, self.base))
 
     def close(self) -> None:
-        for ch in self._open.values():
-            ch.close()
-        self._open.clear()
+        with self._lock:
+            for ch in self._open.values():
+                ch.close()
+            self._open.clear()
 
     async def close_aio(self) -> None:
         for ch in self._open.values():
