@@ -79,6 +79,11 @@ func check(call int, p *plan, out *outcome) []Diff {
 	if alpn, ok := tlsALPN(out.peer); p.tls && ok && alpn != h2 {
 		d.add("channel.alpn", quote(h2), quote(alpn))
 	}
+	// A refused channel that connected anyway: its status alone could come from a server that
+	// answers the expected UNAVAILABLE itself.
+	if p.refused && out.peer != nil && out.peer.Addr != nil {
+		d.add("channel.refused", "a refused handshake", "connected to "+out.peer.Addr.String())
+	}
 	return d.diffs
 }
 

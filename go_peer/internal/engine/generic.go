@@ -251,6 +251,9 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	d.metadata("server.metadata", want, md)
 	if sc.channel != nil {
 		checkChannel(r.ctx, *sc.channel, d)
+		if sc.channel.Refused { // the handshake was to fail: no call may arrive
+			d.add("server.channel.refused", "no call (a refused handshake)", "the call arrived")
+		}
 	}
 	// A call that must carry a token and does not is refused before anything is read; the server
 	// still says it checked it (and what it found), so a client cannot pass by never reaching it.
