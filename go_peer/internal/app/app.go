@@ -11,16 +11,23 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
+	"strings"
 
 	"github.com/grpc-interop-harness/go_peer/internal/engine"
 )
 
 const usage = `usage:
   interop-peer serve [--addr HOST:PORT] [--cases FILE] [--stop-on-stdin-eof]
+                     [--tls-dir DIR --listen tls=HOST:PORT --listen mtls=HOST:PORT]
                                            serve every service (default 0.0.0.0:50051);
                                            prints "LISTENING host:port" once serving; with
                                            --cases the generic engine answers the catalogue's
-                                           cases, other calls go to the hand-written services
+                                           cases, other calls go to the hand-written services;
+                                           each --listen NAME=ADDR serves them on one more
+                                           listener: tls (server.pem/key of --tls-dir) or mtls
+                                           (also a client certificate signed by its ca.pem),
+                                           shown as NAME=host:port on the LISTENING line
   interop-peer client --cases FILE|- [--stop-on-stdin-eof]
                                            run the cases of a JSON document (see docs/peer-contract.md);
                                            one JSON result line per case on stdout
@@ -90,6 +97,15 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	addr := fs.String("addr", "0.0.0.0:50051", "address to listen on (port 0 picks a free port)")
 	cases := fs.String("cases", "", "catalogue: a JSON case document (only its cases are read), - for stdin")
 	watch := fs.Bool("stop-on-stdin-eof", false, "stop when stdin reaches its end (the harness is gone)")
+	tlsDir := fs.String("tls-dir", "", "the certificate folder of the tls and mtls listeners")
+	var listens []engine.Listen
+	fs.Func("listen", "NAME=HOST:PORT: one more listener (tls, mtls), repeatable", func(v string) error {
+		x, err := parseListen(v, listens)
+		if err == nil {
+			listens = append(listens, x)
+		}
+		return err
+	})
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
 	}
@@ -99,6 +115,10 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	}
 	if _, _, err := net.SplitHostPort(*addr); err != nil {
 		fmt.Fprintf(stderr, "interop-peer serve: bad --addr %q: %v (want HOST:PORT)\n%s", *addr, err, usage)
+		return exitUsage
+	}
+	if len(listens) > 0 && *tlsDir == "" {
+		fmt.Fprintf(stderr, "interop-peer serve: --listen %s needs --tls-dir DIR (the certificate folder)\n%s", listens[0].Name, usage)
 		return exitUsage
 	}
 	var cat *engine.Catalogue
@@ -114,7 +134,8 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		}
 		fmt.Fprintf(stderr, "interop-peer: catalogue %s: %d cases\n", *cases, cat.Len())
 	}
-	if err := engine.Serve(ctx, *addr, cat, stdout, stderr); err != nil {
+	all := append([]engine.Listen{{Name: engine.ListenerPlaintext, Addr: *addr}}, listens...)
+	if err := engine.Serve(ctx, all, *tlsDir, cat, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "interop-peer serve: %v\n", err)
 		return exitFail
 	}
@@ -146,6 +167,27 @@ func client(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return exitFail
 	}
 	return exitOK
+}
+
+// parseListen reads one --listen NAME=HOST:PORT; a name is given once. Only the names the engine
+// serves are accepted (the flag package prints the error with the usage).
+func parseListen(v string, seen []engine.Listen) (engine.Listen, error) {
+	name, addr, ok := strings.Cut(v, "=")
+	if !ok {
+		return engine.Listen{}, fmt.Errorf("%q is not NAME=HOST:PORT", v)
+	}
+	if !slices.Contains(engine.ExtraListeners, name) {
+		return engine.Listen{}, fmt.Errorf("unknown listener %q (want one of %s)", name, strings.Join(engine.ExtraListeners, ", "))
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return engine.Listen{}, fmt.Errorf("bad address %q for the %s listener: %v (want HOST:PORT)", addr, name, err)
+	}
+	for _, x := range seen {
+		if x.Name == name {
+			return engine.Listen{}, fmt.Errorf("the %s listener is given twice", name)
+		}
+	}
+	return engine.Listen{Name: name, Addr: addr}, nil
 }
 
 // stopOnEOF returns a context that ends when stdin does, if asked to. The harness keeps stdin's

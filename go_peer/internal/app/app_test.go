@@ -97,3 +97,51 @@ func TestStopOnEOFNeedsStdin(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// --listen takes only the listeners the engine serves, each once, and needs the certificate folder.
+func TestListenUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	testutil.WriteCerts(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a serve that wrongly accepts its flags stops at once (and exits 0)
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--tls-dir", dir, "--listen", "quic=127.0.0.1:0"}, `unknown listener "quic"`},
+		{[]string{"--tls-dir", dir, "--listen", "plaintext=127.0.0.1:0"}, `unknown listener "plaintext"`},
+		{[]string{"--tls-dir", dir, "--listen", "tls"}, "not NAME=HOST:PORT"},
+		{[]string{"--tls-dir", dir, "--listen", "tls=nope"}, "bad address"},
+		{[]string{"--tls-dir", dir, "--listen", "tls=127.0.0.1:0", "--listen", "tls=127.0.0.1:0"}, "given twice"},
+		{[]string{"--listen", "mtls=127.0.0.1:0"}, "needs --tls-dir"},
+	} {
+		var out, errb bytes.Buffer
+		args := append([]string{"serve", "--addr", "127.0.0.1:0"}, tc.args...)
+		if code := Run(ctx, args, strings.NewReader(""), &out, &errb); code != 2 || !strings.Contains(errb.String(), tc.says) ||
+			!strings.Contains(errb.String(), "usage:") || out.Len() != 0 {
+			t.Errorf("Run(%q) = %d, stdout %q, stderr %q; want 2 and %q", args, code, out.String(), errb.String(), tc.says)
+		}
+	}
+	// A folder without the certificates: the listener's error names the file, before any LISTENING.
+	var out, errb bytes.Buffer
+	code := Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--tls-dir", t.TempDir(), "--listen", "tls=127.0.0.1:0"}, nil, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "server.pem") || out.Len() != 0 {
+		t.Errorf("empty --tls-dir: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}
+
+// One handshake line names every listener, once all are bound.
+func TestServeTLSListeners(t *testing.T) {
+	dir := t.TempDir()
+	testutil.WriteCerts(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stops at once after the handshake
+	var out, errb bytes.Buffer
+	code := Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--tls-dir", dir, "--listen", "mtls=127.0.0.1:0", "--listen", "tls=[::1]:0"},
+		nil, &out, &errb)
+	f := strings.Fields(out.String())
+	if code != 0 || len(f) != 4 || f[0] != "LISTENING" || !strings.HasPrefix(f[1], "127.0.0.1:") ||
+		!strings.HasPrefix(f[2], "mtls=127.0.0.1:") || !strings.HasPrefix(f[3], "tls=[::1]:") || strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -24,6 +25,8 @@ type outcome struct {
 	status    *status.Status
 	// compression of the responses received (receivedCompression)
 	compression string
+	// peer: the server end of the call's connection, with its TLS state (set when the call ends)
+	peer *peer.Peer
 }
 
 // invoke runs one prepared call on conn with a generic stream, whatever its streaming mode.
@@ -40,11 +43,11 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 		ServerStreams: mode == ModeServerStream || mode == ModeBidi,
 		ClientStreams: mode == ModeClientStream || mode == ModeBidi,
 	}
-	var opts []grpc.CallOption
+	out := &outcome{peer: &peer.Peer{}}
+	opts := append([]grpc.CallOption{grpc.Peer(out.peer)}, p.opts...)
 	if p.call.Compression != "" {
 		opts = append(opts, grpc.UseCompressor(p.call.Compression))
 	}
-	out := &outcome{}
 	stream, err := conn.NewStream(ctx, desc, p.call.Method, opts...)
 	if err != nil {
 		out.status = status.Convert(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -25,7 +26,11 @@ import (
 // Input is the client's JSON document (docs/peer-contract.md). Cases stay raw so that one bad
 // case becomes an "error" verdict while the others still run.
 type Input struct {
-	Target    string            `json:"target"`
+	Target string `json:"target"`
+	// Targets: the server's other listeners by name (tls, mtls), for cases with a channel.
+	Targets map[string]string `json:"targets"`
+	// Certs: the certificate folder as the client sees it (docs/peer-contract.md, "Certificates").
+	Certs     string            `json:"certs"`
 	Direction string            `json:"direction"`
 	RunID     string            `json:"run_id"`
 	Cases     []json.RawMessage `json:"cases"`
@@ -39,6 +44,8 @@ type Input struct {
 type Case struct {
 	Name  string `json:"name"`
 	Calls []Call `json:"calls"`
+	// Channel: the listener the case connects to and how (nil: the plaintext connection).
+	Channel *Channel `json:"channel"`
 }
 
 // Call is one RPC and what is expected of it. The client reads all of it; a generic server
@@ -86,6 +93,9 @@ type ServerSpec struct {
 	// DetailsStatus is the google.rpc.Status sent in grpc-status-details-bin instead of one built
 	// from the call's status, to contradict it (its own code, message and details).
 	DetailsStatus *DetailsStatus `json:"details_status"`
+	// RequireToken: the call must carry "authorization: Bearer <RequireToken>", else the server
+	// answers UNAUTHENTICATED "bearer token required" (and still confirms the call).
+	RequireToken string `json:"require_token"`
 }
 
 // DetailsStatus is server.details_status.
@@ -167,6 +177,10 @@ type plan struct {
 	chunkField   protoreflect.FieldDescriptor
 	expectStatus string
 	details      []*anypb.Any // nil: details not checked
+	// From the case's channel: refused (no server sees the call, so none confirms it), tls (the
+	// negotiated ALPN is checked), opts (the token's call credentials).
+	refused, tls bool
+	opts         []grpc.CallOption
 }
 
 // prepare validates a call and parses its messages; any error makes the case an "error".

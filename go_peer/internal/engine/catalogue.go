@@ -36,7 +36,9 @@ type servedCall struct {
 	details  []*anypb.Any
 	// detailsStatus: server.details_status, sent as grpc-status-details-bin instead of details
 	detailsStatus *spb.Status
-	err           error // the call is not valid
+	// channel: the case's channel, normalized (nil: none; the connection is not checked)
+	channel *Channel
+	err     error // the call is not valid
 }
 
 // LoadCatalogue parses a catalogue document. A malformed document is an error; a malformed case is
@@ -60,8 +62,18 @@ func LoadCatalogue(doc []byte) (*Catalogue, error) {
 			cc.name, cc.err = named.Name, fmt.Errorf("case is not valid: %v", err)
 		} else {
 			cc.name = c.Name
+			var channel *Channel
+			if c.Channel != nil {
+				ch, err := c.Channel.normalized()
+				if err != nil {
+					cc.err = fmt.Errorf("case is not valid: %v", err)
+				}
+				channel = &ch
+			}
 			for j := range c.Calls {
-				cc.calls = append(cc.calls, serveCall(c.Name, j, &c.Calls[j]))
+				sc := serveCall(c.Name, j, &c.Calls[j])
+				sc.channel = channel
+				cc.calls = append(cc.calls, sc)
 			}
 		}
 		if cc.name == "" {

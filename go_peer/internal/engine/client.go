@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 )
@@ -23,6 +25,9 @@ type Result struct {
 	Verdict    string  `json:"verdict"`
 	Diffs      []Diff  `json:"diffs"`
 	DurationMS float64 `json:"duration_ms"`
+	// Notes: for a case with a channel, "call <i>" -> "<STATUS>: <message>" of every call that did
+	// not end OK: the library's own wording of a refused handshake, recorded, never compared.
+	Notes map[string]string `json:"notes,omitempty"`
 }
 
 // Verdicts.
@@ -32,11 +37,18 @@ const (
 	Error = "error"
 )
 
-// Dial opens the one insecure channel a run uses. It never uses a proxy. The engine's stats
-// handler lets the client see how the responses were compressed.
+// Dial opens the insecure channel of a run's plaintext listener.
 func Dial(target string) (*grpc.ClientConn, error) {
+	return dial(target, insecureCredentials())
+}
+
+func insecureCredentials() credentials.TransportCredentials { return insecure.NewCredentials() }
+
+// dial opens a connection with the given transport credentials. It never uses a proxy. The
+// engine's stats handler lets the client see how the responses were compressed.
+func dial(target string, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
 	return grpc.NewClient(target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithNoProxy(),
 		grpc.WithStatsHandler(StatsHandler()))
 }
@@ -65,7 +77,9 @@ func RunClient(ctx context.Context, doc []byte, stdout, stderr io.Writer) error 
 	if in.Phases != nil {
 		return runBench(ctx, conn, &in, in.Phases, stdout)
 	}
-	results := runAll(ctx, conn, &in)
+	chans := NewChannels(conn, &in)
+	defer chans.Close()
+	results := runAll(ctx, chans, &in)
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -90,7 +104,7 @@ func RunClient(ctx context.Context, doc []byte, stdout, stderr io.Writer) error 
 // runAll starts the cases on a bounded number of goroutines; each case's result arrives on its own
 // channel, so the caller reads them in input order whatever order they finish in. A case not
 // started because ctx ended gets its channel closed without a result.
-func runAll(ctx context.Context, conn grpc.ClientConnInterface, in *Input) []chan Result {
+func runAll(ctx context.Context, chans *Channels, in *Input) []chan Result {
 	n := in.Concurrency
 	if n < 1 {
 		n = 1
@@ -114,15 +128,23 @@ func runAll(ctx context.Context, conn grpc.ClientConnInterface, in *Input) []cha
 			}
 			go func(ch chan Result, raw json.RawMessage) {
 				defer func() { <-slots }()
-				ch <- RunCase(ctx, conn, in, raw)
+				ch <- RunCaseOn(ctx, chans, in, raw)
 			}(results[i], raw)
 		}
 	}()
 	return results
 }
 
-// RunCase runs one case (given as raw JSON) and returns its verdict.
+// RunCase runs one case (given as raw JSON) on conn, the plaintext connection, and returns its
+// verdict; a case with a channel gets a connection of its own for this run.
 func RunCase(ctx context.Context, conn grpc.ClientConnInterface, in *Input, raw json.RawMessage) Result {
+	chans := NewChannels(conn, in)
+	defer chans.Close()
+	return RunCaseOn(ctx, chans, in, raw)
+}
+
+// RunCaseOn runs one case on the connection of its channel, kept in chans.
+func RunCaseOn(ctx context.Context, chans *Channels, in *Input, raw json.RawMessage) Result {
 	start := time.Now()
 	r := Result{Direction: in.Direction, Diffs: []Diff{}}
 	finish := func() Result {
@@ -150,13 +172,31 @@ func RunCase(ctx context.Context, conn grpc.ClientConnInterface, in *Input, raw 
 	if len(c.Calls) == 0 {
 		return fail(0, fmt.Errorf("case has no calls"))
 	}
+	var channel *Channel
+	if c.Channel != nil {
+		ch, err := c.Channel.normalized()
+		if err != nil {
+			return fail(0, err)
+		}
+		channel = &ch
+	}
 	plans := make([]*plan, len(c.Calls))
 	for i := range c.Calls {
 		p, err := prepare(&c.Calls[i])
 		if err != nil {
 			return fail(i, fmt.Errorf("calls[%d]: %v", i, err))
 		}
+		if channel != nil {
+			p.refused, p.tls = channel.Refused, channel.secure()
+			if channel.Token != "" {
+				p.opts = append(p.opts, tokenCredentials(channel.Token))
+			}
+		}
 		plans[i] = p
+	}
+	conn, err := chans.conn(channel)
+	if err != nil {
+		return fail(0, err)
 	}
 	caseMD := metadata.Pairs(
 		CaseKey, asciiSafe(c.Name),
@@ -165,6 +205,12 @@ func RunCase(ctx context.Context, conn grpc.ClientConnInterface, in *Input, raw 
 		md := metadata.Join(caseMD, metadata.Pairs(CallKey, strconv.Itoa(i)))
 		out := invoke(ctx, conn, p, md)
 		r.Diffs = append(r.Diffs, check(i, p, out)...)
+		if channel != nil && out.status.Code() != codes.OK {
+			if r.Notes == nil {
+				r.Notes = map[string]string{}
+			}
+			r.Notes[fmt.Sprintf("call %d", i)] = CodeName(out.status.Code()) + ": " + out.status.Message()
+		}
 	}
 	r.Verdict = Pass
 	if len(r.Diffs) > 0 {

@@ -74,15 +74,26 @@ func check(call int, p *plan, out *outcome) []Diff {
 	if p.call.CheckedByServer && serverAnswers(p) && len(out.trailer.Get(ServerCheckedKey)) == 0 {
 		d.add("server.checked", "present", "missing")
 	}
+	// A TLS connection of gRPC must have negotiated h2 (grpc-go's own check can be turned off by
+	// an environment variable; this one cannot).
+	if alpn, ok := tlsALPN(out.peer); p.tls && ok && alpn != h2 {
+		d.add("channel.alpn", quote(h2), quote(alpn))
+	}
+	// A refused channel that connected anyway: its status alone could come from a server that
+	// answers the expected UNAVAILABLE itself.
+	if p.refused && out.peer != nil && out.peer.Addr != nil {
+		d.add("channel.refused", "a refused handshake", "connected to "+out.peer.Addr.String())
+	}
 	return d.diffs
 }
 
 // serverAnswers: the call's final status comes from the server's catalogue, so a generic server
 // answered it (and checked it), whatever the status — unless the client reaches its outcome itself.
-// The case data says when: the client cancels, the method does not exist (raw), or server.status
-// names what the server would answer instead (a deadline, a message over a receive limit).
+// The case data says when: the client cancels, the method does not exist (raw), server.status
+// names what the server would answer instead (a deadline, a message over a receive limit), or the
+// channel is refused (the handshake fails: no server ever sees the call).
 func serverAnswers(p *plan) bool {
-	return !p.call.Raw && p.call.CancelAfterResponses == nil && (p.call.Server == nil || p.call.Server.Status == "")
+	return !p.call.Raw && !p.refused && p.call.CancelAfterResponses == nil && (p.call.Server == nil || p.call.Server.Status == "")
 }
 
 // withoutHarnessKeys drops the harness's own interop-* keys: they are never compared.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -174,6 +175,29 @@ type ServerDiff struct {
 	Got      string `json:"got"`
 }
 
+// findings adds to trailer what the server found (logged too) and, always, that it checked the
+// call, having compared read requests: the client tells "checked, nothing found" from "not
+// checked".
+func (sc *servedCall) findings(ctx context.Context, d *differ, trailer metadata.MD, read int) metadata.MD {
+	if len(d.diffs) > 0 {
+		found := make([]ServerDiff, len(d.diffs))
+		log := serverFrom(ctx)
+		for i, x := range d.diffs {
+			found[i] = ServerDiff{Path: x.Path, Expected: x.Expected, Got: x.Got}
+			line := fmt.Sprintf("[%s] server: %s: expected %s, got %s\n", sc.caseName, x.Path, x.Expected, x.Got)
+			if log != nil {
+				log.printf("%s", line)
+			} else {
+				fmt.Fprint(os.Stderr, line)
+			}
+		}
+		b, _ := json.Marshal(found)
+		trailer.Append(ServerDiffsKey, string(b))
+	}
+	trailer.Set(ServerCheckedKey, strconv.Itoa(read))
+	return trailer
+}
+
 // serve answers one call as its case says. For a unary call it returns the response.
 func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	c := sc.call
@@ -225,6 +249,22 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		want = spec.Metadata
 	}
 	d.metadata("server.metadata", want, md)
+	if sc.channel != nil {
+		checkChannel(r.ctx, *sc.channel, d)
+		if sc.channel.Refused { // the handshake was to fail: no call may arrive
+			d.add("server.channel.refused", "no call (a refused handshake)", "the call arrived")
+		}
+	}
+	// A call that must carry a token and does not is refused before anything is read; the server
+	// still says it checked it (and what it found), so a client cannot pass by never reaching it.
+	if spec.RequireToken != "" && !slices.Equal(md.Get("authorization"), []string{"Bearer " + spec.RequireToken}) {
+		read := 0
+		if r.first != nil {
+			read = 1
+		}
+		r.setTrailer(sc.findings(r.ctx, d, metadata.MD{}, read))
+		return nil, status.Error(codes.Unauthenticated, "bearer token required")
+	}
 
 	if spec.Compression != "" {
 		if err := grpc.SetSendCompressor(r.ctx, spec.Compression); err != nil {
@@ -324,24 +364,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		}
 		trailer.Append("grpc-status-details-bin", string(b))
 	}
-	if len(d.diffs) > 0 {
-		found := make([]ServerDiff, len(d.diffs))
-		log := serverFrom(r.ctx)
-		for i, x := range d.diffs {
-			found[i] = ServerDiff{Path: x.Path, Expected: x.Expected, Got: x.Got}
-			line := fmt.Sprintf("[%s] server: %s: expected %s, got %s\n", sc.caseName, x.Path, x.Expected, x.Got)
-			if log != nil {
-				log.printf("%s", line)
-			} else {
-				fmt.Fprint(os.Stderr, line)
-			}
-		}
-		b, _ := json.Marshal(found)
-		trailer.Append(ServerDiffsKey, string(b))
-	}
-	// Always: the client tells "checked, nothing found" from "not checked".
-	trailer.Set(ServerCheckedKey, strconv.Itoa(len(got)))
-	r.setTrailer(trailer)
+	r.setTrailer(sc.findings(r.ctx, d, trailer, len(got)))
 	if ok {
 		return unaryResp, nil
 	}

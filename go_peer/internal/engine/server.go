@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,11 +44,14 @@ const gracePeriod = 5 * time.Second
 // is its fallback (registry.RegisterAll): the harness's readiness probe carries no case, so it still
 // reaches the real health server. cat may be nil (only fallbacks answer). Non-OK
 // outcomes are logged to log as "[<case>] method -> status", server findings as
-// "[<case>] server: path: expected …, got …".
-func NewServer(log io.Writer, cat *Catalogue) *grpc.Server {
-	l := &callLogger{w: log, cat: cat}
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(l.unary), grpc.ChainStreamInterceptor(l.stream),
-		grpc.StatsHandler(StatsHandler()))
+// "[<case>] server: path: expected …, got …". opts come first (a listener's credentials).
+func NewServer(log io.Writer, cat *Catalogue, opts ...grpc.ServerOption) *grpc.Server {
+	return newServer(&callLogger{w: log, cat: cat}, opts...)
+}
+
+func newServer(l *callLogger, extra ...grpc.ServerOption) *grpc.Server {
+	s := grpc.NewServer(append(extra, grpc.ChainUnaryInterceptor(l.unary), grpc.ChainStreamInterceptor(l.stream),
+		grpc.StatsHandler(StatsHandler()))...)
 	hs := health.NewServer()
 	opts := reflection.ServerOptions{Services: s}
 	v1, v1alpha := reflection.NewServerV1(opts), reflection.NewServer(opts)
@@ -73,43 +77,115 @@ func NewServer(log io.Writer, cat *Catalogue) *grpc.Server {
 	return s
 }
 
-// Serve listens on addr, prints "LISTENING host:port" on stdout once serving and serves until
-// ctx is cancelled, then stops gracefully (forcefully after a grace period).
-func Serve(ctx context.Context, addr string, cat *Catalogue, stdout, stderr io.Writer) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("bad --addr %q: %v (want HOST:PORT)", addr, err)
+// Listen is one listener of a server: its name (plaintext, tls, mtls) and address.
+type Listen struct {
+	Name, Addr string
+}
+
+// Serve listens on every listener (the first is the plaintext one; tls and mtls take their
+// certificates from tlsDir), prints "LISTENING host:port name=host:port …" on stdout once all are
+// bound and serving, and serves until ctx is cancelled, then stops them all gracefully (forcefully
+// after a grace period). grpc-go's credentials belong to a server, so each listener has its own
+// grpc.Server; all share the catalogue and the log.
+func Serve(ctx context.Context, listens []Listen, tlsDir string, cat *Catalogue, stdout, stderr io.Writer) error {
+	if len(listens) == 0 || listens[0].Name != ListenerPlaintext {
+		return fmt.Errorf("the first listener must be the plaintext one")
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
+	l := &callLogger{w: stderr, cat: cat}
+	var (
+		servers []*grpc.Server
+		lns     []net.Listener
+		shown   []string
+	)
+	defer func() { // on an error before serving: what was bound is let go
+		if servers == nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+		}
+	}()
+	built := make([]*grpc.Server, 0, len(listens))
+	for _, x := range listens {
+		host, _, err := net.SplitHostPort(x.Addr)
+		if err != nil {
+			return fmt.Errorf("bad address %q for the %s listener: %v (want HOST:PORT)", x.Addr, x.Name, err)
+		}
+		var opts []grpc.ServerOption
+		if x.Name != ListenerPlaintext {
+			if tlsDir == "" {
+				return fmt.Errorf("the %s listener needs --tls-dir (the certificate folder)", x.Name)
+			}
+			creds, err := ServerCredentials(tlsDir, x.Name)
+			if err != nil {
+				return fmt.Errorf("the %s listener: %v", x.Name, err)
+			}
+			opts = append(opts, grpc.Creds(creds))
+		}
+		ln, err := net.Listen("tcp", x.Addr)
+		if err != nil {
+			return fmt.Errorf("the %s listener: %v", x.Name, err)
+		}
+		lns = append(lns, ln)
+		tcp := ln.Addr().(*net.TCPAddr)
+		if host == "" {
+			host = tcp.IP.String()
+		}
+		addr := net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+		if x.Name != ListenerPlaintext {
+			addr = x.Name + "=" + addr
+		}
+		shown = append(shown, addr)
+		built = append(built, newServer(l, opts...))
 	}
-	s := NewServer(stderr, cat)
-	tcp := ln.Addr().(*net.TCPAddr)
-	if host == "" {
-		host = tcp.IP.String()
-	}
+	servers = built
 	stopped := make(chan struct{})
 	go func() {
 		select {
 		case <-ctx.Done():
-		case <-stopped:
-			return
+			fmt.Fprintln(stderr, "interop-peer: stopping")
+		case <-stopped: // one listener failed: the others go too
 		}
-		fmt.Fprintln(stderr, "interop-peer: stopping")
-		t := time.AfterFunc(gracePeriod, s.Stop)
-		s.GracefulStop()
-		t.Stop()
+		var wg sync.WaitGroup
+		for _, s := range servers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t := time.AfterFunc(gracePeriod, s.Stop)
+				s.GracefulStop()
+				t.Stop()
+			}()
+		}
+		wg.Wait()
 	}()
-	// The listener is bound and health already answers SERVING: connections made from now on
+	// Every listener is bound and health already answers SERVING: connections made from now on
 	// are queued and served as soon as Serve runs.
-	fmt.Fprintf(stdout, "LISTENING %s\n", net.JoinHostPort(host, fmt.Sprint(tcp.Port)))
-	err = s.Serve(ln)
-	close(stopped)
-	if err == grpc.ErrServerStopped {
-		err = nil
+	fmt.Fprintf(stdout, "LISTENING %s\n", strings.Join(shown, " "))
+	errs := make(chan error, len(servers))
+	for i, s := range servers {
+		go func() {
+			err := s.Serve(lns[i])
+			if err == grpc.ErrServerStopped {
+				err = nil
+			}
+			if err != nil {
+				err = fmt.Errorf("the %s listener: %v", listens[i].Name, err)
+			}
+			errs <- err
+		}()
 	}
-	return err
+	// The first server to end (an error, or the stop) ends them all.
+	var first error
+	for range servers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+		select {
+		case <-stopped:
+		default:
+			close(stopped)
+		}
+	}
+	return first
 }
 
 // callLogger is the server's interceptor: it puts itself (the catalogue and the log) into every
