@@ -275,7 +275,7 @@ class GoServer:
         ports: dict[str, Any] = {f"{CONTAINER_PORT}/tcp": (host, int(port) or None)}
         if self.certs is not None:  # each TLS listener on its own container port, published like the first
             args += ["--tls-dir", CERTS_MOUNT]
-            volumes[str(self.certs)] = {"bind": CERTS_MOUNT, "mode": "ro"}
+            volumes[str(self.certs.resolve())] = {"bind": CERTS_MOUNT, "mode": "ro"}
             for name, cport in TLS_CONTAINER_PORTS.items():
                 args += ["--listen", f"{name}=0.0.0.0:{cport}"]
                 ports[f"{cport}/tcp"] = (host, None)
@@ -463,7 +463,7 @@ def go_client_lines(build: GoBuild, runner: str, payload: dict[str, Any], budget
     """Run one Go client process on a client document (cases, or a bench's phases) within budget
     seconds; returns its non-empty stdout lines and its stderr. A document with `certs` (the
     certificate folder of its channels) has that folder mounted read-only at /certs in a container."""
-    certs = Path(payload["certs"]) if payload.get("certs") else None
+    certs = Path(payload["certs"]).resolve() if payload.get("certs") else None
     with tempfile.TemporaryDirectory(prefix="go-client-") as tmp:
         os.chmod(tmp, 0o755)  # the container runs as an unprivileged user
         cases = Path(tmp) / "cases.json"
