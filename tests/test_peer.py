@@ -3,6 +3,7 @@ engine answers (CI starts one); elsewhere they say so loudly, and fail when dock
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -239,8 +240,32 @@ def _assert_listeners(server: peer.GoServer, folder: Path) -> None:
     assert _health_code(server.addresses["mtls"], other_client) == refused, "mtls took another CA's client"
 
 
-def _channel_payload(server: peer.GoServer, folder: Path) -> dict:
-    """A client document whose cases reach the server's health service over each listener."""
+_HELLO = {"method": "/tutorial.HelloService/SayHello", "streaming": "unary", "timeout_ms": 10_000,
+          "request_type": "tutorial.HelloRequest", "response_type": "tutorial.HelloResponse", "checked_by_server": True,
+          "requests": [{"greeting": "a"}], "expect": {"responses": [{"reply": "over the channel"}]}}
+# Catalogue cases: the generic server checks the connection each arrives on.
+_CHANNEL_CATALOGUE = [
+    {"name": "hello/mtls", "channel": {"listener": "mtls"}, "calls": [_HELLO]},
+    {"name": "hello/tls_token", "channel": {"listener": "tls", "server_name": "peer.interop.test", "token": "t0k"},
+     "calls": [{**_HELLO, "server": {"require_token": "t0k"}}]},
+    {"name": "hello/sni", "channel": {"listener": "tls", "server_name": "peer.interop.test"}, "calls": [_HELLO]},
+]
+
+
+def _catalogue(tmp_path: Path) -> Path:
+    folder = tmp_path / "catalogue"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)  # the container runs as an unprivileged user
+    path = folder / "catalogue.json"
+    path.write_text(json.dumps({"cases": _CHANNEL_CATALOGUE}))
+    path.chmod(0o644)
+    return path
+
+
+def _assert_go_client_channels(go_build: GoBuild, runner: str, server: peer.GoServer, folder: Path) -> None:
+    """The Go client reaches each listener with the channel's credentials (health: the real service),
+    and the generic server checks the catalogue cases' connections: "hello/sni" is sent without its
+    server_name, which only the server can see."""
     call = {"method": "/grpc.health.v1.Health/Check", "streaming": "unary", "timeout_ms": 10_000,
             "request_type": "grpc.health.v1.HealthCheckRequest", "response_type": "grpc.health.v1.HealthCheckResponse",
             "requests": [{}], "expect": {"responses": [{"status": "SERVING"}]}}
@@ -248,20 +273,24 @@ def _channel_payload(server: peer.GoServer, folder: Path) -> dict:
     cases = [{"name": "plain", "calls": [call]},
              {"name": "tls", "channel": {"listener": "tls", "server_name": "peer.interop.test"}, "calls": [call]},
              {"name": "mtls", "channel": {"listener": "mtls", "token": "t0k"}, "calls": [call]},
-             {"name": "wrong_ca", "channel": {"listener": "tls", "trust": "other_ca", "refused": True}, "calls": [refused]}]
-    return {"target": server.address, "targets": {k: v for k, v in server.addresses.items() if k != "plaintext"},
-            "certs": str(folder), "direction": "go-go", "run_id": "t", "cases": cases}
-
-
-def _assert_go_client_channels(go_build: GoBuild, runner: str, server: peer.GoServer, folder: Path) -> None:
-    results, stderr = peer.run_go_client(go_build, runner, _channel_payload(server, folder))
-    assert {r.case: r.verdict for r in results} == {"plain": "pass", "tls": "pass", "mtls": "pass", "wrong_ca": "pass"}, \
-        ([r.diffs for r in results], stderr)
+             {"name": "wrong_ca", "channel": {"listener": "tls", "trust": "other_ca", "refused": True}, "calls": [refused]},
+             *_CHANNEL_CATALOGUE[:2],
+             {**_CHANNEL_CATALOGUE[2], "channel": {"listener": "tls"}}]
+    payload = {"target": server.address, "targets": {k: v for k, v in server.addresses.items() if k != "plaintext"},
+               "certs": str(folder), "direction": "go-go", "run_id": "t", "cases": cases}
+    results, stderr = peer.run_go_client(go_build, runner, payload)
+    by_case = {r.case: r for r in results}
+    assert {name: r.verdict for name, r in by_case.items()} == {
+        "plain": "pass", "tls": "pass", "mtls": "pass", "wrong_ca": "pass", "hello/mtls": "pass",
+        "hello/tls_token": "pass", "hello/sni": "fail"}, ([(r.case, r.diffs) for r in results], stderr)
+    assert [(d.path, d.expected, d.got) for d in by_case["hello/sni"].diffs] == [
+        ("server.channel.sni", '"peer.interop.test"', '""')]
+    assert "server.channel.sni" in server.logs()
 
 
 def test_process_server_serves_tls_and_mtls(go_build: GoBuild, tmp_path: Path) -> None:
     certs_dir = certs.make(tmp_path / "certs")
-    with peer.GoServer(go_build, "process", certs=certs_dir) as server:
+    with peer.GoServer(go_build, "process", _catalogue(tmp_path), certs=certs_dir) as server:
         assert "--tls-dir" in server._proc.args
         _assert_listeners(server, certs_dir)
         _assert_go_client_channels(go_build, "process", server, certs_dir)
@@ -271,7 +300,7 @@ def test_process_server_serves_tls_and_mtls(go_build: GoBuild, tmp_path: Path) -
 
 def test_container_serves_tls_and_mtls(go_build: GoBuild, docker_engine, tmp_path: Path) -> None:
     certs_dir = certs.make(tmp_path / "certs")
-    with peer.GoServer(go_build, "docker", certs=certs_dir) as server:
+    with peer.GoServer(go_build, "docker", _catalogue(tmp_path), certs=certs_dir) as server:
         container = server._container
         container.reload()
         for cport in (peer.CONTAINER_PORT, *peer.TLS_CONTAINER_PORTS.values()):
