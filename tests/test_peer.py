@@ -3,6 +3,7 @@ engine answers (CI starts one); elsewhere they say so loudly, and fail when dock
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,7 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from harness.engines import peer
+from harness.engines import certs, peer
 from harness.protoset.codegen import GoBuild, build_go
 from harness.protoset import discover
 
@@ -187,3 +188,125 @@ def _catch(box: list[BaseException], fn, *args) -> None:
         fn(*args)
     except BaseException as e:  # noqa: BLE001
         box.append(e)
+
+
+# ---------------------------------------------------------------- TLS and mTLS listeners
+
+def test_parse_listening() -> None:
+    assert peer.parse_listening("LISTENING 127.0.0.1:1 tls=127.0.0.1:2 mtls=[::1]:3") == {
+        "plaintext": "127.0.0.1:1", "tls": "127.0.0.1:2", "mtls": "[::1]:3"}
+    assert peer.parse_listening("LISTENING 0.0.0.0:50051") == {"plaintext": "0.0.0.0:50051"}
+    for bad in ("", "LISTENING", "LISTENING tls=1:2", "LISTENING 1:2 tls", "LISTENING 1:2 =1:3", "READY 1:2"):
+        with pytest.raises(peer.PeerError, match="LISTENING"):
+            peer.parse_listening(bad)
+
+
+def _health_code(address: str, credentials: grpc.ChannelCredentials | None, **options: str) -> grpc.StatusCode:
+    """The status of one health Check over a channel with these credentials (None: plaintext)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    opts = [("grpc.enable_http_proxy", 0), *options.items()]
+    channel = grpc.insecure_channel(address, options=opts) if credentials is None else \
+        grpc.secure_channel(address, credentials, options=opts)
+    with channel:
+        try:
+            resp = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        except grpc.RpcError as e:
+            return e.code()
+    assert resp.status == health_pb2.HealthCheckResponse.SERVING
+    return grpc.StatusCode.OK
+
+
+def _assert_listeners(server: peer.GoServer, folder: Path) -> None:
+    """Each listener answers with its own credentials, and refuses the wrong ones (grpcio's view)."""
+    assert set(server.addresses) == {"plaintext", "tls", "mtls"}
+    assert server.address == server.addresses["plaintext"]
+    assert all(a.startswith("127.0.0.1:") for a in server.addresses.values()), server.addresses
+    assert len(set(server.addresses.values())) == 3
+    read = lambda name: (folder / name).read_bytes()  # noqa: E731
+    ca, other_ca = grpc.ssl_channel_credentials(read("ca.pem")), grpc.ssl_channel_credentials(read("other_ca.pem"))
+    client = grpc.ssl_channel_credentials(read("ca.pem"), read("client.key"), read("client.pem"))
+    other_client = grpc.ssl_channel_credentials(read("ca.pem"), read("other_client.key"), read("other_client.pem"))
+    ok, refused = grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE
+    assert _health_code(server.addresses["plaintext"], None) == ok
+    assert _health_code(server.addresses["tls"], ca) == ok
+    assert _health_code(server.addresses["tls"], ca, **{"grpc.ssl_target_name_override": "peer.interop.test"}) == ok
+    assert _health_code(server.addresses["mtls"], client) == ok
+    assert _health_code(server.addresses["tls"], None) == refused, "the tls listener answered plaintext"
+    assert _health_code(server.addresses["plaintext"], ca) == refused, "the plaintext listener answered TLS"
+    assert _health_code(server.addresses["tls"], other_ca) == refused
+    assert _health_code(server.addresses["tls"], ca, **{"grpc.ssl_target_name_override": "wrong.interop.test"}) == refused
+    assert _health_code(server.addresses["mtls"], ca) == refused, "mtls served a client without a certificate"
+    assert _health_code(server.addresses["mtls"], other_client) == refused, "mtls took another CA's client"
+
+
+_HELLO = {"method": "/tutorial.HelloService/SayHello", "streaming": "unary", "timeout_ms": 10_000,
+          "request_type": "tutorial.HelloRequest", "response_type": "tutorial.HelloResponse", "checked_by_server": True,
+          "requests": [{"greeting": "a"}], "expect": {"responses": [{"reply": "over the channel"}]}}
+# Catalogue cases: the generic server checks the connection each arrives on.
+_CHANNEL_CATALOGUE = [
+    {"name": "hello/mtls", "channel": {"listener": "mtls"}, "calls": [_HELLO]},
+    {"name": "hello/tls_token", "channel": {"listener": "tls", "server_name": "peer.interop.test", "token": "t0k"},
+     "calls": [{**_HELLO, "server": {"require_token": "t0k"}}]},
+    {"name": "hello/sni", "channel": {"listener": "tls", "server_name": "peer.interop.test"}, "calls": [_HELLO]},
+]
+
+
+def _catalogue(tmp_path: Path) -> Path:
+    folder = tmp_path / "catalogue"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)  # the container runs as an unprivileged user
+    path = folder / "catalogue.json"
+    path.write_text(json.dumps({"cases": _CHANNEL_CATALOGUE}))
+    path.chmod(0o644)
+    return path
+
+
+def _assert_go_client_channels(go_build: GoBuild, runner: str, server: peer.GoServer, folder: Path) -> None:
+    """The Go client reaches each listener with the channel's credentials (health: the real service),
+    and the generic server checks the catalogue cases' connections: "hello/sni" is sent without its
+    server_name, which only the server can see."""
+    call = {"method": "/grpc.health.v1.Health/Check", "streaming": "unary", "timeout_ms": 10_000,
+            "request_type": "grpc.health.v1.HealthCheckRequest", "response_type": "grpc.health.v1.HealthCheckResponse",
+            "requests": [{}], "expect": {"responses": [{"status": "SERVING"}]}}
+    refused = {**call, "expect": {"status": "UNAVAILABLE"}}
+    cases = [{"name": "plain", "calls": [call]},
+             {"name": "tls", "channel": {"listener": "tls", "server_name": "peer.interop.test"}, "calls": [call]},
+             {"name": "mtls", "channel": {"listener": "mtls", "token": "t0k"}, "calls": [call]},
+             {"name": "wrong_ca", "channel": {"listener": "tls", "trust": "other_ca", "refused": True}, "calls": [refused]},
+             *_CHANNEL_CATALOGUE[:2],
+             {**_CHANNEL_CATALOGUE[2], "channel": {"listener": "tls"}}]
+    payload = {"target": server.address, "targets": {k: v for k, v in server.addresses.items() if k != "plaintext"},
+               "certs": str(folder), "direction": "go-go", "run_id": "t", "cases": cases}
+    results, stderr = peer.run_go_client(go_build, runner, payload)
+    by_case = {r.case: r for r in results}
+    assert {name: r.verdict for name, r in by_case.items()} == {
+        "plain": "pass", "tls": "pass", "mtls": "pass", "wrong_ca": "pass", "hello/mtls": "pass",
+        "hello/tls_token": "pass", "hello/sni": "fail"}, ([(r.case, r.diffs) for r in results], stderr)
+    assert [(d.path, d.expected, d.got) for d in by_case["hello/sni"].diffs] == [
+        ("server.channel.sni", '"peer.interop.test"', '""')]
+    assert "server.channel.sni" in server.logs()
+
+
+def test_process_server_serves_tls_and_mtls(go_build: GoBuild, tmp_path: Path) -> None:
+    certs_dir = certs.make(tmp_path / "certs")
+    with peer.GoServer(go_build, "process", _catalogue(tmp_path), certs=certs_dir) as server:
+        assert "--tls-dir" in server._proc.args
+        _assert_listeners(server, certs_dir)
+        _assert_go_client_channels(go_build, "process", server, certs_dir)
+    with peer.GoServer(go_build, "process") as plain:  # without certs: the plaintext listener alone
+        assert plain.addresses == {"plaintext": plain.address}
+
+
+def test_container_serves_tls_and_mtls(go_build: GoBuild, docker_engine, tmp_path: Path) -> None:
+    certs_dir = certs.make(tmp_path / "certs")
+    with peer.GoServer(go_build, "docker", _catalogue(tmp_path), certs=certs_dir) as server:
+        container = server._container
+        container.reload()
+        for cport in (peer.CONTAINER_PORT, *peer.TLS_CONTAINER_PORTS.values()):
+            assert container.ports[f"{cport}/tcp"][0]["HostIp"] == "127.0.0.1"
+        mount = next(m for m in container.attrs["Mounts"] if m["Destination"] == peer.CERTS_MOUNT)
+        assert mount["Source"] == str(certs_dir) and mount["RW"] is False
+        _assert_listeners(server, certs_dir)
+        # the client container reads the folder at /certs (mounted read-only), whatever the host path
+        _assert_go_client_channels(go_build, "docker", server, certs_dir)

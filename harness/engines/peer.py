@@ -34,6 +34,9 @@ LABEL = "grpc-interop-harness"
 SESSION_LABEL = f"{LABEL}.session"
 SESSION = f"{os.getpid()}@{socket.gethostname()}"
 CONTAINER_PORT = 50051
+# The container ports of the TLS listeners (docs/peer-contract.md, "Listeners"), beside CONTAINER_PORT.
+TLS_CONTAINER_PORTS = {"tls": 50052, "mtls": 50053}
+CERTS_MOUNT = "/certs"
 READY_TIMEOUT = 60.0
 
 
@@ -208,13 +211,33 @@ def wait_healthy(address: str, deadline: float, logs: Any) -> None:
 
 # ---------------------------------------------------------------- Go server peer
 
+def parse_listening(line: str) -> dict[str, str]:
+    """The addresses of a `LISTENING <plain> tls=<addr> mtls=<addr>` handshake line, by listener name
+    (the first, unnamed field is the plaintext listener's)."""
+    fields = line.split()
+    if len(fields) < 2 or fields[0] != "LISTENING" or "=" in fields[1]:
+        raise PeerError(f"not a LISTENING handshake line: {line!r}")
+    addresses = {"plaintext": fields[1]}
+    for field in fields[2:]:
+        name, sep, address = field.partition("=")
+        if not sep or not name or not address:
+            raise PeerError(f"LISTENING line field {field!r} is not NAME=HOST:PORT: {line!r}")
+        addresses[name] = address
+    return addresses
+
+
 class GoServer:
-    """The Go peer's server, in a container or as a process. A context manager; nothing leaks."""
+    """The Go peer's server, in a container or as a process. A context manager; nothing leaks.
+
+    With certs (a folder made by harness.engines.certs.make) it also serves the tls and mtls
+    listeners; `addresses` then names all three ({"plaintext", "tls", "mtls"}), `address` stays the
+    plaintext one."""
 
     def __init__(self, build: GoBuild, runner: str, catalogue: Path | None = None, addr: str = "127.0.0.1:0",
                  certs: Path | None = None) -> None:
         self.build, self.runner, self.catalogue, self.addr, self.certs = build, runner, catalogue, addr, certs
         self.address = ""
+        self.addresses: dict[str, str] = {}
         self._container: Any = None
         self._output: _Output | None = None
         self._stdin: Any = None  # our end of the container's stdin: the peer stops when it closes
@@ -233,9 +256,10 @@ class GoServer:
         self.stop()
 
     def describe(self) -> str:
+        where = self.address + "".join(f", {name} {a}" for name, a in self.addresses.items() if name != "plaintext")
         if self.runner == "docker":
-            return f"Go peer container {self._container.short_id} ({image_tag(self.build)}) at {self.address}"
-        return f"Go peer process pid {self._proc.pid if self._proc else '?'} ({self.build.binary}) at {self.address}"
+            return f"Go peer container {self._container.short_id} ({image_tag(self.build)}) at {where}"
+        return f"Go peer process pid {self._proc.pid if self._proc else '?'} ({self.build.binary}) at {where}"
 
     def _start_container(self) -> None:
         client = docker_client()
@@ -246,10 +270,16 @@ class GoServer:
         args, volumes = ["serve", "--addr", f"0.0.0.0:{CONTAINER_PORT}"], {}
         if self.catalogue is not None:
             args += ["--cases", f"/catalogue/{self.catalogue.name}"]
-            volumes = {str(self.catalogue.parent): {"bind": "/catalogue", "mode": "ro"}}
+            volumes[str(self.catalogue.parent)] = {"bind": "/catalogue", "mode": "ro"}
         host, _, port = self.addr.rpartition(":")
-        self._container, self._stdin = _create_held(client, tag, args, volumes=volumes,
-                                                    ports={f"{CONTAINER_PORT}/tcp": (host, int(port) or None)})
+        ports: dict[str, Any] = {f"{CONTAINER_PORT}/tcp": (host, int(port) or None)}
+        if self.certs is not None:  # each TLS listener on its own container port, published like the first
+            args += ["--tls-dir", CERTS_MOUNT]
+            volumes[str(self.certs.resolve())] = {"bind": CERTS_MOUNT, "mode": "ro"}
+            for name, cport in TLS_CONTAINER_PORTS.items():
+                args += ["--listen", f"{name}=0.0.0.0:{cport}"]
+                ports[f"{cport}/tcp"] = (host, None)
+        self._container, self._stdin = _create_held(client, tag, args, volumes=volumes, ports=ports)
         self._output = _Output(self._container)
         self._container.start()
         deadline = time.monotonic() + READY_TIMEOUT
@@ -257,8 +287,10 @@ class GoServer:
             raise PeerError(f"the Go peer container did not report LISTENING (alive: {self.alive()})\n"
                             f"--- peer logs ---\n{self.logs()}")
         self._container.reload()
-        port = self._container.ports[f"{CONTAINER_PORT}/tcp"][0]["HostPort"]
-        self.address = f"127.0.0.1:{port}"
+        published = {"plaintext": CONTAINER_PORT, **(TLS_CONTAINER_PORTS if self.certs is not None else {})}
+        self.addresses = {name: f"127.0.0.1:{self._container.ports[f'{cport}/tcp'][0]['HostPort']}"
+                          for name, cport in published.items()}
+        self.address = self.addresses["plaintext"]
         wait_healthy(self.address, deadline, self.logs)
 
     def alive(self) -> bool:
@@ -278,6 +310,11 @@ class GoServer:
         self._stderr = Path(name)
         args = [str(self.build.binary), "serve", "--addr", self.addr, STOP_ON_EOF]
         args += ["--cases", str(self.catalogue)] if self.catalogue is not None else []
+        if self.certs is not None:  # the TLS listeners on free ports of the plaintext one's host
+            host = self.addr.rpartition(":")[0]
+            args += ["--tls-dir", str(self.certs)]
+            for name in TLS_CONTAINER_PORTS:
+                args += ["--listen", f"{name}={host}:0"]
         with os.fdopen(fd, "wb") as log:  # the child keeps its own copy of the handle
             # stdin stays open as long as this process lives: the peer stops when it closes
             self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
@@ -285,7 +322,8 @@ class GoServer:
         if not line.startswith("LISTENING "):
             raise PeerError(f"the Go peer process did not report LISTENING (got {line!r})\n"
                             f"--- peer logs ---\n{self.logs()}")
-        self.address = line.split()[1]
+        self.addresses = parse_listening(line)
+        self.address = self.addresses["plaintext"]
         wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, self.logs)
 
     def logs(self, tail: int = 200) -> str:
@@ -423,14 +461,17 @@ def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple
 
 def go_client_lines(build: GoBuild, runner: str, payload: dict[str, Any], budget: float) -> tuple[list[str], str]:
     """Run one Go client process on a client document (cases, or a bench's phases) within budget
-    seconds; returns its non-empty stdout lines and its stderr."""
+    seconds; returns its non-empty stdout lines and its stderr. A document with `certs` (the
+    certificate folder of its channels) has that folder mounted read-only at /certs in a container."""
+    certs = Path(payload["certs"]).resolve() if payload.get("certs") else None
     with tempfile.TemporaryDirectory(prefix="go-client-") as tmp:
         os.chmod(tmp, 0o755)  # the container runs as an unprivileged user
         cases = Path(tmp) / "cases.json"
-        cases.write_text(json.dumps(payload, ensure_ascii=False))
+        doc = {**payload, "certs": CERTS_MOUNT} if certs is not None and runner == "docker" else payload
+        cases.write_text(json.dumps(doc, ensure_ascii=False))
         cases.chmod(0o644)
         if runner == "docker":
-            stdout, stderr, code = _client_container(build, tmp, budget)
+            stdout, stderr, code = _client_container(build, tmp, budget, certs)
         else:
             # the client's stdin is a pipe whose write end only this process holds: if it dies, the
             # client sees end of file and stops (--stop-on-stdin-eof) instead of running on alone
@@ -491,7 +532,7 @@ def _create_held(client: Any, tag: str, args: list[str], **kwargs: Any) -> tuple
         raise
 
 
-def _client_container(build: GoBuild, tmp: str, budget: float) -> tuple[str, str, int]:
+def _client_container(build: GoBuild, tmp: str, budget: float, certs: Path | None = None) -> tuple[str, str, int]:
     """Run the batch in a container and collect what it prints. The container removes itself when
     it exits, so its output is read through an attachment made before it starts, and its exit code
     from its `die` event (asked for from before the start, so it cannot be missed)."""
@@ -502,8 +543,11 @@ def _client_container(build: GoBuild, tmp: str, budget: float) -> tuple[str, str
     client = docker.from_env(timeout=int(budget) + 60)  # reads may wait as long as the batch runs
     tag = ensure_image(build, client)
     # Host networking: the client reaches servers published on this machine's loopback only.
+    volumes = {tmp: {"bind": "/cases", "mode": "ro"}}
+    if certs is not None:
+        volumes[str(certs)] = {"bind": CERTS_MOUNT, "mode": "ro"}
     container, stdin = _create_held(client, tag, ["client", "--cases", "/cases/cases.json"], network_mode="host",
-                                    volumes={tmp: {"bind": "/cases", "mode": "ro"}})
+                                    volumes=volumes)
     out: list[bytes] = []
     err: list[bytes] = []
     code: list[int] = []
