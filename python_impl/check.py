@@ -50,9 +50,12 @@ def check(call: Any, out: Outcome, index: int, server_reached: bool = True) -> l
     if exp.get("chunks"):
         diffs += _check_chunks(exp["chunks"], out.responses, index)
     diffs += server_diffs(out.trailers, index)
-    if server_reached and server_must_confirm(call) and not any(k == CHECKED_TRAILER for k, _ in out.trailers):
+    confirmed = any(k == CHECKED_TRAILER for k, _ in out.trailers)
+    if server_reached and server_must_confirm(call) and not confirmed:
         # no trailer would otherwise read as "the server checked and found nothing"
         add("server.checked", "present", "missing")
+    if not server_reached and confirmed:  # a refused connection that connected: its status came from a server
+        add("channel.refused", "a refused handshake", "a server answered the call")
     return diffs
 
 

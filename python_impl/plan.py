@@ -174,6 +174,8 @@ class Plan:
         """What the connection was (python_impl.channels.observed) against what the case's channel says."""
         if self.channel is None or seen is None:
             return []
+        if self.channel.refused:  # the connection was to fail: that a call arrived is the finding
+            return [("server.channel.refused", "no call (a refused handshake)", "the call arrived")]
         want = self.channel.expected()
         return [(f"server.channel.{k}", render(want[k]), render(seen.get(k, ""))) for k in sorted(want)
                 if seen.get(k, "") != want[k]]

@@ -231,3 +231,14 @@ def test_the_python_tls_listeners_select_h2(listening: tuple[str, dict[str, str]
     completes a handshake with a client that offers only http/1.1, selecting nothing."""
     assert _alpn(listening[1]["tls"], cert_dir, ["h2", "http/1.1"]) == "h2"
     assert _alpn(listening[1]["tls"], cert_dir, ["http/1.1"]) is None
+
+
+@pytest.mark.parametrize("client", ["sync", "aio"])
+def test_a_refused_case_that_connects_fails(client: str, listening: tuple[str, dict[str, str]], seed_gen: ModuleType,
+                                            cert_dir: Path) -> None:
+    """The catalogue server answers a refused case's expected UNAVAILABLE itself; a client whose
+    connection was not refused must not pass on that status."""
+    wrong_ca = BY_NAME[f"{H}/SayHello/tls/wrong_ca"]
+    result = run(seed_gen, listening[1], cert_dir, wrong_ca, client == "aio",
+                 connect_as=BY_NAME[f"{H}/SayHello/tls/server_only"])
+    assert {d.path for d in result.diffs} == {"server.channel.refused", "channel.refused"}
