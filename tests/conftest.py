@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -40,3 +43,22 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     return next(out.glob("*.tar.gz")), next(out.glob("*.whl"))
+
+
+def _alpn_probe(address: str, certs_dir: Path, offered: list[str]) -> tuple[str | None, bytes]:
+    """A TLS client offering the ALPN protocols `offered` (Python's ssl module): the protocol the
+    listener selects, and the first bytes it answers to an HTTP/2 connection preface (b"": closed)."""
+    ctx = ssl.create_default_context(cafile=str(certs_dir / "ca.pem"))
+    ctx.set_alpn_protocols(offered)
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000"))  # preface + SETTINGS
+        return tls.selected_alpn_protocol(), tls.recv(64)
+
+
+
+@pytest.fixture()
+def alpn_probe() -> Any:
+    """_alpn_probe, for the TLS listeners' tests (Python's in test_channels.py, Go's in test_peer.py)."""
+    return _alpn_probe

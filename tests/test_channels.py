@@ -213,25 +213,16 @@ def test_no_tls_listener_is_a_clear_error(cert_dir: Path) -> None:
         pool.for_case(BY_NAME[f"{H}/SayHello/tls/server_only"])
 
 
-def _alpn(address: str, cert_dir: Path, offered: list[str]) -> str | None:
-    """The protocol a TLS listener selects when a client offers `offered` (Python's ssl module)."""
-    import socket
-    import ssl
 
-    ctx = ssl.create_default_context(cafile=str(cert_dir / "ca.pem"))
-    ctx.set_alpn_protocols(offered)
-    host, port = address.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=5) as raw, \
-            ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-        return tls.selected_alpn_protocol()
-
-
-def test_the_python_tls_listeners_select_h2(listening: tuple[str, dict[str, str]], cert_dir: Path) -> None:
-    """grpc core's server answers ALPN with h2, and (unlike grpc-go's, tests/test_interop.py) still
-    completes a handshake with a client that offers only http/1.1, selecting nothing."""
-    assert _alpn(listening[1]["tls"], cert_dir, ["h2", "http/1.1"]) == "h2"
-    assert _alpn(listening[1]["tls"], cert_dir, ["http/1.1"]) is None
-
+def test_the_python_tls_listeners_speak_http2_only_after_alpn_h2(listening: tuple[str, dict[str, str]],
+                                                                cert_dir: Path, alpn_probe: Any) -> None:
+    """grpc core's server selects h2 and answers the preface with SETTINGS; a client offering only
+    http/1.1, or no ALPN, completes the handshake, selects nothing and is closed without an HTTP/2
+    word (as grpc-go's: tests/test_peer.py)."""
+    selected, answer = alpn_probe(listening[1]["tls"], cert_dir, ["h2", "http/1.1"])
+    assert selected == "h2" and answer[3] == 4  # a SETTINGS frame
+    for offered in (["http/1.1"], []):
+        assert alpn_probe(listening[1]["tls"], cert_dir, offered) == (None, b"")
 
 @pytest.mark.parametrize("client", ["sync", "aio"])
 def test_a_refused_case_that_connects_fails(client: str, listening: tuple[str, dict[str, str]], seed_gen: ModuleType,

@@ -10,6 +10,8 @@ import socket
 import time
 from pathlib import Path
 
+from typing import Any
+
 import grpc
 import pytest
 
@@ -310,3 +312,16 @@ def test_container_serves_tls_and_mtls(go_build: GoBuild, docker_engine, tmp_pat
         _assert_listeners(server, certs_dir)
         # the client container reads the folder at /certs (mounted read-only), whatever the host path
         _assert_go_client_channels(go_build, "docker", server, certs_dir)
+
+
+
+def test_go_tls_listener_speaks_http2_only_after_alpn_h2(go_build: GoBuild, tmp_path: Path, alpn_probe: Any) -> None:
+    """ALPN h2 on the Go server's TLS listener: its SETTINGS frame (type 4) answers the preface. A
+    client offering only http/1.1, or no ALPN, completes the handshake, selects nothing and is
+    closed without an HTTP/2 word (grpc-go enforces ALPN; grpc core does the same, tests/test_channels.py)."""
+    certs_dir = certs.make(tmp_path / "certs")
+    with peer.GoServer(go_build, "process", certs=certs_dir) as server:
+        selected, answer = alpn_probe(server.addresses["tls"], certs_dir, ["h2", "http/1.1"])
+        assert selected == "h2" and answer[3] == 4  # a SETTINGS frame
+        for offered in (["http/1.1"], []):
+            assert alpn_probe(server.addresses["tls"], certs_dir, offered) == (None, b"")
