@@ -149,6 +149,9 @@ def test_channel_cases_per_mode() -> None:
     every = {c.name for c in channel_cases.generate(catalogue, "all")}
     assert {f"{H}/SayHello/tls/HelloRequest/empty", f"{H}/SayHello/mtls/HelloRequest/empty"} <= every
     assert not any("/seed" in n for n in every)
+    gzip = Case(name=f"{H}/SayHello/protocol/gzip_response", calls=[dataclasses.replace(
+        hello(), server={"compression": "gzip"})], source="t")
+    assert not [c for c in channel_cases.generate([gzip, ANCHOR], "all") if "gzip" in c.name]  # the wire cannot tell
     assert channel_cases.generate(catalogue, "plaintext") == []
     assert all("tls" in c.name and c.channel for c in channel_cases.generate(catalogue, "all"))
     with pytest.raises(ValueError, match="--channel"):
