@@ -45,7 +45,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--go-build-tags", default=os.environ.get(GO_TAGS_ENV, ""), metavar="TAGS",
                    help="Go build tags for the Go peer and its code generators, comma-separated (default "
                         f"${GO_TAGS_ENV}); protolegacy makes protobuf-go accept MessageSet")
-    p.add_argument("--channel", choices=channel_cases.MODES, default="default",
+    p.add_argument("--channel", choices=channel_cases.MODES, default=None,
                    help="which cases also run over TLS or mTLS: default = the TLS/mTLS channel cases plus one value "
                         "case per method over TLS; tls / mtls = every catalogue case over it as well; all = both; "
                         "plaintext = no TLS at all")
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 def _prepare(args: argparse.Namespace) -> Prepared:
     """The run's proto set, cases and known divergences, from the options every command shares."""
     return prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences,
-                   go_tags=args.go_build_tags, channel=args.channel)
+                   go_tags=args.go_build_tags, channel=args.channel or "default")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -228,6 +228,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     shard = shard_mod.parse(args.shard)
     out = report.console()
     t0 = time.monotonic()
+    if args.server_address and args.channel not in (None, "plaintext"):
+        raise ValueError(f"--channel {args.channel} needs the TLS listeners of the peers the harness starts; a "
+                         "server started by hand (--server-address) has none it knows: leave --channel out")
+    if args.server_address and args.channel is None:
+        args.channel = "plaintext"
+        print("grpc-interop: --server-address: the TLS and mTLS cases are left out (a server started by hand has "
+              "no TLS listeners the harness knows; as with --channel plaintext)", file=sys.stderr)
     prepared = _prepare(args)
     ps = prepared.protoset
     uses_go = any("go" in (d.client, d.server) for d in chosen)

@@ -69,6 +69,8 @@ class Channel:
                 raise ChannelError(f"channel.{key} is a non-empty string, not {raw[key]!r}")
         if not isinstance(raw.get("refused", False), bool):
             raise ChannelError(f"channel.refused is true or false, not {raw['refused']!r}")
+        if raw.get("refused") and listener == PLAINTEXT and not raw.get("token"):
+            raise ChannelError("channel.refused on the plaintext listener needs a token: nothing else refuses it")
         return cls(listener, trust, cert, raw.get("server_name"), raw.get("token"), raw.get("refused", False))
 
     @property

@@ -66,7 +66,8 @@ def server_must_confirm(call: Any) -> bool:
     would answer instead (a deadline, a message over a receive limit)."""
     server = getattr(call, "server", None) or {}
     return (getattr(call, "checked_by_server", False) and not getattr(call, "raw", False)
-            and getattr(call, "cancel_after_responses", None) is None and not server.get("status"))
+            and getattr(call, "cancel_after_responses", None) is None
+            and (not server.get("status") or bool(server.get("require_token"))))  # a token check always confirms
 
 
 def server_diffs(trailers: list[tuple[str, str | bytes]], index: int) -> list[Diff]:

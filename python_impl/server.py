@@ -94,7 +94,11 @@ def serve_all(gen: ModuleType, listeners: dict[str, str], catalogue: Any = None,
     if vendored_reflection is None:
         reflection.enable_server_reflection(listed_names(services), server)
 
-    ports = _bind_all(server, listeners, certs)
+    try:
+        ports = _bind_all(server, listeners, certs)
+    except BaseException:
+        server.stop(None)  # the ports bound so far go with it
+        raise
     server.start()
     log.info("serving %s on %s (sync)", ", ".join(services) or "no services", _ports(ports))
     return server, ports

@@ -105,6 +105,7 @@ def test_certificates_chain_to_their_authorities(cert_dir: Path) -> None:
     ({"listener": "tls", "token": ""}, "channel.token"),
     ({"listener": "tls", "refused": "yes"}, "channel.refused"),
     ({"listener": "tls", "alpn": "h2"}, "unknown channel key"),
+    ({"refused": True}, "needs a token"),
 ])
 def test_a_malformed_channel_is_refused(raw: dict[str, Any], error: str) -> None:
     with pytest.raises(channels.ChannelError, match=error):
@@ -132,6 +133,8 @@ def test_a_case_file_channel_is_checked_and_kept(seed_gen: ModuleType, tmp_path:
         load_file(tmp_path / "c.yaml", text=text.replace("listener: mtls", "listener: h3"))
     with pytest.raises(CaseError, match="require_token"):
         load_file(tmp_path / "c.yaml", text=text.replace("require_token: abc", "require_token: 7"))
+    with pytest.raises(CaseError, match="compression cannot be checked over TLS"):
+        load_file(tmp_path / "c.yaml", text=text.replace("require_token: abc", "compression: gzip"))
 
 
 def test_channel_cases_per_mode() -> None:
@@ -236,3 +239,46 @@ def test_a_refused_case_that_connects_fails(client: str, listening: tuple[str, d
     result = run(seed_gen, listening[1], cert_dir, wrong_ca, client == "aio",
                  connect_as=BY_NAME[f"{H}/SayHello/tls/server_only"])
     assert {d.path for d in result.diffs} == {"server.channel.refused", "channel.refused"}
+
+
+def test_a_refused_case_brings_its_listener_passing_case() -> None:
+    """A listener that is not there refuses every connection too: a refused case is selected only with
+    the case that shows its listener serves."""
+    from harness.run.runner import select
+
+    made = channel_cases.generate([ANCHOR])
+    names = {c.name for c in made} | {ANCHOR.name}
+    refused = [c for c in made if (c.channel or {}).get("refused")]
+    assert refused and all(c.control in names for c in refused)
+    assert not [c for c in made if c.control and not (c.channel or {}).get("refused")]
+    picked = {c.name for c in select([ANCHOR, *made], ["wrong_ca", "token_needs_tls"])}
+    assert picked == {f"{H}/SayHello/tls/wrong_ca", f"{H}/SayHello/tls/server_only",
+                      f"{H}/SayHello/tls/token_needs_tls", ANCHOR.name}
+
+
+@pytest.mark.parametrize("client", ["sync", "aio"])
+def test_token_cases_fail_against_a_server_that_does_not_check_the_token(
+        client: str, listening: tuple[str, dict[str, str]], seed_gen: ModuleType, cert_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token cases hold even if the server's own token check is broken: the rejected case then
+    gets OK (server.status), and both cases' server.metadata say which token must arrive."""
+    from python_impl.plan import Plan
+
+    monkeypatch.setattr(Plan, "token_refused", lambda self, metadata: False)
+    rejected = run(seed_gen, listening[1], cert_dir, BY_NAME[f"{H}/SayHello/tls/bearer_token_rejected"], client == "aio")
+    assert rejected.diffs and rejected.diffs[0].path == "status.code" and rejected.diffs[0].got.startswith("OK")
+    no_token = dataclasses.replace(BY_NAME[f"{H}/SayHello/tls/bearer_token"], channel={"listener": "tls"})
+    missing = run(seed_gen, listening[1], cert_dir, no_token, client == "aio")
+    assert [d.path for d in missing.diffs] == ['server.metadata["authorization"]']
+
+
+def test_a_killed_sessions_certificates_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(certs.tempfile, "gettempdir", lambda: str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = certs.make(tmp_path / f"interop-certs-{gone.stdout.strip()}-x" / "certs").parent
+    mine = certs.make(tmp_path / f"{certs.prefix()}y" / "certs").parent
+    assert certs.reap_dead() == 1
+    assert not dead.exists() and mine.exists()

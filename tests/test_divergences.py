@@ -232,7 +232,8 @@ def test_a_failure_reproduces_with_the_runs_go_build_tags() -> None:
 
     from harness.run.runner import Session, direction
 
-    prepared = SimpleNamespace(protoset=SimpleNamespace(spec=("--protos", "/p")), go_tags=("protolegacy",), cases=[])
+    prepared = SimpleNamespace(protoset=SimpleNamespace(spec=("--protos", "/p")), go_tags=("protolegacy",), cases=[],
+                               channel="default")
     text = Session(prepared, "docker").explain(direction("py-go"), Result("svc/M/T/x", "py→go", "fail",
                                                                           [Diff(0, "a", "1", "2")]))
     commands = [line.strip() for line in text.splitlines() if line.strip().startswith("grpc-interop ")]

@@ -69,6 +69,7 @@ def test_a_results_file_is_a_timing_table(tmp_path: Path) -> None:
 @dataclass
 class _Case:
     name: str
+    control: str | None = None
 
 
 class _Prepared:

@@ -26,6 +26,7 @@ MODES = ("default", "plaintext", "tls", "mtls", "all")
 TOKEN = "interop-bearer-token"
 OVERRIDE = "peer.interop.test"        # a SAN of the server certificate (harness/engines/certs.py)
 NOT_IN_CERT = "other.interop.test"    # a name the server certificate does not carry
+CONTROL = {TLS: "server_only", MTLS: "mutual"}  # each listener's passing case
 
 
 def generate(catalogue: list[Case], mode: str = "default") -> list[Case]:
@@ -102,10 +103,29 @@ def channel_cases(anchor: Case) -> list[Case]:
     call = anchor.calls[0]
 
     def case(mode: str, pattern: str, channel: dict[str, Any], c: Call = call) -> Case:
-        return replace(anchor, name=_renamed(anchor, mode, pattern), calls=[c], channel=channel, source=SOURCE)
+        # a refused connection proves nothing alone (a listener that is not there refuses too): the
+        # same listener's passing case runs with it
+        control = None
+        if channel.get("refused"):
+            listener = channel["listener"]
+            control = anchor.name if listener == PLAINTEXT else _renamed(anchor, listener, CONTROL[listener])
+        return replace(anchor, name=_renamed(anchor, mode, pattern), calls=[c], channel=channel, source=SOURCE,
+                       control=control)
 
     refused = _failing(call, "UNAVAILABLE")
-    token_call = replace(call, server={**call.server, "require_token": TOKEN})
+    wrong = "not-the-" + TOKEN
+
+    def sends(token: str) -> dict[str, list[str]]:
+        """What the server must receive: the call's metadata and the token, so a client that sends
+        none (or another) fails on the server's metadata check even where the server's token
+        check is broken."""
+        return {**call.metadata, "authorization": [f"Bearer {token}"]}
+
+    token_call = replace(call, server={**call.server, "require_token": TOKEN, "metadata": sends(TOKEN)})
+    # server.status OK: a server that does not enforce the token answers OK, which the expected
+    # UNAUTHENTICATED refutes; only the token check itself answers UNAUTHENTICATED
+    rejected = _failing(call, "UNAUTHENTICATED", TOKEN_REQUIRED,
+                        {"require_token": TOKEN, "metadata": sends(wrong), "status": "OK"})
     return [
         case(TLS, "server_only", {"listener": TLS}),
         # ALPN: the Go client and server check h2 on every TLS call; grpc core refuses anything else
@@ -119,8 +139,7 @@ def channel_cases(anchor: Case) -> list[Case]:
         case(TLS, "server_name_mismatch", {"listener": TLS, "server_name": NOT_IN_CERT, "refused": True}, refused),
         case(TLS, "bearer_token", {"listener": TLS, "token": TOKEN}, token_call),
         case(MTLS, "bearer_token", {"listener": MTLS, "token": TOKEN}, token_call),
-        case(TLS, "bearer_token_rejected", {"listener": TLS, "token": "not-the-" + TOKEN},
-             _failing(call, "UNAUTHENTICATED", TOKEN_REQUIRED, {"require_token": TOKEN})),
+        case(TLS, "bearer_token_rejected", {"listener": TLS, "token": wrong}, rejected),
         # both libraries refuse to send call credentials on a connection that is not secure
         case(TLS, "token_needs_tls", {"listener": PLAINTEXT, "token": TOKEN, "refused": True},
              _failing(call, "UNAUTHENTICATED")),

@@ -87,6 +87,9 @@ class Case:
     files: tuple[str, ...] = ()
     # the connection its calls share (docs/peer-contract.md, "Channels"); None: the plaintext one
     channel: dict[str, Any] | None = None
+    # a case that runs whenever this one does: its pass shows that this one's failure is the one it
+    # is about (a refused handshake, not a listener that is not there)
+    control: str | None = None
 
     @property
     def method(self) -> str:
@@ -240,6 +243,10 @@ def load_file(path: Path | str, pool: descriptor_pool.DescriptorPool | None = No
         calls = [_resolve_call(c, src, name, pool) for c in raw.get("calls") or []]
         if not calls:
             raise _fail(src, name, "has no calls")
+        secure = (raw.get("channel") or {}).get("listener", "plaintext") != "plaintext"
+        if secure and any(c.compression or c.server.get("compression") for c in calls):
+            # the Python side's compression is checked on the wire (harness/run/observed.py), which TLS hides
+            raise _fail(src, name, "compression cannot be checked over TLS: give compression cases no tls/mtls channel")
         if not name.startswith(calls[0].method + "/") or name.count("/") < 2:
             raise _fail(src, name, f"names are '<service>/<method>/<pattern>' of the first call ({calls[0].method})")
         cases.append(Case(name=name, calls=calls, source=src, channel=raw.get("channel")))

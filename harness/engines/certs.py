@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,3 +112,34 @@ def make(folder: Path) -> Path:
                        ("other_client.key", _key_pem(other_client_key))):
         _write(folder, name, data)
     return folder
+
+
+_PREFIX = "interop-certs-"
+
+
+def prefix() -> str:
+    """The temporary folder prefix of this process's certificates: its pid, so a later run can tell
+    a killed session's keys from a live one's."""
+    return f"{_PREFIX}{os.getpid()}-"
+
+
+def reap_dead() -> int:
+    """Remove the certificate folders of sessions whose process is gone (a SIGKILL runs no cleanup);
+    returns how many."""
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*-*"):
+        pid = folder.name[len(_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

@@ -78,8 +78,9 @@ class Prepared:
 
     def __init__(self, protoset: ProtoSet, gen: ModuleType, cases: list[cases_mod.Case],
                  known: list[divergences.Divergence] | None = None, py_findings: list[Finding] | None = None,
-                 go_tags: tuple[str, ...] = (), gaps: list[str] | None = None) -> None:
+                 go_tags: tuple[str, ...] = (), gaps: list[str] | None = None, channel: str = "default") -> None:
         self.protoset, self.gen, self.cases, self.known = protoset, gen, cases, known or []
+        self.channel = channel  # --channel: which cases also run over TLS (harness/cases/channels.py)
         self.py_findings, self.go_tags = py_findings or [], go_tags
         self.gaps = gaps or []  # generated cases the proto set cannot have, and why (said, never silent)
 
@@ -169,7 +170,7 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
     mine = divergences.load(divergence_files or [], builtin=False)
     divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming, c.ends_early) for d in DIRECTIONS
                                    for c in loaded])
-    return Prepared(ps, gen, loaded, known + mine, py_findings, tags, gaps)
+    return Prepared(ps, gen, loaded, known + mine, py_findings, tags, gaps, channel)
 
 
 def _for_catalogue(case: cases_mod.Case) -> cases_mod.Case:
@@ -179,8 +180,9 @@ def _for_catalogue(case: cases_mod.Case) -> cases_mod.Case:
 
 def select(cases: list[cases_mod.Case], patterns: list[str] | None) -> list[cases_mod.Case]:
     """Keep cases whose name contains a pattern (or matches it as a glob); a full case name selects
-    that case alone."""
+    that case alone, with its control case if it has one (a refused channel's passing twin)."""
     chosen = set(select_names([c.name for c in cases], patterns))
+    chosen |= {c.control for c in cases if c.name in chosen and c.control}
     return [c for c in cases if c.name in chosen]
 
 
@@ -241,9 +243,9 @@ class Session:
         if side not in self._servers:
             catalogue = self.prepared.catalogue
             if side == "go":
-                peer: Any = GoServer(self.prepared.build, self.runner, self._catalogue_file(), certs=self.certs())
+                peer: Any = GoServer(self.prepared.build, self.runner, self._catalogue_file(), certs=self._tls_certs())
             else:
-                peer = PythonServer(self.prepared.gen, catalogue, aio=side == "pyaio", certs=self.certs())
+                peer = PythonServer(self.prepared.gen, catalogue, aio=side == "pyaio", certs=self._tls_certs())
             self._servers[side] = self._stack.enter_context(peer)
         return self._servers[side]
 
@@ -255,9 +257,18 @@ class Session:
             return Path(shared)
         with self._certs_lock:  # one set: every server and client of the session must share it
             if self._certs is None:
-                folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="interop-certs-")))
+                certs_mod.reap_dead()  # what killed sessions left (SIGKILL runs no cleanup)
+                folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix=certs_mod.prefix())))
                 self._certs = certs_mod.make(folder / "certs")
             return self._certs
+
+    @cached_property
+    def tls(self) -> bool:
+        """Whether some case uses a TLS listener: only then are certificates made and TLS listeners started."""
+        return any(channels.Channel.of(c.channel).secure for c in self.prepared.cases if c.channel is not None)
+
+    def _tls_certs(self) -> Path | None:
+        return self.certs() if self.tls else None
 
     def _catalogue_file(self) -> Path:
         """The catalogue as the JSON the Go server loads (written once per session)."""
@@ -319,7 +330,7 @@ class Session:
         channel on the connection it describes), results in the cases' order. A Go client runs all
         its cases in one process (batched), with goroutines."""
         if d.client == "py":
-            conns = channels.Pool(targets, self.certs())
+            conns = channels.Pool(targets, self._tls_certs())
             try:
                 with ThreadPoolExecutor(self.concurrency, thread_name_prefix="interop-case") as pool:
                     return list(pool.map(lambda c: self._one(conns, c, d), cases))
@@ -344,7 +355,7 @@ class Session:
 
     async def _run_aio(self, targets: dict[str, str], d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
         slots = asyncio.Semaphore(self.concurrency)
-        conns = channels.Pool(targets, self.certs(), aio=True)
+        conns = channels.Pool(targets, self._tls_certs(), aio=True)
 
         async def one(c: cases_mod.Case) -> Result:
             async with slots:
@@ -370,13 +381,16 @@ class Session:
         for diff in result.diffs:
             lines.append(f"  call {diff.call}: {diff.path}: expected {diff.expected}, got {diff.got}")
         builtin = {str(p) for p in cases_mod.builtin_case_files()}
-        extra = [case.source] if case is not None and case.source not in builtin | {casegen.SOURCE} else []
-        # the run's Go build tags belong to the set: without them a protolegacy run reproduces as a finding
-        protos = (*protos, *go_tag_args(self.prepared.go_tags))
+        # a user's case file (generated cases name their generator, which is no file)
+        extra = ([case.source] if case is not None and case.source not in builtin and Path(case.source).is_file()
+                 else [])
+        # the run's Go build tags belong to the set: without them a protolegacy run reproduces as a finding;
+        # a case made by --channel exists only with it
+        protos = (*protos, *go_tag_args(self.prepared.go_tags), *channel_args(self.prepared.channel))
         lines += ["", "reproduce this case alone:", "  " + repro_command(protos, d, result.case, self.runner, extra)]
         if case is not None and case.channel is not None:
             lines += [f"  (its channel: {json.dumps(case.channel, sort_keys=True)}; a server started by hand has "
-                      "no TLS listeners, so this case runs only with the peers the harness starts)"]
+                      "no TLS listeners the harness knows, so this case runs only with the peers it starts)"]
         else:
             lines += ["start the server peer by hand (attach a debugger to it), then send it the case:",
                       "  " + serve_command(protos, d.server, self.runner),
@@ -455,6 +469,11 @@ def _align(cases: list[cases_mod.Case], results: list[Result], d: Direction) -> 
     return [by_name.get(c.name) or Result(c.name, d.name, "error",
                                           [Diff(0, "error", "a result", "the Go client reported none for this case")])
             for c in cases]
+
+
+def channel_args(mode: str) -> list[str]:
+    """The command-line form of a run's --channel (the default: nothing)."""
+    return [] if mode == "default" else ["--channel", mode]
 
 
 def go_tag_args(tags: tuple[str, ...]) -> list[str]:

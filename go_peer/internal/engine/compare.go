@@ -93,7 +93,9 @@ func check(call int, p *plan, out *outcome) []Diff {
 // names what the server would answer instead (a deadline, a message over a receive limit), or the
 // channel is refused (the handshake fails: no server ever sees the call).
 func serverAnswers(p *plan) bool {
-	return !p.call.Raw && !p.refused && p.call.CancelAfterResponses == nil && (p.call.Server == nil || p.call.Server.Status == "")
+	// a token check (require_token) always confirms, whatever server.status says
+	return !p.call.Raw && !p.refused && p.call.CancelAfterResponses == nil &&
+		(p.call.Server == nil || p.call.Server.Status == "" || p.call.Server.RequireToken != "")
 }
 
 // withoutHarnessKeys drops the harness's own interop-* keys: they are never compared.
