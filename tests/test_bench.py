@@ -93,3 +93,6 @@ def test_cases_by_name(prepared) -> None:
     assert [c.name for c in bench.named_cases(prepared, [name])] == [name]
     with pytest.raises(bench.BenchError, match="no case named nope/x"):
         bench.named_cases(prepared, ["nope/x"])
+    with pytest.raises(bench.BenchError, match="bench does not measure"):  # it has one plaintext connection
+        bench.named_cases(prepared, ["tutorial.HelloService/SayHello/tls/server_only"])
+    assert all(c.channel is None for c in bench.bench_cases(prepared, ["tutorial.HelloService/SayHello"]))

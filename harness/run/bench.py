@@ -87,8 +87,8 @@ class Phase:
 
 def bench_cases(prepared: Prepared, methods: list[str] | None) -> list[cases_mod.Case]:
     """The case to measure per method: the given methods (service/method), else the first method
-    of each streaming mode in the catalogue."""
-    by_name = {c.name: c for c in prepared.catalogue}
+    of each streaming mode in the catalogue; always on the plaintext connection (no channel)."""
+    by_name = {c.name: c for c in prepared.catalogue if c.channel is None}
     if not methods:
         seen: dict[str, str] = {}
         for c in prepared.catalogue:
@@ -115,6 +115,10 @@ def named_cases(prepared: Prepared, names: list[str]) -> list[cases_mod.Case]:
     missing = [n for n in names if n not in by_name]
     if missing:
         raise BenchError(f"no case named {', '.join(missing)} (grpc-interop cases lists them)")
+    over = [n for n in names if by_name[n].channel is not None]
+    if over:  # the bench measures the one plaintext connection per direction
+        raise BenchError(f"{', '.join(over)} run on a channel of their own (TLS or mTLS), which bench does not "
+                         "measure: name a plaintext case")
     return [by_name[n] for n in names]
 
 
