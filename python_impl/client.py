@@ -85,6 +85,8 @@ class _Spec:
         kwargs = {"timeout": call.timeout_ms / 1000, "metadata": metadata}
         if _COMPRESSION[compression] is not None:
             kwargs["compression"] = _COMPRESSION[compression]
+        if getattr(call, "wait_for_ready", False):
+            kwargs["wait_for_ready"] = True
         fn = (stubs.raw(call.method, call.streaming) if raw else standard.multicallable(stubs.channel, call) if std
               else stubs.method(call.method))
         return cls(fn=fn,
@@ -265,6 +267,7 @@ class _CaseRun:
         slug = direction.replace("→", "-")
         self.session = [(CASE_HEADER, case.name), (SESSION_HEADER, f"{run_id}:{slug}:{case.name}")]
         self.diffs: list[Diff] = []
+        self.notes: dict[str, str] = {}
         self.verdict = "pass"
         self.start = time.perf_counter()
 
@@ -273,6 +276,8 @@ class _CaseRun:
 
     def add(self, call: Any, out: Outcome, index: int) -> None:
         self.diffs += check(call, out, index)
+        if getattr(self.case, "channel", None) is not None and out.status != "OK":
+            self.notes[f"call {index}"] = f"{out.status}: {out.message}"  # what this client reports
 
     def error(self, index: int, e: Exception) -> None:
         text = f"{type(e).__name__}: {e}"
@@ -286,7 +291,7 @@ class _CaseRun:
             self.error(0, ValueError("case has no calls"))
         verdict = "fail" if self.verdict == "pass" and self.diffs else self.verdict
         return Result(self.case.name, self.direction, verdict, self.diffs,
-                      round((time.perf_counter() - self.start) * 1000, 2))
+                      round((time.perf_counter() - self.start) * 1000, 2), self.notes)
 
 
 def run_case(channel: grpc.Channel, gen: ModuleType, case: Any, direction: str, run_id: str) -> Result:

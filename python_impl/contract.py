@@ -35,14 +35,20 @@ class Result:
     verdict: str                      # pass | fail | error
     diffs: list[Diff] = field(default_factory=list)
     duration_ms: float = 0.0
+    # what the client reported, recorded and never compared: "call <i>" -> "<STATUS>: <message>" for
+    # each call of a case with a channel that did not end OK (docs/peer-contract.md, "Channels")
+    notes: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.notes:
+            del out["notes"]
+        return out
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Result:
         return cls(case=raw["case"], direction=raw["direction"], verdict=raw["verdict"],
-                   diffs=[Diff(**d) for d in raw.get("diffs") or []], duration_ms=raw.get("duration_ms", 0.0))
+                   diffs=[Diff(**d) for d in raw.get("diffs") or []], duration_ms=raw.get("duration_ms", 0.0), notes=dict(raw.get("notes") or {}))
 
 
 @dataclass

@@ -12,7 +12,7 @@ import logging
 import threading
 from concurrent import futures
 from types import ModuleType
-from typing import Any
+from typing import Any, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -51,12 +51,13 @@ def _bind(server: Any, address: str) -> int:
     return port
 
 
-def serve(gen: ModuleType, address: str = "127.0.0.1:0", catalogue: Any = None,
-          max_workers: int = MAX_WORKERS) -> tuple[grpc.Server, int]:
-    """Start a sync server for every service of the generated package `gen`, answering the cases of
-    `catalogue` (harness Cases, case dicts or a client-input document) generically and anything else
-    with the seeds; returns (server, bound port)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-peer"))
+def new_server(gen: ModuleType, catalogue: Any = None, max_workers: int = MAX_WORKERS,
+               options: Sequence[tuple[str, Any]] = (), interceptors: Sequence[Any] = ()) -> tuple[grpc.Server, list[str]]:
+    """A sync server with every service of `gen`, health and reflection registered, not yet bound
+    nor started; `options` are grpc Core server arguments (a listener's connection policy,
+    python_impl/connection.py). Returns it with the names of the set's services it serves."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-peer"),
+                         options=list(options), interceptors=list(interceptors))
     engine = Engine(gen, catalogue)
     vendored_health, vendored_reflection = _vendored(engine)
     services = register(server, engine, "sync")
@@ -68,11 +69,39 @@ def serve(gen: ModuleType, address: str = "127.0.0.1:0", catalogue: Any = None,
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     if vendored_reflection is None:
         reflection.enable_server_reflection(listed_names(services), server)
+    return server, services
 
+
+def serve(gen: ModuleType, address: str = "127.0.0.1:0", catalogue: Any = None,
+          max_workers: int = MAX_WORKERS) -> tuple[grpc.Server, int]:
+    """Start a sync server for every service of the generated package `gen`, answering the cases of
+    `catalogue` (harness Cases, case dicts or a client-input document) generically and anything else
+    with the seeds; returns (server, bound port)."""
+    server, services = new_server(gen, catalogue, max_workers)
     port = _bind(server, address)
     server.start()
     log.info("serving %s on port %d (sync)", ", ".join(services) or "no services", port)
     return server, port
+
+
+async def new_server_aio(gen: ModuleType, catalogue: Any = None, options: Sequence[tuple[str, Any]] = (),
+                         interceptors: Sequence[Any] = ()) -> tuple[grpc.aio.Server, list[str]]:
+    """new_server for grpc.aio (run on the server's event loop)."""
+    server = grpc.aio.server(options=list(options), interceptors=list(interceptors))
+    engine = Engine(gen, catalogue)
+    vendored_health, vendored_reflection = _vendored(engine)
+    services = register(server, engine, "aio")
+    if vendored_health is not None:
+        for name in served_names(services):
+            vendored_health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    else:
+        health_servicer = FlipHealthServicerAio()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        for name in served_names(services):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if vendored_reflection is None:
+        reflection.enable_server_reflection(listed_names(services), server)
+    return server, services
 
 
 class AioServer:
@@ -92,20 +121,7 @@ class AioServer:
             self.loop.close()
 
     async def _start(self, gen: ModuleType, address: str, catalogue: Any) -> int:
-        server = grpc.aio.server()
-        engine = Engine(gen, catalogue)
-        vendored_health, vendored_reflection = _vendored(engine)
-        services = register(server, engine, "aio")
-        if vendored_health is not None:
-            for name in served_names(services):
-                vendored_health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        else:
-            health_servicer = FlipHealthServicerAio()
-            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-            for name in served_names(services):
-                await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if vendored_reflection is None:
-            reflection.enable_server_reflection(listed_names(services), server)
+        server, services = await new_server_aio(gen, catalogue)
         port = _bind(server, address)
         await server.start()
         self.server = server

@@ -34,6 +34,9 @@ LABEL = "grpc-interop-harness"
 SESSION_LABEL = f"{LABEL}.session"
 SESSION = f"{os.getpid()}@{socket.gethostname()}"
 CONTAINER_PORT = 50051
+# The container port of each connection listener (docs/peer-contract.md, "Connection behaviour"),
+# published on 127.0.0.1 like the plaintext one.
+LISTENER_PORTS = {"keepalive": 50061, "max_age": 50062, "restart": 50063}
 READY_TIMEOUT = 60.0
 
 
@@ -211,9 +214,12 @@ def wait_healthy(address: str, deadline: float, logs: Any) -> None:
 class GoServer:
     """The Go peer's server, in a container or as a process. A context manager; nothing leaks."""
 
-    def __init__(self, build: GoBuild, runner: str, catalogue: Path | None = None, addr: str = "127.0.0.1:0") -> None:
+    def __init__(self, build: GoBuild, runner: str, catalogue: Path | None = None, addr: str = "127.0.0.1:0",
+                 listeners: tuple[str, ...] = ()) -> None:
         self.build, self.runner, self.catalogue, self.addr = build, runner, catalogue, addr
+        self.listeners = listeners  # named listeners besides plaintext
         self.address = ""
+        self.targets: dict[str, str] = {}  # listener name -> host:port, as clients dial it
         self._container: Any = None
         self._output: _Output | None = None
         self._stdin: Any = None  # our end of the container's stdin: the peer stops when it closes
@@ -247,8 +253,11 @@ class GoServer:
             args += ["--cases", f"/catalogue/{self.catalogue.name}"]
             volumes = {str(self.catalogue.parent): {"bind": "/catalogue", "mode": "ro"}}
         host, _, port = self.addr.rpartition(":")
-        self._container, self._stdin = _create_held(client, tag, args, volumes=volumes,
-                                                    ports={f"{CONTAINER_PORT}/tcp": (host, int(port) or None)})
+        ports = {f"{CONTAINER_PORT}/tcp": (host, int(port) or None)}
+        for name in self.listeners:
+            args += ["--listen", f"{name}=0.0.0.0:{LISTENER_PORTS[name]}"]
+            ports[f"{LISTENER_PORTS[name]}/tcp"] = (host, None)
+        self._container, self._stdin = _create_held(client, tag, args, volumes=volumes, ports=ports)
         self._output = _Output(self._container)
         self._container.start()
         deadline = time.monotonic() + READY_TIMEOUT
@@ -258,6 +267,8 @@ class GoServer:
         self._container.reload()
         port = self._container.ports[f"{CONTAINER_PORT}/tcp"][0]["HostPort"]
         self.address = f"127.0.0.1:{port}"
+        self.targets = {name: f"127.0.0.1:{self._container.ports[f'{LISTENER_PORTS[name]}/tcp'][0]['HostPort']}"
+                        for name in self.listeners}
         wait_healthy(self.address, deadline, self.logs)
 
     def alive(self) -> bool:
@@ -277,6 +288,8 @@ class GoServer:
         self._stderr = Path(name)
         args = [str(self.build.binary), "serve", "--addr", self.addr, STOP_ON_EOF]
         args += ["--cases", str(self.catalogue)] if self.catalogue is not None else []
+        host = self.addr.rpartition(":")[0]
+        args += [arg for name in self.listeners for arg in ("--listen", f"{name}={host}:0")]
         with os.fdopen(fd, "wb") as log:  # the child keeps its own copy of the handle
             # stdin stays open as long as this process lives: the peer stops when it closes
             self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
@@ -285,6 +298,8 @@ class GoServer:
             raise PeerError(f"the Go peer process did not report LISTENING (got {line!r})\n"
                             f"--- peer logs ---\n{self.logs()}")
         self.address = line.split()[1]
+        # "LISTENING <plaintext> name=host:port …": the named listeners follow the plaintext one
+        self.targets = dict(field.split("=", 1) for field in line.split()[2:] if "=" in field)
         wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, self.logs)
 
     def logs(self, tail: int = 200) -> str:
@@ -539,18 +554,31 @@ def _client_container(build: GoBuild, tmp: str, budget: float) -> tuple[str, str
 class PythonServer:
     """The Python peer's server, in this process: grpc (sync) or grpc.aio in its own event-loop thread."""
 
-    def __init__(self, gen: ModuleType, catalogue: list[Any] | None = None, aio: bool = False) -> None:
-        self.gen, self.catalogue, self.aio = gen, catalogue, aio
+    def __init__(self, gen: ModuleType, catalogue: list[Any] | None = None, aio: bool = False,
+                 listeners: tuple[str, ...] = ()) -> None:
+        self.gen, self.catalogue, self.aio, self.listeners = gen, catalogue, aio, listeners
         self.address, self._server = "", None
+        self.targets: dict[str, str] = {}  # listener name -> host:port
+        self._listener_servers: Any = None
         self._log = _LogTail()
 
     def __enter__(self) -> PythonServer:
+        from python_impl.connection import AioListenerServers, ListenerServers
         from python_impl.server import serve, serve_aio
 
         self._log.attach()
         start = serve_aio if self.aio else serve
         self._server, port = start(self.gen, "127.0.0.1:0", catalogue=self.catalogue)
         self.address = f"127.0.0.1:{port}"
+        if self.listeners:
+            wanted = {name: "127.0.0.1:0" for name in self.listeners}
+            self._listener_servers = (AioListenerServers(self.gen, self.catalogue, wanted, self._server.loop)
+                                      if self.aio else ListenerServers(self.gen, self.catalogue, wanted))
+            try:
+                self.targets = {name: f"127.0.0.1:{p}" for name, p in self._listener_servers.start().items()}
+            except BaseException:
+                self.__exit__()
+                raise
         wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, lambda: "(in-process Python server)")
         return self
 
@@ -558,6 +586,8 @@ class PythonServer:
         self._log.detach()
         if self._server is None:
             return
+        if self._listener_servers is not None:
+            self._listener_servers.stop()
         if self.aio:
             self._server.stop()
         else:

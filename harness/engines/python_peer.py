@@ -37,13 +37,14 @@ log = logging.getLogger("harness.engines.python_peer")
 MAX_METADATA = 4 * 1024 * 1024
 
 _CALL_DEFAULTS = {"metadata": {}, "timeout_ms": 10_000, "bidi": "half_duplex", "server": {}, "compression": None,
-                  "cancel_after_responses": None, "raw": False}
+                  "cancel_after_responses": None, "raw": False,
+                  "wait_for_ready": False}
 
 
 def case_from_json(raw: dict[str, Any]) -> SimpleNamespace:
     """A case of the client-input document as the object run_case reads."""
     calls = [SimpleNamespace(**{**_CALL_DEFAULTS, **c}) for c in raw["calls"]]
-    return SimpleNamespace(name=raw["name"], calls=calls)
+    return SimpleNamespace(name=raw["name"], calls=calls, channel=raw.get("channel"))
 
 
 def _read_doc(where: str) -> Any:

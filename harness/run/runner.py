@@ -20,12 +20,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import grpc
 from google.protobuf import descriptor_pool
 
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
-from harness.cases import standard
+from harness.cases import connection, standard
 from harness.run import divergences
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
@@ -36,7 +35,8 @@ from harness.run import observed
 from harness.run import shard as shard_mod
 from harness.protoset import ProtoSet
 from python_impl.client import run_case, run_case_aio
-from python_impl.contract import CHANNEL_OPTIONS, Diff, Result
+from python_impl.connection import AioChannelPool, ChannelPool
+from python_impl.contract import Diff, Result
 from python_impl.seeds import SEED_SERVICES
 
 
@@ -126,6 +126,12 @@ class Prepared:
         seed services' own behaviour (their case files)."""
         return [c for c in self.cases if c.calls[0].checked_by_server]
 
+    @property
+    def listeners(self) -> tuple[str, ...]:
+        """The named server listeners the cases' channels connect to, besides plaintext."""
+        names = {(c.channel or {}).get("listener", "plaintext") for c in self.cases}
+        return tuple(sorted(names - {"plaintext"}))
+
     def catalogue_json(self) -> str:
         return json.dumps({"cases": [c.to_json() for c in self.catalogue]}, ensure_ascii=False)
 
@@ -156,6 +162,7 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
         if clash:
             raise cases_mod.CaseError(f"case file names clash with generated cases: {clash[:5]}")
         loaded += [_for_catalogue(c) for c in made]
+        loaded += [_for_catalogue(c) for c in connection.generate(ps, skip=skipped)]
         if made:  # health and reflection: the servers' real implementations answer, never the catalogue
             loaded += standard.generate(ps, skip=skipped)
         gaps = casegen.size_gaps(ps, made, skipped)
@@ -232,10 +239,11 @@ class Session:
             raise PeerError("the session is closed: no new server peer is started")
         if side not in self._servers:
             catalogue = self.prepared.catalogue
+            listeners = self.prepared.listeners
             if side == "go":
-                peer: Any = GoServer(self.prepared.build, self.runner, self._catalogue_file())
+                peer: Any = GoServer(self.prepared.build, self.runner, self._catalogue_file(), listeners=listeners)
             else:
-                peer = PythonServer(self.prepared.gen, catalogue, aio=side == "pyaio")
+                peer = PythonServer(self.prepared.gen, catalogue, aio=side == "pyaio", listeners=listeners)
             self._servers[side] = self._stack.enter_context(peer)
         return self._servers[side]
 
@@ -280,10 +288,11 @@ class Session:
         if not cases:
             return []
         server = self.server(d.server)
+        targets = getattr(server, "targets", {})
         if not observed.needs_observer(d.client, d.server, cases):
-            return self._exchange(d, cases, server.address)
+            return self._exchange(d, cases, server.address, targets)
         with WireObserver(server.address) as observer:
-            results = self._exchange(d, cases, observer.address)
+            results = self._exchange(d, cases, observer.address, targets)
         by_name = {c.name: c for c in cases}
         for r in results:
             found = observed.compression_diffs(by_name[r.case], d.client, d.server, observer)
@@ -292,28 +301,37 @@ class Session:
                 r.verdict = "fail"
         return results
 
-    def _exchange(self, d: Direction, cases: list[cases_mod.Case], address: str) -> list[Result]:
-        """Up to `concurrency` cases at once on one channel (one HTTP/2 connection), results in the
-        cases' order. A Go client runs all its cases in one process (batched), with goroutines."""
+    def _exchange(self, d: Direction, cases: list[cases_mod.Case], address: str,
+                  targets: dict[str, str] | None = None) -> list[Result]:
+        """Up to `concurrency` cases at once on one channel (one HTTP/2 connection) per distinct
+        case channel (`targets`: the server's named listeners), results in the cases' order. A Go
+        client runs all its cases in one process (batched), with goroutines."""
         if d.client == "py":
-            with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as ch, \
+            with ChannelPool(address, targets) as channels, \
                     ThreadPoolExecutor(self.concurrency, thread_name_prefix="interop-case") as pool:
-                return list(pool.map(lambda c: run_case(ch, self.prepared.gen, c, d.name, self.run_id), cases))
+                return list(pool.map(lambda c: run_case(channels.get(c), self.prepared.gen, c, d.name, self.run_id),
+                                     cases))
         if d.client == "pyaio":
-            return asyncio.run(self._run_aio(address, d, cases))
+            return asyncio.run(self._run_aio(address, d, cases, targets or {}))
         payload = {"target": address, "direction": d.slug, "run_id": self.run_id, "concurrency": self.concurrency,
                    "cases": [c.to_json() for c in cases]}
+        if targets:
+            payload["targets"] = targets
         results, stderr = run_go_client(self.prepared.build, self.runner, payload)
         self.client_logs[d.name] = stderr
         return _align(cases, results, d)
 
-    async def _run_aio(self, address: str, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
+    async def _run_aio(self, address: str, d: Direction, cases: list[cases_mod.Case],
+                       targets: dict[str, str]) -> list[Result]:
         slots = asyncio.Semaphore(self.concurrency)
-        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+        channels = AioChannelPool(address, targets)
+        try:
             async def one(c: cases_mod.Case) -> Result:
                 async with slots:
-                    return await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id)
+                    return await run_case_aio(channels.get(c), self.prepared.gen, c, d.name, self.run_id)
             return list(await asyncio.gather(*(one(c) for c in cases)))
+        finally:
+            await channels.close()
 
     def explain(self, d: Direction, result: Result) -> str:
         """A failure, readable alone: what differed, both peers' logs, and how to reproduce it."""
@@ -370,6 +388,7 @@ class ExternalServer:
     address: str
     description: str
     container: str | None = None
+    targets: dict[str, str] = field(default_factory=dict)  # the server's named listeners
 
     def describe(self) -> str:
         return f"{self.description} (shared by the test controller)"
@@ -385,13 +404,15 @@ class ExternalServer:
             return f"(logs unavailable: {e})"
 
     def to_json(self) -> dict[str, Any]:
-        return {"address": self.address, "description": self.description, "container": self.container}
+        return {"address": self.address, "description": self.description, "container": self.container,
+                "targets": self.targets}
 
 
 def share(server: Any) -> ExternalServer:
     """What a worker needs to use a server this process started."""
     container = getattr(server, "_container", None)
-    return ExternalServer(server.address, server.describe(), container.id if container is not None else None)
+    return ExternalServer(server.address, server.describe(), container.id if container is not None else None,
+                          dict(getattr(server, "targets", {})))
 
 
 def _align(cases: list[cases_mod.Case], results: list[Result], d: Direction) -> list[Result]:

@@ -1,0 +1,402 @@
+"""Connection behaviour (docs/peer-contract.md, "Connection behaviour (issue 10 item 4)"): the
+client's channel options for a case's `channel` object, and the server listeners whose connection
+policy the cases test:
+
+- `keepalive`: a strict ping enforcement policy, so a client pinging too often gets a GOAWAY
+  `too_many_pings`;
+- `max_age`: a short maximum connection age with a grace period long enough for a stream in flight;
+- `restart`: a server that goes away (GOAWAY, no new connections) when a call carrying
+  `interop-restart-ms: N` arrives, closes once that call has ended, and listens again on the same
+  port N ms later.
+
+Each listener is a server of its own (grpc Core takes these settings per server, not per port),
+serving the same services as the plaintext one. On every listener of this module, a call carrying
+`interop-new-connection: 1` must arrive on another connection than the case's previous call (the
+peer address differs), else it is refused with FAILED_PRECONDITION: that is how a case proves that a
+GOAWAY or a restart really replaced the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import threading
+import time
+from types import ModuleType
+from typing import Any, Callable
+
+import grpc
+
+from python_impl.contract import CHANNEL_OPTIONS, SESSION_HEADER
+
+log = logging.getLogger("python_impl.connection")
+
+RESTART_KEY = "interop-restart-ms"
+NEW_CONNECTION_KEY = "interop-new-connection"
+
+# The enforcement policy of the `keepalive` listener, the same in both languages: pings closer than
+# a minute apart are strikes, and the third strike (grpc-go's fixed maxPingStrikes is 2) ends the
+# connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings". No pings without a call.
+KEEPALIVE_MIN_PING_INTERVAL_MS = 60_000
+KEEPALIVE_MAX_PING_STRIKES = 2
+# The `max_age` listener: connections get a graceful GOAWAY after about a second (both libraries add
+# up to ±10 % jitter), and calls in flight then have 10 s to finish.
+MAX_AGE_MS = 1_000
+MAX_AGE_GRACE_MS = 10_000
+# How long a restarting server waits for its calls in flight before it closes.
+RESTART_GRACE_S = 5.0
+
+SERVER_OPTIONS: dict[str, list[tuple[str, Any]]] = {
+    "keepalive": [("grpc.http2.min_recv_ping_interval_without_data_ms", KEEPALIVE_MIN_PING_INTERVAL_MS),
+                  ("grpc.http2.max_ping_strikes", KEEPALIVE_MAX_PING_STRIKES),
+                  ("grpc.keepalive_permit_without_calls", 0)],
+    "max_age": [("grpc.max_connection_age_ms", MAX_AGE_MS), ("grpc.max_connection_age_grace_ms", MAX_AGE_GRACE_MS)],
+    "restart": [],
+}
+LISTENERS = tuple(SERVER_OPTIONS)
+
+# Channel keys this module reads (besides `listener`): grpc Core argument each one sets.
+_CLIENT_KEYS = {"keepalive_time_ms": "grpc.keepalive_time_ms", "keepalive_timeout_ms": "grpc.keepalive_timeout_ms",
+                "keepalive_permit_without_calls": "grpc.keepalive_permit_without_calls"}
+
+
+class ChannelError(ValueError):
+    """A case's channel object this client cannot make a connection for (it names the case)."""
+
+
+def client_options(channel: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    """grpc Core channel arguments for a case's channel object (none: the usual options)."""
+    options = list(CHANNEL_OPTIONS)
+    for key, arg in _CLIENT_KEYS.items():
+        if channel and key in channel:
+            options.append((arg, int(channel[key])))
+    if channel and "keepalive_time_ms" in channel:
+        # Core sends at most 2 pings while it sends no data (grpc.http2.max_pings_without_data), so a
+        # client waiting on a quiet stream would stop pinging before any policy could be broken;
+        # grpc-go has no such limit. 0 lifts it, so both clients ping at their keepalive time.
+        options.append(("grpc.http2.max_pings_without_data", 0))
+    return options
+
+
+def channel_key(channel: dict[str, Any] | None) -> str:
+    """One connection per distinct channel object: its canonical JSON."""
+    return json.dumps(channel or {}, sort_keys=True)
+
+
+def target_of(channel: dict[str, Any] | None, target: str, targets: dict[str, str], case: str = "") -> str:
+    listener = (channel or {}).get("listener", "plaintext")
+    if listener == "plaintext":
+        return target
+    if listener not in targets:
+        raise ChannelError(f"case {case}: the server has no listener {listener!r} (it has plaintext"
+                           f"{''.join(', ' + n for n in sorted(targets))}): start it with that listener")
+    return targets[listener]
+
+
+class ChannelPool:
+    """The sync client's connections: one grpc channel per distinct channel object, kept for the run."""
+
+    def __init__(self, target: str, targets: dict[str, str] | None = None, extra: list[tuple[str, Any]] | None = None) -> None:
+        self.target, self.targets, self.extra = target, dict(targets or {}), list(extra or [])
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, case: Any) -> grpc.Channel:
+        channel = getattr(case, "channel", None)
+        key = channel_key(channel)
+        with self._lock:
+            if key not in self._channels:
+                target = target_of(channel, self.target, self.targets, case.name)
+                self._channels[key] = grpc.insecure_channel(target, options=[*client_options(channel), *self.extra])
+            return self._channels[key]
+
+    def close(self) -> None:
+        with self._lock:
+            for ch in self._channels.values():
+                ch.close()
+            self._channels.clear()
+
+    def __enter__(self) -> ChannelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AioChannelPool:
+    """ChannelPool for grpc.aio (used from one event loop)."""
+
+    def __init__(self, target: str, targets: dict[str, str] | None = None, extra: list[tuple[str, Any]] | None = None) -> None:
+        self.target, self.targets, self.extra = target, dict(targets or {}), list(extra or [])
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def get(self, case: Any) -> grpc.aio.Channel:
+        channel = getattr(case, "channel", None)
+        key = channel_key(channel)
+        if key not in self._channels:
+            target = target_of(channel, self.target, self.targets, case.name)
+            self._channels[key] = grpc.aio.insecure_channel(target, options=[*client_options(channel), *self.extra])
+        return self._channels[key]
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close()
+        self._channels.clear()
+
+
+# ---------------------------------------------------------------- server side
+
+def _md(details: Any) -> dict[str, str]:
+    return {k: v for k, v in details.invocation_metadata or () if isinstance(v, str)}
+
+
+class _Connections:
+    """The peer address of each session's last call, to tell whether a call came on a new connection."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def refusal(self, md: dict[str, str], peer: str) -> str | None:
+        """Why this call must be refused (it asked for a new connection and came on the old one)."""
+        session = md.get(SESSION_HEADER, "")
+        with self._lock:
+            before, self._last[session] = self._last.get(session), peer
+        if md.get(NEW_CONNECTION_KEY) == "1" and before == peer:
+            return (f"case {md.get('interop-case', '?')} call {md.get('interop-call', '?')} came on the same "
+                    f"connection as the call before it ({peer}): the server's GOAWAY or restart did not "
+                    "replace the connection")
+        return None
+
+
+def _restart_ms(md: dict[str, str]) -> int | None:
+    value = md.get(RESTART_KEY)
+    return int(value) if value is not None and value.isdigit() else None
+
+
+def _wrap(handler: Any, wrap: Callable[[Callable], Callable]) -> Any:
+    """The method handler with its one behaviour wrapped (serializers and streaming kept)."""
+    for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+        behaviour = getattr(handler, kind)
+        if behaviour is not None:
+            return handler._replace(**{kind: wrap(behaviour)})
+    return handler
+
+
+class _SyncPolicy(grpc.ServerInterceptor):
+    def __init__(self, listener: _SyncListener) -> None:
+        self.listener, self.connections = listener, _Connections()
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = continuation(details)
+        if handler is None:
+            return None
+        md = _md(details)
+
+        def wrap(behaviour: Callable) -> Callable:
+            def run(request: Any, context: grpc.ServicerContext) -> Any:
+                why = self.connections.refusal(md, context.peer())
+                if why:
+                    log.info("[%s] %s", md.get("interop-case", "-"), why)
+                    context.abort(grpc.StatusCode.FAILED_PRECONDITION, why)
+                ms = _restart_ms(md)
+                if ms is not None and self.listener.name == "restart":
+                    # goes away now (GOAWAY): this call still ends normally, the next one needs a new
+                    # connection, which can only come once the server listens again
+                    self.listener.restart(ms, md.get("interop-case", "-"))
+                return behaviour(request, context)
+            return run
+        return _wrap(handler, wrap)
+
+
+class _SyncListener:
+    """One listener's sync server; `restart` replaces it with a fresh one on the same port."""
+
+    def __init__(self, name: str, make: Callable[..., tuple[grpc.Server, list[str]]], address: str) -> None:
+        self.name, self._make, self.address = name, make, address
+        self.port = 0
+        self.server: grpc.Server | None = None
+        self._policy = _SyncPolicy(self)
+        self._lock = threading.Lock()
+        self._restarting = False
+        self._closed = False
+
+    def start(self) -> int:
+        server, _ = self._make(options=SERVER_OPTIONS[self.name], interceptors=[self._policy])
+        host = self.address.rsplit(":", 1)[0]
+        port = server.add_insecure_port(f"{host}:{self.port}" if self.port else self.address)
+        if port == 0:
+            raise OSError(f"listener {self.name}: cannot bind {self.address}")
+        server.start()
+        self.server, self.port = server, port
+        return port
+
+    def restart(self, ms: int, case: str) -> None:
+        """Go away now (calls in flight still end), close, and listen again on the same port after ms."""
+        with self._lock:
+            if self._restarting or self._closed:
+                return
+            self._restarting = True
+        threading.Thread(target=self._restart, args=(ms, case), name="interop-restart", daemon=True).start()
+
+    def _restart(self, ms: int, case: str) -> None:
+        try:
+            old = self.server
+            if old is not None:
+                old.stop(grace=RESTART_GRACE_S).wait(RESTART_GRACE_S + 5)
+            log.info("[%s] listener restart: stopped, listening again on port %d in %d ms", case, self.port, ms)
+            time.sleep(ms / 1000)
+            with self._lock:
+                if self._closed:
+                    return
+                self.start()
+            log.info("[%s] listener restart: listening again on port %d", case, self.port)
+        finally:
+            with self._lock:
+                self._restarting = False
+
+    def stop(self) -> None:
+        with self._lock:
+            self._closed = True
+            server = self.server
+        if server is not None:
+            server.stop(grace=1).wait(5)
+
+
+class ListenerServers:
+    """The connection listeners of a sync Python server peer, each a server of its own."""
+
+    def __init__(self, gen: ModuleType, catalogue: Any, listeners: dict[str, str]) -> None:
+        from python_impl.server import new_server
+
+        unknown = sorted(set(listeners) - set(LISTENERS))
+        if unknown:
+            raise ValueError(f"unknown listener(s) {unknown}; this module serves {', '.join(LISTENERS)}")
+        make = lambda **kw: new_server(gen, catalogue, **kw)  # noqa: E731
+        self._listeners = [_SyncListener(name, make, addr) for name, addr in listeners.items()]
+
+    def start(self) -> dict[str, int]:
+        try:
+            return {lst.name: lst.start() for lst in self._listeners}
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for lst in self._listeners:
+            lst.stop()
+
+
+# ---------------------------------------------------------------- grpc.aio
+
+class _AioPolicy(grpc.aio.ServerInterceptor):
+    def __init__(self, listener: _AioListener) -> None:
+        self.listener, self.connections = listener, _Connections()
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        md = _md(details)
+
+        def before(context: Any) -> str | None:
+            ms = _restart_ms(md)
+            if ms is not None and self.listener.name == "restart":
+                self.listener.restart(ms, md.get("interop-case", "-"))  # goes away now: see _SyncPolicy
+            return self.connections.refusal(md, context.peer())
+
+        def wrap(behaviour: Callable) -> Callable:
+            if inspect.isasyncgenfunction(behaviour):
+                async def gen(request: Any, context: Any) -> Any:
+                    why = before(context)
+                    if why:
+                        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, why)
+                    async for item in behaviour(request, context):
+                        yield item
+                return gen
+
+            async def run(request: Any, context: Any) -> Any:
+                why = before(context)
+                if why:
+                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, why)
+                result = behaviour(request, context)
+                return await result if inspect.isawaitable(result) else result
+            return run
+        return _wrap(handler, wrap)
+
+
+class _AioListener:
+    """_SyncListener for grpc.aio: lives on the aio server's event loop."""
+
+    def __init__(self, name: str, gen: ModuleType, catalogue: Any, address: str) -> None:
+        self.name, self.gen, self.catalogue, self.address = name, gen, catalogue, address
+        self.port = 0
+        self.server: grpc.aio.Server | None = None
+        self._policy = _AioPolicy(self)
+        self._restarting = False
+        self._closed = False
+
+    async def start(self) -> int:
+        from python_impl.server import new_server_aio
+
+        server, _ = await new_server_aio(self.gen, self.catalogue, options=SERVER_OPTIONS[self.name],
+                                         interceptors=[self._policy])
+        host = self.address.rsplit(":", 1)[0]
+        port = server.add_insecure_port(f"{host}:{self.port}" if self.port else self.address)
+        if port == 0:
+            raise OSError(f"listener {self.name}: cannot bind {self.address}")
+        await server.start()
+        self.server, self.port = server, port
+        return port
+
+    def restart(self, ms: int, case: str) -> None:
+        if self._restarting or self._closed:
+            return
+        self._restarting = True
+        asyncio.get_running_loop().create_task(self._restart(ms, case))
+
+    async def _restart(self, ms: int, case: str) -> None:
+        try:
+            if self.server is not None:
+                await self.server.stop(RESTART_GRACE_S)
+            log.info("[%s] listener restart: stopped, listening again on port %d in %d ms", case, self.port, ms)
+            await asyncio.sleep(ms / 1000)
+            if not self._closed:
+                await self.start()
+                log.info("[%s] listener restart: listening again on port %d", case, self.port)
+        finally:
+            self._restarting = False
+
+    async def stop(self) -> None:
+        self._closed = True
+        if self.server is not None:
+            await self.server.stop(1)
+
+
+class AioListenerServers:
+    """ListenerServers for grpc.aio, run on `loop` (the AioServer's event-loop thread)."""
+
+    def __init__(self, gen: ModuleType, catalogue: Any, listeners: dict[str, str], loop: asyncio.AbstractEventLoop) -> None:
+        unknown = sorted(set(listeners) - set(LISTENERS))
+        if unknown:
+            raise ValueError(f"unknown listener(s) {unknown}; this module serves {', '.join(LISTENERS)}")
+        self.loop = loop
+        self._listeners = [_AioListener(name, gen, catalogue, addr) for name, addr in listeners.items()]
+
+    def start(self) -> dict[str, int]:
+        async def start_all() -> dict[str, int]:
+            return {lst.name: await lst.start() for lst in self._listeners}
+        try:
+            return asyncio.run_coroutine_threadsafe(start_all(), self.loop).result(60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        async def stop_all() -> None:
+            for lst in self._listeners:
+                await lst.stop()
+        if self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(stop_all(), self.loop).result(15)
