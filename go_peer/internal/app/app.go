@@ -11,16 +11,19 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"strings"
 
 	"github.com/grpc-interop-harness/go_peer/internal/engine"
 )
 
 const usage = `usage:
-  interop-peer serve [--addr HOST:PORT] [--cases FILE] [--stop-on-stdin-eof]
+  interop-peer serve [--addr HOST:PORT] [--cases FILE] [--listen NAME=HOST:PORT ...] [--stop-on-stdin-eof]
                                            serve every service (default 0.0.0.0:50051);
                                            prints "LISTENING host:port" once serving; with
                                            --cases the generic engine answers the catalogue's
-                                           cases, other calls go to the hand-written services
+                                           cases, other calls go to the hand-written services;
+                                           each --listen serves the same on a named listener
+                                           (keepalive, max_age, restart: docs/peer-contract.md)
   interop-peer client --cases FILE|- [--stop-on-stdin-eof]
                                            run the cases of a JSON document (see docs/peer-contract.md);
                                            one JSON result line per case on stdout
@@ -90,6 +93,8 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	addr := fs.String("addr", "0.0.0.0:50051", "address to listen on (port 0 picks a free port)")
 	cases := fs.String("cases", "", "catalogue: a JSON case document (only its cases are read), - for stdin")
 	watch := fs.Bool("stop-on-stdin-eof", false, "stop when stdin reaches its end (the harness is gone)")
+	listen := listenFlag{}
+	fs.Var(listen, "listen", "NAME=HOST:PORT: one more listener (repeatable); names: "+strings.Join(engine.ListenerNames(), ", "))
 	if ok, code := parse(fs, args, stderr); !ok {
 		return code
 	}
@@ -114,7 +119,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		}
 		fmt.Fprintf(stderr, "interop-peer: catalogue %s: %d cases\n", *cases, cat.Len())
 	}
-	if err := engine.Serve(ctx, *addr, cat, stdout, stderr); err != nil {
+	if err := engine.Serve(ctx, *addr, cat, listen, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "interop-peer serve: %v\n", err)
 		return exitFail
 	}
@@ -146,6 +151,26 @@ func client(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 		return exitFail
 	}
 	return exitOK
+}
+
+// listenFlag collects --listen NAME=HOST:PORT.
+type listenFlag map[string]string
+
+func (l listenFlag) String() string { return fmt.Sprint(map[string]string(l)) }
+
+func (l listenFlag) Set(v string) error {
+	name, addr, ok := strings.Cut(v, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("want NAME=HOST:PORT, got %q", v)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("listener %s: bad address %q: %v", name, addr, err)
+	}
+	if _, dup := l[name]; dup {
+		return fmt.Errorf("listener %s given twice", name)
+	}
+	l[name] = addr
+	return nil
 }
 
 // stopOnEOF returns a context that ends when stdin does, if asked to. The harness keeps stdin's

@@ -44,6 +44,9 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 	if p.call.Compression != "" {
 		opts = append(opts, grpc.UseCompressor(p.call.Compression))
 	}
+	if p.call.WaitForReady {
+		opts = append(opts, grpc.WaitForReady(true))
+	}
 	out := &outcome{}
 	stream, err := conn.NewStream(ctx, desc, p.call.Method, opts...)
 	if err != nil {

@@ -33,12 +33,18 @@ type Input struct {
 	Concurrency int `json:"concurrency"`
 	// Phases: a bench document (grpc-interop bench) instead of cases.
 	Phases []BenchPhase `json:"phases"`
+	// Targets: the server's named listeners (listener name -> host:port) besides the plaintext
+	// Target, for cases with a channel (docs/peer-contract.md, "Channels").
+	Targets map[string]string `json:"targets"`
 }
 
 // Case is a list of calls made in order on one channel.
 type Case struct {
 	Name  string `json:"name"`
 	Calls []Call `json:"calls"`
+	// Channel: the connection the calls share (nil: the run's plaintext connection). The client
+	// keeps one connection per distinct channel object (connection.go).
+	Channel *Channel `json:"channel"`
 }
 
 // Call is one RPC and what is expected of it. The client reads all of it; a generic server
@@ -64,6 +70,8 @@ type Call struct {
 	// CheckedByServer: the case is in the server's catalogue, so the server checks the call and
 	// must say so (ServerCheckedKey) whenever it answers it itself (serverAnswers).
 	CheckedByServer bool `json:"checked_by_server"`
+	// WaitForReady: the call waits for a connection instead of failing fast (grpc.WaitForReady).
+	WaitForReady bool `json:"wait_for_ready"`
 }
 
 // ServerSpec is the "server" part of a call (all optional).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 )
@@ -23,6 +24,9 @@ type Result struct {
 	Verdict    string  `json:"verdict"`
 	Diffs      []Diff  `json:"diffs"`
 	DurationMS float64 `json:"duration_ms"`
+	// Notes: for a case with a channel, "call <i>" -> "<STATUS>: <message>" of each call that did
+	// not end OK: what this client reports, recorded and never compared.
+	Notes map[string]string `json:"notes,omitempty"`
 }
 
 // Verdicts.
@@ -65,7 +69,9 @@ func RunClient(ctx context.Context, doc []byte, stdout, stderr io.Writer) error 
 	if in.Phases != nil {
 		return runBench(ctx, conn, &in, in.Phases, stdout)
 	}
-	results := runAll(ctx, conn, &in)
+	conns := newConnPool(conn, &in)
+	defer conns.Close()
+	results := runAll(ctx, conns, &in)
 	w := bufio.NewWriter(stdout)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -90,7 +96,7 @@ func RunClient(ctx context.Context, doc []byte, stdout, stderr io.Writer) error 
 // runAll starts the cases on a bounded number of goroutines; each case's result arrives on its own
 // channel, so the caller reads them in input order whatever order they finish in. A case not
 // started because ctx ended gets its channel closed without a result.
-func runAll(ctx context.Context, conn grpc.ClientConnInterface, in *Input) []chan Result {
+func runAll(ctx context.Context, conns *connPool, in *Input) []chan Result {
 	n := in.Concurrency
 	if n < 1 {
 		n = 1
@@ -114,6 +120,11 @@ func runAll(ctx context.Context, conn grpc.ClientConnInterface, in *Input) []cha
 			}
 			go func(ch chan Result, raw json.RawMessage) {
 				defer func() { <-slots }()
+				conn, err := conns.get(raw)
+				if err != nil {
+					ch <- channelError(in, raw, err)
+					return
+				}
 				ch <- RunCase(ctx, conn, in, raw)
 			}(results[i], raw)
 		}
@@ -165,6 +176,12 @@ func RunCase(ctx context.Context, conn grpc.ClientConnInterface, in *Input, raw 
 		md := metadata.Join(caseMD, metadata.Pairs(CallKey, strconv.Itoa(i)))
 		out := invoke(ctx, conn, p, md)
 		r.Diffs = append(r.Diffs, check(i, p, out)...)
+		if c.Channel != nil && out.status.Code() != codes.OK {
+			if r.Notes == nil {
+				r.Notes = map[string]string{}
+			}
+			r.Notes[fmt.Sprintf("call %d", i)] = CodeName(out.status.Code()) + ": " + out.status.Message()
+		}
 	}
 	r.Verdict = Pass
 	if len(r.Diffs) > 0 {

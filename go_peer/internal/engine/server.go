@@ -44,10 +44,14 @@ const gracePeriod = 5 * time.Second
 // reaches the real health server. cat may be nil (only fallbacks answer). Non-OK
 // outcomes are logged to log as "[<case>] method -> status", server findings as
 // "[<case>] server: path: expected …, got …".
-func NewServer(log io.Writer, cat *Catalogue) *grpc.Server {
+//
+// extra options come after the engine's own: a listener's connection policy and interceptors
+// (connection.go), which run inside the engine's.
+func NewServer(log io.Writer, cat *Catalogue, extra ...grpc.ServerOption) *grpc.Server {
 	l := &callLogger{w: log, cat: cat}
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(l.unary), grpc.ChainStreamInterceptor(l.stream),
-		grpc.StatsHandler(StatsHandler()))
+	base := []grpc.ServerOption{grpc.ChainUnaryInterceptor(l.unary), grpc.ChainStreamInterceptor(l.stream),
+		grpc.StatsHandler(StatsHandler())}
+	s := grpc.NewServer(append(base, extra...)...)
 	hs := health.NewServer()
 	opts := reflection.ServerOptions{Services: s}
 	v1, v1alpha := reflection.NewServerV1(opts), reflection.NewServer(opts)
@@ -73,9 +77,10 @@ func NewServer(log io.Writer, cat *Catalogue) *grpc.Server {
 	return s
 }
 
-// Serve listens on addr, prints "LISTENING host:port" on stdout once serving and serves until
-// ctx is cancelled, then stops gracefully (forcefully after a grace period).
-func Serve(ctx context.Context, addr string, cat *Catalogue, stdout, stderr io.Writer) error {
+// Serve listens on addr, and on each named listener of listen (name -> HOST:PORT), prints
+// "LISTENING host:port name=host:port …" on stdout once serving and serves until ctx is
+// cancelled, then stops gracefully (forcefully after a grace period).
+func Serve(ctx context.Context, addr string, cat *Catalogue, listen map[string]string, stdout, stderr io.Writer) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("bad --addr %q: %v (want HOST:PORT)", addr, err)
@@ -84,6 +89,12 @@ func Serve(ctx context.Context, addr string, cat *Catalogue, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
+	named, err := startListeners(ctx, listen, cat, stderr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer named.stop()
 	s := NewServer(stderr, cat)
 	tcp := ln.Addr().(*net.TCPAddr)
 	if host == "" {
@@ -103,7 +114,7 @@ func Serve(ctx context.Context, addr string, cat *Catalogue, stdout, stderr io.W
 	}()
 	// The listener is bound and health already answers SERVING: connections made from now on
 	// are queued and served as soon as Serve runs.
-	fmt.Fprintf(stdout, "LISTENING %s\n", net.JoinHostPort(host, fmt.Sprint(tcp.Port)))
+	fmt.Fprintf(stdout, "LISTENING %s%s\n", net.JoinHostPort(host, fmt.Sprint(tcp.Port)), named.handshake())
 	err = s.Serve(ln)
 	close(stopped)
 	if err == grpc.ErrServerStopped {
