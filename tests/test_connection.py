@@ -1,0 +1,111 @@
+"""Connection behaviour (issue 10 item 4) on the Python side: the cases derived from a proto set, the
+client's channel options, and the Python servers' keepalive / max_age / restart listeners running
+those cases for real (in this process), including variants that must fail: a check that cannot
+fail would prove nothing."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from harness.cases import connection
+from harness.engines.peer import PythonServer
+from harness.protoset import discover
+from python_impl.client import run_case
+from python_impl.connection import (LISTENERS, NEW_CONNECTION_KEY, ChannelError, ChannelPool, _Connections,
+                                    client_options, target_of)
+from python_impl.contract import CHANNEL_OPTIONS, SESSION_HEADER
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def cases(seed_gen: ModuleType) -> dict[str, connection.Case]:
+    made = connection.generate(discover(REPO / "protos"))
+    return {c.name.rsplit("/", 1)[1]: c for c in made}
+
+
+def test_three_cases_through_the_first_server_stream_method(cases: dict) -> None:
+    assert sorted(cases) == ["keepalive_too_many_pings", "max_age_mid_stream", "server_restart"]
+    for c in cases.values():
+        assert c.name.startswith("tutorial.HelloService/LotsOfReplies/connection/"), c.name
+        assert c.calls[0].streaming == "server_stream"
+        assert c.to_json()["channel"] == c.channel  # the engines read it from the case JSON
+    ka = cases["keepalive_too_many_pings"]
+    assert ka.channel == {"listener": "keepalive", "keepalive_time_ms": connection.KEEPALIVE_TIME_MS}
+    assert ka.calls[0].expect["status"] == "UNAVAILABLE" and ka.calls[0].server["status"] == "OK"
+    assert ka.calls[0].timeout_ms > ka.calls[0].server["delay_ms"]
+    assert ka.calls[1].to_json()["wait_for_ready"] is True
+    assert cases["max_age_mid_stream"].calls[1].metadata == {NEW_CONNECTION_KEY: ["1"]}
+    assert cases["server_restart"].calls[0].metadata == {connection.RESTART_KEY: [str(connection.RESTART_MS)]}
+
+
+def test_client_options_follow_the_channel() -> None:
+    assert client_options(None) == CHANNEL_OPTIONS
+    opts = dict(client_options({"listener": "keepalive", "keepalive_time_ms": 1000, "keepalive_timeout_ms": 500,
+                                "keepalive_permit_without_calls": True}))
+    assert opts["grpc.keepalive_time_ms"] == 1000 and opts["grpc.keepalive_timeout_ms"] == 500
+    assert opts["grpc.keepalive_permit_without_calls"] == 1
+    assert opts["grpc.http2.max_pings_without_data"] == 0  # else Core stops pinging a quiet stream
+    assert "grpc.http2.max_pings_without_data" not in dict(client_options({"listener": "max_age"}))
+
+
+def test_unknown_listener_names_the_case() -> None:
+    assert target_of(None, "127.0.0.1:1", {}) == "127.0.0.1:1"
+    assert target_of({"listener": "restart"}, "127.0.0.1:1", {"restart": "127.0.0.1:2"}) == "127.0.0.1:2"
+    with pytest.raises(ChannelError, match="case a/b/c: the server has no listener 'restart'"):
+        target_of({"listener": "restart"}, "127.0.0.1:1", {}, "a/b/c")
+
+
+def test_a_new_connection_is_asked_for_by_metadata() -> None:
+    conns = _Connections()
+    md = {SESSION_HEADER: "r:py-py:c"}
+    assert conns.refusal(md, "ipv4:127.0.0.1:1") is None
+    asked = {**md, NEW_CONNECTION_KEY: "1", "interop-case": "c", "interop-call": "1"}
+    assert "case c call 1 came on the same connection" in conns.refusal(asked, "ipv4:127.0.0.1:1")
+    assert conns.refusal(asked, "ipv4:127.0.0.1:2") is None
+    assert conns.refusal({SESSION_HEADER: "other", NEW_CONNECTION_KEY: "1"}, "ipv4:127.0.0.1:2") is None
+
+
+def _variants(cases: dict) -> dict[str, connection.Case]:
+    """The cases on listeners without the behaviour they test: each must fail."""
+    ka, age, restart = cases["keepalive_too_many_pings"], cases["max_age_mid_stream"], cases["server_restart"]
+    held = replace(ka.calls[0], server={**ka.calls[0].server, "delay_ms": 6_000}, timeout_ms=10_000)
+    return {
+        # no keepalive pings: nothing breaks the policy, the held stream ends OK
+        "no_pings": replace(ka, name=ka.name + "_no_pings", channel={"listener": "keepalive"},
+                            calls=[held, ka.calls[1]]),
+        # no connection age (nor restart: the restart case may be restarting that listener right
+        # now): the second call comes on the first call's connection
+        "no_age": replace(age, name=age.name + "_no_age", channel={"listener": "keepalive"}),
+        # a listener that does not restart: likewise
+        "no_restart": replace(restart, name=restart.name + "_no_restart", channel={"listener": "keepalive"}),
+    }
+
+
+@pytest.mark.parametrize("aio", [False, True], ids=["grpc", "grpc.aio"])
+def test_python_listeners_pass_the_cases_and_fail_their_variants(seed_gen: ModuleType, cases: dict,
+                                                                  aio: bool) -> None:
+    variants = _variants(cases)
+    catalogue = [replace(c, calls=[replace(k, checked_by_server=True) for k in c.calls])
+                 for c in [*cases.values(), *variants.values()]]
+    by_name = {c.name: c for c in catalogue}
+    with PythonServer(seed_gen, catalogue, aio=aio, listeners=LISTENERS) as server, \
+            ChannelPool(server.address, server.targets) as channels, ThreadPoolExecutor(6) as pool:
+        assert sorted(server.targets) == sorted(LISTENERS)
+        results = {r.case: r for r in pool.map(
+            lambda c: run_case(channels.get(c), seed_gen, c, "py→py", "r-test"), by_name.values())}
+    for c in cases.values():
+        r = results[c.name]
+        assert r.verdict == "pass", (c.name, r.diffs)
+    assert results[cases["keepalive_too_many_pings"].name].notes == {"call 0": "UNAVAILABLE: Too many pings"}
+    no_pings = results[variants["no_pings"].name]
+    assert no_pings.verdict == "fail" and no_pings.diffs[0].path == "status.code" and no_pings.diffs[0].got == "OK"
+    for key in ("no_age", "no_restart"):
+        r = results[variants[key].name]
+        assert r.verdict == "fail", (key, r.diffs)
+        assert "came on the same connection" in r.notes["call 1"], (key, r.notes)
