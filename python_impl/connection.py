@@ -13,7 +13,9 @@ Each listener is a server of its own (grpc Core takes these settings per server,
 serving the same services as the plaintext one. On every listener of this module, a call carrying
 `interop-new-connection: 1` must arrive on another connection than the case's previous call (the
 peer address differs), else it is refused with FAILED_PRECONDITION: that is how a case proves that a
-GOAWAY or a restart really replaced the connection.
+GOAWAY or a restart really replaced the connection. A call carrying `interop-hold-ms: N` is held N ms
+(or until it ends) before the service answers it: a call in flight while the connection ages. These
+work on any method, so the cases use the standard health service (harness/cases/connection.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ log = logging.getLogger("python_impl.connection")
 
 RESTART_KEY = "interop-restart-ms"
 NEW_CONNECTION_KEY = "interop-new-connection"
+HOLD_KEY = "interop-hold-ms"  # the listener holds the call this long before the service answers it
 
 # The enforcement policy of the `keepalive` listener: pings closer than a minute apart are strikes,
 # and too many strikes end the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings"; no pings
@@ -174,9 +177,15 @@ class _Connections:
         return None
 
 
-def _restart_ms(md: dict[str, str]) -> int | None:
-    value = md.get(RESTART_KEY)
+def _ms(md: dict[str, str], key: str) -> int | None:
+    value = md.get(key)
     return int(value) if value is not None and value.isdigit() else None
+
+
+def _hold(context: grpc.ServicerContext, ms: int) -> None:
+    end = time.monotonic() + ms / 1000
+    while time.monotonic() < end and context.is_active():  # a cancelled call is not held
+        time.sleep(0.02)
 
 
 def _wrap(handler: Any, wrap: Callable[[Callable], Callable]) -> Any:
@@ -204,11 +213,14 @@ class _SyncPolicy(grpc.ServerInterceptor):
                 if why:
                     log.info("[%s] %s", md.get("interop-case", "-"), why)
                     context.abort(grpc.StatusCode.FAILED_PRECONDITION, why)
-                ms = _restart_ms(md)
+                ms = _ms(md, RESTART_KEY)
                 if ms is not None and self.listener.name == "restart":
                     # goes away now (GOAWAY): this call still ends normally, the next one needs a new
                     # connection, which can only come once the server listens again
                     self.listener.restart(ms, md.get("interop-case", "-"))
+                hold = _ms(md, HOLD_KEY)
+                if hold:
+                    _hold(context, hold)
                 return behaviour(request, context)
             return run
         return _wrap(handler, wrap)
@@ -239,16 +251,17 @@ class _SyncListener:
     def restart(self, ms: int, case: str) -> None:
         """Go away now (calls in flight still end), close, and listen again on the same port after ms."""
         with self._lock:
-            if self._restarting or self._closed:
+            if self._restarting or self._closed or self.server is None:
                 return
             self._restarting = True
-        threading.Thread(target=self._restart, args=(ms, case), name="interop-restart", daemon=True).start()
+            # stop() starts the shutdown (GOAWAY, no new calls) before it returns; the event is set
+            # once the calls in flight have ended
+            stopped = self.server.stop(grace=RESTART_GRACE_S)
+        threading.Thread(target=self._restart, args=(stopped, ms, case), name="interop-restart", daemon=True).start()
 
-    def _restart(self, ms: int, case: str) -> None:
+    def _restart(self, stopped: threading.Event, ms: int, case: str) -> None:
         try:
-            old = self.server
-            if old is not None:
-                old.stop(grace=RESTART_GRACE_S).wait(RESTART_GRACE_S + 5)
+            stopped.wait(RESTART_GRACE_S + 5)
             log.info("[%s] listener restart: stopped, listening again on port %d in %d ms", case, self.port, ms)
             time.sleep(ms / 1000)
             with self._lock:
@@ -304,26 +317,28 @@ class _AioPolicy(grpc.aio.ServerInterceptor):
             return None
         md = _md(details)
 
-        def before(context: Any) -> str | None:
-            ms = _restart_ms(md)
+        async def before(context: Any) -> None:
+            why = self.connections.refusal(md, context.peer())
+            if why:
+                log.info("[%s] %s", md.get("interop-case", "-"), why)
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, why)
+            ms = _ms(md, RESTART_KEY)
             if ms is not None and self.listener.name == "restart":
                 self.listener.restart(ms, md.get("interop-case", "-"))  # goes away now: see _SyncPolicy
-            return self.connections.refusal(md, context.peer())
+            hold = _ms(md, HOLD_KEY)
+            if hold:
+                await asyncio.sleep(hold / 1000)  # a cancelled call cancels this task
 
         def wrap(behaviour: Callable) -> Callable:
             if inspect.isasyncgenfunction(behaviour):
                 async def gen(request: Any, context: Any) -> Any:
-                    why = before(context)
-                    if why:
-                        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, why)
+                    await before(context)
                     async for item in behaviour(request, context):
                         yield item
                 return gen
 
             async def run(request: Any, context: Any) -> Any:
-                why = before(context)
-                if why:
-                    await context.abort(grpc.StatusCode.FAILED_PRECONDITION, why)
+                await before(context)
                 result = behaviour(request, context)
                 return await result if inspect.isawaitable(result) else result
             return run

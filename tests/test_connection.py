@@ -16,7 +16,7 @@ from harness.cases import connection
 from harness.engines.peer import PythonServer
 from harness.protoset import discover
 from python_impl.client import run_case
-from python_impl.connection import (LISTENERS, NEW_CONNECTION_KEY, ChannelError, ChannelPool, _Connections,
+from python_impl.connection import (HOLD_KEY, LISTENERS, NEW_CONNECTION_KEY, ChannelError, ChannelPool, _Connections,
                                     client_options, target_of)
 from python_impl.contract import CHANNEL_OPTIONS, SESSION_HEADER
 
@@ -25,23 +25,32 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def cases(seed_gen: ModuleType) -> dict[str, connection.Case]:
-    made = connection.generate(discover(REPO / "protos"))
-    return {c.name.rsplit("/", 1)[1]: c for c in made}
+    return {c.name.rsplit("/", 1)[1]: c for c in connection.generate(discover(REPO / "protos"))}
 
 
-def test_three_cases_through_the_first_server_stream_method(cases: dict) -> None:
-    assert sorted(cases) == ["keepalive_too_many_pings", "max_age_mid_stream", "server_restart"]
+def test_three_cases_on_the_standard_health_service(cases: dict) -> None:
+    assert sorted(cases) == ["keepalive_too_many_pings", "max_age_in_flight", "server_restart"]
     for c in cases.values():
-        assert c.name.startswith("tutorial.HelloService/LotsOfReplies/connection/"), c.name
-        assert c.calls[0].streaming == "server_stream"
+        assert c.name.startswith("grpc.health.v1.Health/") and "/connection/" in c.name, c.name
         assert c.to_json()["channel"] == c.channel  # the engines read it from the case JSON
+        assert not any(k.checked_by_server for k in c.calls)  # the real health servicers answer
     ka = cases["keepalive_too_many_pings"]
     assert ka.channel == {"listener": "keepalive", "keepalive_time_ms": connection.KEEPALIVE_TIME_MS}
-    assert ka.calls[0].expect["status"] == "UNAVAILABLE" and ka.calls[0].server["status"] == "OK"
-    assert ka.calls[0].timeout_ms > ka.calls[0].server["delay_ms"]
+    assert ka.calls[0].streaming == "server_stream" and ka.calls[0].expect["status"] == "UNAVAILABLE"
     assert ka.calls[1].to_json()["wait_for_ready"] is True
-    assert cases["max_age_mid_stream"].calls[1].metadata == {NEW_CONNECTION_KEY: ["1"]}
-    assert cases["server_restart"].calls[0].metadata == {connection.RESTART_KEY: [str(connection.RESTART_MS)]}
+    assert cases["max_age_in_flight"].calls[0].metadata == {HOLD_KEY: [str(connection.IN_FLIGHT_MS)]}
+    assert cases["max_age_in_flight"].calls[1].metadata == {NEW_CONNECTION_KEY: ["1"]}
+    assert cases["server_restart"].calls[0].metadata == {connection.RESTART_KEY: [str(connection.RESTART_MS)],
+                                                         HOLD_KEY: [str(connection.RESTART_HOLD_MS)]}
+
+
+def test_a_run_lists_them_once_for_any_set() -> None:
+    from harness.run.runner import prepare
+
+    prepared = prepare(REPO / "protos")
+    names = [c.name for c in prepared.cases if "/connection/" in c.name]
+    assert len(names) == 3 and not any("/connection/" in c.name for c in prepared.catalogue)
+    assert prepared.listeners == ("keepalive", "max_age", "restart")
 
 
 def test_client_options_follow_the_channel() -> None:
@@ -73,12 +82,11 @@ def test_a_new_connection_is_asked_for_by_metadata() -> None:
 
 def _variants(cases: dict) -> dict[str, connection.Case]:
     """The cases on listeners without the behaviour they test: each must fail."""
-    ka, age, restart = cases["keepalive_too_many_pings"], cases["max_age_mid_stream"], cases["server_restart"]
-    held = replace(ka.calls[0], server={**ka.calls[0].server, "delay_ms": 6_000}, timeout_ms=10_000)
+    ka, age, restart = cases["keepalive_too_many_pings"], cases["max_age_in_flight"], cases["server_restart"]
     return {
-        # no keepalive pings: nothing breaks the policy, the held stream ends OK
+        # no keepalive pings: nothing breaks the policy, the held Watch reaches its deadline
         "no_pings": replace(ka, name=ka.name + "_no_pings", channel={"listener": "keepalive"},
-                            calls=[held, ka.calls[1]]),
+                            calls=[replace(ka.calls[0], timeout_ms=6_000), ka.calls[1]]),
         # no connection age (nor restart: the restart case may be restarting that listener right
         # now): the second call comes on the first call's connection
         "no_age": replace(age, name=age.name + "_no_age", channel={"listener": "keepalive"}),
@@ -91,10 +99,8 @@ def _variants(cases: dict) -> dict[str, connection.Case]:
 def test_python_listeners_pass_the_cases_and_fail_their_variants(seed_gen: ModuleType, cases: dict,
                                                                   aio: bool) -> None:
     variants = _variants(cases)
-    catalogue = [replace(c, calls=[replace(k, checked_by_server=True) for k in c.calls])
-                 for c in [*cases.values(), *variants.values()]]
-    by_name = {c.name: c for c in catalogue}
-    with PythonServer(seed_gen, catalogue, aio=aio, listeners=LISTENERS) as server, \
+    by_name = {c.name: c for c in [*cases.values(), *variants.values()]}
+    with PythonServer(seed_gen, [], aio=aio, listeners=LISTENERS) as server, \
             ChannelPool(server.address, server.targets) as channels, ThreadPoolExecutor(6) as pool:
         assert sorted(server.targets) == sorted(LISTENERS)
         results = {r.case: r for r in pool.map(
@@ -104,7 +110,7 @@ def test_python_listeners_pass_the_cases_and_fail_their_variants(seed_gen: Modul
         assert r.verdict == "pass", (c.name, r.diffs)
     assert results[cases["keepalive_too_many_pings"].name].notes == {"call 0": "UNAVAILABLE: Too many pings"}
     no_pings = results[variants["no_pings"].name]
-    assert no_pings.verdict == "fail" and no_pings.diffs[0].path == "status.code" and no_pings.diffs[0].got == "OK"
+    assert no_pings.verdict == "fail" and no_pings.notes["call 0"].startswith("DEADLINE_EXCEEDED"), no_pings.notes
     for key in ("no_age", "no_restart"):
         r = results[variants[key].name]
         assert r.verdict == "fail", (key, r.diffs)

@@ -17,7 +17,7 @@ from harness.run.runner import DIRECTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = os.environ.get("INTEROP_PEER_RUNNER", "process")
-PATTERNS = ("keepalive_too_many_pings", "max_age_mid_stream", "server_restart")
+PATTERNS = ("keepalive_too_many_pings", "max_age_in_flight", "server_restart")
 
 pytestmark = pytest.mark.interop
 

@@ -162,9 +162,9 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
         if clash:
             raise cases_mod.CaseError(f"case file names clash with generated cases: {clash[:5]}")
         loaded += [_for_catalogue(c) for c in made]
-        loaded += [_for_catalogue(c) for c in connection.generate(ps, skip=skipped)]
         if made:  # health and reflection: the servers' real implementations answer, never the catalogue
             loaded += standard.generate(ps, skip=skipped)
+            loaded += connection.generate(ps, skip=skipped)  # on the health service too
         gaps = casegen.size_gaps(ps, made, skipped)
     known = divergences.load(divergences.builtin_files(), builtin=True)
     mine = divergences.load(divergence_files or [], builtin=False)

@@ -12,7 +12,9 @@ package engine
 //     same port N ms later.
 // On every one of them, a call carrying interop-new-connection: 1 must come on another connection
 // than the case's previous call, else it is refused (FAILED_PRECONDITION): that is how a case
-// proves that a GOAWAY or a restart really replaced the connection.
+// proves that a GOAWAY or a restart really replaced the connection. A call carrying
+// interop-hold-ms: N is held N ms (or until it ends) before the service answers it. These work on
+// any method, so the cases use the standard health service (harness/cases/connection.py).
 
 import (
 	"context"
@@ -39,6 +41,9 @@ import (
 const (
 	RestartKey       = "interop-restart-ms"
 	NewConnectionKey = "interop-new-connection"
+	// HoldKey: the listener holds the call this long before the service answers it (a call in
+	// flight while the connection ages)
+	HoldKey = "interop-hold-ms"
 )
 
 // The listeners' policies: the same numbers as python_impl/connection.py.
@@ -224,16 +229,23 @@ func (l *listener) serve() error {
 
 func (l *listener) check(ctx context.Context) error {
 	md, _ := metadata.FromIncomingContext(ctx)
-	if v := first(md, RestartKey); v != "" && l.name == "restart" {
-		if ms, err := strconv.Atoi(v); err == nil && ms >= 0 {
-			l.restart(time.Duration(ms)*time.Millisecond, first(md, CaseKey))
-		}
-	}
 	addr := "?"
 	if p, ok := peer.FromContext(ctx); ok {
 		addr = p.Addr.String()
 	}
-	return l.conns.refusal(md, addr)
+	if err := l.conns.refusal(md, addr); err != nil {
+		return err
+	}
+	if ms, err := strconv.Atoi(first(md, RestartKey)); err == nil && ms >= 0 && l.name == "restart" {
+		l.restart(time.Duration(ms)*time.Millisecond, first(md, CaseKey))
+	}
+	if ms, err := strconv.Atoi(first(md, HoldKey)); err == nil && ms > 0 {
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-ctx.Done(): // a cancelled call is not held
+		}
+	}
+	return nil
 }
 
 func (l *listener) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

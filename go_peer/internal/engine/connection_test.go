@@ -90,7 +90,7 @@ func TestRestartListenerComesBackOnTheSamePort(t *testing.T) {
 	if !strings.HasPrefix(ls.handshake(), " restart=127.0.0.1:") {
 		t.Fatalf("handshake %q", ls.handshake())
 	}
-	if err := healthCheck(t, conn, "s", RestartKey, "300"); err != nil {
+	if err := healthCheck(t, conn, "s", RestartKey, "300", HoldKey, "200"); err != nil {
 		t.Fatalf("the call during which the server goes away must still end OK: %v", err)
 	}
 	start := time.Now()
