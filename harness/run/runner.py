@@ -129,14 +129,18 @@ class Prepared:
     @property
     def listeners(self) -> tuple[str, ...]:
         """The named server listeners the cases' channels connect to, besides plaintext."""
-        names = {(c.channel or {}).get("listener", "plaintext") for c in self.cases}
-        return tuple(sorted(names - {"plaintext"}))
+        return listeners_of(self.cases)
 
     def catalogue_json(self) -> str:
         return json.dumps({"cases": [c.to_json() for c in self.catalogue]}, ensure_ascii=False)
 
 
 LANGUAGE = {"go": "Go", "py": "Python"}
+
+
+def listeners_of(cases: list[cases_mod.Case]) -> tuple[str, ...]:
+    """The named server listeners these cases' channels connect to, besides plaintext."""
+    return tuple(sorted({(c.channel or {}).get("listener", "plaintext") for c in cases} - {"plaintext"}))
 
 
 def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None, generated: bool = True,
@@ -223,6 +227,9 @@ class Session:
     external: dict[str, Any] = field(default_factory=dict)
     batches: dict[str, dict[str, Result]] = field(default_factory=dict)  # pytest: direction -> results
     batch_dir: Path | None = None  # pytest-xdist: where workers share one batch per direction
+    # the servers' named listeners (None: those of every prepared case); a run of a few cases starts
+    # only those its cases connect to
+    listeners: tuple[str, ...] | None = None
     _catalogue_path: Path | None = None
 
     def __enter__(self) -> Session:
@@ -239,11 +246,13 @@ class Session:
             raise PeerError("the session is closed: no new server peer is started")
         if side not in self._servers:
             catalogue = self.prepared.catalogue
-            listeners = self.prepared.listeners
+            # the named listeners the cases connect to, if any (a server without is started as before)
+            names = self.prepared.listeners if self.listeners is None else self.listeners
+            listeners = {"listeners": names} if names else {}
             if side == "go":
-                peer: Any = GoServer(self.prepared.build, self.runner, self._catalogue_file(), listeners=listeners)
+                peer: Any = GoServer(self.prepared.build, self.runner, self._catalogue_file(), **listeners)
             else:
-                peer = PythonServer(self.prepared.gen, catalogue, aio=side == "pyaio", listeners=listeners)
+                peer = PythonServer(self.prepared.gen, catalogue, aio=side == "pyaio", **listeners)
             self._servers[side] = self._stack.enter_context(peer)
         return self._servers[side]
 
@@ -505,7 +514,7 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
     closed and the exception goes on."""
     check_concurrency(concurrency)
     the_plan = the_plan or plan(prepared, directions, patterns)
-    session = Session(prepared, runner, concurrency=concurrency)
+    session = Session(prepared, runner, concurrency=concurrency, listeners=listeners_of(the_plan.cases))
     if server_address:
         sides = {d.server for d in directions}
         session.external = {side: ExternalServer(server_address, f"server started by hand at {server_address}")
