@@ -115,3 +115,25 @@ def test_python_listeners_pass_the_cases_and_fail_their_variants(seed_gen: Modul
         r = results[variants[key].name]
         assert r.verdict == "fail", (key, r.diffs)
         assert "came on the same connection" in r.notes["call 1"], (key, r.notes)
+
+
+def test_python_peer_process_serves_named_listeners() -> None:
+    """`python -m harness.engines.python_peer serve --listen NAME=ADDR` announces each listener on its
+    LISTENING line, after the plaintext address, as the Go peer does."""
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "harness.engines.python_peer", "serve", "--protos",
+                             str(REPO / "protos"), "--addr", "127.0.0.1:0", "--listen", "max_age=127.0.0.1:0",
+                             "--listen", "restart=127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, cwd=REPO)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert re.fullmatch(r"LISTENING 127\.0\.0\.1:\d+ max_age=127\.0\.0\.1:\d+ restart=127\.0\.0\.1:\d+\n", line), line
+    bad = subprocess.run([sys.executable, "-m", "harness.engines.python_peer", "serve", "--protos", str(REPO / "protos"),
+                          "--listen", "nope=127.0.0.1:0"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert bad.returncode == 2 and "NAME one of keepalive, max_age, restart" in bad.stderr

@@ -1,6 +1,7 @@
 """The Python peer as a process, with the Go peer's interface (docs/peer-contract.md).
 
     python -m harness.engines.python_peer serve  --protos DIR [-I DIR …] [--files GLOB …] --addr 127.0.0.1:0 [--aio] [--cases FILE]
+                                                 [--listen NAME=HOST:PORT …]
     python -m harness.engines.python_peer client --protos DIR [-I DIR …] [--files GLOB …] --cases FILE|-
 
 `serve` prints the handshake line `LISTENING <host>:<port>` on stdout once serving; logs go to stderr.
@@ -22,12 +23,11 @@ import threading
 from types import SimpleNamespace
 from typing import Any
 
-import grpc
 
 from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.protoset.codegen import CodegenError, generate_python, import_python
 from python_impl.client import run_case
-from python_impl.contract import CHANNEL_OPTIONS
+from python_impl.connection import LISTENERS, AioListenerServers, ChannelError, ChannelPool, ListenerServers
 from python_impl.server import serve, serve_aio
 
 log = logging.getLogger("harness.engines.python_peer")
@@ -47,6 +47,13 @@ def case_from_json(raw: dict[str, Any]) -> SimpleNamespace:
     return SimpleNamespace(name=raw["name"], calls=calls, channel=raw.get("channel"))
 
 
+def _listener(text: str) -> tuple[str, str]:
+    name, sep, addr = text.partition("=")
+    if not sep or name not in LISTENERS or ":" not in addr:
+        raise argparse.ArgumentTypeError(f"want NAME=HOST:PORT with NAME one of {', '.join(LISTENERS)}, got {text!r}")
+    return name, addr
+
+
 def _read_doc(where: str) -> Any:
     return json.loads(sys.stdin.read() if where == "-" else open(where, encoding="utf-8").read())
 
@@ -59,9 +66,12 @@ def serve_main(args: argparse.Namespace) -> int:
         if args.aio:
             handle, port = serve_aio(gen, args.addr, catalogue)
             stopper = handle.stop
+            named: Any = AioListenerServers(gen, catalogue, dict(args.listen), handle.loop) if args.listen else None
         else:
             server, port = serve(gen, args.addr, catalogue)
             stopper = lambda: server.stop(grace=1.0).wait()  # noqa: E731
+            named = ListenerServers(gen, catalogue, dict(args.listen)) if args.listen else None
+        ports = named.start() if named is not None else {}
     except (CodegenError, ProtoSetError, OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -70,10 +80,13 @@ def serve_main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     host = args.addr.rsplit(":", 1)[0]
-    print(f"LISTENING {host}:{port}", flush=True)
+    listeners = "".join(f" {name}={dict(args.listen)[name].rsplit(':', 1)[0]}:{p}" for name, p in ports.items())
+    print(f"LISTENING {host}:{port}{listeners}", flush=True)
     while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
         pass
     log.info("stopping")
+    if named is not None:
+        named.stop()
     stopper()
     return 0
 
@@ -87,9 +100,15 @@ def client_main(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     direction, run_id = doc.get("direction", "py-?"), doc.get("run_id", "r-cli")
-    options = [*CHANNEL_OPTIONS, ("grpc.max_metadata_size", MAX_METADATA)]
-    with grpc.insecure_channel(doc["target"], options=options) as ch:
+    # one connection per distinct case channel (docs/peer-contract.md, "Channels"); CHANNEL_OPTIONS
+    # come with every one of them
+    with ChannelPool(doc["target"], doc.get("targets"), extra=[("grpc.max_metadata_size", MAX_METADATA)]) as channels:
         for case in cases:
+            try:
+                ch = channels.get(case)
+            except ChannelError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
             result = run_case(ch, gen, case, direction, run_id)
             line = json.dumps(result.to_json(), ensure_ascii=False)
             # like Go's encoding/json: U+2028/U+2029 escaped, so every reader sees one result per line
@@ -105,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument("--addr", default="127.0.0.1:0", help="host:port to bind (port 0 picks a free one)")
     srv.add_argument("--aio", action="store_true", help="serve with grpc.aio instead of the sync server")
     srv.add_argument("--cases", help="catalogue: a client-input JSON document (only 'cases' is read); - for stdin")
+    srv.add_argument("--listen", action="append", default=[], type=_listener, metavar="NAME=HOST:PORT",
+                     help=f"one more listener (repeatable): {', '.join(LISTENERS)} (docs/peer-contract.md)")
     cli = sub.add_parser("client", help="run a client-input document's cases")
     add_arguments(cli)  # the client's revision
     cli.add_argument("--cases", required=True, help="client-input JSON document; - for stdin")
