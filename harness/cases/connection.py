@@ -13,7 +13,7 @@ each client reports.
 
 from __future__ import annotations
 
-from harness.cases.model import Call, Case
+from harness.cases.model import DEFAULT_TIMEOUT_MS, Call, Case
 from harness.protoset import ProtoSet
 from python_impl.connection import HOLD_KEY, NEW_CONNECTION_KEY, RESTART_KEY
 from python_impl.standard import HEALTH
@@ -31,7 +31,7 @@ PREFIX = "connection/"
 KEEPALIVE_TIME_MS = 1_000
 HELD_MS = 55_000
 # max_age: the server holds the call well past the connection's age (about 1 s), within its grace (10 s).
-IN_FLIGHT_MS = 2_500
+IN_FLIGHT_MS = 3_000
 # restart: the server goes away when the first call arrives and holds that call RESTART_HOLD_MS, so
 # that its GOAWAY is out before the answer (else the next call could still reach the old connection);
 # it is gone for RESTART_MS, and the client's next call waits for it to come back.
@@ -41,7 +41,7 @@ RESTART_HOLD_MS = 200
 _SERVING = [{"status": "SERVING"}]
 
 
-def _health(method: str, expect: dict, timeout_ms: int = 10_000, **kw: object) -> Call:
+def _health(method: str, expect: dict, timeout_ms: int = DEFAULT_TIMEOUT_MS, **kw: object) -> Call:
     streaming = "server_stream" if method == "Watch" else "unary"
     return Call(method=f"{HEALTH}/{method}", streaming=streaming, request_type="grpc.health.v1.HealthCheckRequest",
                 response_type="grpc.health.v1.HealthCheckResponse", requests=[{}], expect=expect,
