@@ -41,10 +41,9 @@ HOLD_KEY = "interop-hold-ms"  # the listener holds the call this long before the
 
 # The enforcement policy of the `keepalive` listener: pings closer than a minute apart are strikes,
 # and too many strikes end the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings"; no pings
-# without a call. grpc-go's limit is fixed (maxPingStrikes 2: the third strike, the fourth ping);
-# grpcio's is set to 1 (the second strike, the third ping), which shortens the grpc-go client's wait
-# (it pings every 10 s at most) from 40-50 s to 30-40 s: grpc Core also forgets its strikes whenever
-# it writes on the connection, which we measured once during a held stream.
+# without a call. grpc-go's limit is fixed (maxPingStrikes 2: the third strike); grpcio's is set to
+# 1 (the second strike), which cuts a grpc-go client (one ping every 10 s at most) off after 20 s
+# instead of 30 s. grpc Core also forgets its strikes whenever it writes on the connection.
 KEEPALIVE_MIN_PING_INTERVAL_MS = 60_000
 KEEPALIVE_MAX_PING_STRIKES = 1
 # The `max_age` listener: connections get a graceful GOAWAY after about a second (both libraries add
