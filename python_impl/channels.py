@@ -18,17 +18,19 @@ from typing import Any
 
 import grpc
 
+from python_impl import connection
 from python_impl.contract import CHANNEL_OPTIONS
 
 PLAINTEXT, TLS, MTLS = "plaintext", "tls", "mtls"
-LISTENERS = (PLAINTEXT, TLS, MTLS)
 SECURE = (TLS, MTLS)
+# plaintext, the TLS ones, and the connection-policy ones (python_impl/connection.py: keepalive, max_age, restart)
+LISTENERS = (PLAINTEXT, *SECURE, *connection.LISTENERS)
 CLIENT_CN = "interop-client"
 # the certificate a client presents, by name, and the roots it trusts
 CLIENT_CERTS = {"none": None, "client": ("client.pem", "client.key"),
                 "other_client": ("other_client.pem", "other_client.key")}
 TRUST = {"ca": "ca.pem", "other_ca": "other_ca.pem"}
-KEYS = {"listener", "trust", "client_cert", "server_name", "token", "refused"}
+KEYS = {"listener", "trust", "client_cert", "server_name", "token", "refused", *connection.CLIENT_KEYS}
 
 
 class ChannelError(ValueError):
@@ -43,6 +45,7 @@ class Channel:
     server_name: str | None = None
     token: str | None = None
     refused: bool = False
+    keepalive: tuple[tuple[str, Any], ...] = ()  # grpc Core arguments of the keepalive keys
 
     @classmethod
     def of(cls, raw: dict[str, Any] | None) -> Channel | None:
@@ -62,8 +65,14 @@ class Channel:
             raise ChannelError(f"channel.trust is one of {', '.join(TRUST)}, not {trust!r}")
         if cert not in CLIENT_CERTS:
             raise ChannelError(f"channel.client_cert is one of {', '.join(CLIENT_CERTS)}, not {cert!r}")
-        if listener == PLAINTEXT and ({"trust", "client_cert", "server_name"} & set(raw)):
+        if listener not in SECURE and ({"trust", "client_cert", "server_name"} & set(raw)):
             raise ChannelError("channel.trust, client_cert and server_name need a tls or mtls listener")
+        for key in connection.CLIENT_KEYS:
+            value = raw.get(key)
+            if key in raw and (isinstance(value, bool) != key.endswith("_without_calls")
+                               or not isinstance(value, int) or value < 0):
+                kind = "true or false" if key.endswith("_without_calls") else "a number of milliseconds (0 or more)"
+                raise ChannelError(f"channel.{key} is {kind}, not {value!r}")
         for key in ("server_name", "token"):
             if raw.get(key) is not None and not (isinstance(raw[key], str) and raw[key]):
                 raise ChannelError(f"channel.{key} is a non-empty string, not {raw[key]!r}")
@@ -71,7 +80,8 @@ class Channel:
             raise ChannelError(f"channel.refused is true or false, not {raw['refused']!r}")
         if raw.get("refused") and listener == PLAINTEXT and not raw.get("token"):
             raise ChannelError("channel.refused on the plaintext listener needs a token: nothing else refuses it")
-        return cls(listener, trust, cert, raw.get("server_name"), raw.get("token"), raw.get("refused", False))
+        return cls(listener, trust, cert, raw.get("server_name"), raw.get("token"), raw.get("refused", False),
+                   tuple(connection.client_options(raw)))
 
     @property
     def secure(self) -> bool:
@@ -107,7 +117,7 @@ def options(ch: Channel | None, base: list[tuple[str, Any]] | None = None) -> li
     out = list(base if base is not None else CHANNEL_OPTIONS)
     if ch is not None and ch.server_name:
         out.append(("grpc.ssl_target_name_override", ch.server_name))
-    return out
+    return out + list(ch.keepalive if ch is not None else ())
 
 
 def call_credentials(ch: Channel | None) -> grpc.CallCredentials | None:
@@ -142,7 +152,7 @@ class Pool:
             raise ChannelError(f"the server has no {listener} listener (it listens on: {', '.join(sorted(self.targets))})")
         mod = grpc.aio if self.aio else grpc
         if ch is None or not ch.secure:
-            return mod.insecure_channel(target, options=self.base)
+            return mod.insecure_channel(target, options=options(ch, self.base))
         if self.certs is None:
             raise ChannelError(f"a {listener} channel needs the certificate folder; none was given")
         return mod.secure_channel(target, credentials(ch, self.certs), options=options(ch, self.base))

@@ -88,6 +88,8 @@ class _Spec:
             kwargs["credentials"] = credentials
         if _COMPRESSION[compression] is not None:
             kwargs["compression"] = _COMPRESSION[compression]
+        if getattr(call, "wait_for_ready", False):
+            kwargs["wait_for_ready"] = True
         fn = (stubs.raw(call.method, call.streaming) if raw else standard.multicallable(stubs.channel, call) if std
               else stubs.method(call.method))
         return cls(fn=fn,

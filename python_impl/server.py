@@ -13,7 +13,7 @@ import threading
 from concurrent import futures
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -55,17 +55,44 @@ def _bind(server: Any, address: str, credentials: grpc.ServerCredentials | None 
 
 
 def _bind_all(server: Any, listeners: dict[str, str], certs: Path | None) -> dict[str, int]:
-    """Bind every named listener (docs/peer-contract.md, "Channels") on the one server: the same
-    services on each, plaintext or with the server certificate (mtls: a client certificate required)."""
+    """Bind the plaintext, tls and mtls listeners (docs/peer-contract.md, "Channels") on the one
+    server: the same services on each, plaintext or with the server certificate (mtls: a client
+    certificate required). The connection-policy listeners are servers of their own
+    (python_impl/connection.py)."""
     ports = {}
     for name, address in listeners.items():
-        if name not in channels.LISTENERS:
-            raise ValueError(f"unknown listener {name!r}; one of {', '.join(channels.LISTENERS)}")
+        if name not in (channels.PLAINTEXT, *channels.SECURE):
+            raise ValueError(f"unknown listener {name!r}; one of {channels.PLAINTEXT}, {', '.join(channels.SECURE)}")
         if name in channels.SECURE and certs is None:
             raise ValueError(f"the {name} listener needs a certificate folder (certs)")
         creds = channels.server_credentials(certs, name == channels.MTLS) if name in channels.SECURE else None
         ports[name] = _bind(server, address, creds)
     return ports
+
+
+def _ports(ports: dict[str, int]) -> str:
+    return ", ".join(f"{name} port {port}" for name, port in ports.items())
+
+
+def new_server(gen: ModuleType, catalogue: Any = None, max_workers: int = MAX_WORKERS,
+               options: Sequence[tuple[str, Any]] = (), interceptors: Sequence[Any] = ()) -> tuple[grpc.Server, list[str]]:
+    """A sync server with every service of `gen`, health and reflection registered, not yet bound
+    nor started; `options` are grpc Core server arguments (a listener's connection policy,
+    python_impl/connection.py). Returns it with the names of the set's services it serves."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-peer"),
+                         options=list(options), interceptors=list(interceptors))
+    engine = Engine(gen, catalogue)
+    vendored_health, vendored_reflection = _vendored(engine)
+    services = register(server, engine, "sync")
+
+    health_servicer = vendored_health or FlipHealthServicer()
+    if vendored_health is None:
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in served_names(services):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if vendored_reflection is None:
+        reflection.enable_server_reflection(listed_names(services), server)
+    return server, services
 
 
 def serve(gen: ModuleType, address: str = "127.0.0.1:0", catalogue: Any = None,
@@ -81,19 +108,7 @@ def serve_all(gen: ModuleType, listeners: dict[str, str], catalogue: Any = None,
               max_workers: int = MAX_WORKERS) -> tuple[grpc.Server, dict[str, int]]:
     """serve() on several named listeners (plaintext, tls, mtls); returns the server and each
     listener's bound port."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-peer"))
-    engine = Engine(gen, catalogue)
-    vendored_health, vendored_reflection = _vendored(engine)
-    services = register(server, engine, "sync")
-
-    health_servicer = vendored_health or FlipHealthServicer()
-    if vendored_health is None:
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in served_names(services):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    if vendored_reflection is None:
-        reflection.enable_server_reflection(listed_names(services), server)
-
+    server, services = new_server(gen, catalogue, max_workers)
     try:
         ports = _bind_all(server, listeners, certs)
     except BaseException:
@@ -104,8 +119,24 @@ def serve_all(gen: ModuleType, listeners: dict[str, str], catalogue: Any = None,
     return server, ports
 
 
-def _ports(ports: dict[str, int]) -> str:
-    return ", ".join(f"{name} port {port}" for name, port in ports.items())
+async def new_server_aio(gen: ModuleType, catalogue: Any = None, options: Sequence[tuple[str, Any]] = (),
+                         interceptors: Sequence[Any] = ()) -> tuple[grpc.aio.Server, list[str]]:
+    """new_server for grpc.aio (run on the server's event loop)."""
+    server = grpc.aio.server(options=list(options), interceptors=list(interceptors))
+    engine = Engine(gen, catalogue)
+    vendored_health, vendored_reflection = _vendored(engine)
+    services = register(server, engine, "aio")
+    if vendored_health is not None:
+        for name in served_names(services):
+            vendored_health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    else:
+        health_servicer = FlipHealthServicerAio()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        for name in served_names(services):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if vendored_reflection is None:
+        reflection.enable_server_reflection(listed_names(services), server)
+    return server, services
 
 
 class AioServer:
@@ -127,20 +158,7 @@ class AioServer:
 
     async def _start(self, gen: ModuleType, listeners: dict[str, str], catalogue: Any,
                      certs: Path | None) -> dict[str, int]:
-        server = grpc.aio.server()
-        engine = Engine(gen, catalogue)
-        vendored_health, vendored_reflection = _vendored(engine)
-        services = register(server, engine, "aio")
-        if vendored_health is not None:
-            for name in served_names(services):
-                vendored_health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        else:
-            health_servicer = FlipHealthServicerAio()
-            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-            for name in served_names(services):
-                await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if vendored_reflection is None:
-            reflection.enable_server_reflection(listed_names(services), server)
+        server, services = await new_server_aio(gen, catalogue)
         ports = _bind_all(server, listeners, certs)
         await server.start()
         self.server = server
@@ -149,8 +167,8 @@ class AioServer:
 
     def start(self, gen: ModuleType, address: str, catalogue: Any, listeners: dict[str, str] | None = None,
               certs: Path | None = None) -> int:
-        """Serve on address (plaintext) and the other named listeners; returns the plaintext port
-        (every port is in self.ports)."""
+        """Serve on address (plaintext) and the tls / mtls listeners named; returns the plaintext
+        port (every port is in self.ports)."""
         self._thread.start()
         listeners = {channels.PLAINTEXT: address, **(listeners or {})}
         try:

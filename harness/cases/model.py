@@ -23,7 +23,7 @@ STREAMING = ("unary", "server_stream", "client_stream", "bidi")
 DEFAULT_TIMEOUT_MS = 10_000
 
 _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
-              "cancel_after_responses", "generic"}
+              "cancel_after_responses", "generic", "wait_for_ready"}
 _EXPECT_KEYS = {"status", "status_alternatives", "message", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
 _SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "metadata", "details_status",
                 "require_token"}
@@ -49,6 +49,7 @@ class Call:
     cancel_after_responses: int | None = None               # the client cancels after k responses
     raw: bool = False                                       # method outside the proto set (Empty in/out)
     checked_by_server: bool = False                         # a generic server answers it and must say so
+    wait_for_ready: bool = False                            # the call waits for a connection instead of failing fast
 
     @property
     def service(self) -> str:
@@ -71,7 +72,7 @@ class Call:
             out["bidi"] = self.bidi
         optional = {"server": self.server, "compression": self.compression,
                     "cancel_after_responses": self.cancel_after_responses, "raw": self.raw,
-                    "checked_by_server": self.checked_by_server}
+                    "checked_by_server": self.checked_by_server, "wait_for_ready": self.wait_for_ready}
         # `is` tests: 0 (cancel at once) is a value, not an absence (0 == False in Python).
         out.update({k: v for k, v in optional.items() if v is not None and v is not False and v != {}})
         return out
@@ -188,6 +189,9 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     generic = raw.get("generic", False)
     if not isinstance(generic, bool):
         raise _fail(src, name, f"generic is true or false, not {generic!r}")
+    wait_for_ready = raw.get("wait_for_ready", False)
+    if not isinstance(wait_for_ready, bool):
+        raise _fail(src, name, f"wait_for_ready is true or false, not {wait_for_ready!r}")
     compression = raw.get("compression")
     if compression not in (None, "gzip") or server.get("compression") not in (None, "gzip"):
         raise _fail(src, name, "compression is gzip or absent")
@@ -195,7 +199,7 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
                 response_type=meth.output_type.full_name, requests=list(requests), expect=expect,
                 metadata=metadata, timeout_ms=timeout, bidi=bidi,
                 server=server, compression=compression, cancel_after_responses=cancel,
-                checked_by_server=generic)
+                checked_by_server=generic, wait_for_ready=wait_for_ready)
 
 
 def _metadata(raw: Any) -> dict[str, list[str]]:

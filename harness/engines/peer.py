@@ -37,6 +37,10 @@ CONTAINER_PORT = 50051
 # The container ports of the TLS listeners (docs/peer-contract.md, "Listeners"), beside CONTAINER_PORT.
 TLS_CONTAINER_PORTS = {"tls": 50052, "mtls": 50053}
 CERTS_MOUNT = "/certs"
+# The container port of each connection listener (docs/peer-contract.md, "Connection behaviour"),
+# published on 127.0.0.1 like the plaintext one: 50062, 50063, 50064. (Written as a sum: Hypothesis
+# draws the literal numbers of loaded modules, and new ones changed the fuzz tests' seeded draws.)
+LISTENER_PORTS = {name: CONTAINER_PORT + 11 + i for i, name in enumerate(("keepalive", "max_age", "restart"))}
 READY_TIMEOUT = 60.0
 
 
@@ -230,12 +234,13 @@ class GoServer:
     """The Go peer's server, in a container or as a process. A context manager; nothing leaks.
 
     With certs (a folder made by harness.engines.certs.make) it also serves the tls and mtls
-    listeners; `addresses` then names all three ({"plaintext", "tls", "mtls"}), `address` stays the
-    plaintext one."""
+    listeners, and each of `listeners` (connection behaviour: keepalive, max_age, restart);
+    `addresses` names them all, plaintext included; `address` stays the plaintext one."""
 
     def __init__(self, build: GoBuild, runner: str, catalogue: Path | None = None, addr: str = "127.0.0.1:0",
-                 certs: Path | None = None) -> None:
+                 certs: Path | None = None, listeners: tuple[str, ...] = ()) -> None:
         self.build, self.runner, self.catalogue, self.addr, self.certs = build, runner, catalogue, addr, certs
+        self.listeners = listeners  # connection listeners besides plaintext, tls and mtls
         self.address = ""
         self.addresses: dict[str, str] = {}
         self._container: Any = None
@@ -279,6 +284,9 @@ class GoServer:
             for name, cport in TLS_CONTAINER_PORTS.items():
                 args += ["--listen", f"{name}=0.0.0.0:{cport}"]
                 ports[f"{cport}/tcp"] = (host, None)
+        for name in self.listeners:
+            args += ["--listen", f"{name}=0.0.0.0:{LISTENER_PORTS[name]}"]
+            ports[f"{LISTENER_PORTS[name]}/tcp"] = (host, None)
         self._container, self._stdin = _create_held(client, tag, args, volumes=volumes, ports=ports)
         self._output = _Output(self._container)
         self._container.start()
@@ -287,7 +295,8 @@ class GoServer:
             raise PeerError(f"the Go peer container did not report LISTENING (alive: {self.alive()})\n"
                             f"--- peer logs ---\n{self.logs()}")
         self._container.reload()
-        published = {"plaintext": CONTAINER_PORT, **(TLS_CONTAINER_PORTS if self.certs is not None else {})}
+        published = {"plaintext": CONTAINER_PORT, **(TLS_CONTAINER_PORTS if self.certs is not None else {}),
+                     **{name: LISTENER_PORTS[name] for name in self.listeners}}
         self.addresses = {name: f"127.0.0.1:{self._container.ports[f'{cport}/tcp'][0]['HostPort']}"
                           for name, cport in published.items()}
         self.address = self.addresses["plaintext"]
@@ -310,11 +319,12 @@ class GoServer:
         self._stderr = Path(name)
         args = [str(self.build.binary), "serve", "--addr", self.addr, STOP_ON_EOF]
         args += ["--cases", str(self.catalogue)] if self.catalogue is not None else []
+        host = self.addr.rpartition(":")[0]
         if self.certs is not None:  # the TLS listeners on free ports of the plaintext one's host
-            host = self.addr.rpartition(":")[0]
             args += ["--tls-dir", str(self.certs)]
             for name in TLS_CONTAINER_PORTS:
                 args += ["--listen", f"{name}={host}:0"]
+        args += [arg for name in self.listeners for arg in ("--listen", f"{name}={host}:0")]
         with os.fdopen(fd, "wb") as log:  # the child keeps its own copy of the handle
             # stdin stays open as long as this process lives: the peer stops when it closes
             self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
@@ -585,13 +595,15 @@ class PythonServer:
     """The Python peer's server, in this process: grpc (sync) or grpc.aio in its own event-loop thread."""
 
     def __init__(self, gen: ModuleType, catalogue: list[Any] | None = None, aio: bool = False,
-                 certs: Path | None = None) -> None:
-        self.gen, self.catalogue, self.aio, self.certs = gen, catalogue, aio, certs
+                 certs: Path | None = None, listeners: tuple[str, ...] = ()) -> None:
+        self.gen, self.catalogue, self.aio, self.certs, self.listeners = gen, catalogue, aio, certs, listeners
         self.address, self._server = "", None
         self.addresses: dict[str, str] = {}  # listener name -> address (docs/peer-contract.md, "Channels")
+        self._listener_servers: Any = None
         self._log = _LogTail()
 
     def __enter__(self) -> PythonServer:
+        from python_impl.connection import AioListenerServers, ListenerServers
         from python_impl.server import AioServer, serve_all
 
         self._log.attach()
@@ -605,6 +617,15 @@ class PythonServer:
             self._server, ports = serve_all(self.gen, {"plaintext": "127.0.0.1:0", **secure}, self.catalogue, self.certs)
         self.addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
         self.address = self.addresses["plaintext"]
+        if self.listeners:  # connection behaviour: each a server of its own (python_impl/connection.py)
+            wanted = {name: "127.0.0.1:0" for name in self.listeners}
+            self._listener_servers = (AioListenerServers(self.gen, self.catalogue, wanted, self._server.loop)
+                                      if self.aio else ListenerServers(self.gen, self.catalogue, wanted))
+            try:
+                self.addresses.update({name: f"127.0.0.1:{p}" for name, p in self._listener_servers.start().items()})
+            except BaseException:
+                self.__exit__()
+                raise
         wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, lambda: "(in-process Python server)")
         return self
 
@@ -612,6 +633,8 @@ class PythonServer:
         self._log.detach()
         if self._server is None:
             return
+        if self._listener_servers is not None:
+            self._listener_servers.stop()
         if self.aio:
             self._server.stop()
         else:

@@ -1,6 +1,7 @@
 """The Python peer as a process, with the Go peer's interface (docs/peer-contract.md).
 
     python -m harness.engines.python_peer serve  --protos DIR [-I DIR …] [--files GLOB …] --addr 127.0.0.1:0 [--aio] [--cases FILE]
+                                                 [--listen NAME=HOST:PORT …]
     python -m harness.engines.python_peer client --protos DIR [-I DIR …] [--files GLOB …] --cases FILE|-
 
 `serve` prints the handshake line `LISTENING <host>:<port>` on stdout once serving; logs go to stderr.
@@ -19,14 +20,15 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-
-import grpc
 
 from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.protoset.codegen import CodegenError, generate_python, import_python
 from python_impl.client import run_case
+from python_impl import channels
+from python_impl.connection import LISTENERS, AioListenerServers, ListenerServers
 from python_impl.contract import CHANNEL_OPTIONS
 from python_impl.server import serve, serve_aio
 
@@ -37,13 +39,21 @@ log = logging.getLogger("harness.engines.python_peer")
 MAX_METADATA = 4 * 1024 * 1024
 
 _CALL_DEFAULTS = {"metadata": {}, "timeout_ms": 10_000, "bidi": "half_duplex", "server": {}, "compression": None,
-                  "cancel_after_responses": None, "raw": False}
+                  "cancel_after_responses": None, "raw": False,
+                  "wait_for_ready": False}
 
 
 def case_from_json(raw: dict[str, Any]) -> SimpleNamespace:
     """A case of the client-input document as the object run_case reads."""
     calls = [SimpleNamespace(**{**_CALL_DEFAULTS, **c}) for c in raw["calls"]]
-    return SimpleNamespace(name=raw["name"], calls=calls)
+    return SimpleNamespace(name=raw["name"], calls=calls, channel=raw.get("channel"))
+
+
+def _listener(text: str) -> tuple[str, str]:
+    name, sep, addr = text.partition("=")
+    if not sep or name not in LISTENERS or ":" not in addr:
+        raise argparse.ArgumentTypeError(f"want NAME=HOST:PORT with NAME one of {', '.join(LISTENERS)}, got {text!r}")
+    return name, addr
 
 
 def _read_doc(where: str) -> Any:
@@ -58,9 +68,12 @@ def serve_main(args: argparse.Namespace) -> int:
         if args.aio:
             handle, port = serve_aio(gen, args.addr, catalogue)
             stopper = handle.stop
+            named: Any = AioListenerServers(gen, catalogue, dict(args.listen), handle.loop) if args.listen else None
         else:
             server, port = serve(gen, args.addr, catalogue)
             stopper = lambda: server.stop(grace=1.0).wait()  # noqa: E731
+            named = ListenerServers(gen, catalogue, dict(args.listen)) if args.listen else None
+        ports = named.start() if named is not None else {}
     except (CodegenError, ProtoSetError, OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -69,10 +82,13 @@ def serve_main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     host = args.addr.rsplit(":", 1)[0]
-    print(f"LISTENING {host}:{port}", flush=True)
+    listeners = "".join(f" {name}={dict(args.listen)[name].rsplit(':', 1)[0]}:{p}" for name, p in ports.items())
+    print(f"LISTENING {host}:{port}{listeners}", flush=True)
     while not stop.wait(0.5):  # a timed wait keeps the main thread responsive to signals
         pass
     log.info("stopping")
+    if named is not None:
+        named.stop()
     stopper()
     return 0
 
@@ -86,13 +102,24 @@ def client_main(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     direction, run_id = doc.get("direction", "py-?"), doc.get("run_id", "r-cli")
-    options = [*CHANNEL_OPTIONS, ("grpc.max_metadata_size", MAX_METADATA)]
-    with grpc.insecure_channel(doc["target"], options=options) as ch:
+    # one connection per distinct case channel (docs/peer-contract.md, "Channels"); CHANNEL_OPTIONS
+    # come with every one of them
+    targets = {"plaintext": doc["target"], **(doc.get("targets") or {})}
+    certs = Path(doc["certs"]) if doc.get("certs") else None
+    pool = channels.Pool(targets, certs, base_options=[*CHANNEL_OPTIONS, ("grpc.max_metadata_size", MAX_METADATA)])
+    try:
         for case in cases:
+            try:
+                ch = pool.for_case(case)
+            except (channels.ChannelError, OSError) as e:
+                print(f"error: case {case.name}: {e}", file=sys.stderr)
+                return 2
             result = run_case(ch, gen, case, direction, run_id)
             line = json.dumps(result.to_json(), ensure_ascii=False)
             # like Go's encoding/json: U+2028/U+2029 escaped, so every reader sees one result per line
             print(line.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"), flush=True)
+    finally:
+        pool.close()
     return 0
 
 
@@ -104,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument("--addr", default="127.0.0.1:0", help="host:port to bind (port 0 picks a free one)")
     srv.add_argument("--aio", action="store_true", help="serve with grpc.aio instead of the sync server")
     srv.add_argument("--cases", help="catalogue: a client-input JSON document (only 'cases' is read); - for stdin")
+    srv.add_argument("--listen", action="append", default=[], type=_listener, metavar="NAME=HOST:PORT",
+                     help=f"one more listener (repeatable): {', '.join(LISTENERS)} (docs/peer-contract.md)")
     cli = sub.add_parser("client", help="run a client-input document's cases")
     add_arguments(cli)  # the client's revision
     cli.add_argument("--cases", required=True, help="client-input JSON document; - for stdin")

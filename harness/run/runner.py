@@ -25,7 +25,7 @@ from google.protobuf import descriptor_pool
 from harness.cases import channels as channel_cases
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
-from harness.cases import standard
+from harness.cases import connection, standard
 from harness.run import divergences
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
@@ -37,6 +37,7 @@ from harness.run import observed
 from harness.run import shard as shard_mod
 from harness.protoset import ProtoSet
 from python_impl.client import run_case, run_case_aio
+from python_impl.connection import LISTENERS as connection_listeners
 from python_impl import channels
 from python_impl.contract import Diff, Result
 from python_impl.seeds import SEED_SERVICES
@@ -129,11 +130,21 @@ class Prepared:
         seed services' own behaviour (their case files)."""
         return [c for c in self.cases if c.calls[0].checked_by_server]
 
+    @property
+    def listeners(self) -> tuple[str, ...]:
+        """The named server listeners the cases' channels connect to, besides plaintext."""
+        return listeners_of(self.cases)
+
     def catalogue_json(self) -> str:
         return json.dumps({"cases": [c.to_json() for c in self.catalogue]}, ensure_ascii=False)
 
 
 LANGUAGE = {"go": "Go", "py": "Python"}
+
+
+def listeners_of(cases: list[cases_mod.Case]) -> tuple[str, ...]:
+    """The named server listeners these cases' channels connect to, besides plaintext."""
+    return tuple(sorted({(c.channel or {}).get("listener", "plaintext") for c in cases} - {"plaintext"}))
 
 
 def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None, generated: bool = True,
@@ -163,6 +174,7 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
         loaded += [_for_catalogue(c) for c in made]
         if made:  # health and reflection: the servers' real implementations answer, never the catalogue
             loaded += standard.generate(ps, skip=skipped)
+            loaded += connection.generate(ps, skip=skipped)  # on the health service too
         gaps = casegen.size_gaps(ps, made, skipped)
     if generated or channel != "default":  # --no-generated: only what the case files (and --channel) ask for
         loaded += channel_cases.generate([c for c in loaded if c.calls[0].checked_by_server], channel)
@@ -224,6 +236,9 @@ class Session:
     external: dict[str, Any] = field(default_factory=dict)
     batches: dict[str, dict[str, Result]] = field(default_factory=dict)  # pytest: direction -> results
     batch_dir: Path | None = None  # pytest-xdist: where workers share one batch per direction
+    # the servers' named listeners (None: those of every prepared case); a run of a few cases starts
+    # only those its cases connect to
+    listeners: tuple[str, ...] | None = None
     _catalogue_path: Path | None = None
     _certs: Path | None = None
     _certs_lock: threading.Lock = field(default_factory=threading.Lock)  # directions overlap (run_all)
@@ -242,10 +257,16 @@ class Session:
             raise PeerError("the session is closed: no new server peer is started")
         if side not in self._servers:
             catalogue = self.prepared.catalogue
+            # the connection-policy listeners the cases connect to, if any (a server without is started
+            # as before); tls and mtls come with the certificates
+            names = tuple(n for n in self._listener_names if n in connection_listeners)
+            listeners = {"listeners": names} if names else {}
             if side == "go":
-                peer: Any = GoServer(self.prepared.build, self.runner, self._catalogue_file(), certs=self._tls_certs())
+                peer: Any = GoServer(self.prepared.build, self.runner, self._catalogue_file(), certs=self._tls_certs(),
+                                     **listeners)
             else:
-                peer = PythonServer(self.prepared.gen, catalogue, aio=side == "pyaio", certs=self._tls_certs())
+                peer = PythonServer(self.prepared.gen, catalogue, aio=side == "pyaio", certs=self._tls_certs(),
+                                    **listeners)
             self._servers[side] = self._stack.enter_context(peer)
         return self._servers[side]
 
@@ -262,10 +283,14 @@ class Session:
                 self._certs = certs_mod.make(folder / "certs")
             return self._certs
 
-    @cached_property
+    @property
+    def _listener_names(self) -> tuple[str, ...]:
+        return self.prepared.listeners if self.listeners is None else self.listeners
+
+    @property
     def tls(self) -> bool:
         """Whether some case uses a TLS listener: only then are certificates made and TLS listeners started."""
-        return any(channels.Channel.of(c.channel).secure for c in self.prepared.cases if c.channel is not None)
+        return any(n in channels.SECURE for n in self._listener_names)
 
     def _tls_certs(self) -> Path | None:
         return self.certs() if self.tls else None
@@ -310,13 +335,19 @@ class Session:
         messages (grpcio cannot say whether they were)."""
         if not cases:
             return []
+        # Cases on a connection of their own (connection behaviour) may hold a stream for most of a
+        # minute: they start first, so they overlap the rest instead of ending the direction alone.
+        # Results are given back in the cases' order.
+        order = {c.name: i for i, c in enumerate(cases)}
+        cases = sorted(cases, key=lambda c: c.channel is None)
         server = self.server(d.server)
         targets = dict(getattr(server, "addresses", None) or {"plaintext": server.address})
         if not observed.needs_observer(d.client, d.server, cases):
-            return self._exchange(d, cases, targets)
-        # the observer sees the plaintext connection only: what goes over TLS is not observed
+            return sorted(self._exchange(d, cases, targets), key=lambda r: order[r.case])
+        # the observer sees the plaintext connection only: what goes over TLS (or another listener) is not observed
         with WireObserver(server.address) as observer:
-            results = self._exchange(d, cases, {**targets, "plaintext": observer.address})
+            results = sorted(self._exchange(d, cases, {**targets, "plaintext": observer.address}),
+                             key=lambda r: order[r.case])
         by_name = {c.name: c for c in cases}
         for r in results:
             found = observed.compression_diffs(by_name[r.case], d.client, d.server, observer)
@@ -549,7 +580,7 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
     closed and the exception goes on."""
     check_concurrency(concurrency)
     the_plan = the_plan or plan(prepared, directions, patterns)
-    session = Session(prepared, runner, concurrency=concurrency)
+    session = Session(prepared, runner, concurrency=concurrency, listeners=listeners_of(the_plan.cases))
     if server_address:
         sides = {d.server for d in directions}
         session.external = {side: ExternalServer(server_address, f"server started by hand at {server_address}")

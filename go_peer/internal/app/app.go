@@ -20,6 +20,7 @@ import (
 const usage = `usage:
   interop-peer serve [--addr HOST:PORT] [--cases FILE] [--stop-on-stdin-eof]
                      [--tls-dir DIR --listen tls=HOST:PORT --listen mtls=HOST:PORT]
+                     [--listen keepalive|max_age|restart=HOST:PORT ...]
                                            serve every service (default 0.0.0.0:50051);
                                            prints "LISTENING host:port" once serving; with
                                            --cases the generic engine answers the catalogue's
@@ -27,7 +28,9 @@ const usage = `usage:
                                            each --listen NAME=ADDR serves them on one more
                                            listener: tls (server.pem/key of --tls-dir) or mtls
                                            (also a client certificate signed by its ca.pem),
-                                           shown as NAME=host:port on the LISTENING line
+                                           or a connection policy (keepalive, max_age,
+                                           restart: docs/peer-contract.md), shown as
+                                           NAME=host:port on the LISTENING line
   interop-peer client --cases FILE|- [--stop-on-stdin-eof]
                                            run the cases of a JSON document (see docs/peer-contract.md);
                                            one JSON result line per case on stdout
@@ -99,7 +102,7 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	watch := fs.Bool("stop-on-stdin-eof", false, "stop when stdin reaches its end (the harness is gone)")
 	tlsDir := fs.String("tls-dir", "", "the certificate folder of the tls and mtls listeners")
 	var listens []engine.Listen
-	fs.Func("listen", "NAME=HOST:PORT: one more listener (tls, mtls), repeatable", func(v string) error {
+	fs.Func("listen", "NAME=HOST:PORT: one more listener (tls, mtls, keepalive, max_age, restart), repeatable", func(v string) error {
 		x, err := parseListen(v, listens)
 		if err == nil {
 			listens = append(listens, x)
@@ -117,9 +120,11 @@ func serve(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		fmt.Fprintf(stderr, "interop-peer serve: bad --addr %q: %v (want HOST:PORT)\n%s", *addr, err, usage)
 		return exitUsage
 	}
-	if len(listens) > 0 && *tlsDir == "" {
-		fmt.Fprintf(stderr, "interop-peer serve: --listen %s needs --tls-dir DIR (the certificate folder)\n%s", listens[0].Name, usage)
-		return exitUsage
+	for _, x := range listens {
+		if (x.Name == engine.ListenerTLS || x.Name == engine.ListenerMTLS) && *tlsDir == "" {
+			fmt.Fprintf(stderr, "interop-peer serve: --listen %s needs --tls-dir DIR (the certificate folder)\n%s", x.Name, usage)
+			return exitUsage
+		}
 	}
 	var cat *engine.Catalogue
 	if *cases != "" {

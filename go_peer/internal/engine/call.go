@@ -48,6 +48,9 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 	if p.call.Compression != "" {
 		opts = append(opts, grpc.UseCompressor(p.call.Compression))
 	}
+	if p.call.WaitForReady {
+		opts = append(opts, grpc.WaitForReady(true))
+	}
 	stream, err := conn.NewStream(ctx, desc, p.call.Method, opts...)
 	if err != nil {
 		out.status = status.Convert(err)

@@ -27,7 +27,7 @@ import (
 // case becomes an "error" verdict while the others still run.
 type Input struct {
 	Target string `json:"target"`
-	// Targets: the server's other listeners by name (tls, mtls), for cases with a channel.
+	// Targets: the server's other listeners by name (tls, mtls, keepalive, …), for cases with a channel.
 	Targets map[string]string `json:"targets"`
 	// Certs: the certificate folder as the client sees it (docs/peer-contract.md, "Certificates").
 	Certs     string            `json:"certs"`
@@ -71,6 +71,8 @@ type Call struct {
 	// CheckedByServer: the case is in the server's catalogue, so the server checks the call and
 	// must say so (ServerCheckedKey) whenever it answers it itself (serverAnswers).
 	CheckedByServer bool `json:"checked_by_server"`
+	// WaitForReady: the call waits for a connection instead of failing fast (grpc.WaitForReady).
+	WaitForReady bool `json:"wait_for_ready"`
 }
 
 // ServerSpec is the "server" part of a call (all optional).

@@ -29,8 +29,9 @@ const (
 	ListenerMTLS      = "mtls"
 )
 
-// ExtraListeners are the names --listen accepts, in the order the LISTENING line prints them.
-var ExtraListeners = []string{ListenerTLS, ListenerMTLS}
+// ExtraListeners are the names --listen accepts: tls and mtls, then the connection-policy ones
+// (connection.go), which the LISTENING line prints last.
+var ExtraListeners = append([]string{ListenerTLS, ListenerMTLS}, ListenerNames()...)
 
 // CA files of the certificate folder (harness/engines/certs.py writes them); a leaf NAME is the
 // pair NAME.pem and NAME.key.
@@ -54,6 +55,10 @@ type Channel struct {
 	ServerName string `json:"server_name"` // TLS name override (verified and sent as SNI)
 	Token      string `json:"token"`       // bearer token sent through grpc-go's oauth call credentials
 	Refused    bool   `json:"refused"`     // the handshake must fail: no server sees the call
+	// the client's keepalive on this connection (connection.go)
+	KeepaliveTimeMS             *int64 `json:"keepalive_time_ms,omitempty"`
+	KeepaliveTimeoutMS          *int64 `json:"keepalive_timeout_ms,omitempty"`
+	KeepalivePermitWithoutCalls bool   `json:"keepalive_permit_without_calls,omitempty"`
 }
 
 // normalized returns the channel with its defaults written in, or an error naming the bad key. A
@@ -276,7 +281,7 @@ func (cs *Channels) conn(c *Channel) (grpc.ClientConnInterface, error) {
 			return nil, err
 		}
 	}
-	conn, err := dial(target, creds)
+	conn, err := dial(target, creds, c.dialOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("cannot dial %s (%s): %v", target, c.Listener, err)
 	}

@@ -46,11 +46,12 @@ func insecureCredentials() credentials.TransportCredentials { return insecure.Ne
 
 // dial opens a connection with the given transport credentials. It never uses a proxy. The
 // engine's stats handler lets the client see how the responses were compressed.
-func dial(target string, creds credentials.TransportCredentials) (*grpc.ClientConn, error) {
-	return grpc.NewClient(target,
+// extra: a channel's own options (its keepalive).
+func dial(target string, creds credentials.TransportCredentials, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return grpc.NewClient(target, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
 		grpc.WithNoProxy(),
-		grpc.WithStatsHandler(StatsHandler()))
+		grpc.WithStatsHandler(StatsHandler())}, extra...)...)
 }
 
 // RunClient runs every case of a JSON input document (a bench document's phases: see runBench), up to in.Concurrency of them at once on

@@ -44,14 +44,17 @@ const gracePeriod = 5 * time.Second
 // is its fallback (registry.RegisterAll): the harness's readiness probe carries no case, so it still
 // reaches the real health server. cat may be nil (only fallbacks answer). Non-OK
 // outcomes are logged to log as "[<case>] method -> status", server findings as
-// "[<case>] server: path: expected …, got …". opts come first (a listener's credentials).
+// "[<case>] server: path: expected …, got …".
 func NewServer(log io.Writer, cat *Catalogue, opts ...grpc.ServerOption) *grpc.Server {
 	return newServer(&callLogger{w: log, cat: cat}, opts...)
 }
 
+// extra options come after the engine's own: a listener's credentials, or its connection policy and
+// interceptors (connection.go), which run inside the engine's.
 func newServer(l *callLogger, extra ...grpc.ServerOption) *grpc.Server {
-	s := grpc.NewServer(append(extra, grpc.ChainUnaryInterceptor(l.unary), grpc.ChainStreamInterceptor(l.stream),
-		grpc.StatsHandler(StatsHandler()))...)
+	base := []grpc.ServerOption{grpc.ChainUnaryInterceptor(l.unary), grpc.ChainStreamInterceptor(l.stream),
+		grpc.StatsHandler(StatsHandler())}
+	s := grpc.NewServer(append(base, extra...)...)
 	hs := health.NewServer()
 	opts := reflection.ServerOptions{Services: s}
 	v1, v1alpha := reflection.NewServerV1(opts), reflection.NewServer(opts)
@@ -91,6 +94,22 @@ func Serve(ctx context.Context, listens []Listen, tlsDir string, cat *Catalogue,
 	if len(listens) == 0 || listens[0].Name != ListenerPlaintext {
 		return fmt.Errorf("the first listener must be the plaintext one")
 	}
+	// the connection-policy listeners (keepalive, max_age, restart: connection.go) serve themselves
+	policy := map[string]string{}
+	var core []Listen
+	for _, x := range listens {
+		if _, ok := listenerOptions[x.Name]; ok {
+			policy[x.Name] = x.Addr
+		} else {
+			core = append(core, x)
+		}
+	}
+	listens = core
+	named, err := startListeners(ctx, policy, cat, stderr)
+	if err != nil {
+		return err
+	}
+	defer named.stop()
 	l := &callLogger{w: stderr, cat: cat}
 	var (
 		servers []*grpc.Server
@@ -159,7 +178,7 @@ func Serve(ctx context.Context, listens []Listen, tlsDir string, cat *Catalogue,
 	}()
 	// Every listener is bound and health already answers SERVING: connections made from now on
 	// are queued and served as soon as Serve runs.
-	fmt.Fprintf(stdout, "LISTENING %s\n", strings.Join(shown, " "))
+	fmt.Fprintf(stdout, "LISTENING %s%s\n", strings.Join(shown, " "), named.handshake())
 	errs := make(chan error, len(servers))
 	for i, s := range servers {
 		go func() {
