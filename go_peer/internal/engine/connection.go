@@ -224,9 +224,9 @@ func (l *listener) stop() {
 	srv := l.srv
 	l.mu.Unlock()
 	if srv != nil {
-		t := time.AfterFunc(gracePeriod, srv.Stop)
-		srv.GracefulStop()
-		t.Stop()
+		// at once: these listeners hold calls on purpose (a Watch up to its deadline), and a peer
+		// whose harness is gone must go within seconds
+		srv.Stop()
 	}
 }
 
@@ -257,6 +257,11 @@ func startListeners(ctx context.Context, listen map[string]string, cat *Catalogu
 		}
 		out = append(out, l)
 	}
+	// the listeners stop with the peer, alongside the plaintext server (not after it)
+	go func() {
+		<-ctx.Done()
+		out.stop()
+	}()
 	return out, nil
 }
 
@@ -271,8 +276,15 @@ func (ls listeners) handshake() string {
 	return b.String()
 }
 
+// stop stops every listener at once.
 func (ls listeners) stop() {
+	var wg sync.WaitGroup
 	for _, l := range ls {
-		l.stop()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.stop()
+		}()
 	}
+	wg.Wait()
 }
