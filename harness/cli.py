@@ -231,11 +231,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.server_address and args.channel not in (None, "plaintext"):
         raise ValueError(f"--channel {args.channel} needs the TLS listeners of the peers the harness starts; a "
                          "server started by hand (--server-address) has none it knows: leave --channel out")
-    if args.server_address and args.channel is None:
+    if args.server_address:
         args.channel = "plaintext"
-        print("grpc-interop: --server-address: the TLS and mTLS cases are left out (a server started by hand has "
-              "no TLS listeners the harness knows; as with --channel plaintext)", file=sys.stderr)
     prepared = _prepare(args)
+    if args.server_address:  # a server started by hand has only the listener it was given
+        elsewhere = {c.name for c in prepared.cases if (c.channel or {}).get("listener", "plaintext") != "plaintext"}
+        prepared.cases = [c for c in prepared.cases if c.name not in elsewhere]
+        print(f"grpc-interop: --server-address: {len(elsewhere)} cases on other listeners (TLS, mTLS, keepalive, "
+              "max_age, restart) are left out: a server started by hand has only its plaintext one", file=sys.stderr)
     ps = prepared.protoset
     uses_go = any("go" in (d.client, d.server) for d in chosen)
     if uses_go and not go_build_cached(ps, prepared.go_tags):
