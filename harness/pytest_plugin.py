@@ -296,7 +296,12 @@ def _batch(session: Session, d: Direction, cases: list[Case]) -> dict[str, Resul
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = session.batch_dir / f"{d.slug}.json"
         if not done.exists():
-            done.write_text(json.dumps([r.to_json() for r in _run_once(session, d, cases)], ensure_ascii=False))
+            # one direction at a time per server, as run_all does: the connection cases restart a
+            # listener of the server, which another direction's case would meet going away
+            with (session.batch_dir / f"server-{d.server}.lock").open("w") as server_lock:
+                fcntl.flock(server_lock, fcntl.LOCK_EX)
+                results = _run_once(session, d, cases)
+            done.write_text(json.dumps([r.to_json() for r in results], ensure_ascii=False))
         return {r["case"]: Result.from_json(r) for r in json.loads(done.read_text())}
 
 

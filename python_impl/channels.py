@@ -133,7 +133,10 @@ class Pool:
     def __init__(self, targets: dict[str, str], certs: Path | None, aio: bool = False,
                  base_options: list[tuple[str, Any]] | None = None) -> None:
         self.targets, self.certs, self.aio = targets, certs, aio
-        self.base = list(base_options if base_options is not None else CHANNEL_OPTIONS)
+        # a subchannel pool per channel: grpc core would otherwise let two channels with the same
+        # target and arguments share one connection, and a case's connection is its own
+        self.base = [*(base_options if base_options is not None else CHANNEL_OPTIONS),
+                     ("grpc.use_local_subchannel_pool", 1)]
         self._open: dict[str, Any] = {}
         self._lock = threading.Lock()  # the sync client's cases run on several threads
 

@@ -133,7 +133,7 @@ def test_a_case_file_channel_is_checked_and_kept(seed_gen: ModuleType, tmp_path:
         load_file(tmp_path / "c.yaml", text=text.replace("listener: mtls", "listener: h3"))
     with pytest.raises(CaseError, match="require_token"):
         load_file(tmp_path / "c.yaml", text=text.replace("require_token: abc", "require_token: 7"))
-    with pytest.raises(CaseError, match="compression cannot be checked over TLS"):
+    with pytest.raises(CaseError, match="compression is checked on the plaintext listener only"):
         load_file(tmp_path / "c.yaml", text=text.replace("require_token: abc", "compression: gzip"))
 
 

@@ -143,3 +143,19 @@ def test_python_peer_process_serves_named_listeners() -> None:
     bad = subprocess.run([sys.executable, "-m", "harness.engines.python_peer", "serve", "--protos", str(REPO / "protos"),
                           "--listen", "nope=127.0.0.1:0"], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert bad.returncode == 2 and "NAME one of keepalive, max_age, restart" in bad.stderr
+
+
+def test_keepalive_case_wants_the_goaway_reason_not_any_unavailable(cases: dict) -> None:
+    """A connection the client itself closed (keepalive watchdog) also ends UNAVAILABLE: only the
+    too_many_pings reason passes, in each library's wording."""
+    from python_impl.check import check
+    from python_impl.contract import Outcome
+    from grpc_health.v1 import health_pb2
+
+    watch = cases["keepalive_too_many_pings"].calls[0]
+    serving = [health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)]
+    for message in ("Stream removed (Socket closed (GOAWAY received; Error code: 11; Debug Text: too_many_pings))",
+                    "Too many pings"):
+        assert check(watch, Outcome(status="UNAVAILABLE", message=message, responses=serving), 0) == []
+    other = check(watch, Outcome(status="UNAVAILABLE", message="keepalive watchdog timeout", responses=serving), 0)
+    assert [d.path for d in other] == ["status.message"]

@@ -625,7 +625,11 @@ class PythonServer:
             except BaseException:
                 self.__exit__()
                 raise
-        wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, lambda: "(in-process Python server)")
+        try:
+            wait_healthy(self.address, time.monotonic() + READY_TIMEOUT, lambda: "(in-process Python server)")
+        except BaseException:  # a failed __enter__ gets no __exit__: stop what started
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -372,7 +372,9 @@ class Session:
         payload = {"target": targets["plaintext"], "direction": d.slug, "run_id": self.run_id,
                    "concurrency": self.concurrency, "cases": [c.to_json() for c in cases]}
         if any(c.channel is not None for c in cases):
-            payload.update(targets={k: v for k, v in targets.items() if k != "plaintext"}, certs=str(self.certs()))
+            payload["targets"] = {k: v for k, v in targets.items() if k != "plaintext"}
+            if (certs := self._tls_certs()) is not None:  # only a run with TLS cases has them
+                payload["certs"] = str(certs)
         results, stderr = run_go_client(self.prepared.build, self.runner, payload)
         self.client_logs[d.name] = stderr
         return _align(cases, results, d)

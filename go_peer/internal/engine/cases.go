@@ -113,6 +113,7 @@ type Expect struct {
 	// StatusAlternatives are other codes that also pass, where the libraries race legitimately.
 	StatusAlternatives []string            `json:"status_alternatives"`
 	Message            *string             `json:"message"`
+	MessageContains    []string            `json:"message_contains"`
 	Responses          *[]json.RawMessage  `json:"responses"`
 	Headers            map[string][]string `json:"headers"`
 	Trailers           map[string][]string `json:"trailers"`

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"golang.org/x/oauth2"
@@ -69,9 +70,9 @@ func (c Channel) normalized() (Channel, error) {
 		c.Listener = ListenerPlaintext
 	}
 	if c.Listener != ListenerPlaintext && !slices.Contains(ExtraListeners, c.Listener) {
-		return c, fmt.Errorf("channel.listener %q is not plaintext, tls or mtls", c.Listener)
+		return c, fmt.Errorf("channel.listener %q is not plaintext or one of %s", c.Listener, strings.Join(ExtraListeners, ", "))
 	}
-	secure := c.Listener != ListenerPlaintext
+	secure := c.secure() // tls, mtls; the connection-policy listeners are plaintext
 	if !secure && (c.Trust != "" || c.ClientCert != "" || c.ServerName != "") {
 		return c, fmt.Errorf("channel.trust, client_cert and server_name need a tls or mtls listener, not %s", c.Listener)
 	}

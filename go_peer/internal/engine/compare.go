@@ -52,6 +52,12 @@ func check(call int, p *plan, out *outcome) []Diff {
 	if e.Message != nil && *e.Message != out.status.Message() {
 		d.add("status.message", quote(*e.Message), quote(out.status.Message()))
 	}
+	// message_contains: the reason, where each library words it its own way (one text must appear)
+	if len(e.MessageContains) > 0 && !slices.ContainsFunc(e.MessageContains, func(t string) bool {
+		return strings.Contains(out.status.Message(), t)
+	}) {
+		d.add("status.message", "containing one of "+quote(strings.Join(e.MessageContains, " | ")), quote(out.status.Message()))
+	}
 	if p.expected != nil {
 		d.messages("responses", p.expected, out.responses)
 	}

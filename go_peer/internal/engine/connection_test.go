@@ -66,8 +66,9 @@ func TestChannelsOneConnectionPerChannelObject(t *testing.T) {
 	if _, err := get(`{"listener": "restart"}`); err == nil || !strings.Contains(err.Error(), "restart has no address") {
 		t.Fatalf("a listener the server does not have: got %v", err)
 	}
-	if _, err := get(`{"listener": "keepalive", "server_name": "x"}`); err == nil {
-		t.Fatal("server_name needs a tls or mtls listener")
+	if _, err := get(`{"listener": "keepalive", "server_name": "x"}`); err == nil ||
+		!strings.Contains(err.Error(), "need a tls or mtls listener") {
+		t.Fatalf("server_name on a connection-policy listener (plaintext): got %v", err)
 	}
 }
 
