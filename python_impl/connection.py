@@ -284,6 +284,7 @@ class _AioListener:
         self._policy = _AioPolicy(self)
         self._restarting = False
         self._closed = False
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         from python_impl.server import new_server_aio
@@ -302,7 +303,8 @@ class _AioListener:
         if self._restarting or self._closed:
             return
         self._restarting = True
-        asyncio.get_running_loop().create_task(self._restart(ms, case))
+        # kept: a task nobody holds may be collected mid-way; stop() waits for it
+        self._task = asyncio.get_running_loop().create_task(self._restart(ms, case))
 
     async def _restart(self, ms: int, case: str) -> None:
         try:
@@ -312,12 +314,17 @@ class _AioListener:
             await asyncio.sleep(ms / 1000)
             if not self._closed:
                 await self.start()
+                if self._closed and self.server is not None:  # stop() came while it started
+                    await self.server.stop(0)
                 log.info("[%s] listener restart: listening again on port %d", case, self.port)
         finally:
             self._restarting = False
 
     async def stop(self) -> None:
         self._closed = True
+        task = self._task
+        if task is not None and not task.done():  # a restart under way: it sees _closed and ends
+            await asyncio.wait([task], timeout=RESTART_GRACE_S + 5)
         if self.server is not None:
             await self.server.stop(1)
 

@@ -47,7 +47,7 @@ const (
 // The listeners' policies: the same numbers as python_impl/connection.py.
 const (
 	// pings closer than this are strikes; grpc-go ends the connection at the third (its fixed
-	// maxPingStrikes is 2, which the Python listener sets too)
+	// maxPingStrikes is 2; the Python listener allows 1, so grpcio ends it at the second)
 	keepaliveMinPingInterval = time.Minute
 	maxConnectionAge         = time.Second
 	maxConnectionAgeGrace    = 10 * time.Second
