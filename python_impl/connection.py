@@ -36,6 +36,9 @@ log = logging.getLogger("python_impl.connection")
 
 RESTART_KEY = "interop-restart-ms"
 NEW_CONNECTION_KEY = "interop-new-connection"
+# every answer of a connection listener carries its name: a case proves which listener served it (a
+# client on another listener, where nothing ages or restarts, would pass the rest)
+LISTENER_TRAILER = "x-interop-listener"
 HOLD_KEY = "interop-hold-ms"  # the listener holds the call this long before the service answers it
 
 # The enforcement policy of the `keepalive` listener: pings closer than a minute apart are strikes,
@@ -138,6 +141,7 @@ class _SyncPolicy(grpc.ServerInterceptor):
 
         def wrap(behaviour: Callable) -> Callable:
             def run(request: Any, context: grpc.ServicerContext) -> Any:
+                context.set_trailing_metadata(((LISTENER_TRAILER, self.listener.name),))
                 why = self.connections.refusal(md, context.peer())
                 if why:
                     log.info("[%s] %s", md.get("interop-case", "-"), why)
@@ -247,6 +251,7 @@ class _AioPolicy(grpc.aio.ServerInterceptor):
         md = _md(details)
 
         async def before(context: Any) -> None:
+            context.set_trailing_metadata(((LISTENER_TRAILER, self.listener.name),))
             why = self.connections.refusal(md, context.peer())
             if why:
                 log.info("[%s] %s", md.get("interop-case", "-"), why)

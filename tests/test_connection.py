@@ -94,6 +94,8 @@ def _variants(cases: dict) -> dict[str, connection.Case]:
         "no_age": replace(age, name=age.name + "_no_age", channel={"listener": "keepalive"}),
         # a listener that does not restart: likewise
         "no_restart": replace(restart, name=restart.name + "_no_restart", channel={"listener": "keepalive"}),
+        # the plaintext listener ignores every connection key: only the listener's trailer tells
+        "wrong_listener": replace(age, name=age.name + "_wrong_listener", channel=None),
     }
 
 
@@ -121,6 +123,8 @@ def test_python_listeners_pass_the_cases_and_fail_their_variants(seed_gen: Modul
         r = results[variants[key].name]
         assert r.verdict == "fail", (key, r.diffs)
         assert "came on the same connection" in r.notes["call 1"], (key, r.notes)
+    wrong = results[variants["wrong_listener"].name]
+    assert {d.path for d in wrong.diffs} == {'trailers["x-interop-listener"]'}, wrong.diffs
 
 
 def test_python_peer_process_serves_named_listeners() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from harness.cases.model import DEFAULT_TIMEOUT_MS, Call, Case
 from harness.protoset import ProtoSet
-from python_impl.connection import HOLD_KEY, NEW_CONNECTION_KEY, RESTART_KEY
+from python_impl.connection import HOLD_KEY, LISTENER_TRAILER, NEW_CONNECTION_KEY, RESTART_KEY
 from python_impl.standard import HEALTH
 
 SOURCE = "connection behaviour (harness/cases/connection.py)"
@@ -55,7 +55,10 @@ TOO_MANY_PINGS = ["too_many_pings", "Too many pings"]
 
 def generate(ps: ProtoSet | None = None, skip: set[str] | frozenset[str] = frozenset()) -> list[Case]:
     """The three cases; the same for every set (they need only the standard health service)."""
-    ok = {"status": "OK", "responses": _SERVING}
+    def ok(listener: str) -> dict:
+        """Answered SERVING by that listener (its trailer): not by one where nothing ages or restarts."""
+        return {"status": "OK", "responses": _SERVING, "trailers": {LISTENER_TRAILER: [listener]}}
+
     new_connection = {NEW_CONNECTION_KEY: ["1"]}
     # a call that waits for a connection gives up sooner: a harness interrupted while it waits for a
     # server that is gone waits for it too (its Go client batch), and must end within seconds
@@ -70,16 +73,17 @@ def generate(ps: ProtoSet | None = None, skip: set[str] | frozenset[str] = froze
                                       # the GOAWAY's reason, as each library reports it (never another
                                       # UNAVAILABLE: a keepalive timeout, a restart)
                                       "message_contains": TOO_MANY_PINGS}, timeout_ms=HELD_MS),
-                    _health("Check", ok, waiting, metadata=new_connection, wait_for_ready=True)]),
+                    _health("Check", ok("keepalive"), waiting, metadata=new_connection, wait_for_ready=True)]),
         # The connection's age passes while the server holds the call: a graceful GOAWAY, and the
         # call (its HTTP/2 stream) still ends OK with its response; the next call comes on a new
         # connection.
         Case(f"{HEALTH}/Check/{PREFIX}max_age_in_flight", source=SOURCE, channel={"listener": "max_age"},
-             calls=[_health("Check", ok, metadata={HOLD_KEY: [str(IN_FLIGHT_MS)]}),
-                    _health("Check", ok, metadata=new_connection)]),
+             calls=[_health("Check", ok("max_age"), metadata={HOLD_KEY: [str(IN_FLIGHT_MS)]}),
+                    _health("Check", ok("max_age"), metadata=new_connection)]),
         # The server goes away during the first call (GOAWAY, the call still ends OK), is gone for
         # RESTART_MS and listens again on the same port: the next call waits for it and succeeds.
         Case(f"{HEALTH}/Check/{PREFIX}server_restart", source=SOURCE, channel={"listener": "restart"},
-             calls=[_health("Check", ok, metadata={RESTART_KEY: [str(RESTART_MS)], HOLD_KEY: [str(RESTART_HOLD_MS)]}),
-                    _health("Check", ok, waiting, metadata=new_connection, wait_for_ready=True)]),
+             calls=[_health("Check", ok("restart"), metadata={RESTART_KEY: [str(RESTART_MS)],
+                                                             HOLD_KEY: [str(RESTART_HOLD_MS)]}),
+                    _health("Check", ok("restart"), waiting, metadata=new_connection, wait_for_ready=True)]),
     ]

@@ -42,6 +42,9 @@ const (
 	// HoldKey: the listener holds the call this long before the service answers it (a call in
 	// flight while the connection ages)
 	HoldKey = "interop-hold-ms"
+	// ListenerTrailer: every answer of a connection listener carries its name, so a case proves
+	// which listener served it (python_impl/connection.py LISTENER_TRAILER)
+	ListenerTrailer = "x-interop-listener"
 )
 
 // The listeners' policies: the same numbers as python_impl/connection.py.
@@ -166,6 +169,7 @@ func (l *listener) check(ctx context.Context) error {
 }
 
 func (l *listener) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(ListenerTrailer, l.name))
 	if err := l.check(ctx); err != nil {
 		return nil, err
 	}
@@ -173,6 +177,7 @@ func (l *listener) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, 
 }
 
 func (l *listener) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	ss.SetTrailer(metadata.Pairs(ListenerTrailer, l.name))
 	if err := l.check(ss.Context()); err != nil {
 		return err
 	}
