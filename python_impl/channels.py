@@ -99,10 +99,13 @@ def key(raw: dict[str, Any] | None) -> str:
     return json.dumps(raw or {}, sort_keys=True)
 
 
+def raw_of(case: Any) -> dict[str, Any] | None:
+    """The `channel` object of a harness Case, a client-input case namespace, or a case dict."""
+    return case.get("channel") if isinstance(case, dict) else getattr(case, "channel", None)
+
+
 def of_case(case: Any) -> Channel | None:
-    """The channel of a harness Case, a client-input case namespace, or a case dict."""
-    raw = case.get("channel") if isinstance(case, dict) else getattr(case, "channel", None)
-    return Channel.of(raw)
+    return Channel.of(raw_of(case))
 
 
 # ---------------------------------------------------------------- client side
@@ -141,7 +144,7 @@ class Pool:
         self._lock = threading.Lock()  # the sync client's cases run on several threads
 
     def for_case(self, case: Any) -> Any:
-        raw = case.get("channel") if isinstance(case, dict) else getattr(case, "channel", None)
+        raw = raw_of(case)
         k = key(raw)
         with self._lock:
             if k not in self._open:

@@ -142,7 +142,7 @@ def clean(all_sessions: bool = True) -> int:
     for c in client.containers.list(all=True, filters={"label": LABEL}, sparse=True):
         session = (c.attrs.get("Labels") or {}).get(SESSION_LABEL, "")
         pid, _, host = session.partition("@")
-        alive = host == socket.gethostname() and pid.isdigit() and _pid_alive(int(pid))
+        alive = host == socket.gethostname() and pid.isdigit() and pid_alive(int(pid))
         if all_sessions or not alive:
             try:
                 c.remove(force=True)
@@ -152,7 +152,7 @@ def clean(all_sessions: bool = True) -> int:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
         return True

@@ -382,8 +382,8 @@ class Session:
     def _one(self, conns: channels.Pool, case: cases_mod.Case, d: Direction) -> Result:
         try:
             ch = conns.for_case(case)
-        except (channels.ChannelError, OSError) as e:  # no such listener, unreadable certificates
-            return Result(case.name, d.name, "error", [Diff(0, "error", "", f"channel: {e}")])
+        except (channels.ChannelError, OSError) as e:
+            return _channel_error(case, d, e)
         return run_case(ch, self.prepared.gen, case, d.name, self.run_id)
 
     async def _run_aio(self, targets: dict[str, str], d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
@@ -395,7 +395,7 @@ class Session:
                 try:
                     ch = conns.for_case(c)
                 except (channels.ChannelError, OSError) as e:
-                    return Result(c.name, d.name, "error", [Diff(0, "error", "", f"channel: {e}")])
+                    return _channel_error(c, d, e)
                 return await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id)
         try:
             return list(await asyncio.gather(*(one(c) for c in cases)))
@@ -490,6 +490,11 @@ def share(server: Any, certs: Path | None = None) -> ExternalServer:
     container = getattr(server, "_container", None)
     return ExternalServer(server.address, server.describe(), container.id if container is not None else None,
                           getattr(server, "addresses", None), str(certs) if certs is not None else None)
+
+
+def _channel_error(case: cases_mod.Case, d: Direction, e: Exception) -> Result:
+    """A case whose connection cannot be made (no such listener, unreadable certificates)."""
+    return Result(case.name, d.name, "error", [Diff(0, "error", "", f"channel: {e}")])
 
 
 def _align(cases: list[cases_mod.Case], results: list[Result], d: Direction) -> list[Result]:
