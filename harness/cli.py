@@ -272,7 +272,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             results, session = run_all(prepared, runner, chosen, args.patterns, on_result=on_result,
                                        server_address=args.server_address, the_plan=the_plan,
-                                       concurrency=args.concurrency)
+                                       concurrency=args.concurrency, versions=tested)
     except (KeyboardInterrupt, SystemExit) as e:
         if isinstance(e, SystemExit) and e.code != 128 + signal.SIGTERM:
             raise

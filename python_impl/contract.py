@@ -62,6 +62,9 @@ class Outcome:
     trailers: list[tuple[str, str | bytes]] = field(default_factory=list)
     details: Any = None               # google.rpc.Status from grpc-status-details-bin, or None
     details_error: str = ""           # grpc_status refused the details (code/message mismatch)
+    # grpcio raised this instead of ending the call with a status ("<type>: <text>"): the call's
+    # outcome in place of status and message; nothing else of the call was read
+    raised: str = ""
 
 
 def metadata_pairs(md: dict[str, list[str]]) -> list[tuple[str, str | bytes]]:

@@ -29,6 +29,7 @@ from harness.cases import connection, standard
 from harness.run import divergences
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
+from harness.report import versions as versions_mod
 from harness.report.verdicts import FINDING_PREFIX
 from harness.engines import certs as certs_mod
 from harness.engines.peer import GoServer, PeerError, PythonServer, run_go_client
@@ -242,6 +243,11 @@ class Session:
     _catalogue_path: Path | None = None
     _certs: Path | None = None
     _certs_lock: threading.Lock = field(default_factory=threading.Lock)  # directions overlap (run_all)
+    _found_versions: dict[bool, dict[str, str]] = field(default_factory=dict)  # uses Go -> versions
+    _versions_lock: threading.Lock = field(default_factory=threading.Lock)
+    # the library versions the known divergences are judged for (run.versions of the reports); None:
+    # read from this process (grpcio, protobuf) and the built Go peer when a direction needs it
+    versions: dict[str, str] | None = None
 
     def __enter__(self) -> Session:
         return self
@@ -314,8 +320,22 @@ class Session:
         server = self._servers.get(d.server)
         if server is not None and hasattr(server, "alive") and not server.alive():
             results = self._server_died(d, server, results)
+        tested = self.tested_versions(d)
         return [divergences.apply(self.prepared.known, r, d.slug, by_name[r.case].calls[0].streaming,
-                                  by_name[r.case].ends_early) for r in results]
+                                  by_name[r.case].ends_early, tested) for r in results]
+
+    def tested_versions(self, d: Direction) -> dict[str, str]:
+        """The versions the direction's results are judged for: the run's when it gave them, else
+        this process's Python side and, for a direction with Go in it, what the Go peer links
+        (read once per session)."""
+        if self.versions is not None:
+            return self.versions
+        uses_go = "go" in (d.client, d.server)
+        with self._versions_lock:  # directions overlap (run_all)
+            if uses_go not in self._found_versions:
+                binary = self.prepared.build.binary if uses_go else None
+                self._found_versions[uses_go] = {**versions_mod.python_side(), **versions_mod.go_side(binary)}
+            return self._found_versions[uses_go]
 
     def _server_died(self, d: Direction, server: Any, results: list[Result]) -> list[Result]:
         """The server peer exited during the direction: its failures are errors that say so, naming
@@ -579,7 +599,8 @@ DIRECTION_OVERLAP = 3
 
 def run_all(prepared: Prepared, runner: str, directions: list[Direction], patterns: list[str] | None,
             on_result: Any = None, server_address: str | None = None, the_plan: Plan | None = None,
-            concurrency: int = DEFAULT_CONCURRENCY) -> tuple[list[Result], Session]:
+            concurrency: int = DEFAULT_CONCURRENCY,
+            versions: dict[str, str] | None = None) -> tuple[list[Result], Session]:
     """Run every selected case (of the plan's shard) in every direction; the caller closes the
     returned session. With server_address, the server side is a peer already running there (started
     by hand). Directions whose servers differ overlap; results (and on_result) keep the directions'
@@ -587,7 +608,8 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
     closed and the exception goes on."""
     check_concurrency(concurrency)
     the_plan = the_plan or plan(prepared, directions, patterns)
-    session = Session(prepared, runner, concurrency=concurrency, listeners=listeners_of(the_plan.cases))
+    session = Session(prepared, runner, concurrency=concurrency, listeners=listeners_of(the_plan.cases),
+                      versions=versions)
     if server_address:
         sides = {d.server for d in directions}
         session.external = {side: ExternalServer(server_address, f"server started by hand at {server_address}")
