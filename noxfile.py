@@ -4,7 +4,7 @@
     nox -s "interop(grpcio='1.76.0', grpcgo='v1.80.0')"       # one combination
     nox -s interop                                            # all of them (what `make matrix` runs)
     nox -R -s interop                                         # again, reusing the venvs (no installs)
-    nox -s "interop(grpcio='1.68.1', grpcgo='v1.77.0')" -- -k routeguide   # options for grpc-interop run
+    nox -s "interop(grpcio='1.72.2', grpcgo='v1.77.0')" -- -k routeguide   # options for grpc-interop run
 
 Besides the grid, two sessions vary one more axis each (harness/run/version_matrix.py: extra_axes):
     nox -s "interop(grpcio='1.85.1+python', grpcgo='v1.85.0')"                # pure-Python protobuf backend
