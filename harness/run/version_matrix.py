@@ -8,6 +8,7 @@ a nox session (noxfile.py); CI runs the same session per matrix job (ci/github/i
     python -m harness.run.version_matrix run --grpcio 1.76.0 --grpc-go v1.80.0 [-- <grpc-interop run options>]
     python -m harness.run.version_matrix summary [--dir reports/matrix] [--markdown FILE]
     python -m harness.run.version_matrix docs [--dir reports/matrix] [--out docs/matrix.md]
+    python -m harness.run.version_matrix oldest     # the oldest combination's nox session (.ci/run)
 
 `run` checks that the installed Python packages and the built Go peer really have the requested
 versions, then runs `grpc-interop run --protos protos --json reports/matrix/<combo>.json` and writes
@@ -231,6 +232,16 @@ def configured() -> list[tuple[str, str]]:
     return [(py, go) for py in GRPCIO for go in GRPC_GO] + extra_axes()
 
 
+def oldest() -> tuple[str, str]:
+    """The oldest supported combination: the oldest grpcio set × the oldest grpc-go (.ci/run runs it)."""
+    return min(GRPCIO, key=_version_key), min(GRPC_GO, key=_version_key)
+
+
+def session_name(grpcio: str, grpcgo: str) -> str:
+    """The nox session of a combination (noxfile.py), as `nox -s` takes it."""
+    return f"interop(grpcio='{grpcio}', grpcgo='{grpcgo}')"
+
+
 def extra_axes() -> list[tuple[str, str]]:
     """One combination per Python protobuf backend and per protobuf-go version, on the repo's pins."""
     py, go, oldest = next(iter(GRPCIO)), GRPC_GO[0], GRPC_GO[-1]
@@ -424,10 +435,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--markdown", type=Path, help="where to write the Markdown (default: <dir>/summary.md)")
     s.add_argument("--found-only", action="store_true",
                    help="only the combinations that have files (default: also the configured ones that have none)")
+    sub.add_parser("oldest", help="print the nox session of the oldest supported combination (make matrix-oldest)")
     d = sub.add_parser("docs", help="write docs/matrix.md from reports/matrix/*.json (never edited by hand)")
     d.add_argument("--dir", type=Path, default=REPORTS)
     d.add_argument("--out", type=Path, default=Path("docs") / "matrix.md")
     args = ap.parse_args(argv)
+    if args.cmd == "oldest":
+        print(session_name(*oldest()))
+        return 0
     if args.cmd == "docs":
         from harness.run import matrix_docs  # imports protobuf (the known divergences): not at import time
 
