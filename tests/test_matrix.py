@@ -253,7 +253,7 @@ def test_docs_are_written_from_the_reports(tmp_path: Path) -> None:
     assert "All 11 combinations pass." in text
     for grpcio, grpcgo in matrix.configured():
         assert f"`interop(grpcio='{grpcio}', grpcgo='{grpcgo}')`" in text
-    row = next(line for line in text.splitlines() if line.startswith(f"| 1. `{entry.match}`"))
+    row = next(line for line in text.splitlines() if line.startswith(f"| 1. `{entry.match}`"))  # the first group
     counts = [x.strip() for x in row.split("|")[3:-1]]
     assert counts.count("1") == len(matrix.GRPC_GO) and counts.count("0") == len(matrix.configured()) - len(matrix.GRPC_GO)
     out = tmp_path / "matrix.md"

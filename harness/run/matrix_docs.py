@@ -72,23 +72,28 @@ def render(report_dir: Path) -> str:
 
 
 def _conditioned(report_dir: Path, cells: list[vm.Cell]) -> list[str]:
-    """Each version-conditioned built-in entry, with the case runs it excused per combination."""
-    entries = [e for e in divergences.load(divergences.builtin_files(), builtin=True) if e.versions]
+    """Each version-conditioned built-in entry (those sharing a reason as one row), with the case runs
+    it excused per combination."""
+    groups: dict[str, list[divergences.Divergence]] = {}
+    for e in divergences.load(divergences.builtin_files(), builtin=True):
+        if e.versions:
+            groups.setdefault(e.reason, []).append(e)
     lines = ["", "## Version-specific known divergences", "",
              "The entries of `harness/run/known_divergences.yaml` with `versions:`. Each applies only to a run "
              "whose libraries are in its range: outside it, it excuses nothing (0 below); inside it, a case run "
              "that no longer diverges fails the run as stale.", ""]
-    if not entries:
+    if not groups:
         return [*lines, "None."]
     excused = {(c.grpcio, c.grpcgo): _excused(report_dir, c) for c in cells}
     head = [f"{c.grpcio} × {c.grpcgo}" for c in cells]
     lines += ["| entry | versions | " + " | ".join(head) + " |", "|---|---|" + "---|" * len(cells)]
-    for i, e in enumerate(entries, 1):
-        counts = [sum(t.startswith(e.reason) for t in excused[(c.grpcio, c.grpcgo)]) for c in cells]
-        lines.append(f"| {i}. `{vm._md(e.match)}` | {vm._md(_versions_text(e))} | "
-                     + " | ".join(str(n) for n in counts) + " |")
+    for i, (reason, entries) in enumerate(groups.items(), 1):
+        counts = [sum(t.startswith(reason) for t in excused[(c.grpcio, c.grpcgo)]) for c in cells]
+        matches = "<br>".join(f"`{vm._md(e.match)}`" for e in entries)
+        versions = "; ".join(dict.fromkeys(_versions_text(e) for e in entries))
+        lines.append(f"| {i}. {matches} | {vm._md(versions)} | " + " | ".join(str(n) for n in counts) + " |")
     lines.append("")
-    lines += [f"{i}. {vm._md(e.reason)}" for i, e in enumerate(entries, 1)]
+    lines += [f"{i}. {vm._md(reason)}" for i, reason in enumerate(groups, 1)]
     return lines
 
 
