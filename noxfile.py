@@ -12,7 +12,8 @@ Besides the grid, two sessions vary one more axis each (harness/run/version_matr
 
 Each session has its own venv with that grpcio set and its protobuf (harness/run/version_matrix.py: GRPCIO), the
 repo installed --no-deps (its pyproject pins grpcio 1.85.1), and builds the Go peer against that
-grpc-go ($INTEROP_GRPC_GO). Results: reports/matrix/<combo>.json; `make matrix` aggregates them.
+grpc-go ($INTEROP_GRPC_GO). Results: reports/matrix/<combo>.json; `make matrix` aggregates them and
+`make matrix-docs` writes docs/matrix.md from them. `make matrix-oldest` runs the oldest combination alone.
 """
 
 from __future__ import annotations
