@@ -4,6 +4,7 @@ inside it the entry must still diverge (a pass is stale)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import grpc
@@ -96,3 +97,25 @@ def test_a_run_judges_its_results_by_the_versions_it_runs(prepared: runner.Prepa
     assert run(f"{{grpcio: '=={mine}'}}") == {refused: "divergence", passes: "unexpected_pass"}
     # another grpcio's entry: neither applies, the refusal is a failure, the pass a pass
     assert run(f"{{grpcio: '!={mine}'}}") == {refused: "fail", passes: "pass"}
+
+
+def _combination_versions(grpcio: str, grpcgo: str) -> dict[str, str]:
+    """The versions a configured combination runs with, as its report records them."""
+    from harness.run import version_matrix as vm
+
+    (py, backend), (go, protobuf_go) = vm.split_grpcio(grpcio), vm.split_grpcgo(grpcgo)
+    pin = re.search(r"google\.golang\.org/protobuf (v\S+)", (REPO / "go_peer" / "go.mod").read_text())
+    assert pin is not None
+    return {"grpcio": py, "protobuf": vm.GRPCIO[py], "protobuf_backend": backend or "upb", "grpc_go": go,
+            "protobuf_go": protobuf_go or pin.group(1)}
+
+
+def test_every_builtin_version_range_is_one_the_matrix_runs() -> None:
+    """A built-in entry whose range no configured combination is in would never be measured again."""
+    from harness.run import version_matrix as vm
+
+    tested = [_combination_versions(*c) for c in vm.configured()]
+    for e in divergences.load(divergences.builtin_files(), builtin=True):
+        if e.versions:
+            assert any(e.in_versions(v) for v in tested), (e.match, e.versions)
+            assert not all(e.in_versions(v) for v in tested), (e.match, "applies everywhere: drop `versions`")
