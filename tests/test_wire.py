@@ -106,7 +106,7 @@ def test_a_parse_failure_on_the_response_side_is_not_observed_never_a_pass(seed_
                               ("interop-case", case.name), ("interop-call", "0")])
     client.feed(wire.PREFACE + HeadersFrame(1, data=block, flags=["END_HEADERS"]).serialize())
     server.feed(bytes.fromhex("00000501040000000" + "1ffffffffff"))  # a header block HPACK cannot decode
-    assert observer.errors
+    assert observer.errors and f"in {case.name} call 0, stream 1" in observer.errors[0]  # names the culprit
     diffs = observed.compression_diffs(case, "py", "py", observer)
     assert [(d.path, d.got.startswith("<not observed: server side")) for d in diffs] == [("compression", True)]
 
@@ -120,3 +120,36 @@ def test_the_observer_stops_listening_on_exit() -> None:
     assert not any(t.name == "wire-observer" and t.is_alive() for t in threading.enumerate())
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_one_calls_oversized_trailer_stays_with_that_call(seed_gen, gzip_cases) -> None:
+    """A 70 KiB trailer (past hpack's 64 KiB default) on one call: the next gzip call on the same
+    connection is still observed, not `<not observed: OversizedHeaderListError>`."""
+    from hpack import Encoder
+    from hyperframe.frame import DataFrame, HeadersFrame
+
+    from harness.engines import wire
+
+    case = gzip_cases[UNARY + "gzip_request"]
+    observer = WireObserver("127.0.0.1:1")
+    conn = wire._Connection(observer)
+    client, server = wire._Direction(conn, True), wire._Direction(conn, False)
+    to_server, to_client = Encoder(), Encoder()
+
+    def request(stream: int, name: str) -> bytes:
+        block = to_server.encode([(":method", "POST"), (":path", "/shapes.v1.Shapes/Unary"), ("grpc-encoding", "gzip"),
+                                  ("interop-case", name), ("interop-call", "0")])
+        return (HeadersFrame(stream, data=block, flags=["END_HEADERS"]).serialize()
+                + DataFrame(stream, data=b"\x01\x00\x00\x00\x00", flags=["END_STREAM"]).serialize())
+
+    client.feed(wire.PREFACE + request(1, "a.S/M/protocol/big_trailer"))
+    trailer = to_client.encode([("grpc-status", "0"), ("x-big", "x" * 70 * 1024)])
+    frames, rest = [], trailer
+    while rest:  # split into frames of at most 16 KiB, as a peer would
+        chunk, rest = rest[:16384], rest[16384:]
+        kind = HeadersFrame if not frames else wire.ContinuationFrame
+        frames.append(kind(1, data=chunk, flags=[] if rest else ["END_HEADERS"]).serialize())
+    server.feed(b"".join(frames))
+    client.feed(request(3, case.name))
+    assert observer.errors == []
+    assert observed.compression_diffs(case, "go", "py", observer) == []

@@ -14,6 +14,7 @@ seen everything that call sent and received.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,9 +58,14 @@ class _Direction:
         self.preface = from_client
         self.decoder = Decoder()
         self.decoder.max_allowed_table_size = 1 << 31  # whatever the peer's SETTINGS allow
+        # No header list limit: the peers enforce theirs, and what they refuse is their verdict. hpack's
+        # 64 KiB default failed midway through a larger block (a 70 KiB trailer), which leaves the
+        # decoder's table unusable: every later call on the connection read as not observed.
+        self.decoder.max_header_list_size = sys.maxsize
         self.block: dict[int, bytearray] = {}
         self.message: dict[int, tuple[bytearray, int]] = {}  # stream -> (prefix so far, payload left)
         self.broken = False
+        self.stream = 0  # the stream of the frame being parsed: a failure names its call
 
     def feed(self, data: bytes) -> None:
         """Parse a chunk; a parse failure is recorded (calls then read as not observed), never
@@ -70,7 +76,8 @@ class _Direction:
             self._feed(data)
         except Exception as e:  # noqa: BLE001  any library error: the bytes still flow
             self.broken = True
-            self.conn.fail(f"{'client' if self.from_client else 'server'} side: {type(e).__name__}: {e}")
+            self.conn.fail(f"{'client' if self.from_client else 'server'} side: {type(e).__name__}: {e}"
+                           f"{self.conn.where(self.stream)}")
 
     def _feed(self, data: bytes) -> None:
         self.buf += data
@@ -81,6 +88,7 @@ class _Direction:
             self.preface = False
         while len(self.buf) >= 9:
             frame, length = Frame.parse_frame_header(memoryview(self.buf[:9]))
+            self.stream = frame.stream_id
             if len(self.buf) < 9 + length:
                 return
             frame.parse_body(memoryview(self.buf[9: 9 + length]))
@@ -123,6 +131,14 @@ class _Connection:
     def fail(self, error: str) -> None:
         self.broken.append(error)
         self.observer.errors.append(error)
+
+    def where(self, stream: int) -> str:
+        """The call a parse failure happened in: the failure spoils the connection's header state,
+        so every later call on it reads as not observed, and each says which call it came from."""
+        call = self.calls.get(stream)
+        if call is None or not call.case:
+            return f" (stream {stream})" if stream else ""
+        return f" (in {call.case} call {call.index}, stream {stream})"
 
     def _call(self, stream: int) -> Call:
         return self.calls.setdefault(stream, Call(broken=self.broken))
