@@ -38,7 +38,7 @@ def render(value: Any, float32: bool = False) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False).translate(_INVISIBLE)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, float):
@@ -48,6 +48,12 @@ def render(value: Any, float32: bool = False) -> str:
     if isinstance(value, (list, tuple)):  # metadata values: ["a", "b"]
         return "[" + ", ".join(render(v) for v in value) + "]"
     return str(value)
+
+
+# Characters json.dumps leaves raw that would hide in a report or break its lines: DEL, the C1
+# controls (U+0085 NEL among them), LINE and PARAGRAPH SEPARATOR. Escaped like the C0 controls
+# json.dumps already escapes, so "\u2028" reads like "\u0000" (the Go engine's quote does the same).
+_INVISIBLE = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x2028, 0x2029]}
 
 
 def _repr_float32(value: float) -> str:
