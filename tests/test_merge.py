@@ -222,3 +222,24 @@ def test_a_divergence_no_entry_explains_is_refused(tmp_path: Path) -> None:
     with pytest.raises(results.MergeError, match=r"go→py a.Svc/M1/T/c1: marked pass, but the known divergence "
                                                  r"'go-py:\*/c1' \(known.yaml\) applies"):
         results.merge([results.read(path)])
+
+
+def test_built_in_entries_that_matched_nothing_are_listed_as_not_exercised(tmp_path: Path, capsys) -> None:
+    from harness.run import divergences
+
+    path = _judged_shard(tmp_path, _rows())
+    doc = json.loads(path.read_text())
+    builtin = divergences.Divergence("*-pyaio:*/idle_pattern", ("x",), "r", "builtin.yaml", True)
+    used = divergences.Divergence("go-go:*/used_pattern", ("x",), "r", "builtin.yaml", True)
+    doc["run"]["divergences"] += [{**builtin.to_json(), "matched": {}},
+                                  {**used.to_json(), "matched": {"divergence": 2}}]
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    out = {k: tmp_path / f"m.{k}" for k in ("markdown", "html")}
+    assert cli.main(["report", "merge", str(path), *(a for k, p in out.items() for a in (f"--{k}", str(p)))]) == 0
+    printed = capsys.readouterr().out
+    assert "1 built-in known divergence(s) not exercised by this proto set" in printed
+    assert "*-pyaio:*/idle_pattern" in printed and "used_pattern" not in printed
+    for report in out.values():  # the user's own entry (known.yaml) matched nothing either: that is an error
+        text = report.read_text()  # before a run (a dead pattern), never listed here
+        assert "not exercised by this proto set" in text and "idle_pattern" in text
+        assert "used_pattern" not in text.split("not exercised")[1] and "go-py:*/c1" not in text.split("not exercised")[1]

@@ -241,6 +241,23 @@ def stale(divergences: list[dict]) -> list[str]:
             for e in divergences if (e.get("matched") or {}).get("unexpected_pass")]
 
 
+def not_exercised(divergences: list[dict]) -> list[dict]:
+    """Built-in entries that applied to no result of the run (of the merged set): the proto set (or
+    the selection) has no case they are about, so the run says nothing of them. A user's entry that
+    applies to nothing is an error before the run (divergences.check_dead)."""
+    return [e for e in divergences if e.get("builtin") and not any((e.get("matched") or {}).values())]
+
+
+def not_exercised_lines(divergences: list[dict]) -> list[str]:
+    """The report's lines about them (terminal and Markdown): a heading, then one line per entry."""
+    idle = not_exercised(divergences)
+    if not idle:
+        return []
+    return [f"{len(idle)} built-in known divergence(s) not exercised by this proto set (no case of the run is "
+            "theirs):", *(f"  {e['match']}" + (f" [{', '.join(e['streaming'])}]" if e.get("streaming") else "")
+                         for e in idle)]
+
+
 # ---------------------------------------------------------------- coverage from JSON
 
 def _merge_coverage(covs: list[dict]) -> dict | None:
