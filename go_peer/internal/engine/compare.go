@@ -72,9 +72,12 @@ func check(call int, p *plan, out *outcome) []Diff {
 	if e.Reflection != nil {
 		d.reflection(p, out)
 	}
-	if sc := p.call.Server; sc != nil && sc.Compression != "" && len(out.responses) > 0 &&
-		out.compression != sc.Compression {
-		d.add("compression", sc.Compression, out.compression)
+	if sc := p.call.Server; sc != nil && sc.Compression != "" && len(out.responses) > 0 {
+		if out.compression != sc.Compression {
+			d.add("compression", sc.Compression, out.compression)
+		} else if out.uncompressed != "" { // declared in the header, but each message says for itself
+			d.add("compression", sc.Compression, out.uncompressed)
+		}
 	}
 	d.serverDiffs(out.trailer)
 	if p.call.CheckedByServer && serverAnswers(p) && len(out.trailer.Get(ServerCheckedKey)) == 0 {
