@@ -143,7 +143,8 @@ type Refusal struct {
 	Listener string `json:"listener"`
 	// Cause: no_certificate (the client sent none), unknown_authority (its certificate does not
 	// chain to ca.pem), invalid_certificate (another verify error), client_alert (the client
-	// aborted the handshake with Alert: it refused the server), other.
+	// aborted the handshake with Alert: it refused the server), client_closed (it hung up in the
+	// middle of the handshake without an alert), other.
 	Cause string `json:"cause"`
 	Alert string `json:"alert,omitempty"`
 	// the client certificate offered, when it was refused: its subject's common name and the
@@ -176,6 +177,8 @@ func refusalOf(listener string, err error) Refusal {
 		r.Cause, r.Alert = "client_alert", strings.TrimPrefix(op.Err.Error(), "tls: ")
 	case strings.Contains(err.Error(), "client didn't provide a certificate"):
 		r.Cause = "no_certificate"
+	case errors.Is(err, io.EOF): // the client hung up in the middle of the handshake, without an alert
+		r.Cause = "client_closed"
 	}
 	return r
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"testing"
@@ -64,6 +65,7 @@ func TestRefusalOf(t *testing.T) {
 				ClientSHA256: "5050d80d22ecd471ea55df7034042c1e041341ff4066e7f6ff38e20b720df8ea"}},
 		{errors.New("tls: client didn't provide a certificate"), Refusal{Cause: "no_certificate"}},
 		{&net.OpError{Op: "remote error", Err: errors.New("tls: bad certificate")}, Refusal{Cause: "client_alert", Alert: "bad certificate"}},
+		{fmt.Errorf("handshake: %w", io.EOF), Refusal{Cause: "client_closed"}},
 		{&net.OpError{Op: "read", Err: errors.New("connection reset by peer")}, Refusal{Cause: "other"}},
 	} {
 		got := refusalOf("mtls", tc.err)
