@@ -31,6 +31,7 @@ KEY = "interop-tls-refusals"
 # verify error), grpc core closes the connection without an alert.
 CLIENT_REFUSES = {"go": {"cause": "client_alert", "alert": "bad certificate"},
                   "py": {"cause": "client_closed"}, "pyaio": {"cause": "client_closed"}}
+UNTRUSTED_FILE = "other_client.pem"  # harness/engines/certs.py: the client certificate no server trusts
 # how long the records of the last refused handshakes may take to arrive after the client's results
 SETTLE_S = 2.0
 
@@ -50,7 +51,7 @@ def expected(case: Any, client: str, certs: Path | None) -> dict[str, str] | Non
         return {"listener": ch.listener, "cause": "no_certificate"}
     want = {"listener": ch.listener, "cause": "unknown_authority", "client_cn": channels.OTHER_CLIENT_CN}
     if certs is not None:  # the very certificate the session made, not any with its name
-        pem = (certs / channels.CLIENT_CERTS["other_client"][0]).read_bytes()  # type: ignore[index]
+        pem = (certs / UNTRUSTED_FILE).read_bytes()
         der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
         want["client_sha256"] = hashlib.sha256(der).hexdigest()
     return want
