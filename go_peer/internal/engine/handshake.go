@@ -184,7 +184,7 @@ func refusalOf(listener string, err error) Refusal {
 }
 
 // Refusals keeps the refused handshakes of a server's listeners until the harness takes them
-// (a call carrying RefusalsKey on the plaintext listener).
+// (a call carrying RefusalsKey, on any listener of the server).
 type Refusals struct {
 	mu   sync.Mutex
 	list []Refusal

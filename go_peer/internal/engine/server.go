@@ -111,7 +111,7 @@ func Serve(ctx context.Context, listens []Listen, tlsDir string, cat *Catalogue,
 	}
 	defer named.stop()
 	l := &callLogger{w: stderr, cat: cat}
-	refused := &Refusals{log: stderr} // every TLS listener's refused handshakes, taken on the plaintext one
+	refused := &Refusals{log: stderr} // every TLS listener's refused handshakes, taken with a call on any listener
 	var (
 		servers []*grpc.Server
 		lns     []net.Listener
