@@ -95,6 +95,16 @@ def test_a_server_that_keeps_no_record_is_not_read_as_one_that_saw_nothing(
         ("server.handshake", "<not observed: the server sent no interop-tls-refusals trailer>")]
 
 
+def test_a_server_that_cannot_be_asked_fails_the_refused_cases(cert_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handshakes, "SETTLE_S", 0.0)
+    results = [Result(c.name, "x", "pass", []) for c in REFUSED.values()]
+    handshakes.clear("127.0.0.1:1")  # nothing listens there: said by judge, not raised
+    handshakes.judge(results, list(REFUSED.values()), "go", "127.0.0.1:1", cert_dir)
+    failed = {r.case.rsplit("/", 1)[1]: r.diffs[0].got for r in results if r.verdict == "fail"}
+    assert set(failed) == {"wrong_ca", "no_client_cert", "untrusted_client_cert"}
+    assert failed["wrong_ca"].startswith("<not observed: asking 127.0.0.1:1 for its refused handshakes: UNAVAILABLE")
+
+
 def test_only_go_servers_are_asked() -> None:
     assert handshakes.applies("go", list(REFUSED.values()))
     assert not handshakes.applies("py", list(REFUSED.values()))
@@ -118,6 +128,7 @@ def test_a_go_server_records_the_untrusted_certificate_and_the_mutant_fails(
     """py→go, live: the Go server records what grpcio clients offered; a Python client that never
     presents the untrusted certificate fails on both ends."""
     cases: list[Case] = [REFUSED["untrusted_client_cert"], REFUSED["no_client_cert"], REFUSED["wrong_ca"]]
+    monkeypatch.setattr(handshakes, "SETTLE_S", 0.5)  # the mutant's record never comes: wait less for it
     with peer.GoServer(go_build, "process", _catalogue(tmp_path), certs=cert_dir) as server:
         assert handshakes.take(server.address) == []
 

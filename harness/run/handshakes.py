@@ -61,14 +61,31 @@ def applies(server: str, cases: list[Any]) -> bool:
     return server == "go" and any(expected(c, "go", None) for c in cases)
 
 
+class NotTaken(Exception):
+    """The server's records could not be read; the message says why."""
+
+
 def take(address: str) -> list[dict[str, Any]] | None:
     """The refused handshakes the server at address recorded since the last take (it then forgets
     them); None when it sent no record at all (a server that keeps none)."""
-    with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
-        _, call = health_pb2_grpc.HealthStub(ch).Check.with_call(
-            health_pb2.HealthCheckRequest(), metadata=[(KEY, "take")], timeout=10)
-    values = [v for k, v in call.trailing_metadata() or () if k == KEY]
-    return json.loads(values[0]) if values else None
+    try:
+        with grpc.insecure_channel(address, options=CHANNEL_OPTIONS) as ch:
+            _, call = health_pb2_grpc.HealthStub(ch).Check.with_call(
+                health_pb2.HealthCheckRequest(), metadata=[(KEY, "take")], timeout=10)
+        values = [v for k, v in call.trailing_metadata() or () if k == KEY]
+        return json.loads(values[0]) if values else None
+    except grpc.RpcError as e:
+        raise NotTaken(f"asking {address} for its refused handshakes: {e.code().name} {e.details()}") from None
+    except ValueError as e:
+        raise NotTaken(f"the {KEY} trailer of {address} is not JSON: {e}") from None
+
+
+def clear(address: str) -> None:
+    """Forget what earlier directions left; a server that cannot say is reported by judge."""
+    try:
+        take(address)
+    except NotTaken:
+        pass
 
 
 def describe(record: dict[str, Any]) -> str:
@@ -93,10 +110,13 @@ def judge(results: list[Result], cases: list[Any], client: str, address: str, ce
     if not wants:
         return
     records: list[dict[str, Any]] = []
-    heard = False
+    heard, problem = False, "the server sent no interop-tls-refusals trailer"
     deadline = time.monotonic() + SETTLE_S
     while True:
-        got = take(address)
+        try:
+            got = take(address)
+        except NotTaken as e:
+            got, problem = None, str(e)
         heard = heard or got is not None
         records += got or []
         missing = [n for n, w in wants.items() if not any(_matches(w, r) for r in records)]
@@ -108,7 +128,7 @@ def judge(results: list[Result], cases: list[Any], client: str, address: str, ce
             continue
         want = wants[r.case]
         seen = [describe(x) for x in records if x.get("listener") == want["listener"]]
-        got_text = ("<not observed: the server sent no interop-tls-refusals trailer>" if not heard
+        got_text = (f"<not observed: {problem}>" if not heard
                     else "; ".join(seen) or f"no refused handshake on the {want['listener']} listener")
         r.diffs.append(Diff(0, "server.handshake", "a refused handshake, " + describe(want), got_text))
         if r.verdict == "pass":

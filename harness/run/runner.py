@@ -344,7 +344,7 @@ class Session:
         targets = dict(getattr(server, "addresses", None) or {"plaintext": server.address})
         refusals = handshakes.applies(d.server, cases)
         if refusals:  # what earlier directions' refused handshakes left on the server
-            handshakes.take(server.address)
+            handshakes.clear(server.address)
         if not observed.needs_observer(d.client, d.server, cases):
             results = sorted(self._exchange(d, cases, targets), key=lambda r: order[r.case])
         else:

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 
@@ -195,9 +196,15 @@ type Refusals struct {
 // of the refused handshakes seen since the last such call (they are then forgotten).
 const RefusalsKey = "interop-tls-refusals"
 
+// maxRefusals bounds what a server nobody takes from keeps: the latest ones.
+const maxRefusals = 1000
+
 func (rs *Refusals) add(r Refusal) {
 	rs.mu.Lock()
 	rs.list = append(rs.list, r)
+	if len(rs.list) > maxRefusals {
+		rs.list = slices.Clone(rs.list[len(rs.list)-maxRefusals:])
+	}
 	rs.mu.Unlock()
 	if rs.log != nil {
 		cert := ""
