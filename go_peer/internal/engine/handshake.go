@@ -128,7 +128,7 @@ func (h *clientHandshakes) refusalDiffs(c Channel, d *differ) {
 		}
 		switch {
 		case !h.asked:
-			d.add("channel.client_cert", wantText, "the server asked for no certificate")
+			d.add("channel.client_cert", wantText, "no certificate request reached GetClientCertificate")
 		case h.presented != want && h.presented == "":
 			d.add("channel.client_cert", wantText, "none presented")
 		case h.presented != want:
