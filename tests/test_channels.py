@@ -185,13 +185,19 @@ def test_every_channel_case_passes_python_to_python(name: str, client: str, list
     assert result.verdict == "pass", (flavour, client, result.diffs)
     refused = (BY_NAME[name].channel or {}).get("refused") or name.endswith("_rejected")
     assert bool(result.notes) == bool(refused), result.notes  # each non-OK call's status is recorded
-    # the client's own refusals name their cause; the server's (mtls) race with the client's first
-    # write, so grpcio says "Socket closed": the client_cert check proves those (below)
-    cause = {"wrong_ca": channels.UNKNOWN_AUTHORITY, "server_name_mismatch": channels.NAME_MISMATCH,
-             "token_needs_tls": "", "no_client_cert": "", "untrusted_client_cert": ""}.get(name.rsplit("/", 1)[1])
-    if cause is not None:
-        assert result.notes["call 0"].startswith("UNAVAILABLE: " if cause or "/mtls/" in name else "UNAUTHENTICATED: ")
-        assert cause in result.notes["call 0"], result.notes
+    if refused:
+        status, cause = NOTES[name.rsplit("/", 1)[1]]
+        assert result.notes["call 0"].startswith(status + ": ") and cause in result.notes["call 0"], result.notes
+
+
+# What each refused case's note says: the client's own refusals name their cause. The server's (on
+# mtls) race with the client's first write, and grpcio then says "Socket closed": what the client
+# handed grpcio proves those (channel.client_cert, a diff in the passing verdict above).
+NOTES = {"wrong_ca": ("UNAVAILABLE", channels.UNKNOWN_AUTHORITY),
+         "server_name_mismatch": ("UNAVAILABLE", channels.NAME_MISMATCH),
+         "no_client_cert": ("UNAVAILABLE", ""), "untrusted_client_cert": ("UNAVAILABLE", ""),
+         "token_needs_tls": ("UNAUTHENTICATED", "does not have a sufficient security level to transfer call credential"),
+         "bearer_token_rejected": ("UNAUTHENTICATED", "bearer token required")}
 
 
 @pytest.mark.parametrize("client", ["sync", "aio"])
