@@ -5,7 +5,8 @@ token sent through call credentials. Cases without one share the plaintext conne
 Both sides read it: the client opens the connection it describes (one per distinct channel, kept for
 the run), and the generic server checks that what arrived is what the case says, so a client that
 quietly used another connection fails. The certificate files are made by the harness
-(harness/engines/certs.py) under the names below.
+(harness/engines/certs.py) under the names below. A refused channel must be refused for its own
+cause (`refusal`): the client's own verify error, or on mTLS the certificate it handed grpcio.
 """
 
 from __future__ import annotations
