@@ -253,9 +253,9 @@ def not_exercised_lines(divergences: list[dict]) -> list[str]:
     idle = not_exercised(divergences)
     if not idle:
         return []
+    modes = [f" [{', '.join(e['streaming'])}]" if e.get("streaming") else "" for e in idle]
     return [f"{len(idle)} built-in known divergence(s) not exercised by this proto set (or selection: no case "
-            "of the run is theirs):", *(f"  {e['match']}" + (f" [{', '.join(e['streaming'])}]" if e.get("streaming") else "")
-                         for e in idle)]
+            "of the run is theirs):", *(f"  {e['match']}{mode}" for e, mode in zip(idle, modes))]
 
 
 # ---------------------------------------------------------------- coverage from JSON

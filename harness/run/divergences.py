@@ -183,7 +183,8 @@ def label_problem(entries: list[Divergence], result: Result, slug: str, mode: st
                     f"({entry.source})")
         return None
     if result.verdict not in ("fail", "error", "finding", "unexpected_pass"):
-        return f"marked {result.verdict!r}, which is no verdict (pass, fail, error, divergence, unexpected_pass, finding)"
+        return (f"marked {result.verdict!r}, which is no verdict (pass, fail, error, divergence, unexpected_pass, "
+                "finding)")
     return None
 
 
