@@ -174,14 +174,14 @@ const (
 
 // plan is a call checked and converted into protobuf values, ready to run.
 type plan struct {
-	call         *Call
-	respType     protoreflect.MessageType
-	requests     []proto.Message
-	expected     []proto.Message // nil: responses not checked
+	call     *Call
+	respType protoreflect.MessageType
+	requests []proto.Message
+	expected []proto.Message // nil: responses not checked
 	// serverSent is what the server answers when server.status replaces expect.status: a client
 	// that lets that answer through (a known divergence) must show it intact (answeredByServer)
-	serverSent []proto.Message
-	md           metadata.MD     // the call's own metadata (without interop-*)
+	serverSent   []proto.Message
+	md           metadata.MD // the call's own metadata (without interop-*)
 	timeout      time.Duration
 	chunkField   protoreflect.FieldDescriptor
 	expectStatus string

@@ -83,7 +83,7 @@ func TestServerConfirmationOfAnotherCodeFails(t *testing.T) {
 		trailer metadata.MD
 		want    []string
 	}{
-		{17, confirm("CODE_17"), []string{"status.code"}}, // the honest server: grpc-go's known divergence
+		{17, confirm("CODE_17"), []string{"status.code"}},                   // the honest server: grpc-go's known divergence
 		{codes.Unknown, confirm("CODE_17"), []string{"status.code.number"}}, // clamped on the way
 		{codes.Unknown, confirm("UNKNOWN"), []string{"server.status"}},
 		{codes.Unknown, metadata.Pairs(engine.ServerCheckedKey, "1"), []string{"server.status"}},
