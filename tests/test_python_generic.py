@@ -317,7 +317,7 @@ def test_a_missing_server_confirmation_is_a_failure(seed_gen) -> None:
     call = Call(method="tutorial.HelloService/SayHello", streaming="unary", request_type="tutorial.HelloRequest",
                 response_type="tutorial.HelloResponse", requests=[{}], expect={"status": "OK"}, checked_by_server=True)
     assert [(d.path, d.got) for d in check(call, Outcome(), 0)] == [("server.checked", "missing")]
-    assert check(call, Outcome(trailers=[("interop-server-checked", "1")]), 0) == []
+    assert check(call, Outcome(trailers=[("interop-server-checked", "1"), ("interop-server-status", "OK")]), 0) == []
     cancelled = Call(**{**call.__dict__, "expect": {"status": "CANCELLED"}, "cancel_after_responses": 0})
     assert check(cancelled, Outcome(status="CANCELLED"), 0) == []
 

@@ -443,6 +443,9 @@ def _metadata_cases(svc: ServiceDescriptor, m: MethodDescriptor, req: Any, resp:
         _call(m, [req], [], status="RESOURCE_EXHAUSTED", metadata=over, server=refused))
     add("metadata_headers_over_hard_limit",
         _call(m, [req], [], status="RESOURCE_EXHAUSTED", server={**refused, "headers": over}))
+    # trailers are a header block of their own, with the same limits
+    add("metadata_trailers_over_hard_limit",
+        _call(m, [req], [], status="RESOURCE_EXHAUSTED", server={**refused, "trailers": over}))
     # Error paths: a client refuses these itself (INTERNAL, nothing is sent); the server answers OK.
     add("metadata_uppercase_key", _call(m, [req], [], status="INTERNAL", metadata={"x-Upper-Case": ["v"]},
                                         server=refused))
