@@ -488,9 +488,10 @@ def _status_cases(m: MethodDescriptor, req: Any, resp: Any) -> list[Case]:
         out.append(_case(m, "protocol", pattern, call))
 
     for code in (17, 99):
-        # gRPC defines codes 0-16. The server sends the number (server.status); a receiver reads an
-        # unknown number as UNKNOWN (grpcio; grpc-go keeps the number: a known divergence).
-        add(f"code_{code}", _call(m, [req], [], status="UNKNOWN", server={"status": f"CODE_{code}"}))
+        # gRPC defines codes 0-16. The server sends the number (server.status) with no message; a
+        # receiver reads an unknown number as UNKNOWN (grpcio, with no message either: measured;
+        # grpc-go keeps the number: a known divergence). The server confirms the code it sent.
+        add(f"code_{code}", _call(m, [req], [], status="UNKNOWN", message="", server={"status": f"CODE_{code}"}))
     long_message = "long status message " + "m" * (GRPCIO_METADATA_HARD_LIMIT + 1024)
     add("long_status_message", _call(m, [req], [], status="FAILED_PRECONDITION", message=long_message))
     error_info = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "R", "domain": "example.org"}
