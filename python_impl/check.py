@@ -61,7 +61,8 @@ def check(call: Any, out: Outcome, index: int, server_reached: bool = True) -> l
         diffs += _check_chunks(exp["chunks"], out.responses, index)
     diffs += server_diffs(out.trailers, index)
     confirmed = any(k == CHECKED_TRAILER for k, _ in out.trailers)
-    if server_reached and (server_must_confirm(call) or through and call.checked_by_server) and not confirmed:
+    if (server_reached and (server_must_confirm(call) or through and getattr(call, "checked_by_server", False))
+            and not confirmed):
         # no trailer would otherwise read as "the server checked and found nothing"
         add("server.checked", "present", "missing")
     if confirmed:

@@ -76,15 +76,20 @@ def test_grpc_aio_sends_nothing_with_forbidden_metadata(seed_gen, cases, pattern
     assert _apply(result, "pyaio-py", found) == "divergence"
 
 
-def _observe(case_name: str, server_trailers: list[tuple[str, str]] | None) -> WireObserver:
-    """An observer that saw one call of case_name, and the server's trailers when given."""
+def _observe(case_name: str, server_trailers: list[tuple[str, str]] | None,
+             trailers_only: bool = False) -> WireObserver:
+    """An observer that saw one call of case_name, and the server's trailers when given (in the
+    response's only header block when trailers_only)."""
     observer = WireObserver("127.0.0.1:1")
     conn = wire._Connection(observer)
     client, server = wire._Direction(conn, True), wire._Direction(conn, False)
     client.feed(wire.PREFACE + HeadersFrame(1, data=Encoder().encode(
         [(":method", "POST"), (":path", "/tutorial.HelloService/SayHello"), ("interop-case", case_name),
          ("interop-call", "0")]), flags=["END_HEADERS"]).serialize())
-    if server_trailers is not None:
+    if server_trailers is not None and trailers_only:
+        server.feed(HeadersFrame(1, data=Encoder().encode([(":status", "200"), ("grpc-status", "0"), *server_trailers]),
+                                 flags=["END_HEADERS", "END_STREAM"]).serialize())
+    elif server_trailers is not None:
         server.feed(HeadersFrame(1, data=Encoder().encode([(":status", "200")]), flags=["END_HEADERS"]).serialize()
                     + HeadersFrame(1, data=Encoder().encode([("grpc-status", "0"), *server_trailers]),
                                    flags=["END_HEADERS", "END_STREAM"]).serialize())
@@ -129,3 +134,14 @@ def test_the_checks_run_for_python_clients_only(cases) -> None:
     all_three = list(cases.values())
     assert observed.needs_observer("py", "go", all_three) and observed.needs_observer("pyaio", "py", all_three)
     assert not observed.needs_observer("go", "go", all_three)
+
+
+
+def test_a_trailers_only_answer_carries_the_confirmation(cases) -> None:
+    """A server that answers with one header block (:status and grpc-status together) still
+    confirms on the wire."""
+    case = cases[PRE + "metadata_reserved_grpc_keys"]
+    observer = _observe(case.name, [("interop-server-checked", "1")], trailers_only=True)
+    assert observed.wire_diffs(case, "py", "go", observer, []) == []
+    assert [d.path for d in observed.wire_diffs(case, "py", "go", _observe(case.name, [], trailers_only=True), [])] == [
+        "wire.server.checked"]

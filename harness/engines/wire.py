@@ -143,11 +143,12 @@ class _Connection:
             call.request.encoding = encoding.decode() if encoding else None
             call.request_keys = [k.decode(errors="replace") for k in headers]
             self.observer.record(call)
-        elif not from_client and b":status" in headers:  # the response headers, not the trailers
-            call.response.encoding = encoding.decode() if encoding else None
         elif not from_client:
-            call.harness_trailers = [(k.decode(errors="replace"), v) for k, v in headers.items()
-                                     if k.startswith(HARNESS_PREFIX)]
+            if b":status" in headers:  # the response headers, not the trailers
+                call.response.encoding = encoding.decode() if encoding else None
+            if b"grpc-status" in headers:  # the trailers (alone, or with :status in a trailers-only answer)
+                call.harness_trailers = [(k.decode(errors="replace"), v) for k, v in headers.items()
+                                         if k.startswith(HARNESS_PREFIX)]
 
     def message(self, stream: int, from_client: bool, flag: int) -> None:
         call = self._call(stream)
