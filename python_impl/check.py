@@ -14,8 +14,8 @@ from google.protobuf.message import Message
 
 from python_impl import bulk
 from python_impl.compare import Tolerance, diff_messages, diff_stream, render
-from python_impl.contract import (CHECKED_TRAILER, DIFFS_TRAILER, STATUS_TRAILER, Diff, Outcome, code_number, detail_any,
-                                  message_class)
+from python_impl.contract import (CHECKED_TRAILER, DIFFS_TRAILER, STATUS_TRAILER, Diff, Outcome, code_number,
+                                  detail_any, message_class)
 from python_impl.standard import check_reflection
 
 

@@ -1,6 +1,6 @@
 """The generic server confirms the status it sent (`interop-server-status`), and the Python client
-checks it (issue 17): a code past 16 must be confirmed and be the case's, and a server answer that comes through in place of the client's
-own refusal must be what the server sent."""
+checks it (issue 17): a code past 16 must be confirmed and be the case's, and a server answer that
+comes through in place of the client's own refusal must be what the server sent."""
 
 from __future__ import annotations
 
