@@ -354,7 +354,7 @@ class Session:
                                  key=lambda r: order[r.case])
             by_name = {c.name: c for c in cases}
             for r in results:
-                found = observed.compression_diffs(by_name[r.case], d.client, d.server, observer)
+                found = observed.wire_diffs(by_name[r.case], d.client, d.server, observer, r.diffs)
                 r.diffs += found
                 if found and r.verdict == "pass":
                     r.verdict = "fail"
