@@ -63,6 +63,19 @@ def test_a_library_exception_is_the_calls_outcome(seed_gen, monkeypatch, flavour
 
 
 @pytest.mark.parametrize("flavour", ["sync", "aio"])
+@pytest.mark.parametrize("server", [{"status": "OK", "responses": [{"reply": "x"}]}, {"status": "CODE_17"}],
+                         ids=["server_answers_ok", "server_sends_17"])
+def test_a_raise_is_never_read_as_the_servers_answer(seed_gen, monkeypatch, flavour: str, server: dict) -> None:
+    """A case whose server would answer (OK with a response, or a code past 16, which the server
+    must confirm): the raise read as no status must not count as that answer coming through, and
+    the trailers it never read are no missing confirmation. The raise is the one difference."""
+    cls, name, module = _METHODS[flavour]
+    monkeypatch.setattr(cls, name, raising(module, KeyError(17)))
+    r = run(flavour, seed_gen, say_hello({"status": "UNKNOWN"}, server=server, checked_by_server=True))
+    assert (r.verdict, [(d.path, d.got) for d in r.diffs]) == ("fail", [("status.code", "raised KeyError: 17")])
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
 def test_an_exception_of_the_harness_stays_an_error(seed_gen, monkeypatch, flavour: str) -> None:
     """The same exception raised by code that is not grpcio's (here: this test module) is a harness
     error: a harness bug never reads as a library's behaviour."""
@@ -77,7 +90,7 @@ def test_refused_metadata_is_an_outcome_in_every_grpcio(seed_gen, flavour: str) 
     """The real thing: an uppercase metadata key. grpc.aio raises ExecuteBatchError for a unary call
     (every grpcio of the matrix); the sync client raises ValueError (grpcio 1.72) or ends the call
     INTERNAL (1.76 and later). Either way the case fails on its status, with no error verdict."""
-    r = run(flavour, seed_gen, say_hello({"status": "OK"}, metadata={"x-Upper-Case": ["v"]}))
+    r = run(flavour, seed_gen, say_hello({"status": "OK", "responses": []}, metadata={"x-Upper-Case": ["v"]}))
     assert r.verdict == "fail", r.diffs
     got = next(d.got for d in r.diffs if d.path == "status.code")
     assert got.startswith(("raised ExecuteBatchError: ", "raised ValueError: metadata was invalid", "INTERNAL")), got
