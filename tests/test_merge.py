@@ -243,3 +243,16 @@ def test_built_in_entries_that_matched_nothing_are_listed_as_not_exercised(tmp_p
         text = report.read_text()  # before a run (a dead pattern), never listed here
         assert "not exercised by this proto set" in text and "idle_pattern" in text
         assert "used_pattern" not in text.split("not exercised")[1] and "go-py:*/c1" not in text.split("not exercised")[1]
+
+
+@pytest.mark.parametrize("forged", [{"contains": [""]}, {"contains": ["x", ""]}, {"reason": " "},
+                                    {"intermittent": True, "requires": []}, {"streaming": ["unary", "stream"]}])
+def test_a_recorded_entry_a_divergence_file_could_not_hold_is_refused(tmp_path: Path, forged: dict) -> None:
+    """The entries a merge judges rows by are read from the input, so they pass the checks a
+    divergence file's entries pass: an empty `contains` text is in every diff, and excused any row."""
+    path = _judged_shard(tmp_path, _rows())
+    doc = json.loads(path.read_text())
+    doc["run"]["divergences"][0].update(forged)
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    with pytest.raises(results.MergeError, match=r"judged.json: the known divergence 'go-py:\*/c1' its run recorded"):
+        results.merge([results.read(path)])

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.run.divergences import Divergence, label_problem
+from harness.run.divergences import Divergence, DivergenceError, label_problem
 from python_impl.contract import Result
 
 FORMAT = 2
@@ -151,7 +151,11 @@ def _judge(item: Loaded) -> None:
     that does not follow (a `pass` carrying a status diff, a `divergence` no entry explains) is
     refused, naming the row and the file, instead of being merged as it reads."""
     recorded = item.run.get("divergences") or []
-    entries = [Divergence.from_json(e) for e in recorded] if all("contains" in e for e in recorded) else None
+    try:
+        entries = ([Divergence.from_json(e, f"{item.path}: the known divergence {e.get('match')!r} its run recorded")
+                    for e in recorded] if all("contains" in e for e in recorded) else None)
+    except DivergenceError as e:
+        raise MergeError(f"{e}. The file was edited, or written by a broken run: run that shard again") from None
     modes = item.run["catalogue"].get("modes")
     for r in item.results:
         direction = r.direction.split(" · ")[0]  # a merged file's columns carry their version label
