@@ -171,6 +171,22 @@ def _judge(item: Loaded) -> None:
         if problem is not None:
             raise MergeError(f"{item.path}: {r.direction} {r.case}: {problem}. The file was edited, or written by "
                              "a broken run: run that shard again")
+    if entries is not None and modes is not None:
+        _count_matches(item, entries, modes)
+
+
+def _count_matches(item: Loaded, entries: list[Divergence], modes: dict) -> None:
+    """Each recorded entry's matches counted from the rows just judged (as the run counts them:
+    every row of a case the entry applies to, by verdict), never read from the file: a count left
+    out would leave the entry that excused a row out of the reports' list of them."""
+    for raw, entry in zip(item.run.get("divergences") or [], entries):
+        matched: dict[str, int] = {}
+        for r in item.results:
+            mode = modes.get(r.case)
+            if mode is not None and entry.applies(r.direction.split(" · ")[0].replace("→", "-"), r.case,
+                                                  mode.get("streaming"), bool(mode.get("ends_early"))):
+                matched[r.verdict] = matched.get(r.verdict, 0) + 1
+        raw["matched"] = matched
 
 
 def _merge_group(group: list[Loaded], allow_incomplete: bool) -> tuple[list[Result], list[tuple[str, str]]]:
