@@ -99,7 +99,7 @@ def test_size_limit_cases_on_every_service_that_can_carry_bulk(seed_gen) -> None
     # what cannot be made is said, per service and pattern
     gaps = casegen.size_gaps(ps, cases)
     assert any(g.startswith("idc.IndicatorGraph (indicator_graph.proto): no response_over_limit case") for g in gaps)
-    assert sum(g.startswith("shapes.v1.Empties") for g in gaps) == 3
+    assert sum(g.startswith("shapes.v1.Empties") for g in gaps) == 5
     # the others are the harness's echo services of types-only files whose messages carry no bulk
     assert all(".interop_echo." in g for g in gaps[:] if not g.startswith(("shapes.v1.Empties", "idc.IndicatorGraph")))
 
@@ -282,3 +282,38 @@ def test_every_value_pattern_case_carries_a_value_of_its_kind(seed_gen) -> None:
         assert any(carries(msg, pattern) for msg in sent + answered), case.name
         checked[pattern] += 1
     assert set(checked) == set(PATTERNS)  # every pattern made a case somewhere, and each was checked
+
+
+def test_each_gzip_case_sends_a_message_gzip_shrinks_or_says_it_cannot(seed_gen) -> None:
+    """Under gzip a message may go uncompressed when gzip would not shrink it by a tenth (wire.shrinks),
+    so a gzip case whose message is small proves only the header: a peer that sends every message
+    with its compressed flag at 0 passes it. Every gzip case sends one that gzip shrinks, or its
+    service is listed as a gap (Empties and the echo service of an empty message: nothing to compress)."""
+    from harness.engines.wire import gzip_sink, shrinks
+
+    pool = descriptor_pool.Default()
+    ps = discover(REPO / "protos")
+    cases = casegen.generate(ps)
+    gaps = casegen.size_gaps(ps, cases)
+    checked, unchecked = set(), set()
+    for case in cases:
+        pattern = case.name.rsplit("/", 1)[1]
+        if pattern not in ("gzip_request", "gzip_response") or "/protocol/" not in case.name:
+            continue
+        call = case.calls[0]
+        kind, sent = ((call.request_type, call.requests) if pattern == "gzip_request"
+                      else (call.response_type, call.expect["responses"]))
+        sizes = []
+        for raw in sent:
+            data = bulk.parse(raw, GetMessageClass(pool.FindMessageTypeByName(kind))()).SerializeToString()
+            sink = gzip_sink()
+            sizes.append((len(data), len(sink.compress(data)) + len(sink.flush())))
+        svc = case.name.split("/", 1)[0]
+        if sizes and all(shrinks(n, z) for n, z in sizes):
+            checked.add((svc, pattern))
+            continue
+        unchecked.add((svc, pattern))
+        assert any(g.startswith(f"{svc} (") and f"no {pattern} case that checks each message's compressed flag" in g
+                   for g in gaps), (case.name, sizes)
+    assert {s for s, _ in unchecked} == {"shapes.v1.Empties", "shapes.more.interop_echo.LegacyMoreEcho"}
+    assert len(checked) >= 20 and ("shapes.v1.Shapes", "gzip_request") in checked

@@ -562,8 +562,9 @@ SIZE_PATTERNS = ("near_size_limit", "request_over_limit", "response_over_limit")
 
 
 def size_gaps(ps: ProtoSet, cases: list[Case], skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """Services that got fewer size-limit cases than the README promises, and why: the cases
-    command prints them, so a missing case is never silent."""
+    """Services that got fewer size-limit cases than the README promises, or gzip cases that cannot
+    check each message's compressed flag, and why: the cases command prints them, so a missing
+    case is never silent."""
     made: dict[str, set[str]] = {}
     for c in cases:
         pattern = c.name.rsplit("/", 1)[1]
@@ -579,6 +580,15 @@ def size_gaps(ps: ProtoSet, cases: list[Case], skip: set[str] | frozenset[str] =
         for pattern in SIZE_PATTERNS:
             if svc.methods and pattern not in made.get(svc.full_name, set()):
                 out.append(f"{svc.full_name} ({svc.file.name}): no {pattern} case: {why[pattern]}")
+        # A message gzip does not shrink may go uncompressed under gzip (wire.shrinks): with no type
+        # that can carry bulk, the gzip case proves the grpc-encoding header only, not each
+        # message's compressed flag (protocol_cases picks a bulk-carrying method when there is one).
+        for pattern, side, what in (("gzip_request", "input_type", "request"),
+                                    ("gzip_response", "output_type", "response")):
+            if svc.methods and not any(_bulk_field(getattr(m, side)) for m in svc.methods):
+                out.append(f"{svc.full_name} ({svc.file.name}): no {pattern} case that checks each message's "
+                           f"compressed flag: no {what} type has a field that can carry bulk, and gzip shrinks "
+                           "no smaller message by a tenth (its case checks the grpc-encoding header only)")
     return out
 
 
