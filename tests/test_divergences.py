@@ -374,3 +374,16 @@ def test_every_built_in_entry_is_exercised_by_an_example() -> None:
     exercised = {id(e) for ex in _examples() for e in _excusing(builtin, ex)}
     missing = [f"{e.match} ({e.reason[:60]}…)" for e in builtin if id(e) not in exercised]
     assert not missing, f"built-in entries with no example in {EXAMPLES_FILE.name}: {missing}"
+
+
+def test_every_text_an_entry_excuses_by_is_shown_by_one_of_its_examples() -> None:
+    """An entry excuses a diff that holds any of its `contains` texts: a text that no example of the
+    entry shows is breadth nothing measured (the test above passes while an entry is broader than
+    its example). Each text must appear in a diff of an example that names the entry."""
+    builtin = divergences.load(divergences.builtin_files(), builtin=True)
+    unshown = []
+    for e in builtin:
+        texts = [divergences._text(d) for ex in _examples() if ex["entry"] == e.match
+                 for d in _example_result(ex).diffs]
+        unshown += [f"{e.match}: {c!r}" for c in e.contains if not any(c in t for t in texts)]
+    assert not unshown, f"contains texts no example in {EXAMPLES_FILE.name} shows: {unshown}"
