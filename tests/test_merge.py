@@ -273,3 +273,16 @@ def test_the_matches_of_each_entry_are_counted_from_the_rows_not_read(tmp_path: 
     assert cli.main(["report", "merge", str(path), "--html", str(out)]) == 0
     table = out.read_text().split("Known divergences that matched")[1]
     assert "go-py:*/c1" in table and "a documented reason" in table and "known.yaml" in table
+
+
+def test_a_row_whose_case_has_no_recorded_mode_is_refused(tmp_path: Path) -> None:
+    """Entries limited to a streaming mode (or to calls that end early) apply to a row only through
+    the mode its run recorded: with the case left out of `catalogue.modes`, no such entry applied,
+    so a pass it makes stale, or a divergence, went unjudged by it."""
+    path = _judged_shard(tmp_path, _rows())
+    doc = json.loads(path.read_text())
+    del doc["run"]["catalogue"]["modes"]["a.Svc/M0/T/c0"]
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    with pytest.raises(results.MergeError, match=r"judged.json: py→go a.Svc/M0/T/c0: marked pass, and the run record "
+                                                 r"gives no streaming mode for its case"):
+        results.merge([results.read(path)])

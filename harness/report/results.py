@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.report.verdicts import OK_VERDICTS
 from harness.run.divergences import Divergence, DivergenceError, label_problem
 from python_impl.contract import Result
 
@@ -136,7 +137,9 @@ def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
            "complete": not missing, "interrupted": None,
            "catalogue": {"digest": first["catalogue"]["digest"] if len(groups) == 1 else "",
                          "expected": _expected_all(groups, labels),
-                         "modes": {k: v for i in inputs for k, v in (i.run["catalogue"].get("modes") or {}).items()}},
+                         # none when an input has none (an older file): {} would read as "no case has a mode"
+                         "modes": ({k: v for i in inputs for k, v in i.run["catalogue"]["modes"].items()}
+                                   if all(i.run["catalogue"].get("modes") is not None for i in inputs) else None)},
            "not_run": [list(p) for p in missing],
            "divergences": _merge_divergences([i.run.get("divergences") or [] for i in inputs]),
            "wall_s": {str(i.path): i.run.get("wall_s") for i in inputs},
@@ -166,6 +169,10 @@ def _judge(item: Loaded) -> None:
                                  "does not carry the known divergences to judge it by (written by an older "
                                  "grpc-interop): run it again with this version")
             continue
+        if r.verdict in OK_VERDICTS and r.case not in modes:
+            raise MergeError(f"{item.path}: {r.direction} {r.case}: marked {r.verdict}, and the run record gives no "
+                             "streaming mode for its case (catalogue.modes), which the known divergences match on. "
+                             "The file was edited, or written by a broken run: run that shard again")
         problem = label_problem(entries, r, direction.replace("→", "-"), mode.get("streaming"),
                                 bool(mode.get("ends_early")))
         if problem is not None:
