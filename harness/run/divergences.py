@@ -58,7 +58,8 @@ class Divergence:
     def from_json(cls, raw: dict, where: str) -> Divergence:
         """An entry a run record carries, held to the rules of a divergence file's entries (an empty
         `contains` text is in every diff: read back unchecked, it would excuse any row)."""
-        if not isinstance(raw, dict) or not isinstance(raw.get("source"), str) or not isinstance(raw.get("builtin"), bool):
+        if (not isinstance(raw, dict) or not isinstance(raw.get("source"), str)
+                or not isinstance(raw.get("builtin"), bool)):
             raise DivergenceError(f"{where} needs the keys 'source' (a text) and 'builtin' (true or false)")
         # to_json writes every key; a divergence file leaves out the empty and false ones
         written = {k: v for k, v in raw.items() if k in KEYS or k in OPTIONAL and v not in ([], False)}
