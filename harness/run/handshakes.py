@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +37,28 @@ UNTRUSTED_FILE = "other_client.pem"  # harness/engines/certs.py: the client cert
 SETTLE_S = 2.0
 
 
-def expected(case: Any, client: str, certs: Path | None) -> dict[str, str] | None:
+def expected(case: Any, client: str, certs: Path | None) -> dict[str, Any] | None:
     """The record a Go server must have made of a refused case's handshake (None: nothing to check:
     not a refused TLS case, or one whose refusal a server need not see: grpc core checks the
-    server's name after its handshake, so a name mismatch may end a completed one)."""
+    server's name after its handshake, so a name mismatch may end a completed one).
+
+    Every record names the ClientHello's SNI, which is the case's own channel's (its server_name;
+    none for the IP address the harness dials): a record another refused case of the direction left
+    on the same listener (grpc-go refuses a wrong authority and a wrong name with the same alert),
+    or a connection that hung up before any ClientHello, is not this case's."""
     ch = channels.of_case(case)
     if ch is None or not ch.refused or not ch.secure:
         return None
+    own = {"listener": ch.listener, "client_hello": True, "sni": ch.server_name or ""}
     if ch.trust == "other_ca":
-        return {"listener": ch.listener, **CLIENT_REFUSES[client]}
+        return {**own, **CLIENT_REFUSES[client]}
+    if ch.listener == channels.TLS and ch.server_name and client == "go":  # grpc-go checks the name in its handshake
+        return {**own, **CLIENT_REFUSES[client]}
     if ch.listener != channels.MTLS or ch.client_cert == "client":
         return None
     if ch.client_cert == "none":
-        return {"listener": ch.listener, "cause": "no_certificate"}
-    want = {"listener": ch.listener, "cause": "unknown_authority", "client_cn": channels.OTHER_CLIENT_CN}
+        return {**own, "cause": "no_certificate"}
+    want = {**own, "cause": "unknown_authority", "client_cn": channels.OTHER_CLIENT_CN}
     if certs is not None:  # the very certificate the session made, not any with its name
         pem = (certs / UNTRUSTED_FILE).read_bytes()
         der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
@@ -96,10 +105,15 @@ def describe(record: dict[str, Any]) -> str:
         parts.append(f"client certificate {record['client_cn']!r}")
     if record.get("client_sha256"):
         parts.append(f"sha256 {record['client_sha256'][:16]}…")
-    return f"{record.get('listener', '?')}: " + " ".join(parts)
+    text = f"{record.get('listener', '?')}: " + " ".join(parts)
+    if record.get("client_hello") is False:
+        return text + ", before any ClientHello"
+    if "sni" in record:
+        return text + (f", SNI {record['sni']!r}" if record["sni"] else ", no SNI")
+    return text
 
 
-def _matches(want: dict[str, str], record: dict[str, Any]) -> bool:
+def _matches(want: dict[str, Any], record: dict[str, Any]) -> bool:
     return all(record.get(k) == v for k, v in want.items())
 
 
@@ -127,7 +141,8 @@ def judge(results: list[Result], cases: list[Any], client: str, address: str, ce
         if r.case not in missing:
             continue
         want = wants[r.case]
-        seen = [describe(x) for x in records if x.get("listener") == want["listener"]]
+        counts = Counter(describe(x) for x in records if x.get("listener") == want["listener"])  # retries repeat
+        seen = [text if n == 1 else f"{text} (×{n})" for text, n in counts.items()]
         got_text = (f"<not observed: {problem}>" if not heard
                     else "; ".join(seen) or f"no refused handshake on the {want['listener']} listener")
         r.diffs.append(Diff(0, "server.handshake", "a refused handshake, " + describe(want), got_text))

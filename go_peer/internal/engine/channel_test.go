@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -170,11 +171,16 @@ func (p *tlsPeer) takeRefusals(t *testing.T) []engine.Refusal {
 	return out
 }
 
-// refusalKinds: each refusal as "listener cause alert client_cn", sorted.
+// refusalKinds: each refusal as "listener cause alert client_cn sni=<SNI>" (no "sni=": no
+// ClientHello came), sorted.
 func refusalKinds(rs []engine.Refusal) []string {
 	var out []string
 	for _, r := range rs {
-		out = append(out, strings.Join(strings.Fields(strings.Join([]string{r.Listener, r.Cause, r.Alert, r.ClientCN}, " ")), " "))
+		sni := ""
+		if r.ClientHello {
+			sni = "sni=" + r.SNI
+		}
+		out = append(out, strings.Join(strings.Fields(strings.Join([]string{r.Listener, r.Cause, r.Alert, r.ClientCN, sni}, " ")), " "))
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -215,9 +221,23 @@ func TestChannelRefused(t *testing.T) {
 		t.Errorf("a tls channel that connects passed as refused: %s %+v notes %v", r.Verdict, r.Diffs, r.Notes)
 	}
 	// grpc-go's client refuses the server's chain with a bad_certificate alert, for its authority
-	// and for its name alike.
-	got := p.takeRefusals(t)
-	want := []string{"mtls no_certificate", "mtls unknown_authority interop-other-client", "tls client_alert bad certificate"}
+	// and for its name alike: only the SNI (none for an IP address) tells the two apart. A
+	// connection that hangs up before its ClientHello is recorded as such.
+	hungUp, err := net.Dial("tcp", p.tls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hungUp.Close()
+	var got []engine.Refusal
+	for deadline := time.Now().Add(5 * time.Second); ; { // the server's handshake reads its EOF in its own time
+		got = append(got, p.takeRefusals(t)...)
+		if slices.Contains(refusalKinds(got), "tls client_closed") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	want := []string{"mtls no_certificate sni=", "mtls unknown_authority interop-other-client sni=",
+		"tls client_alert bad certificate sni=", "tls client_alert bad certificate sni=wrong.interop.test", "tls client_closed"}
 	if !slices.Equal(refusalKinds(got), want) {
 		t.Errorf("refusals %v, want %v (%+v)", refusalKinds(got), want, got)
 	}
@@ -247,8 +267,8 @@ func TestChannelRefusedWithheldCertificateFails(t *testing.T) {
 		r.Diffs[0].Expected != `"interop-other-client" presented` {
 		t.Errorf("a withheld untrusted certificate passed: %s %+v", r.Verdict, r.Diffs)
 	}
-	if got := refusalKinds(p.takeRefusals(t)); slices.Contains(got, "mtls unknown_authority interop-other-client") ||
-		!slices.Contains(got, "mtls no_certificate") {
+	if got := refusalKinds(p.takeRefusals(t)); slices.Contains(got, "mtls unknown_authority interop-other-client sni=") ||
+		!slices.Contains(got, "mtls no_certificate sni=") {
 		t.Errorf("the server saw %v, want no_certificate only on mtls", got)
 	}
 }

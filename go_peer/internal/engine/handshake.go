@@ -152,7 +152,11 @@ type Refusal struct {
 	// SHA-256 of its DER form
 	ClientCN     string `json:"client_cn,omitempty"`
 	ClientSHA256 string `json:"client_sha256,omitempty"`
-	Error        string `json:"error"`
+	// whether a ClientHello arrived, and the server name it asked for ("": none): what ties a
+	// record to its case, where two refused cases refuse alike on one listener
+	ClientHello bool   `json:"client_hello"`
+	SNI         string `json:"sni"`
+	Error       string `json:"error"`
 }
 
 // refusalOf classifies a failed server handshake. crypto/tls gives the offered chain with a
@@ -207,11 +211,14 @@ func (rs *Refusals) add(r Refusal) {
 	}
 	rs.mu.Unlock()
 	if rs.log != nil {
-		cert := ""
+		cert, sni := "", " (no ClientHello)"
 		if r.ClientSHA256 != "" {
 			cert = " (client certificate " + quote(r.ClientCN) + ")"
 		}
-		fmt.Fprintf(rs.log, "[tls] the %s listener refused a handshake: %s%s: %s\n", r.Listener, r.Cause, cert, r.Error)
+		if r.ClientHello {
+			sni = " (SNI " + quote(r.SNI) + ")"
+		}
+		fmt.Fprintf(rs.log, "[tls] the %s listener refused a handshake: %s%s%s: %s\n", r.Listener, r.Cause, cert, sni, r.Error)
 	}
 }
 
@@ -236,25 +243,39 @@ func (rs *Refusals) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 	return handler(ctx, req)
 }
 
-// Recording wraps a listener's server credentials: each failed handshake becomes a Refusal.
-func (rs *Refusals) Recording(listener string, creds credentials.TransportCredentials) credentials.TransportCredentials {
-	return recordingServer{creds, listener, rs}
+// Recording are a listener's server credentials made of cfg (ServerConfig): each failed handshake
+// becomes a Refusal, with the ClientHello's SNI (crypto/tls shows it to GetConfigForClient, with
+// the connection it arrived on).
+func (rs *Refusals) Recording(listener string, cfg *tls.Config) credentials.TransportCredentials {
+	hellos := &sync.Map{} // net.Conn -> the SNI of its ClientHello, until its handshake ends
+	cfg = cfg.Clone()
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		hellos.Store(hello.Conn, hello.ServerName)
+		return nil, nil // the listener's own configuration
+	}
+	return recordingServer{credentials.NewTLS(cfg), listener, rs, hellos}
 }
 
 type recordingServer struct {
 	credentials.TransportCredentials
 	listener string
 	store    *Refusals
+	hellos   *sync.Map
 }
 
 func (r recordingServer) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	c, info, err := r.TransportCredentials.ServerHandshake(conn)
+	sni, hello := r.hellos.LoadAndDelete(conn)
 	if err != nil {
-		r.store.add(refusalOf(r.listener, err))
+		refusal := refusalOf(r.listener, err)
+		if hello {
+			refusal.ClientHello, refusal.SNI = true, sni.(string)
+		}
+		r.store.add(refusal)
 	}
 	return c, info, err
 }
 
 func (r recordingServer) Clone() credentials.TransportCredentials {
-	return recordingServer{r.TransportCredentials.Clone(), r.listener, r.store}
+	return recordingServer{r.TransportCredentials.Clone(), r.listener, r.store, r.hellos}
 }
