@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from types import ModuleType, SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from cryptography import x509
@@ -21,6 +21,7 @@ from harness.engines import certs, peer
 from harness.protoset import discover
 from harness.protoset.codegen import GoBuild, build_go
 from harness.run import handshakes
+from harness.run.runner import Direction, Prepared, Session
 from python_impl import channels
 from python_impl.client import run_case
 from python_impl.contract import Result
@@ -175,3 +176,33 @@ def test_a_go_server_records_the_untrusted_certificate_and_the_mutant_fails(
     assert mutant.verdict == "fail"
     assert [(d.path, d.got) for d in mutant.diffs] == [
         ("channel.client_cert", "none handed to grpcio"), ("server.handshake", "mtls: no_certificate, no SNI")]
+
+
+def test_the_runner_forgets_what_earlier_directions_left_and_judges_its_own(
+        cert_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Session._run takes the server's records before a direction's cases and judges them after:
+    a record another direction left (here every honest one) must not pass this direction's mutant,
+    which never offered the untrusted certificate."""
+    monkeypatch.setattr(handshakes, "SETTLE_S", 0.0)
+    left = honest(cert_dir, "py")
+    made = [r for r in left if r["cause"] != "unknown_authority"]
+    events: list[str] = []
+
+    def take(address: str) -> list[dict[str, Any]]:
+        events.append("take")
+        return left if events == ["take"] else made if events[-2] == "exchange" else []
+
+    def exchange(d: Any, cases: list[Case], targets: dict[str, str]) -> list[Result]:
+        events.append("exchange")
+        return [Result(c.name, d.name, "pass", []) for c in cases]
+
+    session = Session(cast(Prepared, None), "process", listeners=("plaintext", "tls", "mtls"))
+    session._certs = cert_dir
+    server = SimpleNamespace(address="127.0.0.1:1", addresses={"plaintext": "127.0.0.1:1"})
+    monkeypatch.setattr(session, "server", lambda side: server)
+    monkeypatch.setattr(session, "_exchange", exchange)
+    monkeypatch.setattr(handshakes, "take", take)
+    results = session._run(Direction("py→go", "py", "go"), list(REFUSED.values()))
+    assert events[:3] == ["take", "exchange", "take"]
+    assert {r.case.rsplit("/", 1)[1]: [d.path for d in r.diffs] for r in results if r.diffs} == {
+        "untrusted_client_cert": ["server.handshake"]}
