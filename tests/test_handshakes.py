@@ -77,6 +77,9 @@ def test_each_refused_case_finds_its_own_refusal(client: str, cert_dir: Path, mo
     withheld = [r for r in honest(cert_dir, client) if r["cause"] != "unknown_authority"] * 2
     assert judged(withheld, client, cert_dir, monkeypatch) == {
         "untrusted_client_cert": [("server.handshake", "mtls: no_certificate, no SNI (×2)")]}
+    counted = [{**r, "count": 3} for r in honest(cert_dir, client) if r["cause"] != "unknown_authority"]
+    assert judged(counted, client, cert_dir, monkeypatch) == {
+        "untrusted_client_cert": [("server.handshake", "mtls: no_certificate, no SNI (×3)")]}
     # another certificate with the same name is not the session's untrusted one
     forged = [{**r, "client_sha256": "00" * 32} if r["cause"] == "unknown_authority" else r
               for r in honest(cert_dir, client)]

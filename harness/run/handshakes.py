@@ -141,7 +141,10 @@ def judge(results: list[Result], cases: list[Any], client: str, address: str, ce
         if r.case not in missing:
             continue
         want = wants[r.case]
-        counts = Counter(describe(x) for x in records if x.get("listener") == want["listener"])  # retries repeat
+        counts: Counter[str] = Counter()  # a refused channel's client retries: the same refusal again
+        for x in records:
+            if x.get("listener") == want["listener"]:
+                counts[describe(x)] += x.get("count", 1)
         seen = [text if n == 1 else f"{text} (×{n})" for text, n in counts.items()]
         got_text = (f"<not observed: {problem}>" if not heard
                     else "; ".join(seen) or f"no refused handshake on the {want['listener']} listener")

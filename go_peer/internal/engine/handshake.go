@@ -157,6 +157,9 @@ type Refusal struct {
 	ClientHello bool   `json:"client_hello"`
 	SNI         string `json:"sni"`
 	Error       string `json:"error"`
+	// how many times it happened since the last take: a refused channel's client reconnects with
+	// backoff for as long as its run lasts, refused alike each time
+	Count int `json:"count"`
 }
 
 // refusalOf classifies a failed server handshake. crypto/tls gives the offered chain with a
@@ -200,14 +203,27 @@ type Refusals struct {
 // of the refused handshakes seen since the last such call (they are then forgotten).
 const RefusalsKey = "interop-tls-refusals"
 
-// maxRefusals bounds what a server nobody takes from keeps: the latest ones.
-const maxRefusals = 1000
+// maxRefusals bounds the kinds of refusal a server keeps (the latest): their trailer must stay
+// within what a client accepts (grpcio resets a stream whose trailers pass 16 KiB).
+const maxRefusals = 40
+
+// maxErrorLen bounds a kept error's text, for the same reason.
+const maxErrorLen = 200
 
 func (rs *Refusals) add(r Refusal) {
+	if len(r.Error) > maxErrorLen {
+		r.Error = r.Error[:maxErrorLen] + "…"
+	}
 	rs.mu.Lock()
-	rs.list = append(rs.list, r)
-	if len(rs.list) > maxRefusals {
-		rs.list = slices.Clone(rs.list[len(rs.list)-maxRefusals:])
+	kind := r
+	if i := slices.IndexFunc(rs.list, func(x Refusal) bool { x.Count = 0; return x == kind }); i >= 0 {
+		rs.list[i].Count++ // the same refusal again: kept once, counted
+	} else {
+		r.Count = 1
+		rs.list = append(rs.list, r)
+		if len(rs.list) > maxRefusals {
+			rs.list = slices.Clone(rs.list[len(rs.list)-maxRefusals:])
+		}
 	}
 	rs.mu.Unlock()
 	if rs.log != nil {

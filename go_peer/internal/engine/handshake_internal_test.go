@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -73,5 +75,32 @@ func TestRefusalOf(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%v: %+v, want %+v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// A refused channel's client reconnects with backoff for as long as its run lasts: the same
+// refusal again and again. It is kept once, with a count, so the trailer that carries the records
+// stays within what a client accepts (grpcio resets a stream whose trailers pass 16 KiB).
+func TestRefusalsKeepARepeatOnce(t *testing.T) {
+	rs := &Refusals{}
+	noCert := Refusal{Listener: "mtls", Cause: "no_certificate", ClientHello: true, Error: "tls: client didn't provide a certificate"}
+	wrongCA := Refusal{Listener: "tls", Cause: "client_alert", Alert: "bad certificate", ClientHello: true, Error: "remote error: tls: bad certificate"}
+	for range 500 {
+		rs.add(noCert)
+		rs.add(wrongCA)
+	}
+	rs.add(Refusal{Listener: "tls", Cause: "client_closed", Error: "EOF"})
+	got := rs.Take()
+	noCert.Count, wrongCA.Count = 500, 500
+	want := []Refusal{noCert, wrongCA, {Listener: "tls", Cause: "client_closed", Error: "EOF", Count: 1}}
+	if !slices.Equal(got, want) {
+		t.Errorf("records %+v, want %+v", got, want)
+	}
+	for i := range 3 * maxRefusals { // as many kinds as a listener could be shown: the latest are kept
+		rs.add(Refusal{Listener: "tls", Cause: "other", Error: fmt.Sprintf("kind %d %s", i, strings.Repeat("x", 200))})
+	}
+	b, _ := json.Marshal(rs.Take())
+	if len(b) > 12<<10 {
+		t.Errorf("the records take %d bytes, more than a trailer may carry", len(b))
 	}
 }
