@@ -53,7 +53,20 @@ def judged(records: list[dict[str, Any]] | None, client: str, cert_dir: Path,
     cases = list(REFUSED.values())
     results = [Result(c.name, "x", "pass", []) for c in cases]
     handshakes.judge(results, cases, client, "127.0.0.1:1", cert_dir)
-    return {r.case.rsplit("/", 1)[1]: [(d.path, d.got) for d in r.diffs] for r in results if r.diffs}
+    assert all(d.got.endswith(handshakes.HINT) for r in results for d in r.diffs)
+    return {r.case.rsplit("/", 1)[1]: [(d.path, d.got.removesuffix(handshakes.HINT)) for d in r.diffs]
+            for r in results if r.diffs}
+
+
+def test_records_that_arrive_late_are_waited_for(cert_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server reads a client's alert or hang-up in its own time, maybe after the client's call
+    ended: judge asks again (up to SETTLE_S) until each refused case has its record."""
+    batches = [[], honest(cert_dir, "py")[:1], honest(cert_dir, "py")[1:]]
+    monkeypatch.setattr(handshakes, "take", lambda address: batches.pop(0) if batches else [])
+    cases = list(REFUSED.values())
+    results = [Result(c.name, "x", "pass", []) for c in cases]
+    handshakes.judge(results, cases, "py", "127.0.0.1:1", cert_dir)
+    assert [r.diffs for r in results] == [[]] * len(cases) and not batches
 
 
 HELLO = {"client_hello": True, "sni": ""}  # the harness dials an IP address: no SNI
@@ -135,6 +148,7 @@ def test_a_server_that_cannot_be_asked_fails_the_refused_cases(cert_dir: Path, m
     failed = {r.case.rsplit("/", 1)[1]: r.diffs[0].got for r in results if r.verdict == "fail"}
     assert set(failed) == {"wrong_ca", "no_client_cert", "untrusted_client_cert", "server_name_mismatch"}
     assert failed["wrong_ca"].startswith("<not observed: asking 127.0.0.1:1 for its refused handshakes: UNAVAILABLE")
+    assert failed["wrong_ca"].endswith(handshakes.HINT)
 
 
 def test_only_go_servers_are_asked() -> None:
@@ -177,7 +191,7 @@ def test_a_go_server_records_the_untrusted_certificate_and_the_mutant_fails(
         monkeypatch.setitem(channels.CLIENT_CERTS, "other_client", None)
         (mutant,) = run(cases[:1])
     assert mutant.verdict == "fail"
-    assert [(d.path, d.got) for d in mutant.diffs] == [
+    assert [(d.path, d.got.removesuffix(handshakes.HINT)) for d in mutant.diffs] == [
         ("channel.client_cert", "none handed to grpcio"), ("server.handshake", "mtls: no_certificate, no SNI")]
 
 

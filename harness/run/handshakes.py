@@ -33,6 +33,9 @@ KEY = "interop-tls-refusals"
 CLIENT_REFUSES = {"go": {"cause": "client_alert", "alert": "bad certificate"},
                   "py": {"cause": "client_closed"}, "pyaio": {"cause": "client_closed"}}
 UNTRUSTED_FILE = "other_client.pem"  # harness/engines/certs.py: the client certificate no server trusts
+# what to read next: the server logs each refused handshake; what each case needs and why
+HINT = (" (the server peer's log has a [tls] line for each handshake it refused; what each refused case "
+        "needs: docs/peer-contract.md, \"Why a handshake was refused\")")
 # how long the records of the last refused handshakes may take to arrive after the client's results
 SETTLE_S = 2.0
 
@@ -148,6 +151,6 @@ def judge(results: list[Result], cases: list[Any], client: str, address: str, ce
         seen = [text if n == 1 else f"{text} (×{n})" for text, n in counts.items()]
         got_text = (f"<not observed: {problem}>" if not heard
                     else "; ".join(seen) or f"no refused handshake on the {want['listener']} listener")
-        r.diffs.append(Diff(0, "server.handshake", "a refused handshake, " + describe(want), got_text))
+        r.diffs.append(Diff(0, "server.handshake", "a refused handshake, " + describe(want), got_text + HINT))
         if r.verdict == "pass":
             r.verdict = "fail"

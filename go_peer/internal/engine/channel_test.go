@@ -228,16 +228,18 @@ func TestChannelRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	hungUp.Close()
+	want := []string{"mtls no_certificate sni=", "mtls unknown_authority interop-other-client sni=",
+		"tls client_alert bad certificate sni=", "tls client_alert bad certificate sni=wrong.interop.test", "tls client_closed"}
+	// The server's handshake reads a client's alert or hang-up in its own time, maybe after the
+	// client's call has ended (the harness waits too: harness/run/handshakes.py SETTLE_S).
 	var got []engine.Refusal
-	for deadline := time.Now().Add(5 * time.Second); ; { // the server's handshake reads its EOF in its own time
+	for deadline := time.Now().Add(5 * time.Second); ; {
 		got = append(got, p.takeRefusals(t)...)
-		if slices.Contains(refusalKinds(got), "tls client_closed") || time.Now().After(deadline) {
+		if slices.Equal(refusalKinds(got), want) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	want := []string{"mtls no_certificate sni=", "mtls unknown_authority interop-other-client sni=",
-		"tls client_alert bad certificate sni=", "tls client_alert bad certificate sni=wrong.interop.test", "tls client_closed"}
 	if !slices.Equal(refusalKinds(got), want) {
 		t.Errorf("refusals %v, want %v (%+v)", refusalKinds(got), want, got)
 	}
@@ -246,6 +248,16 @@ func TestChannelRefused(t *testing.T) {
 	for _, x := range got {
 		if x.Cause == "unknown_authority" && x.ClientSHA256 != hex.EncodeToString(sum[:]) {
 			t.Errorf("refused certificate %s, want other_client.pem's SHA-256 %x", x.ClientSHA256, sum)
+		}
+	}
+	// each is logged too, for a reader of the server's log (docs/peer-contract.md)
+	for _, line := range []string{
+		`[tls] the mtls listener refused a handshake: unknown_authority (client certificate "interop-other-client") (SNI ""): tls: failed to verify certificate: x509: certificate signed by unknown authority`,
+		`[tls] the tls listener refused a handshake: client_alert (SNI "wrong.interop.test"): remote error: tls: bad certificate`,
+		`[tls] the tls listener refused a handshake: client_closed (no ClientHello): EOF`,
+	} {
+		if !strings.Contains(p.log.String(), line+"\n") {
+			t.Errorf("the server's log lacks %q:\n%s", line, p.log)
 		}
 	}
 	if again := p.takeRefusals(t); len(again) != 0 {
