@@ -2,9 +2,9 @@ package engine
 
 import (
 	"crypto/tls"
-	"encoding/json"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
