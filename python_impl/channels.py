@@ -35,6 +35,8 @@ OTHER_CLIENT_CN = "interop-other-client"  # other_client.pem, signed by other_ca
 CLIENT_CERTS = {"none": None, "client": ("client.pem", "client.key"),
                 "other_client": ("other_client.pem", "other_client.key")}
 TRUST = {"ca": "ca.pem", "other_ca": "other_ca.pem"}
+# the DNS names of the server certificate (harness/engines/certs.py makes it; the Go engine's serverNames)
+SERVER_NAMES = ("localhost", "peer.interop.test")
 PRESENTED_CN = {"none": "", "client": CLIENT_CN, "other_client": OTHER_CLIENT_CN}
 KEYS = {"listener", "trust", "client_cert", "server_name", "token", "refused", *connection.CLIENT_KEYS}
 
@@ -86,8 +88,29 @@ class Channel:
             raise ChannelError(f"channel.refused is true or false, not {raw['refused']!r}")
         if raw.get("refused") and listener == PLAINTEXT and not raw.get("token"):
             raise ChannelError("channel.refused on the plaintext listener needs a token: nothing else refuses it")
-        return cls(listener, trust, cert, raw.get("server_name"), raw.get("token"), raw.get("refused", False),
-                   tuple(connection.client_options(raw)))
+        ch = cls(listener, trust, cert, raw.get("server_name"), raw.get("token"), raw.get("refused", False),
+                 tuple(connection.client_options(raw)))
+        if ch.refused and len(causes := ch.causes()) > 1:
+            raise ChannelError(f"a refused channel has one cause, which its case proves (docs/peer-contract.md, "
+                               f"\"Why a handshake was refused\"); this one has {len(causes)} causes: "
+                               f"{'; '.join(causes)}. Keep one (which a library reports first is its own choice)")
+        return ch
+
+    @property
+    def name_refused(self) -> bool:
+        """The client asks for a name the server certificate lacks."""
+        return self.server_name is not None and self.server_name not in SERVER_NAMES
+
+    def causes(self) -> list[str]:
+        """Why a handshake on this channel fails, each cause by itself."""
+        out = []
+        if self.trust == "other_ca":
+            out.append("trust other_ca: the client refuses the server's authority")
+        if self.secure and self.name_refused:
+            out.append(f"server_name {self.server_name!r}: a name the server certificate lacks")
+        if self.listener == MTLS and self.client_cert != "client":
+            out.append(f"client_cert {self.client_cert} on mtls: the server refuses it")
+        return out
 
     @property
     def secure(self) -> bool:
@@ -155,14 +178,15 @@ CLIENT_VERIFY_FAILED = ("CERTIFICATE_VERIFY_FAILED", NAME_MISMATCH)
 def refusal(ch: Channel, message: str, handed: str | None) -> list[tuple[str, str, str]]:
     """Why a refused secure channel was refused, as this client can tell: (path, expected, got) for
     each difference from the cause its channel names. trust other_ca: the client refused the
-    server's chain for its authority; a tls listener trusting ca: for the name; mtls: the client
+    server's chain for its authority; a tls listener trusting ca, or a name the server certificate
+    lacks: for the name; mtls: the client
     accepted the server's chain and handed grpcio exactly the certificate client_cert names (the
     server's side of it is checked by the harness: harness/run/handshakes.py)."""
     got = message or "(no status message)"
     if ch.trust == "other_ca":
         return [] if UNKNOWN_AUTHORITY in message else [
             ("channel.refusal", f"the client refuses the server's chain: {UNKNOWN_AUTHORITY!r}", got)]
-    if ch.listener == TLS:
+    if ch.listener == TLS or ch.name_refused:
         return [] if NAME_MISMATCH in message else [
             ("channel.refusal", f"the client refuses the server's certificate for its name: {NAME_MISMATCH!r}", got)]
     out = []

@@ -5,6 +5,7 @@ untrusted certificate."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -223,3 +224,13 @@ def test_the_runner_forgets_what_earlier_directions_left_and_judges_its_own(
     assert events[:3] == ["take", "exchange", "take"]
     assert {r.case.rsplit("/", 1)[1]: [d.path for d in r.diffs] for r in results if r.diffs} == {
         "untrusted_client_cert": ["server.handshake"]}
+
+
+def test_a_name_the_certificate_lacks_is_the_cause_on_any_listener(cert_dir: Path) -> None:
+    """A case file's mtls channel with the trusted client certificate and a wrong name: grpc-go
+    aborts with its alert on the mtls listener, with that name as SNI."""
+    case = dataclasses.replace(REFUSED["untrusted_client_cert"], channel={
+        "listener": "mtls", "client_cert": "client", "server_name": channel_cases.NOT_IN_CERT, "refused": True})
+    assert handshakes.expected(case, "go", cert_dir) == {
+        "listener": "mtls", "client_hello": True, "sni": channel_cases.NOT_IN_CERT, **handshakes.CLIENT_REFUSES["go"]}
+    assert handshakes.expected(case, "py", cert_dir) is None  # grpc core: after its handshake

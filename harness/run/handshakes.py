@@ -55,7 +55,7 @@ def expected(case: Any, client: str, certs: Path | None) -> dict[str, Any] | Non
     own = {"listener": ch.listener, "client_hello": True, "sni": ch.server_name or ""}
     if ch.trust == "other_ca":
         return {**own, **CLIENT_REFUSES[client]}
-    if ch.listener == channels.TLS and ch.server_name and client == "go":  # grpc-go checks the name in its handshake
+    if ch.name_refused and client == "go":  # grpc-go checks the name in its handshake
         return {**own, **CLIENT_REFUSES[client]}
     if ch.listener != channels.MTLS or ch.client_cert == "client":
         return None

@@ -32,6 +32,15 @@ const OtherClientCN = "interop-other-client"
 // presentedCN is the common name each channel client_cert presents ("": none).
 var presentedCN = map[string]string{"none": "", "client": ClientCN, "other_client": OtherClientCN}
 
+// serverNames are the DNS names of the server certificate (harness/engines/certs.py makes it from
+// python_impl/channels.py SERVER_NAMES).
+var serverNames = []string{"localhost", "peer.interop.test"}
+
+// nameRefused: the channel asks for a name the server certificate lacks.
+func (c Channel) nameRefused() bool {
+	return c.ServerName != "" && !slices.Contains(serverNames, c.ServerName)
+}
+
 // ---------------------------------------------------------------- client side
 
 // clientHandshakes is what the client's end of one channel's TLS handshakes showed: whether the
@@ -96,7 +105,8 @@ func (r recordingClient) Clone() credentials.TransportCredentials {
 
 // refusalDiffs: the refusal of a normalized refused channel must have its own cause, as the
 // client saw it. trust other_ca: the client refused the server's chain for its authority; a tls
-// listener trusting ca: for the name; mtls: the client accepted the server, was asked for a
+// listener trusting ca, or a name the server certificate lacks: for the name (the harness refuses
+// a channel with two causes); mtls: the client accepted the server, was asked for a
 // certificate and presented exactly the one client_cert names (the server refuses it, or its
 // absence: the server's side of it is checked by the harness, harness/run/handshakes.py).
 func (h *clientHandshakes) refusalDiffs(c Channel, d *differ) {
@@ -113,7 +123,7 @@ func (h *clientHandshakes) refusalDiffs(c Channel, d *differ) {
 		if !errors.As(h.verifyErr, &unknown) {
 			d.add("channel.refusal", "the client refuses the server's chain: x509.UnknownAuthorityError", got)
 		}
-	case c.Listener == ListenerTLS:
+	case c.Listener == ListenerTLS || c.nameRefused():
 		if !errors.As(h.verifyErr, &hostname) {
 			d.add("channel.refusal", "the client refuses the server's certificate for its name: x509.HostnameError", got)
 		}

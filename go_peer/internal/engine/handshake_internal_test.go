@@ -23,6 +23,7 @@ func TestRefusalDiffsNeedTheirOwnCause(t *testing.T) {
 	noCert := Channel{Listener: ListenerMTLS, Trust: "ca", ClientCert: "none", Refused: true}
 	wrongCA := Channel{Listener: ListenerTLS, Trust: "other_ca", ClientCert: "none", Refused: true}
 	mismatch := Channel{Listener: ListenerTLS, Trust: "ca", ClientCert: "none", ServerName: "x", Refused: true}
+	mtlsName := Channel{Listener: ListenerMTLS, Trust: "ca", ClientCert: "client", ServerName: "x", Refused: true}
 	for _, tc := range []struct {
 		name string
 		c    Channel
@@ -42,6 +43,9 @@ func TestRefusalDiffsNeedTheirOwnCause(t *testing.T) {
 		{"wrong ca: accepted", wrongCA, &clientHandshakes{}, []string{"channel.refusal"}},
 		{"name", mismatch, &clientHandshakes{verifyErr: hostname}, nil},
 		{"name: the authority instead", mismatch, &clientHandshakes{verifyErr: unknown}, []string{"channel.refusal"}},
+		// a case file's mtls channel whose only cause is the name
+		{"mtls name", mtlsName, &clientHandshakes{verifyErr: hostname}, nil},
+		{"mtls name: accepted", mtlsName, &clientHandshakes{asked: true, presented: ClientCN}, []string{"channel.refusal"}},
 	} {
 		d := &differ{}
 		tc.seen.refusalDiffs(tc.c, d)
