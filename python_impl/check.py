@@ -122,15 +122,20 @@ def sent_status(call: Any) -> str:
     return server["status"] if server.get("status") and not server.get("require_token") else call.expect["status"]
 
 
-def _check_sent_status(call: Any, out: Outcome, index: int) -> list[Diff]:
+def _check_sent_status(call: Any, out: Outcome, index: int, path: str = "server.status") -> list[Diff]:
     """The status the server says it sent (`interop-server-status`) against the one the case gives
     it. (grpcio's clients show no number past 16: both report UNKNOWN with an empty message, as
     measured, so unlike grpc-go's they cannot be held to the number the server sent.)"""
     want = sent_status(call)
-    sent = [v for k, v in out.trailers if k == STATUS_TRAILER]
+    sent = [v.decode(errors="replace") if isinstance(v, bytes) else v for k, v in out.trailers if k == STATUS_TRAILER]
     if len(sent) != 1:
-        return [Diff(index, "server.status", want, f"missing: {render(sent)}")]
-    return [] if sent[0] == want else [Diff(index, "server.status", want, str(sent[0]))]
+        return [Diff(index, path, want, f"missing: {render(sent)}")]
+    return [] if sent[0] == want else [Diff(index, path, want, str(sent[0]))]
+
+
+def sent_status_diffs(call: Any, trailers: list[tuple[str, str | bytes]], index: int, path: str) -> list[Diff]:
+    """_check_sent_status for trailers read elsewhere (on the wire), under their own path."""
+    return _check_sent_status(call, Outcome(trailers=trailers), index, path)
 
 
 def server_diffs(trailers: list[tuple[str, str | bytes]], index: int) -> list[Diff]:

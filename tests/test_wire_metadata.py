@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from hpack import Encoder
-from hyperframe.frame import HeadersFrame
+from hyperframe.frame import DataFrame, HeadersFrame
 
 from harness.cases import generate
 from harness.engines import wire
@@ -77,9 +77,9 @@ def test_grpc_aio_sends_nothing_with_forbidden_metadata(seed_gen, cases, pattern
 
 
 def _observe(case_name: str, server_trailers: list[tuple[str, str]] | None,
-             trailers_only: bool = False) -> WireObserver:
+             trailers_only: bool = False, responses: int = 1) -> WireObserver:
     """An observer that saw one call of case_name, and the server's trailers when given (in the
-    response's only header block when trailers_only)."""
+    response's only header block when trailers_only, else after `responses` messages)."""
     observer = WireObserver("127.0.0.1:1")
     conn = wire._Connection(observer)
     client, server = wire._Direction(conn, True), wire._Direction(conn, False)
@@ -91,6 +91,7 @@ def _observe(case_name: str, server_trailers: list[tuple[str, str]] | None,
                                  flags=["END_HEADERS", "END_STREAM"]).serialize())
     elif server_trailers is not None:
         server.feed(HeadersFrame(1, data=Encoder().encode([(":status", "200")]), flags=["END_HEADERS"]).serialize()
+                    + b"".join(DataFrame(1, data=b"\x00\x00\x00\x00\x00").serialize() for _ in range(responses))
                     + HeadersFrame(1, data=Encoder().encode([("grpc-status", "0"), *server_trailers]),
                                    flags=["END_HEADERS", "END_STREAM"]).serialize())
     return observer
@@ -106,6 +107,10 @@ RECEIVED = json.dumps([{"path": 'server.metadata["grpc-status"]', "expected": "[
      [('server.metadata["grpc-status"]', "[]", '["3"]')]),
     # a server that never confirmed the call (it did not answer, or did not check)
     ([], [("wire.server.checked", "present", "missing")]),
+    # a server that confirmed the call but answered it otherwise than the case tells it
+    ([("interop-server-checked", "1"), ("interop-server-status", "INTERNAL")],
+     [("wire.server.status", "OK", "INTERNAL")]),
+    ([("interop-server-checked", "1")], [("wire.server.status", "OK", "missing: []")]),
 ])
 def test_the_reserved_keys_divergence_no_longer_hides_the_server(cases, trailers, want) -> None:
     case = cases[PRE + "metadata_reserved_grpc_keys"]
@@ -141,7 +146,20 @@ def test_a_trailers_only_answer_carries_the_confirmation(cases) -> None:
     """A server that answers with one header block (:status and grpc-status together) still
     confirms on the wire."""
     case = cases[PRE + "metadata_reserved_grpc_keys"]
-    observer = _observe(case.name, [("interop-server-checked", "1")], trailers_only=True)
-    assert observed.wire_diffs(case, "py", "go", observer, []) == []
+    observer = _observe(case.name, [("interop-server-checked", "1"), ("interop-server-status", "OK")],
+                        trailers_only=True)
+    # (the case's response is missing from a trailers-only answer: the confirmation itself is read)
+    assert [d.path for d in observed.wire_diffs(case, "py", "go", observer, [])] == ["wire.server.responses"]
     assert [d.path for d in observed.wire_diffs(case, "py", "go", _observe(case.name, [], trailers_only=True), [])] == [
-        "wire.server.checked"]
+        "wire.server.checked", "wire.server.responses"]
+
+
+def test_the_server_answered_with_the_cases_response_on_the_wire(cases) -> None:
+    """The reserved keys divergence excuses the response the grpcio client lost: the server must
+    have sent it (one message), as its reason says."""
+    case = cases[PRE + "metadata_reserved_grpc_keys"]
+    ok = [("interop-server-checked", "1"), ("interop-server-status", "OK")]
+    assert observed.wire_diffs(case, "py", "go", _observe(case.name, ok), list(LOST)) == []
+    found = observed.wire_diffs(case, "py", "go", _observe(case.name, ok, responses=0), list(LOST))
+    assert [(d.path, d.expected, d.got) for d in found] == [("wire.server.responses", "1 messages", "0 messages")]
+    assert _apply(Result(case.name, "py→go", "fail", list(LOST)), "py-go", found) == "fail"

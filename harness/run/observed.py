@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from harness.engines.wire import WireObserver
-from python_impl.check import server_diffs
+from python_impl.check import sent_status_diffs, server_diffs
 from python_impl.contract import CHECKED_TRAILER, Diff
 
 PYTHON = ("py", "pyaio")
@@ -72,6 +72,12 @@ def wire_diffs(case: Any, client: str, server: str, observer: WireObserver, alre
                 continue
             if not any(k == CHECKED_TRAILER for k, _ in seen.harness_trailers):
                 diffs.append(Diff(i, "wire.server.checked", "present", "missing"))
+            else:  # "the server answered": as the case tells it, status and responses
+                diffs += sent_status_diffs(call, seen.harness_trailers, i, "wire.server.status")
+            want = len((call.server or {}).get("responses", call.expect.get("responses")) or [])
+            if call.expect.get("responses") is not None and len(seen.response.flags) != want:
+                # (not "responses.count": the divergence that excuses the lost response names that)
+                diffs.append(Diff(i, "wire.server.responses", f"{want} messages", f"{len(seen.response.flags)} messages"))
             diffs += [d for d in server_diffs(seen.harness_trailers, i) if d not in already]
     return diffs
 
