@@ -5,8 +5,9 @@ The Go engine checks both itself, with the same paths and wording (`server.compr
 
 Two more, for what a grpcio client hides (docs/limits.md): a call whose metadata gRPC forbids
 must never reach the wire (`wire.request`), and a call whose server must not receive some keys
-(`server.metadata` with no values) has the server's confirmation and findings read from the wire,
-since a grpcio client given grpc-status as metadata loses the trailers that carry them."""
+(`server.metadata` with no values) has the server's answer read from the wire: its confirmation,
+findings and status, and the number of responses it sent, since a grpcio client given grpc-status
+as metadata loses the response (a known divergence that must excuse nothing else)."""
 
 from __future__ import annotations
 
