@@ -166,3 +166,46 @@ def test_the_server_answered_with_the_cases_response_on_the_wire(cases) -> None:
     found = observed.wire_diffs(case, "py", "go", _observe(case.name, ok, responses=0), list(LOST))
     assert [(d.path, d.expected, d.got) for d in found] == [("wire.server.responses", "1 messages", "0 messages")]
     assert _apply(Result(case.name, "py→go", "fail", list(LOST)), "py-go", found) == "fail"
+
+
+# ---- codes past 16: grpcio's clients read UNKNOWN, the wire shows the number that came
+
+def _code_case(code: int):  # noqa: ANN202
+    name = f"{PRE}code_{code}"
+    return next(_for_catalogue(c) for c in generate.generate(discover(REPO / "protos")) if c.name == name)
+
+
+def _answer(case_name: str, grpc_status: str) -> WireObserver:
+    """An observer that saw one call of case_name answered with grpc-status `grpc_status`, the
+    server confirming CODE_17 (a trailers-only answer)."""
+    observer = WireObserver("127.0.0.1:1")
+    conn = wire._Connection(observer)
+    client, server = wire._Direction(conn, True), wire._Direction(conn, False)
+    client.feed(wire.PREFACE + HeadersFrame(1, data=Encoder().encode(
+        [(":method", "POST"), ("interop-case", case_name), ("interop-call", "0")]), flags=["END_HEADERS"]).serialize())
+    server.feed(HeadersFrame(1, data=Encoder().encode(
+        [(":status", "200"), ("grpc-status", grpc_status), ("interop-server-checked", "1"),
+         ("interop-server-status", "CODE_17")]), flags=["END_HEADERS", "END_STREAM"]).serialize())
+    return observer
+
+
+def test_a_code_clamped_on_the_way_fails_with_a_grpcio_client(seed_gen) -> None:
+    """A Go server that clamps CODE_17 to UNKNOWN after its engine confirmed 17: a grpcio client
+    reads UNKNOWN either way, so py→go passed; the wire shows the 2 that came."""
+    case = _code_case(17)
+    assert observed.needs_observer("py", "go", [case]) and not observed.needs_observer("go", "go", [case])
+    assert observed.wire_diffs(case, "py", "go", _answer(case.name, "17"), []) == []
+    found = observed.wire_diffs(case, "pyaio", "go", _answer(case.name, "2"), [])
+    assert [(d.path, d.expected, d.got) for d in found] == [("wire.status.code", "17", "2")]
+    assert _apply(Result(case.name, "pyaio→go", "fail", []), "pyaio-go", found) == "fail"
+    # the grpcio server's own UNKNOWN is the known divergence only with its confirmation saying so
+    confirmed_unknown = [Diff(0, "server.status", "CODE_17", "UNKNOWN")]
+    assert _apply(Result(case.name, "py→py", "fail", confirmed_unknown), "py-py", found) == "divergence"
+    assert _apply(Result(case.name, "py→py", "fail", []), "py-py", found) == "fail"
+
+
+@pytest.mark.parametrize("flavour", ["py", "pyaio"])
+def test_a_grpcio_server_sends_2_for_a_code_past_16(seed_gen, flavour: str) -> None:
+    result, found = _run(seed_gen, _code_case(99), flavour)
+    assert [(d.path, d.expected, d.got) for d in found] == [("wire.status.code", "99", "2")]
+    assert _apply(result, f"{flavour}-py", found) == "divergence"

@@ -15,8 +15,8 @@ import re
 from typing import Any
 
 from harness.engines.wire import WireObserver
-from python_impl.check import sent_status_diffs, server_diffs
-from python_impl.contract import CHECKED_TRAILER, Diff
+from python_impl.check import sent_status, sent_status_diffs, server_diffs
+from python_impl.contract import CHECKED_TRAILER, Diff, code_number
 
 PYTHON = ("py", "pyaio")
 
@@ -31,7 +31,7 @@ def needs_observer(client: str, server: str, cases: list[Any]) -> bool:
     """Some call's compression, or what a Python client sent, can only be seen on the wire in this
     direction."""
     return any(_request_gzip(c) and server in PYTHON or _response_gzip(c) and client in PYTHON
-               or client in PYTHON and (forbidden_metadata(c) or _unreceived_keys(c))
+               or client in PYTHON and (forbidden_metadata(c) or _unreceived_keys(c) or _code_past_16(c) is not None)
                for case in cases if observable(case) for c in case.calls)
 
 
@@ -52,6 +52,11 @@ def _unreceived_keys(call: Any) -> list[str]:
     return [k for k, v in ((call.server or {}).get("metadata") or {}).items() if v == []]
 
 
+def _code_past_16(call: Any) -> int | None:
+    """The number of a status code past 16 the case tells the server to send (CODE_<n>), else None."""
+    return code_number(sent_status(call))
+
+
 def wire_diffs(case: Any, client: str, server: str, observer: WireObserver, already: list[Diff]) -> list[Diff]:
     """Every check on the wire of a case's calls: compression, then what a Python client sent.
     Server findings read on the wire that the client already reported are not repeated."""
@@ -66,6 +71,13 @@ def wire_diffs(case: Any, client: str, server: str, observer: WireObserver, alre
             elif seen is not None:
                 diffs.append(Diff(i, "wire.request", f"nothing sent (metadata gRPC forbids: {', '.join(keys)})",
                                   "a call on the wire"))
+        if (number := _code_past_16(call)) is not None:
+            # grpcio's clients read any number past 16 as UNKNOWN: the wire shows the one that came
+            if seen is None or seen.broken:
+                why = "; ".join(seen.broken if seen else observer.errors) or "the call never reached the wire"
+                diffs.append(Diff(i, "wire.status.code", str(number), f"<not observed: {why}>"))
+            elif seen.status != str(number):
+                diffs.append(Diff(i, "wire.status.code", str(number), seen.status or "missing"))
         if _unreceived_keys(call):
             if seen is None or seen.broken:
                 why = "; ".join(seen.broken if seen else observer.errors) or "the call never reached the wire"
