@@ -125,7 +125,8 @@ def sent_status(call: Any) -> str:
 def _check_sent_status(call: Any, out: Outcome, index: int, path: str = "server.status") -> list[Diff]:
     """The status the server says it sent (`interop-server-status`) against the one the case gives
     it. (grpcio's clients show no number past 16: both report UNKNOWN with an empty message, as
-    measured, so unlike grpc-go's they cannot be held to the number the server sent.)"""
+    measured, so unlike grpc-go's they cannot be held to the number the server sent: the wire
+    observer does that, harness/run/observed.py.)"""
     want = sent_status(call)
     sent = [v.decode(errors="replace") if isinstance(v, bytes) else v for k, v in out.trailers if k == STATUS_TRAILER]
     if len(sent) != 1:
