@@ -11,12 +11,12 @@ as metadata loses the response (a known divergence that must excuse nothing else
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from harness.cases.onwire import code_past_16, forbidden_metadata, read_by_python_client, unreceived_keys
 from harness.engines.wire import WireObserver
-from python_impl.check import sent_status, sent_status_diffs, server_diffs
-from python_impl.contract import CHECKED_TRAILER, Diff, code_number
+from python_impl.check import sent_status_diffs, server_diffs
+from python_impl.contract import CHECKED_TRAILER, Diff
 
 PYTHON = ("py", "pyaio")
 
@@ -31,30 +31,8 @@ def needs_observer(client: str, server: str, cases: list[Any]) -> bool:
     """Some call's compression, or what a Python client sent, can only be seen on the wire in this
     direction."""
     return any(_request_gzip(c) and server in PYTHON or _response_gzip(c) and client in PYTHON
-               or client in PYTHON and (forbidden_metadata(c) or _unreceived_keys(c) or _code_past_16(c) is not None)
+               or client in PYTHON and read_by_python_client(c)
                for case in cases if observable(case) for c in case.calls)
-
-
-# gRPC's metadata rules (PROTOCOL-HTTP2.md): a key is lowercase ASCII letters, digits, "-", "_" and
-# ".", an ASCII value printable characters and spaces; both libraries refuse anything else unsent
-_KEY = re.compile(r"[0-9a-z_.-]+")
-_ASCII_VALUE = re.compile(r"[\x20-\x7e]*")
-
-
-def forbidden_metadata(call: Any) -> list[str]:
-    """The keys of the call's metadata that gRPC forbids a client to send (or whose value it does)."""
-    return [k for k, values in (call.metadata or {}).items()
-            if not _KEY.fullmatch(k) or not k.endswith("-bin") and not all(_ASCII_VALUE.fullmatch(v) for v in values)]
-
-
-def _unreceived_keys(call: Any) -> list[str]:
-    """server.metadata keys with no values: the server must not receive them as metadata."""
-    return [k for k, v in ((call.server or {}).get("metadata") or {}).items() if v == []]
-
-
-def _code_past_16(call: Any) -> int | None:
-    """The number of a status code past 16 the case tells the server to send (CODE_<n>), else None."""
-    return code_number(sent_status(call))
 
 
 def wire_diffs(case: Any, client: str, server: str, observer: WireObserver, already: list[Diff]) -> list[Diff]:
@@ -71,14 +49,14 @@ def wire_diffs(case: Any, client: str, server: str, observer: WireObserver, alre
             elif seen is not None:
                 diffs.append(Diff(i, "wire.request", f"nothing sent (metadata gRPC forbids: {', '.join(keys)})",
                                   "a call on the wire"))
-        if (number := _code_past_16(call)) is not None:
+        if (number := code_past_16(call)) is not None:
             # grpcio's clients read any number past 16 as UNKNOWN: the wire shows the one that came
             if seen is None or seen.broken:
                 why = "; ".join(seen.broken if seen else observer.errors) or "the call never reached the wire"
                 diffs.append(Diff(i, "wire.status.code", str(number), f"<not observed: {why}>"))
             elif seen.status != str(number):
                 diffs.append(Diff(i, "wire.status.code", str(number), seen.status or "missing"))
-        if _unreceived_keys(call):
+        if unreceived_keys(call):
             if seen is None or seen.broken:
                 why = "; ".join(seen.broken if seen else observer.errors) or "the call never reached the wire"
                 diffs.append(Diff(i, "wire.server.checked", "present", f"<not observed: {why}>"))
