@@ -68,7 +68,8 @@ def wire_diffs(case: Any, client: str, server: str, observer: WireObserver, alre
             want = len((call.server or {}).get("responses", call.expect.get("responses")) or [])
             if call.expect.get("responses") is not None and len(seen.response.flags) != want:
                 # (not "responses.count": the divergence that excuses the lost response names that)
-                diffs.append(Diff(i, "wire.server.responses", f"{want} messages", f"{len(seen.response.flags)} messages"))
+                sent = len(seen.response.flags)
+                diffs.append(Diff(i, "wire.server.responses", f"{want} messages", f"{sent} messages"))
             diffs += [d for d in server_diffs(seen.harness_trailers, i) if d not in already]
     return diffs
 
