@@ -196,16 +196,20 @@ def test_a_code_clamped_on_the_way_fails_with_a_grpcio_client(seed_gen) -> None:
     assert observed.needs_observer("py", "go", [case]) and not observed.needs_observer("go", "go", [case])
     assert observed.wire_diffs(case, "py", "go", _answer(case.name, "17"), []) == []
     found = observed.wire_diffs(case, "pyaio", "go", _answer(case.name, "2"), [])
-    assert [(d.path, d.expected, d.got) for d in found] == [("wire.status.code", "17", "2")]
+    assert [(d.path, d.expected, d.got) for d in found] == [("wire.status.code", "17", "2 (UNKNOWN)")]
     assert _apply(Result(case.name, "pyaio→go", "fail", []), "pyaio-go", found) == "fail"
     # the grpcio server's own UNKNOWN is the known divergence only with its confirmation saying so
     confirmed_unknown = [Diff(0, "server.status", "CODE_17", "UNKNOWN")]
     assert _apply(Result(case.name, "py→py", "fail", confirmed_unknown), "py-py", found) == "divergence"
     assert _apply(Result(case.name, "py→py", "fail", []), "py-py", found) == "fail"
+    # another number that starts alike is no grpcio server's UNKNOWN
+    other = observed.wire_diffs(case, "py", "py", _answer(case.name, "23"), [])
+    assert [(d.path, d.got) for d in other] == [("wire.status.code", "23 (CODE_23)")]
+    assert _apply(Result(case.name, "py→py", "fail", list(confirmed_unknown)), "py-py", other) == "fail"
 
 
 @pytest.mark.parametrize("flavour", ["py", "pyaio"])
 def test_a_grpcio_server_sends_2_for_a_code_past_16(seed_gen, flavour: str) -> None:
     result, found = _run(seed_gen, _code_case(99), flavour)
-    assert [(d.path, d.expected, d.got) for d in found] == [("wire.status.code", "99", "2")]
+    assert [(d.path, d.expected, d.got) for d in found] == [("wire.status.code", "99", "2 (UNKNOWN)")]
     assert _apply(result, f"{flavour}-py", found) == "divergence"

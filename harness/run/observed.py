@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
+
 from harness.cases.onwire import code_past_16, forbidden_metadata, read_by_python_client, unreceived_keys
 from harness.engines.wire import WireObserver
 from python_impl.check import sent_status_diffs, server_diffs
@@ -55,7 +57,7 @@ def wire_diffs(case: Any, client: str, server: str, observer: WireObserver, alre
                 why = "; ".join(seen.broken if seen else observer.errors) or "the call never reached the wire"
                 diffs.append(Diff(i, "wire.status.code", str(number), f"<not observed: {why}>"))
             elif seen.status != str(number):
-                diffs.append(Diff(i, "wire.status.code", str(number), seen.status or "missing"))
+                diffs.append(Diff(i, "wire.status.code", str(number), _named(seen.status)))
         if unreceived_keys(call):
             if seen is None or seen.broken:
                 why = "; ".join(seen.broken if seen else observer.errors) or "the call never reached the wire"
@@ -72,6 +74,15 @@ def wire_diffs(case: Any, client: str, server: str, observer: WireObserver, alre
                 diffs.append(Diff(i, "wire.server.responses", f"{want} messages", f"{sent} messages"))
             diffs += [d for d in server_diffs(seen.harness_trailers, i) if d not in already]
     return diffs
+
+
+def _named(raw: str | None) -> str:
+    """A grpc-status from the wire with its name, "2 (UNKNOWN)": a divergence that names the code
+    matches it whole, never a longer number that starts alike."""
+    if raw is None:
+        return "missing"
+    by_number = {c.value[0]: c.name for c in grpc.StatusCode}
+    return f"{raw} ({by_number.get(int(raw), f'CODE_{raw}') if raw.isdigit() else 'not a number'})"
 
 
 def _request_gzip(call: Any) -> bool:
