@@ -270,7 +270,7 @@ async def _ping_pong_aio(rpc: Any, spec: _Spec, out: Outcome, maybe_cancel: Any)
 class _CaseRun:
     """A case's calls, the metadata each carries, and the diffs collected so far."""
 
-    def __init__(self, case: Any, direction: str, run_id: str) -> None:
+    def __init__(self, case: Any, direction: str, run_id: str, connection: Any) -> None:
         self.case, self.direction = case, direction
         # Header values must be printable ASCII: the session names the direction by its slug (py-go).
         slug = direction.replace("→", "-")
@@ -283,6 +283,7 @@ class _CaseRun:
         # the connection must be refused (then no server confirms the call)
         self.channel = channels.of_case(case)
         self.credentials = channels.call_credentials(self.channel)
+        self.handed = channels.handed(connection)  # the certificate this connection was made with
 
     def metadata(self, index: int, call: Any) -> list[tuple[str, str | bytes]]:
         return [*self.session, (CALL_HEADER, str(index)), *metadata_pairs(call.metadata)]
@@ -290,7 +291,7 @@ class _CaseRun:
     def add(self, call: Any, out: Outcome, index: int) -> None:
         self.diffs += check(call, out, index, server_reached=not (self.channel and self.channel.refused))
         if self.channel is not None and self.channel.refused and self.channel.secure:  # its own cause, not any refusal
-            self.diffs += [Diff(index, *d) for d in channels.refusal(self.channel, out.message)]
+            self.diffs += [Diff(index, *d) for d in channels.refusal(self.channel, out.message, self.handed)]
         if self.channel is not None and out.status != "OK":  # recorded, never compared
             self.notes[f"call {index}"] = f"{out.status}: {out.message}"
 
@@ -319,7 +320,7 @@ def _pinned(call: Any, index: int) -> None:
 def run_case(channel: grpc.Channel, gen: ModuleType, case: Any, direction: str, run_id: str) -> Result:
     """Run every call of a case in order (sync channel) and collect every difference. A case with a
     `channel` must be given the connection it describes (python_impl.channels.Pool.for_case)."""
-    run, stubs = _CaseRun(case, direction, run_id), Stubs(channel, gen)
+    run, stubs = _CaseRun(case, direction, run_id, channel), Stubs(channel, gen)
     for i, call in enumerate(case.calls):
         try:  # a broken case must not stop the others
             _pinned(call, i)
@@ -332,7 +333,7 @@ def run_case(channel: grpc.Channel, gen: ModuleType, case: Any, direction: str, 
 
 async def run_case_aio(channel: grpc.aio.Channel, gen: ModuleType, case: Any, direction: str, run_id: str) -> Result:
     """run_case on a grpc.aio channel: the same calls, metadata and checks."""
-    run, stubs = _CaseRun(case, direction, run_id), Stubs(channel, gen)
+    run, stubs = _CaseRun(case, direction, run_id, channel), Stubs(channel, gen)
     for i, call in enumerate(case.calls):
         try:
             _pinned(call, i)
