@@ -76,7 +76,8 @@ def test_the_client_knows_the_health_file_by_its_import_path_too() -> None:
     """grpcio-health-checking registers grpc_health/v1/health.proto; reflection clients (and grpc-go)
     say grpc/health/v1/health.proto: the Python client compares what it receives under that name."""
     own = standard._own("grpc/health/v1/health.proto")
-    assert own is not None and own.name == "grpc/health/v1/health.proto" and own.service[0].name == "Health"
+    assert own is not None and own.services_by_name["Health"].full_name == "grpc.health.v1.Health"
+    assert standard._proto(own, "grpc/health/v1/health.proto").name == "grpc/health/v1/health.proto"
     assert standard._own("grpc_health/v1/health.proto").name == "grpc_health/v1/health.proto"
     assert standard._own("no/such.proto") is None
 
@@ -115,14 +116,26 @@ def test_the_files_received_are_rebuilt_and_compared_with_our_own() -> None:
     tampered.message_type[0].field[0].number = 99
     got = _check(call, [_files_response(req, [_fdp(API), _fdp(API_CLOSURE[1]), tampered, _fdp(API_CLOSURE[3])])])
     assert got == [('reflection[0].files["google/protobuf/type.proto"].message_type[0].field[0].number', "1", "99")]
-    # json_name and source info are not part of the comparison (one runtime fills them, one not)
+    # source info, and a default json_name written out or left out, are no difference (protoc writes
+    # every json_name for Go, none for Python): both stand for the same file
     plain = [_fdp(n) for n in API_CLOSURE]
     for f in plain:
         f.source_code_info.location.add(path=[4, 0])
         for m in f.message_type:
             for fd in m.field:
-                fd.json_name = fd.name + "_json"
+                fd.ClearField("json_name")
     assert _check(call, [_files_response(req, plain)]) == []
+
+
+def test_a_custom_json_name_against_the_default_is_a_difference() -> None:
+    """A server whose file gives a field another JSON name than the client's compiled one changes
+    every JSON transcoding of it: the explicit json_name is compared, not normalised away."""
+    req = {"file_by_filename": API}
+    call = _call([({"fileByFilename": API}, {"files": API_CLOSURE})])
+    renamed = _fdp(API)
+    renamed.message_type[0].field[0].json_name = "apiName"
+    got = _check(call, [_files_response(req, [renamed, *(_fdp(n) for n in API_CLOSURE[1:])])])
+    assert got == [(f'reflection[0].files["{API}"].message_type[0].field[0].json_name', '"name"', '"apiName"')]
 
 
 def test_a_missing_dependency_is_missing_and_the_file_cannot_be_rebuilt() -> None:
