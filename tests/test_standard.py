@@ -138,6 +138,61 @@ def test_a_custom_json_name_against_the_default_is_a_difference() -> None:
     assert got == [(f'reflection[0].files["{API}"].message_type[0].field[0].json_name', '"name"', '"apiName"')]
 
 
+DESCRIPTOR_FILE = "google/protobuf/descriptor.proto"
+DESCRIPTOR_CASE = ("grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo/standard/file_by_filename/"
+                   + DESCRIPTOR_FILE)
+
+
+def _go_revision() -> descriptor_pb2.FileDescriptorProto:
+    """Python's descriptor.proto with the differences the built-in entries name undone: protobuf-go
+    1.36.12's revision as the Python client sees it (measured in py→go)."""
+    f = _fdp(DESCRIPTOR_FILE)
+    f.message_type[10].field[11].ClearField("options")  # FileOptions.cc_enable_arenas
+    features = f.message_type[19]  # FeatureSet
+    assert features.name == "FeatureSet" and features.field[8].name == "enforce_proto_limits"
+    del features.field[8]
+    del features.nested_type[1]  # ProtoLimitsFeature
+    features.field[6].options.edition_defaults[2].edition = descriptor_pb2.EDITION_UNSTABLE
+    del features.field[7].options.edition_defaults[2]
+    return f
+
+
+def _descriptor_verdict(server_file: descriptor_pb2.FileDescriptorProto, slug: str) -> tuple[str, list[str]]:
+    """The verdict of a descriptor.proto reflection case whose server sent server_file, after the
+    built-in known divergences; go-py sees the same differences the other way round."""
+    from harness.run import divergences
+    from python_impl.contract import Diff, Result
+
+    call = _call([({"fileByFilename": DESCRIPTOR_FILE}, {"files": [DESCRIPTOR_FILE]})])
+    diffs = standard.check_reflection(call, Outcome(responses=[_files_response(
+        {"file_by_filename": DESCRIPTOR_FILE}, [server_file])]), 0)
+    if slug.startswith("go-"):
+        diffs = [Diff(d.call, d.path, d.got, d.expected) for d in diffs]
+    result = Result(case=DESCRIPTOR_CASE, direction=slug, verdict="fail" if diffs else "pass", diffs=diffs)
+    known = divergences.load(divergences.builtin_files(), builtin=True)
+    out = divergences.apply(known, result, slug, "bidi")
+    return out.verdict, [f"{d.path}: {d.expected} / {d.got}" for d in out.diffs]
+
+
+@pytest.mark.parametrize("slug", ["py-go", "go-py"])
+def test_descriptor_proto_entries_excuse_only_the_named_revision_differences(slug: str) -> None:
+    """The runtimes' revisions of descriptor.proto differ in five named places: those are excused,
+    and a renumbered field, a renamed message or another package on top of them are failures."""
+    assert _descriptor_verdict(_go_revision(), slug)[0] == "divergence"
+    renumbered = _go_revision()
+    renumbered.message_type[0].field[0].number = 7  # FileDescriptorSet.file
+    verdict, diffs = _descriptor_verdict(renumbered, slug)
+    assert verdict == "fail" and any(".message_type[0].field[0].number" in d for d in diffs), diffs
+    renamed = _go_revision()
+    renamed.message_type[19].nested_type[0].name = "Visibility"  # FeatureSet.VisibilityFeature
+    renamed.message_type[19].field[7].type_name = ".google.protobuf.FeatureSet.Visibility.DefaultSymbolVisibility"
+    verdict, diffs = _descriptor_verdict(renamed, slug)
+    assert verdict == "fail" and any(".nested_type[0].name" in d for d in diffs), diffs
+    moved = _go_revision()
+    moved.package = "google.protobuf2"
+    assert _descriptor_verdict(moved, slug)[0] == "fail"
+
+
 def test_a_missing_dependency_is_missing_and_the_file_cannot_be_rebuilt() -> None:
     req = {"file_by_filename": API}
     call = _call([({"fileByFilename": API}, {"files": API_CLOSURE})])
