@@ -5,7 +5,8 @@
         "shard": "2/3" | null, "complete": true, "interrupted": null | "SIGINT" | "SIGTERM",
         "catalogue": {"digest": "…", "expected": {<direction>: [<case or finding row>…]}},
         "not_run": [[<direction>, <case>]…], "divergences": [{match, reason, source, builtin,
-        intermittent, matched: {<verdict>: n}}…], "wall_s": 12.3, "merged_from": […]}}
+        intermittent, matched: {<verdict>: n}}…], "capabilities": [{direction, case, library, version,
+        measured, lacks, reason}…], "wall_s": 12.3, "merged_from": […]}}
 
 `catalogue.expected` is the whole selection of every shard, so a merge knows which (direction, case)
 no shard ran. Its digest covers the expected rows and every case's content (JSON with sorted keys:
@@ -104,6 +105,7 @@ def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
     coverages: list[dict] = []
     variants: dict[str, dict[str, Any]] = {}
     explanations: dict[tuple[str, str], str] = {}
+    capabilities: list[dict] = []
     for key, group in groups.items():
         label = labels[key]
         merged, gap = _merge_group(group, allow_incomplete)
@@ -114,6 +116,7 @@ def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
         for g in group:
             for e in g.run.get("explanations") or []:
                 explanations[(e["direction"] + suffix, e["case"])] = e["text"]
+            capabilities += [{**c, "direction": c["direction"] + suffix} for c in g.run.get("capabilities") or []]
         results += merged
         missing += [(d + suffix, c) for d, c in gap]
         names = [d for d in group[0].run.get("directions", [])]
@@ -130,6 +133,7 @@ def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
                          "expected": _expected_all(groups, labels)},
            "not_run": [list(p) for p in missing],
            "divergences": _merge_divergences([i.run.get("divergences") or [] for i in inputs]),
+           "capabilities": capabilities,
            "wall_s": {str(i.path): i.run.get("wall_s") for i in inputs},
            "merged_from": [str(i.path) for i in inputs]}
     coverage = _join_coverages(coverages)

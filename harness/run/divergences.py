@@ -162,3 +162,7 @@ def apply(entries: list[Divergence], result: Result, slug: str, mode: str | None
         result.verdict = "divergence"
         result.diffs.append(Diff(0, "divergence", "known", f"{entry.reason} ({entry.source})"))
     return result
+
+
+# The same rules judge a capability's probe (harness/run/capabilities.py): one parser, one judge.
+parse_entry, covered, texts = _entry, _covered, _texts

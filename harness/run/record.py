@@ -28,6 +28,7 @@ def run_record(prepared: Prepared, the_plan: Plan, names: list[str], results: li
             "catalogue": {"digest": results_doc.catalogue_digest(the_plan.expected, cases_json),
                           "expected": the_plan.expected},
             "not_run": not_run, "divergences": divergence_matches(prepared, results),
+            "capabilities": capability_rows(prepared, results),
             "explanations": [{"direction": d, "case": c, "text": t} for (d, c), t in explanations.items()],
             "wall_s": round(wall_s, 1)}
 
@@ -46,4 +47,17 @@ def divergence_matches(prepared: Prepared, results: list[Result]) -> list[dict]:
                 matched[r.verdict] = matched.get(r.verdict, 0) + 1
         out.append({"match": e.match, "reason": e.reason, "source": e.source, "builtin": e.builtin,
                     "intermittent": e.intermittent, "matched": matched})
+    return out
+
+
+def capability_rows(prepared: Prepared, results: list[Result]) -> list[dict]:
+    """One row per direction and capability its probe proved (harness/run/capabilities.py): the
+    library, its installed and measured versions, what it lacks, and the probe case."""
+    out = []
+    for r in results:
+        if r.verdict != "capability":
+            continue
+        cap = prepared.probes(direction(r.direction)).get(r.case)
+        if cap is not None:
+            out.append({"direction": r.direction, "case": r.case, **cap.row()})
     return out
