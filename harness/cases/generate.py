@@ -4,6 +4,8 @@
     method × streaming pattern  <svc>/<method>/stream/<pattern>          (by the method's mode)
     service × protocol pattern  <svc>/<method>/protocol/<pattern>        (metadata, status codes, details,
                                                                           unimplemented, gzip, size limits)
+    mode × library pattern      <svc>/<method>/protocol/<pattern>        (LIBRARY_PATTERNS: once per streaming
+                                                                          mode of the set, its first method)
 
 The servers answer these with the generic engine (docs/peer-contract.md, contract v2): the same
 call data says what the client sends and what the server answers, so both sides check what they
@@ -56,12 +58,44 @@ mode = streaming_mode
 
 def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> list[Case]:
     cases: list[Case] = []
-    for svc in services(ps, skip):
+    svcs = services(ps, skip)
+    for svc in svcs:
         for m in svc.methods:
             cases += value_cases(m) + stream_cases(m)
         if svc.methods:
-            cases += protocol_cases(svc)
-    return cases
+            cases += [c for c in protocol_cases(svc) if _pattern(c) not in LIBRARY_PATTERNS]
+    return cases + library_cases(svcs)
+
+
+# Protocol behaviours that belong to the libraries, not to a service's messages: what a receiver does
+# with metadata past its limits, with keys it must refuse or never deliver, with codes outside 0-16,
+# with a status message past the metadata limit, and with details that contradict the status. They
+# hold for any service, so they run once per streaming mode per proto set (library_cases), on the
+# first method of that mode: on every service they only repeated the same known divergences.
+LIBRARY_PATTERNS = frozenset({
+    "metadata_near_soft_limit", "metadata_request_over_hard_limit", "metadata_headers_over_hard_limit",
+    "metadata_uppercase_key", "metadata_non_ascii_value", "metadata_reserved_grpc_keys",
+    "metadata_reserved_in_headers", "code_17", "code_99", "long_status_message", "details_code_mismatch",
+    "details_message_mismatch"})
+
+
+def _pattern(c: Case) -> str:
+    return c.name.rsplit("/", 1)[1] if "/protocol/" in c.name else ""
+
+
+def library_cases(svcs: list[ServiceDescriptor]) -> list[Case]:
+    """The LIBRARY_PATTERNS once per streaming mode of the set, each on the first method of that mode
+    (services and methods in declaration order). A pattern the protocol cases put on a method of
+    another mode (the reserved keys: not on bidi) is left to that mode's own method."""
+    out: list[Case] = []
+    for kind in ("unary", "server_stream", "client_stream", "bidi"):
+        m = next((m for svc in svcs for m in svc.methods if mode(m) == kind), None)
+        if m is None:
+            continue
+        req, resp = _value(m.input_type, "typical"), _value(m.output_type, "typical")
+        made = _metadata_cases(m.containing_service, m, req, resp) + _status_cases(m, req, resp)
+        out += [c for c in made if _pattern(c) in LIBRARY_PATTERNS and c.calls[0].streaming == kind]
+    return out
 
 
 # ---------------------------------------------------------------- building blocks
@@ -456,7 +490,7 @@ def _metadata_cases(svc: ServiceDescriptor, m: MethodDescriptor, req: Any, resp:
                                                 headers={"grpc-x-custom": ["h"]}, trailers={"grpc-x-custom": ["t"]}))
     # In a bidi call grpcio's outcome with these keys changes from run to run (docs/limits.md), so a
     # case there could not have one outcome: they go through the first method of another mode.
-    other = next((x for x in svc.methods if mode(x) != "bidi"), None)
+    other = m if mode(m) != "bidi" else next((x for x in svc.methods if mode(x) != "bidi"), None)
     if other is not None:
         oreq, oresp = (req, resp) if other is m else (_value(other.input_type, "typical"),
                                                       _value(other.output_type, "typical"))
