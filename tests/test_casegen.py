@@ -210,6 +210,11 @@ def test_library_patterns_run_once_per_streaming_mode_of_the_set(seed_gen) -> No
     assert modes["code_17"] == {"unary": "tutorial.HelloService/SayHello", "server_stream": "tutorial.HelloService/LotsOfReplies",
                                 "client_stream": "tutorial.HelloService/LotsOfGreetings",
                                 "bidi": "tutorial.HelloService/BidiHello"}
+    # every status code in every mode (coverage counts codes per mode of the set)
+    from harness.cases.model import STATUS_CODES
+    have = {(c.calls[0].streaming, c.calls[0].expect["status"]) for c in cases
+            if c.name.rsplit("/", 1)[1].startswith("status_") and "/protocol/" in c.name}
+    assert have >= {(kind, code) for kind in every for code in STATUS_CODES[1:]}
 
 
 def test_metadata_breadth_on_every_service(seed_gen) -> None:

@@ -64,7 +64,8 @@ def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> lis
             cases += value_cases(m) + stream_cases(m)
         if svc.methods:
             cases += [c for c in protocol_cases(svc) if _pattern(c) not in LIBRARY_PATTERNS]
-    return cases + library_cases(svcs)
+    names = {c.name for c in cases}
+    return cases + [c for c in library_cases(svcs) if c.name not in names]
 
 
 # Protocol behaviours that belong to the libraries, not to a service's messages: what a receiver does
@@ -95,6 +96,12 @@ def library_cases(svcs: list[ServiceDescriptor]) -> list[Case]:
         req, resp = _value(m.input_type, "typical"), _value(m.output_type, "typical")
         made = _metadata_cases(m.containing_service, m, req, resp) + _status_cases(m, req, resp)
         out += [c for c in made if _pattern(c) in LIBRARY_PATTERNS and c.calls[0].streaming == kind]
+        # every status code once per mode too (coverage counts them so): the protocol cases give them
+        # only to each service's first method, which may leave a mode without them (the caller drops
+        # the ones a service's first method has already)
+        out += [_case(m, "protocol", f"status_{code.lower()}", _call(m, [req], [], status=code,
+                                                                      message=f"plain {code} message"))
+                for code in STATUS_CODES[1:]]
     return out
 
 
