@@ -86,3 +86,10 @@ def test_every_builtin_capability_is_well_formed() -> None:
     assert {c.library for c in caps} == {"grpcio-reflection", "grpcio-health-checking"}
     for c in caps:
         assert c.installed() != "not installed" and all(s.requires for s in c.signatures)
+
+
+def test_the_version_matrix_counts_capability_rows_apart() -> None:
+    from harness.run.version_matrix import Cell
+
+    cell = Cell("1.85.1", "v1.85.0", {"pass": 10, "divergence": 1, "capability": 8})
+    assert cell.ok and cell.failed == 0 and cell.text() == "10 pass / 0 fail / 1 div (+8 capability rows)"
