@@ -54,6 +54,10 @@ def test_a_probe_that_fails_as_documented_is_a_capability_row() -> None:
     assert row.verdict == "capability" and "grpcio-reflection" in row.diffs[-1].got
     assert _judge("go-py", [Diff(0, "status.code", "OK", 'UNIMPLEMENTED "Method not implemented!"'),
                             Diff(0, "responses.count", "1", "0")], case=LIST).verdict == "capability"
+    # a set that vendors the v1 reflection.proto: the generic engine answers the call it has no case for
+    engine = f'UNIMPLEMENTED "no case \\"{V1}list_services\\" in the catalogue and no implementation of ' \
+             'grpc.reflection.v1.ServerReflection"'
+    assert _judge("go-py", [Diff(0, "status.code", "OK", engine), UNIMPLEMENTED[1]]).verdict == "capability"
     # grpc.aio's race (grpc/grpc#36066) is the lack seen through a grpc.aio client only
     race = [Diff(0, "status.code", "OK", 'INTERNAL "Internal error from Core"')]
     assert _judge("pyaio-pyaio", race).verdict == "capability"
