@@ -183,6 +183,11 @@ def test_descriptor_proto_entries_excuse_only_the_named_revision_differences(slu
     renumbered.message_type[0].field[0].number = 7  # FileDescriptorSet.file
     verdict, diffs = _descriptor_verdict(renumbered, slug)
     assert verdict == "fail" and any(".message_type[0].field[0].number" in d for d in diffs), diffs
+    # inside the message whose revisions differ too: its other fields are compared one by one
+    renumbered = _go_revision()
+    renumbered.message_type[19].field[2].number = 77  # FeatureSet.repeated_field_encoding
+    verdict, diffs = _descriptor_verdict(renumbered, slug)
+    assert verdict == "fail" and any(".message_type[19].field[2].number" in d for d in diffs), diffs
     renamed = _go_revision()
     renamed.message_type[19].nested_type[0].name = "Visibility"  # FeatureSet.VisibilityFeature
     renamed.message_type[19].field[7].type_name = ".google.protobuf.FeatureSet.Visibility.DefaultSymbolVisibility"
