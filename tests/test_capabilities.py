@@ -39,6 +39,11 @@ def test_the_cases_a_capability_covers_run_only_their_probe_in_its_directions() 
     for slug in ("py-go", "pyaio-go", "go-go"):  # a grpc-go server has both: every case runs
         assert [c.name for c in prepared.runnable(direction(slug), prepared.cases)] == every
         assert prepared.probes(direction(slug)) == {}
+    # without the list (a set with a file Python cannot load has none), another v1 reflection call proves
+    # the lack: never the health Check of the v1 name, whose failure is another one (NOT_FOUND)
+    unlisted = _prepared()
+    unlisted.cases = [c for c in unlisted.cases if c.name != V1 + "list_services"]
+    assert set(unlisted.probes(direction("py-py"))) == {V1 + "file_containing_symbol/grpc.health.v1.Health", LIST}
     # the probe is chosen from the whole catalogue, whatever the chunk or selection
     chunk = [c for c in prepared.cases if c.name.startswith(V1)][1:]
     assert prepared.runnable(direction("py-py"), chunk) == []
