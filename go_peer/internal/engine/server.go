@@ -111,6 +111,7 @@ func Serve(ctx context.Context, listens []Listen, tlsDir string, cat *Catalogue,
 	}
 	defer named.stop()
 	l := &callLogger{w: stderr, cat: cat}
+	refused := &Refusals{log: stderr} // every TLS listener's refused handshakes, taken with a call on any listener
 	var (
 		servers []*grpc.Server
 		lns     []net.Listener
@@ -129,7 +130,7 @@ func Serve(ctx context.Context, listens []Listen, tlsDir string, cat *Catalogue,
 		if err != nil {
 			return fmt.Errorf("bad address %q for the %s listener: %v (want HOST:PORT)", x.Addr, x.Name, err)
 		}
-		var opts []grpc.ServerOption
+		opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(refused.unary)}
 		if x.Name != ListenerPlaintext {
 			if tlsDir == "" {
 				return fmt.Errorf("the %s listener needs --tls-dir (the certificate folder)", x.Name)
@@ -138,7 +139,7 @@ func Serve(ctx context.Context, listens []Listen, tlsDir string, cat *Catalogue,
 			if err != nil {
 				return fmt.Errorf("the %s listener: %v", x.Name, err)
 			}
-			opts = append(opts, grpc.Creds(creds))
+			opts = append(opts, grpc.Creds(refused.Recording(x.Name, creds)))
 		}
 		ln, err := net.Listen("tcp", x.Addr)
 		if err != nil {
