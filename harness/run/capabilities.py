@@ -56,9 +56,11 @@ class Capability:
         except importlib.metadata.PackageNotFoundError:
             return "not installed"
 
-    def row(self) -> dict[str, str]:
+    def row(self) -> dict:
+        """The capability as the run record carries it beside its probe's row, signatures included, so
+        `report merge` can judge a `capability` row again without the file (label_problem)."""
         return {"library": self.library, "version": self.installed(), "measured": self.version,
-                "lacks": self.lacks, "reason": self.reason}
+                "lacks": self.lacks, "reason": self.reason, "signatures": [s.to_json() for s in self.signatures]}
 
 
 def builtin_file() -> Path:
@@ -114,3 +116,20 @@ def judge(cap: Capability, result: Result, slug: str, mode: str | None) -> Resul
         result.verdict = VERDICT
         result.diffs.append(Diff(0, "capability", "lacking", f"{lacks} (measured with {cap.version}): {cap.reason}"))
     return result
+
+
+def label_problem(row: dict | None, result: Result, slug: str, mode: str | None) -> str | None:
+    """Why a row read back from a file (`report merge`) is not the capability row it says it is (None:
+    it is): its run must record the capability for that direction and case, and one of the recorded
+    signatures must explain every difference but the capability's own line."""
+    if row is None:
+        return "marked capability, but its run records no capability row for that direction and case"
+    *rest, last = result.diffs or [Diff(0, "", "", "")]
+    if (last.path, last.expected) != ("capability", "lacking"):
+        return "marked capability, but it does not name the capability it proves"
+    failed = Result(result.case, result.direction, "fail", rest)
+    signatures = [divergences.Divergence.from_json(s) for s in row.get("signatures") or []]
+    if not any(s.applies(slug, result.case, mode) and divergences.covered(s, failed) for s in signatures):
+        first = f", first: {rest[0].path}: expected {rest[0].expected}, got {rest[0].got}" if rest else " (it has none)"
+        return f"marked capability, but no signature of the {row.get('library')} capability explains its differences{first}"
+    return None

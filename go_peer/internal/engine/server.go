@@ -32,6 +32,11 @@ const (
 	// answers: the number of requests it compared. Without it, a missing ServerDiffsKey proves
 	// nothing (the server may not have checked at all).
 	ServerCheckedKey = "interop-server-checked"
+	// ServerStatusKey is sent with ServerCheckedKey: the status code the server ended the call
+	// with, named as CodeName does (CODE_<n> outside 0-16). A client whose library reads an unknown
+	// number as UNKNOWN, or a case whose client reaches its status itself, still learns what the
+	// server sent.
+	ServerStatusKey = "interop-server-status"
 )
 
 // gracePeriod bounds how long a graceful stop waits for running RPCs.
