@@ -102,3 +102,43 @@ def test_the_version_matrix_counts_capability_rows_apart() -> None:
 
     cell = Cell("1.85.1", "v1.85.0", {"pass": 10, "divergence": 1, "capability": 8})
     assert cell.ok and cell.failed == 0 and cell.text() == "10 pass / 0 fail / 1 div (+8 capability rows)"
+
+
+def _capability_file(tmp_path, extra: list[Diff] | None = None, record: bool = True):
+    """A results file whose go→py probe was judged a capability row (as a run writes it)."""
+    import json
+
+    from harness.report import results
+
+    case = V1 + "list_services"
+    row = _judge("go-py", [*UNIMPLEMENTED, *(extra or [])])
+    row.direction = "go→py"
+    cap = next(c for c in capabilities.load() if c.covers("go-py", case))
+    other = Result("a.S/M/T/x", "go→py", "pass")
+    run = {"versions": {}, "protos": {"label": "p", "digest": "0"}, "directions": ["go→py"], "shard": None,
+           "complete": True, "interrupted": None,
+           "catalogue": {"digest": "d", "expected": {"go→py": [case, other.case]},
+                         "modes": {case: {"streaming": "bidi", "ends_early": False},
+                                   other.case: {"streaming": "unary", "ends_early": False}}},
+           "not_run": [], "divergences": [],
+           "capabilities": [{"direction": "go→py", "case": case, **cap.row()}] if record else []}
+    path = tmp_path / "caps.json"
+    results.write(path, [row, other], None, run)
+    return path, json, results
+
+
+def test_report_merge_judges_a_capability_row_again(tmp_path) -> None:
+    path, json, results = _capability_file(tmp_path)
+    merged = results.merge([results.read(path)])
+    assert [r.verdict for r in merged.results] == ["capability", "pass"] and merged.run["capabilities"]
+    # a row relabelled capability with a difference no signature explains is refused, naming the row
+    doc = json.loads(path.read_text())
+    doc["results"][0]["diffs"].insert(0, {"call": 0, "path": "trailers[\"x\"]", "expected": "[\"v\"]", "got": "[]x"})
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    with pytest.raises(results.MergeError, match=r"caps.json: go→py grpc.reflection.v1.ServerReflection/.*marked "
+                                                 r"capability, but no signature of the grpcio-reflection capability"):
+        results.merge([results.read(path)])
+    # and so is one whose run records no capability for it
+    path, json, results = _capability_file(tmp_path, record=False)
+    with pytest.raises(results.MergeError, match=r"marked capability, but its run records no capability row"):
+        results.merge([results.read(path)])
