@@ -70,11 +70,13 @@ def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> lis
 
 # Protocol behaviours that belong to the libraries, not to a service's messages: what a receiver does
 # with metadata past its limits, with keys it must refuse or never deliver, with codes outside 0-16,
-# with a status message past the metadata limit, and with details that contradict the status. They
-# hold for any service, so they run once per streaming mode per proto set (library_cases), on the
-# first method of that mode: on every service they only repeated the same known divergences.
+# with a status message past the metadata limit, with details that contradict the status, and how it
+# compresses. They hold for any service, so they run once per streaming mode per proto set
+# (library_cases), on the first method of that mode (gzip: the first that can carry bulk): on every
+# service they only repeated the same known divergences.
 LIBRARY_PATTERNS = frozenset({
     "metadata_near_soft_limit", "metadata_request_over_hard_limit", "metadata_headers_over_hard_limit",
+    "metadata_trailers_over_hard_limit", "gzip_request", "gzip_response",
     "metadata_uppercase_key", "metadata_non_ascii_value", "metadata_reserved_grpc_keys",
     "metadata_reserved_in_headers", "code_17", "code_99", "long_status_message", "details_code_mismatch",
     "details_message_mismatch"})
@@ -95,6 +97,7 @@ def library_cases(svcs: list[ServiceDescriptor]) -> list[Case]:
             continue
         req, resp = _value(m.input_type, "typical"), _value(m.output_type, "typical")
         made = _metadata_cases(m.containing_service, m, req, resp) + _status_cases(m, req, resp)
+        made += _gzip_cases([x for svc in svcs for x in svc.methods if mode(x) == kind])
         out += [c for c in made if _pattern(c) in LIBRARY_PATTERNS and c.calls[0].streaming == kind]
         # every status code once per mode too (coverage counts them so): the protocol cases give them
         # only to each service's first method, which may leave a mode without them (the caller drops
@@ -445,17 +448,7 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
                 "fieldViolations": [{"field": "a.b", "description": "must be ✓"}]}]
     add("rich_error_details", _call(m, [req], error_responses, status="INVALID_ARGUMENT", message="see details",
                                     details=details))
-    # gzip: a message that compressing would not shrink may go uncompressed (gRPC Core does so), so
-    # each case's message is one that gzip shrinks (GZIP_BULK bytes of bulk), through the first method
-    # whose type can carry bulk: every message must then arrive with its compressed flag set.
-    for pattern, side, kw in (("gzip_request", "input_type", {"compression": "gzip"}),
-                              ("gzip_response", "output_type", {"server": {"compression": "gzip"}})):
-        g = next((x for x in svc.methods if _bulk_field(getattr(x, side))), m)
-        g_req, g_resp = _value(g.input_type, "typical"), _value(g.output_type, "typical")
-        if _bulk_field(getattr(g, side)):
-            g_req, g_resp = (_sized(g.input_type, GZIP_BULK), g_resp) if side == "input_type" else (
-                g_req, _sized(g.output_type, GZIP_BULK))
-        out.append(_case(g, "protocol", pattern, _exchange(g, g_req, g_resp, **kw)))
+    out += _gzip_cases(list(svc.methods))
     for pattern, path in (("unimplemented_method", f"{svc.full_name}/NoSuchMethod"),
                           ("unimplemented_service", f"{svc.full_name}NoSuchService/Method")):
         out.append(Case(name=f"{svc.full_name}/{m.name}/protocol/{pattern}", source=SOURCE, calls=[
@@ -464,6 +457,23 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
                  timeout_ms=TIMEOUT_MS, raw=True)]))
     out += _size_cases(svc)
     out += _metadata_cases(svc, m, req, resp) + _status_cases(m, req, resp)
+    return out
+
+
+def _gzip_cases(methods: list[MethodDescriptor]) -> list[Case]:
+    """gzip from either side, through the first of `methods` whose type can carry bulk (else the first).
+    A message that compressing would not shrink may go uncompressed (gRPC Core does so), so each
+    case's message is one that gzip shrinks (GZIP_BULK bytes of bulk): every message must then arrive
+    with its compressed flag set."""
+    out: list[Case] = []
+    for pattern, side, kw in (("gzip_request", "input_type", {"compression": "gzip"}),
+                              ("gzip_response", "output_type", {"server": {"compression": "gzip"}})):
+        g = next((x for x in methods if _bulk_field(getattr(x, side))), methods[0])
+        g_req, g_resp = _value(g.input_type, "typical"), _value(g.output_type, "typical")
+        if _bulk_field(getattr(g, side)):
+            g_req, g_resp = (_sized(g.input_type, GZIP_BULK), g_resp) if side == "input_type" else (
+                g_req, _sized(g.output_type, GZIP_BULK))
+        out.append(_case(g, "protocol", pattern, _exchange(g, g_req, g_resp, **kw)))
     return out
 
 
