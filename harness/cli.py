@@ -295,6 +295,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                            coverage.ran_by_direction(results, names))
     run = record.run_record(prepared, the_plan, names, results, tested, explanations, time.monotonic() - t0, None)
     _write_reports(args, results, names, explanations, f"gRPC interop: {ps.label}", cov, run)
+    if run["capabilities"]:
+        out.print(report.capability_table(run["capabilities"]))
     out.print(cov.summary() + "  (grpc-interop coverage lists what is uncovered)", markup=False, soft_wrap=True)
     too_low = _too_low(out, cov, thresholds)
     out.print(versions.line(tested), markup=False, soft_wrap=True)
@@ -405,6 +407,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         out.print()
     cov = coverage.from_json(merged.coverage) if merged.coverage else None
     _write_reports(args, merged.results, merged.directions, explanations, args.title, cov, run)
+    if run["capabilities"]:
+        out.print(report.capability_table(run["capabilities"]))
     if cov is not None:
         out.print(cov.summary(), markup=False, soft_wrap=True)
     for problem in results_doc.stale(run["divergences"]):

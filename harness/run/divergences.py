@@ -210,3 +210,7 @@ def apply(entries: list[Divergence], result: Result, slug: str, mode: str | None
         result.verdict = "divergence"
         result.diffs.append(_marker(entry))
     return result
+
+
+# The same rules judge a capability's probe (harness/run/capabilities.py): one parser, one judge.
+parse_entry, covered, texts = _entry, _covered, _texts

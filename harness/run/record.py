@@ -31,6 +31,7 @@ def run_record(prepared: Prepared, the_plan: Plan, names: list[str], results: li
                           "modes": {c.name: {"streaming": c.calls[0].streaming, "ends_early": c.ends_early}
                                     for c in prepared.cases if c.name in wanted}},
             "not_run": not_run, "divergences": divergence_matches(prepared, results),
+            "capabilities": capability_rows(prepared, results),
             "explanations": [{"direction": d, "case": c, "text": t} for (d, c), t in explanations.items()],
             "wall_s": round(wall_s, 1)}
 
@@ -48,4 +49,17 @@ def divergence_matches(prepared: Prepared, results: list[Result]) -> list[dict]:
                                               case.ends_early):
                 matched[r.verdict] = matched.get(r.verdict, 0) + 1
         out.append({**e.to_json(), "matched": matched})
+    return out
+
+
+def capability_rows(prepared: Prepared, results: list[Result]) -> list[dict]:
+    """One row per direction and capability its probe proved (harness/run/capabilities.py): the
+    library, its installed and measured versions, what it lacks, and the probe case."""
+    out = []
+    for r in results:
+        if r.verdict != "capability":
+            continue
+        cap = prepared.probes(direction(r.direction)).get(r.case)
+        if cap is not None:
+            out.append({"direction": r.direction, "case": r.case, **cap.row()})
     return out

@@ -26,7 +26,7 @@ from harness.cases import channels as channel_cases
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
 from harness.cases import connection, standard
-from harness.run import divergences, handshakes
+from harness.run import capabilities, divergences, handshakes
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
 from harness.report.verdicts import FINDING_PREFIX
@@ -84,6 +84,7 @@ class Prepared:
         self.channel = channel  # --channel: which cases also run over TLS (harness/cases/channels.py)
         self.py_findings, self.go_tags = py_findings or [], go_tags
         self.gaps = gaps or []  # generated cases the proto set cannot have, and why (said, never silent)
+        self._probes: dict[str, dict[str, capabilities.Capability]] = {}  # direction slug -> probes
 
     @property
     def skipped(self) -> set[str]:
@@ -111,11 +112,29 @@ class Prepared:
                 for name in names]
 
     def runnable(self, d: Direction, cases: list[cases_mod.Case]) -> list[cases_mod.Case]:
-        """The cases whose service's file both sides of d could compile and load."""
+        """The cases whose service's file both sides of d could compile and load, but those that need
+        a capability one side's library lacks (its probe stays: harness/run/capabilities.py)."""
+        probes = self.probes(d)
+        return self._loadable(d, [c for c in cases if c.name in probes
+                                  or not any(cap.covers(d.slug, c.name) for cap in self.capabilities)])
+
+    def _loadable(self, d: Direction, cases: list[cases_mod.Case]) -> list[cases_mod.Case]:
         blocked = {f.file for f in self.findings(d)}
         if not blocked:
             return cases
         return [c for c in cases if self.file_of(c) not in blocked and blocked.isdisjoint(c.files)]
+
+    @cached_property
+    def capabilities(self) -> list[capabilities.Capability]:
+        return capabilities.load()
+
+    def probes(self, d: Direction) -> dict[str, capabilities.Capability]:
+        """case name -> the capability it proves in d, chosen from the whole catalogue (the same in
+        every chunk, shard and -k selection)."""
+        if d.slug not in self._probes:
+            self._probes[d.slug] = capabilities.probes(self.capabilities, d.slug,
+                                                       [c.name for c in self._loadable(d, self.cases)])
+        return self._probes[d.slug]
 
     def file_of(self, case: cases_mod.Case) -> str | None:
         """The proto file declaring the case's service (the first part of its name), if Python knows it."""
@@ -314,8 +333,10 @@ class Session:
         server = self._servers.get(d.server)
         if server is not None and hasattr(server, "alive") and not server.alive():
             results = self._server_died(d, server, results)
-        return [divergences.apply(self.prepared.known, r, d.slug, by_name[r.case].calls[0].streaming,
-                                  by_name[r.case].ends_early) for r in results]
+        probes = self.prepared.probes(d)
+        return [capabilities.judge(probes[r.case], r, d.slug, by_name[r.case].calls[0].streaming) if r.case in probes
+                else divergences.apply(self.prepared.known, r, d.slug, by_name[r.case].calls[0].streaming,
+                                       by_name[r.case].ends_early) for r in results]
 
     def _server_died(self, d: Direction, server: Any, results: list[Result]) -> list[Result]:
         """The server peer exited during the direction: its failures are errors that say so, naming
