@@ -6,19 +6,21 @@ Separate from both engines: it only starts peers, hands them cases and collects 
 from __future__ import annotations
 
 import asyncio
+import copy
 import fnmatch
 import json
 import shlex
 import tempfile
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 from google.protobuf import descriptor_pool
 
@@ -221,6 +223,36 @@ def check_concurrency(n: int) -> int:
     return n
 
 
+# Lanes (issue 19 item 3): the cases that wait on the clock (keepalive, max connection age, deadlines)
+# run in a lane of their own, beside the rest, so that they start at once in every direction and
+# never take the other cases' slots; the restart cases have a lane of their own too, one direction at
+# a time per server (a restart is the whole listener's: another direction's case would meet it going away).
+CLOCK, RESTART, REST = "clock", "restart", "rest"
+
+
+def lane(case: cases_mod.Case) -> str:
+    """Which lane a case runs in: CLOCK, RESTART or REST."""
+    listener = (case.channel or {}).get("listener")
+    if listener == "restart":
+        return RESTART
+    if listener in connection_listeners or any(c.expect.get("status") == "DEADLINE_EXCEEDED" for c in case.calls):
+        return CLOCK
+    return REST
+
+
+def lanes(cases: list[cases_mod.Case]) -> dict[str, list[cases_mod.Case]]:
+    """The cases by lane (only lanes with cases), each in the cases' order."""
+    out: dict[str, list[cases_mod.Case]] = {}
+    for c in cases:
+        out.setdefault(lane(c), []).append(c)
+    return out
+
+
+# What a session tells its progress display: (direction, case, None) when a case starts, (direction,
+# case, verdict) when it ends (the verdict judged against the known divergences). Called from any thread.
+Events = Callable[[str, str, "str | None"], None]
+
+
 @dataclass
 class Session:
     """Peers for one run, started on first use and always stopped (a context manager).
@@ -242,6 +274,11 @@ class Session:
     _catalogue_path: Path | None = None
     _certs: Path | None = None
     _certs_lock: threading.Lock = field(default_factory=threading.Lock)  # directions overlap (run_all)
+    _servers_lock: threading.Lock = field(default_factory=threading.Lock)  # one server per side, however many ask
+    events: Events | None = None  # progress (cli.py); None: nobody listens
+    # one restart lane at a time per server side; pytest-xdist replaces it with a lock across workers
+    restart_lock: Callable[[str], AbstractContextManager[Any]] | None = None
+    _restart_locks: dict[str, threading.Lock] = field(default_factory=dict)
 
     def __enter__(self) -> Session:
         return self
@@ -255,6 +292,10 @@ class Session:
             return self.external[side]
         if getattr(self, "_closed", False):  # a direction still under way after an interruption
             raise PeerError("the session is closed: no new server peer is started")
+        with self._servers_lock:  # directions sharing a server run at once: the first starts it
+            return self._server(side)
+
+    def _server(self, side: str) -> Any:
         if side not in self._servers:
             catalogue = self.prepared.catalogue
             # the connection-policy listeners the cases connect to, if any (a server without is started
@@ -296,7 +337,7 @@ class Session:
         return self.certs() if self.tls else None
 
     def _catalogue_file(self) -> Path:
-        """The catalogue as the JSON the Go server loads (written once per session)."""
+        """The catalogue as the JSON the Go server loads (written once per session; under _servers_lock)."""
         if self._catalogue_path is None:
             folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="interop-catalogue-")))
             folder.chmod(0o755)  # the container runs as an unprivileged user
@@ -307,20 +348,52 @@ class Session:
 
     def run(self, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
         """Run cases in one direction, then judge them against the known divergences. Cases of files
-        that are findings for this direction are not run (the findings' rows stand for them)."""
+        that are findings for this direction are not run (the findings' rows stand for them). Each
+        lane (see lane()) runs beside the others, with slots of its own; results keep the cases' order."""
         cases = self.prepared.runnable(d, cases)
         by_name = {c.name: c for c in cases}
-        results = self._run(d, cases)
+        by_lane = lanes(cases)
+        if len(by_lane) <= 1:
+            results = [r for name, cs in by_lane.items() for r in self._lane(d, name, cs)]
+        else:
+            with ThreadPoolExecutor(len(by_lane), thread_name_prefix="interop-lane") as pool:
+                futures = [pool.submit(self._lane, d, name, cs) for name, cs in by_lane.items()]
+                order = {c.name: i for i, c in enumerate(cases)}
+                results = sorted((r for f in futures for r in f.result()), key=lambda r: order[r.case])
         server = self._servers.get(d.server)
         if server is not None and hasattr(server, "alive") and not server.alive():
             results = self._server_died(d, server, results)
-        return [divergences.apply(self.prepared.known, r, d.slug, by_name[r.case].calls[0].streaming,
-                                  by_name[r.case].ends_early) for r in results]
+        return [self._judge(d, by_name[r.case], r) for r in results]
+
+    def _judge(self, d: Direction, case: cases_mod.Case, r: Result) -> Result:
+        return divergences.apply(self.prepared.known, r, d.slug, case.calls[0].streaming, case.ends_early)
+
+    def _lane(self, d: Direction, name: str, cases: list[cases_mod.Case]) -> list[Result]:
+        if name != RESTART:
+            return self._run(d, cases)
+        with self._restart_lock(d.server):
+            return self._run(d, cases)
+
+    def _restart_lock(self, side: str) -> AbstractContextManager[Any]:
+        if self.restart_lock is not None:
+            return self.restart_lock(side)
+        with self._servers_lock:
+            return self._restart_locks.setdefault(side, threading.Lock())
+
+    def _started(self, d: Direction, case: cases_mod.Case) -> None:
+        if self.events is not None:
+            self.events(d.name, case.name, None)
+
+    def _ended(self, d: Direction, case: cases_mod.Case, r: Result) -> Result:
+        """Tell the progress display how the case ended (judged on a copy: run() judges the result)."""
+        if self.events is not None:
+            self.events(d.name, case.name, self._judge(d, case, copy.deepcopy(r)).verdict)
+        return r
 
     def _server_died(self, d: Direction, server: Any, results: list[Result]) -> list[Result]:
         """The server peer exited during the direction: its failures are errors that say so, naming
         the case in flight (the first to fail) and the peer's last lines; the next use starts a new one."""
-        del self._servers[d.server]
+        self._servers.pop(d.server, None)  # another direction of the server may have seen it first
         failed = [r for r in results if r.verdict != "pass"]
         first = failed[0].case if failed else "(none failed)"
         died = Diff(0, "server peer", "running until the direction ends",
@@ -375,16 +448,28 @@ class Session:
             payload["targets"] = {k: v for k, v in targets.items() if k != "plaintext"}
             if (certs := self._tls_certs()) is not None:  # only a run with TLS cases has them
                 payload["certs"] = str(certs)
-        results, stderr = run_go_client(self.prepared.build, self.runner, payload)
-        self.client_logs[d.name] = stderr
+        by_name = {c.name: c for c in cases}
+        for c in cases:  # the batch's cases are under way (up to `concurrency` at a time, in the Go client)
+            self._started(d, c)
+
+        def on_result(r: Result) -> None:
+            if r.case in by_name:
+                r.direction = d.name
+                self._ended(d, by_name[r.case], r)
+
+        results, stderr = run_go_client(self.prepared.build, self.runner, payload, on_result=on_result)
+        # a direction's lanes are separate Go client batches: every batch's stderr is kept
+        with self._certs_lock:
+            self.client_logs[d.name] = "\n".join(filter(None, [self.client_logs.get(d.name, ""), stderr]))
         return _align(cases, results, d)
 
     def _one(self, conns: channels.Pool, case: cases_mod.Case, d: Direction) -> Result:
+        self._started(d, case)
         try:
             ch = conns.for_case(case)
         except (channels.ChannelError, OSError) as e:
-            return _channel_error(case, d, e)
-        return run_case(ch, self.prepared.gen, case, d.name, self.run_id)
+            return self._ended(d, case, _channel_error(case, d, e))
+        return self._ended(d, case, run_case(ch, self.prepared.gen, case, d.name, self.run_id))
 
     async def _run_aio(self, targets: dict[str, str], d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
         slots = asyncio.Semaphore(self.concurrency)
@@ -392,11 +477,12 @@ class Session:
 
         async def one(c: cases_mod.Case) -> Result:
             async with slots:
+                self._started(d, c)
                 try:
                     ch = conns.for_case(c)
                 except (channels.ChannelError, OSError) as e:
-                    return _channel_error(c, d, e)
-                return await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id)
+                    return self._ended(d, c, _channel_error(c, d, e))
+                return self._ended(d, c, await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id))
         try:
             return list(await asyncio.gather(*(one(c) for c in cases)))
         finally:
@@ -571,23 +657,19 @@ def plan(prepared: Prepared, directions: list[Direction], patterns: list[str] | 
     return Plan([c for c in chosen if c.name in ours], expected, mine, shard)
 
 
-# Directions run at once (each with its own cases in flight): a Go-client direction spends most of
-# its time in the Go process and its container, which a Python-client direction can use meanwhile.
-# go→go needs nothing of this process but its results, so it starts first, beside two others.
-DIRECTION_OVERLAP = 3
-
-
 def run_all(prepared: Prepared, runner: str, directions: list[Direction], patterns: list[str] | None,
             on_result: Any = None, server_address: str | None = None, the_plan: Plan | None = None,
-            concurrency: int = DEFAULT_CONCURRENCY) -> tuple[list[Result], Session]:
+            concurrency: int = DEFAULT_CONCURRENCY, events: Events | None = None) -> tuple[list[Result], Session]:
     """Run every selected case (of the plan's shard) in every direction; the caller closes the
     returned session. With server_address, the server side is a peer already running there (started
-    by hand). Directions whose servers differ overlap; results (and on_result) keep the directions'
-    order. On an interruption every chunk that finished is handed to on_result, the session is
-    closed and the exception goes on."""
+    by hand). Every direction starts at once, and in each the cases that wait on the clock (lane())
+    start at once beside the rest; results (and on_result) keep the directions' order, `events` hears
+    of each case as it starts and ends. On an interruption every chunk that finished is handed to
+    on_result, the session is closed and the exception goes on."""
     check_concurrency(concurrency)
     the_plan = the_plan or plan(prepared, directions, patterns)
-    session = Session(prepared, runner, concurrency=concurrency, listeners=listeners_of(the_plan.cases))
+    session = Session(prepared, runner, concurrency=concurrency, listeners=listeners_of(the_plan.cases),
+                      events=events)
     if server_address:
         sides = {d.server for d in directions}
         session.external = {side: ExternalServer(server_address, f"server started by hand at {server_address}")
@@ -600,39 +682,38 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
             if on_result:
                 on_result(r)
 
-    pool = ThreadPoolExecutor(DIRECTION_OVERLAP, thread_name_prefix="interop-direction")
     # findings first, one direction after another: they build the Go peer once, before any thread needs it
     findings = {d.name: [r for r in prepared.finding_results(d, patterns) if r.case in set(the_plan.mine[d.name])]
                 for d in directions}
-    # one direction at a time per server: its log lines and load stay its own
-    locks = {key: threading.Lock() for key in {_server_key(d, server_address) for d in directions}}
     # each direction's finished chunks (Python clients run in chunks, so an interruption keeps them;
     # a Go client's batch is one process: its results arrive when it ends)
     chunks: dict[str, list[list[Result]]] = {d.name: [] for d in directions}
-
     stop = threading.Event()  # set when the run is interrupted or fails: directions under way end
+    # the clock's cases (and the restarts) of a direction: one job, started at once
+    slow = [c for c in the_plan.cases if lane(c) != REST]
+    rest = [c for c in the_plan.cases if lane(c) == REST]
 
-    def one(d: Direction) -> None:
-        lock = locks[_server_key(d, server_address)]
-        while not lock.acquire(timeout=0.2):  # waiting for the server's other direction
+    def run_slow(d: Direction) -> None:
+        if slow and not stop.is_set():
+            chunks[d.name].append(session.run(d, slow))
+
+    def run_rest(d: Direction) -> None:
+        step = PY_CHUNK if d.client in ("py", "pyaio") else max(1, len(rest))
+        for i in range(0, len(rest), step):
             if stop.is_set():
                 return
-        try:
-            step = PY_CHUNK if d.client in ("py", "pyaio") else max(1, len(the_plan.cases))
-            for i in range(0, len(the_plan.cases), step):
-                if stop.is_set():
-                    return
-                chunks[d.name].append(session.run(d, the_plan.cases[i:i + step]))
-        finally:
-            lock.release()
+            chunks[d.name].append(session.run(d, rest[i:i + step]))
 
+    pool = ThreadPoolExecutor(2 * len(directions), thread_name_prefix="interop-direction")
     delivered: set[str] = set()
+    order = {c.name: i for i, c in enumerate(the_plan.cases)}
     try:
-        first = sorted(directions, key=lambda d: not d.client == d.server == "go")
-        started = {d.name: pool.submit(one, d) for d in first}
+        started = {d.name: [pool.submit(run_slow, d), pool.submit(run_rest, d)] for d in directions}
         for d in directions:
-            started[d.name].result()
-            take([*findings[d.name], *(r for chunk in chunks[d.name] for r in chunk)])
+            for f in started[d.name]:
+                f.result()
+            take([*findings[d.name], *sorted((r for chunk in chunks[d.name] for r in chunk),
+                                             key=lambda r: order[r.case])])
             delivered.add(d.name)
     except BaseException:
         stop.set()
@@ -644,8 +725,3 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
         raise
     pool.shutdown()
     return results, session
-
-
-def _server_key(d: Direction, server_address: str | None) -> str:
-    """Directions with the same key share a server and do not overlap."""
-    return "external" if server_address else d.server
