@@ -20,6 +20,8 @@ from harness.report import coverage, coverage_view, export, versions
 from harness.report import results as results_doc
 from harness.run import divergences
 from harness.report import verdicts as report
+from harness.report.progress import LiveProgress
+from harness.report.verdicts import FINDING_PREFIX
 from harness import cache
 from harness.protoset.codegen import (GO_TAGS_ENV, CodegenError, Finding, build_go, generate_python, go_build_cached,
                                       load, python_findings, reported)
@@ -28,7 +30,7 @@ from harness.protoset import gotoolchain
 from harness.engines.peer import GoServer, PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.fuzz import command as fuzz_command
-from harness.run import record
+from harness.run import record, runlog
 from harness.run import shard as shard_mod
 from harness.run.runner import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Plan, Prepared, Session, check_concurrency,
                                 direction, directions, plan, prepare, run_all, select)
@@ -97,6 +99,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=_concurrency, default=DEFAULT_CONCURRENCY, metavar="N",
                      help=f"cases in flight at once per direction, on one connection (1-{MAX_CONCURRENCY}; "
                           f"default {DEFAULT_CONCURRENCY}); results keep the catalogue order")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="print the libraries' log lines (grpc core, the peers, warnings) live; they are "
+                          "always kept in the run's log file")
+    run.add_argument("--log-file", type=Path, metavar="FILE",
+                     help="where the run's log goes (default: a new file under the cache folder's logs/, "
+                          "named at the end of the run)")
     _min_coverage(run)
 
     bench = sub.add_parser("bench", help="Py<->Go performance: calls/s, msg/s and latency per direction, beside "
@@ -223,10 +231,25 @@ def _prepare(args: argparse.Namespace) -> Prepared:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    out = report.console()
+    echo = ((lambda line: out.print(line, markup=False, highlight=False, style="dim", soft_wrap=True))
+            if args.verbose else None)
+    log = runlog.RunLog(args.log_file, echo)
+    try:
+        with log:
+            code = _run(args, out, log)
+    finally:
+        log.close()
+        # named last, whatever happened: everything the libraries and peers printed is there
+        out.print(f"log: {log.path} ({log.count} lines{'' if args.verbose else '; -v prints them live'})",
+                  markup=False, soft_wrap=True)
+    return code
+
+
+def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
     chosen = directions(args.direction)
     thresholds = coverage.parse_thresholds(args.min_coverage)
     shard = shard_mod.parse(args.shard)
-    out = report.console()
     t0 = time.monotonic()
     if args.server_address and args.channel not in (None, "plaintext"):
         raise ValueError(f"--channel {args.channel} needs the TLS listeners of the peers the harness starts; a "
@@ -237,8 +260,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.server_address:  # a server started by hand has only the listener it was given
         elsewhere = {c.name for c in prepared.cases if (c.channel or {}).get("listener", "plaintext") != "plaintext"}
         prepared.cases = [c for c in prepared.cases if c.name not in elsewhere]
-        print(f"grpc-interop: --server-address: {len(elsewhere)} cases on other listeners (TLS, mTLS, keepalive, "
-              "max_age, restart) are left out: a server started by hand has only its plaintext one", file=sys.stderr)
+        out.print(f"grpc-interop: --server-address: {len(elsewhere)} cases on other listeners (TLS, mTLS, keepalive, "
+                  "max_age, restart) are left out: a server started by hand has only its plaintext one",
+                  markup=False, soft_wrap=True)
     ps = prepared.protoset
     uses_go = any("go" in (d.client, d.server) for d in chosen)
     if uses_go and not go_build_cached(ps, prepared.go_tags):
@@ -264,21 +288,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                   soft_wrap=True)
     names = [d.name for d in chosen]
     ran: list = []
+    findings = {d.name: sum(n.startswith(FINDING_PREFIX) for n in the_plan.mine[d.name]) for d in chosen}
     try:
-        with report.progress(out, the_plan.total) as advance:
-            def on_result(r: object) -> None:
-                ran.append(r)
-                advance(r)
-
-            results, session = run_all(prepared, runner, chosen, args.patterns, on_result=on_result,
+        with LiveProgress(out, {d: len(n) for d, n in the_plan.mine.items()}, findings) as live:
+            results, session = run_all(prepared, runner, chosen, args.patterns, on_result=ran.append,
                                        server_address=args.server_address, the_plan=the_plan,
-                                       concurrency=args.concurrency)
+                                       concurrency=args.concurrency, events=live.event)
     except (KeyboardInterrupt, SystemExit) as e:
         if isinstance(e, SystemExit) and e.code != 128 + signal.SIGTERM:
             raise
         return _interrupted(args, out, prepared, the_plan, names, ran, tested, t0,
                             "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM")
+    session.log_lines, session.log_path = log.between, log.path
     with session:
+        for title, text in session.peer_outputs():
+            log.append(title, text)
         if not results:
             out.print("[red]no case matched[/red]")
             return 1

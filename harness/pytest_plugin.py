@@ -14,9 +14,10 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -275,7 +276,18 @@ def interop_session(request: pytest.FixtureRequest) -> Any:
         if handed:
             session.external = {side: ExternalServer(**v) for side, v in handed["servers"].items()}
         session.batch_dir = Path(handed["batches"]) if handed else None
+        if session.batch_dir is not None:
+            # directions overlap across workers, as in run_all; a restart case is the whole listener's,
+            # so one direction's restart lane at a time per server, across every worker
+            session.restart_lock = lambda side: _file_lock(session.batch_dir / f"restart-{side}.lock")
         yield session
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with path.open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def _run_once(session: Session, d: Direction, cases: list[Case]) -> list[Result]:
@@ -296,11 +308,7 @@ def _batch(session: Session, d: Direction, cases: list[Case]) -> dict[str, Resul
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = session.batch_dir / f"{d.slug}.json"
         if not done.exists():
-            # one direction at a time per server, as run_all does: the connection cases restart a
-            # listener of the server, which another direction's case would meet going away
-            with (session.batch_dir / f"server-{d.server}.lock").open("w") as server_lock:
-                fcntl.flock(server_lock, fcntl.LOCK_EX)
-                results = _run_once(session, d, cases)
+            results = _run_once(session, d, cases)
             done.write_text(json.dumps([r.to_json() for r in results], ensure_ascii=False))
         return {r["case"]: Result.from_json(r) for r in json.loads(done.read_text())}
 

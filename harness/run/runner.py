@@ -279,6 +279,12 @@ class Session:
     # one restart lane at a time per server side; pytest-xdist replaces it with a lock across workers
     restart_lock: Callable[[str], AbstractContextManager[Any]] | None = None
     _restart_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    # when each (direction, case) ran (monotonic start, end), and the run log's lines of a time span
+    # (harness/run/runlog.py RunLog.between): a failing case shows the lines logged during its calls
+    windows: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    log_lines: Callable[[float, float], tuple[list[str], int]] | None = None
+    log_path: Path | None = None
+    _held: set[tuple[str, str]] = field(default_factory=set)  # verdicts that wait for the wire observer
 
     def __enter__(self) -> Session:
         return self
@@ -381,12 +387,18 @@ class Session:
             return self._restart_locks.setdefault(side, threading.Lock())
 
     def _started(self, d: Direction, case: cases_mod.Case) -> None:
+        self.windows[(d.name, case.name)] = (time.monotonic(), 0.0)
         if self.events is not None:
             self.events(d.name, case.name, None)
 
     def _ended(self, d: Direction, case: cases_mod.Case, r: Result) -> Result:
-        """Tell the progress display how the case ended (judged on a copy: run() judges the result)."""
-        if self.events is not None:
+        """Record when the case ran and tell the progress display how it ended (judged on a copy:
+        run() judges the result). A Go client's case started at most its duration before its result."""
+        end = time.monotonic()
+        start, ended = self.windows.get((d.name, case.name), (end, 0.0))
+        if not ended:  # (a result the wire observer held is told of twice)
+            self.windows[(d.name, case.name)] = (max(start, end - r.duration_ms / 1000 - 0.05), end)
+        if self.events is not None and (d.name, case.name) not in self._held:
             self.events(d.name, case.name, self._judge(d, case, copy.deepcopy(r)).verdict)
         return r
 
@@ -418,6 +430,7 @@ class Session:
         if not observed.needs_observer(d.client, d.server, cases):
             return sorted(self._exchange(d, cases, targets), key=lambda r: order[r.case])
         # the observer sees the plaintext connection only: what goes over TLS (or another listener) is not observed
+        self._held.update((d.name, c.name) for c in cases)  # the progress hears of them once observed
         with WireObserver(server.address) as observer:
             results = sorted(self._exchange(d, cases, {**targets, "plaintext": observer.address}),
                              key=lambda r: order[r.case])
@@ -427,6 +440,8 @@ class Session:
             r.diffs += found
             if found and r.verdict == "pass":
                 r.verdict = "fail"
+            self._held.discard((d.name, r.case))
+            self._ended(d, by_name[r.case], r)
         return results
 
     def _exchange(self, d: Direction, cases: list[cases_mod.Case], targets: dict[str, str]) -> list[Result]:
@@ -488,6 +503,13 @@ class Session:
         finally:
             await conns.close_aio()
 
+    def peer_outputs(self) -> list[tuple[str, str]]:
+        """What the out-of-process peers printed (the Go servers, each direction's Go clients), for the
+        run log; the in-process Python peers log through it as they go."""
+        out = [(server.describe(), server.logs(100_000)) for server in list(self._servers.values())
+               if not isinstance(server, PythonServer)]
+        return out + [(f"Go client {name}", text) for name, text in self.client_logs.items()]
+
     def explain(self, d: Direction, result: Result) -> str:
         """A failure, readable alone: what differed, both peers' logs, and how to reproduce it."""
         protos = self.prepared.protoset.spec
@@ -519,6 +541,13 @@ class Session:
             lines += ["", f"--- server peer: {server.describe()} ---", *_case_lines(server.logs(5000), result.case)]
         if d.client == "go" and self.client_logs.get(d.name):
             lines += ["--- Go client stderr ---", *_case_lines(self.client_logs[d.name], result.case)]
+        window = self.windows.get((d.name, result.case))
+        if self.log_lines is not None and window is not None and window[1]:
+            logged, n = self.log_lines(*window)
+            where = f" (all in {self.log_path})" if self.log_path else ""
+            lines += [f"--- logged in this process during its calls ({window[1] - window[0]:.2f} s: grpc core, "
+                      f"Python peers; other cases ran meanwhile){where} ---",
+                      *(logged or ["(nothing)"]), *([f"… {n - len(logged)} more"] if n > len(logged) else [])]
         return "\n".join(lines)
 
 
