@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.cases import channels as channel_cases
+from harness.cases import profiles
 from harness.cases import model as cases_mod
 from harness.report import coverage, coverage_view, export, versions
 from harness.report import results as results_doc
@@ -99,6 +100,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=_concurrency, default=DEFAULT_CONCURRENCY, metavar="N",
                      help=f"cases in flight at once per direction, on one connection (1-{MAX_CONCURRENCY}; "
                           f"default {DEFAULT_CONCURRENCY}); results keep the catalogue order")
+    run.add_argument("--profile", choices=profiles.PROFILES, default=profiles.DEFAULT,
+                     help="how much to run: quick = one value case per method and streaming mode, the protocol "
+                          "essentials, every direction (pre-commit, pull requests); full = every case (default); "
+                          f"deep = full with --channel {profiles.DEEP_CHANNEL} and a fuzz pass of "
+                          f"{profiles.DEEP_FUZZ_BUDGET_S:g} s (nightly)")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="print the libraries' log lines (grpc core, the peers, warnings) live; they are "
                           "always kept in the run's log file")
@@ -225,9 +231,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> Prepared:
-    """The run's proto set, cases and known divergences, from the options every command shares."""
-    return prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences,
-                   go_tags=args.go_build_tags, channel=args.channel or "default")
+    """The run's proto set, cases and known divergences, from the options every command shares (and
+    the run's --profile: its share of the cases, its channel mode)."""
+    profile = getattr(args, "profile", profiles.DEFAULT)
+    channel = profiles.channel_mode(profile, args.channel)
+    prepared = prepare(from_args(args), args.cases, generated=not args.no_generated,
+                       divergence_files=args.divergences, go_tags=args.go_build_tags, channel=channel or "default")
+    prepared.cases = profiles.apply(profile, prepared.cases)
+    return prepared
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -238,6 +249,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with log:
             code = _run(args, out, log)
+            if args.profile == "deep" and code in (0, 1):  # the fuzz pass, whatever the run found
+                fuzz_args = argparse.Namespace(**{**vars(args), "seed": 0, "budget": profiles.DEEP_FUZZ_BUDGET_S,
+                                                  "examples": fuzz_command.DEFAULT_EXAMPLES, "shrink_budget": 90.0,
+                                                  "save_failures": None})
+                out.print(f"profile deep: fuzz pass, budget {profiles.DEEP_FUZZ_BUDGET_S:g} s", soft_wrap=True)
+                code = max(code, fuzz_command.cmd_fuzz(fuzz_args))
     finally:
         log.close()
         # named last, whatever happened: everything the libraries and peers printed is there
@@ -268,7 +285,7 @@ def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
     if uses_go and not go_build_cached(ps, prepared.go_tags):
         gotoolchain.current()  # with neither Go nor Docker: one line that says what to install, before anything
     runner = select_runner(args.peer_runner)
-    out.print(f"proto set {ps.label} ({len(ps.files)} files, {ps.digest[:12]}); "
+    out.print(f"proto set {ps.label} ({len(ps.files)} files, {ps.digest[:12]}); profile {args.profile}; "
               f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s",
               soft_wrap=True)
     if ps.notice():
@@ -317,12 +334,13 @@ def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
             out.print()
     cov = coverage.measure(coverage.universe_of(ps, prepared.cases, skip=prepared.skipped), prepared.cases,
                            coverage.ran_by_direction(results, names))
-    run = record.run_record(prepared, the_plan, names, results, tested, explanations, time.monotonic() - t0, None)
+    run = record.run_record(prepared, the_plan, names, results, tested, explanations, time.monotonic() - t0, None,
+                            args.profile)
     _write_reports(args, results, names, explanations, f"gRPC interop: {ps.label}", cov, run)
     out.print(cov.summary() + "  (grpc-interop coverage lists what is uncovered)", markup=False, soft_wrap=True)
     too_low = _too_low(out, cov, thresholds)
     out.print(versions.line(tested), markup=False, soft_wrap=True)
-    out.print(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s")
+    out.print(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s (profile {args.profile})")
     if run["not_run"]:  # every planned (direction, case) must have a result: never green with gaps
         out.print(f"[bold red]{len(run['not_run'])} planned case runs have no result[/bold red] "
                   "(the JSON's run.not_run lists them)", soft_wrap=True)
@@ -338,7 +356,8 @@ def _interrupted(args: argparse.Namespace, out: Console, prepared: Prepared, the
     explanations = {(r.direction, r.case): record.brief(r) for r in report.failed(ran)}
     cov = coverage.measure(coverage.universe_of(prepared.protoset, prepared.cases, skip=prepared.skipped),
                            prepared.cases, coverage.ran_by_direction(ran, names))
-    run = record.run_record(prepared, the_plan, names, ran, tested, explanations, time.monotonic() - t0, signame)
+    run = record.run_record(prepared, the_plan, names, ran, tested, explanations, time.monotonic() - t0, signame,
+                            args.profile)
     _write_reports(args, ran, names, explanations, f"gRPC interop: {prepared.protoset.label}", cov, run)
     missing = run["not_run"]
     out.print(f"[bold red]interrupted ({signame})[/bold red] after {time.monotonic() - t0:.1f} s: "

@@ -23,6 +23,7 @@ import pytest
 
 from harness import cache
 from harness.cases import channels as channel_cases
+from harness.cases import profiles
 from harness.cases.model import Case
 from harness.engines.peer import PeerError, select_runner
 from harness.protoset import discover
@@ -72,8 +73,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--interop-go-build-tags", default=os.environ.get(GO_TAGS_ENV, ""), metavar="TAGS",
                 help="Go build tags for the Go peer and its generators, comma-separated (default "
                      f"${GO_TAGS_ENV}); protolegacy makes protobuf-go accept MessageSet")
-    g.addoption("--interop-channel", choices=channel_cases.MODES, default="default",
+    g.addoption("--interop-channel", choices=channel_cases.MODES, default=None,
                 help="which cases also run over TLS or mTLS (as grpc-interop run --channel)")
+    g.addoption("--interop-profile", choices=profiles.PROFILES, default=profiles.DEFAULT,
+                help="how much to run, as grpc-interop run --profile: quick, full (default) or deep (full with "
+                     f"--interop-channel {profiles.DEEP_CHANNEL}; the fuzz pass is grpc-interop's alone)")
     g.addoption("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                 choices=["auto", "docker", "process"],
                 help="how the Go peer runs (auto: docker when an engine answers, else a loud fallback)")
@@ -102,12 +106,15 @@ def _prepared(config: pytest.Config) -> Prepared:
         paths = config.getoption("interop_proto_path")
         protos = config.getoption("interop_protos") or (None if paths else DEFAULT_PROTOS)
         ps = discover(protos, paths, config.getoption("interop_files"))
+        profile = config.getoption("interop_profile")
         config.stash[_PREPARED] = prepare(ps, config.getoption("interop_cases"),
                                           generated=not config.getoption("interop_no_generated"),
                                           divergence_files=config.getoption("interop_divergences"),
                                           go_tags=config.getoption("interop_go_build_tags"),
-                                          channel=config.getoption("interop_channel"))
+                                          channel=profiles.channel_mode(profile, config.getoption("interop_channel"))
+                                          or "default")
         prepared = config.stash[_PREPARED]
+        prepared.cases = profiles.apply(profile, prepared.cases)
         reporter = config.pluginmanager.get_plugin("terminalreporter")  # none on xdist workers
         for line in [prepared.protoset.notice(), *(f"not generated: {g}" for g in prepared.gaps)]:
             if line and reporter is not None:

@@ -17,7 +17,7 @@ def brief(r: Result) -> str:
 
 
 def run_record(prepared: Prepared, the_plan: Plan, names: list[str], results: list[Result], tested: dict,
-               explanations: dict, wall_s: float, interrupted: str | None) -> dict:
+               explanations: dict, wall_s: float, interrupted: str | None, profile: str | None = None) -> dict:
     """What the JSON report says about the run beside its results (harness/report/results.py)."""
     wanted = {c for v in the_plan.expected.values() for c in v}
     cases_json = [c.to_json() for c in prepared.cases if c.name in wanted]
@@ -29,7 +29,7 @@ def run_record(prepared: Prepared, the_plan: Plan, names: list[str], results: li
                           "expected": the_plan.expected},
             "not_run": not_run, "divergences": divergence_matches(prepared, results),
             "explanations": [{"direction": d, "case": c, "text": t} for (d, c), t in explanations.items()],
-            "wall_s": round(wall_s, 1)}
+            "wall_s": round(wall_s, 1), "profile": profile}
 
 
 def divergence_matches(prepared: Prepared, results: list[Result]) -> list[dict]:
