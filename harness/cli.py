@@ -235,10 +235,8 @@ def _prepare(args: argparse.Namespace) -> Prepared:
     the run's --profile: its share of the cases, its channel mode)."""
     profile = getattr(args, "profile", profiles.DEFAULT)
     channel = profiles.channel_mode(profile, args.channel)
-    prepared = prepare(from_args(args), args.cases, generated=not args.no_generated,
-                       divergence_files=args.divergences, go_tags=args.go_build_tags, channel=channel or "default")
-    prepared.cases = profiles.apply(profile, prepared.cases)
-    return prepared
+    return prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences,
+                   go_tags=args.go_build_tags, channel=channel or "default", profile=profile)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

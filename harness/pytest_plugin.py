@@ -112,9 +112,8 @@ def _prepared(config: pytest.Config) -> Prepared:
                                           divergence_files=config.getoption("interop_divergences"),
                                           go_tags=config.getoption("interop_go_build_tags"),
                                           channel=profiles.channel_mode(profile, config.getoption("interop_channel"))
-                                          or "default")
+                                          or "default", profile=profile)
         prepared = config.stash[_PREPARED]
-        prepared.cases = profiles.apply(profile, prepared.cases)
         reporter = config.pluginmanager.get_plugin("terminalreporter")  # none on xdist workers
         for line in [prepared.protoset.notice(), *(f"not generated: {g}" for g in prepared.gaps)]:
             if line and reporter is not None:

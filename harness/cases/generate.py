@@ -54,11 +54,14 @@ def services(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset(),
 mode = streaming_mode
 
 
-def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> list[Case]:
+def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset(),
+             values_per_method: int | None = None) -> list[Case]:
+    """Every case of the set's methods; values_per_method: at most that many value cases per method
+    (the quick profile keeps one: building the others is most of a warm run's preparation)."""
     cases: list[Case] = []
     for svc in services(ps, skip):
         for m in svc.methods:
-            cases += value_cases(m) + stream_cases(m)
+            cases += value_cases(m, values_per_method) + stream_cases(m)
         if svc.methods:
             cases += protocol_cases(svc)
     return cases
@@ -95,8 +98,9 @@ def _exchange(m: MethodDescriptor, req: Any, resp: Any, **kw: Any) -> Call:
 
 # ---------------------------------------------------------------- value patterns
 
-def value_cases(m: MethodDescriptor) -> list[Case]:
-    """Every value pattern of the request and response types; patterns that change nothing are dropped."""
+def value_cases(m: MethodDescriptor, limit: int | None = None) -> list[Case]:
+    """Every value pattern of the request and response types (the first `limit` of them); patterns
+    that change nothing are dropped."""
     out, seen = [], set()
     variants: list[tuple[str, Callable[[Descriptor], Any]]] = [(p, lambda d, p=p: _value(d, p)) for p in PATTERNS]
     variants += _oneof_variants(m) + _deep_variants(m)
@@ -118,6 +122,8 @@ def value_cases(m: MethodDescriptor) -> list[Case]:
             continue
         seen.add(key)
         out.append(_case(m, m.input_type.name, pattern, _exchange(m, req, resp)))
+        if limit is not None and len(out) >= limit:
+            break
     return out
 
 

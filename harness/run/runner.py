@@ -27,7 +27,7 @@ from google.protobuf import descriptor_pool
 from harness.cases import channels as channel_cases
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
-from harness.cases import connection, standard
+from harness.cases import connection, profiles, standard
 from harness.run import divergences
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
@@ -151,11 +151,12 @@ def listeners_of(cases: list[cases_mod.Case]) -> tuple[str, ...]:
 
 def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None, generated: bool = True,
             divergence_files: list[Path] | None = None, go_tags: str | list[str] | None = None,
-            channel: str = "default") -> Prepared:
+            channel: str = "default", profile: str = profiles.DEFAULT) -> Prepared:
     """Generate code, load the case files (default: the built-in ones) and generate cases from the
     descriptors; a name used twice is an error. go_tags: Go build tags for the Go peer (default
     $INTEROP_GO_BUILD_TAGS), e.g. protolegacy. `protos` is a proto set, or a folder to discover.
-    channel: which cases also run over TLS / mTLS (harness/cases/channels.py MODES)."""
+    channel: which cases also run over TLS / mTLS (harness/cases/channels.py MODES); profile: how
+    much of the catalogue (harness/cases/profiles.py; its channel mode is the caller's to pass)."""
     ps = load(protos)
     tags = go_build_tags(go_tags)
     pkg = generate_python(ps)
@@ -169,7 +170,7 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
     gaps: list[str] = []
     if generated:
         names = {c.name for c in loaded}
-        made = casegen.generate(ps, skip=skipped)
+        made = casegen.generate(ps, skip=skipped, values_per_method=1 if profile == "quick" else None)
         clash = sorted(names & {c.name for c in made})
         if clash:
             raise cases_mod.CaseError(f"case file names clash with generated cases: {clash[:5]}")
@@ -182,9 +183,10 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
         loaded += channel_cases.generate([c for c in loaded if c.calls[0].checked_by_server], channel)
     known = divergences.load(divergences.builtin_files(), builtin=True)
     mine = divergences.load(divergence_files or [], builtin=False)
-    divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming, c.ends_early) for d in DIRECTIONS
-                                   for c in loaded])
-    return Prepared(ps, gen, loaded, known + mine, py_findings, tags, gaps, channel)
+    if profile != "quick":  # quick builds a part of the catalogue: a pattern may match only the rest
+        divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming, c.ends_early) for d in DIRECTIONS
+                                       for c in loaded])
+    return Prepared(ps, gen, profiles.apply(profile, loaded), known + mine, py_findings, tags, gaps, channel)
 
 
 def _for_catalogue(case: cases_mod.Case) -> cases_mod.Case:
