@@ -244,6 +244,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     echo = ((lambda line: out.print(line, markup=False, highlight=False, style="dim", soft_wrap=True))
             if args.verbose else None)
     log = runlog.RunLog(args.log_file, echo)
+    named = lambda: out.print(f"log: {log.path} ({log.count} lines{'' if args.verbose else '; -v prints them live'})",  # noqa: E731
+                              markup=False, soft_wrap=True)
     try:
         with log:
             code = _run(args, out, log)
@@ -253,11 +255,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                   "save_failures": None})
                 out.print(f"profile deep: fuzz pass, budget {profiles.DEEP_FUZZ_BUDGET_S:g} s", soft_wrap=True)
                 code = max(code, fuzz_command.cmd_fuzz(fuzz_args))
-    finally:
+    except BaseException:
         log.close()
-        # named last, whatever happened: everything the libraries and peers printed is there
-        out.print(f"log: {log.path} ({log.count} lines{'' if args.verbose else '; -v prints them live'})",
-                  markup=False, soft_wrap=True)
+        if log.count:  # a run that could not start says so in one line (main); a run cut short names its log
+            named()
+        raise
+    log.close()
+    named()  # last: everything the libraries and peers printed is there
     return code
 
 

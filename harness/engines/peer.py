@@ -27,6 +27,7 @@ from typing import Any, Callable
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.docker_engine import docker_client
 from harness.protoset.codegen import GoBuild, go_peer_dir
 from python_impl.contract import CHANNEL_OPTIONS, Result
 
@@ -48,18 +49,6 @@ class PeerError(Exception):
 
 
 # ---------------------------------------------------------------- runner choice
-
-def docker_client() -> Any | None:
-    """A connected docker SDK client, or None when no engine answers."""
-    try:
-        import docker
-
-        client = docker.from_env(timeout=120)
-        client.ping()
-        return client
-    except Exception:  # noqa: BLE001  any failure here means "no engine"
-        return None
-
 
 def select_runner(requested: str) -> str:
     """`docker`, `process`, or `auto` (docker when an engine answers, else process, announced loudly)."""
@@ -658,7 +647,7 @@ class PythonServer:
         self._log = _LogTail()
 
     def __enter__(self) -> PythonServer:
-        from python_impl.connection import AioListenerServers, ListenerServers
+        from python_impl.listeners import AioListenerServers, ListenerServers
         from python_impl.server import AioServer, serve_all
 
         self._log.attach()
@@ -672,7 +661,7 @@ class PythonServer:
             self._server, ports = serve_all(self.gen, {"plaintext": "127.0.0.1:0", **secure}, self.catalogue, self.certs)
         self.addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
         self.address = self.addresses["plaintext"]
-        if self.listeners:  # connection behaviour: each a server of its own (python_impl/connection.py)
+        if self.listeners:  # connection behaviour: each a server of its own (python_impl/listeners.py)
             wanted = {name: "127.0.0.1:0" for name in self.listeners}
             self._listener_servers = (AioListenerServers(self.gen, self.catalogue, wanted, self._server.loop)
                                       if self.aio else ListenerServers(self.gen, self.catalogue, wanted))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -35,6 +35,9 @@ class ProtoSet:
     # the harness's synthetic echo files (harness/protoset/echo.py): in `files`, their origin echo_root
     echo: tuple[str, ...] = ()
     echo_root: Path | None = None
+    # codegen.load made it (echo files added, or none needed): loading it again is a no-op, so the
+    # set is loaded once and handed along (prepare -> generate_python, build_go …)
+    loaded: bool = field(default=False, compare=False)
 
     @property
     def root(self) -> Path:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import dataclasses
 import importlib.resources
 import importlib.util
 import json
@@ -37,6 +38,7 @@ from google.protobuf import descriptor_pb2
 
 from harness import cache
 from harness.protoset import googleapis, gotoolchain, runtime
+from harness.protoset.gotoolchain import go_peer_dir
 from harness.protoset import ProtoSet, ProtoSetError
 
 GO_MODULE = "github.com/grpc-interop-harness/go_peer"
@@ -50,12 +52,6 @@ GLUE_VERSION = "3"  # bump when the generated glue (gen/glue, protoc-gen-interop
 # The seed services have hand-written Go implementations (go_peer/internal/seeds); they are linked
 # only when the proto set holds the seed protos at the import paths those sources expect.
 SEED_GO_PACKAGES = {"posxyz", "routeguide", "tutorial", "users", "idc"}
-
-
-def go_peer_dir() -> Path:
-    """go_peer/'s sources as installed: the repo's top-level go_peer/ is mapped into the package as
-    `harness._go_peer` (pyproject.toml), for wheels, sdists and editable installs alike."""
-    return Path(str(importlib.resources.files("harness._go_peer")))
 
 
 def seed_data() -> Path:
@@ -345,9 +341,9 @@ def load(protos: str | Path | ProtoSet) -> ProtoSet:
     from harness.protoset.echo import with_echo
 
     ps = protos if isinstance(protos, ProtoSet) else discover(protos)
-    if ps.echo_root is not None:
+    if ps.loaded or ps.echo_root is not None:
         return ps
-    return with_echo(ps, descriptor_set(ps), cache.root())
+    return dataclasses.replace(with_echo(ps, descriptor_set(ps), cache.root()), loaded=True)
 
 
 def import_python(pkg_dir: Path) -> ModuleType:
