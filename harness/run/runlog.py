@@ -66,8 +66,10 @@ class RunLog:
         os.close(write_end)
         self._reader = threading.Thread(target=self._read, args=(read_end,), name="interop-runlog", daemon=True)
         self._reader.start()
-        # the harness's and the Python peers' own lines, at INFO, into the pipe like the rest
-        self._handler = logging.StreamHandler(sys.stderr)
+        # the harness's and the Python peers' own lines, at INFO, into the pipe like the rest (through
+        # a handle of its own: sys.stderr may be another object than fd 2, e.g. under pytest)
+        self._stream = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace", buffering=1)
+        self._handler = logging.StreamHandler(self._stream)
         self._handler.setLevel(logging.INFO)
         self._handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
         for name in LOGGERS:
@@ -90,6 +92,7 @@ class RunLog:
             logger.removeHandler(self._handler)  # type: ignore[arg-type]
             logger.propagate, logger.level = propagate, level
         self._loggers.clear()
+        self._stream.close()
         sys.stderr.flush()
         if self._saved_fd is not None:
             os.dup2(self._saved_fd, 2)  # the last write end of the pipe goes: the reader sees its end
