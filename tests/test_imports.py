@@ -5,6 +5,8 @@ break it); `if TYPE_CHECKING:` imports do not (they never run)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,16 +129,17 @@ def test_a_lazy_import_is_an_import(tmp_path: Path) -> None:
     assert imports("x", mod, {"harness.engines.peer": mod, "harness.cli": mod}) == {"harness.engines.peer"}
 
 
-def test_prepare_loads_the_set_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prepare_loads_the_set_once(tmp_path: Path) -> None:
     """prepare() loads the proto set once and hands the loaded set along (issue 19 item 7): a set
-    with no message-only file gets no echo files, and before, each step loaded it again."""
-    from harness.protoset import echo
-    from harness.run.runner import prepare
-
+    with no message-only file gets no echo files, and before, each step loaded it again. In a process
+    of its own: one process imports one proto set's generated code."""
     (tmp_path / "once.proto").write_text('syntax = "proto3";\npackage once.v1;\nmessage Ping { string text = 1; }\n'
                                          "service Once { rpc Echo(Ping) returns (Ping); }\n")
-    calls = []
-    real = echo.with_echo
-    monkeypatch.setattr(echo, "with_echo", lambda *a, **kw: calls.append(1) or real(*a, **kw))
-    prepared = prepare(tmp_path, profile="quick")
-    assert prepared.protoset.loaded and len(calls) == 1, f"the set was loaded {len(calls)} times"
+    script = ("import sys\nfrom harness.protoset import echo\nfrom harness.run.runner import prepare\n"
+              "calls = []\nreal = echo.with_echo\n"
+              "echo.with_echo = lambda *a, **kw: calls.append(1) or real(*a, **kw)\n"
+              "prepared = prepare(sys.argv[1], profile='quick')\n"
+              "print(prepared.protoset.loaded, len(calls))\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["True", "1"], f"loaded, times the set was loaded: {proc.stdout}"
