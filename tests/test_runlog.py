@@ -51,14 +51,14 @@ def test_off_a_terminal_one_line_per_direction_and_the_slow_case_named(monkeypat
     out = Console(file=buf, force_terminal=False, width=200)
     with LiveProgress(out, {"py→go": 2, "go→go": 1}) as live:
         live.event("py→go", "a", None)
-        live.event("py→go", "slow", None)
+        live.event("py→go", "svc.S/M/slow", None)
         live.event("py→go", "a", "pass")
         assert buf.getvalue() == "", "nothing is printed before a direction finishes"
         monkeypatch.setattr(progress_mod.time, "monotonic", lambda: time.monotonic_ns() / 1e9 + 10)
         column = progress_mod._InFlight(live)
         task = type("T", (), {"fields": {"direction": "py→go"}})()
-        assert "in flight 10 s: slow" in column.render(task).plain
-        live.event("py→go", "slow", "fail")
+        assert column.render(task).plain == "in flight 10 s: M/slow"
+        live.event("py→go", "svc.S/M/slow", "fail")
         live.event("go→go", "b", "divergence")
     lines = buf.getvalue().splitlines()
     assert len(lines) == 2, lines

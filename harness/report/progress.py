@@ -49,11 +49,14 @@ class _InFlight(ProgressColumn):
         d = self.live.directions.get(task.fields.get("direction", ""))
         if d is None:
             return Text("")
-        text = Text(f"{d.failing} failing" if d.failing else "", style="bold red")
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if d.failing:
+            text.append(f"{d.failing} failing ", style="bold red")
         slow = d.slowest(time.monotonic())
         if slow is not None:
             case, seconds = slow
-            text.append(f"  in flight {seconds:.0f} s: {case}", style="dim")
+            # the method and pattern (the service is the matrix's business): the line stays one line
+            text.append(f"in flight {seconds:.0f} s: {case.split('/', 1)[-1]}", style="dim")
         return text
 
 

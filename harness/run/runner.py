@@ -276,7 +276,8 @@ class Session:
     _catalogue_path: Path | None = None
     _certs: Path | None = None
     _certs_lock: threading.Lock = field(default_factory=threading.Lock)  # directions overlap (run_all)
-    _servers_lock: threading.Lock = field(default_factory=threading.Lock)  # one server per side, however many ask
+    _servers_lock: threading.Lock = field(default_factory=threading.Lock)  # guards the per-side locks below
+    _side_locks: dict[str, threading.Lock] = field(default_factory=dict)  # one server per side, however many ask
     events: Events | None = None  # progress (cli.py); None: nobody listens
     # one restart lane at a time per server side; pytest-xdist replaces it with a lock across workers
     restart_lock: Callable[[str], AbstractContextManager[Any]] | None = None
@@ -300,7 +301,11 @@ class Session:
             return self.external[side]
         if getattr(self, "_closed", False):  # a direction still under way after an interruption
             raise PeerError("the session is closed: no new server peer is started")
-        with self._servers_lock:  # directions sharing a server run at once: the first starts it
+        # directions sharing a server run at once: the first starts it; the other sides' servers start
+        # meanwhile (a Go container and two Python servers: their start-up overlaps too)
+        with self._servers_lock:
+            lock = self._side_locks.setdefault(side, threading.Lock())
+        with lock:
             return self._server(side)
 
     def _server(self, side: str) -> Any:
@@ -345,7 +350,8 @@ class Session:
         return self.certs() if self.tls else None
 
     def _catalogue_file(self) -> Path:
-        """The catalogue as the JSON the Go server loads (written once per session; under _servers_lock)."""
+        """The catalogue as the JSON the Go server loads (written once per session: only the Go side's
+        server start asks for it, under its side's lock)."""
         if self._catalogue_path is None:
             folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="interop-catalogue-")))
             folder.chmod(0o755)  # the container runs as an unprivileged user
