@@ -99,18 +99,21 @@ def _exchange(m: MethodDescriptor, req: Any, resp: Any, **kw: Any) -> Call:
 # ---------------------------------------------------------------- value patterns
 
 def value_cases(m: MethodDescriptor, limit: int | None = None) -> list[Case]:
-    """Every value pattern of the request and response types (the first `limit` of them); patterns
-    that change nothing are dropped."""
+    """Every value pattern of the request and response types; patterns that change nothing are
+    dropped. With `limit` (the quick profile), only the plain patterns are built and at most `limit`
+    cases kept, `typical` first when it is one: the case the channel cases clone
+    (harness/cases/channels.py), so each kept case is the full catalogue's case of that name."""
     out, seen = [], set()
     variants: list[tuple[str, Callable[[Descriptor], Any]]] = [(p, lambda d, p=p: _value(d, p)) for p in PATTERNS]
-    variants += _oneof_variants(m) + _deep_variants(m)
-    # Message fields present but empty, one nesting level at a time: the holder's field is set to its
-    # default (an empty message), and the empty child carries its own fields unset.
-    variants += [(f"empty_submessages_{level}", lambda d, level=level: _empty_submessages(d, level))
-                 for level in range(3)]
-    variants.append(("deep_recursion", lambda d: _deep(d, 60)))
-    # Past upb's default nesting limit (100) and far inside protobuf-go's (10 000): see divergences.
-    variants.append(("deep_recursion_150", lambda d: _deep(d, 150)))
+    if limit is None:
+        variants += _oneof_variants(m) + _deep_variants(m)
+        # Message fields present but empty, one nesting level at a time: the holder's field is set to its
+        # default (an empty message), and the empty child carries its own fields unset.
+        variants += [(f"empty_submessages_{level}", lambda d, level=level: _empty_submessages(d, level))
+                     for level in range(3)]
+        variants.append(("deep_recursion", lambda d: _deep(d, 60)))
+        # Past upb's default nesting limit (100) and far inside protobuf-go's (10 000): see divergences.
+        variants.append(("deep_recursion_150", lambda d: _deep(d, 150)))
     for pattern, make in variants:
         req, resp = make(m.input_type), make(m.output_type)
         if req is None and resp is None:
@@ -122,8 +125,9 @@ def value_cases(m: MethodDescriptor, limit: int | None = None) -> list[Case]:
             continue
         seen.add(key)
         out.append(_case(m, m.input_type.name, pattern, _exchange(m, req, resp)))
-        if limit is not None and len(out) >= limit:
-            break
+    if limit is not None:
+        out.sort(key=lambda c: not c.name.endswith("/typical"))
+        return out[:limit]
     return out
 
 

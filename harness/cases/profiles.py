@@ -1,7 +1,7 @@
 """Run profiles (issue 19 item 4): how much of the catalogue a run takes.
 
-- `quick` (pre-commit, pull requests): one value case per method and streaming mode, the protocol
-  essentials on the first method of each streaming mode, the TLS / mTLS / call-credential channel
+- `quick` (pre-commit, pull requests): one value case per method and streaming mode, each protocol
+  essential once per streaming mode, the TLS / mTLS / call-credential channel
   cases, the standard services' essentials, and the connection cases that end within seconds; every
   direction. The keepalive case is left to `full`: grpc-go's 10 s ping floor makes it take 20-31 s.
 - `full`: every case (the default).
@@ -47,17 +47,18 @@ def quick(cases: list[model.Case]) -> list[model.Case]:
     """The quick profile's cases, in the catalogue's order (a kept case's control comes with it)."""
     keep: set[str] = set()
     values: set[tuple[str, str]] = set()
-    first_of_mode: dict[str, str] = {}  # streaming mode -> the first method with value cases
+    essentials: set[tuple[str, str]] = set()  # (streaming mode, essential): the first case of each
     for c in cases:
-        mode = c.calls[0].streaming
+        mode, tail = c.calls[0].streaming, _tail(c)
         if is_value_case(c) and (c.method, mode) not in values:
             values.add((c.method, mode))
             keep.add(c.name)
-            first_of_mode.setdefault(mode, c.method)
-    essentials_of = set(first_of_mode.values())
+        if tail in ESSENTIALS and (mode, tail) not in essentials:
+            essentials.add((mode, tail))
+            keep.add(c.name)
     for c in cases:
         tail = _tail(c)
-        if (c.method in essentials_of and tail in ESSENTIALS) or c.source == channels.SOURCE \
+        if c.source == channels.SOURCE \
                 or (c.source == standard.SOURCE and any(c.name.endswith(s) for s in STANDARD)) \
                 or (c.source == connection.SOURCE and tail in CONNECTION):
             keep.add(c.name)
