@@ -103,8 +103,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", choices=profiles.PROFILES, default=profiles.DEFAULT,
                      help="how much to run: quick = one value case per method and streaming mode, the protocol "
                           "essentials, every direction (pre-commit, pull requests); full = every case (default); "
-                          f"deep = full with --channel {profiles.DEEP_CHANNEL} and a fuzz pass of "
-                          f"{profiles.DEEP_FUZZ_BUDGET_S:g} s (nightly)")
+                          f"deep = full with --channel {profiles.DEEP_CHANNEL} and a fuzz pass (--fuzz-budget; nightly)")
+    run.add_argument("--fuzz-budget", type=float, default=profiles.DEEP_FUZZ_BUDGET_S, metavar="SECONDS",
+                     help=f"the deep profile's fuzz pass: its time budget (default {profiles.DEEP_FUZZ_BUDGET_S:g})")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="print the libraries' log lines (grpc core, the peers, warnings) live; they are "
                           "always kept in the run's log file")
@@ -250,10 +251,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         with log:
             code = _run(args, out, log)
             if args.profile == "deep" and code in (0, 1):  # the fuzz pass, whatever the run found
-                fuzz_args = argparse.Namespace(**{**vars(args), "seed": 0, "budget": profiles.DEEP_FUZZ_BUDGET_S,
+                fuzz_args = argparse.Namespace(**{**vars(args), "seed": 0, "budget": args.fuzz_budget,
                                                   "examples": fuzz_command.DEFAULT_EXAMPLES, "shrink_budget": 90.0,
                                                   "save_failures": None})
-                out.print(f"profile deep: fuzz pass, budget {profiles.DEEP_FUZZ_BUDGET_S:g} s", soft_wrap=True)
+                out.print(f"profile deep: fuzz pass, budget {args.fuzz_budget:g} s", soft_wrap=True)
                 code = max(code, fuzz_command.cmd_fuzz(fuzz_args))
     except BaseException:
         log.close()
