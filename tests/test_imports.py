@@ -112,6 +112,21 @@ def test_no_import_circle() -> None:
     assert not found, f"import circles (each module must import only modules below it): {found}"
 
 
+def test_subpackages_form_layers() -> None:
+    """harness's subpackages (protoset, cases, engines, run, report, …) and python_impl's modules: each
+    imports only those below it, so no two import each other even through different modules."""
+    modules = _modules()
+
+    def step(name: str) -> str:
+        return ".".join(name.split(".")[:2])
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        graph.setdefault(step(name), set()).update(step(d) for d in imports(name, path, modules)
+                                                   if step(d) != step(name))
+    assert not cycles(graph), f"subpackages that import each other: {cycles(graph)}"
+
+
 @pytest.mark.parametrize("graph, expected", [
     ({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}, [{"a", "b", "c"}]),
     ({"a": {"b"}, "b": {"c"}, "c": set()}, []),
