@@ -259,6 +259,13 @@ def _judge_coverage(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """The profile of the interop cases (issue 19: each report names its profile)."""
+    if not _interop_selected(config):
+        return None
+    return f"grpc-interop: profile {config.getoption('interop_profile')}"
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     lines = config.stash.get(_COVERAGE, [])
     if lines:

@@ -54,5 +54,7 @@ def test_deep_runs_every_channel_and_reports_name_the_profile() -> None:
     run = {"versions": {"grpcio": "1"}, "profile": "quick"}
     assert export._version_lines(run)[0] == "profile: quick"
     assert ("profile", "quick") in export._properties(run)
+    assert "profile: quick" in export.markdown([], ["py→go"], {}, None, run)
+    assert "profile: quick" in export.html_page([], ["py→go"], {}, "t", None, run)
     with pytest.raises(ValueError, match="unknown profile"):
         profiles.apply("fast", [])
