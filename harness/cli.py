@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 
@@ -240,29 +241,40 @@ def _prepare(args: argparse.Namespace) -> Prepared:
                    go_tags=args.go_build_tags, channel=channel or "default", profile=profile)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    out = report.console()
-    echo = ((lambda line: out.print(line, markup=False, highlight=False, style="dim", soft_wrap=True))
-            if args.verbose else None)
-    log = runlog.RunLog(args.log_file, echo)
-    named = lambda: out.print(f"log: {log.path} ({log.count} lines{'' if args.verbose else '; -v prints them live'})",  # noqa: E731
-                              markup=False, soft_wrap=True)
-    try:
-        with log:
-            code = _run(args, out, log)
-            if args.profile == "deep" and code in (0, 1):  # the fuzz pass, whatever the run found
-                fuzz_args = argparse.Namespace(**{**vars(args), "seed": 0, "budget": args.fuzz_budget,
-                                                  "examples": fuzz_command.DEFAULT_EXAMPLES, "shrink_budget": 90.0,
-                                                  "save_failures": None})
-                out.print(f"profile deep: fuzz pass, budget {args.fuzz_budget:g} s", soft_wrap=True)
-                code = max(code, fuzz_command.cmd_fuzz(fuzz_args))
-    except BaseException:
+def logged(body: Callable[[argparse.Namespace, Console, runlog.RunLog], int]) -> Callable[[argparse.Namespace], int]:
+    """A command whose libraries' lines (grpc core, warnings, the peers) go to a run log, named at the
+    end (issue 19 item 1); `-v` (run) prints them live too."""
+    def command(args: argparse.Namespace) -> int:
+        out = report.console()
+        verbose = getattr(args, "verbose", False) and args.cmd == "run"  # compat's -v lists unchanged items
+        echo = ((lambda line: out.print(line, markup=False, highlight=False, style="dim", soft_wrap=True))
+                if verbose else None)
+        log = runlog.RunLog(getattr(args, "log_file", None), echo)
+        hint = "" if verbose else ("; -v prints them live" if args.cmd == "run" else "")
+        named = lambda: out.print(f"log: {log.path} ({log.count} lines{hint})", markup=False, soft_wrap=True)  # noqa: E731
+        try:
+            with log:
+                code = body(args, out, log)
+        except BaseException:
+            log.close()
+            if log.count:  # a command that could not start says so in one line (main); one cut short names its log
+                named()
+            raise
         log.close()
-        if log.count:  # a run that could not start says so in one line (main); a run cut short names its log
-            named()
-        raise
-    log.close()
-    named()  # last: everything the libraries and peers printed is there
+        named()  # last: everything the libraries and peers printed is there
+        return code
+    return command
+
+
+@logged
+def cmd_run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
+    code = _run(args, out, log)
+    if args.profile == "deep" and code in (0, 1):  # the fuzz pass, whatever the run found
+        fuzz_args = argparse.Namespace(**{**vars(args), "seed": 0, "budget": args.fuzz_budget,
+                                          "examples": fuzz_command.DEFAULT_EXAMPLES, "shrink_budget": 90.0,
+                                          "save_failures": None})
+        out.print(f"profile deep: fuzz pass, budget {args.fuzz_budget:g} s", soft_wrap=True)
+        code = max(code, fuzz_command.cmd_fuzz(fuzz_args))
     return code
 
 
@@ -373,10 +385,10 @@ def _interrupted(args: argparse.Namespace, out: Console, prepared: Prepared, the
     return EXIT_INCOMPLETE
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+@logged
+def cmd_bench(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
     from harness.run import bench
 
-    out = report.console()
     t0 = time.monotonic()
     chosen = directions(args.direction)
     prepared = _prepare(args)
@@ -573,7 +585,7 @@ def cmd_compat(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "bench": cmd_bench, "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen,
             "peer": cmd_peer, "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat, "report": cmd_report,
-            "fuzz": fuzz_command.cmd_fuzz}
+            "fuzz": logged(lambda args, out, log: fuzz_command.cmd_fuzz(args))}
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)
