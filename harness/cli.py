@@ -261,7 +261,9 @@ def logged(body: Callable[[argparse.Namespace, Console, runlog.RunLog], int]) ->
                 named()
             raise
         log.close()
-        named()  # last: everything the libraries and peers printed is there
+        named()  # at the end: everything the libraries and peers printed is there …
+        for line in log.last:  # … then the command's summary, still its last line (scripts read it)
+            out.print(line, soft_wrap=True)
         return code
     return command
 
@@ -274,7 +276,7 @@ def cmd_run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
                                           "examples": fuzz_command.DEFAULT_EXAMPLES, "shrink_budget": 90.0,
                                           "save_failures": None})
         out.print(f"profile deep: fuzz pass, budget {args.fuzz_budget:g} s", soft_wrap=True)
-        code = max(code, fuzz_command.cmd_fuzz(fuzz_args))
+        code = max(code, fuzz_command.cmd_fuzz(fuzz_args, log.last))
     return code
 
 
@@ -355,10 +357,10 @@ def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
     out.print(cov.summary() + "  (grpc-interop coverage lists what is uncovered)", markup=False, soft_wrap=True)
     too_low = _too_low(out, cov, thresholds)
     out.print(versions.line(tested), markup=False, soft_wrap=True)
-    out.print(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s (profile {args.profile})")
+    log.last.append(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s (profile {args.profile})")
     if run["not_run"]:  # every planned (direction, case) must have a result: never green with gaps
-        out.print(f"[bold red]{len(run['not_run'])} planned case runs have no result[/bold red] "
-                  "(the JSON's run.not_run lists them)", soft_wrap=True)
+        log.last.append(f"[bold red]{len(run['not_run'])} planned case runs have no result[/bold red] "
+                        "(the JSON's run.not_run lists them)")
     return 1 if failed or too_low or run["not_run"] else 0
 
 
@@ -409,7 +411,7 @@ def cmd_bench(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int
                   f"{p.problem}[/red]", soft_wrap=True)
     if args.json:
         args.json.write_text(json.dumps({"phases": [p.to_json() for p in phases]}, indent=1))
-    out.print(f"bench done in {time.monotonic() - t0:.1f} s")
+    log.last.append(f"bench done in {time.monotonic() - t0:.1f} s")
     return 1 if bad else 0
 
 
@@ -585,7 +587,7 @@ def cmd_compat(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "bench": cmd_bench, "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen,
             "peer": cmd_peer, "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat, "report": cmd_report,
-            "fuzz": logged(lambda args, out, log: fuzz_command.cmd_fuzz(args))}
+            "fuzz": logged(lambda args, out, log: fuzz_command.cmd_fuzz(args, log.last))}
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -53,6 +53,7 @@ class RunLog:
         self._reader: threading.Thread | None = None
         self._handler: logging.Handler | None = None
         self._loggers: list[tuple[logging.Logger, bool, int]] = []
+        self.last: list[str] = []  # the command's summary: printed after the log's name (cli.logged)
 
     def __enter__(self) -> RunLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
