@@ -290,9 +290,10 @@ def interop_session(request: pytest.FixtureRequest) -> Any:
             session.external = {side: ExternalServer(**v) for side, v in handed["servers"].items()}
         session.batch_dir = Path(handed["batches"]) if handed else None
         if session.batch_dir is not None:
-            # directions overlap across workers, as in run_all; a restart case is the whole listener's,
-            # so one direction's restart lane at a time per server, across every worker
-            session.restart_lock = lambda side: _file_lock(session.batch_dir / f"restart-{side}.lock")
+            # directions overlap across workers, as in run_all; the cases that need their server to
+            # themselves (runner.lane: restarts, refused handshakes) go one direction at a time per
+            # server, across every worker
+            session.exclusive_lock = lambda side: _file_lock(session.batch_dir / f"exclusive-{side}.lock")
         yield session
 
 

@@ -28,7 +28,7 @@ from harness.cases import channels as channel_cases
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
 from harness.cases import connection, profiles, standard
-from harness.run import divergences
+from harness.run import divergences, handshakes
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
 from harness.report.verdicts import FINDING_PREFIX
@@ -227,16 +227,23 @@ def check_concurrency(n: int) -> int:
 
 # Lanes (issue 19 item 3): the cases that wait on the clock (keepalive, max connection age, deadlines)
 # run in a lane of their own, beside the rest, so that they start at once in every direction and
-# never take the other cases' slots; the restart cases have a lane of their own too, one direction at
-# a time per server (a restart is the whole listener's: another direction's case would meet it going away).
-CLOCK, RESTART, REST = "clock", "restart", "rest"
+# never take the other cases' slots. The cases that need their server to themselves have a lane of
+# their own too, one direction at a time per server: a restart is the whole listener's (another
+# direction's case would meet it going away), and the refused handshakes a Go server records are
+# read back after the refusing cases (harness/run/handshakes.py: another direction's reading would
+# take them).
+CLOCK, EXCLUSIVE, REST = "clock", "exclusive", "rest"
 
 
 def lane(case: cases_mod.Case) -> str:
-    """Which lane a case runs in: CLOCK, RESTART or REST."""
+    """Which lane a case runs in: CLOCK, EXCLUSIVE or REST."""
     listener = (case.channel or {}).get("listener")
-    if listener == "restart":
-        return RESTART
+    try:
+        ch = channels.of_case(case)
+    except channels.ChannelError:  # the case reports it when it runs
+        ch = None
+    if listener == "restart" or (ch is not None and ch.refused and ch.secure):
+        return EXCLUSIVE
     if listener in connection_listeners or any(c.expect.get("status") == "DEADLINE_EXCEEDED" for c in case.calls):
         return CLOCK
     return REST
@@ -279,9 +286,9 @@ class Session:
     _servers_lock: threading.Lock = field(default_factory=threading.Lock)  # guards the per-side locks below
     _side_locks: dict[str, threading.Lock] = field(default_factory=dict)  # one server per side, however many ask
     events: Events | None = None  # progress (cli.py); None: nobody listens
-    # one restart lane at a time per server side; pytest-xdist replaces it with a lock across workers
-    restart_lock: Callable[[str], AbstractContextManager[Any]] | None = None
-    _restart_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    # one exclusive lane at a time per server side; pytest-xdist replaces it with a lock across workers
+    exclusive_lock: Callable[[str], AbstractContextManager[Any]] | None = None
+    _exclusive_locks: dict[str, threading.Lock] = field(default_factory=dict)
     # when each (direction, case) ran (monotonic start, end), and the run log's lines of a time span
     # (harness/run/runlog.py RunLog.between): a failing case shows the lines logged during its calls
     windows: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
@@ -383,16 +390,16 @@ class Session:
         return divergences.apply(self.prepared.known, r, d.slug, case.calls[0].streaming, case.ends_early)
 
     def _lane(self, d: Direction, name: str, cases: list[cases_mod.Case]) -> list[Result]:
-        if name != RESTART:
+        if name != EXCLUSIVE:
             return self._run(d, cases)
-        with self._restart_lock(d.server):
+        with self._exclusive_lock(d.server):
             return self._run(d, cases)
 
-    def _restart_lock(self, side: str) -> AbstractContextManager[Any]:
-        if self.restart_lock is not None:
-            return self.restart_lock(side)
+    def _exclusive_lock(self, side: str) -> AbstractContextManager[Any]:
+        if self.exclusive_lock is not None:
+            return self.exclusive_lock(side)
         with self._servers_lock:
-            return self._restart_locks.setdefault(side, threading.Lock())
+            return self._exclusive_locks.setdefault(side, threading.Lock())
 
     def _started(self, d: Direction, case: cases_mod.Case) -> None:
         self.windows[(d.name, case.name)] = (time.monotonic(), 0.0)
@@ -435,21 +442,32 @@ class Session:
         cases = sorted(cases, key=lambda c: c.channel is None)
         server = self.server(d.server)
         targets = dict(getattr(server, "addresses", None) or {"plaintext": server.address})
-        if not observed.needs_observer(d.client, d.server, cases):
-            return sorted(self._exchange(d, cases, targets), key=lambda r: order[r.case])
-        # the observer sees the plaintext connection only: what goes over TLS (or another listener) is not observed
-        self._held.update((d.name, c.name) for c in cases)  # the progress hears of them once observed
-        with WireObserver(server.address) as observer:
-            results = sorted(self._exchange(d, cases, {**targets, "plaintext": observer.address}),
-                             key=lambda r: order[r.case])
-        by_name = {c.name: c for c in cases}
-        for r in results:
-            found = observed.compression_diffs(by_name[r.case], d.client, d.server, observer)
-            r.diffs += found
-            if found and r.verdict == "pass":
-                r.verdict = "fail"
-            self._held.discard((d.name, r.case))
-            self._ended(d, by_name[r.case], r)
+        refusals = handshakes.applies(d.server, cases)
+        if refusals:  # what earlier directions' refused handshakes left on the server
+            handshakes.clear(server.address)
+        observe = observed.needs_observer(d.client, d.server, cases)
+        if observe or refusals:  # the progress hears of these once the checks after the calls are done
+            self._held.update((d.name, c.name) for c in cases)
+        if not observe:
+            results = sorted(self._exchange(d, cases, targets), key=lambda r: order[r.case])
+        else:
+            # the observer sees the plaintext connection only: what goes over TLS (or another listener) is not observed
+            with WireObserver(server.address) as observer:
+                results = sorted(self._exchange(d, cases, {**targets, "plaintext": observer.address}),
+                                 key=lambda r: order[r.case])
+            by_name = {c.name: c for c in cases}
+            for r in results:
+                found = observed.wire_diffs(by_name[r.case], d.client, d.server, observer, r.diffs)
+                r.diffs += found
+                if found and r.verdict == "pass":
+                    r.verdict = "fail"
+        if refusals:  # each refused case's own cause, as the server's TLS listeners saw it
+            handshakes.judge(results, cases, d.client, server.address, self._tls_certs())
+        if observe or refusals:
+            by_name = {c.name: c for c in cases}
+            for r in results:
+                self._held.discard((d.name, r.case))
+                self._ended(d, by_name[r.case], r)
         return results
 
     def _exchange(self, d: Direction, cases: list[cases_mod.Case], targets: dict[str, str]) -> list[Result]:
