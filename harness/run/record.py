@@ -5,7 +5,7 @@ they matched, and the failures' explanations (a merge has no peers to ask)."""
 from __future__ import annotations
 
 from harness.report import results as results_doc
-from harness.run.runner import Plan, Prepared, direction
+from harness.run.runner import DIRECTIONS, Plan, Prepared, direction
 from python_impl.contract import Result
 
 
@@ -34,16 +34,19 @@ def run_record(prepared: Prepared, the_plan: Plan, names: list[str], results: li
 
 def divergence_matches(prepared: Prepared, results: list[Result]) -> list[dict]:
     """Each known divergence with the verdicts of the results it applies to, so a merge can judge
-    staleness over every shard's results together."""
+    staleness over every shard's results together. (Each result's slug and case facts are looked up
+    once, not once per entry: a full run has thousands of results and a hundred entries.)"""
     by_name = {c.name: c for c in prepared.cases}
+    slugs = {d.name: d.slug for d in DIRECTIONS}
+    facts = [(slugs.get(r.direction) or direction(r.direction).slug, r.case, case.calls[0].streaming,
+              case.ends_early, r.verdict)
+             for r in results if (case := by_name.get(r.case)) is not None]
     out = []
     for e in prepared.known:
         matched: dict[str, int] = {}
-        for r in results:
-            case = by_name.get(r.case)
-            if case is not None and e.applies(direction(r.direction).slug, r.case, case.calls[0].streaming,
-                                              case.ends_early):
-                matched[r.verdict] = matched.get(r.verdict, 0) + 1
+        for slug, name, mode, early, verdict in facts:
+            if e.applies(slug, name, mode, early):
+                matched[verdict] = matched.get(verdict, 0) + 1
         out.append({"match": e.match, "reason": e.reason, "source": e.source, "builtin": e.builtin,
                     "intermittent": e.intermittent, "matched": matched})
     return out
