@@ -357,6 +357,11 @@ def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
     out.print(cov.summary() + "  (grpc-interop coverage lists what is uncovered)", markup=False, soft_wrap=True)
     too_low = _too_low(out, cov, thresholds)
     out.print(versions.line(tested), markup=False, soft_wrap=True)
+    idle = results_doc.not_exercised_lines(run["divergences"])
+    if args.profile == "quick" and idle:  # most are, by design: the count, not a page of them
+        idle = [idle[0].rstrip(":") + f" (profile quick; the JSON's run.divergences lists them)"]
+    for line in idle:
+        out.print(line, style="dim", markup=False, soft_wrap=True)
     log.last.append(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s (profile {args.profile})")
     if run["not_run"]:  # every planned (direction, case) must have a result: never green with gaps
         log.last.append(f"[bold red]{len(run['not_run'])} planned case runs have no result[/bold red] "
@@ -467,6 +472,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         out.print(cov.summary(), markup=False, soft_wrap=True)
     for problem in results_doc.stale(run["divergences"]):
         out.print(f"stale known divergence: {problem}", style="bold red", markup=False, soft_wrap=True)
+    for line in results_doc.not_exercised_lines(run["divergences"]):
+        out.print(line, style="dim", markup=False, soft_wrap=True)
     if merged.missing:
         out.print(f"[bold red]incomplete[/bold red]: {len(merged.missing)} (direction, case) did not run "
                   f"(--allow-incomplete): " + ", ".join(f"{d} {c}" for d, c in merged.missing[:10])

@@ -25,7 +25,8 @@ from grpc_status import rpc_status
 from python_impl import bulk
 from python_impl.channels import Channel
 from python_impl.compare import Tolerance, diff_stream, render
-from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, STATUS_TRAILER, code_number, detail_any, metadata_pairs
+from python_impl.contract import (CHECKED_TRAILER, DIFFS_TRAILER, STATUS_TRAILER, code_number, detail_any,
+                                  metadata_pairs, unpinned_responses)
 
 log = logging.getLogger("python_impl.generic")
 
@@ -98,6 +99,11 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
     pass
 
 
+def streaming_of(method: MethodDescriptor) -> str:
+    return {(False, False): "unary", (False, True): "server_stream", (True, False): "client_stream",
+            (True, True): "bidi"}[(method.client_streaming, method.server_streaming)]
+
+
 def _code(name: str) -> grpc.StatusCode:
     """A status code by name. grpcio's server API takes only grpc.StatusCode: a code outside 0-16
     (`CODE_<n>`) goes out as UNKNOWN, as grpc._server does with any code it does not know."""
@@ -126,6 +132,9 @@ class Plan:
                           and getattr(call, "bidi", "half_duplex") == "ping_pong")
         req_cls, self.resp_cls = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
         exp = call.expect or {}
+        unpinned = unpinned_responses(streaming_of(method), exp)
+        if unpinned is not None:  # the Go server's validateCall refuses it too
+            raise ValueError(unpinned)
         self.requests = [bulk.parse(r, req_cls()) for r in call.requests or []]
         if self.read_requests is not None:
             self.requests = self.requests[: self.read_requests]

@@ -124,7 +124,8 @@ def test_a_case_file_channel_is_checked_and_kept(seed_gen: ModuleType, tmp_path:
     text = f"""cases:
   - name: {H}/SayHello/mine/over_mtls
     channel: {{listener: mtls, token: abc}}
-    calls: [{{method: {H}/SayHello, requests: [{{greeting: hi}}], server: {{require_token: abc}}}}]
+    calls: [{{method: {H}/SayHello, requests: [{{greeting: hi}}], expect: {{responses: [{{}}]}},
+             server: {{require_token: abc}}}}]
 """
     (case,) = load_file(tmp_path / "c.yaml", text=text)
     assert case.channel == {"listener": "mtls", "token": "abc"}

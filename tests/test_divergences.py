@@ -326,3 +326,51 @@ def test_a_failure_reproduces_with_the_runs_go_build_tags() -> None:
                                                                           [Diff(0, "a", "1", "2")]))
     commands = [line.strip() for line in text.splitlines() if line.strip().startswith("grpc-interop ")]
     assert len(commands) == 3 and all("--go-build-tags protolegacy" in c for c in commands), text
+
+
+# ---------------------------------------------------------------- every built-in entry, exercised
+
+EXAMPLES_FILE = Path(__file__).resolve().parent / "data" / "known_divergence_examples.yaml"
+
+
+def _examples() -> list[dict]:
+    import yaml
+
+    return yaml.safe_load(EXAMPLES_FILE.read_text(encoding="utf-8"))["examples"]
+
+
+def _example_result(ex: dict, extra: list[Diff] = ()) -> Result:
+    return Result(ex["case"], ex["direction"].replace("-", "→"), "fail",
+                  [Diff(0, path, expected, got) for path, expected, got in ex["diffs"]] + list(extra))
+
+
+def _excusing(entries: list[divergences.Divergence], ex: dict) -> list[divergences.Divergence]:
+    """The entries that apply to the example and cover every one of its diffs."""
+    judged = [divergences.apply([e], _example_result(ex), ex["direction"], ex["streaming"], ex.get("ends_early", False))
+              for e in entries]
+    return [e for e, r in zip(entries, judged) if r.verdict == "divergence"]
+
+
+@pytest.mark.parametrize("ex", _examples(), ids=lambda ex: f"{ex['direction']}:{ex['case']}")
+def test_each_example_is_excused_by_exactly_the_entry_it_names(ex: dict) -> None:
+    """The result the entry documents is a divergence through that entry alone, with the whole
+    library loaded; one more difference of another kind beside it is a failure again (the entry
+    never hides another failure)."""
+    builtin = divergences.load(divergences.builtin_files(), builtin=True)
+    excusing = _excusing(builtin, ex)
+    assert [e.match for e in excusing] == [ex["entry"]], f"excused by {[e.match for e in excusing]}"
+    judged = divergences.apply(builtin, _example_result(ex), ex["direction"], ex["streaming"], ex.get("ends_early", False))
+    assert judged.verdict == "divergence" and judged.diffs[-1].got == f"{excusing[0].reason} ({excusing[0].source})"
+    other = Diff(0, "responses[0].f_int32", "1", "2")
+    again = divergences.apply(builtin, _example_result(ex, [other]), ex["direction"], ex["streaming"],
+                              ex.get("ends_early", False))
+    assert again.verdict == "fail"
+
+
+def test_every_built_in_entry_is_exercised_by_an_example() -> None:
+    """Each entry of the library excuses at least one example (tests/data/known_divergence_examples.yaml
+    says how a new entry adds its own): an entry nothing exercises may excuse anything, or nothing."""
+    builtin = divergences.load(divergences.builtin_files(), builtin=True)
+    exercised = {id(e) for ex in _examples() for e in _excusing(builtin, ex)}
+    missing = [f"{e.match} ({e.reason[:60]}…)" for e in builtin if id(e) not in exercised]
+    assert not missing, f"built-in entries with no example in {EXAMPLES_FILE.name}: {missing}"

@@ -338,3 +338,21 @@ def test_go_tls_listener_speaks_http2_only_after_alpn_h2(go_build: GoBuild, tmp_
         assert selected == "h2" and answer[3] == 4  # a SETTINGS frame
         for offered in (["http/1.1"], []):
             assert alpn_probe(server.addresses["tls"], certs_dir, offered) == (None, b"")
+
+
+def test_a_result_carrying_a_next_line_character_stays_one_result(tmp_path: Path) -> None:
+    """Go's JSON leaves U+0085 (and U+2028) unescaped; str.splitlines() would cut that result in
+    two and the whole batch would be refused. A stand-in client prints what the Go client would."""
+    rows = [{"case": "a.S/M/T/nel", "direction": "go→py", "verdict": "fail",
+             "diffs": [{"call": 0, "path": "f", "expected": '"a\u0085b"', "got": '"a\u2028b"'}]},
+            {"case": "a.S/M/T/plain", "direction": "go→py", "verdict": "pass"}]
+    out = tmp_path / "out.txt"
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    client = tmp_path / "client"
+    client.write_text(f"#!/bin/sh\ncat {out}\n")
+    client.chmod(0o755)
+    build = GoBuild("fake", tmp_path, client)
+    payload = {"target": "x", "direction": "go-py", "run_id": "t", "cases": []}
+    results, _ = peer.run_go_client(build, "process", payload)
+    assert [(r.case, r.verdict) for r in results] == [("a.S/M/T/nel", "fail"), ("a.S/M/T/plain", "pass")]
+    assert results[0].diffs[0].expected == '"a\u0085b"' and results[0].diffs[0].got == '"a\u2028b"'

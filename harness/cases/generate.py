@@ -23,7 +23,7 @@ from google.protobuf.message_factory import GetMessageClass
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
 from harness.protoset.runtime import is_well_known
-from harness.cases.values import MAX_DEPTH, PATTERNS, build, map_keys, scalar, to_json
+from harness.cases.values import MAX_DEPTH, PATTERNS, build, carries, map_keys, scalar, to_json
 from python_impl import bulk
 
 SOURCE = "generated from descriptors (harness/cases/generate.py)"
@@ -89,6 +89,13 @@ def _value(desc: Descriptor, pattern: str) -> Any:
     return to_json(build(desc, pattern))
 
 
+def _carrier(desc: Descriptor, pattern: str) -> Any:
+    """The pattern's value of desc, or None when it holds no value of the pattern's kind (a message
+    with no float field under neg_zero): such a value differs from the others and tests nothing."""
+    msg = build(desc, pattern)
+    return to_json(msg) if carries(msg, pattern) else None
+
+
 def _exchange(m: MethodDescriptor, req: Any, resp: Any, **kw: Any) -> Call:
     """One request and one response, whatever the mode (ping-pong for bidi)."""
     if mode(m) == "bidi":
@@ -104,7 +111,7 @@ def value_cases(m: MethodDescriptor, limit: int | None = None) -> list[Case]:
     cases kept, `typical` first when it is one: the case the channel cases clone
     (harness/cases/channels.py), so each kept case is the full catalogue's case of that name."""
     out, seen = [], set()
-    variants: list[tuple[str, Callable[[Descriptor], Any]]] = [(p, lambda d, p=p: _value(d, p)) for p in PATTERNS]
+    variants: list[tuple[str, Callable[[Descriptor], Any]]] = [(p, lambda d, p=p: _carrier(d, p)) for p in PATTERNS]
     if limit is None:
         variants += _oneof_variants(m) + _deep_variants(m)
         # Message fields present but empty, one nesting level at a time: the holder's field is set to its
@@ -118,6 +125,9 @@ def value_cases(m: MethodDescriptor, limit: int | None = None) -> list[Case]:
         req, resp = make(m.input_type), make(m.output_type)
         if req is None and resp is None:
             continue
+        if pattern in PATTERNS:  # the side that carries nothing of the pattern's kind goes as built
+            req = req if req is not None else _value(m.input_type, pattern)
+            resp = resp if resp is not None else _value(m.output_type, pattern)
         req = req if req is not None else _value(m.input_type, "typical")
         resp = resp if resp is not None else _value(m.output_type, "typical")
         key = json.dumps([req, resp], sort_keys=True)
@@ -404,8 +414,17 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
                 "fieldViolations": [{"field": "a.b", "description": "must be ✓"}]}]
     add("rich_error_details", _call(m, [req], error_responses, status="INVALID_ARGUMENT", message="see details",
                                     details=details))
-    add("gzip_request", _exchange(m, req, resp, compression="gzip"))
-    add("gzip_response", _exchange(m, req, resp, server={"compression": "gzip"}))
+    # gzip: a message that compressing would not shrink may go uncompressed (gRPC Core does so), so
+    # each case's message is one that gzip shrinks (GZIP_BULK bytes of bulk), through the first method
+    # whose type can carry bulk: every message must then arrive with its compressed flag set.
+    for pattern, side, kw in (("gzip_request", "input_type", {"compression": "gzip"}),
+                              ("gzip_response", "output_type", {"server": {"compression": "gzip"}})):
+        g = next((x for x in svc.methods if _bulk_field(getattr(x, side))), m)
+        g_req, g_resp = _value(g.input_type, "typical"), _value(g.output_type, "typical")
+        if _bulk_field(getattr(g, side)):
+            g_req, g_resp = (_sized(g.input_type, GZIP_BULK), g_resp) if side == "input_type" else (
+                g_req, _sized(g.output_type, GZIP_BULK))
+        out.append(_case(g, "protocol", pattern, _exchange(g, g_req, g_resp, **kw)))
     for pattern, path in (("unimplemented_method", f"{svc.full_name}/NoSuchMethod"),
                           ("unimplemented_service", f"{svc.full_name}NoSuchService/Method")):
         out.append(Case(name=f"{svc.full_name}/{m.name}/protocol/{pattern}", source=SOURCE, calls=[
@@ -546,6 +565,8 @@ def _size_cases(svc: ServiceDescriptor) -> list[Case]:
                                server={"responses": [_sized(m.output_type, over)], "status": "OK"})))
     return out
 
+
+GZIP_BULK = 2048  # bytes of repeated bulk in a gzip case's message: gzip shrinks it to a few dozen
 
 SIZE_PATTERNS = ("near_size_limit", "request_over_limit", "response_over_limit")
 

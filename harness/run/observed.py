@@ -106,7 +106,17 @@ def compression_diffs(case: Any, client: str, server: str, observer: WireObserve
                 compressed = sum(1 for f in side.flags if f)
                 diffs.append(Diff(i, path, "gzip", f"{side.compression} (messages compressed: {compressed} of "
                                                     f"{len(side.flags)})"))
+            elif side.uncompressed():
+                bad = side.uncompressed()
+                diffs.append(Diff(i, path, "gzip", uncompressed_text(len(bad), len(side.flags), bad[0],
+                                                                     side.lengths[bad[0]])))
     return diffs
+
+
+def uncompressed_text(bad: int, total: int, first: int, length: int) -> str:
+    """A gzip call whose messages did not all arrive compressed (the Go engine writes the same)."""
+    return (f"gzip declared, but {bad} of {total} messages sent uncompressed (compressed flag 0), first "
+            f"message [{first}] of {length} bytes, which gzip shrinks")
 
 
 def call_compression(call: Any, side: str) -> str:

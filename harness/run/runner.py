@@ -33,7 +33,7 @@ from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags,
                                       load, python_findings, reported)
 from harness.report.verdicts import FINDING_PREFIX
 from harness.engines import certs as certs_mod
-from harness.engines.peer import GoServer, PeerError, PythonServer, run_go_client
+from harness.engines.peer import GoServer, PeerError, PythonServer, output_lines, run_go_client
 from harness.engines.wire import WireObserver
 from harness.run import observed
 from harness.run import shard as shard_mod
@@ -594,7 +594,7 @@ def explain_finding(d: Direction, result: Result, protos: tuple[str, ...], go_ta
 
 def _case_lines(log: str, case: str, tail: int = 15) -> list[str]:
     """A peer's log lines about this case (peers prefix them with [<case>]), then its last lines."""
-    lines = log.splitlines()
+    lines = output_lines(log)
     mine = [line for line in lines if f"[{case}]" in line]
     return [*(mine or [f"(no log line names [{case}])"]), f"… last {min(tail, len(lines))} lines:", *lines[-tail:]]
 

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -316,6 +317,17 @@ func validateCall(c *Call) (*validCall, error) {
 	if e.Status != "" {
 		v.expectStatus = e.Status
 		v.serverCode, _ = CodeByName(e.Status)
+	}
+	if e.Responses == nil && e.Chunks == nil && e.Reflection == nil {
+		// unpinned, whatever came back would pass: five garbage responses gave no diff
+		if v.expectStatus == "OK" || slices.Contains(e.StatusAlternatives, "OK") {
+			return nil, fmt.Errorf("the call may end OK and nothing says what comes back: give expect.responses " +
+				"(a list; [] for none), expect.chunks or expect.reflection")
+		}
+		if c.Streaming == ModeServerStream || c.Streaming == ModeBidi {
+			return nil, fmt.Errorf("a %s call streams responses before its %s: say how many with expect.responses "+
+				"(a list; [] for none) or expect.chunks", c.Streaming, v.expectStatus)
+		}
 	}
 	if v.header, err = mdFromCase(e.Headers, "expect.headers"); err != nil {
 		return nil, err

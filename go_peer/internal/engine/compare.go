@@ -78,9 +78,12 @@ func check(call int, p *plan, out *outcome) []Diff {
 	if e.Reflection != nil {
 		d.reflection(p, out)
 	}
-	if sc := p.call.Server; sc != nil && sc.Compression != "" && len(out.responses) > 0 &&
-		out.compression != sc.Compression {
-		d.add("compression", sc.Compression, out.compression)
+	if sc := p.call.Server; sc != nil && sc.Compression != "" && len(out.responses) > 0 {
+		if out.compression != sc.Compression {
+			d.add("compression", sc.Compression, out.compression)
+		} else if out.uncompressed != "" { // declared in the header, but each message says for itself
+			d.add("compression", sc.Compression, out.uncompressed)
+		}
 	}
 	d.serverDiffs(out.trailer)
 	confirmed := len(out.trailer.Get(ServerCheckedKey)) > 0
@@ -257,12 +260,22 @@ func (d *differ) messages(path string, exp, got []proto.Message) {
 			eq[i][j] = equal(i, j)
 		}
 	}
+	// Of the longest common subsequences, the one with the most messages at their own index: a
+	// reversed stream keeps its middle in place, and the rest reads as moved (never "moved" to the
+	// index it already has). A pair weighs bonus (more than any number of same-index pairs), and 1
+	// more at its own index.
+	bonus := n + m + 1
+	weight := func(i, j int) int {
+		if i == j {
+			return bonus + 1
+		}
+		return bonus
+	}
 	for i := n - 1; i >= 0; i-- {
 		for j := m - 1; j >= 0; j-- {
+			lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
 			if eq[i][j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+				lcs[i][j] = max(lcs[i][j], lcs[i+1][j+1]+weight(i, j))
 			}
 		}
 	}
@@ -271,7 +284,7 @@ func (d *differ) messages(path string, exp, got []proto.Message) {
 	for i, j := 0, 0; i < n || j < m; {
 		last := &gaps[len(gaps)-1]
 		switch {
-		case i < n && j < m && eq[i][j] && lcs[i][j] == lcs[i+1][j+1]+1:
+		case i < n && j < m && eq[i][j] && lcs[i][j] == lcs[i+1][j+1]+weight(i, j):
 			gaps = append(gaps, gap{})
 			i, j = i+1, j+1
 		case j >= m || (i < n && lcs[i+1][j] >= lcs[i][j+1]):

@@ -329,6 +329,8 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	if c.Compression != "" && len(got) > 0 {
 		if rc := receivedCompression(rpcStatsFrom(r.ctx)); rc != c.Compression {
 			d.add("server.compression", c.Compression, rc)
+		} else if u := receivedUncompressed(rpcStatsFrom(r.ctx)); u != "" { // each message says for itself
+			d.add("server.compression", c.Compression, u)
 		}
 	}
 
