@@ -359,7 +359,7 @@ def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
     out.print(versions.line(tested), markup=False, soft_wrap=True)
     idle = results_doc.not_exercised_lines(run["divergences"])
     if args.profile == "quick" and idle:  # most are, by design: the count, not a page of them
-        idle = [idle[0].rstrip(":") + f" (profile quick; the JSON's run.divergences lists them)"]
+        idle = [idle[0].rstrip(":") + " (profile quick; the JSON's run.divergences lists them)"]
     for line in idle:
         out.print(line, style="dim", markup=False, soft_wrap=True)
     log.last.append(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s (profile {args.profile})")
