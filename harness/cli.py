@@ -32,7 +32,8 @@ from harness.protoset import gotoolchain
 from harness.engines.peer import GoServer, PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.fuzz import command as fuzz_command
-from harness.run import record, runlog
+from harness.report import record
+from harness.run import runlog
 from harness.run import shard as shard_mod
 from harness.run.runner import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Plan, Prepared, Session, check_concurrency,
                                 direction, directions, plan, prepare, run_all, select)

@@ -22,6 +22,9 @@ STATUS_CODES = (
     "DATA_LOSS UNAUTHENTICATED").split()
 STREAMING = ("unary", "server_stream", "client_stream", "bidi")
 DEFAULT_TIMEOUT_MS = 10_000
+# a proto file a language cannot compile or load stands as a row of its own: finding/<file> (the
+# runner makes the rows, the reports show them)
+FINDING_PREFIX = "finding/"
 
 _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
               "cancel_after_responses", "generic", "wait_for_ready"}
