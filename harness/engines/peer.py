@@ -444,9 +444,11 @@ def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
 # ---------------------------------------------------------------- Go client peer (batched)
 
 def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any],
-                  on_result: Callable[[Result], None] | None = None) -> tuple[list[Result], str]:
+                  on_result: Callable[[Result], None] | None = None,
+                  on_start: Callable[[], None] | None = None) -> tuple[list[Result], str]:
     """Run many cases in ONE Go client process; returns its results and its stderr. on_result
-    hears of each result as the client prints it (progress), before the batch ends."""
+    hears of each result as the client prints it (progress), before the batch ends; on_start, that
+    the client runs (its container or process started)."""
     budget = sum(c["timeout_ms"] for case in payload["cases"] for c in case["calls"]) / 1000 + 60
 
     def on_line(line: str) -> None:
@@ -456,7 +458,7 @@ def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any],
             return  # judged below, with the whole output
         on_result(r)  # type: ignore[misc]
 
-    stdout, stderr = go_client_lines(build, runner, payload, budget, on_line if on_result else None)
+    stdout, stderr = go_client_lines(build, runner, payload, budget, on_line if on_result else None, on_start)
     results = []
     for n, line in enumerate(stdout, 1):
         try:
@@ -468,12 +470,13 @@ def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any],
 
 
 def go_client_lines(build: GoBuild, runner: str, payload: dict[str, Any], budget: float,
-                    on_line: Callable[[str], None] | None = None) -> tuple[list[str], str]:
+                    on_line: Callable[[str], None] | None = None,
+                    on_start: Callable[[], None] | None = None) -> tuple[list[str], str]:
     """Run one Go client process on a client document (cases, or a bench's phases) within budget
     seconds; returns its non-empty stdout lines and its stderr. A document with `certs` (the
     certificate folder of its channels) has that folder mounted read-only at /certs in a container.
-    on_line hears each stdout line as it comes."""
-    lines_in = _Lines(on_line)
+    on_line hears each stdout line as it comes, on_start that the client runs."""
+    lines_in = _Lines(on_line, on_start)
     certs = Path(payload["certs"]).resolve() if payload.get("certs") else None
     with tempfile.TemporaryDirectory(prefix="go-client-") as tmp:
         os.chmod(tmp, 0o755)  # the container runs as an unprivileged user
@@ -502,8 +505,12 @@ def go_client_lines(build: GoBuild, runner: str, payload: dict[str, Any], budget
 class _Lines:
     """Stdout of a Go client as it comes, in chunks: each whole line goes to on_line."""
 
-    def __init__(self, on_line: Callable[[str], None] | None) -> None:
-        self.on_line, self._rest = on_line, b""
+    def __init__(self, on_line: Callable[[str], None] | None, on_start: Callable[[], None] | None = None) -> None:
+        self.on_line, self.on_start, self._rest = on_line, on_start, b""
+
+    def started(self) -> None:
+        if self.on_start is not None:
+            self.on_start()
 
     def feed(self, chunk: bytes) -> None:
         if self.on_line is None or not chunk:
@@ -518,6 +525,7 @@ def _client_process(build: GoBuild, cases: Path, stdin: int, budget: float, line
     """The Go client as a process: its stdout read as it comes (progress), its stderr kept."""
     proc = subprocess.Popen([str(build.binary), "client", "--cases", str(cases), STOP_ON_EOF], stdin=stdin,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines_in.started()
     out: list[bytes] = []
     err: list[bytes] = []
 
@@ -628,6 +636,8 @@ def _client_container(build: GoBuild, tmp: str, budget: float, certs: Path | Non
         reader = threading.Thread(target=collect, daemon=True)
         reader.start()
         container.start()
+        if lines_in is not None:
+            lines_in.started()
         reader.join(budget)
         events.close()
         if not code:

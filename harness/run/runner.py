@@ -295,6 +295,9 @@ class Session:
     log_lines: Callable[[float, float], tuple[list[str], int]] | None = None
     log_path: Path | None = None
     _held: set[tuple[str, str]] = field(default_factory=set)  # verdicts that wait for the wire observer
+    # told (direction, cases) when a batch's calls are under way: a Python client's at once, a Go
+    # client's once its container or process runs (run_all gives the clock's cases a head start)
+    on_launch: Callable[[Direction, list[cases_mod.Case]], None] | None = None
 
     def __enter__(self) -> Session:
         return self
@@ -470,10 +473,16 @@ class Session:
                 self._ended(d, by_name[r.case], r)
         return results
 
+    def _launched(self, d: Direction, cases: list[cases_mod.Case]) -> None:
+        if self.on_launch is not None:
+            self.on_launch(d, cases)
+
     def _exchange(self, d: Direction, cases: list[cases_mod.Case], targets: dict[str, str]) -> list[Result]:
         """Up to `concurrency` cases at once on one channel (one HTTP/2 connection; a case with a
         channel on the connection it describes), results in the cases' order. A Go client runs all
         its cases in one process (batched), with goroutines."""
+        if d.client in ("py", "pyaio"):
+            self._launched(d, cases)
         if d.client == "py":
             conns = channels.Pool(targets, self._tls_certs())
             try:
@@ -498,7 +507,8 @@ class Session:
                 r.direction = d.name
                 self._ended(d, by_name[r.case], r)
 
-        results, stderr = run_go_client(self.prepared.build, self.runner, payload, on_result=on_result)
+        results, stderr = run_go_client(self.prepared.build, self.runner, payload, on_result=on_result,
+                                        on_start=lambda: self._launched(d, cases))
         # a direction's lanes are separate Go client batches: every batch's stderr is kept
         with self._certs_lock:
             self.client_logs[d.name] = "\n".join(filter(None, [self.client_logs.get(d.name, ""), stderr]))
@@ -753,12 +763,28 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
     # server past its calls' deadlines on 2 loaded cores)
     slots = threading.Semaphore(DIRECTION_OVERLAP)
     locks = {key: threading.Lock() for key in {_server_key(d, server_address) for d in directions}}
+    # the clock's cases get a head start: the rest waits (at most HEAD_START_S) until every
+    # direction's are under way, so that on loaded cores their start-up (a Go client's container) is
+    # not queued behind the rest's
+    clock_under_way = {d.name: threading.Event() for d in directions}
+    for d in directions:
+        if not any(lane(c) == CLOCK for c in slow):
+            clock_under_way[d.name].set()
+
+    def launched(d: Direction, cases: list[cases_mod.Case]) -> None:
+        if any(lane(c) == CLOCK for c in cases):
+            clock_under_way[d.name].set()
+
+    session.on_launch = launched
 
     def run_slow(d: Direction) -> None:
         if slow and not stop.is_set():
             chunks[d.name].append(session.run(d, slow))
 
     def run_rest(d: Direction) -> None:
+        until = time.monotonic() + HEAD_START_S
+        for event in clock_under_way.values():
+            event.wait(max(0.0, until - time.monotonic()))
         lock = locks[_server_key(d, server_address)]
         while not stop.is_set():  # waiting for a slot, then for the server's other direction
             if slots.acquire(timeout=0.2):
@@ -802,6 +828,9 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
     pool.shutdown()
     return results, session
 
+
+# How long the rest of a run waits, at most, for every direction's clock cases to be under way.
+HEAD_START_S = 3.0
 
 # Directions whose rest runs at once (each with its own cases in flight): a Go-client direction spends
 # most of its time in the Go process and its container, which a Python-client direction can use meanwhile.
