@@ -108,6 +108,7 @@ def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
            credentials: grpc.CallCredentials | None = None) -> Outcome:
     """Make one call in its streaming mode (sync grpcio); every call has a deadline."""
     spec, out = _Spec.of(stubs, call, metadata, credentials), Outcome()
+    start = time.perf_counter()  # before grpcio sets the call's deadline (now + timeout)
     if spec.streaming in ("unary", "client_stream"):
         arg = spec.requests[0] if spec.streaming == "unary" else iter(spec.requests)
         rpc = spec.fn.future(arg, **spec.kwargs)
@@ -138,6 +139,7 @@ def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
         finally:
             turn.put(False)  # releases a ping-pong request generator still waiting for its turn
     out.status, out.message = rpc.code().name, rpc.details() or ""
+    out.elapsed_ms = (time.perf_counter() - start) * 1000
     out.headers = list(rpc.initial_metadata() or ())
     out.trailers = list(rpc.trailing_metadata() or ())
     try:
@@ -171,6 +173,7 @@ async def invoke_aio(stubs: Stubs, call: Any, metadata: list[tuple[str, str | by
                      credentials: grpc.CallCredentials | None = None) -> Outcome:
     """Make one call in its streaming mode on a grpc.aio channel; every call has a deadline."""
     spec, out = _Spec.of(stubs, call, metadata, credentials), Outcome()
+    start = time.perf_counter()  # before grpc.aio sets the call's deadline (now + timeout)
     cancelled = False
 
     def maybe_cancel() -> bool:
@@ -215,6 +218,7 @@ async def invoke_aio(stubs: Stubs, call: Any, metadata: list[tuple[str, str | by
             raise
     code = await rpc.code()
     out.status, out.message = code.name, (await rpc.details()) or ""
+    out.elapsed_ms = (time.perf_counter() - start) * 1000
     out.headers = list(await rpc.initial_metadata() or ())
     out.trailers = list(await rpc.trailing_metadata() or ())
     try:

@@ -165,6 +165,23 @@ def test_channel_cases_per_mode() -> None:
         channel_cases.generate([ANCHOR, clash])
 
 
+def test_cases_checked_on_the_wire_are_not_copied_over_tls(seed_gen: ModuleType) -> None:
+    """What the wire shows a Python peer (forbidden metadata never sent, the reserved keys' lost
+    answer, a code past 16's number) is invisible over TLS, where their known divergences would
+    excuse the copies unchecked (issue 17): like the compression cases, they stay on plaintext."""
+    from harness.cases import generate
+    from harness.protoset import discover
+    from harness.run.runner import _for_catalogue
+
+    catalogue = [_for_catalogue(c) for c in generate.generate(discover(Path(__file__).resolve().parent.parent
+                                                                        / "protos"))]
+    wire_checked = ("metadata_uppercase_key", "metadata_non_ascii_value", "metadata_reserved_grpc_keys",
+                    "code_17", "code_99")
+    assert {c.name.rsplit("/", 1)[1] for c in catalogue} >= set(wire_checked)
+    copies = channel_cases.generate(catalogue, "all")
+    assert copies and not [c.name for c in copies if c.name.rsplit("/", 1)[1] in wire_checked]
+
+
 def test_tls_cases_are_not_read_on_the_wire() -> None:
     over = channel_cases.over(ANCHOR, "tls")
     gzip_call = dataclasses.replace(hello(), compression="gzip")
