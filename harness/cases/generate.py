@@ -56,12 +56,15 @@ def services(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset(),
 mode = streaming_mode
 
 
-def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> list[Case]:
+def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset(),
+             values_per_method: int | None = None) -> list[Case]:
+    """Every case of the set's methods; values_per_method: at most that many value cases per method
+    (the quick profile keeps one: building the others is most of a warm run's preparation)."""
     cases: list[Case] = []
     svcs = services(ps, skip)
     for svc in svcs:
         for m in svc.methods:
-            cases += value_cases(m) + stream_cases(m)
+            cases += value_cases(m, values_per_method) + stream_cases(m)
         if svc.methods:
             cases += [c for c in protocol_cases(svc) if _pattern(c) not in LIBRARY_PATTERNS]
     names = {c.name for c in cases}
@@ -146,18 +149,22 @@ def _exchange(m: MethodDescriptor, req: Any, resp: Any, **kw: Any) -> Call:
 
 # ---------------------------------------------------------------- value patterns
 
-def value_cases(m: MethodDescriptor) -> list[Case]:
-    """Every value pattern of the request and response types; patterns that change nothing are dropped."""
+def value_cases(m: MethodDescriptor, limit: int | None = None) -> list[Case]:
+    """Every value pattern of the request and response types; patterns that change nothing are
+    dropped. With `limit` (the quick profile), only the plain patterns are built and at most `limit`
+    cases kept, `typical` first when it is one: the case the channel cases clone
+    (harness/cases/channels.py), so each kept case is the full catalogue's case of that name."""
     out, seen = [], set()
     variants: list[tuple[str, Callable[[Descriptor], Any]]] = [(p, lambda d, p=p: _carrier(d, p)) for p in PATTERNS]
-    variants += _oneof_variants(m) + _deep_variants(m)
-    # Message fields present but empty, one nesting level at a time: the holder's field is set to its
-    # default (an empty message), and the empty child carries its own fields unset.
-    variants += [(f"empty_submessages_{level}", lambda d, level=level: _empty_submessages(d, level))
-                 for level in range(3)]
-    variants.append(("deep_recursion", lambda d: _deep(d, 60)))
-    # Past upb's default nesting limit (100) and far inside protobuf-go's (10 000): see divergences.
-    variants.append(("deep_recursion_150", lambda d: _deep(d, 150)))
+    if limit is None:
+        variants += _oneof_variants(m) + _deep_variants(m)
+        # Message fields present but empty, one nesting level at a time: the holder's field is set to its
+        # default (an empty message), and the empty child carries its own fields unset.
+        variants += [(f"empty_submessages_{level}", lambda d, level=level: _empty_submessages(d, level))
+                     for level in range(3)]
+        variants.append(("deep_recursion", lambda d: _deep(d, 60)))
+        # Past upb's default nesting limit (100) and far inside protobuf-go's (10 000): see divergences.
+        variants.append(("deep_recursion_150", lambda d: _deep(d, 150)))
     for pattern, make in variants:
         req, resp = make(m.input_type), make(m.output_type)
         if req is None and resp is None:
@@ -172,6 +179,9 @@ def value_cases(m: MethodDescriptor) -> list[Case]:
             continue
         seen.add(key)
         out.append(_case(m, m.input_type.name, pattern, _exchange(m, req, resp)))
+    if limit is not None:
+        out.sort(key=lambda c: not c.name.endswith("/typical"))
+        return out[:limit]
     return out
 
 

@@ -68,6 +68,8 @@ def _properties(run: dict) -> list[tuple[str, str]]:
         props += [(f"version[{label}].{k}", str(v)) for k, v in vs.items()]
     if run.get("versions") or run.get("variants"):
         props.append(("versions", " | ".join(_version_lines(run))))
+    if run.get("profile"):
+        props.append(("profile", str(run["profile"])))
     if run.get("shard"):
         props.append(("shard", str(run["shard"])))
     if run:
@@ -78,9 +80,11 @@ def _properties(run: dict) -> list[tuple[str, str]]:
 
 
 def _version_lines(run: dict) -> list[str]:
+    """What was tested: the profile (issue 19 item 4), then the versions (of each variant)."""
+    profile = [f"profile: {run['profile']}"] if run.get("profile") else []
     if run.get("variants"):
-        return [f"{label}: {versions.line(v)}" for label, v in run["variants"].items()]
-    return [versions.line(run.get("versions") or {})]
+        return [*profile, *(f"{label}: {versions.line(v)}" for label, v in run["variants"].items())]
+    return [*profile, versions.line(run.get("versions") or {})]
 
 
 def _incomplete(run: dict) -> str:

@@ -145,7 +145,9 @@ def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
            "divergences": _merge_divergences([i.run.get("divergences") or [] for i in inputs]),
            "capabilities": capabilities,
            "wall_s": {str(i.path): i.run.get("wall_s") for i in inputs},
-           "merged_from": [str(i.path) for i in inputs]}
+           "merged_from": [str(i.path) for i in inputs],
+           # the inputs' profiles (issue 19): one name when they agree, else each
+           "profile": " + ".join(sorted({str(i.run.get("profile") or "full") for i in inputs}))}
     coverage = _join_coverages(coverages)
     run["explanations"] = [{"direction": d, "case": c, "text": t} for (d, c), t in explanations.items()]
     return Merged(results, coverage, run, directions, missing, variants, explanations)
