@@ -389,18 +389,6 @@ def test_every_text_an_entry_excuses_by_is_shown_by_one_of_its_examples() -> Non
     assert not unshown, f"contains texts no example in {EXAMPLES_FILE.name} shows: {unshown}"
 
 
-def test_a_missing_v1_reflection_service_excuses_no_response_that_arrived() -> None:
-    """grpcio's missing v1 reflection answers UNIMPLEMENTED and nothing else: responses that arrived
-    anyway (more than expected) are not that divergence. Its `contains` had "responses.count:
-    expected", which excused any count; fewer responses are a loss (`losses: true`)."""
-    builtin = divergences.load(divergences.builtin_files(), builtin=True)
-    case = "grpc.reflection.v1.ServerReflection/ServerReflectionInfo/standard/list_services"
-    status = Diff(0, "status.code", "OK", 'UNIMPLEMENTED "Method not found!"')
-    for count, verdict in (("0", "divergence"), ("5", "fail")):
-        result = Result(case, "py→py", "fail", [status, Diff(0, "responses.count", "1", count)])
-        assert divergences.apply(builtin, result, "py-py", "bidi").verdict == verdict, count
-
-
 def test_every_entry_that_excuses_losses_has_an_example_of_one() -> None:
     """`losses: true` excuses whatever went missing (fewer responses, empty headers, no server
     confirmation): an entry that has it with no example showing a loss its `contains` does not
