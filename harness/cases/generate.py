@@ -23,7 +23,7 @@ from google.protobuf.message_factory import GetMessageClass
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
 from harness.protoset.runtime import is_well_known
-from harness.cases.values import MAX_DEPTH, PATTERNS, build, map_keys, scalar, to_json
+from harness.cases.values import MAX_DEPTH, PATTERNS, build, carried_type, map_keys, scalar, to_json, unbuildable
 from python_impl import bulk
 
 SOURCE = "generated from descriptors (harness/cases/generate.py)"
@@ -57,11 +57,33 @@ mode = streaming_mode
 def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> list[Case]:
     cases: list[Case] = []
     for svc in services(ps, skip):
-        for m in svc.methods:
+        methods = buildable_methods(svc)
+        for m in methods:
             cases += value_cases(m) + stream_cases(m)
-        if svc.methods:
-            cases += protocol_cases(svc)
+        if methods:
+            cases += protocol_cases(svc, methods)
     return cases
+
+
+def buildable_methods(svc: ServiceDescriptor) -> list[MethodDescriptor]:
+    """The methods whose request and response types can be built (values.unbuildable): a method
+    carrying a type whose required fields never end gets no case; unbuildable_gaps() names it."""
+    return [m for m in svc.methods if unbuildable(m.input_type) is None and unbuildable(m.output_type) is None]
+
+
+def unbuildable_gaps(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """One line per method left without cases because a message it carries cannot be built, with
+    the chain of required fields that never ends."""
+    out = []
+    for svc in services(ps, skip):
+        for m in svc.methods:
+            for side, d in (("request", m.input_type), ("response", m.output_type)):
+                chain = unbuildable(d)
+                if chain is not None:
+                    out.append(f"{svc.full_name}/{m.name} ({svc.file.name}): no case: its {side} type "
+                               f"{d.full_name} cannot be built, its required fields never end: {' -> '.join(chain)}")
+                    break
+    return out
 
 
 # ---------------------------------------------------------------- building blocks
@@ -148,6 +170,8 @@ def _oneof_members(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Any]]
             if len(oneof.fields) == 1 and oneof.name == f"_{oneof.fields[0].name}":
                 continue  # proto3 optional
             for fd in oneof.fields:
+                if carried_type(fd) is not None and unbuildable(carried_type(fd)) is not None:
+                    continue  # never set: its type cannot be built
                 found[(*(f"{name}:{how}" for name, how in steps), holder.full_name, str(fd.number))] = (steps, fd)
     return found
 
@@ -171,7 +195,7 @@ def _oneof_holders(desc: Descriptor, hops: int = 2) -> list[tuple[Steps, Descrip
                     continue
                 is_map = f.message_type.GetOptions().map_entry
                 target = f.message_type.fields_by_name["value"].message_type if is_map else f.message_type
-                if target is not None and target.full_name not in seen:
+                if target is not None and target.full_name not in seen and unbuildable(target) is None:
                     visit(steps + [(f.name, "map" if is_map else "list")], target, hops_left - 1)
 
     visit([], desc, hops)
@@ -235,7 +259,7 @@ def _deep_holders(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Descri
         for f in d.fields:
             is_map = f.message_type is not None and f.message_type.GetOptions().map_entry
             target = f.message_type.fields_by_name["value"].message_type if is_map else f.message_type
-            if target is not None:
+            if target is not None and unbuildable(target) is None:
                 queue.append((steps + [(f.name, "map" if is_map else "list" if f.is_repeated else "one")], target))
     return found
 
@@ -280,7 +304,8 @@ def _reachable(desc: Descriptor, depth: int = 2) -> list[tuple[list[str], Descri
         out.append((path, d))
         if len(path) < depth:
             queue += [(path + [f.name], f.message_type) for f in d.fields
-                      if f.message_type is not None and not f.is_repeated and f.containing_oneof is None]
+                      if f.message_type is not None and not f.is_repeated and f.containing_oneof is None
+                      and unbuildable(f.message_type) is None]
     return out
 
 
@@ -367,8 +392,10 @@ def stream_cases(m: MethodDescriptor) -> list[Case]:
 
 # ---------------------------------------------------------------- protocol behaviours
 
-def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
-    m = svc.methods[0]
+def protocol_cases(svc: ServiceDescriptor, methods: list[MethodDescriptor] | None = None) -> list[Case]:
+    """The service's protocol cases, through `methods` (default: all of them; the buildable ones)."""
+    methods = list(svc.methods) if methods is None else methods
+    m = methods[0]
     req, resp = _value(m.input_type, "typical"), _value(m.output_type, "typical")
     error_responses: list[Any] = []
     out: list[Case] = []
@@ -380,7 +407,7 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
     # empty values are values: a peer that drops them (or a whole key whose only value is empty) fails
     echo = {"x-ascii": ["plain value", "second"], "x-blob-bin": [blob], "x-empty": [""], "x-empty-bin": [""]}
     add("metadata_echo", _exchange(m, req, resp, metadata=echo, headers=echo, trailers=echo))
-    for other in svc.methods[1:]:  # metadata rides every method, whatever its mode: echo it on each
+    for other in methods[1:]:  # metadata rides every method, whatever its mode: echo it on each
         out.append(_case(other, "protocol", "metadata_echo", _exchange(
             other, _value(other.input_type, "typical"), _value(other.output_type, "typical"),
             metadata=echo, headers=echo, trailers=echo)))
@@ -402,8 +429,8 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
             Call(method=path, streaming="unary", request_type="google.protobuf.Empty",
                  response_type="google.protobuf.Empty", requests=[{}], expect={"status": "UNIMPLEMENTED"},
                  timeout_ms=TIMEOUT_MS, raw=True)]))
-    out += _size_cases(svc)
-    out += _metadata_cases(svc, m, req, resp) + _status_cases(m, req, resp)
+    out += _size_cases(svc, methods)
+    out += _metadata_cases(svc, m, req, resp, methods) + _status_cases(m, req, resp)
     return out
 
 
@@ -415,7 +442,8 @@ GRPCIO_METADATA_SOFT_LIMIT = 8 * 1024
 GRPCIO_METADATA_HARD_LIMIT = 16 * 1024
 
 
-def _metadata_cases(svc: ServiceDescriptor, m: MethodDescriptor, req: Any, resp: Any) -> list[Case]:
+def _metadata_cases(svc: ServiceDescriptor, m: MethodDescriptor, req: Any, resp: Any,
+                    methods: list[MethodDescriptor]) -> list[Case]:
     """Metadata the echo case does not carry: many keys, repeated keys in order, sizes around grpcio's
     limits, and the keys and values a client must refuse. Request metadata, headers and trailers
     alike where the protocol allows it; docs/limits.md says what each library does."""
@@ -456,7 +484,7 @@ def _metadata_cases(svc: ServiceDescriptor, m: MethodDescriptor, req: Any, resp:
                                                 headers={"grpc-x-custom": ["h"]}, trailers={"grpc-x-custom": ["t"]}))
     # In a bidi call grpcio's outcome with these keys changes from run to run (docs/limits.md), so a
     # case there could not have one outcome: they go through the first method of another mode.
-    other = next((x for x in svc.methods if mode(x) != "bidi"), None)
+    other = next((x for x in methods if mode(x) != "bidi"), None)
     if other is not None:
         oreq, oresp = (req, resp) if other is m else (_value(other.input_type, "typical"),
                                                       _value(other.output_type, "typical"))
@@ -504,24 +532,24 @@ def _status_cases(m: MethodDescriptor, req: Any, resp: Any) -> list[Case]:
     return out
 
 
-def _size_cases(svc: ServiceDescriptor) -> list[Case]:
+def _size_cases(svc: ServiceDescriptor, methods: list[MethodDescriptor]) -> list[Case]:
     """Just under, and just over, the default receive limit, each through the first method whose
     message has a field that can carry bulk (see _bulk_field). A service with none gets no size case;
     size_gaps() says so."""
     out: list[Case] = []
     near, over = RECV_LIMIT - 64 * 1024, RECV_LIMIT + 1024
-    both = next((m for m in svc.methods if _bulk_field(m.input_type) and _bulk_field(m.output_type)), None)
+    both = next((m for m in methods if _bulk_field(m.input_type) and _bulk_field(m.output_type)), None)
     if both is not None:
         out.append(_case(both, "protocol", "near_size_limit",
                          _exchange(both, _sized(both.input_type, near), _sized(both.output_type, near))))
-    m = next((m for m in svc.methods if _bulk_field(m.input_type)), None)
+    m = next((m for m in methods if _bulk_field(m.input_type)), None)
     if m is not None:
         # The receiving library refuses the message, so the outcome is never the generic engine's: a
         # server that lets the big request through answers OK with data (server.status), and fails.
         out.append(_case(m, "protocol", "request_over_limit",
                          _call(m, [_sized(m.input_type, over)], [], status="RESOURCE_EXHAUSTED",
                                server={"status": "OK", "responses": [_value(m.output_type, "typical")]})))
-    m = next((m for m in svc.methods if mode(m) in ("unary", "client_stream") and _bulk_field(m.output_type)), None)
+    m = next((m for m in methods if mode(m) in ("unary", "client_stream") and _bulk_field(m.output_type)), None)
     if m is not None:
         # The server sends the big response with OK; the client must refuse it (responses are not checked).
         out.append(_case(m, "protocol", "response_over_limit",
@@ -549,7 +577,7 @@ def size_gaps(ps: ProtoSet, cases: list[Case], skip: set[str] | frozenset[str] =
     out = []
     for svc in services(ps, skip):
         for pattern in SIZE_PATTERNS:
-            if svc.methods and pattern not in made.get(svc.full_name, set()):
+            if buildable_methods(svc) and pattern not in made.get(svc.full_name, set()):
                 out.append(f"{svc.full_name} ({svc.file.name}): no {pattern} case: {why[pattern]}")
     return out
 
@@ -576,7 +604,7 @@ def _bulk_field(d: Descriptor) -> tuple[Steps, Any] | None:
                 ranked.append((0, order, path, f))
             elif f.is_repeated:
                 ranked.append((1 if f.message_type is None else 2, order, path, f))
-            if f.message_type is not None:
+            if f.message_type is not None and unbuildable(f.message_type) is None:
                 queue.append((path + [(f.name, "list" if f.is_repeated else "one")], f.message_type))
     if not ranked:
         return None
