@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -35,6 +35,9 @@ class ProtoSet:
     # the harness's synthetic echo files (harness/protoset/echo.py): in `files`, their origin echo_root
     echo: tuple[str, ...] = ()
     echo_root: Path | None = None
+    # copies of files a runtime registers, with other content: left out, the registered file is
+    # served and tested in their place; each says how they differ (runtime.StoodIn)
+    stood_in: tuple[str, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -55,11 +58,13 @@ class ProtoSet:
         return [f"-I{r}" for r in self.roots] + ([f"-I{self.echo_root}"] if self.echo_root else [])
 
     def notice(self) -> str | None:
-        """What the user must be told about the set: copies of googleapis protos left out."""
-        if not self.replaced:
-            return None
-        return (f"left out of {self.label}, the installed googleapis-common-protos originals are used instead: "
-                f"{', '.join(self.replaced)}")
+        """What the user must be told about the set: copies of googleapis protos left out, and copies
+        of runtime files that differ from the registered ones."""
+        lines = list(self.stood_in)
+        if self.replaced:
+            lines.insert(0, f"left out of {self.label}, the installed googleapis-common-protos originals are used "
+                            f"instead: {', '.join(self.replaced)}")
+        return "\n".join(lines) or None
 
     @property
     def digest(self) -> str:
@@ -150,9 +155,19 @@ def discover(protos: str | Path | None = None, proto_paths: Iterable[str | Path]
                   buf_config=config)
     from harness.protoset import runtime
 
-    if runtime.candidates(ps.files):  # copies of runtime files: a differing one fails here, first
-        from harness.protoset.codegen import registered_files
+    if runtime.candidates(ps.files):  # copies of runtime files: a differing one stands aside here, first
+        from harness.protoset.codegen import registered_files, stood_in_files
 
+        standing = stood_in_files(ps)
+        if standing:
+            aside = {s.rel for s in standing}
+            kept = [f for f in ps.files if f not in aside]
+            if not [f for f in kept if f not in common]:
+                raise ProtoSetError("every file of the set is a copy of a file the runtime registers, with other "
+                                    "content:\n" + "\n".join(map(str, standing)))
+            ps = replace(ps, files=tuple(kept), origins=tuple(where[f] for f in kept),
+                         targets=tuple(t for t in ps.targets if t not in aside),
+                         stood_in=tuple(str(s) for s in standing))
         registered_files(ps)
     return ps
 
