@@ -56,13 +56,15 @@ mode = streaming_mode
 
 def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> list[Case]:
     cases: list[Case] = []
+    every: list[MethodDescriptor] = []
     for svc in services(ps, skip):
         methods = buildable_methods(svc)
+        every += methods
         for m in methods:
             cases += value_cases(m) + stream_cases(m)
         if methods:
             cases += protocol_cases(svc, methods)
-    return cases
+    return cases + enum_cases(every)
 
 
 def buildable_methods(svc: ServiceDescriptor) -> list[MethodDescriptor]:
@@ -262,6 +264,76 @@ def _deep_holders(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Descri
             if target is not None and unbuildable(target) is None:
                 queue.append((steps + [(f.name, "map" if is_map else "list" if f.is_repeated else "one")], target))
     return found
+
+
+def _holders(desc: Descriptor) -> list[tuple[Steps, Descriptor]]:
+    """Every message type reachable from desc (through singular fields, oneof members, one list
+    element or one map value), each by its shortest path, in breadth-first order."""
+    out: list[tuple[Steps, Descriptor]] = []
+    queue: list[tuple[Steps, Descriptor]] = [([], desc)]
+    seen: set[str] = set()
+    while queue:
+        steps, d = queue.pop(0)
+        if d.full_name in seen or not _reachable(d, depth=0):  # _reachable leaves the well-known types out
+            continue
+        seen.add(d.full_name)
+        out.append((steps, d))
+        for f in d.fields:
+            target = carried_type(f)
+            if target is not None and unbuildable(target) is None:
+                is_map = f.message_type.GetOptions().map_entry
+                queue.append((steps + [(f.name, "map" if is_map else "list" if f.is_repeated else "one")], target))
+    return out
+
+
+def _swept(enum: Any) -> list[int]:
+    """An enum's numbers the value patterns leave out: all but its first, second, lowest and highest."""
+    numbers = list(dict.fromkeys(v.number for v in enum.values))
+    common = {numbers[0], numbers[1 % len(numbers)], min(numbers), max(numbers)}
+    return [n for n in numbers if n not in common]
+
+
+def enum_cases(methods: list[MethodDescriptor]) -> list[Case]:
+    """Every number of every enum, once per proto set: the value patterns carry an enum's first,
+    second, lowest and highest number, so the rest of a large enum (OTLP's 25 severities, a
+    Kubernetes-style 40-value reason) would never travel. Each enum goes through the first method
+    whose request (else response) reaches a field of it: all its other numbers in one message when
+    the field is repeated or sits in a list element (one element per number), else one case per
+    number (`enum_values.<Enum>` / `enum_values.<Enum>.<NAME>`)."""
+    found: dict[str, tuple[int, MethodDescriptor, bool, Steps, Any]] = {}
+    for order, m in enumerate(methods):
+        for is_request, root in ((True, m.input_type), (False, m.output_type)):
+            for steps, holder in _holders(root):
+                for f in holder.fields:
+                    if f.enum_type is None or not _swept(f.enum_type):
+                        continue
+                    many = f.is_repeated or any(how == "list" for _, how in steps)
+                    # the best carrier: many numbers in one message, then the earliest method, requests first
+                    rank = (0 if many else 1, order, 0 if is_request else 1)
+                    best = found.get(f.enum_type.full_name)
+                    if best is None or rank < best[0]:
+                        found[f.enum_type.full_name] = (rank, m, is_request, steps, f)
+    out: list[Case] = []
+    for name in sorted(found):
+        (apart, _, _), m, is_request, steps, f = found[name]  # apart: one number per case
+        numbers = _swept(f.enum_type)
+        groups = [[n] for n in numbers] if apart else [numbers]
+        for group in groups:
+            root = m.input_type if is_request else m.output_type
+            msg = build(root, "empty")
+            if f.is_repeated:
+                getattr(_step_into(msg, steps), f.name).extend(group)
+            else:
+                for n in group:  # a fresh list element (or the one holder) per number
+                    setattr(_step_into(msg, steps), f.name, n)
+            _fill_required(msg)
+            value = to_json(msg)
+            req = value if is_request else _value(m.input_type, "typical")
+            resp = value if not is_request else _value(m.output_type, "typical")
+            label = f"enum_values.{f.enum_type.name}" + (
+                f".{f.enum_type.values_by_number[group[0]].name}" if apart else "")
+            out.append(_case(m, m.input_type.name, label, _exchange(m, req, resp)))
+    return out
 
 
 def _typical_at(d: Descriptor, steps: Steps, holder: Descriptor) -> Any:

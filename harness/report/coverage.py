@@ -99,6 +99,8 @@ class Universe:
                  pool: descriptor_pool.DescriptorPool | None = None) -> None:
         self.pool = pool or descriptor_pool.Default()
         self.methods = sorted({m.full_name: m for m in methods}.values(), key=lambda m: m.full_name)
+        # a vendored copy of health or reflection is part of the set: its methods' cases count
+        self.method_names = {method_name(m) for m in self.methods}
         self.files = files
         self.messages: dict[str, Descriptor] = {}
         self.enums: dict[str, EnumDescriptor] = {}
@@ -242,7 +244,7 @@ def exercised(case: Case, universe: Universe, seen: dict[tuple[str, str], set[It
     seen = {} if seen is None else seen
     for call in case.calls:
         svc, _, name = call.method.partition("/")
-        if call.raw or is_standard(svc):
+        if call.raw or (is_standard(svc) and call.method not in universe.method_names):
             continue  # a method outside the proto set (unimplemented method/service, health, reflection)
         meth = pool.FindServiceByName(svc).methods_by_name[name]
         owner = method_name(meth)
