@@ -23,7 +23,8 @@ from google.protobuf.message_factory import GetMessageClass
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
 from harness.protoset.runtime import is_well_known
-from harness.cases.values import MAX_DEPTH, PATTERNS, build, carried_type, map_keys, scalar, to_json, unbuildable
+from harness.cases.values import (MAX_DEPTH, PATTERNS, build, carried_type, map_keys, scalar,
+                                  singular_message_extensions, to_json, unbuildable)
 from python_impl import bulk
 
 SOURCE = "generated from descriptors (harness/cases/generate.py)"
@@ -155,7 +156,7 @@ def _oneof_variants(m: MethodDescriptor) -> list[tuple[str, Callable[[Descriptor
     for key, (steps, fd) in [*request.items(), *((k, v) for k, v in response.items() if k not in request)]:
         side = "" if key in request else "response."
         for suffix, pattern in (("", "typical"), ("_default", "empty")):
-            name = f"oneof_{side}{'.'.join([name for name, _ in steps] + [fd.name])}{suffix}"
+            name = f"oneof_{side}{'.'.join([_label(name) for name, _ in steps] + [fd.name])}{suffix}"
             variants.append((name, lambda d, key=key, pattern=pattern:
                              _with_member(d, *_oneof_members(d)[key], pattern) if key in _oneof_members(d) else None))
     return variants
@@ -186,7 +187,8 @@ def _oneof_holders(desc: Descriptor, hops: int = 2) -> list[tuple[Steps, Descrip
     seen: set[str] = set()
 
     def visit(prefix: Steps, d: Descriptor, hops_left: int) -> None:
-        for path, holder in _reachable(d):
+        # google.protobuf.Value's kinds are a oneof too: each one set to its default is a state of its own
+        for path, holder in _reachable(d, wkt=("google.protobuf.Value",)):
             steps = prefix + [(name, "one") for name in path]
             if holder.full_name in seen:
                 continue
@@ -204,11 +206,23 @@ def _oneof_holders(desc: Descriptor, hops: int = 2) -> list[tuple[Steps, Descrip
     return out
 
 
+def _child(holder: Any, name: str) -> Any:
+    """A field of holder by name; `[full.name]` is an extension (_reachable steps through them)."""
+    if name.startswith("["):
+        return holder.Extensions[holder.DESCRIPTOR.file.pool.FindExtensionByName(name[1:-1])]
+    return getattr(holder, name)
+
+
+def _label(name: str) -> str:
+    """A step's name in a case name: an extension by its own short name."""
+    return name[1:-1].rsplit(".", 1)[-1] if name.startswith("[") else name
+
+
 def _step_into(msg: Any, steps: Steps) -> Any:
     """The message at the end of steps, creating it (one list element, one map value) on the way."""
     holder = msg
     for name, how in steps:
-        field = getattr(holder, name)
+        field = _child(holder, name)
         if how == "list":
             holder = field.add()
         elif how == "map":
@@ -352,12 +366,12 @@ def _empty_submessages(d: Descriptor, level: int) -> Any:
             continue
         node = msg
         for name in path:
-            node = getattr(node, name)
-        for f in holder.fields:
+            node = _child(node, name)
+        for f in [*holder.fields, *singular_message_extensions(holder)]:
             if (f.message_type is None or f.is_repeated or f.containing_oneof is not None
                     or any(g.is_required for g in f.message_type.fields)):
                 continue
-            getattr(node, f.name).SetInParent()
+            _child(node, f"[{f.full_name}]" if f.is_extension else f.name).SetInParent()
             touched = True
     if not touched:
         return None
@@ -365,12 +379,13 @@ def _empty_submessages(d: Descriptor, level: int) -> Any:
     return to_json(msg)
 
 
-def _reachable(desc: Descriptor, depth: int = 2) -> list[tuple[list[str], Descriptor]]:
-    """(field path, message type) of desc and its singular message fields, a few levels deep."""
+def _reachable(desc: Descriptor, depth: int = 2, wkt: tuple[str, ...] = ()) -> list[tuple[list[str], Descriptor]]:
+    """(field path, message type) of desc and its singular message fields and extensions (a step
+    `[full.name]`), a few levels deep; well-known types only when named in `wkt`."""
     out, queue, seen = [], [([], desc)], set()
     while queue:
         path, d = queue.pop(0)
-        if d.full_name in seen or is_well_known(d.file.name):
+        if d.full_name in seen or (is_well_known(d.file.name) and d.full_name not in wkt):
             continue
         seen.add(d.full_name)
         out.append((path, d))
@@ -378,6 +393,7 @@ def _reachable(desc: Descriptor, depth: int = 2) -> list[tuple[list[str], Descri
             queue += [(path + [f.name], f.message_type) for f in d.fields
                       if f.message_type is not None and not f.is_repeated and f.containing_oneof is None
                       and unbuildable(f.message_type) is None]
+            queue += [(path + [f"[{e.full_name}]"], e.message_type) for e in singular_message_extensions(d)]
     return out
 
 
@@ -390,7 +406,7 @@ def _deep(d: Descriptor, levels: int) -> Any:
         msg = build(d, "empty")
         node = msg
         for name in path:
-            node = getattr(node, name)
+            node = _child(node, name)
         for _ in range(levels):
             node = getattr(node, rec.name)
             node.SetInParent()

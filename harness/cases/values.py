@@ -133,7 +133,8 @@ def build(desc: Descriptor, pattern: str, depth: int = 0, budget: int = MESSAGE_
                 continue
             oneofs_done.add(oneof.name)  # the first member: other members get their own cases
         chosen.append(fd)
-    if pattern in ("typical", "max", "presence_default") and depth == 0:
+    # extensions at every level the patterns fill: a MessageSet is usually a nested field
+    if pattern in ("typical", "max", "presence_default") and depth < MAX_DEPTH:
         chosen += [ext for ext in _extensions(desc) if settable(ext)]
     # Scalars first (each one set only if it fits), then the composite fields share what is left.
     composite = [fd for fd in chosen if fd.is_repeated or fd.cpp_type == FD.CPPTYPE_MESSAGE]
@@ -155,6 +156,11 @@ def _extensions(desc: Descriptor) -> list[FD]:
     """Every extension of desc the generated code declares: at file level or inside a message's scope,
     in desc's file or in another one (by number, so the cases stay deterministic)."""
     return sorted(desc.file.pool.FindAllExtensions(desc), key=lambda ext: ext.number)
+
+
+def singular_message_extensions(desc: Descriptor) -> list[FD]:
+    """The extensions of desc that hold one message each and can be built (for the case walkers)."""
+    return [e for e in _extensions(desc) if e.message_type is not None and not e.is_repeated and settable(e)]
 
 
 def _target(msg: Message, fd: FD) -> Any:
