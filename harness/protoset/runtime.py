@@ -14,8 +14,10 @@ One process cannot hold two definitions of one proto file (Python: "duplicate sy
 a registration-conflict panic). So a copy in the user's set that is IDENTICAL to the registered file
 (FileDescriptorProtos compared, source info, json_name and the file name normalised away) is not
 generated again: the registered module / Go package is used, and the copy's services are still
-tested like any other (codegen writes only their glue). A copy that differs is an error naming the
-file and both origins.
+tested like any other (codegen writes only their glue). A copy that differs from Python's stands
+aside (stood_in): the registered file is served and tested in its place, and the notice says how
+they differ (grpc-proto's health.proto from before `List`, which many repositories vendor). A copy
+that differs only from what Go links is an error naming the file and both origins.
 """
 
 from __future__ import annotations
