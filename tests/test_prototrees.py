@@ -314,7 +314,7 @@ def test_conformance_protos_name_what_cannot_be_built_and_generate_the_rest() ->
         assert method in listed
 
 
-@pytest.mark.parametrize("tree", ["conformance", "otlp", "vendored_grpc_proto"])
+@pytest.mark.parametrize("tree", ["conformance", "otlp", "vendored_grpc_proto", "googleapis_lro"])
 def test_real_trees_reach_99_percent_in_every_value_dimension(tree: str) -> None:
     """Large enums (OTLP's 25 severities), messages no method carries, MessageSet extensions inside
     a nested field, google.protobuf.Value's kinds: what no case can carry is named and left out."""
