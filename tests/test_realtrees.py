@@ -109,3 +109,24 @@ def test_every_number_of_a_large_enum_travels_once_in_the_set() -> None:
     universe = coverage.Universe(methods, {"real/shapes.proto"}, pool)
     cov = coverage.measure(universe, everything, {"py→go": {c.name for c in everything}})
     assert cov.percent("enum values", "py→go") == 100.0
+
+
+def test_a_message_field_deeper_than_the_patterns_fill_is_also_sent_present_but_empty() -> None:
+    """Frame.stroke in protos/shapes/drawing.proto sits 4 fields down: its `default` presence state
+    (present, empty) was never carried."""
+    pool = _pool(
+        _message("Canvas", ("layer", 1, OPT, MSG, ".real.Layer")),
+        _message("Layer", ("group", 1, OPT, MSG, ".real.Group")),
+        _message("Group", ("frames", 1, REP, MSG, ".real.Frame")),
+        _message("Frame", ("stroke", 1, OPT, MSG, ".real.Stroke")),
+        _message("Stroke", ("width", 1, OPT, I32, "")), syntax="proto3",
+        services=(descriptor_pb2.ServiceDescriptorProto(name="Canvases", method=[
+            descriptor_pb2.MethodDescriptorProto(name="Paint", input_type=".real.Canvas",
+                                                 output_type=".real.Canvas")]),))
+    method = pool.FindServiceByName("real.Canvases").methods_by_name["Paint"]
+    made = {c.name.rsplit("/", 1)[1]: c for c in casegen.value_cases(method)}
+    sent = made["empty_submessages_at_layer.group.frames"].calls[0].requests[0]
+    assert sent == {"layer": {"group": {"frames": [{"stroke": {}}]}}}
+    cov = coverage.measure(coverage.Universe([method], {"real/shapes.proto"}, pool), list(made.values()),
+                           {"py→go": set(c.name for c in made.values())})
+    assert cov.percent("presence states", "py→go") == 100.0

@@ -256,7 +256,25 @@ def _deep_variants(m: MethodDescriptor) -> list[tuple[str, Callable[[Descriptor]
         side = "" if key in request else "response."
         variants.append((f"typical_at_{side}{'.'.join(name for name, _ in steps)}", lambda d, key=key:
                          _typical_at(d, *_deep_holders(d)[key]) if key in _deep_holders(d) else None))
+        # its message fields present but empty (the empty_submessages variants stop 2 fields down)
+        variants.append((f"empty_submessages_at_{side}{'.'.join(name for name, _ in steps)}", lambda d, key=key:
+                         _empty_at(d, *_deep_holders(d)[key]) if key in _deep_holders(d) else None))
     return variants
+
+
+def _empty_at(d: Descriptor, steps: Steps, holder: Descriptor) -> Any:
+    """d with the holder at steps carrying its singular message fields present but empty; None when
+    it has none (or only ones that cannot be empty: required fields inside, or a oneof)."""
+    fields = [f for f in holder.fields if f.message_type is not None and not f.is_repeated
+              and f.containing_oneof is None and not any(g.is_required for g in f.message_type.fields)]
+    if not fields:
+        return None
+    msg = build(d, "empty")
+    node = _step_into(msg, steps)
+    for f in fields:
+        getattr(node, f.name).SetInParent()
+    _fill_required(msg)
+    return to_json(msg)
 
 
 def _deep_holders(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Descriptor]]:
