@@ -285,6 +285,8 @@ class _CaseRun:
 
     def add(self, call: Any, out: Outcome, index: int) -> None:
         self.diffs += check(call, out, index, server_reached=not (self.channel and self.channel.refused))
+        if self.channel is not None and self.channel.refused and self.channel.secure:  # its own cause, not any refusal
+            self.diffs += [Diff(index, *d) for d in channels.refusal(self.channel, out.message)]
         if self.channel is not None and out.status != "OK":  # recorded, never compared
             self.notes[f"call {index}"] = f"{out.status}: {out.message}"
 

@@ -18,6 +18,8 @@ CALL_HEADER = "interop-call"
 SESSION_HEADER = "interop-session"
 DIFFS_TRAILER = "interop-server-diffs-bin"
 CHECKED_TRAILER = "interop-server-checked"  # the generic server compared this many requests
+# sent with CHECKED_TRAILER: the status code the server ended the call with (CODE_<n> past 16)
+STATUS_TRAILER = "interop-server-status"
 
 
 @dataclass

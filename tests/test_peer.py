@@ -3,6 +3,7 @@ engine answers (CI starts one); elsewhere they say so loudly, and fail when dock
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -14,8 +15,11 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from harness.engines import certs, peer
+from harness.run import handshakes
 from harness.protoset.codegen import GoBuild, build_go
 from harness.protoset import discover
 
@@ -230,6 +234,7 @@ def _assert_listeners(server: peer.GoServer, folder: Path) -> None:
     client = grpc.ssl_channel_credentials(read("ca.pem"), read("client.key"), read("client.pem"))
     other_client = grpc.ssl_channel_credentials(read("ca.pem"), read("other_client.key"), read("other_client.pem"))
     ok, refused = grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE
+    assert handshakes.take(server.address) == [], "refused handshakes before any client"
     assert _health_code(server.addresses["plaintext"], None) == ok
     assert _health_code(server.addresses["tls"], ca) == ok
     assert _health_code(server.addresses["tls"], ca, **{"grpc.ssl_target_name_override": "peer.interop.test"}) == ok
@@ -240,6 +245,14 @@ def _assert_listeners(server: peer.GoServer, folder: Path) -> None:
     assert _health_code(server.addresses["tls"], ca, **{"grpc.ssl_target_name_override": "wrong.interop.test"}) == refused
     assert _health_code(server.addresses["mtls"], ca) == refused, "mtls served a client without a certificate"
     assert _health_code(server.addresses["mtls"], other_client) == refused, "mtls took another CA's client"
+    # each refusal for its own cause, as the server saw it (not any refusal: harness/run/handshakes.py)
+    seen = {(r["listener"], r["cause"], r.get("client_cn", "")): r for r in handshakes.take(server.address)}
+    assert {("mtls", "no_certificate", ""), ("mtls", "unknown_authority", "interop-other-client"),
+            ("tls", "client_closed", "")} <= set(seen), list(seen)
+    assert "first record does not look like a TLS handshake" in seen["tls", "other", ""]["error"]  # plaintext on tls
+    untrusted = seen["mtls", "unknown_authority", "interop-other-client"]
+    assert untrusted["client_sha256"] == hashlib.sha256(x509.load_pem_x509_certificate(
+        read("other_client.pem")).public_bytes(Encoding.DER)).hexdigest()
 
 
 _HELLO = {"method": "/tutorial.HelloService/SayHello", "streaming": "unary", "timeout_ms": 10_000,

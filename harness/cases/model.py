@@ -25,7 +25,7 @@ DEFAULT_TIMEOUT_MS = 10_000
 _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
               "cancel_after_responses", "generic", "wait_for_ready"}
 _EXPECT_KEYS = {"status", "status_alternatives", "message", "message_contains", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
-_SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "metadata", "details_status",
+_SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "trailers", "metadata", "details_status",
                 "require_token"}
 
 
@@ -174,7 +174,7 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     if cancel is not None and (not isinstance(cancel, int) or cancel < 0):
         raise _fail(src, name, f"cancel_after_responses is a count of responses (0 or more), not {cancel!r}")
     server = dict(raw.get("server") or {})
-    for key in ("headers", "metadata"):
+    for key in ("headers", "trailers", "metadata"):
         if key in server:
             server[key] = _metadata(server[key])
     if set(server) - _SERVER_KEYS:

@@ -1,11 +1,13 @@
-"""A passive HTTP/2 observer on loopback, for what no grpcio API shows: compression.
+"""A passive HTTP/2 observer on loopback, for what no grpcio API shows: compression, whether a
+call was sent at all, and the harness's trailers when the client lost them.
 
 grpcio hides `grpc-encoding` from its server (`invocation_metadata`) and its client
 (`initial_metadata`), so a Python peer cannot tell whether a message arrived compressed. The
 observer sits between a client and a server peer: it relays every byte unchanged and parses copies
 with the HTTP/2 libraries (hyperframe for frames, hpack for header blocks). Per call, named by the
 case and call headers every client sends, it records the `grpc-encoding` of the request and
-response headers and the compressed flag of every gRPC message in each direction.
+response headers, the compressed flag of every gRPC message in each direction, the names of the
+request headers, and the harness's own `interop-*` trailers the server sent.
 
 A frame is parsed before it is forwarded, so once a client has its call's outcome, the observer has
 seen everything that call sent and received.
@@ -24,6 +26,7 @@ from hyperframe.frame import ContinuationFrame, DataFrame, Frame, HeadersFrame
 from python_impl.contract import CALL_HEADER, CASE_HEADER
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+HARNESS_PREFIX = b"interop-"
 
 
 @dataclass
@@ -44,6 +47,9 @@ class Call:
     index: int = 0
     request: Side = field(default_factory=Side)
     response: Side = field(default_factory=Side)
+    request_keys: list[str] = field(default_factory=list)  # the request's header names, in order
+    # the server's trailers whose names start with `interop-` (its confirmation and findings)
+    harness_trailers: list[tuple[str, bytes]] = field(default_factory=list)
     # a parse failure on the call's connection: what was recorded for it may be incomplete
     broken: list[str] = field(default_factory=list)
 
@@ -135,9 +141,14 @@ class _Connection:
             raw_index = headers.get(CALL_HEADER.encode(), b"0")
             call.index = int(raw_index) if raw_index.isdigit() else 0
             call.request.encoding = encoding.decode() if encoding else None
+            call.request_keys = [k.decode(errors="replace") for k in headers]
             self.observer.record(call)
-        elif not from_client and b":status" in headers:  # the response headers, not the trailers
-            call.response.encoding = encoding.decode() if encoding else None
+        elif not from_client:
+            if b":status" in headers:  # the response headers, not the trailers
+                call.response.encoding = encoding.decode() if encoding else None
+            if b"grpc-status" in headers:  # the trailers (alone, or with :status in a trailers-only answer)
+                call.harness_trailers = [(k.decode(errors="replace"), v) for k, v in headers.items()
+                                         if k.startswith(HARNESS_PREFIX)]
 
     def message(self, stream: int, from_client: bool, flag: int) -> None:
         call = self._call(stream)
