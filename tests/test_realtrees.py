@@ -130,3 +130,14 @@ def test_a_message_field_deeper_than_the_patterns_fill_is_also_sent_present_but_
     cov = coverage.measure(coverage.Universe([method], {"real/shapes.proto"}, pool), list(made.values()),
                            {"py→go": set(c.name for c in made.values())})
     assert cov.percent("presence states", "py→go") == 100.0
+
+
+def test_what_no_case_can_carry_is_named_in_every_report_and_survives_the_json() -> None:
+    from harness.report import coverage_view
+
+    kinds = {k: [] for k in coverage.KINDS}
+    cov = coverage.Coverage(kinds, {"py→go": set()}, ["py→go"],
+                            {coverage.Item("fields", "real.Holder", "loop (2)"): "its type cannot be built: …"})
+    for text in (coverage_view.markdown(cov), coverage_view.html_section(cov), "\n".join(coverage_view.unreachable_lines(cov))):
+        assert "real.Holder: fields: loop (2) (its type cannot be built: …)" in text
+    assert coverage.from_json(cov.to_json()).unreachable == cov.unreachable

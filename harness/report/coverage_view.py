@@ -153,4 +153,7 @@ def html_section(cov: Coverage) -> str:
     return (f'<h1>Coverage</h1><table class="coverage"><thead><tr><th>number</th>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>"
             f"<p>{'<br>'.join(e(line) for line in headline(cov))}</p>"
-            f"<details><summary>{len(uncovered)} uncovered items</summary><ul>{items}{more}</ul></details>")
+            f"<details><summary>{len(uncovered)} uncovered items</summary><ul>{items}{more}</ul></details>"
+            + (f"<details><summary>{e(unreachable_lines(cov)[0])}</summary><ul>"
+               + "".join(f"<li>{e(line.strip())}</li>" for line in unreachable_lines(cov)[1:]) + "</ul></details>"
+               if cov.unreachable else ""))
