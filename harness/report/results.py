@@ -324,15 +324,20 @@ def _merge_coverage(covs: list[dict]) -> dict | None:
             covered = total - len(per_dir[d])
             out["directions"].setdefault(d, {})[kind] = {
                 "covered": covered, "total": total, "percent": round(100.0 * covered / total if total else 100.0, 2)}
+    if "unreachable" in covs[0]:  # a property of the universe, which the shards share
+        out["unreachable"] = covs[0]["unreachable"]
     return out
 
 
 def _rename_coverage(cov: dict, suffix: str) -> dict:
     if not suffix:
         return cov
-    return {"directions": {d + suffix: v for d, v in cov["directions"].items()},
-            "uncovered": {k: [{**u, "directions": [d + suffix for d in u["directions"]]} for u in v]
-                          for k, v in cov["uncovered"].items()}}
+    out = {"directions": {d + suffix: v for d, v in cov["directions"].items()},
+           "uncovered": {k: [{**u, "directions": [d + suffix for d in u["directions"]]} for u in v]
+                         for k, v in cov["uncovered"].items()}}
+    if "unreachable" in cov:
+        out["unreachable"] = cov["unreachable"]
+    return out
 
 
 def _join_coverages(covs: list[dict]) -> dict | None:
@@ -345,4 +350,7 @@ def _join_coverages(covs: list[dict]) -> dict | None:
         out["directions"].update(c["directions"])
         for k, v in c["uncovered"].items():
             out["uncovered"].setdefault(k, []).extend(v)
+        for k, v in c.get("unreachable", {}).items():  # the same items under every backend: listed once
+            listed = out.setdefault("unreachable", {}).setdefault(k, [])
+            listed += [u for u in v if u not in listed]
     return out
