@@ -119,3 +119,23 @@ def test_every_builtin_version_range_is_one_the_matrix_runs() -> None:
         if e.versions:
             assert any(e.in_versions(v) for v in tested), (e.match, e.versions)
             assert not all(e.in_versions(v) for v in tested), (e.match, "applies everywhere: drop `versions`")
+
+
+@pytest.mark.parametrize(("slug", "verdict", "diffs"), [
+    ("go-py", "fail", [("status.code", "OK", 'UNIMPLEMENTED "Method not found!"'), ("responses.count", "1", "0")]),
+    ("py-py", "error", [("error", "", "KeyError: \"Couldn't find message grpc.health.v1.HealthListRequest\"")]),
+])
+def test_a_capability_signature_holds_for_its_versions_only(slug: str, verdict: str, diffs: list) -> None:
+    """grpcio-health-checking 1.72/1.76 lack Health/List in another way than 1.85 (no method at all,
+    no request message): the capability's probe says so with those versions, and not with others."""
+    from harness.run import capabilities
+
+    cap = next(c for c in capabilities.load() if c.library == "grpcio-health-checking")
+
+    def judged(versions: dict[str, str]) -> str:
+        r = Result("grpc.health.v1.Health/List/standard/all", slug.replace("-", "→"), verdict,
+                   [Diff(0, *d) for d in diffs])
+        return capabilities.judge(cap, r, slug, "unary", versions).verdict
+
+    assert judged(OLD) == capabilities.VERDICT
+    assert judged(NEW) == verdict

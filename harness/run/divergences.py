@@ -84,7 +84,9 @@ class Divergence:
         """The entry as a run record carries it, so `report merge` can judge rows again without the file."""
         return {"match": self.match, "contains": list(self.contains), "reason": self.reason, "source": self.source,
                 "builtin": self.builtin, "streaming": list(self.streaming), "requires": list(self.requires),
-                "intermittent": self.intermittent, "losses": self.losses, "early_end": self.early_end}
+                "intermittent": self.intermittent, "losses": self.losses, "early_end": self.early_end,
+                **({"versions": {k: v.split(",") if k == BACKEND else v for k, v in self.versions}}
+                   if self.versions else {})}
 
     @classmethod
     def from_json(cls, raw: dict, where: str) -> Divergence:

@@ -417,7 +417,7 @@ class Session:
     def _judge(self, d: Direction, case: cases_mod.Case, r: Result) -> Result:
         probe = self.prepared.probes(d).get(case.name)  # a capability's probe is judged by its signatures
         if probe is not None:
-            return capabilities.judge(probe, r, d.slug, case.calls[0].streaming)
+            return capabilities.judge(probe, r, d.slug, case.calls[0].streaming, self.tested_versions(d))
         return divergences.apply(self.prepared.known, r, d.slug, case.calls[0].streaming, case.ends_early,
                                  self.tested_versions(d))
 
