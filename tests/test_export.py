@@ -61,7 +61,9 @@ def _png_colours(png: bytes) -> int:
 
 
 def _png_colour_set(png: bytes) -> set[bytes]:
-    """Distinct colours of an 8-bit RGB/RGBA non-interlaced PNG (as Chromium writes screenshots)."""
+    """Distinct colours of an 8-bit RGB/RGBA non-interlaced PNG (as Chromium writes screenshots). Each
+    filter type has its own loop: computing every predictor for every byte made a 1200 × 2400
+    screenshot take 30 s at load 12."""
     pos, idat = 8, b""
     while pos < len(png):
         length, kind = struct.unpack(">I4s", png[pos:pos + 8])
@@ -78,14 +80,21 @@ def _png_colour_set(png: bytes) -> set[bytes]:
     for y in range(height):
         row = raw[y * (stride + 1):(y + 1) * (stride + 1)]
         kind, cur = row[0], bytearray(row[1:])
-        for i in range(stride):
-            left = cur[i - channels] if i >= channels else 0
-            up_left = prev[i - channels] if i >= channels else 0
-            predictor = [0, left, prev[i], (left + prev[i]) // 2, _paeth(left, prev[i], up_left)][kind]
-            cur[i] = (cur[i] + predictor) & 255
-        seen.update(bytes(cur[i:i + 3]) for i in range(0, stride, channels))
+        if kind == 1:  # Sub
+            for i in range(channels, stride):
+                cur[i] = (cur[i] + cur[i - channels]) & 255
+        elif kind == 2:  # Up
+            cur = bytearray((a + b) & 255 for a, b in zip(cur, prev))
+        elif kind == 3:  # Average
+            for i in range(stride):
+                cur[i] = (cur[i] + ((cur[i - channels] if i >= channels else 0) + prev[i]) // 2) & 255
+        elif kind == 4:  # Paeth
+            for i in range(stride):
+                left, up_left = (cur[i - channels], prev[i - channels]) if i >= channels else (0, 0)
+                cur[i] = (cur[i] + _paeth(left, prev[i], up_left)) & 255
+        seen.update(zip(cur[0::channels], cur[1::channels], cur[2::channels]))
         prev = cur
-    return seen
+    return {bytes(c) for c in seen}
 
 
 def _paeth(a: int, b: int, c: int) -> int:
