@@ -62,3 +62,25 @@ def _alpn_probe(address: str, certs_dir: Path, offered: list[str]) -> tuple[str 
 def alpn_probe() -> Any:
     """_alpn_probe, for the TLS listeners' tests (Python's in test_channels.py, Go's in test_peer.py)."""
     return _alpn_probe
+
+
+# What a case name's third part says when the case carries no value of the set's own types. These
+# patterns are the same for any set: the full run of protos/ (test_interop.py) proves them in every
+# direction; other tests' runs of other sets only pay for them (the size-limit and keepalive cases above all).
+GENERIC_KINDS = {"protocol", "stream", "tls", "mtls", "connection"}
+
+
+def _own_cases(protos: Path) -> list[str]:
+    """`-k` arguments for the cases that carry a set's own types: every value case of every method
+    (`<service>/<method>/<Type>/`) and the standard services' cases (reflection serves the set's files)."""
+    listed = subprocess.run([sys.executable, "-m", "harness.cli", "cases", "--protos", str(protos)], capture_output=True,
+                            text=True, timeout=600, cwd=REPO, check=True).stdout.splitlines()
+    prefixes = {"/".join(line.split("\t")[0].split("/")[:3]) + "/" for line in listed}
+    return [arg for p in sorted(prefixes) if p.split("/")[2] not in GENERIC_KINDS for arg in ("-k", p)]
+
+
+@pytest.fixture()
+def own_cases() -> Any:
+    """_own_cases: the smallest selection that still proves a set's own types cross (test_any_protos.py,
+    test_prototrees_interop.py)."""
+    return _own_cases

@@ -25,21 +25,7 @@ def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
                           timeout=timeout, cwd=REPO)
 
 
-# What a case name's third part says when the case carries no value of the folder's own types.
-# Their patterns are the same for any set: the full run of protos/ (test_interop.py) proves them in
-# every direction; here they only cost time (the size-limit and keepalive cases above all).
-GENERIC_KINDS = {"protocol", "stream", "tls", "mtls", "connection"}
-
-
-def own_cases(protos: Path) -> list[str]:
-    """`-k` patterns for the cases that carry the folder's own types: every value case of every method
-    (`<service>/<method>/<Type>/`) and the standard services' cases (reflection serves these files)."""
-    listed = cli("cases", "--protos", str(protos)).stdout.splitlines()
-    prefixes = {"/".join(line.split("\t")[0].split("/")[:3]) + "/" for line in listed}
-    return [arg for p in sorted(prefixes) if p.split("/")[2] not in GENERIC_KINDS for arg in ("-k", p)]
-
-
-def test_new_users_folder_is_green_in_every_direction() -> None:
+def test_new_users_folder_is_green_in_every_direction(own_cases) -> None:
     """Each quirk of the folder is in its types and files: the value cases of every method (every
     message type, each pattern) and the standard cases (reflection of these very files) cross in all
     seven directions. That proves the folder; the generic cases would add minutes, not proof."""
