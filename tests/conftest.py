@@ -70,11 +70,12 @@ def alpn_probe() -> Any:
 GENERIC_KINDS = {"protocol", "stream", "tls", "mtls", "connection"}
 
 
-def _own_cases(protos: Path) -> list[str]:
+def _own_cases(protos: Path, *options: str) -> list[str]:
     """`-k` arguments for the cases that carry a set's own types: every value case of every method
-    (`<service>/<method>/<Type>/`) and the standard services' cases (reflection serves the set's files)."""
-    listed = subprocess.run([sys.executable, "-m", "harness.cli", "cases", "--protos", str(protos)], capture_output=True,
-                            text=True, timeout=600, cwd=REPO, check=True).stdout.splitlines()
+    (`<service>/<method>/<Type>/`) and the standard services' cases (reflection serves the set's files).
+    options: more of `grpc-interop cases`' options (-I, --files), as the run will get them."""
+    listed = subprocess.run([sys.executable, "-m", "harness.cli", "cases", "--protos", str(protos), *options],
+                            capture_output=True, text=True, timeout=600, cwd=REPO, check=True).stdout.splitlines()
     prefixes = {"/".join(line.split("\t")[0].split("/")[:3]) + "/" for line in listed}
     return [arg for p in sorted(prefixes) if p.split("/")[2] not in GENERIC_KINDS for arg in ("-k", p)]
 
