@@ -85,3 +85,26 @@ def own_cases() -> Any:
     """_own_cases: the smallest selection that still proves a set's own types cross (test_any_protos.py,
     test_prototrees_interop.py)."""
     return _own_cases
+
+
+@pytest.fixture(scope="session")
+def outer_caches() -> dict[str, str]:
+    """The harness's cache folder and Go's caches as this session sees them, before pytester moves HOME."""
+    from harness import cache
+
+    go = shutil.which("go")
+    names = ["GOCACHE", "GOMODCACHE", "GOPATH"]
+    values = subprocess.run([go, "env", *names], capture_output=True, text=True, check=True).stdout.split("\n") \
+        if go else []
+    return {cache.ENV: str(cache.root()), **{k: v for k, v in zip(names, values) if v}}
+
+
+@pytest.fixture()
+def pytester(pytester: pytest.Pytester, outer_caches: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester with this session's caches: it points HOME at its temporary folder, so each pytest it
+    ran generated the code and built the Go peer (protoc plugins, grpc-go, the peer) from nothing,
+    minutes apiece at a busy machine's pace. Cached entries are keyed by content, so sharing is exact;
+    a test about the cache folder itself names its own (--interop-cache-dir, XDG_CACHE_HOME)."""
+    for name, value in outer_caches.items():
+        monkeypatch.setenv(name, value)
+    return pytester
