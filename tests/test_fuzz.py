@@ -42,6 +42,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.interop
 def test_a_short_fuzz_pass_is_green_in_every_direction() -> None:
+    """One round (BUDGET): every method's drawn examples in all seven directions, at least 200."""
     proc = cli("fuzz", "--protos", str(REPO / "protos"), "--seed", "7", "--budget", BUDGET, "--peer-runner", RUNNER)
     assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
     summary = proc.stdout.strip().splitlines()[-1]

@@ -55,6 +55,10 @@ def site_packages(venv: Path) -> Path:
 
 
 def test_installed_wheel_runs_in_a_folder_of_protos_and_reuses_its_cache(venv: Path, tmp_path: Path) -> None:
+    """Selection: one method's value cases (SELECTION) in py→go and go→py. Enough, because what is
+    tested is the installation: the first run must still build everything (protoc plugins, the Go
+    peer) into the user's cache, serve and call in both Go roles, and the second reuse it all; the
+    catalogue itself is proved by the full run and test_any_protos."""
     protos = tmp_path / "protos"
     shutil.copytree(NEWUSER, protos)
     xdg = tmp_path / "xdg"
