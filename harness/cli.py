@@ -298,6 +298,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out.print(cov.summary() + "  (grpc-interop coverage lists what is uncovered)", markup=False, soft_wrap=True)
     too_low = _too_low(out, cov, thresholds)
     out.print(versions.line(tested), markup=False, soft_wrap=True)
+    for line in results_doc.not_exercised_lines(run["divergences"]):
+        out.print(line, style="dim", markup=False, soft_wrap=True)
     out.print(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s")
     if run["not_run"]:  # every planned (direction, case) must have a result: never green with gaps
         out.print(f"[bold red]{len(run['not_run'])} planned case runs have no result[/bold red] "
@@ -407,6 +409,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         out.print(cov.summary(), markup=False, soft_wrap=True)
     for problem in results_doc.stale(run["divergences"]):
         out.print(f"stale known divergence: {problem}", style="bold red", markup=False, soft_wrap=True)
+    for line in results_doc.not_exercised_lines(run["divergences"]):
+        out.print(line, style="dim", markup=False, soft_wrap=True)
     if merged.missing:
         out.print(f"[bold red]incomplete[/bold red]: {len(merged.missing)} (direction, case) did not run "
                   f"(--allow-incomplete): " + ", ".join(f"{d} {c}" for d, c in merged.missing[:10])

@@ -5,7 +5,8 @@ token sent through call credentials. Cases without one share the plaintext conne
 Both sides read it: the client opens the connection it describes (one per distinct channel, kept for
 the run), and the generic server checks that what arrived is what the case says, so a client that
 quietly used another connection fails. The certificate files are made by the harness
-(harness/engines/certs.py) under the names below.
+(harness/engines/certs.py) under the names below. A refused channel must be refused for its own
+cause (`refusal`): the client's own verify error, or on mTLS the certificate it handed grpcio.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from python_impl import connection
 from python_impl.contract import CHANNEL_OPTIONS
@@ -26,10 +29,12 @@ SECURE = (TLS, MTLS)
 # plaintext, the TLS ones, and the connection-policy ones (python_impl/connection.py: keepalive, max_age, restart)
 LISTENERS = (PLAINTEXT, *SECURE, *connection.LISTENERS)
 CLIENT_CN = "interop-client"
+OTHER_CLIENT_CN = "interop-other-client"  # other_client.pem, signed by other_ca.pem
 # the certificate a client presents, by name, and the roots it trusts
 CLIENT_CERTS = {"none": None, "client": ("client.pem", "client.key"),
                 "other_client": ("other_client.pem", "other_client.key")}
 TRUST = {"ca": "ca.pem", "other_ca": "other_ca.pem"}
+PRESENTED_CN = {"none": "", "client": CLIENT_CN, "other_client": OTHER_CLIENT_CN}
 KEYS = {"listener", "trust", "client_cert", "server_name", "token", "refused", *connection.CLIENT_KEYS}
 
 
@@ -113,7 +118,51 @@ def of_case(case: Any) -> Channel | None:
 def credentials(ch: Channel, certs: Path) -> grpc.ChannelCredentials:
     pair = CLIENT_CERTS[ch.client_cert]
     key_pem, cert_pem = ((certs / pair[1]).read_bytes(), (certs / pair[0]).read_bytes()) if pair else (None, None)
-    return grpc.ssl_channel_credentials((certs / TRUST[ch.trust]).read_bytes(), key_pem, cert_pem)
+    creds = grpc.ssl_channel_credentials((certs / TRUST[ch.trust]).read_bytes(), key_pem, cert_pem)
+    _handed[ch] = _common_name(cert_pem)  # what grpcio was given: the client's only view of what it presents
+    return creds
+
+
+# The common name of the certificate each secure channel handed grpcio ("": none). grpcio does not
+# say what it sent in a handshake, so this is what a Python client can prove of its own side.
+_handed: dict[Channel, str] = {}
+
+
+def _common_name(cert_pem: bytes | None) -> str:
+    if cert_pem is None:
+        return ""
+    names = x509.load_pem_x509_certificate(cert_pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else "<no common name>"
+
+
+# grpc core's (BoringSSL's) words for the client's own refusals of the server (grpcio 1.85)
+UNKNOWN_AUTHORITY = "CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate"
+NAME_MISMATCH = "Hostname Verification Check failed"
+CLIENT_VERIFY_FAILED = ("CERTIFICATE_VERIFY_FAILED", NAME_MISMATCH)
+
+
+def refusal(ch: Channel, message: str) -> list[tuple[str, str, str]]:
+    """Why a refused secure channel was refused, as this client can tell: (path, expected, got) for
+    each difference from the cause its channel names. trust other_ca: the client refused the
+    server's chain for its authority; a tls listener trusting ca: for the name; mtls: the client
+    accepted the server's chain and handed grpcio exactly the certificate client_cert names (the
+    server's side of it is checked by the harness: harness/run/handshakes.py)."""
+    got = message or "(no status message)"
+    if ch.trust == "other_ca":
+        return [] if UNKNOWN_AUTHORITY in message else [
+            ("channel.refusal", f"the client refuses the server's chain: {UNKNOWN_AUTHORITY!r}", got)]
+    if ch.listener == TLS:
+        return [] if NAME_MISMATCH in message else [
+            ("channel.refusal", f"the client refuses the server's certificate for its name: {NAME_MISMATCH!r}", got)]
+    out = []
+    if any(t in message for t in CLIENT_VERIFY_FAILED):
+        out.append(("channel.refusal", "the client accepts the server's chain (the server refuses the client)", got))
+    want, handed = PRESENTED_CN[ch.client_cert], _handed.get(ch)
+    if handed != want:
+        shown = "nothing: no secure channel was made" if handed is None else (
+            f"{handed!r} handed to grpcio" if handed else "none handed to grpcio")
+        out.append(("channel.client_cert", f"{want!r} handed to grpcio" if want else "none handed to grpcio", shown))
+    return out
 
 
 def options(ch: Channel | None, base: list[tuple[str, Any]] | None = None) -> list[tuple[str, Any]]:

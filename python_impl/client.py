@@ -25,7 +25,7 @@ from grpc_status import rpc_status
 from python_impl import bulk, channels, standard
 from python_impl.check import check
 from python_impl.contract import (CALL_HEADER, CASE_HEADER, SESSION_HEADER, Diff, Outcome, Result, message_class,
-                                  metadata_pairs)
+                                  metadata_pairs, unpinned_responses)
 
 _COMPRESSION = {None: None, "": None, "identity": grpc.Compression.NoCompression, "gzip": grpc.Compression.Gzip,
                 "deflate": grpc.Compression.Deflate}
@@ -285,6 +285,8 @@ class _CaseRun:
 
     def add(self, call: Any, out: Outcome, index: int) -> None:
         self.diffs += check(call, out, index, server_reached=not (self.channel and self.channel.refused))
+        if self.channel is not None and self.channel.refused and self.channel.secure:  # its own cause, not any refusal
+            self.diffs += [Diff(index, *d) for d in channels.refusal(self.channel, out.message)]
         if self.channel is not None and out.status != "OK":  # recorded, never compared
             self.notes[f"call {index}"] = f"{out.status}: {out.message}"
 
@@ -303,12 +305,20 @@ class _CaseRun:
                       round((time.perf_counter() - self.start) * 1000, 2), self.notes)
 
 
+def _pinned(call: Any, index: int) -> None:
+    """A call whose responses nothing checks is refused before it runs, as the Go client refuses it."""
+    why = unpinned_responses(call.streaming, call.expect or {})
+    if why is not None:
+        raise ValueError(f"calls[{index}]: {why}")
+
+
 def run_case(channel: grpc.Channel, gen: ModuleType, case: Any, direction: str, run_id: str) -> Result:
     """Run every call of a case in order (sync channel) and collect every difference. A case with a
     `channel` must be given the connection it describes (python_impl.channels.Pool.for_case)."""
     run, stubs = _CaseRun(case, direction, run_id), Stubs(channel, gen)
     for i, call in enumerate(case.calls):
         try:  # a broken case must not stop the others
+            _pinned(call, i)
             run.add(call, invoke(stubs, call, run.metadata(i, call), run.credentials), i)
         except Exception as e:  # noqa: BLE001
             run.error(i, e)
@@ -321,6 +331,7 @@ async def run_case_aio(channel: grpc.aio.Channel, gen: ModuleType, case: Any, di
     run, stubs = _CaseRun(case, direction, run_id), Stubs(channel, gen)
     for i, call in enumerate(case.calls):
         try:
+            _pinned(call, i)
             run.add(call, await invoke_aio(stubs, call, run.metadata(i, call), run.credentials), i)
         except Exception as e:  # noqa: BLE001
             run.error(i, e)

@@ -38,7 +38,7 @@ def render(value: Any, float32: bool = False) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False).translate(_INVISIBLE)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, float):
@@ -48,6 +48,12 @@ def render(value: Any, float32: bool = False) -> str:
     if isinstance(value, (list, tuple)):  # metadata values: ["a", "b"]
         return "[" + ", ".join(render(v) for v in value) + "]"
     return str(value)
+
+
+# Characters json.dumps leaves raw that would hide in a report or break its lines: DEL, the C1
+# controls (U+0085 NEL among them), LINE and PARAGRAPH SEPARATOR. Escaped like the C0 controls
+# json.dumps already escapes, so "\u2028" reads like "\u0000" (the Go engine's quote does the same).
+_INVISIBLE = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x2028, 0x2029]}
 
 
 def _repr_float32(value: float) -> str:
@@ -238,14 +244,20 @@ def diff_stream(exp: list[Message], got: list[Message], path: str, tol: Toleranc
             out += diff_messages(e, g, f"{path}[{i}]", tol)
         return out
     eq = [[not diff_messages(e, g, "", tol) for g in got] for e in exp]
+    # Of the longest common subsequences, the one with the most messages at their own index: a
+    # reversed stream keeps its middle in place, and the rest reads as moved (never "moved" to
+    # the index it already has). Weight: a pair counts `bonus` (more than any number of same-index
+    # pairs), and 1 more at its own index.
+    bonus = n + m + 1
     lcs = [[0] * (m + 1) for _ in range(n + 1)]
     for i in range(n - 1, -1, -1):
         for j in range(m - 1, -1, -1):
-            lcs[i][j] = lcs[i + 1][j + 1] + 1 if eq[i][j] else max(lcs[i + 1][j], lcs[i][j + 1])
+            skip = max(lcs[i + 1][j], lcs[i][j + 1])
+            lcs[i][j] = max(skip, lcs[i + 1][j + 1] + bonus + (i == j)) if eq[i][j] else skip
     gaps: list[tuple[list[int], list[int]]] = [([], [])]  # unaligned (expected, received) between anchors
     i = j = 0
     while i < n or j < m:
-        if i < n and j < m and eq[i][j] and lcs[i][j] == lcs[i + 1][j + 1] + 1:
+        if i < n and j < m and eq[i][j] and lcs[i][j] == lcs[i + 1][j + 1] + bonus + (i == j):
             gaps.append(([], []))
             i, j = i + 1, j + 1
         elif j >= m or (i < n and lcs[i + 1][j] >= lcs[i][j + 1]):

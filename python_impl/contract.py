@@ -18,6 +18,8 @@ CALL_HEADER = "interop-call"
 SESSION_HEADER = "interop-session"
 DIFFS_TRAILER = "interop-server-diffs-bin"
 CHECKED_TRAILER = "interop-server-checked"  # the generic server compared this many requests
+# sent with CHECKED_TRAILER: the status code the server ended the call with (CODE_<n> past 16)
+STATUS_TRAILER = "interop-server-status"
 
 
 @dataclass
@@ -89,3 +91,21 @@ def code_number(name: str) -> int | None:
     it); None for any other name."""
     m = _CODE_NUMBER.fullmatch(name)
     return int(m.group(1)) if m and 16 < int(m.group(1)) < 2**32 else None
+
+
+def unpinned_responses(streaming: str, expect: dict[str, Any]) -> str | None:
+    """Why a call's expectations leave what comes back unchecked, or None. A call that may end OK,
+    or that streams responses before its error, must say what comes back (expect.responses, a
+    list; expect.chunks; expect.reflection): unpinned, five garbage responses gave no diff. The
+    harness's loader, both clients and both generic servers refuse such a call (the Go engine's
+    validateCall says the same)."""
+    if any(expect.get(k) is not None for k in ("responses", "chunks", "reflection")):
+        return None
+    status = expect.get("status") or "OK"
+    if status == "OK" or "OK" in (expect.get("status_alternatives") or []):
+        return ("the call may end OK and nothing says what comes back: give expect.responses "
+                "(a list; [] for none), expect.chunks or expect.reflection")
+    if streaming in ("server_stream", "bidi"):
+        return (f"a {streaming} call streams responses before its {status}: say how many with expect.responses "
+                "(a list; [] for none) or expect.chunks")
+    return None

@@ -25,7 +25,8 @@ from grpc_status import rpc_status
 from python_impl import bulk
 from python_impl.channels import Channel
 from python_impl.compare import Tolerance, diff_stream, render
-from python_impl.contract import CHECKED_TRAILER, DIFFS_TRAILER, code_number, detail_any, metadata_pairs
+from python_impl.contract import (CHECKED_TRAILER, DIFFS_TRAILER, STATUS_TRAILER, code_number, detail_any,
+                                  metadata_pairs, unpinned_responses)
 
 log = logging.getLogger("python_impl.generic")
 
@@ -98,6 +99,11 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
     pass
 
 
+def streaming_of(method: MethodDescriptor) -> str:
+    return {(False, False): "unary", (False, True): "server_stream", (True, False): "client_stream",
+            (True, True): "bidi"}[(method.client_streaming, method.server_streaming)]
+
+
 def _code(name: str) -> grpc.StatusCode:
     """A status code by name. grpcio's server API takes only grpc.StatusCode: a code outside 0-16
     (`CODE_<n>`) goes out as UNKNOWN, as grpc._server does with any code it does not know."""
@@ -126,6 +132,9 @@ class Plan:
                           and getattr(call, "bidi", "half_duplex") == "ping_pong")
         req_cls, self.resp_cls = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
         exp = call.expect or {}
+        unpinned = unpinned_responses(streaming_of(method), exp)
+        if unpinned is not None:  # the Go server's validateCall refuses it too
+            raise ValueError(unpinned)
         self.requests = [bulk.parse(r, req_cls()) for r in call.requests or []]
         if self.read_requests is not None:
             self.requests = self.requests[: self.read_requests]
@@ -139,7 +148,9 @@ class Plan:
                                                else getattr(call, "metadata", None) or {})
         # server.headers: what to send when the client must refuse it (over its metadata limit)
         self.headers = metadata_pairs(srv["headers"] if srv.get("headers") is not None else exp.get("headers") or {})
-        self.trailers = metadata_pairs(exp.get("trailers") or {})
+        # server.trailers: what to send when the client must refuse it (over its metadata limit)
+        self.trailers = metadata_pairs(srv["trailers"] if srv.get("trailers") is not None
+                                       else exp.get("trailers") or {})
         # server.status: the client must reach its expected status itself (cancel, deadline), so the
         # server answers something else and a client that does not cancel cannot pass.
         self.code = _code(srv.get("status") or exp.get("status", "OK"))
@@ -190,9 +201,11 @@ class Plan:
     def compare_requests(self, got: list[Message]) -> list[tuple[str, str, str]]:
         return diff_stream(self.requests, got, "server.requests", self.tol)
 
-    def trailing(self, diffs: list[tuple[str, str, str]], compared: int) -> list[tuple[str, str | bytes]]:
-        """The trailers to send: the expected ones, proof that the server checked, and its findings."""
-        md = [*self.trailers, (CHECKED_TRAILER, str(compared))]
+    def trailing(self, diffs: list[tuple[str, str, str]], compared: int,
+                 code: grpc.StatusCode) -> list[tuple[str, str | bytes]]:
+        """The trailers to send: the expected ones, proof that the server checked (and of the status
+        code it ends with: grpcio sends UNKNOWN for a code past 16), and its findings."""
+        md = [*self.trailers, (CHECKED_TRAILER, str(compared)), (STATUS_TRAILER, code.name)]
         if diffs:
             for p, e, g in diffs:
                 log.warning("[%s] server: %s: expected %s, got %s", self.case, p, e, g)
@@ -208,7 +221,7 @@ class Plan:
             yield Wait(self.delay)
         diffs = self.check_metadata(metadata) + self.check_channel(connection)
         if self.token_refused(metadata):  # refused before reading anything; the server still confirms
-            trailing = self.trailing(diffs, 0)
+            trailing = self.trailing(diffs, 0, grpc.StatusCode.UNAUTHENTICATED)
             return Finish(trailing, "", _Status(grpc.StatusCode.UNAUTHENTICATED, TOKEN_REQUIRED, tuple(trailing)))
         if self.compression == "gzip":
             yield Compress()
@@ -226,7 +239,7 @@ class Plan:
                 yield Headers(self.headers)
             for r in self.responses:
                 yield Send(r)
-        trailing = self.trailing(diffs, len(got))
+        trailing = self.trailing(diffs, len(got), self.code)
         if self.code == grpc.StatusCode.OK:
             return Finish(trailing, self.message, None)
         return Finish(trailing, self.message, self.status(trailing))

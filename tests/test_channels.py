@@ -124,7 +124,8 @@ def test_a_case_file_channel_is_checked_and_kept(seed_gen: ModuleType, tmp_path:
     text = f"""cases:
   - name: {H}/SayHello/mine/over_mtls
     channel: {{listener: mtls, token: abc}}
-    calls: [{{method: {H}/SayHello, requests: [{{greeting: hi}}], server: {{require_token: abc}}}}]
+    calls: [{{method: {H}/SayHello, requests: [{{greeting: hi}}], expect: {{responses: [{{}}]}},
+             server: {{require_token: abc}}}}]
 """
     (case,) = load_file(tmp_path / "c.yaml", text=text)
     assert case.channel == {"listener": "mtls", "token": "abc"}
@@ -185,6 +186,19 @@ def test_every_channel_case_passes_python_to_python(name: str, client: str, list
     assert result.verdict == "pass", (flavour, client, result.diffs)
     refused = (BY_NAME[name].channel or {}).get("refused") or name.endswith("_rejected")
     assert bool(result.notes) == bool(refused), result.notes  # each non-OK call's status is recorded
+    if refused:
+        status, cause = NOTES[name.rsplit("/", 1)[1]]
+        assert result.notes["call 0"].startswith(status + ": ") and cause in result.notes["call 0"], result.notes
+
+
+# What each refused case's note says: the client's own refusals name their cause. The server's (on
+# mtls) race with the client's first write, and grpcio then says "Socket closed": what the client
+# handed grpcio proves those (channel.client_cert, a diff in the passing verdict above).
+NOTES = {"wrong_ca": ("UNAVAILABLE", channels.UNKNOWN_AUTHORITY),
+         "server_name_mismatch": ("UNAVAILABLE", channels.NAME_MISMATCH),
+         "no_client_cert": ("UNAVAILABLE", ""), "untrusted_client_cert": ("UNAVAILABLE", ""),
+         "token_needs_tls": ("UNAUTHENTICATED", "does not have a sufficient security level to transfer call credential"),
+         "bearer_token_rejected": ("UNAUTHENTICATED", "bearer token required")}
 
 
 @pytest.mark.parametrize("client", ["sync", "aio"])
@@ -238,7 +252,43 @@ def test_a_refused_case_that_connects_fails(client: str, listening: tuple[str, d
     wrong_ca = BY_NAME[f"{H}/SayHello/tls/wrong_ca"]
     result = run(seed_gen, listening[1], cert_dir, wrong_ca, client == "aio",
                  connect_as=BY_NAME[f"{H}/SayHello/tls/server_only"])
-    assert {d.path for d in result.diffs} == {"server.channel.refused", "channel.refused"}
+    assert {d.path for d in result.diffs} == {"server.channel.refused", "channel.refused", "channel.refusal"}
+
+
+@pytest.mark.parametrize("client", ["sync", "aio"])
+def test_a_client_that_withholds_the_untrusted_certificate_fails(
+        client: str, listening: tuple[str, dict[str, str]], seed_gen: ModuleType, cert_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mutant of issue 17: a client that never presents the untrusted certificate is refused
+    too (for having none), and passed untrusted_client_cert on the refusal alone."""
+    monkeypatch.setitem(channels.CLIENT_CERTS, "other_client", None)
+    result = run(seed_gen, listening[1], cert_dir, BY_NAME[f"{H}/SayHello/mtls/untrusted_client_cert"], client == "aio")
+    assert [(d.path, d.expected, d.got) for d in result.diffs] == [
+        ("channel.client_cert", "'interop-other-client' handed to grpcio", "none handed to grpcio")]
+
+
+@pytest.mark.parametrize("channel, message, paths", [
+    ({"client_cert": "other_client"}, "Socket closed", []),
+    ({"client_cert": "none"}, "Socket closed", []),
+    ({"client_cert": "other_client", "handed": channels.CLIENT_CN}, "Socket closed", ["channel.client_cert"]),
+    ({"client_cert": "none", "handed": channels.OTHER_CLIENT_CN}, "Socket closed", ["channel.client_cert"]),
+    ({"client_cert": "other_client"}, "Tls handshake failed: " + channels.UNKNOWN_AUTHORITY, ["channel.refusal"]),
+    ({"listener": "tls", "trust": "other_ca"}, "Tls handshake failed: " + channels.UNKNOWN_AUTHORITY, []),
+    ({"listener": "tls", "trust": "other_ca"}, "Socket closed", ["channel.refusal"]),
+    ({"listener": "tls", "trust": "other_ca"}, "", ["channel.refusal"]),
+    ({"listener": "tls", "server_name": "x"}, channels.NAME_MISMATCH, []),
+    ({"listener": "tls", "server_name": "x"}, channels.UNKNOWN_AUTHORITY, ["channel.refusal"]),
+])
+def test_a_refusal_needs_its_own_cause(channel: dict[str, Any], message: str, paths: list[str], cert_dir: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crafted client views of a refused channel (its status message; `handed`: the certificate
+    grpcio was given instead of the channel's): only its own cause passes."""
+    handed = channel.pop("handed", None)
+    ch = channels.Channel.of({"listener": "mtls", **channel, "refused": True})
+    channels.credentials(ch, cert_dir)
+    if handed is not None:
+        monkeypatch.setitem(channels._handed, ch, handed)
+    assert [p for p, _, _ in channels.refusal(ch, message)] == paths
 
 
 def test_a_refused_case_brings_its_listener_passing_case() -> None:

@@ -42,6 +42,11 @@ def test_the_golden_file_covers_every_kind_of_diff() -> None:
     texts = json.dumps([c["diffs"] for c in CASES])
     for kind in ("<unset>", "<set>", "<missing>", ".count", "<unknown fields>", ".[shapes.legacy.", "COLOR_RED", "nan"):
         assert kind in texts, kind
+    # characters that would break a report's lines are escaped like the C0 controls, never raw
+    rendered = [text for c in CASES for d in c["diffs"] for text in d]
+    for escaped in ("\\u2028", "\\u2029", "\\u0085", "\\u007f", "\\u0000"):
+        assert escaped in texts, escaped
+    assert not any(ch in text for text in rendered for ch in "\u2028\u2029\u0085\u007f")
 
 
 CALLS = json.loads(GOLDEN.read_text(encoding="utf-8"))["calls"]

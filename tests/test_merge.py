@@ -147,3 +147,99 @@ def test_versions_are_read_from_the_running_libraries() -> None:
     assert found["grpcio"] == grpc.__version__ and found["protobuf_backend"] == api_implementation.Type()
     assert found["protobuf_backend"] in ("upb", "python", "cpp") and found["grpc_go"] == versions.NOT_USED
     assert set(found) == set(versions.LABELS)
+
+
+# ---------------------------------------------------------------- labels judged again
+
+def _judged_shard(tmp: Path, rows: list[Result]) -> Path:
+    """One shard whose run recorded a known divergence (its full definition) and each case's mode,
+    as `grpc-interop run --json` writes them; rows are labelled by divergences.apply, as a run does."""
+    from harness.run import divergences
+
+    entry = divergences.Divergence("go-py:*/c1", ("status.code: expected OK, got INTERNAL",), "a documented reason",
+                                   "known.yaml", False, requires=("got INTERNAL",))
+    judged = [divergences.apply([entry], r, r.direction.replace("→", "-"), "unary") for r in rows]
+    expected = {d: sorted({r.case for r in rows if r.direction == d}) for d in DIRS}
+    run = {"versions": VERSIONS, "protos": {"label": "protos", "digest": "0123"}, "directions": DIRS, "shard": None,
+           "complete": True, "interrupted": None,
+           "catalogue": {"digest": "d", "expected": expected,
+                         "modes": {r.case: {"streaming": "unary", "ends_early": False} for r in rows}},
+           "not_run": [], "divergences": [{**entry.to_json(), "matched": {}}]}
+    path = tmp / "judged.json"
+    results.write(path, judged, None, run)
+    return path
+
+
+def _rows() -> list[Result]:
+    return [Result("a.Svc/M0/T/c0", "py→go", "pass"), Result("a.Svc/M0/T/c0", "go→py", "pass"),
+            Result("a.Svc/M1/T/c1", "py→go", "pass"),
+            Result("a.Svc/M1/T/c1", "go→py", "fail", [Diff(0, "status.code", "OK", 'INTERNAL "boom"')])]
+
+
+def _forge(path: Path, direction: str, case: str, **changes) -> None:
+    doc = json.loads(path.read_text())
+    row = next(r for r in doc["results"] if r["direction"] == direction and r["case"] == case)
+    row.update(changes)
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+
+
+def test_honest_labels_merge_and_a_merged_file_merges_again(tmp_path: Path) -> None:
+    path = _judged_shard(tmp_path, _rows())
+    merged = results.merge([results.read(path)])
+    assert [r.verdict for r in merged.results] == ["pass", "pass", "pass", "divergence"]
+    assert cli.main(["report", "merge", str(path), "--json", str(tmp_path / "m.json")]) == 0
+    assert len(results.merge([results.read(tmp_path / "m.json")]).results) == 4
+
+
+def test_a_pass_carrying_a_status_diff_is_refused_naming_row_and_file(tmp_path: Path, capsys) -> None:
+    path = _judged_shard(tmp_path, _rows())
+    _forge(path, "py→go", "a.Svc/M0/T/c0", diffs=[{"call": 0, "path": "status.code", "expected": "OK", "got": "INTERNAL"}])
+    with pytest.raises(results.MergeError, match=r"judged.json: py→go a.Svc/M0/T/c0: marked pass, but it carries 1 "
+                                                 r"difference\(s\), first: status.code: expected OK, got INTERNAL"):
+        results.merge([results.read(path)])
+    assert cli.main(["report", "merge", str(path)]) != 0
+    assert "py→go a.Svc/M0/T/c0: marked pass" in capsys.readouterr().err
+
+
+def test_a_divergence_no_entry_explains_is_refused(tmp_path: Path) -> None:
+    path = _judged_shard(tmp_path, _rows())
+    marker = {"call": 0, "path": "divergence", "expected": "known", "got": "a documented reason (known.yaml)"}
+    # the entry matches go-py:*/c1 only: the same label on py→go has no entry behind it
+    _forge(path, "py→go", "a.Svc/M1/T/c1", verdict="divergence",
+           diffs=[{"call": 0, "path": "status.code", "expected": "OK", "got": "INTERNAL"}, marker])
+    with pytest.raises(results.MergeError, match=r"judged.json: py→go a.Svc/M1/T/c1: marked divergence, but no known "
+                                                 r"divergence of its run explains its differences"):
+        results.merge([results.read(path)])
+    path = _judged_shard(tmp_path, _rows())  # a diff beside the excused one: the entry does not cover it
+    _forge(path, "go→py", "a.Svc/M1/T/c1", diffs=[{"call": 0, "path": "status.code", "expected": "OK",
+                                                   "got": 'INTERNAL "boom"'},
+                                                  {"call": 0, "path": "responses.count", "expected": "1", "got": "0"},
+                                                  marker])
+    with pytest.raises(results.MergeError, match=r"go→py a.Svc/M1/T/c1: marked divergence, but no known divergence"):
+        results.merge([results.read(path)])
+    path = _judged_shard(tmp_path, _rows())  # a pass where the entry applies is a stale entry
+    _forge(path, "go→py", "a.Svc/M1/T/c1", verdict="pass", diffs=[])
+    with pytest.raises(results.MergeError, match=r"go→py a.Svc/M1/T/c1: marked pass, but the known divergence "
+                                                 r"'go-py:\*/c1' \(known.yaml\) applies"):
+        results.merge([results.read(path)])
+
+
+def test_built_in_entries_that_matched_nothing_are_listed_as_not_exercised(tmp_path: Path, capsys) -> None:
+    from harness.run import divergences
+
+    path = _judged_shard(tmp_path, _rows())
+    doc = json.loads(path.read_text())
+    builtin = divergences.Divergence("*-pyaio:*/idle_pattern", ("x",), "r", "builtin.yaml", True)
+    used = divergences.Divergence("go-go:*/used_pattern", ("x",), "r", "builtin.yaml", True)
+    doc["run"]["divergences"] += [{**builtin.to_json(), "matched": {}},
+                                  {**used.to_json(), "matched": {"divergence": 2}}]
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    out = {k: tmp_path / f"m.{k}" for k in ("markdown", "html")}
+    assert cli.main(["report", "merge", str(path), *(a for k, p in out.items() for a in (f"--{k}", str(p)))]) == 0
+    printed = capsys.readouterr().out
+    assert "1 built-in known divergence(s) not exercised by this proto set" in printed
+    assert "*-pyaio:*/idle_pattern" in printed and "used_pattern" not in printed
+    for report in out.values():  # the user's own entry (known.yaml) matched nothing either: that is an error
+        text = report.read_text()  # before a run (a dead pattern), never listed here
+        assert "not exercised by this proto set" in text and "idle_pattern" in text
+        assert "used_pattern" not in text.split("not exercised")[1] and "go-py:*/c1" not in text.split("not exercised")[1]

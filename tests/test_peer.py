@@ -3,6 +3,7 @@ engine answers (CI starts one); elsewhere they say so loudly, and fail when dock
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -14,8 +15,11 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from harness.engines import certs, peer
+from harness.run import handshakes
 from harness.protoset.codegen import GoBuild, build_go
 from harness.protoset import discover
 
@@ -230,6 +234,7 @@ def _assert_listeners(server: peer.GoServer, folder: Path) -> None:
     client = grpc.ssl_channel_credentials(read("ca.pem"), read("client.key"), read("client.pem"))
     other_client = grpc.ssl_channel_credentials(read("ca.pem"), read("other_client.key"), read("other_client.pem"))
     ok, refused = grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE
+    assert handshakes.take(server.address) == [], "refused handshakes before any client"
     assert _health_code(server.addresses["plaintext"], None) == ok
     assert _health_code(server.addresses["tls"], ca) == ok
     assert _health_code(server.addresses["tls"], ca, **{"grpc.ssl_target_name_override": "peer.interop.test"}) == ok
@@ -240,6 +245,14 @@ def _assert_listeners(server: peer.GoServer, folder: Path) -> None:
     assert _health_code(server.addresses["tls"], ca, **{"grpc.ssl_target_name_override": "wrong.interop.test"}) == refused
     assert _health_code(server.addresses["mtls"], ca) == refused, "mtls served a client without a certificate"
     assert _health_code(server.addresses["mtls"], other_client) == refused, "mtls took another CA's client"
+    # each refusal for its own cause, as the server saw it (not any refusal: harness/run/handshakes.py)
+    seen = {(r["listener"], r["cause"], r.get("client_cn", "")): r for r in handshakes.take(server.address)}
+    assert {("mtls", "no_certificate", ""), ("mtls", "unknown_authority", "interop-other-client"),
+            ("tls", "client_closed", "")} <= set(seen), list(seen)
+    assert "first record does not look like a TLS handshake" in seen["tls", "other", ""]["error"]  # plaintext on tls
+    untrusted = seen["mtls", "unknown_authority", "interop-other-client"]
+    assert untrusted["client_sha256"] == hashlib.sha256(x509.load_pem_x509_certificate(
+        read("other_client.pem")).public_bytes(Encoding.DER)).hexdigest()
 
 
 _HELLO = {"method": "/tutorial.HelloService/SayHello", "streaming": "unary", "timeout_ms": 10_000,
@@ -325,3 +338,21 @@ def test_go_tls_listener_speaks_http2_only_after_alpn_h2(go_build: GoBuild, tmp_
         assert selected == "h2" and answer[3] == 4  # a SETTINGS frame
         for offered in (["http/1.1"], []):
             assert alpn_probe(server.addresses["tls"], certs_dir, offered) == (None, b"")
+
+
+def test_a_result_carrying_a_next_line_character_stays_one_result(tmp_path: Path) -> None:
+    """Go's JSON leaves U+0085 (and U+2028) unescaped; str.splitlines() would cut that result in
+    two and the whole batch would be refused. A stand-in client prints what the Go client would."""
+    rows = [{"case": "a.S/M/T/nel", "direction": "go→py", "verdict": "fail",
+             "diffs": [{"call": 0, "path": "f", "expected": '"a\u0085b"', "got": '"a\u2028b"'}]},
+            {"case": "a.S/M/T/plain", "direction": "go→py", "verdict": "pass"}]
+    out = tmp_path / "out.txt"
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    client = tmp_path / "client"
+    client.write_text(f"#!/bin/sh\ncat {out}\n")
+    client.chmod(0o755)
+    build = GoBuild("fake", tmp_path, client)
+    payload = {"target": "x", "direction": "go-py", "run_id": "t", "cases": []}
+    results, _ = peer.run_go_client(build, "process", payload)
+    assert [(r.case, r.verdict) for r in results] == [("a.S/M/T/nel", "fail"), ("a.S/M/T/plain", "pass")]
+    assert results[0].diffs[0].expected == '"a\u0085b"' and results[0].diffs[0].got == '"a\u2028b"'

@@ -149,3 +149,22 @@ def test_server_headers_and_metadata_replace_what_the_client_expects(plan) -> No
     steps, finish = drive(p, ["a"], False, metadata=[("grpc-status", "3")])
     found = json.loads(next(v for k, v in finish.trailing if k == DIFFS_TRAILER))
     assert found == [{"path": 'server.metadata["grpc-status"]', "expected": "[]", "got": '["3"]'}]
+
+
+@pytest.mark.parametrize("method,expect", [("LotsOfReplies", {"status": "OK"}), ("BidiHello", {"status": "ABORTED"}),
+                                           ("SayHello", {"status": "OK"}),
+                                           ("LotsOfReplies", {"status": "ABORTED", "status_alternatives": ["OK"]})])
+def test_a_call_whose_responses_nothing_checks_is_refused(seed_gen: ModuleType, method: str, expect: dict) -> None:
+    """Unpinned, five garbage responses gave no diff: the generic server and the client both refuse
+    the call (as the Go engine's validateCall does), instead of answering or checking nothing."""
+    from python_impl.client import run_case
+
+    call = Call(method=f"{H}/{method}", streaming=MODES[method], request_type="tutorial.HelloRequest",
+                response_type="tutorial.HelloResponse", requests=[{"greeting": "g"}], expect=expect, timeout_ms=1000)
+    md = descriptor_pool.Default().FindServiceByName(H).methods_by_name[method]
+    with pytest.raises(ValueError, match="expect.responses"):
+        Plan("case", 0, call, md)
+    case = type("Case", (), {"name": f"{H}/{method}/unpinned", "calls": [call], "channel": None})()
+    result = run_case(grpc.insecure_channel("127.0.0.1:1"), seed_gen, case, "py→py", "t")  # refused before any call
+    assert result.verdict == "error" and "expect.responses" in result.diffs[0].got
+    Plan("case", 0, Call(**{**call.__dict__, "expect": {**expect, "responses": []}}), md)  # pinned: accepted

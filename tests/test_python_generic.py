@@ -68,7 +68,7 @@ CASES = {c.name: c for c in [
          hello("LotsOfReplies", ["2"], replies("second", "third"))),
     case(f"{H}/SayHello/g_deadline", hello("SayHello", ["x"], {"status": "DEADLINE_EXCEEDED"}, timeout_ms=300,
                                            server={"delay_ms": 3000})),
-    case(f"{H}/LotsOfReplies/g_deadline", hello("LotsOfReplies", ["x"], {"status": "DEADLINE_EXCEEDED"},
+    case(f"{H}/LotsOfReplies/g_deadline", hello("LotsOfReplies", ["x"], {"status": "DEADLINE_EXCEEDED", "responses": []},
                                                 timeout_ms=300, server={"delay_ms": 3000})),
     case(f"{H}/SayHello/g_delay_within_deadline", hello("SayHello", ["x"], replies("late"), server={"delay_ms": 200})),
     case(f"{H}/LotsOfGreetings/g_read_two", hello("LotsOfGreetings", ["a", "b", "c", "d"], replies("early"),
@@ -317,7 +317,7 @@ def test_a_missing_server_confirmation_is_a_failure(seed_gen) -> None:
     call = Call(method="tutorial.HelloService/SayHello", streaming="unary", request_type="tutorial.HelloRequest",
                 response_type="tutorial.HelloResponse", requests=[{}], expect={"status": "OK"}, checked_by_server=True)
     assert [(d.path, d.got) for d in check(call, Outcome(), 0)] == [("server.checked", "missing")]
-    assert check(call, Outcome(trailers=[("interop-server-checked", "1")]), 0) == []
+    assert check(call, Outcome(trailers=[("interop-server-checked", "1"), ("interop-server-status", "OK")]), 0) == []
     cancelled = Call(**{**call.__dict__, "expect": {"status": "CANCELLED"}, "cancel_after_responses": 0})
     assert check(cancelled, Outcome(status="CANCELLED"), 0) == []
 
@@ -366,7 +366,7 @@ def test_generated_status_cases_require_the_server_check(seed_gen) -> None:
     by_pattern = {c.name.rsplit("/", 1)[1]: c.calls[0] for c in generate.generate(discover(REPO / "protos"))
                   if c.name.startswith("shapes.v1.Shapes/Unary/")}
     for pattern in ("status_cancelled", "status_resource_exhausted", "status_deadline_exceeded",
-                    "status_unimplemented"):
+                    "status_unimplemented", "code_17", "code_99"):  # a code past 16 only comes from a server
         assert server_must_confirm(dataclasses.replace(by_pattern[pattern], checked_by_server=True)), pattern
     for pattern in ("request_over_limit", "response_over_limit", "deadline_exceeded", "unimplemented_method"):
         assert not server_must_confirm(dataclasses.replace(by_pattern[pattern], checked_by_server=True)), pattern

@@ -4,6 +4,7 @@ compression that a grpcio peer cannot see is seen on the wire, and a peer that d
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import grpc
@@ -106,7 +107,7 @@ def test_a_parse_failure_on_the_response_side_is_not_observed_never_a_pass(seed_
                               ("interop-case", case.name), ("interop-call", "0")])
     client.feed(wire.PREFACE + HeadersFrame(1, data=block, flags=["END_HEADERS"]).serialize())
     server.feed(bytes.fromhex("00000501040000000" + "1ffffffffff"))  # a header block HPACK cannot decode
-    assert observer.errors
+    assert observer.errors and f"in {case.name} call 0, stream 1" in observer.errors[0]  # names the culprit
     diffs = observed.compression_diffs(case, "py", "py", observer)
     assert [(d.path, d.got.startswith("<not observed: server side")) for d in diffs] == [("compression", True)]
 
@@ -120,3 +121,73 @@ def test_the_observer_stops_listening_on_exit() -> None:
     assert not any(t.name == "wire-observer" and t.is_alive() for t in threading.enumerate())
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_one_calls_oversized_trailer_stays_with_that_call(seed_gen, gzip_cases) -> None:
+    """A 70 KiB trailer (past hpack's 64 KiB default) on one call: the next gzip call on the same
+    connection is still observed, not `<not observed: OversizedHeaderListError>`."""
+    from hpack import Encoder
+    from hyperframe.frame import DataFrame, HeadersFrame
+
+    from harness.engines import wire
+
+    case = gzip_cases[UNARY + "gzip_request"]
+    observer = WireObserver("127.0.0.1:1")
+    conn = wire._Connection(observer)
+    client, server = wire._Direction(conn, True), wire._Direction(conn, False)
+    to_server, to_client = Encoder(), Encoder()
+
+    def request(stream: int, name: str) -> bytes:
+        block = to_server.encode([(":method", "POST"), (":path", "/shapes.v1.Shapes/Unary"), ("grpc-encoding", "gzip"),
+                                  ("interop-case", name), ("interop-call", "0")])
+        return (HeadersFrame(stream, data=block, flags=["END_HEADERS"]).serialize()
+                + DataFrame(stream, data=b"\x01\x00\x00\x00\x00", flags=["END_STREAM"]).serialize())
+
+    client.feed(wire.PREFACE + request(1, "a.S/M/protocol/big_trailer"))
+    trailer = to_client.encode([("grpc-status", "0"), ("x-big", "x" * 70 * 1024)])
+    frames, rest = [], trailer
+    while rest:  # split into frames of at most 16 KiB, as a peer would
+        chunk, rest = rest[:16384], rest[16384:]
+        kind = HeadersFrame if not frames else wire.ContinuationFrame
+        frames.append(kind(1, data=chunk, flags=[] if rest else ["END_HEADERS"]).serialize())
+    server.feed(b"".join(frames))
+    client.feed(request(3, case.name))
+    assert observer.errors == []
+    assert observed.compression_diffs(case, "go", "py", observer) == []
+
+
+@pytest.mark.parametrize("flag,payload,failing", [
+    (0, b"\x0a\x82\x10" + b"x" * 2050, True),   # gzip declared, flag 0, and gzip shrinks it: a fault
+    (1, b"\x1f\x8b" + b"\x00" * 30, False),     # compressed
+    (0, b"".join(hashlib.sha256(bytes([i])).digest() for i in range(20)), False),  # gzip would not shrink it:
+    # a library may send such a message as it is (gRPC Core does)
+    (0, b"\x08\x01", False),                    # too small to shrink
+])
+def test_each_message_must_arrive_compressed_under_gzip(gzip_cases, flag: int, payload: bytes, failing: bool) -> None:
+    """The header alone proved nothing: a peer that declares gzip and sends every message with its
+    compressed flag at 0 passed. Each message's flag is read on the wire (the payload split over
+    two DATA frames, as a peer may send it)."""
+    from hpack import Encoder
+    from hyperframe.frame import DataFrame, HeadersFrame
+
+    from harness.engines import wire
+
+    case = gzip_cases[UNARY + "gzip_response"]
+    observer = WireObserver("127.0.0.1:1")
+    conn = wire._Connection(observer)
+    client, server = wire._Direction(conn, True), wire._Direction(conn, False)
+    block = Encoder().encode([(":method", "POST"), (":path", "/shapes.v1.Shapes/Unary"),
+                              ("interop-case", case.name), ("interop-call", "0")])
+    client.feed(wire.PREFACE + HeadersFrame(1, data=block, flags=["END_HEADERS"]).serialize())
+    headers = Encoder().encode([(":status", "200"), ("grpc-encoding", "gzip")])
+    message = bytes([flag]) + len(payload).to_bytes(4, "big") + payload
+    half = len(message) // 2
+    server.feed(HeadersFrame(1, data=headers, flags=["END_HEADERS"]).serialize()
+                + DataFrame(1, data=message[:half]).serialize() + DataFrame(1, data=message[half:]).serialize())
+    diffs = observed.compression_diffs(case, "py", "py", observer)
+    if not failing:
+        assert diffs == []
+        return
+    assert [(d.path, d.expected, d.got) for d in diffs] == [
+        ("compression", "gzip", f"gzip declared, but 1 of 1 messages sent uncompressed (compressed flag 0), first "
+                                f"message [0] of {len(payload)} bytes, which gzip shrinks")]

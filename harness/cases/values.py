@@ -276,6 +276,79 @@ def scalar(fd: FD, pattern: str, i: int) -> Any:
             "repeated_one": 7, "repeated_many": i}.get(pattern)
 
 
+# ---------------------------------------------------------------- what a pattern carries
+
+# Patterns that stand for no value of their own: every type has an empty and a typical value.
+CARRY_ANYTHING = ("empty", "typical")
+
+
+def carries(msg: Message, pattern: str) -> bool:
+    """The message holds at least one value of the pattern's kind: a -0.0 for neg_zero, a list of
+    one for repeated_one, an edge key for map_edges… A type with none (RouteGuide's Point under
+    neg_zero: int32 fields only) gets a message that differs from the others and tests nothing,
+    so its case must not be made (generate.value_cases)."""
+    if pattern in CARRY_ANYTHING:
+        return True
+    return any(_carries(fd, value, whole, pattern) for fd, value, whole in _leaves(msg))
+
+
+def _leaves(msg: Message) -> list[tuple[FD, Any, bool]]:
+    """(field, value, whole) for every field set anywhere in msg: a repeated or map field once as a
+    whole (whole=True, its container), then each element or map value, and each map key as its
+    entry's key field."""
+    out: list[tuple[FD, Any, bool]] = []
+    for fd, value in msg.ListFields():
+        if fd.is_repeated:
+            out.append((fd, value, True))
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            key_fd, value_fd = fd.message_type.fields_by_name["key"], fd.message_type.fields_by_name["value"]
+            for k in value:
+                out.append((key_fd, k, False))
+                if value_fd.cpp_type == FD.CPPTYPE_MESSAGE:
+                    out += [(value_fd, value[k], False), *_leaves(value[k])]
+                else:
+                    out.append((value_fd, value[k], False))
+            continue
+        for element in (value if fd.is_repeated else [value]):
+            out.append((fd, element, False))
+            if fd.cpp_type == FD.CPPTYPE_MESSAGE:
+                out += _leaves(element)
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as values on the wire: -0.0 is not 0.0, NaN is NaN."""
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1.0, a) == math.copysign(1.0, b))
+    return type(a) is type(b) and a == b
+
+
+def _carries(fd: FD, value: Any, whole: bool, pattern: str) -> bool:
+    if pattern in ("repeated_one", "repeated_many"):  # a list (not a map) of 1, or of more than typical's 2
+        is_map = fd.message_type is not None and fd.message_type.GetOptions().map_entry
+        return whole and not is_map and (len(value) == 1 if pattern == "repeated_one" else len(value) > 2)
+    if whole:
+        return False  # a container carries through its elements
+    if pattern == "map_edges":  # a key that only the edges give (fd is a map entry's key field)
+        if not (fd.containing_type.GetOptions().map_entry and fd.name == "key"):
+            return False
+        edges = [k for k in map_keys(fd, True) if not any(_same(k, t) for t in map_keys(fd, False))]
+        return any(_same(value, k) for k in edges)
+    if pattern == "presence_default":  # a singular field whose presence is tracked, set to its default
+        if fd.is_repeated or not fd.has_presence:
+            return False
+        return value.ByteSize() == 0 if fd.cpp_type == FD.CPPTYPE_MESSAGE else _same(value, fd.default_value)
+    if fd.cpp_type == FD.CPPTYPE_MESSAGE:
+        return False
+    if pattern == "enum_unknown":
+        return fd.type == FD.TYPE_ENUM and value not in fd.enum_type.values_by_number
+    # A scalar pattern: the value it gives this field, where that is its own (not the fallback a
+    # closed enum gets under any pattern) and not the field's default (an unset proto3 field).
+    own = scalar(fd, pattern, 0)
+    return (own is not None and not _same(own, scalar(fd, "empty", 0)) and not _same(own, fd.default_value)
+            and _same(value, own))
+
+
 def _well_known(msg: Message, pattern: str) -> None:
     """Well-known types hold values only within their JSON rules (Timestamp range, Struct numbers…)."""
     name = msg.DESCRIPTOR.full_name

@@ -51,8 +51,8 @@ from google.protobuf.message_factory import GetMessageClass
 from harness.cases import generate as casegen
 from harness.cases.model import Call, Case
 from harness.protoset.codegen import CodegenError, build_go
-from harness.engines.peer import (READY_TIMEOUT, GoServer, PeerError, _read_line, run_go_client, select_runner,
-                          stop_process, wait_healthy)
+from harness.engines.peer import (READY_TIMEOUT, GoServer, PeerError, _read_line, output_lines, run_go_client,
+                                  select_runner, stop_process, wait_healthy)
 from harness.protoset import discover
 from harness.cases.values import INT_RANGE, to_json
 from harness.compat.wirediff import BREAKING, CAVEAT, OK, WIRE_TYPE_NAMES, Finding, Revision, diff, mode, type_name, wire_type
@@ -419,7 +419,7 @@ class PythonServerProcess:
     def logs(self, tail: int = 200) -> str:
         if self._log is None or not self._log.exists():
             return "(no logs)"
-        return "\n".join(self._log.read_text(errors="replace").splitlines()[-tail:])
+        return "\n".join(output_lines(self._log.read_text(errors="replace"))[-tail:])
 
     def __exit__(self, *exc: object) -> None:
         if self._proc is not None:
@@ -436,8 +436,7 @@ def run_python_client(protos: tuple[str, ...], payload: dict[str, Any], folder: 
                            "--cases", str(cases)], capture_output=True, text=True, timeout=budget)
     if proc.returncode != 0:
         raise PeerError(f"the Python client for {' '.join(protos)} exited with {proc.returncode}\n{proc.stderr[-4000:]}")
-    # split on newlines only: str.splitlines() also splits on U+2028, which a value may hold
-    return [Result.from_json(json.loads(line)) for line in proc.stdout.split("\n") if line.strip()]
+    return [Result.from_json(json.loads(line)) for line in output_lines(proc.stdout) if line.strip()]
 
 
 @dataclass

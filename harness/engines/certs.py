@@ -22,11 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.engines.peer import pid_alive
-from python_impl.channels import CLIENT_CN, CLIENT_CERTS, TRUST
+from python_impl.channels import CLIENT_CN, CLIENT_CERTS, OTHER_CLIENT_CN, TRUST
 
 # The name a server_name override asks for: in the server certificate, never resolvable.
 OVERRIDE_NAME = "peer.interop.test"
-OTHER_CLIENT_CN = "interop-other-client"
 # the names the peers read (python_impl/channels.py; the Go engine uses the same)
 FILES = ("server.pem", "server.key", *TRUST.values(), *(f for pair in CLIENT_CERTS.values() if pair for f in pair))
 # Short-lived: a run takes minutes. Backdated a little against clock skew between host and containers.

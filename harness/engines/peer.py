@@ -339,7 +339,7 @@ class GoServer:
         if self._output is not None:
             return self._output.tail(tail)
         if self._stderr is not None and self._stderr.exists():
-            return "\n".join(self._stderr.read_text(errors="replace").splitlines()[-tail:])
+            return "\n".join(output_lines(self._stderr.read_text(errors="replace"))[-tail:])
         return "(no logs)"
 
     def stop(self) -> None:
@@ -495,11 +495,18 @@ def go_client_lines(build: GoBuild, runner: str, payload: dict[str, Any], budget
                 os.close(held)
                 os.close(write_end)
             stdout, stderr, code = proc.stdout.decode(), proc.stderr.decode(errors="replace"), proc.returncode
-    lines = [line for line in stdout.splitlines() if line.strip()]
+    lines = [line for line in output_lines(stdout) if line.strip()]
     if code != 0:
         raise PeerError(f"the Go client exited with code {code}{_progress(payload, lines)}\n"
                         f"--- client stderr ---\n{stderr}")
     return lines, stderr
+
+
+def output_lines(text: str) -> list[str]:
+    """A peer's output (JSON results, log lines) split on "\n" only: str.splitlines() also splits on
+    U+0085, U+2028 and other characters that Go's JSON and a peer's log leave unescaped inside a
+    value, and would cut one result in two."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def _progress(payload: dict[str, Any], lines: list[str]) -> str:

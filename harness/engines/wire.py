@@ -1,11 +1,13 @@
-"""A passive HTTP/2 observer on loopback, for what no grpcio API shows: compression.
+"""A passive HTTP/2 observer on loopback, for what no grpcio API shows: compression, whether a
+call was sent at all, and the harness's trailers when the client lost them.
 
 grpcio hides `grpc-encoding` from its server (`invocation_metadata`) and its client
 (`initial_metadata`), so a Python peer cannot tell whether a message arrived compressed. The
 observer sits between a client and a server peer: it relays every byte unchanged and parses copies
 with the HTTP/2 libraries (hyperframe for frames, hpack for header blocks). Per call, named by the
 case and call headers every client sends, it records the `grpc-encoding` of the request and
-response headers and the compressed flag of every gRPC message in each direction.
+response headers, the compressed flag of every gRPC message in each direction, the names of the
+request headers, and the harness's own `interop-*` trailers the server sent.
 
 A frame is parsed before it is forwarded, so once a client has its call's outcome, the observer has
 seen everything that call sent and received.
@@ -14,7 +16,9 @@ seen everything that call sent and received.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,18 +28,38 @@ from hyperframe.frame import ContinuationFrame, DataFrame, Frame, HeadersFrame
 from python_impl.contract import CALL_HEADER, CASE_HEADER
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+HARNESS_PREFIX = b"interop-"
 
 
 @dataclass
 class Side:
-    """One direction of one call: its header encoding and the compressed flag of each message."""
+    """One direction of one call: its header encoding and the compressed flag of each message; for
+    a message sent uncompressed under gzip, its length and what gzip makes of it (gzipped)."""
     encoding: str | None = None   # grpc-encoding of the first HEADERS (None: no header, identity)
     flags: list[int] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    gzipped: dict[int, int] = field(default_factory=dict)  # message index -> its size through gzip
+
+    def uncompressed(self) -> list[int]:
+        """The messages sent uncompressed although gzip was declared and shrinks them (by a tenth or
+        more: a library may send a message as it is when compressing gains little, as gRPC Core
+        does when it gains nothing)."""
+        return [i for i, n in self.gzipped.items() if shrinks(self.lengths[i], n)]
 
     @property
     def compression(self) -> str:
         """What the receiving library was told, as the Go engine reports it: identity when unsaid."""
         return self.encoding or "identity"
+
+
+def shrinks(length: int, gzipped: int) -> bool:
+    """gzip saves at least a tenth of the message (the Go engine's check uses the same rule)."""
+    return gzipped * 10 <= length * 9
+
+
+def gzip_sink() -> Any:
+    """What gRPC Core's gzip makes of a message (zlib, default level, gzip wrapper: message_compress.cc)."""
+    return zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, 31, 8, zlib.Z_DEFAULT_STRATEGY)
 
 
 @dataclass
@@ -44,6 +68,9 @@ class Call:
     index: int = 0
     request: Side = field(default_factory=Side)
     response: Side = field(default_factory=Side)
+    request_keys: list[str] = field(default_factory=list)  # the request's header names, in order
+    # the server's trailers whose names start with `interop-` (its confirmation and findings)
+    harness_trailers: list[tuple[str, bytes]] = field(default_factory=list)
     # a parse failure on the call's connection: what was recorded for it may be incomplete
     broken: list[str] = field(default_factory=list)
 
@@ -57,9 +84,15 @@ class _Direction:
         self.preface = from_client
         self.decoder = Decoder()
         self.decoder.max_allowed_table_size = 1 << 31  # whatever the peer's SETTINGS allow
+        # No header list limit: the peers enforce theirs, and what they refuse is their verdict. hpack's
+        # 64 KiB default failed midway through a larger block (a 70 KiB trailer), which leaves the
+        # decoder's table unusable: every later call on the connection read as not observed.
+        self.decoder.max_header_list_size = sys.maxsize
         self.block: dict[int, bytearray] = {}
-        self.message: dict[int, tuple[bytearray, int]] = {}  # stream -> (prefix so far, payload left)
+        # stream -> (prefix so far, payload left, the gzip measure of a message sent uncompressed under gzip)
+        self.message: dict[int, tuple[bytearray, int, Any]] = {}
         self.broken = False
+        self.stream = 0  # the stream of the frame being parsed: a failure names its call
 
     def feed(self, data: bytes) -> None:
         """Parse a chunk; a parse failure is recorded (calls then read as not observed), never
@@ -70,7 +103,8 @@ class _Direction:
             self._feed(data)
         except Exception as e:  # noqa: BLE001  any library error: the bytes still flow
             self.broken = True
-            self.conn.fail(f"{'client' if self.from_client else 'server'} side: {type(e).__name__}: {e}")
+            self.conn.fail(f"{'client' if self.from_client else 'server'} side: {type(e).__name__}: {e}"
+                           f"{self.conn.where(self.stream)}")
 
     def _feed(self, data: bytes) -> None:
         self.buf += data
@@ -81,6 +115,7 @@ class _Direction:
             self.preface = False
         while len(self.buf) >= 9:
             frame, length = Frame.parse_frame_header(memoryview(self.buf[:9]))
+            self.stream = frame.stream_id
             if len(self.buf) < 9 + length:
                 return
             frame.parse_body(memoryview(self.buf[9: 9 + length]))
@@ -98,20 +133,28 @@ class _Direction:
 
     def _data(self, stream: int, data: memoryview) -> None:
         """gRPC length-prefixed messages: a 1-byte compressed flag, a 4-byte length, the payload."""
-        prefix, left = self.message.get(stream, (bytearray(), 0))
+        prefix, left, sink = self.message.get(stream, (bytearray(), 0, None))
         while data:
             if left:
                 skip = min(left, len(data))
+                if sink is not None:
+                    sink.feed(data[:skip])
                 left, data = left - skip, data[skip:]
+                if not left and sink is not None:
+                    sink.done()
+                    sink = None
                 continue
             need = 5 - len(prefix)
             prefix += data[:need]
             data = data[need:]
             if len(prefix) == 5:
-                self.conn.message(stream, self.from_client, prefix[0])
                 left = int.from_bytes(prefix[1:5], "big")
+                sink = self.conn.message(stream, self.from_client, prefix[0], left)
+                if not left and sink is not None:
+                    sink.done()
+                    sink = None
                 prefix = bytearray()
-        self.message[stream] = (prefix, left)
+        self.message[stream] = (prefix, left, sink)
 
 
 class _Connection:
@@ -124,6 +167,14 @@ class _Connection:
         self.broken.append(error)
         self.observer.errors.append(error)
 
+    def where(self, stream: int) -> str:
+        """The call a parse failure happened in: the failure spoils the connection's header state,
+        so every later call on it reads as not observed, and each says which call it came from."""
+        call = self.calls.get(stream)
+        if call is None or not call.case:
+            return f" (stream {stream})" if stream else ""
+        return f" (in {call.case} call {call.index}, stream {stream})"
+
     def _call(self, stream: int) -> Call:
         return self.calls.setdefault(stream, Call(broken=self.broken))
 
@@ -135,13 +186,37 @@ class _Connection:
             raw_index = headers.get(CALL_HEADER.encode(), b"0")
             call.index = int(raw_index) if raw_index.isdigit() else 0
             call.request.encoding = encoding.decode() if encoding else None
+            call.request_keys = [k.decode(errors="replace") for k in headers]
             self.observer.record(call)
-        elif not from_client and b":status" in headers:  # the response headers, not the trailers
-            call.response.encoding = encoding.decode() if encoding else None
+        elif not from_client:
+            if b":status" in headers:  # the response headers, not the trailers
+                call.response.encoding = encoding.decode() if encoding else None
+            if b"grpc-status" in headers:  # the trailers (alone, or with :status in a trailers-only answer)
+                call.harness_trailers = [(k.decode(errors="replace"), v) for k, v in headers.items()
+                                         if k.startswith(HARNESS_PREFIX)]
 
-    def message(self, stream: int, from_client: bool, flag: int) -> None:
+    def message(self, stream: int, from_client: bool, flag: int, length: int) -> _Measure | None:
+        """Record a message's prefix; for one sent uncompressed under gzip, a measure its payload is fed to."""
         call = self._call(stream)
-        (call.request if from_client else call.response).flags.append(flag)
+        side = call.request if from_client else call.response
+        side.flags.append(flag)
+        side.lengths.append(length)
+        if flag == 0 and side.encoding == "gzip":
+            return _Measure(side, len(side.flags) - 1)
+        return None
+
+
+class _Measure:
+    """The size gzip gives one message's payload, fed as its bytes pass."""
+
+    def __init__(self, side: Side, index: int) -> None:
+        self.side, self.index, self.compressor, self.size = side, index, gzip_sink(), 0
+
+    def feed(self, data: memoryview) -> None:
+        self.size += len(self.compressor.compress(data))
+
+    def done(self) -> None:
+        self.side.gzipped[self.index] = self.size + len(self.compressor.flush())
 
 
 class WireObserver:

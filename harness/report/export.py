@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from harness.report import coverage_view, versions
+from harness.report.results import not_exercised
 from harness.report.coverage import Coverage
 from harness.report.verdicts import OK_VERDICTS, cells, counts, failed, method_of
 from python_impl.contract import Result
@@ -115,6 +116,10 @@ def markdown(results: list[Result], directions: list[str], explanations: Explana
     lines += ["", f"**{ok} pass, {known} known divergences, {bad} failing** of {len(results)} case runs.", ""]
     if coverage is not None:
         lines += [coverage_view.markdown(coverage), ""]
+    idle = not_exercised((run or {}).get("divergences") or [])
+    if idle:
+        lines += [f"<details><summary>{len(idle)} built-in known divergence(s) not exercised by this proto set"
+                  "</summary>", "", *(f"- `{e['match']}`" for e in idle), "", "</details>", ""]
     for r in results:
         if r.verdict in OK_VERDICTS:
             continue
@@ -270,9 +275,12 @@ def _divergences_html(run: dict) -> str:
         stale = f' <strong>stale: passed {matched["unexpected_pass"]}×</strong>' if matched.get("unexpected_pass") else ""
         rows.append(f'<tr><td class="name">{e(entry["match"])}</td><td>{matched.get("divergence", 0)}{stale}</td>'
                     f'<td class="reason">{e(entry["reason"])}</td></tr>')
-    if not rows:
-        return ""
+    idle = not_exercised(run.get("divergences") or [])
     # fixed columns: the reasons are paragraphs, and an automatic layout gave the patterns the width
-    return ('<h1>Known divergences that matched</h1><table class="divergences"><colgroup><col style="width: 36%">'
-            '<col style="width: 7rem"><col></colgroup><thead><tr><th>match</th><th>results</th><th>reason</th>'
-            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    out = ('<h1>Known divergences that matched</h1><table class="divergences"><colgroup><col style="width: 36%">'
+           '<col style="width: 7rem"><col></colgroup><thead><tr><th>match</th><th>results</th><th>reason</th>'
+           f"</tr></thead><tbody>{''.join(rows)}</tbody></table>") if rows else ""
+    if idle:
+        out += ("<h1>Built-in known divergences not exercised by this proto set</h1><ul>"
+                + "".join(f'<li class="name">{e(x["match"])}</li>' for x in idle) + "</ul>")
+    return out

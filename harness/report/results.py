@@ -3,9 +3,14 @@
     {"results": [<Result>…], "coverage": {…}, "run": {
         "format": 2, "versions": {…}, "protos": {"label", "digest"}, "directions": […],
         "shard": "2/3" | null, "complete": true, "interrupted": null | "SIGINT" | "SIGTERM",
-        "catalogue": {"digest": "…", "expected": {<direction>: [<case or finding row>…]}},
-        "not_run": [[<direction>, <case>]…], "divergences": [{match, reason, source, builtin,
-        intermittent, matched: {<verdict>: n}}…], "wall_s": 12.3, "merged_from": […]}}
+        "catalogue": {"digest": "…", "expected": {<direction>: [<case or finding row>…]},
+                      "modes": {<case>: {"streaming": <mode>, "ends_early": bool}}},
+        "not_run": [[<direction>, <case>]…], "divergences": [{<the entry: match, contains, reason,
+        source, builtin, streaming, requires, intermittent, losses, early_end>, matched: {<verdict>: n}}…],
+        "wall_s": 12.3, "merged_from": […]}}
+
+A merge judges every row again (_judge): a `pass` must carry no difference and no entry may apply
+to it, a `divergence` must be explained by a recorded entry; a label that does not follow is refused.
 
 `catalogue.expected` is the whole selection of every shard, so a merge knows which (direction, case)
 no shard ran. Its digest covers the expected rows and every case's content (JSON with sorted keys:
@@ -25,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.run.divergences import Divergence, label_problem
 from python_impl.contract import Result
 
 FORMAT = 2
@@ -94,6 +100,8 @@ def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
     allow_incomplete) an interrupted input."""
     if not inputs:
         raise MergeError("no results to merge")
+    for item in inputs:
+        _judge(item)
     groups: dict[str, list[Loaded]] = {}
     for item in inputs:
         groups.setdefault(item.variant, []).append(item)
@@ -127,7 +135,8 @@ def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
            "protos": first.get("protos"), "directions": directions, "shard": None,
            "complete": not missing, "interrupted": None,
            "catalogue": {"digest": first["catalogue"]["digest"] if len(groups) == 1 else "",
-                         "expected": _expected_all(groups, labels)},
+                         "expected": _expected_all(groups, labels),
+                         "modes": {k: v for i in inputs for k, v in (i.run["catalogue"].get("modes") or {}).items()}},
            "not_run": [list(p) for p in missing],
            "divergences": _merge_divergences([i.run.get("divergences") or [] for i in inputs]),
            "wall_s": {str(i.path): i.run.get("wall_s") for i in inputs},
@@ -135,6 +144,29 @@ def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
     coverage = _join_coverages(coverages)
     run["explanations"] = [{"direction": d, "case": c, "text": t} for (d, c), t in explanations.items()]
     return Merged(results, coverage, run, directions, missing, variants, explanations)
+
+
+def _judge(item: Loaded) -> None:
+    """Each row's verdict again, from its diffs and the known divergences its run recorded: a label
+    that does not follow (a `pass` carrying a status diff, a `divergence` no entry explains) is
+    refused, naming the row and the file, instead of being merged as it reads."""
+    recorded = item.run.get("divergences") or []
+    entries = [Divergence.from_json(e) for e in recorded] if all("contains" in e for e in recorded) else None
+    modes = item.run["catalogue"].get("modes")
+    for r in item.results:
+        direction = r.direction.split(" · ")[0]  # a merged file's columns carry their version label
+        mode = (modes or {}).get(r.case) or {}
+        if entries is None or modes is None:
+            if r.verdict == "divergence" or r.verdict == "pass" and r.diffs:
+                raise MergeError(f"{item.path}: {r.direction} {r.case}: marked {r.verdict}, and the file's run record "
+                                 "does not carry the known divergences to judge it by (written by an older "
+                                 "grpc-interop): run it again with this version")
+            continue
+        problem = label_problem(entries, r, direction.replace("→", "-"), mode.get("streaming"),
+                                bool(mode.get("ends_early")))
+        if problem is not None:
+            raise MergeError(f"{item.path}: {r.direction} {r.case}: {problem}. The file was edited, or written by "
+                             "a broken run: run that shard again")
 
 
 def _merge_group(group: list[Loaded], allow_incomplete: bool) -> tuple[list[Result], list[tuple[str, str]]]:
@@ -207,6 +239,23 @@ def stale(divergences: list[dict]) -> list[str]:
     """Entries a passing result showed to be stale (in any input of the merged set), as sentences."""
     return [f"{e['source']}: {e['match']} passed {e['matched']['unexpected_pass']} time(s): the entry is stale"
             for e in divergences if (e.get("matched") or {}).get("unexpected_pass")]
+
+
+def not_exercised(divergences: list[dict]) -> list[dict]:
+    """Built-in entries that applied to no result of the run (of the merged set): the proto set (or
+    the selection) has no case they are about, so the run says nothing of them. A user's entry that
+    applies to nothing is an error before the run (divergences.check_dead)."""
+    return [e for e in divergences if e.get("builtin") and not any((e.get("matched") or {}).values())]
+
+
+def not_exercised_lines(divergences: list[dict]) -> list[str]:
+    """The report's lines about them (terminal and Markdown): a heading, then one line per entry."""
+    idle = not_exercised(divergences)
+    if not idle:
+        return []
+    modes = [f" [{', '.join(e['streaming'])}]" if e.get("streaming") else "" for e in idle]
+    return [f"{len(idle)} built-in known divergence(s) not exercised by this proto set (or selection: no case "
+            "of the run is theirs):", *(f"  {e['match']}{mode}" for e, mode in zip(idle, modes))]
 
 
 # ---------------------------------------------------------------- coverage from JSON

@@ -48,6 +48,18 @@ class Divergence:
     losses: bool = False
     early_end: bool = False
 
+    def to_json(self) -> dict:
+        """The entry as a run record carries it, so `report merge` can judge rows again without the file."""
+        return {"match": self.match, "contains": list(self.contains), "reason": self.reason, "source": self.source,
+                "builtin": self.builtin, "streaming": list(self.streaming), "requires": list(self.requires),
+                "intermittent": self.intermittent, "losses": self.losses, "early_end": self.early_end}
+
+    @classmethod
+    def from_json(cls, raw: dict) -> Divergence:
+        return cls(raw["match"], tuple(raw["contains"]), raw["reason"], raw["source"], bool(raw["builtin"]),
+                   tuple(raw.get("streaming") or ()), tuple(raw.get("requires") or ()), bool(raw.get("intermittent")),
+                   bool(raw.get("losses")), bool(raw.get("early_end")))
+
     def applies(self, slug: str, case: str, mode: str | None = None, ends_early: bool = False) -> bool:
         if self.streaming and mode not in self.streaming:
             return False
@@ -140,6 +152,42 @@ def _covered(entry: Divergence, result: Result) -> bool:
             and all(any(r in t for t in texts) for r in entry.requires))
 
 
+def _marker(entry: Divergence) -> Diff:
+    return Diff(0, "divergence", "known", f"{entry.reason} ({entry.source})")
+
+
+def label_problem(entries: list[Divergence], result: Result, slug: str, mode: str | None = None,
+                  ends_early: bool = False) -> str | None:
+    """Why a result's verdict does not follow from its diffs and these entries (None: it does), for a
+    result read back from a file (`report merge`). A label that fails the run (fail, error, finding,
+    unexpected_pass) cannot hide anything; `pass` and `divergence` must be what apply() gives."""
+    matching = [e for e in entries if e.applies(slug, result.case, mode, ends_early)]
+    if result.verdict == "pass":
+        if result.diffs:
+            return f"marked pass, but it carries {len(result.diffs)} difference(s), first: {_text(result.diffs[0])}"
+        stale = next((e for e in matching if not e.intermittent), None)
+        if stale is not None:
+            return (f"marked pass, but the known divergence {stale.match!r} ({stale.source}) applies to it: "
+                    "its verdict is unexpected_pass (a stale entry)")
+        return None
+    if result.verdict == "divergence":
+        *rest, last = result.diffs or [Diff(0, "", "", "")]
+        if (last.path, last.expected) != ("divergence", "known"):
+            return "marked divergence, but it does not name the known divergence that excuses it"
+        entry = next((e for e in matching if _covered(e, Result(result.case, result.direction, "fail", rest))), None)
+        if entry is None:
+            first = f", first: {_text(rest[0])}" if rest else " (it has none)"
+            return f"marked divergence, but no known divergence of its run explains its differences{first}"
+        if last != _marker(entry):
+            return (f"marked divergence by {last.got!r}, but the entry that explains it is {entry.match!r} "
+                    f"({entry.source})")
+        return None
+    if result.verdict not in ("fail", "error", "finding", "unexpected_pass"):
+        return (f"marked {result.verdict!r}, which is no verdict (pass, fail, error, divergence, unexpected_pass, "
+                "finding)")
+    return None
+
+
 def apply(entries: list[Divergence], result: Result, slug: str, mode: str | None = None,
           ends_early: bool = False) -> Result:
     """The result's verdict in the light of the known divergences.
@@ -160,5 +208,5 @@ def apply(entries: list[Divergence], result: Result, slug: str, mode: str | None
     entry = next((e for e in matching if _covered(e, result)), None)
     if entry is not None:
         result.verdict = "divergence"
-        result.diffs.append(Diff(0, "divergence", "known", f"{entry.reason} ({entry.source})"))
+        result.diffs.append(_marker(entry))
     return result

@@ -1,14 +1,21 @@
 """Checks made on the wire (harness/engines/wire.py) where the receiving grpcio peer cannot see:
 the compression of requests a Python server receives and of responses a Python client receives.
 The Go engine checks both itself, with the same paths and wording (`server.compression`,
-`compression`), so a known divergence reads the same whichever side found it."""
+`compression`), so a known divergence reads the same whichever side found it.
+
+Two more, for what a grpcio client hides (docs/limits.md): a call whose metadata gRPC forbids
+must never reach the wire (`wire.request`), and a call whose server must not receive some keys
+(`server.metadata` with no values) has the server's confirmation and findings read from the wire,
+since a grpcio client given grpc-status as metadata loses the trailers that carry them."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from harness.engines.wire import WireObserver
-from python_impl.contract import Diff
+from python_impl.check import server_diffs
+from python_impl.contract import CHECKED_TRAILER, Diff
 
 PYTHON = ("py", "pyaio")
 
@@ -20,9 +27,53 @@ def observable(case: Any) -> bool:
 
 
 def needs_observer(client: str, server: str, cases: list[Any]) -> bool:
-    """Some call's compression can only be seen on the wire in this direction."""
+    """Some call's compression, or what a Python client sent, can only be seen on the wire in this
+    direction."""
     return any(_request_gzip(c) and server in PYTHON or _response_gzip(c) and client in PYTHON
+               or client in PYTHON and (forbidden_metadata(c) or _unreceived_keys(c))
                for case in cases if observable(case) for c in case.calls)
+
+
+# gRPC's metadata rules (PROTOCOL-HTTP2.md): a key is lowercase ASCII letters, digits, "-", "_" and
+# ".", an ASCII value printable characters and spaces; both libraries refuse anything else unsent
+_KEY = re.compile(r"[0-9a-z_.-]+")
+_ASCII_VALUE = re.compile(r"[\x20-\x7e]*")
+
+
+def forbidden_metadata(call: Any) -> list[str]:
+    """The keys of the call's metadata that gRPC forbids a client to send (or whose value it does)."""
+    return [k for k, values in (call.metadata or {}).items()
+            if not _KEY.fullmatch(k) or not k.endswith("-bin") and not all(_ASCII_VALUE.fullmatch(v) for v in values)]
+
+
+def _unreceived_keys(call: Any) -> list[str]:
+    """server.metadata keys with no values: the server must not receive them as metadata."""
+    return [k for k, v in ((call.server or {}).get("metadata") or {}).items() if v == []]
+
+
+def wire_diffs(case: Any, client: str, server: str, observer: WireObserver, already: list[Diff]) -> list[Diff]:
+    """Every check on the wire of a case's calls: compression, then what a Python client sent.
+    Server findings read on the wire that the client already reported are not repeated."""
+    diffs = compression_diffs(case, client, server, observer)
+    if client not in PYTHON or not observable(case):
+        return diffs
+    for i, call in enumerate(case.calls):
+        seen = observer.call(case.name, i)
+        if keys := forbidden_metadata(call):
+            if observer.errors:  # a call on a connection the observer could not parse is not recorded
+                diffs.append(Diff(i, "wire.request", "nothing sent", f"<not observed: {'; '.join(observer.errors)}>"))
+            elif seen is not None:
+                diffs.append(Diff(i, "wire.request", f"nothing sent (metadata gRPC forbids: {', '.join(keys)})",
+                                  "a call on the wire"))
+        if _unreceived_keys(call):
+            if seen is None or seen.broken:
+                why = "; ".join(seen.broken if seen else observer.errors) or "the call never reached the wire"
+                diffs.append(Diff(i, "wire.server.checked", "present", f"<not observed: {why}>"))
+                continue
+            if not any(k == CHECKED_TRAILER for k, _ in seen.harness_trailers):
+                diffs.append(Diff(i, "wire.server.checked", "present", "missing"))
+            diffs += [d for d in server_diffs(seen.harness_trailers, i) if d not in already]
+    return diffs
 
 
 def _request_gzip(call: Any) -> bool:
@@ -55,7 +106,17 @@ def compression_diffs(case: Any, client: str, server: str, observer: WireObserve
                 compressed = sum(1 for f in side.flags if f)
                 diffs.append(Diff(i, path, "gzip", f"{side.compression} (messages compressed: {compressed} of "
                                                     f"{len(side.flags)})"))
+            elif side.uncompressed():
+                bad = side.uncompressed()
+                diffs.append(Diff(i, path, "gzip", uncompressed_text(len(bad), len(side.flags), bad[0],
+                                                                     side.lengths[bad[0]])))
     return diffs
+
+
+def uncompressed_text(bad: int, total: int, first: int, length: int) -> str:
+    """A gzip call whose messages did not all arrive compressed (the Go engine writes the same)."""
+    return (f"gzip declared, but {bad} of {total} messages sent uncompressed (compressed flag 0), first "
+            f"message [{first}] of {length} bytes, which gzip shrinks")
 
 
 def call_compression(call: Any, side: str) -> str:

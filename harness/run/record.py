@@ -26,7 +26,10 @@ def run_record(prepared: Prepared, the_plan: Plan, names: list[str], results: li
             "directions": names, "shard": str(the_plan.shard) if the_plan.shard else None,
             "complete": not not_run, "interrupted": interrupted,
             "catalogue": {"digest": results_doc.catalogue_digest(the_plan.expected, cases_json),
-                          "expected": the_plan.expected},
+                          "expected": the_plan.expected,
+                          # what the known divergences match on besides the name: a merge judges rows again
+                          "modes": {c.name: {"streaming": c.calls[0].streaming, "ends_early": c.ends_early}
+                                    for c in prepared.cases if c.name in wanted}},
             "not_run": not_run, "divergences": divergence_matches(prepared, results),
             "explanations": [{"direction": d, "case": c, "text": t} for (d, c), t in explanations.items()],
             "wall_s": round(wall_s, 1)}
@@ -44,6 +47,5 @@ def divergence_matches(prepared: Prepared, results: list[Result]) -> list[dict]:
             if case is not None and e.applies(direction(r.direction).slug, r.case, case.calls[0].streaming,
                                               case.ends_early):
                 matched[r.verdict] = matched.get(r.verdict, 0) + 1
-        out.append({"match": e.match, "reason": e.reason, "source": e.source, "builtin": e.builtin,
-                    "intermittent": e.intermittent, "matched": matched})
+        out.append({**e.to_json(), "matched": matched})
     return out

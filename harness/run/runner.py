@@ -26,12 +26,12 @@ from harness.cases import channels as channel_cases
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
 from harness.cases import connection, standard
-from harness.run import divergences
+from harness.run import divergences, handshakes
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
 from harness.report.verdicts import FINDING_PREFIX
 from harness.engines import certs as certs_mod
-from harness.engines.peer import GoServer, PeerError, PythonServer, run_go_client
+from harness.engines.peer import GoServer, PeerError, PythonServer, output_lines, run_go_client
 from harness.engines.wire import WireObserver
 from harness.run import observed
 from harness.run import shard as shard_mod
@@ -342,18 +342,24 @@ class Session:
         cases = sorted(cases, key=lambda c: c.channel is None)
         server = self.server(d.server)
         targets = dict(getattr(server, "addresses", None) or {"plaintext": server.address})
+        refusals = handshakes.applies(d.server, cases)
+        if refusals:  # what earlier directions' refused handshakes left on the server
+            handshakes.clear(server.address)
         if not observed.needs_observer(d.client, d.server, cases):
-            return sorted(self._exchange(d, cases, targets), key=lambda r: order[r.case])
-        # the observer sees the plaintext connection only: what goes over TLS (or another listener) is not observed
-        with WireObserver(server.address) as observer:
-            results = sorted(self._exchange(d, cases, {**targets, "plaintext": observer.address}),
-                             key=lambda r: order[r.case])
-        by_name = {c.name: c for c in cases}
-        for r in results:
-            found = observed.compression_diffs(by_name[r.case], d.client, d.server, observer)
-            r.diffs += found
-            if found and r.verdict == "pass":
-                r.verdict = "fail"
+            results = sorted(self._exchange(d, cases, targets), key=lambda r: order[r.case])
+        else:
+            # the observer sees the plaintext connection only: what goes over TLS (or another listener) is not observed
+            with WireObserver(server.address) as observer:
+                results = sorted(self._exchange(d, cases, {**targets, "plaintext": observer.address}),
+                                 key=lambda r: order[r.case])
+            by_name = {c.name: c for c in cases}
+            for r in results:
+                found = observed.wire_diffs(by_name[r.case], d.client, d.server, observer, r.diffs)
+                r.diffs += found
+                if found and r.verdict == "pass":
+                    r.verdict = "fail"
+        if refusals:  # each refused case's own cause, as the server's TLS listeners saw it
+            handshakes.judge(results, cases, d.client, server.address, self._tls_certs())
         return results
 
     def _exchange(self, d: Direction, cases: list[cases_mod.Case], targets: dict[str, str]) -> list[Result]:
@@ -453,7 +459,7 @@ def explain_finding(d: Direction, result: Result, protos: tuple[str, ...], go_ta
 
 def _case_lines(log: str, case: str, tail: int = 15) -> list[str]:
     """A peer's log lines about this case (peers prefix them with [<case>]), then its last lines."""
-    lines = log.splitlines()
+    lines = output_lines(log)
     mine = [line for line in lines if f"[{case}]" in line]
     return [*(mine or [f"(no log line names [{case}])"]), f"… last {min(tail, len(lines))} lines:", *lines[-tail:]]
 

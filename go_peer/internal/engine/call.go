@@ -25,6 +25,8 @@ type outcome struct {
 	status    *status.Status
 	// compression of the responses received (receivedCompression)
 	compression string
+	// the responses that came uncompressed under gzip although gzip shrinks them ("" when none)
+	uncompressed string
 	// peer: the server end of the call's connection, with its TLS state (set when the call ends)
 	peer *peer.Peer
 }
@@ -124,5 +126,6 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 	}
 	out.trailer = stream.Trailer()
 	out.compression = receivedCompression(seen)
+	out.uncompressed = receivedUncompressed(seen)
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,6 +90,9 @@ type ServerSpec struct {
 	// Headers the server sends instead of expect.headers, when the client must refuse them (over
 	// its metadata limit) and so cannot expect to see them.
 	Headers map[string][]string `json:"headers"`
+	// Trailers the server sends instead of expect.trailers, when the client must refuse them (over
+	// its metadata limit) and so cannot expect to see them.
+	Trailers map[string][]string `json:"trailers"`
 	// Metadata is what must arrive instead of the call's metadata, when the client legitimately
 	// changes it (drops a key gRPC reserves for itself).
 	Metadata map[string][]string `json:"metadata"`
@@ -171,11 +175,14 @@ const (
 
 // plan is a call checked and converted into protobuf values, ready to run.
 type plan struct {
-	call         *Call
-	respType     protoreflect.MessageType
-	requests     []proto.Message
-	expected     []proto.Message // nil: responses not checked
-	md           metadata.MD     // the call's own metadata (without interop-*)
+	call     *Call
+	respType protoreflect.MessageType
+	requests []proto.Message
+	expected []proto.Message // nil: responses not checked
+	// serverSent is what the server answers when server.status replaces expect.status: a client
+	// that lets that answer through (a known divergence) must show it intact (answeredByServer)
+	serverSent   []proto.Message
+	md           metadata.MD // the call's own metadata (without interop-*)
 	timeout      time.Duration
 	chunkField   protoreflect.FieldDescriptor
 	expectStatus string
@@ -221,6 +228,20 @@ func prepare(c *Call) (*plan, error) {
 				return nil, fmt.Errorf("expect.responses[%d]: not a valid %s in protobuf JSON: %v", i, c.ResponseType, err)
 			}
 			p.expected = append(p.expected, m)
+		}
+	}
+	if s := c.Server; s != nil && s.Status != "" {
+		sent := e.Responses
+		if s.Responses != nil {
+			sent = s.Responses
+		}
+		p.serverSent = []proto.Message{}
+		for i, raw := range deref(sent) {
+			m := p.respType.New().Interface()
+			if err := unmarshalBulk(raw, m); err != nil {
+				return nil, fmt.Errorf("server.responses[%d]: not a valid %s in protobuf JSON: %v", i, c.ResponseType, err)
+			}
+			p.serverSent = append(p.serverSent, m)
 		}
 	}
 	if ch := e.Chunks; ch != nil {
@@ -297,6 +318,17 @@ func validateCall(c *Call) (*validCall, error) {
 		v.expectStatus = e.Status
 		v.serverCode, _ = CodeByName(e.Status)
 	}
+	if e.Responses == nil && e.Chunks == nil && e.Reflection == nil {
+		// unpinned, whatever came back would pass: five garbage responses gave no diff
+		if v.expectStatus == "OK" || slices.Contains(e.StatusAlternatives, "OK") {
+			return nil, fmt.Errorf("the call may end OK and nothing says what comes back: give expect.responses " +
+				"(a list; [] for none), expect.chunks or expect.reflection")
+		}
+		if c.Streaming == ModeServerStream || c.Streaming == ModeBidi {
+			return nil, fmt.Errorf("a %s call streams responses before its %s: say how many with expect.responses "+
+				"(a list; [] for none) or expect.chunks", c.Streaming, v.expectStatus)
+		}
+	}
 	if v.header, err = mdFromCase(e.Headers, "expect.headers"); err != nil {
 		return nil, err
 	}
@@ -345,6 +377,11 @@ func validateCall(c *Call) (*validCall, error) {
 				return nil, err
 			}
 		}
+		if s.Trailers != nil {
+			if v.trailer, err = mdFromCase(s.Trailers, "server.trailers"); err != nil {
+				return nil, err
+			}
+		}
 		if s.Status != "" {
 			code, ok := CodeByName(s.Status)
 			if !ok {
@@ -354,6 +391,13 @@ func validateCall(c *Call) (*validCall, error) {
 		}
 	}
 	return v, nil
+}
+
+func deref[T any](p *[]T) []T {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 func findType(name, what string) (protoreflect.MessageType, error) {

@@ -150,8 +150,9 @@ func ServerCredentials(dir, listener string) (credentials.TransportCredentials, 
 
 // clientCredentials are the transport credentials of a normalized secure channel: the root it
 // trusts, the certificate it presents and the name it verifies (and sends as SNI; empty: the
-// target's host, which crypto/tls does not send as SNI when it is an IP address).
-func clientCredentials(dir string, c Channel) (credentials.TransportCredentials, error) {
+// target's host, which crypto/tls does not send as SNI when it is an IP address). What its
+// handshakes show is recorded in seen (handshake.go).
+func clientCredentials(dir string, c Channel, seen *clientHandshakes) (credentials.TransportCredentials, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("channel.listener %s needs the certificate folder, but the client input has no certs", c.Listener)
 	}
@@ -164,18 +165,29 @@ func clientCredentials(dir string, c Channel) (credentials.TransportCredentials,
 		return nil, err
 	}
 	cfg := &tls.Config{RootCAs: pool, ServerName: c.ServerName, MinVersion: tls.VersionTLS12}
+	var pair *tls.Certificate
 	if c.ClientCert != "none" {
-		pair, err := readPair(dir, c.ClientCert)
+		p, err := readPair(dir, c.ClientCert)
 		if err != nil {
 			return nil, err
 		}
+		pair = &p
+	}
+	if withholdUnlistedCert && pair != nil { // a test's mutant: the fault GetClientCertificate fixes
+		cfg.Certificates = []tls.Certificate{*pair}
+	} else {
 		// Presented whatever the server asks for: with Certificates, crypto/tls withholds a
 		// certificate the server's CA list does not cover (grpc-go's server sends one), and
-		// untrusted_client_cert would test nothing but no_client_cert.
-		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }
+		// untrusted_client_cert would test nothing but no_client_cert. It also records that the
+		// server asked, and what was presented.
+		cfg.GetClientCertificate = seen.certificate(pair)
 	}
-	return credentials.NewTLS(cfg), nil
+	return recordingClient{credentials.NewTLS(cfg), seen}, nil
 }
+
+// withholdUnlistedCert is set by tests only (export_test.go): the client then gives crypto/tls its
+// certificate as Certificates, which withholds one the server's CA list does not cover.
+var withholdUnlistedCert = false
 
 // checkChannel compares the connection a catalogue call arrived on with what its case's channel
 // (normalized) says: a client that quietly used another listener, another certificate or no SNI
@@ -247,6 +259,7 @@ type Channels struct {
 	certs   string
 	mu      sync.Mutex
 	conns   map[string]*grpc.ClientConn
+	seen    map[string]*clientHandshakes // what each secure channel's handshakes showed
 }
 
 // NewChannels starts the connections of a run on its plaintext connection (to in.Target); the
@@ -256,7 +269,8 @@ func NewChannels(plain grpc.ClientConnInterface, in *Input) *Channels {
 	for name, addr := range in.Targets {
 		targets[name] = addr
 	}
-	return &Channels{plain: plain, targets: targets, certs: in.Certs, conns: map[string]*grpc.ClientConn{}}
+	return &Channels{plain: plain, targets: targets, certs: in.Certs, conns: map[string]*grpc.ClientConn{},
+		seen: map[string]*clientHandshakes{}}
 }
 
 // conn returns the connection of a normalized channel (nil: the plaintext connection).
@@ -264,8 +278,7 @@ func (cs *Channels) conn(c *Channel) (grpc.ClientConnInterface, error) {
 	if c == nil {
 		return cs.plain, nil
 	}
-	b, _ := json.Marshal(c) // every key written, defaults filled in: one key per meaning
-	key := string(b)
+	key := c.key()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if conn, ok := cs.conns[key]; ok {
@@ -278,9 +291,11 @@ func (cs *Channels) conn(c *Channel) (grpc.ClientConnInterface, error) {
 	creds := insecureCredentials()
 	if c.secure() {
 		var err error
-		if creds, err = clientCredentials(cs.certs, *c); err != nil {
+		seen := &clientHandshakes{}
+		if creds, err = clientCredentials(cs.certs, *c, seen); err != nil {
 			return nil, err
 		}
+		cs.seen[key] = seen
 	}
 	conn, err := dial(target, creds, c.dialOptions()...)
 	if err != nil {
@@ -288,6 +303,23 @@ func (cs *Channels) conn(c *Channel) (grpc.ClientConnInterface, error) {
 	}
 	cs.conns[key] = conn
 	return conn, nil
+}
+
+// key: one connection per meaning (every key written, defaults filled in).
+func (c Channel) key() string {
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+// refusalDiffs checks why a refused secure channel (normalized) was refused, from the client's end.
+func (cs *Channels) refusalDiffs(c Channel, d *differ) {
+	cs.mu.Lock()
+	seen := cs.seen[c.key()]
+	cs.mu.Unlock()
+	if seen == nil {
+		seen = &clientHandshakes{}
+	}
+	seen.refusalDiffs(c, d)
 }
 
 // Close closes every channel's connection (not the plaintext one, which the caller owns).

@@ -71,7 +71,8 @@ func TestCheckChannel(t *testing.T) {
 // The client checks the ALPN of every TLS call that connected, and that a refused channel did
 // not connect.
 func TestClientChannelChecks(t *testing.T) {
-	p, err := prepare(&Call{Method: "/a.B/C", Streaming: ModeUnary, Raw: true, Requests: []json.RawMessage{json.RawMessage(`{}`)}})
+	p, err := prepare(&Call{Method: "/a.B/C", Streaming: ModeUnary, Raw: true, Requests: []json.RawMessage{json.RawMessage(`{}`)},
+		Expect: Expect{Responses: &[]json.RawMessage{}}})
 	if err != nil {
 		t.Fatal(err)
 	}

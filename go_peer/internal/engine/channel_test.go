@@ -4,11 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/grpc-interop-harness/go_peer/internal/engine"
 	"github.com/grpc-interop-harness/go_peer/internal/testutil"
@@ -132,47 +141,123 @@ func TestChannelListenersServe(t *testing.T) {
 	}
 }
 
-// A refused handshake is UNAVAILABLE, with the library's reason in the notes; no server sees the
-// call, so none confirms it, and that is not a failure. A channel said to be refused that connects
-// fails.
-func TestChannelRefused(t *testing.T) {
+// refusedCases: every way a secure channel must be refused, and a tls channel said to be refused
+// that connects.
+var refusedCases = func() string {
 	refused := channelCall(`"expect": {"status": "UNAVAILABLE"}`)
-	cases := "[" + strings.Join([]string{
+	return "[" + strings.Join([]string{
 		channelCase("wrong_ca", `{"listener": "tls", "trust": "other_ca", "refused": true}`, refused),
 		channelCase("mtls/no_cert", `{"listener": "mtls", "client_cert": "none", "refused": true}`, refused),
 		channelCase("mtls/other_client", `{"listener": "mtls", "client_cert": "other_client", "refused": true}`, refused),
 		channelCase("server_name_mismatch", `{"listener": "tls", "server_name": "wrong.interop.test", "refused": true}`, refused),
 		channelCase("not_refused", `{"listener": "tls", "refused": true}`, refused),
 	}, ",") + "]"
-	p := serveTLS(t, cases)
-	results := p.run(t, cases, nil)
-	// In TLS 1.3 the client's handshake ends before the server has checked its certificate: the
-	// server's alert ("certificate required") races with the client's first write on the closed
-	// connection, and either is what grpc-go reports. other_client is presented (GetClientCertificate)
-	// and refused for its issuer, with the same race.
-	noCert := []string{"certificate required", "broken pipe", "connection reset by peer"}
-	reasons := map[string][]string{
-		"wrong_ca":             {"certificate signed by unknown authority"},
-		"mtls/no_cert":         noCert,
-		"mtls/other_client":    {"unknown certificate authority", "broken pipe", "connection reset by peer"},
-		"server_name_mismatch": {"certificate is valid for localhost, peer.interop.test, not wrong.interop.test"},
+}()
+
+// takeRefusals asks the server for the handshakes its listeners refused since the last time (a
+// call carrying engine.RefusalsKey, as the harness makes one: harness/run/handshakes.py).
+func (p *tlsPeer) takeRefusals(t *testing.T) []engine.Refusal {
+	t.Helper()
+	var trailer metadata.MD
+	ctx := metadata.AppendToOutgoingContext(context.Background(), engine.RefusalsKey, "take")
+	if _, err := healthpb.NewHealthClient(dial(t, p.plain)).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.Trailer(&trailer)); err != nil {
+		t.Fatal(err)
 	}
-	for name, texts := range reasons {
+	var out []engine.Refusal
+	if err := json.Unmarshal([]byte(strings.Join(trailer.Get(engine.RefusalsKey), "")), &out); err != nil {
+		t.Fatalf("trailer %s: %v", engine.RefusalsKey, err)
+	}
+	return out
+}
+
+// refusalKinds: each refusal as "listener cause alert client_cn", sorted.
+func refusalKinds(rs []engine.Refusal) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, strings.Join(strings.Fields(strings.Join([]string{r.Listener, r.Cause, r.Alert, r.ClientCN}, " ")), " "))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// A refused handshake is UNAVAILABLE, with the library's reason in the notes; no server sees the
+// call, so none confirms it, and that is not a failure. Each refusal proves its own cause: the
+// client's verify error (wrong CA, wrong name), or, on mtls, that the server asked for a
+// certificate and the client presented the one its channel names. The server's listeners record
+// why they refused (the client's certificate, by name and SHA-256). A channel said to be refused
+// that connects fails.
+func TestChannelRefused(t *testing.T) {
+	p := serveTLS(t, refusedCases)
+	p.takeRefusals(t) // none yet: the harness's readiness checks use plaintext
+	results := p.run(t, refusedCases, nil)
+	// The client's own verify errors, in the notes too. On mtls the server's alert races with the
+	// client's first write in TLS 1.3 (the client's handshake is over first), so the client's
+	// status message may say "broken pipe": the cause is proved by what each end recorded instead.
+	reasons := map[string]string{
+		"wrong_ca":             "certificate signed by unknown authority",
+		"mtls/no_cert":         "",
+		"mtls/other_client":    "",
+		"server_name_mismatch": "certificate is valid for localhost, peer.interop.test, not wrong.interop.test",
+	}
+	for name, text := range reasons {
 		r := results[name]
 		if r.Verdict != engine.Pass {
 			t.Errorf("%s: %s %+v", name, r.Verdict, r.Diffs)
 		}
-		note := r.Notes["call 0"]
-		if !strings.HasPrefix(note, "UNAVAILABLE: ") || !slices.ContainsFunc(texts, func(s string) bool { return strings.Contains(note, s) }) {
-			t.Errorf("%s: notes %v, want call 0: UNAVAILABLE: and one of %q", name, r.Notes, texts)
+		if note := r.Notes["call 0"]; !strings.HasPrefix(note, "UNAVAILABLE: ") || !strings.Contains(note, text) {
+			t.Errorf("%s: notes %v, want call 0: UNAVAILABLE: … %q", name, r.Notes, text)
 		}
 	}
 	// The server answers the expected UNAVAILABLE itself: only the connection shows the lie, on
 	// both ends.
 	r := results["not_refused"]
-	if r.Verdict != engine.Fail || !slices.Equal(diffPaths(r.Diffs), []string{"server.channel.refused", "channel.refused"}) {
+	if r.Verdict != engine.Fail || !slices.Equal(diffPaths(r.Diffs), []string{"server.channel.refused", "channel.refused", "channel.refusal"}) {
 		t.Errorf("a tls channel that connects passed as refused: %s %+v notes %v", r.Verdict, r.Diffs, r.Notes)
 	}
+	// grpc-go's client refuses the server's chain with a bad_certificate alert, for its authority
+	// and for its name alike.
+	got := p.takeRefusals(t)
+	want := []string{"mtls no_certificate", "mtls unknown_authority interop-other-client", "tls client_alert bad certificate"}
+	if !slices.Equal(refusalKinds(got), want) {
+		t.Errorf("refusals %v, want %v (%+v)", refusalKinds(got), want, got)
+	}
+	der, _ := pem.Decode(must(os.ReadFile(filepath.Join(p.certs, "other_client.pem"))))
+	sum := sha256.Sum256(der.Bytes)
+	for _, x := range got {
+		if x.Cause == "unknown_authority" && x.ClientSHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("refused certificate %s, want other_client.pem's SHA-256 %x", x.ClientSHA256, sum)
+		}
+	}
+	if again := p.takeRefusals(t); len(again) != 0 {
+		t.Errorf("refusals are taken once, got them again: %+v", again)
+	}
+}
+
+// The fault GetClientCertificate fixed: a client that gives crypto/tls its certificate as
+// Certificates withholds the untrusted one (the server's CA list does not cover it). The refusal
+// then has the wrong cause, and both ends see it: untrusted_client_cert fails on the client's
+// record, and the server records no certificate instead of the untrusted one.
+func TestChannelRefusedWithheldCertificateFails(t *testing.T) {
+	p := serveTLS(t, refusedCases)
+	restore := engine.WithholdUnlistedCert()
+	results := p.run(t, refusedCases, nil)
+	restore()
+	r := results["mtls/other_client"]
+	if r.Verdict != engine.Fail || !slices.Equal(diffPaths(r.Diffs), []string{"channel.client_cert"}) ||
+		r.Diffs[0].Expected != `"interop-other-client" presented` {
+		t.Errorf("a withheld untrusted certificate passed: %s %+v", r.Verdict, r.Diffs)
+	}
+	if got := refusalKinds(p.takeRefusals(t)); slices.Contains(got, "mtls unknown_authority interop-other-client") ||
+		!slices.Contains(got, "mtls no_certificate") {
+		t.Errorf("the server saw %v, want no_certificate only on mtls", got)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // The server compares the connection with the case's channel: a client that connects otherwise

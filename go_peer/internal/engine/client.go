@@ -206,6 +206,11 @@ func RunCaseOn(ctx context.Context, chans *Channels, in *Input, raw json.RawMess
 		md := metadata.Join(caseMD, metadata.Pairs(CallKey, strconv.Itoa(i)))
 		out := invoke(ctx, conn, p, md)
 		r.Diffs = append(r.Diffs, check(i, p, out)...)
+		if p.refused && channel.secure() { // its own cause, not any refusal
+			d := &differ{call: i}
+			chans.refusalDiffs(*channel, d)
+			r.Diffs = append(r.Diffs, d.diffs...)
+		}
 		if channel != nil && out.status.Code() != codes.OK {
 			if r.Notes == nil {
 				r.Notes = map[string]string{}

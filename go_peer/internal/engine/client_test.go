@@ -99,7 +99,7 @@ const seedCases = `[
    "streaming": "server_stream", "request_type": "routeguide.Rectangle", "response_type": "routeguide.Feature",
    "requests": [{"lo": {"latitude": 417676368, "longitude": -744139358}, "hi": {"latitude": 417676368, "longitude": -744139358}}], "timeout_ms": 5000,
    "expect": {"status": "NOT_FOUND", "responses": [{"name": "Old Harbor", "location": {"latitude": 417676369, "longitude": -744139358}}, {}]}}]},
- {"name": "bad/type", "calls": [{"method": "/x.Y/Z", "streaming": "unary", "request_type": "x.Nope", "response_type": "x.Nope", "requests": [{}]}]},
+ {"name": "bad/type", "calls": [{"method": "/x.Y/Z", "streaming": "unary", "request_type": "x.Nope", "response_type": "x.Nope", "requests": [{}], "expect": {"responses": []}}]},
  {"name": "bad/unimplemented", "calls": [{"method": "/routeguide.RouteGuide/Nope", "streaming": "unary", "request_type": "routeguide.Point",
    "response_type": "routeguide.Point", "requests": [{}], "timeout_ms": 5000, "expect": {"status": "UNIMPLEMENTED"}}]}
 ]`

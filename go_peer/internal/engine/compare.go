@@ -42,8 +42,8 @@ func (d *differ) add(path, expected, got string) {
 func check(call int, p *plan, out *outcome) []Diff {
 	d := &differ{call: call, tol: p.call.Expect.FloatTolerance}
 	e := &p.call.Expect
-	got := CodeName(out.status.Code())
-	if got != p.expectStatus && !slices.Contains(e.StatusAlternatives, got) {
+	code := CodeName(out.status.Code())
+	if got := code; got != p.expectStatus && !slices.Contains(e.StatusAlternatives, got) {
 		if msg := out.status.Message(); msg != "" { // the message says why
 			got += " " + quote(msg)
 		}
@@ -58,11 +58,17 @@ func check(call int, p *plan, out *outcome) []Diff {
 	}) {
 		d.add("status.message", "containing one of "+quote(strings.Join(e.MessageContains, " | ")), quote(out.status.Message()))
 	}
-	if p.expected != nil {
+	headers, trailers := e.Headers, e.Trailers
+	if answeredByServer(p, code) {
+		// The client was to reach its own status (refuse what arrived), and the server's answer came
+		// through instead: whatever excuses that, what arrived must be what the server sent.
+		d.messages("responses", p.serverSent, out.responses)
+		headers, trailers = serverMetadata(p.call.Server.Headers, e.Headers), serverMetadata(p.call.Server.Trailers, e.Trailers)
+	} else if p.expected != nil {
 		d.messages("responses", p.expected, out.responses)
 	}
-	d.metadata("headers", e.Headers, out.header)
-	d.metadata("trailers", withoutHarnessKeys(e.Trailers), out.trailer)
+	d.metadata("headers", headers, out.header)
+	d.metadata("trailers", withoutHarnessKeys(trailers), out.trailer)
 	if p.details != nil {
 		d.details(p.details, out.status.Proto().GetDetails())
 	}
@@ -72,13 +78,20 @@ func check(call int, p *plan, out *outcome) []Diff {
 	if e.Reflection != nil {
 		d.reflection(p, out)
 	}
-	if sc := p.call.Server; sc != nil && sc.Compression != "" && len(out.responses) > 0 &&
-		out.compression != sc.Compression {
-		d.add("compression", sc.Compression, out.compression)
+	if sc := p.call.Server; sc != nil && sc.Compression != "" && len(out.responses) > 0 {
+		if out.compression != sc.Compression {
+			d.add("compression", sc.Compression, out.compression)
+		} else if out.uncompressed != "" { // declared in the header, but each message says for itself
+			d.add("compression", sc.Compression, out.uncompressed)
+		}
 	}
 	d.serverDiffs(out.trailer)
-	if p.call.CheckedByServer && serverAnswers(p) && len(out.trailer.Get(ServerCheckedKey)) == 0 {
+	confirmed := len(out.trailer.Get(ServerCheckedKey)) > 0
+	if p.call.CheckedByServer && (serverAnswers(p) || answeredByServer(p, code)) && !confirmed {
 		d.add("server.checked", "present", "missing")
+	}
+	if confirmed {
+		d.serverStatus(p, out)
 	}
 	// A TLS connection of gRPC must have negotiated h2 (grpc-go's own check can be turned off by
 	// an environment variable; this one cannot).
@@ -99,9 +112,57 @@ func check(call int, p *plan, out *outcome) []Diff {
 // names what the server would answer instead (a deadline, a message over a receive limit), or the
 // channel is refused (the handshake fails: no server ever sees the call).
 func serverAnswers(p *plan) bool {
-	// a token check (require_token) always confirms, whatever server.status says
+	// a token check (require_token) always confirms, whatever server.status says; so does a code
+	// outside 0-16, which no client reaches by itself: only a server sends one
+	s := p.call.Server
 	return !p.call.Raw && !p.refused && p.call.CancelAfterResponses == nil &&
-		(p.call.Server == nil || p.call.Server.Status == "" || p.call.Server.RequireToken != "")
+		(s == nil || s.Status == "" || s.RequireToken != "" || outsideCodes(s.Status))
+}
+
+// outsideCodes: a code name CODE_<n> for a number past gRPC's 0-16.
+func outsideCodes(name string) bool {
+	c, ok := CodeByName(name)
+	return ok && int(c) >= len(codeNames)
+}
+
+// answeredByServer: server.status replaces the expected status, and the client ended with it: the
+// server's own answer came through (an over-limit message or metadata a library let pass).
+func answeredByServer(p *plan, got string) bool {
+	s := p.call.Server
+	return s != nil && s.Status != "" && s.Status != p.expectStatus && s.RequireToken == "" && got == s.Status
+}
+
+func serverMetadata(sent, expected map[string][]string) map[string][]string {
+	if sent != nil {
+		return sent
+	}
+	return expected
+}
+
+// sentStatus is the status the case tells a generic server to end the call with.
+func sentStatus(p *plan) string {
+	if s := p.call.Server; s != nil && s.Status != "" && s.RequireToken == "" {
+		return s.Status
+	}
+	return p.expectStatus
+}
+
+// serverStatus compares the status the server says it sent (ServerStatusKey) with the one the
+// case gives it. grpc-go's client keeps a code outside 0-16 as its number, so that number must be
+// the one the server sent.
+func (d *differ) serverStatus(p *plan, out *outcome) {
+	sent := out.trailer.Get(ServerStatusKey)
+	want := sentStatus(p)
+	if len(sent) != 1 {
+		d.add("server.status", want, "missing: "+quoteList(sent))
+		return
+	}
+	if sent[0] != want {
+		d.add("server.status", want, sent[0])
+	}
+	if got := CodeName(out.status.Code()); got != sent[0] && (outsideCodes(got) || outsideCodes(sent[0])) {
+		d.add("status.code.number", sent[0]+" (sent by the server)", got)
+	}
 }
 
 // withoutHarnessKeys drops the harness's own interop-* keys: they are never compared.
@@ -199,12 +260,22 @@ func (d *differ) messages(path string, exp, got []proto.Message) {
 			eq[i][j] = equal(i, j)
 		}
 	}
+	// Of the longest common subsequences, the one with the most messages at their own index: a
+	// reversed stream keeps its middle in place, and the rest reads as moved (never "moved" to the
+	// index it already has). A pair weighs bonus (more than any number of same-index pairs), and 1
+	// more at its own index.
+	bonus := n + m + 1
+	weight := func(i, j int) int {
+		if i == j {
+			return bonus + 1
+		}
+		return bonus
+	}
 	for i := n - 1; i >= 0; i-- {
 		for j := m - 1; j >= 0; j-- {
+			lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
 			if eq[i][j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+				lcs[i][j] = max(lcs[i][j], lcs[i+1][j+1]+weight(i, j))
 			}
 		}
 	}
@@ -213,7 +284,7 @@ func (d *differ) messages(path string, exp, got []proto.Message) {
 	for i, j := 0, 0; i < n || j < m; {
 		last := &gaps[len(gaps)-1]
 		switch {
-		case i < n && j < m && eq[i][j] && lcs[i][j] == lcs[i+1][j+1]+1:
+		case i < n && j < m && eq[i][j] && lcs[i][j] == lcs[i+1][j+1]+weight(i, j):
 			gaps = append(gaps, gap{})
 			i, j = i+1, j+1
 		case j >= m || (i < n && lcs[i+1][j] >= lcs[i][j+1]):

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/metadata"
@@ -277,5 +278,36 @@ func TestDiffAnyByContent(t *testing.T) {
 	want := []string{`responses[1].value.fields["b"].string_value`, "responses[2].type_url"}
 	if !slices.Equal(paths(d.Diffs()), want) {
 		t.Fatalf("paths %v, want %v", paths(d.Diffs()), want)
+	}
+}
+
+// A call that may end OK, or that streams responses, must say what comes back: unpinned, five
+// garbage responses gave no diff. The client and the generic server both refuse it.
+func TestUnpinnedResponsesAreRefused(t *testing.T) {
+	const head = `{"method": "/routeguide.RouteGuide/ListFeatures", "streaming": "server_stream",
+	  "request_type": "routeguide.Rectangle", "response_type": "routeguide.Feature", "requests": [{}]`
+	const unary = `{"method": "/routeguide.RouteGuide/GetFeature", "streaming": "unary",
+	  "request_type": "routeguide.Point", "response_type": "routeguide.Feature", "requests": [{}]`
+	for raw, refused := range map[string]bool{
+		head + `}`: true, // OK, nothing pinned
+		head + `, "expect": {"status": "ABORTED"}}`:                                true, // responses may come before the error
+		head + `, "expect": {"status": "ABORTED", "status_alternatives": ["OK"]}}`: true,
+		unary + `}`: true,
+		unary + `, "expect": {"status": "RESOURCE_EXHAUSTED"}}`:        false, // no response before a unary error
+		head + `, "expect": {"responses": []}}`:                        false,
+		head + `, "expect": {"status": "ABORTED", "responses": [{}]}}`: false,
+	} {
+		var c engine.Call
+		if err := json.Unmarshal([]byte(raw), &c); err != nil {
+			t.Fatal(err)
+		}
+		_, err := engine.Prepare(&c)
+		served := engine.ServedCallError(&c)
+		if (err != nil) != refused || (served != nil) != refused {
+			t.Errorf("%s: client %v, server %v; want refused=%v", raw, err, served, refused)
+		}
+		if refused && err != nil && !strings.Contains(err.Error(), "expect.responses") {
+			t.Errorf("%s: %v does not say what to give", raw, err)
+		}
 	}
 }

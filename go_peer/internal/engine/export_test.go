@@ -53,3 +53,11 @@ func Check(call int, p *Plan, o Outcome) []Diff {
 func PlanRequests(p *Plan) []proto.Message { return p.requests }
 
 func PlanExpected(p *Plan) []proto.Message { return p.expected }
+
+// WithholdUnlistedCert makes the client give crypto/tls its certificate as Certificates (the fault
+// GetClientCertificate fixes: a certificate the server's CA list does not cover is withheld), until
+// the returned function runs.
+func WithholdUnlistedCert() (restore func()) {
+	withholdUnlistedCert = true
+	return func() { withholdUnlistedCert = false }
+}

@@ -45,7 +45,7 @@ func Unary[S, Req, Resp any](ctx context.Context, method string, req *Req, fallb
 			_ = grpc.SetTrailer(ctx, md)
 		},
 	}
-	resp, err := sc.serve(r)
+	resp, err := sc.answer(r)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func streaming(stream grpc.ServerStream, method string, hasFallback bool, r *rpc
 	if sc == nil {
 		return fallback()
 	}
-	_, err = sc.serve(r)
+	_, err = sc.answer(r)
 	return err
 }
 
@@ -196,6 +196,14 @@ func (sc *servedCall) findings(ctx context.Context, d *differ, trailer metadata.
 	}
 	trailer.Set(ServerCheckedKey, strconv.Itoa(read))
 	return trailer
+}
+
+// answer serves the call and confirms the status it ends with (ServerStatusKey), from the very
+// error handed back to grpc-go, so the confirmation cannot differ from what the engine sent.
+func (sc *servedCall) answer(r *rpc) (proto.Message, error) {
+	resp, err := sc.serve(r)
+	r.setTrailer(metadata.MD{ServerStatusKey: []string{CodeName(status.Code(err))}})
+	return resp, err
 }
 
 // serve answers one call as its case says. For a unary call it returns the response.
@@ -321,6 +329,8 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	if c.Compression != "" && len(got) > 0 {
 		if rc := receivedCompression(rpcStatsFrom(r.ctx)); rc != c.Compression {
 			d.add("server.compression", c.Compression, rc)
+		} else if u := receivedUncompressed(rpcStatsFrom(r.ctx)); u != "" { // each message says for itself
+			d.add("server.compression", c.Compression, u)
 		}
 	}
 

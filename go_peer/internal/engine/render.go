@@ -15,9 +15,10 @@ import (
 // testdata/diffs.json pins for both engines: strings quoted JSON-style, bytes as base64, floats in
 // the shortest round-trip form written like Python's repr (float fields at float32 precision).
 
-// quote writes s as Python's json.dumps(s, ensure_ascii=False) does, so both engines render strings
-// alike: only '"', '\\' and the control characters below U+0020 are escaped (encoding/json would
-// also escape U+2028, U+2029 and, with HTML escaping, <, > and &).
+// quote writes s as the Python engine's render does, so both engines render strings alike: '"',
+// '\\' and the control characters below U+0020 escaped as Python's json.dumps(s, ensure_ascii=False)
+// escapes them, and also DEL, the C1 controls (U+0085 NEL among them), U+2028 and U+2029, which
+// would hide in a report or break its lines. Nothing else (encoding/json would also escape <, > and &).
 func quote(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
@@ -38,7 +39,7 @@ func quote(s string) string {
 		case '\f':
 			b.WriteString(`\f`)
 		default:
-			if r < 0x20 {
+			if r < 0x20 || (r >= 0x7f && r < 0xa0) || r == 0x2028 || r == 0x2029 {
 				fmt.Fprintf(&b, `\u%04x`, r)
 			} else {
 				b.WriteRune(r)

@@ -32,6 +32,11 @@ const (
 	// answers: the number of requests it compared. Without it, a missing ServerDiffsKey proves
 	// nothing (the server may not have checked at all).
 	ServerCheckedKey = "interop-server-checked"
+	// ServerStatusKey is sent with ServerCheckedKey: the status code the server ended the call
+	// with, named as CodeName does (CODE_<n> outside 0-16). A client whose library reads an unknown
+	// number as UNKNOWN, or a case whose client reaches its status itself, still learns what the
+	// server sent.
+	ServerStatusKey = "interop-server-status"
 )
 
 // gracePeriod bounds how long a graceful stop waits for running RPCs.
@@ -111,6 +116,7 @@ func Serve(ctx context.Context, listens []Listen, tlsDir string, cat *Catalogue,
 	}
 	defer named.stop()
 	l := &callLogger{w: stderr, cat: cat}
+	refused := &Refusals{log: stderr} // every TLS listener's refused handshakes, taken with a call on any listener
 	var (
 		servers []*grpc.Server
 		lns     []net.Listener
@@ -129,7 +135,7 @@ func Serve(ctx context.Context, listens []Listen, tlsDir string, cat *Catalogue,
 		if err != nil {
 			return fmt.Errorf("bad address %q for the %s listener: %v (want HOST:PORT)", x.Addr, x.Name, err)
 		}
-		var opts []grpc.ServerOption
+		opts := []grpc.ServerOption{grpc.ChainUnaryInterceptor(refused.unary)}
 		if x.Name != ListenerPlaintext {
 			if tlsDir == "" {
 				return fmt.Errorf("the %s listener needs --tls-dir (the certificate folder)", x.Name)
@@ -138,7 +144,7 @@ func Serve(ctx context.Context, listens []Listen, tlsDir string, cat *Catalogue,
 			if err != nil {
 				return fmt.Errorf("the %s listener: %v", x.Name, err)
 			}
-			opts = append(opts, grpc.Creds(creds))
+			opts = append(opts, grpc.Creds(refused.Recording(x.Name, creds)))
 		}
 		ln, err := net.Listen("tcp", x.Addr)
 		if err != nil {
