@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ OTHER_CLIENT_CN = "interop-other-client"  # other_client.pem, signed by other_ca
 CLIENT_CERTS = {"none": None, "client": ("client.pem", "client.key"),
                 "other_client": ("other_client.pem", "other_client.key")}
 TRUST = {"ca": "ca.pem", "other_ca": "other_ca.pem"}
+# the DNS names of the server certificate (harness/engines/certs.py makes it; the Go engine's serverNames)
+SERVER_NAMES = ("localhost", "peer.interop.test")
 PRESENTED_CN = {"none": "", "client": CLIENT_CN, "other_client": OTHER_CLIENT_CN}
 KEYS = {"listener", "trust", "client_cert", "server_name", "token", "refused", *connection.CLIENT_KEYS}
 
@@ -85,8 +88,29 @@ class Channel:
             raise ChannelError(f"channel.refused is true or false, not {raw['refused']!r}")
         if raw.get("refused") and listener == PLAINTEXT and not raw.get("token"):
             raise ChannelError("channel.refused on the plaintext listener needs a token: nothing else refuses it")
-        return cls(listener, trust, cert, raw.get("server_name"), raw.get("token"), raw.get("refused", False),
-                   tuple(connection.client_options(raw)))
+        ch = cls(listener, trust, cert, raw.get("server_name"), raw.get("token"), raw.get("refused", False),
+                 tuple(connection.client_options(raw)))
+        if ch.refused and len(causes := ch.causes()) > 1:
+            raise ChannelError(f"a refused channel has one cause, which its case proves (docs/peer-contract.md, "
+                               f"\"Why a handshake was refused\"); this one has {len(causes)} causes: "
+                               f"{'; '.join(causes)}. Keep one (which a library reports first is its own choice)")
+        return ch
+
+    @property
+    def name_refused(self) -> bool:
+        """The client asks for a name the server certificate lacks."""
+        return self.server_name is not None and self.server_name not in SERVER_NAMES
+
+    def causes(self) -> list[str]:
+        """Why a handshake on this channel fails, each cause by itself."""
+        out = []
+        if self.trust == "other_ca":
+            out.append("trust other_ca: the client refuses the server's authority")
+        if self.secure and self.name_refused:
+            out.append(f"server_name {self.server_name!r}: a name the server certificate lacks")
+        if self.listener == MTLS and self.client_cert != "client":
+            out.append(f"client_cert {self.client_cert} on mtls: the server refuses it")
+        return out
 
     @property
     def secure(self) -> bool:
@@ -116,16 +140,26 @@ def of_case(case: Any) -> Channel | None:
 # ---------------------------------------------------------------- client side
 
 def credentials(ch: Channel, certs: Path) -> grpc.ChannelCredentials:
+    return _credentials(ch, certs)[0]
+
+
+def _credentials(ch: Channel, certs: Path) -> tuple[grpc.ChannelCredentials, str]:
+    """The channel's credentials, and the common name of the certificate they hold ("": none)."""
     pair = CLIENT_CERTS[ch.client_cert]
     key_pem, cert_pem = ((certs / pair[1]).read_bytes(), (certs / pair[0]).read_bytes()) if pair else (None, None)
-    creds = grpc.ssl_channel_credentials((certs / TRUST[ch.trust]).read_bytes(), key_pem, cert_pem)
-    _handed[ch] = _common_name(cert_pem)  # what grpcio was given: the client's only view of what it presents
-    return creds
+    return grpc.ssl_channel_credentials((certs / TRUST[ch.trust]).read_bytes(), key_pem, cert_pem), _common_name(cert_pem)
 
 
-# The common name of the certificate each secure channel handed grpcio ("": none). grpcio does not
-# say what it sent in a handshake, so this is what a Python client can prove of its own side.
-_handed: dict[Channel, str] = {}
+# The common name of the certificate each secure connection (grpc channel object) was handed to
+# present ("": none). grpcio does not say what it sent in a handshake, so this is what a Python
+# client can prove of its own side; kept per connection, so that what an earlier pool (another
+# direction) handed for the same channel proves nothing of this one.
+_handed: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def handed(connection: Any) -> str | None:
+    """What this connection was handed (None: it was not made by Pool as a secure channel)."""
+    return _handed.get(connection)
 
 
 def _common_name(cert_pem: bytes | None) -> str:
@@ -141,25 +175,26 @@ NAME_MISMATCH = "Hostname Verification Check failed"
 CLIENT_VERIFY_FAILED = ("CERTIFICATE_VERIFY_FAILED", NAME_MISMATCH)
 
 
-def refusal(ch: Channel, message: str) -> list[tuple[str, str, str]]:
+def refusal(ch: Channel, message: str, handed: str | None) -> list[tuple[str, str, str]]:
     """Why a refused secure channel was refused, as this client can tell: (path, expected, got) for
     each difference from the cause its channel names. trust other_ca: the client refused the
-    server's chain for its authority; a tls listener trusting ca: for the name; mtls: the client
+    server's chain for its authority; a tls listener trusting ca, or a name the server certificate
+    lacks: for the name; mtls: the client
     accepted the server's chain and handed grpcio exactly the certificate client_cert names (the
     server's side of it is checked by the harness: harness/run/handshakes.py)."""
     got = message or "(no status message)"
     if ch.trust == "other_ca":
         return [] if UNKNOWN_AUTHORITY in message else [
             ("channel.refusal", f"the client refuses the server's chain: {UNKNOWN_AUTHORITY!r}", got)]
-    if ch.listener == TLS:
+    if ch.listener == TLS or ch.name_refused:
         return [] if NAME_MISMATCH in message else [
             ("channel.refusal", f"the client refuses the server's certificate for its name: {NAME_MISMATCH!r}", got)]
     out = []
     if any(t in message for t in CLIENT_VERIFY_FAILED):
         out.append(("channel.refusal", "the client accepts the server's chain (the server refuses the client)", got))
-    want, handed = PRESENTED_CN[ch.client_cert], _handed.get(ch)
+    want = PRESENTED_CN[ch.client_cert]
     if handed != want:
-        shown = "nothing: no secure channel was made" if handed is None else (
+        shown = "nothing recorded: the connection was not made as this channel's" if handed is None else (
             f"{handed!r} handed to grpcio" if handed else "none handed to grpcio")
         out.append(("channel.client_cert", f"{want!r} handed to grpcio" if want else "none handed to grpcio", shown))
     return out
@@ -210,7 +245,10 @@ class Pool:
             return mod.insecure_channel(target, options=options(ch, self.base))
         if self.certs is None:
             raise ChannelError(f"a {listener} channel needs the certificate folder; none was given")
-        return mod.secure_channel(target, credentials(ch, self.certs), options=options(ch, self.base))
+        creds, cn = _credentials(ch, self.certs)
+        connection = mod.secure_channel(target, creds, options=options(ch, self.base))
+        _handed[connection] = cn
+        return connection
 
     def close(self) -> None:
         with self._lock:

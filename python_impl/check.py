@@ -32,6 +32,8 @@ def check(call: Any, out: Outcome, index: int, server_reached: bool = True) -> l
         add("status.code", exp["status"], f"{out.status} {render(out.message)}" if out.message else out.status)
     if "message" in exp and out.message != exp["message"]:
         add("status.message", render(exp["message"]), render(out.message))
+    if (early := _ended_before_deadline(call, out)) is not None:
+        add("status.elapsed", f"no earlier than the call's deadline ({call.timeout_ms} ms)", f"{early:.1f} ms")
     texts = exp.get("message_contains") or []
     if texts and not any(t in out.message for t in texts):  # the reason, each library's wording
         add("status.message", "containing one of " + render(" | ".join(texts)), render(out.message))
@@ -72,6 +74,27 @@ def check(call: Any, out: Outcome, index: int, server_reached: bool = True) -> l
     return diffs
 
 
+# How early a call may end for its deadline, as measured: grpcio sets the deadline (now + timeout)
+# after the client's clock starts, and a server counts its own from when the call arrives, so only
+# the conversion between clocks can make it look early; a server that reads the deadline as 10%
+# shorter or more is caught.
+_DEADLINE_SLACK = 0.9
+
+
+def _ended_before_deadline(call: Any, out: Outcome) -> float | None:
+    """The call's elapsed time when the client was to reach DEADLINE_EXCEEDED itself (the server is
+    told to answer something else, late) and the call ended CANCELLED or DEADLINE_EXCEEDED before
+    its deadline: no timer of either side had fired. A grpc-go server's reset at the deadline may
+    beat the client's timer (a known divergence: CANCELLED), never the deadline itself."""
+    server = getattr(call, "server", None) or {}
+    timeout = getattr(call, "timeout_ms", None)
+    if (call.expect["status"] != "DEADLINE_EXCEEDED" or not server.get("status")
+            or server["status"] == "DEADLINE_EXCEEDED" or out.status not in ("CANCELLED", "DEADLINE_EXCEEDED")
+            or out.elapsed_ms is None or not timeout):
+        return None
+    return out.elapsed_ms if out.elapsed_ms < timeout * _DEADLINE_SLACK else None
+
+
 def server_must_confirm(call: Any) -> bool:
     """A generic server answers this call, so its `interop-server-checked` trailer must arrive:
     whatever the status, unless the client reaches its outcome itself. The case data says when:
@@ -99,15 +122,21 @@ def sent_status(call: Any) -> str:
     return server["status"] if server.get("status") and not server.get("require_token") else call.expect["status"]
 
 
-def _check_sent_status(call: Any, out: Outcome, index: int) -> list[Diff]:
+def _check_sent_status(call: Any, out: Outcome, index: int, path: str = "server.status") -> list[Diff]:
     """The status the server says it sent (`interop-server-status`) against the one the case gives
     it. (grpcio's clients show no number past 16: both report UNKNOWN with an empty message, as
-    measured, so unlike grpc-go's they cannot be held to the number the server sent.)"""
+    measured, so unlike grpc-go's they cannot be held to the number the server sent: the wire
+    observer does that, harness/run/observed.py.)"""
     want = sent_status(call)
-    sent = [v for k, v in out.trailers if k == STATUS_TRAILER]
+    sent = [v.decode(errors="replace") if isinstance(v, bytes) else v for k, v in out.trailers if k == STATUS_TRAILER]
     if len(sent) != 1:
-        return [Diff(index, "server.status", want, f"missing: {render(sent)}")]
-    return [] if sent[0] == want else [Diff(index, "server.status", want, str(sent[0]))]
+        return [Diff(index, path, want, f"missing: {render(sent)}")]
+    return [] if sent[0] == want else [Diff(index, path, want, str(sent[0]))]
+
+
+def sent_status_diffs(call: Any, trailers: list[tuple[str, str | bytes]], index: int, path: str) -> list[Diff]:
+    """_check_sent_status for trailers read elsewhere (on the wire), under their own path."""
+    return _check_sent_status(call, Outcome(trailers=trailers), index, path)
 
 
 def server_diffs(trailers: list[tuple[str, str | bytes]], index: int) -> list[Diff]:

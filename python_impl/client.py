@@ -108,6 +108,7 @@ def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
            credentials: grpc.CallCredentials | None = None) -> Outcome:
     """Make one call in its streaming mode (sync grpcio); every call has a deadline."""
     spec, out = _Spec.of(stubs, call, metadata, credentials), Outcome()
+    start = time.perf_counter()  # before grpcio sets the call's deadline (now + timeout)
     if spec.streaming in ("unary", "client_stream"):
         arg = spec.requests[0] if spec.streaming == "unary" else iter(spec.requests)
         rpc = spec.fn.future(arg, **spec.kwargs)
@@ -138,6 +139,7 @@ def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
         finally:
             turn.put(False)  # releases a ping-pong request generator still waiting for its turn
     out.status, out.message = rpc.code().name, rpc.details() or ""
+    out.elapsed_ms = (time.perf_counter() - start) * 1000
     out.headers = list(rpc.initial_metadata() or ())
     out.trailers = list(rpc.trailing_metadata() or ())
     try:
@@ -171,6 +173,7 @@ async def invoke_aio(stubs: Stubs, call: Any, metadata: list[tuple[str, str | by
                      credentials: grpc.CallCredentials | None = None) -> Outcome:
     """Make one call in its streaming mode on a grpc.aio channel; every call has a deadline."""
     spec, out = _Spec.of(stubs, call, metadata, credentials), Outcome()
+    start = time.perf_counter()  # before grpc.aio sets the call's deadline (now + timeout)
     cancelled = False
 
     def maybe_cancel() -> bool:
@@ -215,6 +218,7 @@ async def invoke_aio(stubs: Stubs, call: Any, metadata: list[tuple[str, str | by
             raise
     code = await rpc.code()
     out.status, out.message = code.name, (await rpc.details()) or ""
+    out.elapsed_ms = (time.perf_counter() - start) * 1000
     out.headers = list(await rpc.initial_metadata() or ())
     out.trailers = list(await rpc.trailing_metadata() or ())
     try:
@@ -266,7 +270,7 @@ async def _ping_pong_aio(rpc: Any, spec: _Spec, out: Outcome, maybe_cancel: Any)
 class _CaseRun:
     """A case's calls, the metadata each carries, and the diffs collected so far."""
 
-    def __init__(self, case: Any, direction: str, run_id: str) -> None:
+    def __init__(self, case: Any, direction: str, run_id: str, connection: Any) -> None:
         self.case, self.direction = case, direction
         # Header values must be printable ASCII: the session names the direction by its slug (py-go).
         slug = direction.replace("→", "-")
@@ -279,6 +283,7 @@ class _CaseRun:
         # the connection must be refused (then no server confirms the call)
         self.channel = channels.of_case(case)
         self.credentials = channels.call_credentials(self.channel)
+        self.handed = channels.handed(connection)  # the certificate this connection was made with
 
     def metadata(self, index: int, call: Any) -> list[tuple[str, str | bytes]]:
         return [*self.session, (CALL_HEADER, str(index)), *metadata_pairs(call.metadata)]
@@ -286,7 +291,7 @@ class _CaseRun:
     def add(self, call: Any, out: Outcome, index: int) -> None:
         self.diffs += check(call, out, index, server_reached=not (self.channel and self.channel.refused))
         if self.channel is not None and self.channel.refused and self.channel.secure:  # its own cause, not any refusal
-            self.diffs += [Diff(index, *d) for d in channels.refusal(self.channel, out.message)]
+            self.diffs += [Diff(index, *d) for d in channels.refusal(self.channel, out.message, self.handed)]
         if self.channel is not None and out.status != "OK":  # recorded, never compared
             self.notes[f"call {index}"] = f"{out.status}: {out.message}"
 
@@ -315,7 +320,7 @@ def _pinned(call: Any, index: int) -> None:
 def run_case(channel: grpc.Channel, gen: ModuleType, case: Any, direction: str, run_id: str) -> Result:
     """Run every call of a case in order (sync channel) and collect every difference. A case with a
     `channel` must be given the connection it describes (python_impl.channels.Pool.for_case)."""
-    run, stubs = _CaseRun(case, direction, run_id), Stubs(channel, gen)
+    run, stubs = _CaseRun(case, direction, run_id, channel), Stubs(channel, gen)
     for i, call in enumerate(case.calls):
         try:  # a broken case must not stop the others
             _pinned(call, i)
@@ -328,7 +333,7 @@ def run_case(channel: grpc.Channel, gen: ModuleType, case: Any, direction: str, 
 
 async def run_case_aio(channel: grpc.aio.Channel, gen: ModuleType, case: Any, direction: str, run_id: str) -> Result:
     """run_case on a grpc.aio channel: the same calls, metadata and checks."""
-    run, stubs = _CaseRun(case, direction, run_id), Stubs(channel, gen)
+    run, stubs = _CaseRun(case, direction, run_id, channel), Stubs(channel, gen)
     for i, call in enumerate(case.calls):
         try:
             _pinned(call, i)

@@ -20,6 +20,7 @@ import asyncio
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format
+from google.protobuf.descriptor import FileDescriptor
 from google.protobuf.message import DecodeError, Message
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health, health_pb2
@@ -142,23 +143,30 @@ def served_names(services: list[str]) -> list[str]:
 
 # ---------------------------------------------------------------- reflection: the client's check
 
-def normalise(fdp: descriptor_pb2.FileDescriptorProto) -> descriptor_pb2.FileDescriptorProto:
-    """A file's descriptor without what differs between two compilations of the same content:
-    source info, and json_name (protoc fills it in; a runtime may leave it out when it is the
-    default). The Go engine normalises the same way (standard.go)."""
+def normalise(fdp: descriptor_pb2.FileDescriptorProto, fd: FileDescriptor) -> descriptor_pb2.FileDescriptorProto:
+    """A file's descriptor (fd, built in a pool, is the same file) without what differs between two
+    compilations of the same content: source info, and whether a default json_name is written out
+    (protoc writes every field's json_name into the descriptors it gives protoc-gen-go, not into the
+    ones it embeds in Python modules). Each field gets its effective json_name, as the pool computed
+    it: the default one where none is written, an explicit one as it is, so a custom json_name
+    against the default is a difference. The Go engine normalises the same way (standard.go)."""
     f = descriptor_pb2.FileDescriptorProto()
     f.CopyFrom(fdp)
     f.ClearField("source_code_info")
 
-    def strip(messages: Any) -> None:
-        for m in messages:
-            for fd in [*m.field, *m.extension]:
-                fd.ClearField("json_name")
-            strip(m.nested_type)
+    def fill(fields: Any, by_name: Any) -> None:
+        for field in fields:
+            field.json_name = by_name[field.name].json_name
 
-    strip(f.message_type)
-    for fd in f.extension:
-        fd.ClearField("json_name")
+    def walk(messages: Any, by_name: Any) -> None:
+        for m in messages:
+            d = by_name[m.name]
+            fill(m.field, d.fields_by_name)
+            fill(m.extension, d.extensions_by_name)
+            walk(m.nested_type, d.nested_types_by_name)
+
+    walk(f.message_type, fd.message_types_by_name)
+    fill(f.extension, fd.extensions_by_name)
     return f
 
 
@@ -168,25 +176,28 @@ RUNTIME_NAMES = {"grpc/health/v1/health.proto": "grpc_health/v1/health.proto",
                  "grpc/reflection/v1alpha/reflection.proto": "grpc_reflection/v1alpha/reflection.proto"}
 
 
-def _own(name: str) -> descriptor_pb2.FileDescriptorProto | None:
+def _own(name: str) -> FileDescriptor | None:
     """The client's own compilation of a file, or None when it has no file of that name. A standard
     service's file is known by its import path too (the content is the same file; the name is the
     one the reflection protocol carries)."""
     pool = descriptor_pool.Default()
-    try:
-        fd = pool.FindFileByName(name)
-    except KeyError:
+    for n in (name, RUNTIME_NAMES.get(name)):
         try:
-            fd = pool.FindFileByName(RUNTIME_NAMES[name])
+            return pool.FindFileByName(n) if n else None
         except KeyError:
-            return None
+            continue
+    return None
+
+
+def _proto(fd: FileDescriptor, name: str) -> descriptor_pb2.FileDescriptorProto:
+    """fd's FileDescriptorProto under `name` (the name the reflection protocol carries)."""
     out = descriptor_pb2.FileDescriptorProto()
     fd.CopyToProto(out)
     out.name = name
     return out
 
 
-def _rebuild(received: dict[str, descriptor_pb2.FileDescriptorProto], name: str) -> descriptor_pb2.FileDescriptorProto:
+def _rebuild(received: dict[str, descriptor_pb2.FileDescriptorProto], name: str) -> FileDescriptor:
     """Build `name` and its dependencies from what the server sent into a fresh pool, as a
     reflection client (grpcurl, a gateway) does; a missing dependency or a bad file raises."""
     pool = descriptor_pool.DescriptorPool()
@@ -203,9 +214,7 @@ def _rebuild(received: dict[str, descriptor_pb2.FileDescriptorProto], name: str)
         added.add(n)
 
     add(name, ())
-    out = descriptor_pb2.FileDescriptorProto()
-    pool.FindFileByName(name).CopyToProto(out)
-    return out
+    return pool.FindFileByName(name)
 
 
 def check_reflection(call: Any, out: Outcome, index: int) -> list[Diff]:
@@ -296,5 +305,6 @@ def _file_diffs(index: int, path: str, closure: list[str], raws: Any,
             diffs.append(Diff(index, f"{p}.rebuild", "the received descriptors build", f"{type(e).__name__}: {e}"))
             continue
         if name not in bundled:
-            diffs += [Diff(index, q, e, g) for q, e, g in diff_messages(normalise(own), normalise(rebuilt), p)]
+            diffs += [Diff(index, q, e, g) for q, e, g in diff_messages(
+                normalise(_proto(own, name), own), normalise(_proto(rebuilt, name), rebuilt), p)]
     return diffs

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator
 
+import grpc
 import pytest
 from cryptography import x509
 
@@ -165,6 +166,23 @@ def test_channel_cases_per_mode() -> None:
         channel_cases.generate([ANCHOR, clash])
 
 
+def test_cases_checked_on_the_wire_are_not_copied_over_tls(seed_gen: ModuleType) -> None:
+    """What the wire shows a Python peer (forbidden metadata never sent, the reserved keys' lost
+    answer, a code past 16's number) is invisible over TLS, where their known divergences would
+    excuse the copies unchecked (issue 17): like the compression cases, they stay on plaintext."""
+    from harness.cases import generate
+    from harness.protoset import discover
+    from harness.run.runner import _for_catalogue
+
+    catalogue = [_for_catalogue(c) for c in generate.generate(discover(Path(__file__).resolve().parent.parent
+                                                                        / "protos"))]
+    wire_checked = ("metadata_uppercase_key", "metadata_non_ascii_value", "metadata_reserved_grpc_keys",
+                    "code_17", "code_99")
+    assert {c.name.rsplit("/", 1)[1] for c in catalogue} >= set(wire_checked)
+    copies = channel_cases.generate(catalogue, "all")
+    assert copies and not [c.name for c in copies if c.name.rsplit("/", 1)[1] in wire_checked]
+
+
 def test_tls_cases_are_not_read_on_the_wire() -> None:
     over = channel_cases.over(ANCHOR, "tls")
     gzip_call = dataclasses.replace(hello(), compression="gzip")
@@ -267,6 +285,53 @@ def test_a_client_that_withholds_the_untrusted_certificate_fails(
         ("channel.client_cert", "'interop-other-client' handed to grpcio", "none handed to grpcio")]
 
 
+@pytest.mark.parametrize("client", ["sync", "aio"])
+def test_what_another_connection_was_handed_proves_nothing(
+        client: str, listening: tuple[str, dict[str, str]], seed_gen: ModuleType, cert_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client's record of the certificate it handed grpcio is its connection's own: one an
+    earlier pool (another direction) made for the same channel does not pass a connection made
+    without the untrusted certificate."""
+    untrusted = BY_NAME[f"{H}/SayHello/mtls/untrusted_client_cert"]
+    earlier = channels.Pool(listening[1], cert_dir)
+    earlier.for_case(untrusted)
+    earlier.close()
+
+    def without_certificate(self: channels.Pool, ch: channels.Channel | None) -> Any:
+        assert ch is not None  # the mutant: the untrusted certificate never reaches grpcio
+        mod = grpc.aio if self.aio else grpc
+        creds = grpc.ssl_channel_credentials((cert_dir / "ca.pem").read_bytes())
+        return mod.secure_channel(self.targets[ch.listener], creds, options=channels.options(ch, self.base))
+    monkeypatch.setattr(channels.Pool, "_make", without_certificate)
+    result = run(seed_gen, listening[1], cert_dir, untrusted, client == "aio")
+    assert [(d.path, d.got) for d in result.diffs] == [
+        ("channel.client_cert", "nothing recorded: the connection was not made as this channel's")]
+
+
+@pytest.mark.parametrize("client", ["sync", "aio"])
+def test_a_case_files_mtls_channel_refused_for_its_name_passes(
+        client: str, listening: tuple[str, dict[str, str]], seed_gen: ModuleType, cert_dir: Path) -> None:
+    """Only the name refuses it (the trusted certificate is presented): that is its cause."""
+    case = dataclasses.replace(BY_NAME[f"{H}/SayHello/mtls/untrusted_client_cert"], name=f"{H}/SayHello/mtls/name", channel={
+        "listener": "mtls", "server_name": channel_cases.NOT_IN_CERT, "refused": True})
+    result = run(seed_gen, listening[1], cert_dir, case, client == "aio")
+    assert (result.verdict, result.diffs) == ("pass", []), result.notes
+
+
+def test_a_refused_channel_has_one_cause() -> None:
+    """Two causes at once (a wrong authority and a wrong name, or a name the certificate lacks and a
+    refused client certificate): which one a library reports first is its own business (crypto/tls
+    checks the name before the chain, grpc core after), so no case could prove its cause."""
+    for raw in ({"listener": "tls", "trust": "other_ca", "server_name": channel_cases.NOT_IN_CERT},
+                {"listener": "mtls", "client_cert": "none", "server_name": channel_cases.NOT_IN_CERT},
+                {"listener": "mtls", "trust": "other_ca", "client_cert": "other_client"}):
+        with pytest.raises(channels.ChannelError, match="has 2 causes"):
+            channels.Channel.of({**raw, "refused": True})
+        assert channels.Channel.of(raw) is not None  # not refused: nothing to prove
+    for name in channels.SERVER_NAMES:  # a name the certificate has is no cause
+        assert channels.Channel.of({"listener": "tls", "trust": "other_ca", "server_name": name, "refused": True})
+
+
 @pytest.mark.parametrize("channel, message, paths", [
     ({"client_cert": "other_client"}, "Socket closed", []),
     ({"client_cert": "none"}, "Socket closed", []),
@@ -278,17 +343,17 @@ def test_a_client_that_withholds_the_untrusted_certificate_fails(
     ({"listener": "tls", "trust": "other_ca"}, "", ["channel.refusal"]),
     ({"listener": "tls", "server_name": "x"}, channels.NAME_MISMATCH, []),
     ({"listener": "tls", "server_name": "x"}, channels.UNKNOWN_AUTHORITY, ["channel.refusal"]),
+    # on mtls with the trusted client certificate only the name refuses (a case file may say so)
+    ({"client_cert": "client", "server_name": "x"}, "Tls handshake failed: " + channels.NAME_MISMATCH, []),
+    ({"client_cert": "client", "server_name": "x"}, "Socket closed", ["channel.refusal"]),
 ])
-def test_a_refusal_needs_its_own_cause(channel: dict[str, Any], message: str, paths: list[str], cert_dir: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refusal_needs_its_own_cause(channel: dict[str, Any], message: str, paths: list[str], cert_dir: Path) -> None:
     """Crafted client views of a refused channel (its status message; `handed`: the certificate
     grpcio was given instead of the channel's): only its own cause passes."""
-    handed = channel.pop("handed", None)
-    ch = channels.Channel.of({"listener": "mtls", **channel, "refused": True})
-    channels.credentials(ch, cert_dir)
-    if handed is not None:
-        monkeypatch.setitem(channels._handed, ch, handed)
-    assert [p for p, _, _ in channels.refusal(ch, message)] == paths
+    ch = channels.Channel.of({"listener": "mtls", **{k: v for k, v in channel.items() if k != "handed"}, "refused": True})
+    assert ch is not None
+    handed = channel.get("handed", channels._credentials(ch, cert_dir)[1])
+    assert [p for p, _, _ in channels.refusal(ch, message, handed)] == paths
 
 
 def test_a_refused_case_brings_its_listener_passing_case() -> None:

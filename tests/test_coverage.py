@@ -69,7 +69,18 @@ def test_a_field_no_case_sets_is_listed_uncovered(tiny) -> None:
     # the method nothing called is uncovered; the called one has its pattern and status
     patterns = {str(i) for i in cov.uncovered("streaming patterns")}
     assert "cov.tiny.Tiny/Call: ok" not in patterns and "cov.tiny.Tiny/Watch: responses_many" in patterns
-    assert "cov.tiny.Tiny/Call: OK" not in {str(i) for i in cov.uncovered("status codes")}
+    assert "unary methods: OK" not in {str(i) for i in cov.uncovered("status codes")}
+
+
+def test_status_codes_count_per_streaming_mode_of_the_set(tiny) -> None:
+    """A status code travels the same way on every method of a mode: the set's modes each need every
+    code once, not each method (issue 17)."""
+    failing = _case("not_found", [{}], [], status="NOT_FOUND")
+    cov = _measure(tiny, [NAMED, failing], {"py→go": {NAMED.name, failing.name}})
+    assert cov.counts("status codes", "py→go") == (2, 2 * len(coverage.STATUS_CODES))  # unary and server_stream
+    missing = {str(i) for i in cov.uncovered("status codes")}
+    assert {"unary methods: OK", "unary methods: NOT_FOUND"}.isdisjoint(missing)
+    assert {"server_stream methods: OK", "server_stream methods: NOT_FOUND", "unary methods: ABORTED"} <= missing
 
 
 def test_a_direction_only_counts_the_cases_that_ran_there(tiny) -> None:

@@ -94,3 +94,75 @@ def test_the_generated_trailers_case_sends_17_kib_of_trailers(seed_gen) -> None:
     call = cases["tutorial.HelloService/SayHello/protocol/metadata_trailers_over_hard_limit"].calls[0]
     assert call.expect["status"] == "RESOURCE_EXHAUSTED" and call.server["status"] == "OK"
     assert len(call.server["trailers"]["x-large"][0]) > generate.GRPCIO_METADATA_HARD_LIMIT
+
+
+# ---- the deadline reset (issue 17 §2): "when a call's deadline passes" is checked, not assumed
+
+RESET = "Stream removed (RST_STREAM (Received RST_STREAM with error code 8))"
+DEADLINE = Call(**{**HELLO, "timeout_ms": 100}, expect={"status": "DEADLINE_EXCEEDED", "responses": []},
+                server={"status": "OK", "delay_ms": 3000, "responses": [{"reply": "r"}]})
+
+
+@pytest.mark.parametrize("status, elapsed, want", [
+    # a grpc-go server's reset at the deadline, ahead of the client's own timer: the known divergence
+    ("CANCELLED", 101.0, [("status.code", "DEADLINE_EXCEEDED", f'CANCELLED "{RESET}"')]),
+    # the same reset long before the deadline: a server that reads the deadline as shorter
+    ("CANCELLED", 10.0, [("status.code", "DEADLINE_EXCEEDED", f'CANCELLED "{RESET}"'),
+                         ("status.elapsed", "no earlier than the call's deadline (100 ms)", "10.0 ms")]),
+    ("DEADLINE_EXCEEDED", 10.0, [("status.elapsed", "no earlier than the call's deadline (100 ms)", "10.0 ms")]),
+    ("DEADLINE_EXCEEDED", 100.5, []),
+    ("CANCELLED", None, [("status.code", "DEADLINE_EXCEEDED", f'CANCELLED "{RESET}"')]),  # not measured
+])
+def test_a_call_ends_for_its_deadline_no_earlier_than_the_deadline(seed_gen, status, elapsed, want) -> None:
+    message = RESET if status == "CANCELLED" else ""
+    assert paths(DEADLINE, Outcome(status=status, message=message, elapsed_ms=elapsed)) == want
+
+
+def test_a_server_told_to_send_deadline_exceeded_may_send_it_at_once(seed_gen) -> None:
+    told = Call(**HELLO, expect={"status": "DEADLINE_EXCEEDED"})  # status_deadline_exceeded: no server.status
+    at_once = Outcome(status="DEADLINE_EXCEEDED", elapsed_ms=1.0, trailers=confirmed("DEADLINE_EXCEEDED"))
+    assert paths(told, at_once) == []
+
+
+@pytest.mark.parametrize("flavour", ["py", "pyaio"])
+def test_an_early_reset_is_not_excused_as_the_deadline_reset(seed_gen, flavour: str) -> None:
+    """A server that ends the deadline case at once with the reset's own words (as one that reads
+    the deadline as much shorter would, by a real reset) is a failure in py→go, measured by the
+    real client."""
+    import asyncio
+    from concurrent import futures
+
+    import grpc
+
+    from harness.cases import generate
+    from harness.protoset import discover
+    from harness.run import divergences
+    from python_impl.client import run_case, run_case_aio
+    from python_impl.contract import CHANNEL_OPTIONS
+
+    name = "tutorial.HelloService/SayHello/stream/deadline_exceeded"
+    case = next(c for c in generate.generate(discover(REPO / "protos")) if c.name == name)
+
+    def at_once(request, context):  # noqa: ANN001, ANN202
+        context.abort(grpc.StatusCode.CANCELLED, RESET)
+
+    server = grpc.server(futures.ThreadPoolExecutor(2), options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("tutorial.HelloService", {
+        "SayHello": grpc.unary_unary_rpc_method_handler(at_once)})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        target = f"127.0.0.1:{port}"
+        if flavour == "py":
+            with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as ch:
+                result = run_case(ch, seed_gen, case, "py→go", "test")
+        else:
+            async def main():  # noqa: ANN202
+                async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as ch:
+                    return await run_case_aio(ch, seed_gen, case, "pyaio→go", "test")
+            result = asyncio.run(main())
+    finally:
+        server.stop(None)
+    assert "status.elapsed" in [d.path for d in result.diffs]
+    builtin = divergences.load(divergences.builtin_files(), builtin=True)
+    assert divergences.apply(builtin, result, f"{flavour}-go", "unary", True).verdict == "fail"

@@ -76,7 +76,8 @@ def test_the_client_knows_the_health_file_by_its_import_path_too() -> None:
     """grpcio-health-checking registers grpc_health/v1/health.proto; reflection clients (and grpc-go)
     say grpc/health/v1/health.proto: the Python client compares what it receives under that name."""
     own = standard._own("grpc/health/v1/health.proto")
-    assert own is not None and own.name == "grpc/health/v1/health.proto" and own.service[0].name == "Health"
+    assert own is not None and own.services_by_name["Health"].full_name == "grpc.health.v1.Health"
+    assert standard._proto(own, "grpc/health/v1/health.proto").name == "grpc/health/v1/health.proto"
     assert standard._own("grpc_health/v1/health.proto").name == "grpc_health/v1/health.proto"
     assert standard._own("no/such.proto") is None
 
@@ -115,14 +116,86 @@ def test_the_files_received_are_rebuilt_and_compared_with_our_own() -> None:
     tampered.message_type[0].field[0].number = 99
     got = _check(call, [_files_response(req, [_fdp(API), _fdp(API_CLOSURE[1]), tampered, _fdp(API_CLOSURE[3])])])
     assert got == [('reflection[0].files["google/protobuf/type.proto"].message_type[0].field[0].number', "1", "99")]
-    # json_name and source info are not part of the comparison (one runtime fills them, one not)
+    # source info, and a default json_name written out or left out, are no difference (protoc writes
+    # every json_name for Go, none for Python): both stand for the same file
     plain = [_fdp(n) for n in API_CLOSURE]
     for f in plain:
         f.source_code_info.location.add(path=[4, 0])
         for m in f.message_type:
             for fd in m.field:
-                fd.json_name = fd.name + "_json"
+                fd.ClearField("json_name")
     assert _check(call, [_files_response(req, plain)]) == []
+
+
+def test_a_custom_json_name_against_the_default_is_a_difference() -> None:
+    """A server whose file gives a field another JSON name than the client's compiled one changes
+    every JSON transcoding of it: the explicit json_name is compared, not normalised away."""
+    req = {"file_by_filename": API}
+    call = _call([({"fileByFilename": API}, {"files": API_CLOSURE})])
+    renamed = _fdp(API)
+    renamed.message_type[0].field[0].json_name = "apiName"
+    got = _check(call, [_files_response(req, [renamed, *(_fdp(n) for n in API_CLOSURE[1:])])])
+    assert got == [(f'reflection[0].files["{API}"].message_type[0].field[0].json_name', '"name"', '"apiName"')]
+
+
+DESCRIPTOR_FILE = "google/protobuf/descriptor.proto"
+DESCRIPTOR_CASE = ("grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo/standard/file_by_filename/"
+                   + DESCRIPTOR_FILE)
+
+
+def _go_revision() -> descriptor_pb2.FileDescriptorProto:
+    """Python's descriptor.proto with the differences the built-in entries name undone: protobuf-go
+    1.36.12's revision as the Python client sees it (measured in py→go)."""
+    f = _fdp(DESCRIPTOR_FILE)
+    f.message_type[10].field[11].ClearField("options")  # FileOptions.cc_enable_arenas
+    features = f.message_type[19]  # FeatureSet
+    assert features.name == "FeatureSet" and features.field[8].name == "enforce_proto_limits"
+    del features.field[8]
+    del features.nested_type[1]  # ProtoLimitsFeature
+    features.field[6].options.edition_defaults[2].edition = descriptor_pb2.EDITION_UNSTABLE
+    del features.field[7].options.edition_defaults[2]
+    return f
+
+
+def _descriptor_verdict(server_file: descriptor_pb2.FileDescriptorProto, slug: str) -> tuple[str, list[str]]:
+    """The verdict of a descriptor.proto reflection case whose server sent server_file, after the
+    built-in known divergences; go-py sees the same differences the other way round."""
+    from harness.run import divergences
+    from python_impl.contract import Diff, Result
+
+    call = _call([({"fileByFilename": DESCRIPTOR_FILE}, {"files": [DESCRIPTOR_FILE]})])
+    diffs = standard.check_reflection(call, Outcome(responses=[_files_response(
+        {"file_by_filename": DESCRIPTOR_FILE}, [server_file])]), 0)
+    if slug.startswith("go-"):
+        diffs = [Diff(d.call, d.path, d.got, d.expected) for d in diffs]
+    result = Result(case=DESCRIPTOR_CASE, direction=slug, verdict="fail" if diffs else "pass", diffs=diffs)
+    known = divergences.load(divergences.builtin_files(), builtin=True)
+    out = divergences.apply(known, result, slug, "bidi")
+    return out.verdict, [f"{d.path}: {d.expected} / {d.got}" for d in out.diffs]
+
+
+@pytest.mark.parametrize("slug", ["py-go", "go-py"])
+def test_descriptor_proto_entries_excuse_only_the_named_revision_differences(slug: str) -> None:
+    """The runtimes' revisions of descriptor.proto differ in five named places: those are excused,
+    and a renumbered field, a renamed message or another package on top of them are failures."""
+    assert _descriptor_verdict(_go_revision(), slug)[0] == "divergence"
+    renumbered = _go_revision()
+    renumbered.message_type[0].field[0].number = 7  # FileDescriptorSet.file
+    verdict, diffs = _descriptor_verdict(renumbered, slug)
+    assert verdict == "fail" and any(".message_type[0].field[0].number" in d for d in diffs), diffs
+    # inside the message whose revisions differ too: its other fields are compared one by one
+    renumbered = _go_revision()
+    renumbered.message_type[19].field[2].number = 77  # FeatureSet.repeated_field_encoding
+    verdict, diffs = _descriptor_verdict(renumbered, slug)
+    assert verdict == "fail" and any(".message_type[19].field[2].number" in d for d in diffs), diffs
+    renamed = _go_revision()
+    renamed.message_type[19].nested_type[0].name = "Visibility"  # FeatureSet.VisibilityFeature
+    renamed.message_type[19].field[7].type_name = ".google.protobuf.FeatureSet.Visibility.DefaultSymbolVisibility"
+    verdict, diffs = _descriptor_verdict(renamed, slug)
+    assert verdict == "fail" and any(".nested_type[0].name" in d for d in diffs), diffs
+    moved = _go_revision()
+    moved.package = "google.protobuf2"
+    assert _descriptor_verdict(moved, slug)[0] == "fail"
 
 
 def test_a_missing_dependency_is_missing_and_the_file_cannot_be_rebuilt() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from harness.cases import onwire
 from harness.cases.model import Call, Case, CaseError
 from python_impl.channels import MTLS, PLAINTEXT, TLS
 from python_impl.plan import TOKEN_REQUIRED
@@ -53,11 +54,12 @@ def generate(catalogue: list[Case], mode: str = "default") -> list[Case]:
 
 def _clonable(case: Case) -> bool:
     """A case a generic server answers and checks in full, on the shared plaintext connection. Not
-    the compression cases: what a Python peer receives compressed is checked on the wire
-    (harness/run/observed.py), which TLS hides, so over TLS they would check less and could pass
-    where the plaintext case is a known divergence."""
+    the compression cases, nor any other a Python peer checks on the wire (harness/cases/onwire.py):
+    TLS hides the wire, so over TLS they would check less and could pass where the plaintext case
+    is a known divergence."""
     return case.channel is None and all(c.checked_by_server and not c.raw and c.compression is None
-                                        and not (c.server or {}).get("compression") for c in case.calls)
+                                        and not (c.server or {}).get("compression")
+                                        and not onwire.read_by_python_client(c) for c in case.calls)
 
 
 def _anchor(cases: list[Case]) -> Case | None:

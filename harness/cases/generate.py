@@ -4,6 +4,8 @@
     method × streaming pattern  <svc>/<method>/stream/<pattern>          (by the method's mode)
     service × protocol pattern  <svc>/<method>/protocol/<pattern>        (metadata, status codes, details,
                                                                           unimplemented, gzip, size limits)
+    mode × library pattern      <svc>/<method>/protocol/<pattern>        (LIBRARY_PATTERNS: once per streaming
+                                                                          mode of the set, its first method)
 
 The servers answer these with the generic engine (docs/peer-contract.md, contract v2): the same
 call data says what the client sends and what the server answers, so both sides check what they
@@ -54,14 +56,59 @@ def services(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset(),
 mode = streaming_mode
 
 
-def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> list[Case]:
+def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset(),
+             values_per_method: int | None = None) -> list[Case]:
+    """Every case of the set's methods; values_per_method: at most that many value cases per method
+    (the quick profile keeps one: building the others is most of a warm run's preparation)."""
     cases: list[Case] = []
-    for svc in services(ps, skip):
+    svcs = services(ps, skip)
+    for svc in svcs:
         for m in svc.methods:
-            cases += value_cases(m) + stream_cases(m)
+            cases += value_cases(m, values_per_method) + stream_cases(m)
         if svc.methods:
-            cases += protocol_cases(svc)
-    return cases
+            cases += [c for c in protocol_cases(svc) if _pattern(c) not in LIBRARY_PATTERNS]
+    names = {c.name for c in cases}
+    return cases + [c for c in library_cases(svcs) if c.name not in names]
+
+
+# Protocol behaviours that belong to the libraries, not to a service's messages: what a receiver does
+# with metadata past its limits, with keys it must refuse or never deliver, with codes outside 0-16,
+# with a status message past the metadata limit, with details that contradict the status, and how it
+# compresses. They hold for any service, so they run once per streaming mode per proto set
+# (library_cases), on the first method of that mode (gzip: the first that can carry bulk): on every
+# service they only repeated the same known divergences.
+LIBRARY_PATTERNS = frozenset({
+    "metadata_near_soft_limit", "metadata_request_over_hard_limit", "metadata_headers_over_hard_limit",
+    "metadata_trailers_over_hard_limit", "gzip_request", "gzip_response",
+    "metadata_uppercase_key", "metadata_non_ascii_value", "metadata_reserved_grpc_keys",
+    "metadata_reserved_in_headers", "code_17", "code_99", "long_status_message", "details_code_mismatch",
+    "details_message_mismatch"})
+
+
+def _pattern(c: Case) -> str:
+    return c.name.rsplit("/", 1)[1] if "/protocol/" in c.name else ""
+
+
+def library_cases(svcs: list[ServiceDescriptor]) -> list[Case]:
+    """The LIBRARY_PATTERNS once per streaming mode of the set, each on the first method of that mode
+    (services and methods in declaration order). A pattern the protocol cases put on a method of
+    another mode (the reserved keys: not on bidi) is left to that mode's own method."""
+    out: list[Case] = []
+    for kind in ("unary", "server_stream", "client_stream", "bidi"):
+        m = next((m for svc in svcs for m in svc.methods if mode(m) == kind), None)
+        if m is None:
+            continue
+        req, resp = _value(m.input_type, "typical"), _value(m.output_type, "typical")
+        made = _metadata_cases(m.containing_service, m, req, resp) + _status_cases(m, req, resp)
+        made += _gzip_cases([x for svc in svcs for x in svc.methods if mode(x) == kind])
+        out += [c for c in made if _pattern(c) in LIBRARY_PATTERNS and c.calls[0].streaming == kind]
+        # every status code once per mode too (coverage counts them so): the protocol cases give them
+        # only to each service's first method, which may leave a mode without them (the caller drops
+        # the ones a service's first method has already)
+        out += [_case(m, "protocol", f"status_{code.lower()}", _call(m, [req], [], status=code,
+                                                                      message=f"plain {code} message"))
+                for code in STATUS_CODES[1:]]
+    return out
 
 
 # ---------------------------------------------------------------- building blocks
@@ -102,18 +149,22 @@ def _exchange(m: MethodDescriptor, req: Any, resp: Any, **kw: Any) -> Call:
 
 # ---------------------------------------------------------------- value patterns
 
-def value_cases(m: MethodDescriptor) -> list[Case]:
-    """Every value pattern of the request and response types; patterns that change nothing are dropped."""
+def value_cases(m: MethodDescriptor, limit: int | None = None) -> list[Case]:
+    """Every value pattern of the request and response types; patterns that change nothing are
+    dropped. With `limit` (the quick profile), only the plain patterns are built and at most `limit`
+    cases kept, `typical` first when it is one: the case the channel cases clone
+    (harness/cases/channels.py), so each kept case is the full catalogue's case of that name."""
     out, seen = [], set()
     variants: list[tuple[str, Callable[[Descriptor], Any]]] = [(p, lambda d, p=p: _carrier(d, p)) for p in PATTERNS]
-    variants += _oneof_variants(m) + _deep_variants(m)
-    # Message fields present but empty, one nesting level at a time: the holder's field is set to its
-    # default (an empty message), and the empty child carries its own fields unset.
-    variants += [(f"empty_submessages_{level}", lambda d, level=level: _empty_submessages(d, level))
-                 for level in range(3)]
-    variants.append(("deep_recursion", lambda d: _deep(d, 60)))
-    # Past upb's default nesting limit (100) and far inside protobuf-go's (10 000): see divergences.
-    variants.append(("deep_recursion_150", lambda d: _deep(d, 150)))
+    if limit is None:
+        variants += _oneof_variants(m) + _deep_variants(m)
+        # Message fields present but empty, one nesting level at a time: the holder's field is set to its
+        # default (an empty message), and the empty child carries its own fields unset.
+        variants += [(f"empty_submessages_{level}", lambda d, level=level: _empty_submessages(d, level))
+                     for level in range(3)]
+        variants.append(("deep_recursion", lambda d: _deep(d, 60)))
+        # Past upb's default nesting limit (100) and far inside protobuf-go's (10 000): see divergences.
+        variants.append(("deep_recursion_150", lambda d: _deep(d, 150)))
     for pattern, make in variants:
         req, resp = make(m.input_type), make(m.output_type)
         if req is None and resp is None:
@@ -128,6 +179,9 @@ def value_cases(m: MethodDescriptor) -> list[Case]:
             continue
         seen.add(key)
         out.append(_case(m, m.input_type.name, pattern, _exchange(m, req, resp)))
+    if limit is not None:
+        out.sort(key=lambda c: not c.name.endswith("/typical"))
+        return out[:limit]
     return out
 
 
@@ -404,17 +458,7 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
                 "fieldViolations": [{"field": "a.b", "description": "must be ✓"}]}]
     add("rich_error_details", _call(m, [req], error_responses, status="INVALID_ARGUMENT", message="see details",
                                     details=details))
-    # gzip: a message that compressing would not shrink may go uncompressed (gRPC Core does so), so
-    # each case's message is one that gzip shrinks (GZIP_BULK bytes of bulk), through the first method
-    # whose type can carry bulk: every message must then arrive with its compressed flag set.
-    for pattern, side, kw in (("gzip_request", "input_type", {"compression": "gzip"}),
-                              ("gzip_response", "output_type", {"server": {"compression": "gzip"}})):
-        g = next((x for x in svc.methods if _bulk_field(getattr(x, side))), m)
-        g_req, g_resp = _value(g.input_type, "typical"), _value(g.output_type, "typical")
-        if _bulk_field(getattr(g, side)):
-            g_req, g_resp = (_sized(g.input_type, GZIP_BULK), g_resp) if side == "input_type" else (
-                g_req, _sized(g.output_type, GZIP_BULK))
-        out.append(_case(g, "protocol", pattern, _exchange(g, g_req, g_resp, **kw)))
+    out += _gzip_cases(list(svc.methods))
     for pattern, path in (("unimplemented_method", f"{svc.full_name}/NoSuchMethod"),
                           ("unimplemented_service", f"{svc.full_name}NoSuchService/Method")):
         out.append(Case(name=f"{svc.full_name}/{m.name}/protocol/{pattern}", source=SOURCE, calls=[
@@ -423,6 +467,23 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
                  timeout_ms=TIMEOUT_MS, raw=True)]))
     out += _size_cases(svc)
     out += _metadata_cases(svc, m, req, resp) + _status_cases(m, req, resp)
+    return out
+
+
+def _gzip_cases(methods: list[MethodDescriptor]) -> list[Case]:
+    """gzip from either side, through the first of `methods` whose type can carry bulk (else the first).
+    A message that compressing would not shrink may go uncompressed (gRPC Core does so), so each
+    case's message is one that gzip shrinks (GZIP_BULK bytes of bulk): every message must then arrive
+    with its compressed flag set."""
+    out: list[Case] = []
+    for pattern, side, kw in (("gzip_request", "input_type", {"compression": "gzip"}),
+                              ("gzip_response", "output_type", {"server": {"compression": "gzip"}})):
+        g = next((x for x in methods if _bulk_field(getattr(x, side))), methods[0])
+        g_req, g_resp = _value(g.input_type, "typical"), _value(g.output_type, "typical")
+        if _bulk_field(getattr(g, side)):
+            g_req, g_resp = (_sized(g.input_type, GZIP_BULK), g_resp) if side == "input_type" else (
+                g_req, _sized(g.output_type, GZIP_BULK))
+        out.append(_case(g, "protocol", pattern, _exchange(g, g_req, g_resp, **kw)))
     return out
 
 
@@ -481,7 +542,7 @@ def _metadata_cases(svc: ServiceDescriptor, m: MethodDescriptor, req: Any, resp:
                                                 headers={"grpc-x-custom": ["h"]}, trailers={"grpc-x-custom": ["t"]}))
     # In a bidi call grpcio's outcome with these keys changes from run to run (docs/limits.md), so a
     # case there could not have one outcome: they go through the first method of another mode.
-    other = next((x for x in svc.methods if mode(x) != "bidi"), None)
+    other = m if mode(m) != "bidi" else next((x for x in svc.methods if mode(x) != "bidi"), None)
     if other is not None:
         oreq, oresp = (req, resp) if other is m else (_value(other.input_type, "typical"),
                                                       _value(other.output_type, "typical"))

@@ -21,7 +21,8 @@ from harness.protoset.runtime import is_well_known
 from python_impl.standard import FLIP_SERVICE, HEALTH, REFLECTION_V1, REFLECTION_V1ALPHA
 
 SOURCE = "standard services: health and reflection (harness/cases/standard.py)"
-# Every server serves these itself (grpc-go: all three; grpcio: no v1 reflection, a known divergence).
+# Every server serves these itself (grpc-go: all three; grpcio: no v1 reflection, a capability row:
+# harness/run/capabilities.yaml).
 STANDARD = (HEALTH, REFLECTION_V1, REFLECTION_V1ALPHA)
 UNKNOWN_SERVICE = "interop.health.v1.NoSuchService"
 UNKNOWN_SYMBOL = "interop.reflection.v1.NoSuchSymbol"

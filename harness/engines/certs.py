@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from harness.engines.peer import pid_alive
-from python_impl.channels import CLIENT_CN, CLIENT_CERTS, OTHER_CLIENT_CN, TRUST
+from python_impl.channels import CLIENT_CN, CLIENT_CERTS, OTHER_CLIENT_CN, SERVER_NAMES, TRUST
 
 # The name a server_name override asks for: in the server certificate, never resolvable.
-OVERRIDE_NAME = "peer.interop.test"
+OVERRIDE_NAME = "peer.interop.test"  # one of SERVER_NAMES
 # the names the peers read (python_impl/channels.py; the Go engine uses the same)
 FILES = ("server.pem", "server.key", *TRUST.values(), *(f for pair in CLIENT_CERTS.values() if pair for f in pair))
 # Short-lived: a run takes minutes. Backdated a little against clock skew between host and containers.
@@ -71,7 +71,7 @@ def _leaf(ca: Authority, cn: str, server: bool) -> tuple[x509.Certificate, ec.El
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False))
     if server:  # every name a client may dial or ask for: loopback by name and address, and the override
         builder = builder.add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.DNSName(OVERRIDE_NAME),
+            *(x509.DNSName(n) for n in SERVER_NAMES),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1"))]),
             critical=False)
     else:

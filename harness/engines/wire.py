@@ -71,6 +71,7 @@ class Call:
     request_keys: list[str] = field(default_factory=list)  # the request's header names, in order
     # the server's trailers whose names start with `interop-` (its confirmation and findings)
     harness_trailers: list[tuple[str, bytes]] = field(default_factory=list)
+    status: str | None = None  # the grpc-status the server sent, as it is on the wire (a number)
     # a parse failure on the call's connection: what was recorded for it may be incomplete
     broken: list[str] = field(default_factory=list)
 
@@ -192,6 +193,7 @@ class _Connection:
             if b":status" in headers:  # the response headers, not the trailers
                 call.response.encoding = encoding.decode() if encoding else None
             if b"grpc-status" in headers:  # the trailers (alone, or with :status in a trailers-only answer)
+                call.status = headers[b"grpc-status"].decode(errors="replace")
                 call.harness_trailers = [(k.decode(errors="replace"), v) for k, v in headers.items()
                                          if k.startswith(HARNESS_PREFIX)]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pb2
 
-from harness.protoset import ProtoSet
+from harness.protoset.model import ProtoSet
 
 ECHO_DIR = "interop_echo"
 ECHO_VERSION = "1"  # bump when the echo files' shape changes

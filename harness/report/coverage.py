@@ -4,7 +4,8 @@ makes reachable from its methods.
 Computed from data only: the descriptors say what exists (every field, enum value, oneof member,
 map key type and presence state of every message type reachable from a method's request and
 response types, through message fields, map values, oneof members and extensions; every method's
-streaming patterns, status codes and metadata kinds), and the cases say what was carried. A value
+streaming patterns and metadata kinds; the status codes of each streaming mode of the set), and
+the cases say what was carried. A value
 counts where it was carried in a case that ran in that direction: sent in a request, or expected
 in a response (`expect.responses`). What a server sends but no client checks (`server.responses`
 of a deadline or over-limit case) does not count.
@@ -124,8 +125,11 @@ class Universe:
             owner = method_name(m)
             self.items["streaming patterns"] += [Item("streaming patterns", owner, p)
                                                  for p in STREAMING_PATTERNS[streaming_mode(m)]]
-            self.items["status codes"] += [Item("status codes", owner, c) for c in STATUS_CODES]
             self.items["metadata kinds"] += [Item("metadata kinds", owner, k) for k in METADATA_KINDS]
+        # A status code travels the same way on every method of a mode (the libraries carry it, not the
+        # service's messages), so codes count per streaming mode of the set, as the cases run them.
+        for kind in sorted({streaming_mode(m) for m in self.methods}, key=list(STREAMING_PATTERNS).index):
+            self.items["status codes"] += [Item("status codes", status_owner(kind), c) for c in STATUS_CODES]
 
     def fields(self, d: Descriptor) -> list[FD]:
         """A message's fields and the extensions of it that the proto set (or its imports) declares,
@@ -165,6 +169,11 @@ def method_name(m: MethodDescriptor) -> str:
     return f"{m.containing_service.full_name}/{m.name}"
 
 
+def status_owner(mode: str) -> str:
+    """The owner of the status code items of a streaming mode: every method of that mode in the set."""
+    return f"{mode} methods"
+
+
 def file_closure(files: Iterable[str], pool: descriptor_pool.DescriptorPool) -> set[str]:
     """The files and everything they import, transitively."""
     out, todo = set(), list(files)
@@ -192,7 +201,7 @@ def exercised(case: Case, universe: Universe, seen: dict[tuple[str, str], set[It
         meth = pool.FindServiceByName(svc).methods_by_name[name]
         owner = method_name(meth)
         out |= {Item("streaming patterns", owner, p) for p in _streaming_patterns(call)}
-        out.add(Item("status codes", owner, call.expect.get("status", "OK")))
+        out.add(Item("status codes", status_owner(streaming_mode(meth)), call.expect.get("status", "OK")))
         out |= {Item("metadata kinds", owner, k) for k in _metadata_kinds(call)}
         for type_, values in ((meth.input_type, call.requests), (meth.output_type, call.expect.get("responses") or [])):
             cls = GetMessageClass(type_)

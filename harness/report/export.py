@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.report import coverage_view, versions
 from harness.report.results import not_exercised
 from harness.report.coverage import Coverage
-from harness.report.verdicts import OK_VERDICTS, cells, counts, failed, method_of
+from harness.report.verdicts import OK_VERDICTS, case_runs, cells, counts, failed, method_of
 from python_impl.contract import Result
 
 # A failure's full explanation (diffs, logs, reproduce commands), by (direction, case).
@@ -48,6 +48,8 @@ def junit(results: list[Result], explanations: Explanations, path: Path, run: di
                                  time=f"{r.duration_ms / 1000:.3f}")
             if r.verdict == "divergence":
                 ET.SubElement(case, "skipped", message=f"known divergence: {r.diffs[-1].got}")
+            elif r.verdict == "capability":
+                ET.SubElement(case, "skipped", message=f"capability one side lacks: {r.diffs[-1].got}")
             elif r.verdict != "pass":
                 first = r.diffs[0] if r.diffs else None
                 message = f"{r.verdict}: {first.path}: expected {first.expected}, got {first.got}" if first else r.verdict
@@ -66,6 +68,8 @@ def _properties(run: dict) -> list[tuple[str, str]]:
         props += [(f"version[{label}].{k}", str(v)) for k, v in vs.items()]
     if run.get("versions") or run.get("variants"):
         props.append(("versions", " | ".join(_version_lines(run))))
+    if run.get("profile"):
+        props.append(("profile", str(run["profile"])))
     if run.get("shard"):
         props.append(("shard", str(run["shard"])))
     if run:
@@ -76,9 +80,11 @@ def _properties(run: dict) -> list[tuple[str, str]]:
 
 
 def _version_lines(run: dict) -> list[str]:
+    """What was tested: the profile (issue 19 item 4), then the versions (of each variant)."""
+    profile = [f"profile: {run['profile']}"] if run.get("profile") else []
     if run.get("variants"):
-        return [f"{label}: {versions.line(v)}" for label, v in run["variants"].items()]
-    return [versions.line(run.get("versions") or {})]
+        return [*profile, *(f"{label}: {versions.line(v)}" for label, v in run["variants"].items())]
+    return [*profile, versions.line(run.get("versions") or {})]
 
 
 def _incomplete(run: dict) -> str:
@@ -113,7 +119,14 @@ def markdown(results: list[Result], directions: list[str], explanations: Explana
             marks.append(f"{mark} {ok}/{total}" + (f" ≈{known}" if known else "") if total else mark)
         lines.append(f"| `{method}` | " + " | ".join(marks) + " |")
     ok, known, bad = counts(results)
-    lines += ["", f"**{ok} pass, {known} known divergences, {bad} failing** of {len(results)} case runs.", ""]
+    lines += ["", f"**{ok} pass, {known} known divergences, {bad} failing** of {len(case_runs(results))} case runs.",
+              ""]
+    if run.get("capabilities"):
+        lines += ["### Capabilities one side's library lacks", "",
+                  "One probe per direction, which must fail as documented; not case runs.", "",
+                  "| direction | library | lacks | probe |", "|---|---|---|---|",
+                  *(f"| {c['direction']} | {c['library']} {c['version']} | {c['lacks']} | `{c['case']}` |"
+                    for c in run["capabilities"]), ""]
     if coverage is not None:
         lines += [coverage_view.markdown(coverage), ""]
     idle = not_exercised((run or {}).get("divergences") or [])
@@ -254,10 +267,10 @@ def html_page(results: list[Result], directions: list[str], explanations: Explan
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(title)}</title>"
             f"<style>{_CSS}\n{filter_css}</style></head><body><h1>{e(title)}</h1>{versions_html}{incomplete}"
             f'<p class="summary">{ok} pass, {known} known divergences, <strong>{bad} failing</strong> '
-            f"of {len(results)} case runs.</p>{form}"
+            f"of {len(case_runs(results))} case runs.</p>{form}"
             f"<table><thead><tr><th>service/method</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             f"<h1>Failures</h1>{''.join(failures) or '<p>None.</p>'}"
-            f"{_divergences_html(run)}"
+            f"{_capabilities_html(run)}{_divergences_html(run)}"
             f"<h1>Slowest cases</h1><table><thead><tr><th>case</th><th>direction</th><th>duration</th></tr></thead>"
             f"<tbody>{slow_rows}</tbody></table>"
             f"<h1>Cases</h1>{''.join(sections)}"
@@ -284,3 +297,16 @@ def _divergences_html(run: dict) -> str:
         out += ("<h1>Built-in known divergences not exercised by this proto set</h1><ul>"
                 + "".join(f'<li class="name">{e(x["match"])}</li>' for x in idle) + "</ul>")
     return out
+
+
+def _capabilities_html(run: dict) -> str:
+    """The capability rows (harness/run/capabilities.py), apart from the matrix and the case runs."""
+    e = html.escape
+    rows = "".join(f'<tr><td>{e(c["direction"])}</td><td>{e(c["library"])} {e(c["version"])}</td>'
+                   f'<td class="name">{e(c["lacks"])}</td><td class="name">{e(c["case"])}</td>'
+                   f'<td class="name">{e(c["reason"])}</td></tr>' for c in run.get("capabilities") or [])
+    if not rows:
+        return ""
+    return ("<h1>Capabilities one side's library lacks</h1><p>One probe per direction, which must fail as "
+            "documented; not case runs.</p><table><thead><tr><th>direction</th><th>library</th><th>lacks</th>"
+            f"<th>probe</th><th>reason</th></tr></thead><tbody>{rows}</tbody></table>")

@@ -7,6 +7,7 @@
                       "modes": {<case>: {"streaming": <mode>, "ends_early": bool}}},
         "not_run": [[<direction>, <case>]…], "divergences": [{<the entry: match, contains, reason,
         source, builtin, streaming, requires, intermittent, losses, early_end>, matched: {<verdict>: n}}…],
+        "capabilities": [{direction, case, library, version, measured, lacks, reason}…],
         "wall_s": 12.3, "merged_from": […]}}
 
 A merge judges every row again (_judge): a `pass` must carry no difference and no entry may apply
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.run import capabilities
 from harness.run.divergences import Divergence, label_problem
 from python_impl.contract import Result
 
@@ -112,6 +114,7 @@ def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
     coverages: list[dict] = []
     variants: dict[str, dict[str, Any]] = {}
     explanations: dict[tuple[str, str], str] = {}
+    capabilities: list[dict] = []
     for key, group in groups.items():
         label = labels[key]
         merged, gap = _merge_group(group, allow_incomplete)
@@ -122,6 +125,7 @@ def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
         for g in group:
             for e in g.run.get("explanations") or []:
                 explanations[(e["direction"] + suffix, e["case"])] = e["text"]
+            capabilities += [{**c, "direction": c["direction"] + suffix} for c in g.run.get("capabilities") or []]
         results += merged
         missing += [(d + suffix, c) for d, c in gap]
         names = [d for d in group[0].run.get("directions", [])]
@@ -139,8 +143,11 @@ def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
                          "modes": {k: v for i in inputs for k, v in (i.run["catalogue"].get("modes") or {}).items()}},
            "not_run": [list(p) for p in missing],
            "divergences": _merge_divergences([i.run.get("divergences") or [] for i in inputs]),
+           "capabilities": capabilities,
            "wall_s": {str(i.path): i.run.get("wall_s") for i in inputs},
-           "merged_from": [str(i.path) for i in inputs]}
+           "merged_from": [str(i.path) for i in inputs],
+           # the inputs' profiles (issue 19): one name when they agree, else each
+           "profile": " + ".join(sorted({str(i.run.get("profile") or "full") for i in inputs}))}
     coverage = _join_coverages(coverages)
     run["explanations"] = [{"direction": d, "case": c, "text": t} for (d, c), t in explanations.items()]
     return Merged(results, coverage, run, directions, missing, variants, explanations)
@@ -153,9 +160,17 @@ def _judge(item: Loaded) -> None:
     recorded = item.run.get("divergences") or []
     entries = [Divergence.from_json(e) for e in recorded] if all("contains" in e for e in recorded) else None
     modes = item.run["catalogue"].get("modes")
+    caps = {(c["direction"].split(" · ")[0], c["case"]): c for c in item.run.get("capabilities") or []}
     for r in item.results:
         direction = r.direction.split(" · ")[0]  # a merged file's columns carry their version label
         mode = (modes or {}).get(r.case) or {}
+        if r.verdict == "capability":  # a library's lack, proved by this probe (harness/run/capabilities.py)
+            problem = capabilities.label_problem(caps.get((direction, r.case)), r, direction.replace("→", "-"),
+                                                 mode.get("streaming"))
+            if problem is not None:
+                raise MergeError(f"{item.path}: {r.direction} {r.case}: {problem}. The file was edited, or written "
+                                 "by a broken run: run that shard again")
+            continue
         if entries is None or modes is None:
             if r.verdict == "divergence" or r.verdict == "pass" and r.diffs:
                 raise MergeError(f"{item.path}: {r.direction} {r.case}: marked {r.verdict}, and the file's run record "

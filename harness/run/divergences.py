@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from harness.cases.model import SAFE_LOADER
+
 from python_impl.contract import Diff, Result
 
 KEYS = {"match", "contains", "reason"}
@@ -71,7 +73,7 @@ class Divergence:
 def load(paths: list[Path], builtin: bool) -> list[Divergence]:
     out = []
     for path in paths:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        doc = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}
         entries = doc.get("divergences") if isinstance(doc, dict) else None
         if not isinstance(entries, list) or set(doc) != {"divergences"}:
             raise DivergenceError(f"{path}: a divergence file is a mapping with one key, 'divergences' (a list)")
@@ -210,3 +212,7 @@ def apply(entries: list[Divergence], result: Result, slug: str, mode: str | None
         result.verdict = "divergence"
         result.diffs.append(_marker(entry))
     return result
+
+
+# The same rules judge a capability's probe (harness/run/capabilities.py): one parser, one judge.
+parse_entry, covered, texts = _entry, _covered, _texts

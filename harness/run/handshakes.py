@@ -3,8 +3,8 @@ refused"). A refused case ends UNAVAILABLE whatever refused it; its client prove
 engines' `channel.refusal` and `channel.client_cert`), and here the Go server's TLS listeners say
 what they saw: the certificate offered and why they refused it, or the alert with which the client
 aborted. Their records are taken with a call carrying `interop-tls-refusals`, before a direction's
-cases (what earlier directions left) and after them; one direction at a time uses a server
-(runner.run_all's locks), so what comes after is that direction's.
+cases (what earlier directions left) and after them; the refusing cases run in a lane that has the
+server to itself, one direction at a time (runner.lane, EXCLUSIVE), so what comes after is theirs.
 
 A grpcio server keeps no such record a harness can read: grpc core refuses in its handshaker and
 writes the reason to its own log only, so over a Python server the clients' checks stand alone."""
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +33,35 @@ KEY = "interop-tls-refusals"
 CLIENT_REFUSES = {"go": {"cause": "client_alert", "alert": "bad certificate"},
                   "py": {"cause": "client_closed"}, "pyaio": {"cause": "client_closed"}}
 UNTRUSTED_FILE = "other_client.pem"  # harness/engines/certs.py: the client certificate no server trusts
+# what to read next: the server logs each refused handshake; what each case needs and why
+HINT = (" (the server peer's log has a [tls] line for each handshake it refused; what each refused case "
+        "needs: docs/peer-contract.md, \"Why a handshake was refused\")")
 # how long the records of the last refused handshakes may take to arrive after the client's results
 SETTLE_S = 2.0
 
 
-def expected(case: Any, client: str, certs: Path | None) -> dict[str, str] | None:
+def expected(case: Any, client: str, certs: Path | None) -> dict[str, Any] | None:
     """The record a Go server must have made of a refused case's handshake (None: nothing to check:
     not a refused TLS case, or one whose refusal a server need not see: grpc core checks the
-    server's name after its handshake, so a name mismatch may end a completed one)."""
+    server's name after its handshake, so a name mismatch may end a completed one).
+
+    Every record names the ClientHello's SNI, which is the case's own channel's (its server_name;
+    none for the IP address the harness dials): a record another refused case of the direction left
+    on the same listener (grpc-go refuses a wrong authority and a wrong name with the same alert),
+    or a connection that hung up before any ClientHello, is not this case's."""
     ch = channels.of_case(case)
     if ch is None or not ch.refused or not ch.secure:
         return None
+    own = {"listener": ch.listener, "client_hello": True, "sni": ch.server_name or ""}
     if ch.trust == "other_ca":
-        return {"listener": ch.listener, **CLIENT_REFUSES[client]}
+        return {**own, **CLIENT_REFUSES[client]}
+    if ch.name_refused and client == "go":  # grpc-go checks the name in its handshake
+        return {**own, **CLIENT_REFUSES[client]}
     if ch.listener != channels.MTLS or ch.client_cert == "client":
         return None
     if ch.client_cert == "none":
-        return {"listener": ch.listener, "cause": "no_certificate"}
-    want = {"listener": ch.listener, "cause": "unknown_authority", "client_cn": channels.OTHER_CLIENT_CN}
+        return {**own, "cause": "no_certificate"}
+    want = {**own, "cause": "unknown_authority", "client_cn": channels.OTHER_CLIENT_CN}
     if certs is not None:  # the very certificate the session made, not any with its name
         pem = (certs / UNTRUSTED_FILE).read_bytes()
         der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
@@ -96,10 +108,15 @@ def describe(record: dict[str, Any]) -> str:
         parts.append(f"client certificate {record['client_cn']!r}")
     if record.get("client_sha256"):
         parts.append(f"sha256 {record['client_sha256'][:16]}…")
-    return f"{record.get('listener', '?')}: " + " ".join(parts)
+    text = f"{record.get('listener', '?')}: " + " ".join(parts)
+    if record.get("client_hello") is False:
+        return text + ", before any ClientHello"
+    if "sni" in record:
+        return text + (f", SNI {record['sni']!r}" if record["sni"] else ", no SNI")
+    return text
 
 
-def _matches(want: dict[str, str], record: dict[str, Any]) -> bool:
+def _matches(want: dict[str, Any], record: dict[str, Any]) -> bool:
     return all(record.get(k) == v for k, v in want.items())
 
 
@@ -127,9 +144,13 @@ def judge(results: list[Result], cases: list[Any], client: str, address: str, ce
         if r.case not in missing:
             continue
         want = wants[r.case]
-        seen = [describe(x) for x in records if x.get("listener") == want["listener"]]
+        counts: Counter[str] = Counter()  # a refused channel's client retries: the same refusal again
+        for x in records:
+            if x.get("listener") == want["listener"]:
+                counts[describe(x)] += x.get("count", 1)
+        seen = [text if n == 1 else f"{text} (×{n})" for text, n in counts.items()]
         got_text = (f"<not observed: {problem}>" if not heard
                     else "; ".join(seen) or f"no refused handshake on the {want['listener']} listener")
-        r.diffs.append(Diff(0, "server.handshake", "a refused handshake, " + describe(want), got_text))
+        r.diffs.append(Diff(0, "server.handshake", "a refused handshake, " + describe(want), got_text + HINT))
         if r.verdict == "pass":
             r.verdict = "fail"

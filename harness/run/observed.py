@@ -5,16 +5,19 @@ The Go engine checks both itself, with the same paths and wording (`server.compr
 
 Two more, for what a grpcio client hides (docs/limits.md): a call whose metadata gRPC forbids
 must never reach the wire (`wire.request`), and a call whose server must not receive some keys
-(`server.metadata` with no values) has the server's confirmation and findings read from the wire,
-since a grpcio client given grpc-status as metadata loses the trailers that carry them."""
+(`server.metadata` with no values) has the server's answer read from the wire: its confirmation,
+findings and status, and the number of responses it sent, since a grpcio client given grpc-status
+as metadata loses the response (a known divergence that must excuse nothing else)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+import grpc
+
+from harness.cases.onwire import code_past_16, forbidden_metadata, read_by_python_client, unreceived_keys
 from harness.engines.wire import WireObserver
-from python_impl.check import server_diffs
+from python_impl.check import sent_status_diffs, server_diffs
 from python_impl.contract import CHECKED_TRAILER, Diff
 
 PYTHON = ("py", "pyaio")
@@ -30,25 +33,8 @@ def needs_observer(client: str, server: str, cases: list[Any]) -> bool:
     """Some call's compression, or what a Python client sent, can only be seen on the wire in this
     direction."""
     return any(_request_gzip(c) and server in PYTHON or _response_gzip(c) and client in PYTHON
-               or client in PYTHON and (forbidden_metadata(c) or _unreceived_keys(c))
+               or client in PYTHON and read_by_python_client(c)
                for case in cases if observable(case) for c in case.calls)
-
-
-# gRPC's metadata rules (PROTOCOL-HTTP2.md): a key is lowercase ASCII letters, digits, "-", "_" and
-# ".", an ASCII value printable characters and spaces; both libraries refuse anything else unsent
-_KEY = re.compile(r"[0-9a-z_.-]+")
-_ASCII_VALUE = re.compile(r"[\x20-\x7e]*")
-
-
-def forbidden_metadata(call: Any) -> list[str]:
-    """The keys of the call's metadata that gRPC forbids a client to send (or whose value it does)."""
-    return [k for k, values in (call.metadata or {}).items()
-            if not _KEY.fullmatch(k) or not k.endswith("-bin") and not all(_ASCII_VALUE.fullmatch(v) for v in values)]
-
-
-def _unreceived_keys(call: Any) -> list[str]:
-    """server.metadata keys with no values: the server must not receive them as metadata."""
-    return [k for k, v in ((call.server or {}).get("metadata") or {}).items() if v == []]
 
 
 def wire_diffs(case: Any, client: str, server: str, observer: WireObserver, already: list[Diff]) -> list[Diff]:
@@ -65,15 +51,38 @@ def wire_diffs(case: Any, client: str, server: str, observer: WireObserver, alre
             elif seen is not None:
                 diffs.append(Diff(i, "wire.request", f"nothing sent (metadata gRPC forbids: {', '.join(keys)})",
                                   "a call on the wire"))
-        if _unreceived_keys(call):
+        if (number := code_past_16(call)) is not None:
+            # grpcio's clients read any number past 16 as UNKNOWN: the wire shows the one that came
+            if seen is None or seen.broken:
+                why = "; ".join(seen.broken if seen else observer.errors) or "the call never reached the wire"
+                diffs.append(Diff(i, "wire.status.code", str(number), f"<not observed: {why}>"))
+            elif seen.status != str(number):
+                diffs.append(Diff(i, "wire.status.code", str(number), _named(seen.status)))
+        if unreceived_keys(call):
             if seen is None or seen.broken:
                 why = "; ".join(seen.broken if seen else observer.errors) or "the call never reached the wire"
                 diffs.append(Diff(i, "wire.server.checked", "present", f"<not observed: {why}>"))
                 continue
             if not any(k == CHECKED_TRAILER for k, _ in seen.harness_trailers):
                 diffs.append(Diff(i, "wire.server.checked", "present", "missing"))
+            else:  # "the server answered": as the case tells it, status and responses
+                diffs += sent_status_diffs(call, seen.harness_trailers, i, "wire.server.status")
+            want = len((call.server or {}).get("responses", call.expect.get("responses")) or [])
+            if call.expect.get("responses") is not None and len(seen.response.flags) != want:
+                # (not "responses.count": the divergence that excuses the lost response names that)
+                sent = len(seen.response.flags)
+                diffs.append(Diff(i, "wire.server.responses", f"{want} messages", f"{sent} messages"))
             diffs += [d for d in server_diffs(seen.harness_trailers, i) if d not in already]
     return diffs
+
+
+def _named(raw: str | None) -> str:
+    """A grpc-status from the wire with its name, "2 (UNKNOWN)": a divergence that names the code
+    matches it whole, never a longer number that starts alike."""
+    if raw is None:
+        return "missing"
+    by_number = {c.value[0]: c.name for c in grpc.StatusCode}
+    return f"{raw} ({by_number.get(int(raw), f'CODE_{raw}') if raw.isdigit() else 'not a number'})"
 
 
 def _request_gzip(call: Any) -> bool:

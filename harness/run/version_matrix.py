@@ -187,9 +187,14 @@ class Cell:
         return self.counts.get("divergence", 0)
 
     @property
+    def capabilities(self) -> int:
+        """Capability rows (harness/run/capabilities.py): a library's lack proved once per direction."""
+        return self.counts.get("capability", 0)
+
+    @property
     def failed(self) -> int:
         """fail, error, unexpected_pass: everything that makes a run fail."""
-        return sum(n for v, n in self.counts.items() if v not in ("pass", "divergence"))
+        return sum(n for v, n in self.counts.items() if v not in ("pass", "divergence", "capability"))
 
     @property
     def ok(self) -> bool:
@@ -199,7 +204,7 @@ class Cell:
         if self.error:
             return f"error: {self.error}"
         parts = [f"{self.passed} pass", f"{self.failed} fail", f"{self.divergences} div"]
-        return " / ".join(parts)
+        return " / ".join(parts) + (f" (+{self.capabilities} capability rows)" if self.capabilities else "")
 
 
 @dataclass
@@ -257,7 +262,7 @@ def load(report_dir: Path, expected: list[tuple[str, str]] | None = None) -> Mat
             continue
         for r in data["results"] if isinstance(data, dict) else data:  # `run --json` adds coverage beside them
             cell.counts[r["verdict"]] = cell.counts.get(r["verdict"], 0) + 1
-            if r["verdict"] not in ("pass", "divergence"):
+            if r["verdict"] not in ("pass", "divergence", "capability"):
                 cell.failures.append(r)
     for (grpcio, grpcgo), cell in cells.items():
         has_results = (report_dir / f"{combo_name(grpcio, grpcgo)}.json").exists()
@@ -327,7 +332,8 @@ def failure_groups(cell: Cell) -> list[tuple[str, list[str], list[str]]]:
 
 def markdown(m: Matrix, max_groups: int = 8, max_cases: int = 3) -> str:
     lines = ["## grpcio × grpc-go interop matrix", "",
-             "Cells: case runs that passed / failed / are known divergences (`harness/run/known_divergences.yaml`).", "",
+             "Cells: case runs that passed / failed / are known divergences (`harness/run/known_divergences.yaml`), and the "
+             "capability rows apart (a library lacking a capability: `harness/run/capabilities.yaml`).", "",
              "| grpcio (protobuf) \\ grpc-go | " + " | ".join(m.grpcgo) + " |",
              "|---|" + "---|" * len(m.grpcgo)]
     for py in m.grpcio:

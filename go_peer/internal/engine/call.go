@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,10 +30,16 @@ type outcome struct {
 	uncompressed string
 	// peer: the server end of the call's connection, with its TLS state (set when the call ends)
 	peer *peer.Peer
+	// elapsed: from just before the call's deadline was set to its status (0: not measured); a call
+	// that ends for its deadline cannot end before it (check)
+	elapsed time.Duration
 }
 
 // invoke runs one prepared call on conn with a generic stream, whatever its streaming mode.
 func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD metadata.MD) *outcome {
+	out := &outcome{peer: &peer.Peer{}}
+	start := time.Now()
+	defer func() { out.elapsed = time.Since(start) }()
 	ctx, cancelTimeout := context.WithTimeout(ctx, p.timeout)
 	defer cancelTimeout()
 	ctx, cancel := context.WithCancel(ctx)
@@ -45,7 +52,6 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 		ServerStreams: mode == ModeServerStream || mode == ModeBidi,
 		ClientStreams: mode == ModeClientStream || mode == ModeBidi,
 	}
-	out := &outcome{peer: &peer.Peer{}}
 	opts := append([]grpc.CallOption{grpc.Peer(out.peer)}, p.opts...)
 	if p.call.Compression != "" {
 		opts = append(opts, grpc.UseCompressor(p.call.Compression))

@@ -126,10 +126,10 @@ func readPair(dir, name string) (tls.Certificate, error) {
 	return pair, nil
 }
 
-// ServerCredentials are the transport credentials of a tls or mtls listener: the server
-// certificate of dir; on mtls a client certificate is required and verified against ca.pem.
-// grpc-go adds "h2" to NextProtos itself, so ALPN is the library's.
-func ServerCredentials(dir, listener string) (credentials.TransportCredentials, error) {
+// ServerConfig is the TLS configuration of a tls or mtls listener: the server certificate of dir;
+// on mtls a client certificate is required and verified against ca.pem. grpc-go's credentials
+// add "h2" to NextProtos themselves, so ALPN is the library's.
+func ServerConfig(dir, listener string) (*tls.Config, error) {
 	pair, err := readPair(dir, "server")
 	if err != nil {
 		return nil, err
@@ -145,7 +145,7 @@ func ServerCredentials(dir, listener string) (credentials.TransportCredentials, 
 	default:
 		return nil, fmt.Errorf("listener %q has no TLS credentials (tls, mtls)", listener)
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
 
 // clientCredentials are the transport credentials of a normalized secure channel: the root it

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -150,6 +151,8 @@ var refusedCases = func() string {
 		channelCase("mtls/no_cert", `{"listener": "mtls", "client_cert": "none", "refused": true}`, refused),
 		channelCase("mtls/other_client", `{"listener": "mtls", "client_cert": "other_client", "refused": true}`, refused),
 		channelCase("server_name_mismatch", `{"listener": "tls", "server_name": "wrong.interop.test", "refused": true}`, refused),
+		// as a case file may write it: the trusted certificate, so only the name refuses
+		channelCase("mtls/server_name_mismatch", `{"listener": "mtls", "server_name": "wrong.interop.test", "refused": true}`, refused),
 		channelCase("not_refused", `{"listener": "tls", "refused": true}`, refused),
 	}, ",") + "]"
 }()
@@ -170,11 +173,16 @@ func (p *tlsPeer) takeRefusals(t *testing.T) []engine.Refusal {
 	return out
 }
 
-// refusalKinds: each refusal as "listener cause alert client_cn", sorted.
+// refusalKinds: each refusal as "listener cause alert client_cn sni=<SNI>" (no "sni=": no
+// ClientHello came), sorted.
 func refusalKinds(rs []engine.Refusal) []string {
 	var out []string
 	for _, r := range rs {
-		out = append(out, strings.Join(strings.Fields(strings.Join([]string{r.Listener, r.Cause, r.Alert, r.ClientCN}, " ")), " "))
+		sni := ""
+		if r.ClientHello {
+			sni = "sni=" + r.SNI
+		}
+		out = append(out, strings.Join(strings.Fields(strings.Join([]string{r.Listener, r.Cause, r.Alert, r.ClientCN, sni}, " ")), " "))
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
@@ -194,10 +202,11 @@ func TestChannelRefused(t *testing.T) {
 	// client's first write in TLS 1.3 (the client's handshake is over first), so the client's
 	// status message may say "broken pipe": the cause is proved by what each end recorded instead.
 	reasons := map[string]string{
-		"wrong_ca":             "certificate signed by unknown authority",
-		"mtls/no_cert":         "",
-		"mtls/other_client":    "",
-		"server_name_mismatch": "certificate is valid for localhost, peer.interop.test, not wrong.interop.test",
+		"wrong_ca":                  "certificate signed by unknown authority",
+		"mtls/no_cert":              "",
+		"mtls/other_client":         "",
+		"server_name_mismatch":      "certificate is valid for localhost, peer.interop.test, not wrong.interop.test",
+		"mtls/server_name_mismatch": "certificate is valid for localhost, peer.interop.test, not wrong.interop.test",
 	}
 	for name, text := range reasons {
 		r := results[name]
@@ -215,9 +224,26 @@ func TestChannelRefused(t *testing.T) {
 		t.Errorf("a tls channel that connects passed as refused: %s %+v notes %v", r.Verdict, r.Diffs, r.Notes)
 	}
 	// grpc-go's client refuses the server's chain with a bad_certificate alert, for its authority
-	// and for its name alike.
-	got := p.takeRefusals(t)
-	want := []string{"mtls no_certificate", "mtls unknown_authority interop-other-client", "tls client_alert bad certificate"}
+	// and for its name alike: only the SNI (none for an IP address) tells the two apart. A
+	// connection that hangs up before its ClientHello is recorded as such.
+	hungUp, err := net.Dial("tcp", p.tls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hungUp.Close()
+	want := []string{"mtls client_alert bad certificate sni=wrong.interop.test",
+		"mtls no_certificate sni=", "mtls unknown_authority interop-other-client sni=",
+		"tls client_alert bad certificate sni=", "tls client_alert bad certificate sni=wrong.interop.test", "tls client_closed"}
+	// The server's handshake reads a client's alert or hang-up in its own time, maybe after the
+	// client's call has ended (the harness waits too: harness/run/handshakes.py SETTLE_S).
+	var got []engine.Refusal
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		got = append(got, p.takeRefusals(t)...)
+		if slices.Equal(refusalKinds(got), want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !slices.Equal(refusalKinds(got), want) {
 		t.Errorf("refusals %v, want %v (%+v)", refusalKinds(got), want, got)
 	}
@@ -226,6 +252,16 @@ func TestChannelRefused(t *testing.T) {
 	for _, x := range got {
 		if x.Cause == "unknown_authority" && x.ClientSHA256 != hex.EncodeToString(sum[:]) {
 			t.Errorf("refused certificate %s, want other_client.pem's SHA-256 %x", x.ClientSHA256, sum)
+		}
+	}
+	// each is logged too, for a reader of the server's log (docs/peer-contract.md)
+	for _, line := range []string{
+		`[tls] the mtls listener refused a handshake: unknown_authority (client certificate "interop-other-client") (SNI ""): tls: failed to verify certificate: x509: certificate signed by unknown authority`,
+		`[tls] the tls listener refused a handshake: client_alert (SNI "wrong.interop.test"): remote error: tls: bad certificate`,
+		`[tls] the tls listener refused a handshake: client_closed (no ClientHello): EOF`,
+	} {
+		if !strings.Contains(p.log.String(), line+"\n") {
+			t.Errorf("the server's log lacks %q:\n%s", line, p.log)
 		}
 	}
 	if again := p.takeRefusals(t); len(again) != 0 {
@@ -247,8 +283,8 @@ func TestChannelRefusedWithheldCertificateFails(t *testing.T) {
 		r.Diffs[0].Expected != `"interop-other-client" presented` {
 		t.Errorf("a withheld untrusted certificate passed: %s %+v", r.Verdict, r.Diffs)
 	}
-	if got := refusalKinds(p.takeRefusals(t)); slices.Contains(got, "mtls unknown_authority interop-other-client") ||
-		!slices.Contains(got, "mtls no_certificate") {
+	if got := refusalKinds(p.takeRefusals(t)); slices.Contains(got, "mtls unknown_authority interop-other-client sni=") ||
+		!slices.Contains(got, "mtls no_certificate sni=") {
 		t.Errorf("the server saw %v, want no_certificate only on mtls", got)
 	}
 }

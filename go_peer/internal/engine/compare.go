@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
@@ -48,6 +49,10 @@ func check(call int, p *plan, out *outcome) []Diff {
 			got += " " + quote(msg)
 		}
 		d.add("status.code", p.expectStatus, got)
+	}
+	if early, ok := endedBeforeDeadline(p, code, out.elapsed); ok {
+		d.add("status.elapsed", fmt.Sprintf("no earlier than the call's deadline (%d ms)", p.timeout.Milliseconds()),
+			fmt.Sprintf("%.1f ms", float64(early.Microseconds())/1000))
 	}
 	if e.Message != nil && *e.Message != out.status.Message() {
 		d.add("status.message", quote(*e.Message), quote(out.status.Message()))
@@ -104,6 +109,24 @@ func check(call int, p *plan, out *outcome) []Diff {
 		d.add("channel.refused", "a refused handshake", "connected to "+out.peer.Addr.String())
 	}
 	return d.diffs
+}
+
+// deadlineSlack: how early a call may look to end for its deadline, as measured. The deadline is
+// set after the clock starts, and a server counts its own from when the call arrives, so only the
+// conversion between clocks can make it look early; a server that reads it as 10% shorter or more
+// is caught.
+const deadlineSlack = 0.9
+
+// endedBeforeDeadline: the call's elapsed time when the client was to reach DEADLINE_EXCEEDED
+// itself (server.status names another outcome, late) and the call ended CANCELLED or
+// DEADLINE_EXCEEDED before its deadline: no timer of either side had fired (as python_impl/check.py).
+func endedBeforeDeadline(p *plan, code string, elapsed time.Duration) (time.Duration, bool) {
+	s := p.call.Server
+	if p.expectStatus != "DEADLINE_EXCEEDED" || s == nil || s.Status == "" || s.Status == "DEADLINE_EXCEEDED" ||
+		(code != "CANCELLED" && code != "DEADLINE_EXCEEDED") || elapsed <= 0 {
+		return 0, false
+	}
+	return elapsed, float64(elapsed) < float64(p.timeout)*deadlineSlack
 }
 
 // serverAnswers: the call's final status comes from the server's catalogue, so a generic server

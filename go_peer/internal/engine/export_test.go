@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"time"
+
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -32,6 +34,7 @@ type Outcome struct {
 	Status          *status.Status
 	Header, Trailer metadata.MD
 	Responses       []proto.Message
+	Elapsed         time.Duration
 }
 
 var (
@@ -46,7 +49,8 @@ var (
 func ServedCallError(c *Call) error { return serveCall("case", 0, c).err }
 
 func Check(call int, p *Plan, o Outcome) []Diff {
-	return check(call, p, &outcome{status: o.Status, header: o.Header, trailer: o.Trailer, responses: o.Responses})
+	return check(call, p, &outcome{status: o.Status, header: o.Header, trailer: o.Trailer, responses: o.Responses,
+		elapsed: o.Elapsed})
 }
 
 // PlanRequests and PlanExpected are a prepared call's parsed messages.

@@ -32,6 +32,15 @@ const OtherClientCN = "interop-other-client"
 // presentedCN is the common name each channel client_cert presents ("": none).
 var presentedCN = map[string]string{"none": "", "client": ClientCN, "other_client": OtherClientCN}
 
+// serverNames are the DNS names of the server certificate (harness/engines/certs.py makes it from
+// python_impl/channels.py SERVER_NAMES).
+var serverNames = []string{"localhost", "peer.interop.test"}
+
+// nameRefused: the channel asks for a name the server certificate lacks.
+func (c Channel) nameRefused() bool {
+	return c.ServerName != "" && !slices.Contains(serverNames, c.ServerName)
+}
+
 // ---------------------------------------------------------------- client side
 
 // clientHandshakes is what the client's end of one channel's TLS handshakes showed: whether the
@@ -96,7 +105,8 @@ func (r recordingClient) Clone() credentials.TransportCredentials {
 
 // refusalDiffs: the refusal of a normalized refused channel must have its own cause, as the
 // client saw it. trust other_ca: the client refused the server's chain for its authority; a tls
-// listener trusting ca: for the name; mtls: the client accepted the server, was asked for a
+// listener trusting ca, or a name the server certificate lacks: for the name (the harness refuses
+// a channel with two causes); mtls: the client accepted the server, was asked for a
 // certificate and presented exactly the one client_cert names (the server refuses it, or its
 // absence: the server's side of it is checked by the harness, harness/run/handshakes.py).
 func (h *clientHandshakes) refusalDiffs(c Channel, d *differ) {
@@ -113,7 +123,7 @@ func (h *clientHandshakes) refusalDiffs(c Channel, d *differ) {
 		if !errors.As(h.verifyErr, &unknown) {
 			d.add("channel.refusal", "the client refuses the server's chain: x509.UnknownAuthorityError", got)
 		}
-	case c.Listener == ListenerTLS:
+	case c.Listener == ListenerTLS || c.nameRefused():
 		if !errors.As(h.verifyErr, &hostname) {
 			d.add("channel.refusal", "the client refuses the server's certificate for its name: x509.HostnameError", got)
 		}
@@ -152,7 +162,14 @@ type Refusal struct {
 	// SHA-256 of its DER form
 	ClientCN     string `json:"client_cn,omitempty"`
 	ClientSHA256 string `json:"client_sha256,omitempty"`
-	Error        string `json:"error"`
+	// whether a ClientHello arrived, and the server name it asked for ("": none): what ties a
+	// record to its case, where two refused cases refuse alike on one listener
+	ClientHello bool   `json:"client_hello"`
+	SNI         string `json:"sni"`
+	Error       string `json:"error"`
+	// how many times it happened since the last take: a refused channel's client reconnects with
+	// backoff for as long as its run lasts, refused alike each time
+	Count int `json:"count"`
 }
 
 // refusalOf classifies a failed server handshake. crypto/tls gives the offered chain with a
@@ -196,22 +213,38 @@ type Refusals struct {
 // of the refused handshakes seen since the last such call (they are then forgotten).
 const RefusalsKey = "interop-tls-refusals"
 
-// maxRefusals bounds what a server nobody takes from keeps: the latest ones.
-const maxRefusals = 1000
+// maxRefusals bounds the kinds of refusal a server keeps (the latest): their trailer must stay
+// within what a client accepts (grpcio resets a stream whose trailers pass 16 KiB).
+const maxRefusals = 40
+
+// maxErrorLen bounds a kept error's text, for the same reason.
+const maxErrorLen = 200
 
 func (rs *Refusals) add(r Refusal) {
+	if len(r.Error) > maxErrorLen {
+		r.Error = r.Error[:maxErrorLen] + "…"
+	}
 	rs.mu.Lock()
-	rs.list = append(rs.list, r)
-	if len(rs.list) > maxRefusals {
-		rs.list = slices.Clone(rs.list[len(rs.list)-maxRefusals:])
+	kind := r
+	if i := slices.IndexFunc(rs.list, func(x Refusal) bool { x.Count = 0; return x == kind }); i >= 0 {
+		rs.list[i].Count++ // the same refusal again: kept once, counted
+	} else {
+		r.Count = 1
+		rs.list = append(rs.list, r)
+		if len(rs.list) > maxRefusals {
+			rs.list = slices.Clone(rs.list[len(rs.list)-maxRefusals:])
+		}
 	}
 	rs.mu.Unlock()
 	if rs.log != nil {
-		cert := ""
+		cert, sni := "", " (no ClientHello)"
 		if r.ClientSHA256 != "" {
 			cert = " (client certificate " + quote(r.ClientCN) + ")"
 		}
-		fmt.Fprintf(rs.log, "[tls] the %s listener refused a handshake: %s%s: %s\n", r.Listener, r.Cause, cert, r.Error)
+		if r.ClientHello {
+			sni = " (SNI " + quote(r.SNI) + ")"
+		}
+		fmt.Fprintf(rs.log, "[tls] the %s listener refused a handshake: %s%s%s: %s\n", r.Listener, r.Cause, cert, sni, r.Error)
 	}
 }
 
@@ -236,25 +269,39 @@ func (rs *Refusals) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 	return handler(ctx, req)
 }
 
-// Recording wraps a listener's server credentials: each failed handshake becomes a Refusal.
-func (rs *Refusals) Recording(listener string, creds credentials.TransportCredentials) credentials.TransportCredentials {
-	return recordingServer{creds, listener, rs}
+// Recording are a listener's server credentials made of cfg (ServerConfig): each failed handshake
+// becomes a Refusal, with the ClientHello's SNI (crypto/tls shows it to GetConfigForClient, with
+// the connection it arrived on).
+func (rs *Refusals) Recording(listener string, cfg *tls.Config) credentials.TransportCredentials {
+	hellos := &sync.Map{} // net.Conn -> the SNI of its ClientHello, until its handshake ends
+	cfg = cfg.Clone()
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		hellos.Store(hello.Conn, hello.ServerName)
+		return nil, nil // the listener's own configuration
+	}
+	return recordingServer{credentials.NewTLS(cfg), listener, rs, hellos}
 }
 
 type recordingServer struct {
 	credentials.TransportCredentials
 	listener string
 	store    *Refusals
+	hellos   *sync.Map
 }
 
 func (r recordingServer) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	c, info, err := r.TransportCredentials.ServerHandshake(conn)
+	sni, hello := r.hellos.LoadAndDelete(conn)
 	if err != nil {
-		r.store.add(refusalOf(r.listener, err))
+		refusal := refusalOf(r.listener, err)
+		if hello {
+			refusal.ClientHello, refusal.SNI = true, sni.(string)
+		}
+		r.store.add(refusal)
 	}
 	return c, info, err
 }
 
 func (r recordingServer) Clone() credentials.TransportCredentials {
-	return recordingServer{r.TransportCredentials.Clone(), r.listener, r.store}
+	return recordingServer{r.TransportCredentials.Clone(), r.listener, r.store, r.hellos}
 }

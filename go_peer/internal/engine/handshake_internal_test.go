@@ -4,11 +4,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -21,6 +23,7 @@ func TestRefusalDiffsNeedTheirOwnCause(t *testing.T) {
 	noCert := Channel{Listener: ListenerMTLS, Trust: "ca", ClientCert: "none", Refused: true}
 	wrongCA := Channel{Listener: ListenerTLS, Trust: "other_ca", ClientCert: "none", Refused: true}
 	mismatch := Channel{Listener: ListenerTLS, Trust: "ca", ClientCert: "none", ServerName: "x", Refused: true}
+	mtlsName := Channel{Listener: ListenerMTLS, Trust: "ca", ClientCert: "client", ServerName: "x", Refused: true}
 	for _, tc := range []struct {
 		name string
 		c    Channel
@@ -40,6 +43,9 @@ func TestRefusalDiffsNeedTheirOwnCause(t *testing.T) {
 		{"wrong ca: accepted", wrongCA, &clientHandshakes{}, []string{"channel.refusal"}},
 		{"name", mismatch, &clientHandshakes{verifyErr: hostname}, nil},
 		{"name: the authority instead", mismatch, &clientHandshakes{verifyErr: unknown}, []string{"channel.refusal"}},
+		// a case file's mtls channel whose only cause is the name
+		{"mtls name", mtlsName, &clientHandshakes{verifyErr: hostname}, nil},
+		{"mtls name: accepted", mtlsName, &clientHandshakes{asked: true, presented: ClientCN}, []string{"channel.refusal"}},
 	} {
 		d := &differ{}
 		tc.seen.refusalDiffs(tc.c, d)
@@ -73,5 +79,32 @@ func TestRefusalOf(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%v: %+v, want %+v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// A refused channel's client reconnects with backoff for as long as its run lasts: the same
+// refusal again and again. It is kept once, with a count, so the trailer that carries the records
+// stays within what a client accepts (grpcio resets a stream whose trailers pass 16 KiB).
+func TestRefusalsKeepARepeatOnce(t *testing.T) {
+	rs := &Refusals{}
+	noCert := Refusal{Listener: "mtls", Cause: "no_certificate", ClientHello: true, Error: "tls: client didn't provide a certificate"}
+	wrongCA := Refusal{Listener: "tls", Cause: "client_alert", Alert: "bad certificate", ClientHello: true, Error: "remote error: tls: bad certificate"}
+	for range 500 {
+		rs.add(noCert)
+		rs.add(wrongCA)
+	}
+	rs.add(Refusal{Listener: "tls", Cause: "client_closed", Error: "EOF"})
+	got := rs.Take()
+	noCert.Count, wrongCA.Count = 500, 500
+	want := []Refusal{noCert, wrongCA, {Listener: "tls", Cause: "client_closed", Error: "EOF", Count: 1}}
+	if !slices.Equal(got, want) {
+		t.Errorf("records %+v, want %+v", got, want)
+	}
+	for i := range 3 * maxRefusals { // as many kinds as a listener could be shown: the latest are kept
+		rs.add(Refusal{Listener: "tls", Cause: "other", Error: fmt.Sprintf("kind %d %s", i, strings.Repeat("x", 200))})
+	}
+	b, _ := json.Marshal(rs.Take())
+	if len(b) > 12<<10 {
+		t.Errorf("the records take %d bytes, more than a trailer may carry", len(b))
 	}
 }

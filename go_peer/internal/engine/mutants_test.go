@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grpc-interop-harness/go_peer/internal/engine"
 	"github.com/grpc-interop-harness/go_peer/internal/testutil"
@@ -130,5 +131,65 @@ func TestTrailerDroppingServerFailsTrailersOverLimit(t *testing.T) {
 	r = runCases(t, dial(t, faultyServer(t, trailersCase, grpc.ChainUnaryInterceptor(dropTrailers))), trailersCase)["m/trailers_over"]
 	if !slices.Contains(diffPaths(r.Diffs), `trailers["x-large"]`) {
 		t.Errorf("a server that drops long trailers must fail: %+v", r.Diffs)
+	}
+}
+
+// The generated deadline_exceeded case: the server is to answer OK after 3 s; the client's 100 ms
+// deadline must end the call first.
+var deadlineCase = `[{"name": "m/stream/deadline_exceeded", "calls": [{"method": "/tutorial.HelloService/SayHello",
+  "streaming": "unary", "request_type": "tutorial.HelloRequest", "response_type": "tutorial.HelloResponse",
+  "timeout_ms": 100, "checked_by_server": true, "requests": [{}], "expect": {"status": "DEADLINE_EXCEEDED", "responses": []},
+  "server": {"status": "OK", "delay_ms": 3000, "responses": [{"reply": "r"}]}}]}]`
+
+// giveUpAtOnce is the fault: a server that reads the deadline as much shorter and ends the call
+// DEADLINE_EXCEEDED at once, before the engine (which would confirm what it sent) sees it.
+func giveUpAtOnce(context.Context, any, *grpc.UnaryServerInfo, grpc.UnaryHandler) (any, error) {
+	return nil, status.Error(codes.DeadlineExceeded, "")
+}
+
+func TestAServerThatEndsTheDeadlineCaseEarlyFails(t *testing.T) {
+	r := runCases(t, dial(t, faultyServer(t, deadlineCase)), deadlineCase)["m/stream/deadline_exceeded"]
+	if len(r.Diffs) != 0 {
+		t.Fatalf("honest server: %+v", r.Diffs)
+	}
+	r = runCases(t, dial(t, faultyServer(t, deadlineCase, grpc.ChainUnaryInterceptor(giveUpAtOnce))), deadlineCase)["m/stream/deadline_exceeded"]
+	if !slices.Equal(diffPaths(r.Diffs), []string{"status.elapsed"}) {
+		t.Errorf("a server that ends the call for its deadline before the deadline must fail: %+v", r.Diffs)
+	}
+}
+
+func TestACallEndsForItsDeadlineNoEarlierThanTheDeadline(t *testing.T) {
+	var c engine.Call
+	c.Method, c.Streaming, c.RequestType, c.ResponseType = "/tutorial.HelloService/SayHello", "unary", "tutorial.HelloRequest", "tutorial.HelloResponse"
+	c.Requests = []json.RawMessage{json.RawMessage(`{}`)}
+	timeout := 100.0
+	c.TimeoutMS, c.Expect.Status, c.Server = &timeout, "DEADLINE_EXCEEDED", &engine.ServerSpec{Status: "OK"}
+	p, err := engine.Prepare(&c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		code    codes.Code
+		elapsed time.Duration
+		want    []string
+	}{
+		{codes.DeadlineExceeded, 101 * time.Millisecond, nil},
+		{codes.DeadlineExceeded, 10 * time.Millisecond, []string{"status.elapsed"}},
+		{codes.Canceled, 10 * time.Millisecond, []string{"status.code", "status.elapsed"}},
+		{codes.Canceled, 101 * time.Millisecond, []string{"status.code"}}, // grpc-go reports such a reset as DEADLINE_EXCEEDED
+		{codes.DeadlineExceeded, 0, nil},                                  // not measured
+	} {
+		got := engine.Check(0, p, engine.Outcome{Status: status.New(tc.code, ""), Elapsed: tc.elapsed})
+		if !slices.Equal(diffPaths(got), tc.want) {
+			t.Errorf("%v after %v: %+v, want %v", tc.code, tc.elapsed, got, tc.want)
+		}
+	}
+	// a server told to send DEADLINE_EXCEEDED (status_deadline_exceeded) may send it at once
+	c.Server = nil
+	if p, err = engine.Prepare(&c); err != nil {
+		t.Fatal(err)
+	}
+	if got := engine.Check(0, p, engine.Outcome{Status: status.New(codes.DeadlineExceeded, ""), Elapsed: time.Millisecond}); len(got) != 0 {
+		t.Errorf("status_deadline_exceeded: %+v", got)
 	}
 }

@@ -140,11 +140,11 @@ func Serve(ctx context.Context, listens []Listen, tlsDir string, cat *Catalogue,
 			if tlsDir == "" {
 				return fmt.Errorf("the %s listener needs --tls-dir (the certificate folder)", x.Name)
 			}
-			creds, err := ServerCredentials(tlsDir, x.Name)
+			cfg, err := ServerConfig(tlsDir, x.Name)
 			if err != nil {
 				return fmt.Errorf("the %s listener: %v", x.Name, err)
 			}
-			opts = append(opts, grpc.Creds(refused.Recording(x.Name, creds)))
+			opts = append(opts, grpc.Creds(refused.Recording(x.Name, cfg)))
 		}
 		ln, err := net.Listen("tcp", x.Addr)
 		if err != nil {

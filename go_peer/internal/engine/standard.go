@@ -280,8 +280,7 @@ func (d *differ) files(path string, e *ReflectionExpect, raws [][]byte, received
 		if slices.Contains(e.RuntimeFiles, n) {
 			continue
 		}
-		d.message(p, normalise(protodesc.ToFileDescriptorProto(own)).ProtoReflect(),
-			normalise(protodesc.ToFileDescriptorProto(rebuilt)).ProtoReflect())
+		d.message(p, normalise(own).ProtoReflect(), normalise(rebuilt).ProtoReflect())
 	}
 }
 
@@ -319,22 +318,30 @@ func rebuild(received map[string]*descriptorpb.FileDescriptorProto, name string)
 }
 
 // normalise drops what differs between two compilations of the same content: source info, and
-// json_name (protoc fills it in; a runtime may leave out a default one). As python_impl/standard.py.
-func normalise(in *descriptorpb.FileDescriptorProto) *descriptorpb.FileDescriptorProto {
-	f := proto.Clone(in).(*descriptorpb.FileDescriptorProto)
+// whether a default json_name is written out (protoc writes every json_name into the descriptors it
+// gives protoc-gen-go, none into the ones it embeds in Python modules). Each field gets its
+// effective JSON name as protobuf-go computes it (JSONName: the explicit one, else the default), so
+// a custom json_name against the default is a difference. As python_impl/standard.py.
+func normalise(fd protoreflect.FileDescriptor) *descriptorpb.FileDescriptorProto {
+	f := protodesc.ToFileDescriptorProto(fd)
 	f.SourceCodeInfo = nil
-	var strip func([]*descriptorpb.DescriptorProto)
-	strip = func(ms []*descriptorpb.DescriptorProto) {
-		for _, m := range ms {
-			for _, fd := range append(append([]*descriptorpb.FieldDescriptorProto{}, m.Field...), m.Extension...) {
-				fd.JsonName = nil
-			}
-			strip(m.NestedType)
+	fill := func(fields []*descriptorpb.FieldDescriptorProto, by interface {
+		ByName(protoreflect.Name) protoreflect.FieldDescriptor
+	}) {
+		for _, field := range fields {
+			field.JsonName = proto.String(by.ByName(protoreflect.Name(field.GetName())).JSONName())
 		}
 	}
-	strip(f.MessageType)
-	for _, fd := range f.Extension {
-		fd.JsonName = nil
+	var walk func([]*descriptorpb.DescriptorProto, protoreflect.MessageDescriptors)
+	walk = func(ms []*descriptorpb.DescriptorProto, by protoreflect.MessageDescriptors) {
+		for _, m := range ms {
+			d := by.ByName(protoreflect.Name(m.GetName()))
+			fill(m.Field, d.Fields())
+			fill(m.Extension, d.Extensions())
+			walk(m.NestedType, d.Messages())
+		}
 	}
+	walk(f.MessageType, fd.Messages())
+	fill(f.Extension, fd.Extensions())
 	return f
 }

@@ -136,6 +136,34 @@ func TestReflectionFilesAreRebuiltAndComparedWithOurOwn(t *testing.T) {
 	}
 }
 
+// A default json_name written out or left out is the same file (protoc writes them all for Go, none
+// for Python); a custom one against the default changes every JSON transcoding and is a difference.
+func TestReflectionComparesAnExplicitJSONName(t *testing.T) {
+	req := &reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileByFilename{FileByFilename: apiFile}}
+	closure := apiClosure
+	exp := []ReflectionExpect{{Files: &closure}}
+	var plain []*descriptorpb.FileDescriptorProto
+	for _, n := range apiClosure {
+		f := ownFile(t, n)
+		for _, m := range f.MessageType {
+			for _, fd := range m.Field {
+				fd.JsonName = nil
+			}
+		}
+		plain = append(plain, f)
+	}
+	if got := reflectionDiffs([]proto.Message{req}, exp, filesResponse(t, req, plain...)); len(got) != 0 {
+		t.Errorf("default json_name left out: %v", paths(got))
+	}
+	renamed := ownFile(t, apiFile)
+	renamed.MessageType[0].Field[0].JsonName = proto.String("apiName")
+	got := paths(reflectionDiffs([]proto.Message{req}, exp, filesResponse(t, req, renamed, plain[1], plain[2], plain[3])))
+	want := []string{`reflection[0].files["google/protobuf/api.proto"].message_type[0].field[0].json_name: "name" / "apiName"`}
+	if !slices.Equal(got, want) {
+		t.Errorf("custom json_name: got %v, want %v", got, want)
+	}
+}
+
 func TestReflectionFilesSentEarlierOnTheStreamMayBeLeftOut(t *testing.T) {
 	byName := &reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileByFilename{FileByFilename: apiFile}}
 	bySymbol := &reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: "google.protobuf.Api"}}
