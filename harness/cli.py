@@ -520,7 +520,9 @@ def cmd_cases(args: argparse.Namespace) -> int:
     prepared = _prepare(args)
     for c in prepared.cases:
         print(f"{c.name}\t{c.calls[0].streaming}\t{c.source}")
-    for gap in prepared.gaps:  # on stderr: the listing stays one case per line for scripts
+    if prepared.protoset.notice():  # on stderr: the listing stays one case per line for scripts
+        print(prepared.protoset.notice(), file=sys.stderr)
+    for gap in prepared.gaps:
         print(f"not generated: {gap}", file=sys.stderr)
     return 0
 

@@ -9,6 +9,7 @@ cases, and only they and their imports are compiled.
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -93,7 +94,17 @@ def discover(protos: str | Path | None = None, proto_paths: Iterable[str | Path]
     ps = ProtoSet(roots=tuple(roots), files=tuple(own), origins=tuple(where[f] for f in own),
                   targets=tuple(targets), replaced=tuple(f for f in found if f in common), spec=spec,
                   buf_config=config)
-    if runtime.candidates(ps.files):  # copies of runtime files: a differing one fails here, first
+    if runtime.candidates(ps.files):  # copies of runtime files: a differing one stands aside here, first
+        standing = descriptors.stood_in_files(ps)
+        if standing:
+            aside = {s.rel for s in standing}
+            kept = [f for f in ps.files if f not in aside]
+            if not [f for f in kept if f not in common]:
+                raise ProtoSetError("every file of the set is a copy of a file the runtime registers, with other "
+                                    "content:\n" + "\n".join(map(str, standing)))
+            ps = replace(ps, files=tuple(kept), origins=tuple(where[f] for f in kept),
+                         targets=tuple(t for t in ps.targets if t not in aside),
+                         stood_in=tuple(str(s) for s in standing))
         descriptors.registered_files(ps)
     return ps
 

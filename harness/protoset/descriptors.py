@@ -56,6 +56,12 @@ def imports_of(includes: list[str], targets: list[str]) -> set[str]:
         return {f.name for f in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file}
 
 
+def stood_in_files(ps: ProtoSet) -> list[runtime.StoodIn]:
+    """The set's copies of runtime-registered files whose content differs (runtime.stood_in)."""
+    compiled = {f.name: f for f in descriptor_set(ps).file}
+    return runtime.stood_in(ps.files, compiled, {rel: ps.path(rel) for rel in ps.files}, cache.root())
+
+
 def registered_files(ps: ProtoSet) -> dict[str, runtime.Registered]:
     """The set's files that a runtime registers already, identical (a differing copy is an error)."""
     return _registered(ps, ps.digest)

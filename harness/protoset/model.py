@@ -25,6 +25,9 @@ class ProtoSet:
     # the harness's synthetic echo files (harness/protoset/echo.py): in `files`, their origin echo_root
     echo: tuple[str, ...] = ()
     echo_root: Path | None = None
+    # copies of files a runtime registers, with other content: left out, the registered file is
+    # served and tested in their place; each says how they differ (runtime.StoodIn)
+    stood_in: tuple[str, ...] = ()
     # codegen.load made it (echo files added, or none needed): loading it again is a no-op, so the
     # set is loaded once and handed along (prepare -> generate_python, build_go …)
     loaded: bool = field(default=False, compare=False)
@@ -48,11 +51,13 @@ class ProtoSet:
         return [f"-I{r}" for r in self.roots] + ([f"-I{self.echo_root}"] if self.echo_root else [])
 
     def notice(self) -> str | None:
-        """What the user must be told about the set: copies of googleapis protos left out."""
-        if not self.replaced:
-            return None
-        return (f"left out of {self.label}, the installed googleapis-common-protos originals are used instead: "
-                f"{', '.join(self.replaced)}")
+        """What the user must be told about the set: copies of googleapis protos left out, and copies
+        of runtime files that differ from the registered ones."""
+        lines = list(self.stood_in)
+        if self.replaced:
+            lines.insert(0, f"left out of {self.label}, the installed googleapis-common-protos originals are used "
+                            f"instead: {', '.join(self.replaced)}")
+        return "\n".join(lines) or None
 
     @property
     def digest(self) -> str:

@@ -287,7 +287,7 @@ def _divergences_html(run: dict) -> str:
             continue
         stale = f' <strong>stale: passed {matched["unexpected_pass"]}×</strong>' if matched.get("unexpected_pass") else ""
         rows.append(f'<tr><td class="name">{e(entry["match"])}</td><td>{matched.get("divergence", 0)}{stale}</td>'
-                    f'<td class="reason">{e(entry["reason"])}</td></tr>')
+                    f'<td class="reason">{e(entry["reason"])} ({e(str(entry.get("source", "")))})</td></tr>')
     idle = not_exercised(run.get("divergences") or [])
     # fixed columns: the reasons are paragraphs, and an automatic layout gave the patterns the width
     out = ('<h1>Known divergences that matched</h1><table class="divergences"><colgroup><col style="width: 36%">'
