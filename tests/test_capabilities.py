@@ -142,3 +142,25 @@ def test_report_merge_judges_a_capability_row_again(tmp_path) -> None:
     path, json, results = _capability_file(tmp_path, record=False)
     with pytest.raises(results.MergeError, match=r"marked capability, but its run records no capability row"):
         results.merge([results.read(path)])
+
+
+def test_report_merge_refuses_a_capability_row_the_capability_does_not_prove(tmp_path) -> None:
+    """A capability row stands only where the capability covers the case in that direction (a grpc-go
+    server has both services), and only for its one probe: another case it covers never runs."""
+    path, json, results = _capability_file(tmp_path)
+    text = path.read_text()
+    path.write_text(text.replace("go→py", "go→go"))  # the same row, as if a Go server lacked v1
+    with pytest.raises(results.MergeError, match=r"go→go grpc.reflection.v1.ServerReflection/.*marked capability, "
+                                                 r"but the grpcio-reflection capability does not cover go-go"):
+        results.merge([results.read(path)])
+    # a second case the capability covers, run and marked capability beside the probe
+    doc = json.loads(text)
+    extra = V1 + "file_by_filename/a.proto"
+    doc["results"].append({**doc["results"][0], "case": extra})
+    doc["run"]["capabilities"].append({**doc["run"]["capabilities"][0], "case": extra})
+    doc["run"]["catalogue"]["expected"]["go→py"].append(extra)
+    doc["run"]["catalogue"]["modes"][extra] = {"streaming": "bidi", "ends_early": False}
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    with pytest.raises(results.MergeError, match=r"marked capability, but its run expected 2 cases the "
+                                                 r"grpcio-reflection capability covers in go-py"):
+        results.merge([results.read(path)])

@@ -159,12 +159,13 @@ def _judge(item: Loaded) -> None:
     entries = [Divergence.from_json(e) for e in recorded] if all("contains" in e for e in recorded) else None
     modes = item.run["catalogue"].get("modes")
     caps = {(c["direction"].split(" · ")[0], c["case"]): c for c in item.run.get("capabilities") or []}
+    expected = {d.split(" · ")[0]: names for d, names in (item.run["catalogue"].get("expected") or {}).items()}
     for r in item.results:
         direction = r.direction.split(" · ")[0]  # a merged file's columns carry their version label
         mode = (modes or {}).get(r.case) or {}
         if r.verdict == "capability":  # a library's lack, proved by this probe (harness/run/capabilities.py)
             problem = capabilities.label_problem(caps.get((direction, r.case)), r, direction.replace("→", "-"),
-                                                 mode.get("streaming"))
+                                                 mode.get("streaming"), expected.get(direction) or [])
             if problem is not None:
                 raise MergeError(f"{item.path}: {r.direction} {r.case}: {problem}. The file was edited, or written "
                                  "by a broken run: run that shard again")
