@@ -309,3 +309,23 @@ def test_every_value_pattern_case_carries_a_value_of_its_kind(seed_gen) -> None:
         assert any(carries(msg, pattern) for msg in sent + answered), case.name
         checked[pattern] += 1
     assert set(checked) == set(PATTERNS)  # every pattern made a case somewhere, and each was checked
+
+
+def test_a_gzip_case_whose_mode_cannot_carry_bulk_is_said(seed_gen) -> None:
+    """gzip runs once per streaming mode; a mode none of whose methods can carry bulk on a side gets
+    its gzip case on a message gzip may not shrink (gRPC Core then sends it uncompressed), so only the
+    grpc-encoding header is checked there: a gap the cases command and the run say, never silent."""
+    from google.protobuf import descriptor_pool
+
+    route = descriptor_pool.Default().FindServiceByName("routeguide.RouteGuide")
+    gaps = casegen.gzip_gaps([route])
+    # Point, Rectangle and Point carry no string, bytes or repeated field; RecordRoute answers a RouteSummary
+    assert gaps == [f"{m} (route_guide.proto): no {p} case with a message gzip shrinks: no {mode} method has "
+                    f"a{side} type that can carry bulk, so it checks the grpc-encoding header only (a message gzip "
+                    "does not shrink may go uncompressed)" for m, p, mode, side in (
+                        ("routeguide.RouteGuide/GetFeature", "gzip_request", "unary", " request"),
+                        ("routeguide.RouteGuide/ListFeatures", "gzip_request", "server_stream", " request"),
+                        ("routeguide.RouteGuide/RecordRoute", "gzip_request", "client_stream", " request"),
+                        ("routeguide.RouteGuide/RecordRoute", "gzip_response", "client_stream", " response"))]
+    hello = descriptor_pool.Default().FindServiceByName("tutorial.HelloService")
+    assert casegen.gzip_gaps([route, hello]) == []  # each mode's gzip goes to a HelloService method: bulk

@@ -633,6 +633,24 @@ def size_gaps(ps: ProtoSet, cases: list[Case], skip: set[str] | frozenset[str] =
     return out
 
 
+def gzip_gaps(svcs: list[ServiceDescriptor]) -> list[str]:
+    """The gzip cases (once per streaming mode: library_cases) whose mode has no method that can carry
+    bulk on their side, and what that leaves: their message may be one gzip does not shrink, which
+    gRPC Core then sends uncompressed, so only the grpc-encoding header says gzip. Said, never silent."""
+    out = []
+    for kind in ("unary", "server_stream", "client_stream", "bidi"):
+        methods = [m for svc in svcs for m in svc.methods if mode(m) == kind]
+        for pattern, side in (("gzip_request", "input_type"), ("gzip_response", "output_type")):
+            if methods and not any(_bulk_field(getattr(m, side)) for m in methods):
+                m = methods[0]
+                what = "request" if side == "input_type" else "response"
+                out.append(f"{m.containing_service.full_name}/{m.name} ({m.containing_service.file.name}): "
+                           f"no {pattern} case with a message gzip shrinks: no {kind} method has a {what} type "
+                           "that can carry bulk, so it checks the grpc-encoding header only (a message gzip does "
+                           "not shrink may go uncompressed)")
+    return out
+
+
 def _bulk_field(d: Descriptor) -> tuple[Steps, Any] | None:
     """(steps to its holder, field) where a message of type d can carry bulk: a string or bytes field
     first (inside one element of a repeated message field if need be), then a repeated scalar or

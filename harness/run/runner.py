@@ -194,7 +194,7 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
         if made:  # health and reflection: the servers' real implementations answer, never the catalogue
             loaded += standard.generate(ps, skip=skipped)
             loaded += connection.generate(ps, skip=skipped)  # on the health service too
-        gaps = casegen.size_gaps(ps, made, skipped)
+        gaps = casegen.size_gaps(ps, made, skipped) + casegen.gzip_gaps(casegen.services(ps, skipped))
     if generated or channel != "default":  # --no-generated: only what the case files (and --channel) ask for
         loaded += channel_cases.generate([c for c in loaded if c.calls[0].checked_by_server], channel)
     known = divergences.load(divergences.builtin_files(), builtin=True)
