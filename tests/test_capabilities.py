@@ -164,3 +164,15 @@ def test_report_merge_refuses_a_capability_row_the_capability_does_not_prove(tmp
     with pytest.raises(results.MergeError, match=r"marked capability, but its run expected 2 cases the "
                                                  r"grpcio-reflection capability covers in go-py"):
         results.merge([results.read(path)])
+
+
+def test_report_merge_refuses_a_capability_record_no_row_proves(tmp_path) -> None:
+    """The reports list run.capabilities as facts: each must be the record of a `capability` row of its
+    file, or the merged report would list a lack no probe proved."""
+    path, json, results = _capability_file(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["results"][0] = {**doc["results"][0], "verdict": "fail"}  # the probe failed otherwise
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    with pytest.raises(results.MergeError, match=r"caps.json: go→py grpc.reflection.v1.ServerReflection/\S+: the run "
+                                                 r"records the grpcio-reflection capability, but no capability row"):
+        results.merge([results.read(path)])
