@@ -176,3 +176,22 @@ def test_report_merge_refuses_a_capability_record_no_row_proves(tmp_path) -> Non
     with pytest.raises(results.MergeError, match=r"caps.json: go→py grpc.reflection.v1.ServerReflection/\S+: the run "
                                                  r"records the grpcio-reflection capability, but no capability row"):
         results.merge([results.read(path)])
+
+
+def test_a_capability_row_says_when_the_installed_version_is_not_the_measured_one() -> None:
+    """The row names the installed library; the entry was measured with another version: both show."""
+    from harness.report.verdicts import capability_table
+
+    row = {"direction": "go→py", "case": V1 + "list_services", "library": "grpcio-reflection", "version": "1.90.0",
+           "measured": "1.85.1", "lacks": "reflection v1", "reason": "r"}
+    run = {"capabilities": [row]}
+    want = "grpcio-reflection 1.90.0 (measured with 1.85.1)"
+    assert want in export.markdown([], ["go→py"], {}, None, run)
+    assert want in export.html_page([], ["go→py"], {}, "t", None, run)
+    from rich.console import Console
+
+    console = Console(width=300, record=True)
+    console.print(capability_table([row]))
+    assert want in console.export_text()
+    same = {**row, "version": "1.85.1"}
+    assert "measured" not in export.markdown([], ["go→py"], {}, None, {"capabilities": [same]})
