@@ -163,9 +163,9 @@ def _judge(item: Loaded) -> None:
     rows = {(r.direction.split(" · ")[0], r.case) for r in item.results if r.verdict == "capability"}
     for (direction, case), c in caps.items():  # the reports list these as facts: each needs its proving row
         if (direction, case) not in rows:
-            raise MergeError(f"{item.path}: {c['direction']} {case}: the run records the {c.get('library')} capability, "
-                             "but no capability row of the file proves it. The file was edited, or written by a broken "
-                             "run: run that shard again")
+            raise MergeError(f"{item.path}: {c['direction']} {case}: the run records the {c.get('library')} "
+                             "capability, but no capability row of the file proves it. The file was edited, or "
+                             "written by a broken run: run that shard again")
     for r in item.results:
         direction = r.direction.split(" · ")[0]  # a merged file's columns carry their version label
         mode = (modes or {}).get(r.case) or {}
