@@ -9,7 +9,7 @@ MIN_COVERAGE ?= 99
 # docker | process | auto (auto falls back to a plain process, loudly, when no engine answers)
 export INTEROP_PEER_RUNNER ?= auto
 
-.PHONY: help setup gen peer test unit interop coverage bench matrix ci-local clean
+.PHONY: help setup gen peer test unit interop quick coverage bench matrix ci-local clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ unit: $(PY) ## unit tests only (no Go peer)
 
 interop: $(PY) ## the main job: run every case in every direction and print the matrix
 	$(VENV)/bin/grpc-interop run --protos $(PROTOS) --peer-runner $(INTEROP_PEER_RUNNER) --min-coverage $(MIN_COVERAGE)
+
+quick: $(PY) ## the quick profile (pre-commit, pull requests): one value case per method and mode, the protocol essentials, every direction
+	$(VENV)/bin/grpc-interop run --protos $(PROTOS) --peer-runner $(INTEROP_PEER_RUNNER) --profile quick
 
 coverage: $(PY) ## what the cases exercise per direction (fields, enums, oneofs, presence, streaming, status, metadata), every gap listed
 	$(VENV)/bin/grpc-interop coverage --protos $(PROTOS) --min-coverage $(MIN_COVERAGE)

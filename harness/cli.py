@@ -11,15 +11,19 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 
 from harness.cases import channels as channel_cases
+from harness.cases import profiles
 from harness.cases import model as cases_mod
 from harness.report import coverage, coverage_view, export, versions
 from harness.report import results as results_doc
 from harness.run import divergences
 from harness.report import verdicts as report
+from harness.report.progress import LiveProgress
+from harness.report.verdicts import FINDING_PREFIX
 from harness import cache
 from harness.protoset.codegen import (GO_TAGS_ENV, CodegenError, Finding, build_go, generate_python, go_build_cached,
                                       load, python_findings, reported)
@@ -28,7 +32,8 @@ from harness.protoset import gotoolchain
 from harness.engines.peer import GoServer, PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.fuzz import command as fuzz_command
-from harness.run import record
+from harness.report import record
+from harness.run import runlog
 from harness.run import shard as shard_mod
 from harness.run.runner import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Plan, Prepared, Session, check_concurrency,
                                 direction, directions, plan, prepare, run_all, select)
@@ -97,6 +102,18 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--concurrency", type=_concurrency, default=DEFAULT_CONCURRENCY, metavar="N",
                      help=f"cases in flight at once per direction, on one connection (1-{MAX_CONCURRENCY}; "
                           f"default {DEFAULT_CONCURRENCY}); results keep the catalogue order")
+    run.add_argument("--profile", choices=profiles.PROFILES, default=profiles.DEFAULT,
+                     help="how much to run: quick = one value case per method and streaming mode, the protocol "
+                          "essentials, every direction (pre-commit, pull requests); full = every case (default); "
+                          f"deep = full with --channel {profiles.DEEP_CHANNEL} and a fuzz pass (--fuzz-budget; nightly)")
+    run.add_argument("--fuzz-budget", type=float, default=profiles.DEEP_FUZZ_BUDGET_S, metavar="SECONDS",
+                     help=f"the deep profile's fuzz pass: its time budget (default {profiles.DEEP_FUZZ_BUDGET_S:g})")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="print the libraries' log lines (grpc core, the peers, warnings) live; they are "
+                          "always kept in the run's log file")
+    run.add_argument("--log-file", type=Path, metavar="FILE",
+                     help="where the run's log goes (default: a new file under the cache folder's logs/, "
+                          "named at the end of the run)")
     _min_coverage(run)
 
     bench = sub.add_parser("bench", help="Py<->Go performance: calls/s, msg/s and latency per direction, beside "
@@ -217,16 +234,57 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> Prepared:
-    """The run's proto set, cases and known divergences, from the options every command shares."""
+    """The run's proto set, cases and known divergences, from the options every command shares (and
+    the run's --profile: its share of the cases, its channel mode)."""
+    profile = getattr(args, "profile", profiles.DEFAULT)
+    channel = profiles.channel_mode(profile, args.channel)
     return prepare(from_args(args), args.cases, generated=not args.no_generated, divergence_files=args.divergences,
-                   go_tags=args.go_build_tags, channel=args.channel or "default")
+                   go_tags=args.go_build_tags, channel=channel or "default", profile=profile)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def logged(body: Callable[[argparse.Namespace, Console, runlog.RunLog], int]) -> Callable[[argparse.Namespace], int]:
+    """A command whose libraries' lines (grpc core, warnings, the peers) go to a run log, named at the
+    end (issue 19 item 1); `-v` (run) prints them live too."""
+    def command(args: argparse.Namespace) -> int:
+        out = report.console()
+        verbose = getattr(args, "verbose", False) and args.cmd == "run"  # compat's -v lists unchanged items
+        echo = ((lambda line: out.print(line, markup=False, highlight=False, style="dim", soft_wrap=True))
+                if verbose else None)
+        log = runlog.RunLog(getattr(args, "log_file", None), echo)
+        hint = "" if verbose else ("; -v prints them live" if args.cmd == "run" else "")
+        named = lambda: out.print(f"log: {log.path} ({log.count} lines{hint})", markup=False, soft_wrap=True)  # noqa: E731
+        try:
+            with log:
+                code = body(args, out, log)
+        except BaseException:
+            log.close()
+            if log.count:  # a command that could not start says so in one line (main); one cut short names its log
+                named()
+            raise
+        log.close()
+        named()  # at the end: everything the libraries and peers printed is there …
+        for line in log.last:  # … then the command's summary, still its last line (scripts read it)
+            out.print(line, soft_wrap=True)
+        return code
+    return command
+
+
+@logged
+def cmd_run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
+    code = _run(args, out, log)
+    if args.profile == "deep" and code in (0, 1):  # the fuzz pass, whatever the run found
+        fuzz_args = argparse.Namespace(**{**vars(args), "seed": 0, "budget": args.fuzz_budget,
+                                          "examples": fuzz_command.DEFAULT_EXAMPLES, "shrink_budget": 90.0,
+                                          "save_failures": None})
+        out.print(f"profile deep: fuzz pass, budget {args.fuzz_budget:g} s", soft_wrap=True)
+        code = max(code, fuzz_command.cmd_fuzz(fuzz_args, log.last))
+    return code
+
+
+def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
     chosen = directions(args.direction)
     thresholds = coverage.parse_thresholds(args.min_coverage)
     shard = shard_mod.parse(args.shard)
-    out = report.console()
     t0 = time.monotonic()
     if args.server_address and args.channel not in (None, "plaintext"):
         raise ValueError(f"--channel {args.channel} needs the TLS listeners of the peers the harness starts; a "
@@ -237,14 +295,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.server_address:  # a server started by hand has only the listener it was given
         elsewhere = {c.name for c in prepared.cases if (c.channel or {}).get("listener", "plaintext") != "plaintext"}
         prepared.cases = [c for c in prepared.cases if c.name not in elsewhere]
-        print(f"grpc-interop: --server-address: {len(elsewhere)} cases on other listeners (TLS, mTLS, keepalive, "
-              "max_age, restart) are left out: a server started by hand has only its plaintext one", file=sys.stderr)
+        out.print(f"grpc-interop: --server-address: {len(elsewhere)} cases on other listeners (TLS, mTLS, keepalive, "
+                  "max_age, restart) are left out: a server started by hand has only its plaintext one",
+                  markup=False, soft_wrap=True)
     ps = prepared.protoset
     uses_go = any("go" in (d.client, d.server) for d in chosen)
     if uses_go and not go_build_cached(ps, prepared.go_tags):
         gotoolchain.current()  # with neither Go nor Docker: one line that says what to install, before anything
     runner = select_runner(args.peer_runner)
-    out.print(f"proto set {ps.label} ({len(ps.files)} files, {ps.digest[:12]}); "
+    out.print(f"proto set {ps.label} ({len(ps.files)} files, {ps.digest[:12]}); profile {args.profile}; "
               f"{len(prepared.cases)} cases; Go peer runner: {runner}; prepared in {time.monotonic() - t0:.1f} s",
               soft_wrap=True)
     if ps.notice():
@@ -264,21 +323,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                   soft_wrap=True)
     names = [d.name for d in chosen]
     ran: list = []
+    findings = {d.name: sum(n.startswith(FINDING_PREFIX) for n in the_plan.mine[d.name]) for d in chosen}
     try:
-        with report.progress(out, the_plan.total) as advance:
-            def on_result(r: object) -> None:
-                ran.append(r)
-                advance(r)
-
-            results, session = run_all(prepared, runner, chosen, args.patterns, on_result=on_result,
+        with LiveProgress(out, {d: len(n) for d, n in the_plan.mine.items()}, findings) as live:
+            results, session = run_all(prepared, runner, chosen, args.patterns, on_result=ran.append,
                                        server_address=args.server_address, the_plan=the_plan,
-                                       concurrency=args.concurrency)
+                                       concurrency=args.concurrency, events=live.event)
     except (KeyboardInterrupt, SystemExit) as e:
         if isinstance(e, SystemExit) and e.code != 128 + signal.SIGTERM:
             raise
         return _interrupted(args, out, prepared, the_plan, names, ran, tested, t0,
                             "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM")
+    session.log_lines, session.log_path = log.between, log.path
     with session:
+        for title, text in session.peer_outputs():
+            log.append(title, text)
         if not results:
             out.print("[red]no case matched[/red]")
             return 1
@@ -293,19 +352,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             out.print()
     cov = coverage.measure(coverage.universe_of(ps, prepared.cases, skip=prepared.skipped), prepared.cases,
                            coverage.ran_by_direction(results, names))
-    run = record.run_record(prepared, the_plan, names, results, tested, explanations, time.monotonic() - t0, None)
+    run = record.run_record(prepared, the_plan, names, results, tested, explanations, time.monotonic() - t0, None,
+                            args.profile)
     _write_reports(args, results, names, explanations, f"gRPC interop: {ps.label}", cov, run)
     if run["capabilities"]:
         out.print(report.capability_table(run["capabilities"]))
     out.print(cov.summary() + "  (grpc-interop coverage lists what is uncovered)", markup=False, soft_wrap=True)
     too_low = _too_low(out, cov, thresholds)
     out.print(versions.line(tested), markup=False, soft_wrap=True)
-    for line in results_doc.not_exercised_lines(run["divergences"]):
+    idle = results_doc.not_exercised_lines(run["divergences"])
+    if args.profile == "quick" and idle:  # most are, by design: the count, not a page of them
+        idle = [idle[0].rstrip(":") + " (profile quick; the JSON's run.divergences lists them)"]
+    for line in idle:
         out.print(line, style="dim", markup=False, soft_wrap=True)
-    out.print(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s")
+    log.last.append(f"{report.summary(results)} in {time.monotonic() - t0:.1f} s (profile {args.profile})")
     if run["not_run"]:  # every planned (direction, case) must have a result: never green with gaps
-        out.print(f"[bold red]{len(run['not_run'])} planned case runs have no result[/bold red] "
-                  "(the JSON's run.not_run lists them)", soft_wrap=True)
+        log.last.append(f"[bold red]{len(run['not_run'])} planned case runs have no result[/bold red] "
+                        "(the JSON's run.not_run lists them)")
     return 1 if failed or too_low or run["not_run"] else 0
 
 
@@ -318,7 +381,8 @@ def _interrupted(args: argparse.Namespace, out: Console, prepared: Prepared, the
     explanations = {(r.direction, r.case): record.brief(r) for r in report.failed(ran)}
     cov = coverage.measure(coverage.universe_of(prepared.protoset, prepared.cases, skip=prepared.skipped),
                            prepared.cases, coverage.ran_by_direction(ran, names))
-    run = record.run_record(prepared, the_plan, names, ran, tested, explanations, time.monotonic() - t0, signame)
+    run = record.run_record(prepared, the_plan, names, ran, tested, explanations, time.monotonic() - t0, signame,
+                            args.profile)
     _write_reports(args, ran, names, explanations, f"gRPC interop: {prepared.protoset.label}", cov, run)
     missing = run["not_run"]
     out.print(f"[bold red]interrupted ({signame})[/bold red] after {time.monotonic() - t0:.1f} s: "
@@ -331,10 +395,10 @@ def _interrupted(args: argparse.Namespace, out: Console, prepared: Prepared, the
     return EXIT_INCOMPLETE
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+@logged
+def cmd_bench(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
     from harness.run import bench
 
-    out = report.console()
     t0 = time.monotonic()
     chosen = directions(args.direction)
     prepared = _prepare(args)
@@ -355,7 +419,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                   f"{p.problem}[/red]", soft_wrap=True)
     if args.json:
         args.json.write_text(json.dumps({"phases": [p.to_json() for p in phases]}, indent=1))
-    out.print(f"bench done in {time.monotonic() - t0:.1f} s")
+    log.last.append(f"bench done in {time.monotonic() - t0:.1f} s")
     return 1 if bad else 0
 
 
@@ -456,7 +520,9 @@ def cmd_cases(args: argparse.Namespace) -> int:
     prepared = _prepare(args)
     for c in prepared.cases:
         print(f"{c.name}\t{c.calls[0].streaming}\t{c.source}")
-    for gap in prepared.gaps:  # on stderr: the listing stays one case per line for scripts
+    if prepared.protoset.notice():  # on stderr: the listing stays one case per line for scripts
+        print(prepared.protoset.notice(), file=sys.stderr)
+    for gap in prepared.gaps:
         print(f"not generated: {gap}", file=sys.stderr)
     return 0
 
@@ -535,7 +601,7 @@ def cmd_compat(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "bench": cmd_bench, "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen,
             "peer": cmd_peer, "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat, "report": cmd_report,
-            "fuzz": fuzz_command.cmd_fuzz}
+            "fuzz": logged(lambda args, out, log: fuzz_command.cmd_fuzz(args, log.last))}
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -14,14 +14,16 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
 from harness import cache
 from harness.cases import channels as channel_cases
+from harness.cases import profiles
 from harness.cases.model import Case
 from harness.engines.peer import PeerError, select_runner
 from harness.protoset import discover
@@ -71,8 +73,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--interop-go-build-tags", default=os.environ.get(GO_TAGS_ENV, ""), metavar="TAGS",
                 help="Go build tags for the Go peer and its generators, comma-separated (default "
                      f"${GO_TAGS_ENV}); protolegacy makes protobuf-go accept MessageSet")
-    g.addoption("--interop-channel", choices=channel_cases.MODES, default="default",
+    g.addoption("--interop-channel", choices=channel_cases.MODES, default=None,
                 help="which cases also run over TLS or mTLS (as grpc-interop run --channel)")
+    g.addoption("--interop-profile", choices=profiles.PROFILES, default=profiles.DEFAULT,
+                help="how much to run, as grpc-interop run --profile: quick, full (default) or deep (full with "
+                     f"--interop-channel {profiles.DEEP_CHANNEL}; the fuzz pass is grpc-interop's alone)")
     g.addoption("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
                 choices=["auto", "docker", "process"],
                 help="how the Go peer runs (auto: docker when an engine answers, else a loud fallback)")
@@ -101,11 +106,13 @@ def _prepared(config: pytest.Config) -> Prepared:
         paths = config.getoption("interop_proto_path")
         protos = config.getoption("interop_protos") or (None if paths else DEFAULT_PROTOS)
         ps = discover(protos, paths, config.getoption("interop_files"))
+        profile = config.getoption("interop_profile")
         config.stash[_PREPARED] = prepare(ps, config.getoption("interop_cases"),
                                           generated=not config.getoption("interop_no_generated"),
                                           divergence_files=config.getoption("interop_divergences"),
                                           go_tags=config.getoption("interop_go_build_tags"),
-                                          channel=config.getoption("interop_channel"))
+                                          channel=profiles.channel_mode(profile, config.getoption("interop_channel"))
+                                          or "default", profile=profile)
         prepared = config.stash[_PREPARED]
         reporter = config.pluginmanager.get_plugin("terminalreporter")  # none on xdist workers
         for line in [prepared.protoset.notice(), *(f"not generated: {g}" for g in prepared.gaps)]:
@@ -252,6 +259,13 @@ def _judge_coverage(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """The profile of the interop cases (issue 19: each report names its profile)."""
+    if not _interop_selected(config):
+        return None
+    return f"grpc-interop: profile {config.getoption('interop_profile')}"
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     lines = config.stash.get(_COVERAGE, [])
     if lines:
@@ -275,7 +289,19 @@ def interop_session(request: pytest.FixtureRequest) -> Any:
         if handed:
             session.external = {side: ExternalServer(**v) for side, v in handed["servers"].items()}
         session.batch_dir = Path(handed["batches"]) if handed else None
+        if session.batch_dir is not None:
+            # directions overlap across workers, as in run_all; the cases that need their server to
+            # themselves (runner.lane: restarts, refused handshakes) go one direction at a time per
+            # server, across every worker
+            session.exclusive_lock = lambda side: _file_lock(session.batch_dir / f"exclusive-{side}.lock")
         yield session
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with path.open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def _run_once(session: Session, d: Direction, cases: list[Case]) -> list[Result]:
@@ -296,11 +322,7 @@ def _batch(session: Session, d: Direction, cases: list[Case]) -> dict[str, Resul
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = session.batch_dir / f"{d.slug}.json"
         if not done.exists():
-            # one direction at a time per server, as run_all does: the connection cases restart a
-            # listener of the server, which another direction's case would meet going away
-            with (session.batch_dir / f"server-{d.server}.lock").open("w") as server_lock:
-                fcntl.flock(server_lock, fcntl.LOCK_EX)
-                results = _run_once(session, d, cases)
+            results = _run_once(session, d, cases)
             done.write_text(json.dumps([r.to_json() for r in results], ensure_ascii=False))
         return {r["case"]: Result.from_json(r) for r in json.loads(done.read_text())}
 

@@ -58,7 +58,7 @@ def _bind_all(server: Any, listeners: dict[str, str], certs: Path | None) -> dic
     """Bind the plaintext, tls and mtls listeners (docs/peer-contract.md, "Channels") on the one
     server: the same services on each, plaintext or with the server certificate (mtls: a client
     certificate required). The connection-policy listeners are servers of their own
-    (python_impl/connection.py)."""
+    (python_impl/listeners.py)."""
     ports = {}
     for name, address in listeners.items():
         if name not in (channels.PLAINTEXT, *channels.SECURE):

@@ -94,7 +94,8 @@ def _run_lines(action: dict) -> list[str]:
 def test_action_commands_are_valid_cli_invocations() -> None:
     action = yaml.safe_load((REPO / "action.yml").read_text())
     assert set(action["inputs"]) >= {"protos", "base"} and action["inputs"]["protos"]["required"] is True
-    env = {"PROTOS": "proto", "BASE": "origin/main", "REPORTS": "/tmp/r", "EXTRA": "--direction py-go -k Orders"}
+    env = {"PROTOS": "proto", "BASE": "origin/main", "REPORTS": "/tmp/r", "EXTRA": "--direction py-go -k Orders",
+           "PROFILE": action["inputs"]["profile"]["default"]}
     commands = set()
     for run in _run_lines(action):
         argv = _expand(run, env)
@@ -104,6 +105,7 @@ def test_action_commands_are_valid_cli_invocations() -> None:
         if args.cmd == "run":
             assert args.json and args.junit and args.html, "the action uploads JSON, JUnit and HTML reports"
             assert args.direction == ["py-go"] and args.patterns == ["Orders"], "extra args reach the run"
+            assert args.profile == "quick", "pull requests get the quick profile unless the workflow asks"
         if args.cmd == "compat":
             assert args.base == "origin/main" and args.protos == "proto"
     assert commands == {"run", "compat"}
@@ -131,3 +133,20 @@ def test_pre_commit_manifest_is_valid_and_runs_compat_against_head() -> None:
     args = cli.parser().parse_args(argv[1:])
     assert (args.cmd, args.base, args.protos) == ("compat", "HEAD", "proto")
     assert hook["pass_filenames"] is False and hook["files"] == r"\.proto$"
+
+
+def test_pre_commit_run_hook_and_nightly_use_their_profiles() -> None:
+    """The hook (each commit) runs the quick profile; the nightly workflow the deep one (issue 19)."""
+    hooks = {h["id"]: h for h in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+    hook = hooks["grpc-interop-run"]
+    args = cli.parser().parse_args(shlex.split(hook["entry"])[1:] + ["--protos", "proto"])
+    assert (args.cmd, args.profile, args.protos) == ("run", "quick", "proto")
+    assert hook["pass_filenames"] is False and hook["files"] == r"\.proto$"
+    nightly = yaml.safe_load((REPO / "ci" / "github" / "interop-nightly.yml").read_text())
+    runs = [s["run"] for job in nightly["jobs"].values() for s in job["steps"] if "grpc-interop run" in s.get("run", "")]
+    assert runs, "the nightly workflow runs grpc-interop"
+    for run in runs:
+        argv = shlex.split(" ".join(run.split()).split("&&")[-1])
+        args = cli.parser().parse_args(argv[1:])
+        assert args.profile == "deep"
+    assert "schedule" in nightly[True] if True in nightly else "schedule" in nightly["on"]

@@ -164,6 +164,21 @@ def test_base_from_git_ref(git_repo, tmp_path):
         resolve_base("no-such-ref", git_repo / "protos", scratch)
 
 
+def test_messages_no_method_carries_go_on_the_wire_in_compat_too():
+    """OTLP's TracesData and LogsData travel in files and queues, never in a call: their echo methods
+    are planned like any method (compat reported them not exercised), and the static diff leaves the
+    harness's echo services out."""
+    from harness.compat.cross_revision import revision_sets
+
+    otlp = Path(__file__).resolve().parent / "data" / "prototrees" / "otlp"
+    sets = revision_sets(otlp, otlp)
+    revs = {name: Revision.load(name, ps) for name, ps in sets.items()}
+    for rev in revs.values():  # plan() makes the cases of every method of the client's revision
+        assert {"opentelemetry.proto.trace.v1.interop_echo.TraceEcho/TracesData",
+                "opentelemetry.proto.logs.v1.interop_echo.LogsEcho/LogsData"} <= set(rev.methods())
+    assert not [f for f in diff(revs["old"], revs["new"]) if "interop_echo" in f.path]
+
+
 # ---------------------------------------------------------------- real cross-revision runs (interop)
 
 def run_compat(capsys, tmp_path: Path, new: Path, base: str, *extra: str) -> tuple[int, str, dict]:

@@ -17,7 +17,8 @@ from harness.engines.peer import PythonServer
 from harness.protoset import discover
 from python_impl.client import run_case
 from python_impl import channels
-from python_impl.connection import HOLD_KEY, LISTENERS, NEW_CONNECTION_KEY, _Connections, client_options
+from python_impl.connection import HOLD_KEY, LISTENERS, NEW_CONNECTION_KEY, client_options
+from python_impl.listeners import _Connections
 from python_impl.contract import SESSION_HEADER
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,14 @@ def test_connection_cases_in_every_direction(tmp_path: Path) -> None:
             assert "call 1" not in r["notes"], (direction, r["notes"])
         else:
             assert not r.get("notes"), (direction, pattern, r["notes"])
+    # issue 19: the cases that wait on the clock start at once in every direction, so the whole run
+    # (preparation and peers included) takes at most 1.3 x its slowest case (go->go keepalive, ~31 s)
+    slowest = max(r["duration_ms"] for r in results) / 1000
+    wall = json.loads(out.read_text())["run"]["wall_s"]
+    assert wall <= 1.3 * slowest, f"the run took {wall} s, its slowest case {slowest:.1f} s"
+    # and quietly: grpc core's log lines (the GOAWAYs, the handshakes) went to the run's log, not here
+    core = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ ", re.M)
+    assert not core.search(proc.stdout) and not core.search(proc.stderr), proc.stderr[-3000:]
+    log = Path(re.search(r"^log: (\S+) ", proc.stdout, re.M).group(1))
+    # each line there follows the time it came
+    assert re.search(r"^[\d:.]+ [IWEF]\d{4} ", log.read_text(), re.M), "the run's log keeps grpc core's lines"

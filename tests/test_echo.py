@@ -12,7 +12,7 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pb2
 
-from harness.protoset.echo import echo_path, echo_proto
+from harness.protoset.echo import carried, echo_path, echo_proto
 
 REPO = Path(__file__).resolve().parent.parent
 NEWUSER = REPO / "tests" / "data" / "newuser_protos"
@@ -58,8 +58,14 @@ def test_the_echo_file_imports_the_users_file_and_says_it_is_the_harnesss() -> N
     nopkg.message_type.add(name="Ping")
     assert "package interop_echo;" in echo_proto(nopkg) and "service F1stEcho" in echo_proto(nopkg)
     assert "rpc Ping(.Ping) returns (.Ping);" in echo_proto(nopkg)
-    with_service = descriptor_pb2.FileDescriptorProto(name="s.proto")
-    with_service.message_type.add(name="A")
-    with_service.service.add(name="S")
-    assert echo_proto(with_service) is None
+    with_service = descriptor_pb2.FileDescriptorProto(name="s.proto", package="p")
+    with_service.message_type.add(name="A").field.add(name="b", number=1, type_name=".p.B")
+    with_service.message_type.add(name="B")
+    with_service.message_type.add(name="Stored")  # no method carries it: it travels in files and queues
+    with_service.service.add(name="S").method.add(name="Get", input_type=".p.A", output_type=".p.A")
+    assert carried([with_service]) == {".p.A", ".p.B"}
+    text = echo_proto(with_service, carried([with_service]))
+    assert "rpc Stored(.p.Stored) returns (.p.Stored);" in text and "rpc A(" not in text and "rpc B(" not in text
+    with_service.service[0].method.add(name="Put", input_type=".p.Stored", output_type=".p.A")
+    assert echo_proto(with_service, carried([with_service])) is None  # every message is carried
     assert echo_proto(descriptor_pb2.FileDescriptorProto(name="enums_only.proto")) is None

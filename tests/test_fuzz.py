@@ -41,7 +41,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_short_fuzz_pass_is_green_in_every_direction() -> None:
     proc = cli("fuzz", "--protos", str(REPO / "protos"), "--seed", "7", "--budget", BUDGET, "--peer-runner", RUNNER)
     assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
-    summary = proc.stdout.strip().splitlines()[-1]
+    *_, log, summary = proc.stdout.strip().splitlines()  # the run log is named at the end (issue 19)
+    assert log.startswith("log: "), log
     found = re.search(r"^(\d+) examples \((\d+) runs, .* ([\d.]+) examples/s, 0 failing$", summary)
     assert found, summary
     examples, runs = int(found[1]), int(found[2])

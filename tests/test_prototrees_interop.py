@@ -43,3 +43,31 @@ def test_two_roots_and_files_across_languages() -> None:
     assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
     assert "ptree.shop.v1.Carts/Get" in proc.stdout and "ptree.money.v1.Rates" not in proc.stdout
     assert " pass" in proc.stdout.splitlines()[-1] and " fail" not in proc.stdout.splitlines()[-1]
+
+
+def test_older_vendored_health_and_reflection_v1_run_green() -> None:
+    """grpc-proto's health.proto from before List, vendored beside reflection v1: the run went no
+    further than "one process cannot hold both". Now the registered health file is served in its
+    place (the notice says how they differ) and the set's own service and reflection v1 run."""
+    proc = cli("run", "--protos", str(TREES / "vendored_grpc_proto"), "--peer-runner", RUNNER,
+               "--direction", "py-go", "-k", "ptree.app.Prober/Ask/Probe/typical",
+               "-k", "grpc.reflection.v1.ServerReflection/ServerReflectionInfo/ServerReflectionRequest/typical",
+               "-k", "grpc.health.v1.Health/Check/standard/service/ptree.app.Prober")
+    assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
+    assert "rpc Health.List only in the registered file" in proc.stdout + proc.stderr
+    assert "3 pass" in proc.stdout.splitlines()[-1], proc.stdout[-3000:]
+
+
+def test_conformance_protos_run_green_with_protolegacy() -> None:
+    """protobuf's conformance protos (MessageSet in a nested field, required fields that never end,
+    edition 2023): what cannot be built is named, the rest passes (one direction, a few patterns)."""
+    proc = cli("run", "--protos", str(TREES / "conformance"), "--go-build-tags", "protolegacy",
+               "--peer-runner", RUNNER, "--direction", "go-py",
+               "-k", "TestMessagesProto2Echo/TestAllTypesProto2/TestAllTypesProto2/typical",
+               "-k", "TestMessagesProto2Echo/TestAllTypesProto2/TestAllTypesProto2/empty_submessages_1",
+               "-k", "TestMessagesProto3Echo/TestAllTypesProto3/TestAllTypesProto3/"
+               "oneof_repeated_nested_message.corecursive.optional_value.bool_value_default",
+               "-k", "TestMessagesEdition2023Echo/TestAllTypesEdition2023/TestAllTypesEdition2023/typical")
+    assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
+    assert "TestAllRequiredTypesProto2 cannot be built" in proc.stdout + proc.stderr
+    assert "4 pass" in proc.stdout.splitlines()[-1], proc.stdout[-3000:]

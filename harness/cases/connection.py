@@ -3,7 +3,7 @@ server's enforcement policy, a maximum connection age passing while a call is in
 server that goes away and comes back.
 
 Each case names a `channel` whose `listener` is one of the servers' connection listeners
-(python_impl/connection.py, go_peer/internal/engine/connection.go). The calls go to the standard
+(python_impl/listeners.py, go_peer/internal/engine/connection.go). The calls go to the standard
 health service, which every server serves with the real library implementation whatever the set
 holds: the behaviour tested is the connection's, not a method's, and one set of three cases per
 run keeps the slow one (keepalive) single. They are named `grpc.health.v1.Health/<method>/

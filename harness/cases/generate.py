@@ -25,7 +25,8 @@ from google.protobuf.message_factory import GetMessageClass
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
 from harness.protoset import ProtoSet
 from harness.protoset.runtime import is_well_known
-from harness.cases.values import MAX_DEPTH, PATTERNS, build, carries, map_keys, scalar, to_json
+from harness.cases.values import (MAX_DEPTH, PATTERNS, build, carried_type, carries, map_keys, scalar,
+                                  singular_message_extensions, to_json, unbuildable)
 from python_impl import bulk
 
 SOURCE = "generated from descriptors (harness/cases/generate.py)"
@@ -56,16 +57,22 @@ def services(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset(),
 mode = streaming_mode
 
 
-def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> list[Case]:
+def generate(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset(),
+             values_per_method: int | None = None) -> list[Case]:
+    """Every case of the set's methods; values_per_method: at most that many value cases per method
+    (the quick profile keeps one: building the others is most of a warm run's preparation)."""
     cases: list[Case] = []
     svcs = services(ps, skip)
+    every: list[MethodDescriptor] = []
     for svc in svcs:
-        for m in svc.methods:
-            cases += value_cases(m) + stream_cases(m)
-        if svc.methods:
-            cases += [c for c in protocol_cases(svc) if _pattern(c) not in LIBRARY_PATTERNS]
+        methods = buildable_methods(svc)
+        every += methods
+        for m in methods:
+            cases += value_cases(m, values_per_method) + stream_cases(m)
+        if methods:
+            cases += [c for c in protocol_cases(svc, methods) if _pattern(c) not in LIBRARY_PATTERNS]
     names = {c.name for c in cases}
-    return cases + [c for c in library_cases(svcs) if c.name not in names]
+    return cases + [c for c in library_cases(every) if c.name not in names] + enum_cases(every)
 
 
 # Protocol behaviours that belong to the libraries, not to a service's messages: what a receiver does
@@ -86,18 +93,19 @@ def _pattern(c: Case) -> str:
     return c.name.rsplit("/", 1)[1] if "/protocol/" in c.name else ""
 
 
-def library_cases(svcs: list[ServiceDescriptor]) -> list[Case]:
+def library_cases(methods: list[MethodDescriptor]) -> list[Case]:
     """The LIBRARY_PATTERNS once per streaming mode of the set, each on the first method of that mode
     (services and methods in declaration order). A pattern the protocol cases put on a method of
     another mode (the reserved keys: not on bidi) is left to that mode's own method."""
     out: list[Case] = []
     for kind in ("unary", "server_stream", "client_stream", "bidi"):
-        m = next((m for svc in svcs for m in svc.methods if mode(m) == kind), None)
+        m = next((m for m in methods if mode(m) == kind), None)
         if m is None:
             continue
         req, resp = _value(m.input_type, "typical"), _value(m.output_type, "typical")
-        made = _metadata_cases(m.containing_service, m, req, resp) + _status_cases(m, req, resp)
-        made += _gzip_cases([x for svc in svcs for x in svc.methods if mode(x) == kind])
+        own = [x for x in methods if x.containing_service is m.containing_service]
+        made = _metadata_cases(m.containing_service, m, req, resp, own) + _status_cases(m, req, resp)
+        made += _gzip_cases([x for x in methods if mode(x) == kind])
         out += [c for c in made if _pattern(c) in LIBRARY_PATTERNS and c.calls[0].streaming == kind]
         # every status code once per mode too (coverage counts them so): the protocol cases give them
         # only to each service's first method, which may leave a mode without them (the caller drops
@@ -105,6 +113,27 @@ def library_cases(svcs: list[ServiceDescriptor]) -> list[Case]:
         out += [_case(m, "protocol", f"status_{code.lower()}", _call(m, [req], [], status=code,
                                                                       message=f"plain {code} message"))
                 for code in STATUS_CODES[1:]]
+    return out
+
+
+def buildable_methods(svc: ServiceDescriptor) -> list[MethodDescriptor]:
+    """The methods whose request and response types can be built (values.unbuildable): a method
+    carrying a type whose required fields never end gets no case; unbuildable_gaps() names it."""
+    return [m for m in svc.methods if unbuildable(m.input_type) is None and unbuildable(m.output_type) is None]
+
+
+def unbuildable_gaps(ps: ProtoSet, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """One line per method left without cases because a message it carries cannot be built, with
+    the chain of required fields that never ends."""
+    out = []
+    for svc in services(ps, skip):
+        for m in svc.methods:
+            for side, d in (("request", m.input_type), ("response", m.output_type)):
+                chain = unbuildable(d)
+                if chain is not None:
+                    out.append(f"{svc.full_name}/{m.name} ({svc.file.name}): no case: its {side} type "
+                               f"{d.full_name} cannot be built, its required fields never end: {' -> '.join(chain)}")
+                    break
     return out
 
 
@@ -146,18 +175,22 @@ def _exchange(m: MethodDescriptor, req: Any, resp: Any, **kw: Any) -> Call:
 
 # ---------------------------------------------------------------- value patterns
 
-def value_cases(m: MethodDescriptor) -> list[Case]:
-    """Every value pattern of the request and response types; patterns that change nothing are dropped."""
+def value_cases(m: MethodDescriptor, limit: int | None = None) -> list[Case]:
+    """Every value pattern of the request and response types; patterns that change nothing are
+    dropped. With `limit` (the quick profile), only the plain patterns are built and at most `limit`
+    cases kept, `typical` first when it is one: the case the channel cases clone
+    (harness/cases/channels.py), so each kept case is the full catalogue's case of that name."""
     out, seen = [], set()
     variants: list[tuple[str, Callable[[Descriptor], Any]]] = [(p, lambda d, p=p: _carrier(d, p)) for p in PATTERNS]
-    variants += _oneof_variants(m) + _deep_variants(m)
-    # Message fields present but empty, one nesting level at a time: the holder's field is set to its
-    # default (an empty message), and the empty child carries its own fields unset.
-    variants += [(f"empty_submessages_{level}", lambda d, level=level: _empty_submessages(d, level))
-                 for level in range(3)]
-    variants.append(("deep_recursion", lambda d: _deep(d, 60)))
-    # Past upb's default nesting limit (100) and far inside protobuf-go's (10 000): see divergences.
-    variants.append(("deep_recursion_150", lambda d: _deep(d, 150)))
+    if limit is None:
+        variants += _oneof_variants(m) + _deep_variants(m)
+        # Message fields present but empty, one nesting level at a time: the holder's field is set to its
+        # default (an empty message), and the empty child carries its own fields unset.
+        variants += [(f"empty_submessages_{level}", lambda d, level=level: _empty_submessages(d, level))
+                     for level in range(3)]
+        variants.append(("deep_recursion", lambda d: _deep(d, 60)))
+        # Past upb's default nesting limit (100) and far inside protobuf-go's (10 000): see divergences.
+        variants.append(("deep_recursion_150", lambda d: _deep(d, 150)))
     for pattern, make in variants:
         req, resp = make(m.input_type), make(m.output_type)
         if req is None and resp is None:
@@ -172,6 +205,9 @@ def value_cases(m: MethodDescriptor) -> list[Case]:
             continue
         seen.add(key)
         out.append(_case(m, m.input_type.name, pattern, _exchange(m, req, resp)))
+    if limit is not None:
+        out.sort(key=lambda c: not c.name.endswith("/typical"))
+        return out[:limit]
     return out
 
 
@@ -185,7 +221,7 @@ def _oneof_variants(m: MethodDescriptor) -> list[tuple[str, Callable[[Descriptor
     for key, (steps, fd) in [*request.items(), *((k, v) for k, v in response.items() if k not in request)]:
         side = "" if key in request else "response."
         for suffix, pattern in (("", "typical"), ("_default", "empty")):
-            name = f"oneof_{side}{'.'.join([name for name, _ in steps] + [fd.name])}{suffix}"
+            name = f"oneof_{side}{'.'.join([_label(name) for name, _ in steps] + [fd.name])}{suffix}"
             variants.append((name, lambda d, key=key, pattern=pattern:
                              _with_member(d, *_oneof_members(d)[key], pattern) if key in _oneof_members(d) else None))
     return variants
@@ -202,6 +238,8 @@ def _oneof_members(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Any]]
             if len(oneof.fields) == 1 and oneof.name == f"_{oneof.fields[0].name}":
                 continue  # proto3 optional
             for fd in oneof.fields:
+                if carried_type(fd) is not None and unbuildable(carried_type(fd)) is not None:
+                    continue  # never set: its type cannot be built
                 found[(*(f"{name}:{how}" for name, how in steps), holder.full_name, str(fd.number))] = (steps, fd)
     return found
 
@@ -214,7 +252,8 @@ def _oneof_holders(desc: Descriptor, hops: int = 2) -> list[tuple[Steps, Descrip
     seen: set[str] = set()
 
     def visit(prefix: Steps, d: Descriptor, hops_left: int) -> None:
-        for path, holder in _reachable(d):
+        # google.protobuf.Value's kinds are a oneof too: each one set to its default is a state of its own
+        for path, holder in _reachable(d, wkt=("google.protobuf.Value",)):
             steps = prefix + [(name, "one") for name in path]
             if holder.full_name in seen:
                 continue
@@ -225,18 +264,30 @@ def _oneof_holders(desc: Descriptor, hops: int = 2) -> list[tuple[Steps, Descrip
                     continue
                 is_map = f.message_type.GetOptions().map_entry
                 target = f.message_type.fields_by_name["value"].message_type if is_map else f.message_type
-                if target is not None and target.full_name not in seen:
+                if target is not None and target.full_name not in seen and unbuildable(target) is None:
                     visit(steps + [(f.name, "map" if is_map else "list")], target, hops_left - 1)
 
     visit([], desc, hops)
     return out
 
 
+def _child(holder: Any, name: str) -> Any:
+    """A field of holder by name; `[full.name]` is an extension (_reachable steps through them)."""
+    if name.startswith("["):
+        return holder.Extensions[holder.DESCRIPTOR.file.pool.FindExtensionByName(name[1:-1])]
+    return getattr(holder, name)
+
+
+def _label(name: str) -> str:
+    """A step's name in a case name: an extension by its own short name."""
+    return name[1:-1].rsplit(".", 1)[-1] if name.startswith("[") else name
+
+
 def _step_into(msg: Any, steps: Steps) -> Any:
     """The message at the end of steps, creating it (one list element, one map value) on the way."""
     holder = msg
     for name, how in steps:
-        field = getattr(holder, name)
+        field = _child(holder, name)
         if how == "list":
             holder = field.add()
         elif how == "map":
@@ -270,7 +321,25 @@ def _deep_variants(m: MethodDescriptor) -> list[tuple[str, Callable[[Descriptor]
         side = "" if key in request else "response."
         variants.append((f"typical_at_{side}{'.'.join(name for name, _ in steps)}", lambda d, key=key:
                          _typical_at(d, *_deep_holders(d)[key]) if key in _deep_holders(d) else None))
+        # its message fields present but empty (the empty_submessages variants stop 2 fields down)
+        variants.append((f"empty_submessages_at_{side}{'.'.join(name for name, _ in steps)}", lambda d, key=key:
+                         _empty_at(d, *_deep_holders(d)[key]) if key in _deep_holders(d) else None))
     return variants
+
+
+def _empty_at(d: Descriptor, steps: Steps, holder: Descriptor) -> Any:
+    """d with the holder at steps carrying its singular message fields present but empty; None when
+    it has none (or only ones that cannot be empty: required fields inside, or a oneof)."""
+    fields = [f for f in holder.fields if f.message_type is not None and not f.is_repeated
+              and f.containing_oneof is None and not any(g.is_required for g in f.message_type.fields)]
+    if not fields:
+        return None
+    msg = build(d, "empty")
+    node = _step_into(msg, steps)
+    for f in fields:
+        getattr(node, f.name).SetInParent()
+    _fill_required(msg)
+    return to_json(msg)
 
 
 def _deep_holders(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Descriptor]]:
@@ -289,9 +358,79 @@ def _deep_holders(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Descri
         for f in d.fields:
             is_map = f.message_type is not None and f.message_type.GetOptions().map_entry
             target = f.message_type.fields_by_name["value"].message_type if is_map else f.message_type
-            if target is not None:
+            if target is not None and unbuildable(target) is None:
                 queue.append((steps + [(f.name, "map" if is_map else "list" if f.is_repeated else "one")], target))
     return found
+
+
+def _holders(desc: Descriptor) -> list[tuple[Steps, Descriptor]]:
+    """Every message type reachable from desc (through singular fields, oneof members, one list
+    element or one map value), each by its shortest path, in breadth-first order."""
+    out: list[tuple[Steps, Descriptor]] = []
+    queue: list[tuple[Steps, Descriptor]] = [([], desc)]
+    seen: set[str] = set()
+    while queue:
+        steps, d = queue.pop(0)
+        if d.full_name in seen or not _reachable(d, depth=0):  # _reachable leaves the well-known types out
+            continue
+        seen.add(d.full_name)
+        out.append((steps, d))
+        for f in d.fields:
+            target = carried_type(f)
+            if target is not None and unbuildable(target) is None:
+                is_map = f.message_type.GetOptions().map_entry
+                queue.append((steps + [(f.name, "map" if is_map else "list" if f.is_repeated else "one")], target))
+    return out
+
+
+def _swept(enum: Any) -> list[int]:
+    """An enum's numbers the value patterns leave out: all but its first, second, lowest and highest."""
+    numbers = list(dict.fromkeys(v.number for v in enum.values))
+    common = {numbers[0], numbers[1 % len(numbers)], min(numbers), max(numbers)}
+    return [n for n in numbers if n not in common]
+
+
+def enum_cases(methods: list[MethodDescriptor]) -> list[Case]:
+    """Every number of every enum, once per proto set: the value patterns carry an enum's first,
+    second, lowest and highest number, so the rest of a large enum (OTLP's 25 severities, a
+    Kubernetes-style 40-value reason) would never travel. Each enum goes through the first method
+    whose request (else response) reaches a field of it: all its other numbers in one message when
+    the field is repeated or sits in a list element (one element per number), else one case per
+    number (`enum_values.<Enum>` / `enum_values.<Enum>.<NAME>`)."""
+    found: dict[str, tuple[int, MethodDescriptor, bool, Steps, Any]] = {}
+    for order, m in enumerate(methods):
+        for is_request, root in ((True, m.input_type), (False, m.output_type)):
+            for steps, holder in _holders(root):
+                for f in holder.fields:
+                    if f.enum_type is None or not _swept(f.enum_type):
+                        continue
+                    many = f.is_repeated or any(how == "list" for _, how in steps)
+                    # the best carrier: many numbers in one message, then the earliest method, requests first
+                    rank = (0 if many else 1, order, 0 if is_request else 1)
+                    best = found.get(f.enum_type.full_name)
+                    if best is None or rank < best[0]:
+                        found[f.enum_type.full_name] = (rank, m, is_request, steps, f)
+    out: list[Case] = []
+    for name in sorted(found):
+        (apart, _, _), m, is_request, steps, f = found[name]  # apart: one number per case
+        numbers = _swept(f.enum_type)
+        groups = [[n] for n in numbers] if apart else [numbers]
+        for group in groups:
+            root = m.input_type if is_request else m.output_type
+            msg = build(root, "empty")
+            if f.is_repeated:
+                getattr(_step_into(msg, steps), f.name).extend(group)
+            else:
+                for n in group:  # a fresh list element (or the one holder) per number
+                    setattr(_step_into(msg, steps), f.name, n)
+            _fill_required(msg)
+            value = to_json(msg)
+            req = value if is_request else _value(m.input_type, "typical")
+            resp = value if not is_request else _value(m.output_type, "typical")
+            label = f"enum_values.{f.enum_type.name}" + (
+                f".{f.enum_type.values_by_number[group[0]].name}" if apart else "")
+            out.append(_case(m, m.input_type.name, label, _exchange(m, req, resp)))
+    return out
 
 
 def _typical_at(d: Descriptor, steps: Steps, holder: Descriptor) -> Any:
@@ -310,12 +449,12 @@ def _empty_submessages(d: Descriptor, level: int) -> Any:
             continue
         node = msg
         for name in path:
-            node = getattr(node, name)
-        for f in holder.fields:
+            node = _child(node, name)
+        for f in [*holder.fields, *singular_message_extensions(holder)]:
             if (f.message_type is None or f.is_repeated or f.containing_oneof is not None
                     or any(g.is_required for g in f.message_type.fields)):
                 continue
-            getattr(node, f.name).SetInParent()
+            _child(node, f"[{f.full_name}]" if f.is_extension else f.name).SetInParent()
             touched = True
     if not touched:
         return None
@@ -323,18 +462,21 @@ def _empty_submessages(d: Descriptor, level: int) -> Any:
     return to_json(msg)
 
 
-def _reachable(desc: Descriptor, depth: int = 2) -> list[tuple[list[str], Descriptor]]:
-    """(field path, message type) of desc and its singular message fields, a few levels deep."""
+def _reachable(desc: Descriptor, depth: int = 2, wkt: tuple[str, ...] = ()) -> list[tuple[list[str], Descriptor]]:
+    """(field path, message type) of desc and its singular message fields and extensions (a step
+    `[full.name]`), a few levels deep; well-known types only when named in `wkt`."""
     out, queue, seen = [], [([], desc)], set()
     while queue:
         path, d = queue.pop(0)
-        if d.full_name in seen or is_well_known(d.file.name):
+        if d.full_name in seen or (is_well_known(d.file.name) and d.full_name not in wkt):
             continue
         seen.add(d.full_name)
         out.append((path, d))
         if len(path) < depth:
             queue += [(path + [f.name], f.message_type) for f in d.fields
-                      if f.message_type is not None and not f.is_repeated and f.containing_oneof is None]
+                      if f.message_type is not None and not f.is_repeated and f.containing_oneof is None
+                      and unbuildable(f.message_type) is None]
+            queue += [(path + [f"[{e.full_name}]"], e.message_type) for e in singular_message_extensions(d)]
     return out
 
 
@@ -347,7 +489,7 @@ def _deep(d: Descriptor, levels: int) -> Any:
         msg = build(d, "empty")
         node = msg
         for name in path:
-            node = getattr(node, name)
+            node = _child(node, name)
         for _ in range(levels):
             node = getattr(node, rec.name)
             node.SetInParent()
@@ -421,8 +563,10 @@ def stream_cases(m: MethodDescriptor) -> list[Case]:
 
 # ---------------------------------------------------------------- protocol behaviours
 
-def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
-    m = svc.methods[0]
+def protocol_cases(svc: ServiceDescriptor, methods: list[MethodDescriptor] | None = None) -> list[Case]:
+    """The service's protocol cases, through `methods` (default: all of them; the buildable ones)."""
+    methods = list(svc.methods) if methods is None else methods
+    m = methods[0]
     req, resp = _value(m.input_type, "typical"), _value(m.output_type, "typical")
     error_responses: list[Any] = []
     out: list[Case] = []
@@ -434,7 +578,7 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
     # empty values are values: a peer that drops them (or a whole key whose only value is empty) fails
     echo = {"x-ascii": ["plain value", "second"], "x-blob-bin": [blob], "x-empty": [""], "x-empty-bin": [""]}
     add("metadata_echo", _exchange(m, req, resp, metadata=echo, headers=echo, trailers=echo))
-    for other in svc.methods[1:]:  # metadata rides every method, whatever its mode: echo it on each
+    for other in methods[1:]:  # metadata rides every method, whatever its mode: echo it on each
         out.append(_case(other, "protocol", "metadata_echo", _exchange(
             other, _value(other.input_type, "typical"), _value(other.output_type, "typical"),
             metadata=echo, headers=echo, trailers=echo)))
@@ -455,8 +599,8 @@ def protocol_cases(svc: ServiceDescriptor) -> list[Case]:
             Call(method=path, streaming="unary", request_type="google.protobuf.Empty",
                  response_type="google.protobuf.Empty", requests=[{}], expect={"status": "UNIMPLEMENTED"},
                  timeout_ms=TIMEOUT_MS, raw=True)]))
-    out += _size_cases(svc)
-    out += _metadata_cases(svc, m, req, resp) + _status_cases(m, req, resp)
+    out += _size_cases(svc, methods)
+    out += _metadata_cases(svc, m, req, resp, methods) + _status_cases(m, req, resp)
     return out
 
 
@@ -485,7 +629,8 @@ GRPCIO_METADATA_SOFT_LIMIT = 8 * 1024
 GRPCIO_METADATA_HARD_LIMIT = 16 * 1024
 
 
-def _metadata_cases(svc: ServiceDescriptor, m: MethodDescriptor, req: Any, resp: Any) -> list[Case]:
+def _metadata_cases(svc: ServiceDescriptor, m: MethodDescriptor, req: Any, resp: Any,
+                    methods: list[MethodDescriptor]) -> list[Case]:
     """Metadata the echo case does not carry: many keys, repeated keys in order, sizes around grpcio's
     limits, and the keys and values a client must refuse. Request metadata, headers and trailers
     alike where the protocol allows it; docs/limits.md says what each library does."""
@@ -532,7 +677,7 @@ def _metadata_cases(svc: ServiceDescriptor, m: MethodDescriptor, req: Any, resp:
                                                 headers={"grpc-x-custom": ["h"]}, trailers={"grpc-x-custom": ["t"]}))
     # In a bidi call grpcio's outcome with these keys changes from run to run (docs/limits.md), so a
     # case there could not have one outcome: they go through the first method of another mode.
-    other = m if mode(m) != "bidi" else next((x for x in svc.methods if mode(x) != "bidi"), None)
+    other = m if mode(m) != "bidi" else next((x for x in methods if mode(x) != "bidi"), None)
     if other is not None:
         oreq, oresp = (req, resp) if other is m else (_value(other.input_type, "typical"),
                                                       _value(other.output_type, "typical"))
@@ -581,24 +726,24 @@ def _status_cases(m: MethodDescriptor, req: Any, resp: Any) -> list[Case]:
     return out
 
 
-def _size_cases(svc: ServiceDescriptor) -> list[Case]:
+def _size_cases(svc: ServiceDescriptor, methods: list[MethodDescriptor]) -> list[Case]:
     """Just under, and just over, the default receive limit, each through the first method whose
     message has a field that can carry bulk (see _bulk_field). A service with none gets no size case;
     size_gaps() says so."""
     out: list[Case] = []
     near, over = RECV_LIMIT - 64 * 1024, RECV_LIMIT + 1024
-    both = next((m for m in svc.methods if _bulk_field(m.input_type) and _bulk_field(m.output_type)), None)
+    both = next((m for m in methods if _bulk_field(m.input_type) and _bulk_field(m.output_type)), None)
     if both is not None:
         out.append(_case(both, "protocol", "near_size_limit",
                          _exchange(both, _sized(both.input_type, near), _sized(both.output_type, near))))
-    m = next((m for m in svc.methods if _bulk_field(m.input_type)), None)
+    m = next((m for m in methods if _bulk_field(m.input_type)), None)
     if m is not None:
         # The receiving library refuses the message, so the outcome is never the generic engine's: a
         # server that lets the big request through answers OK with data (server.status), and fails.
         out.append(_case(m, "protocol", "request_over_limit",
                          _call(m, [_sized(m.input_type, over)], [], status="RESOURCE_EXHAUSTED",
                                server={"status": "OK", "responses": [_value(m.output_type, "typical")]})))
-    m = next((m for m in svc.methods if mode(m) in ("unary", "client_stream") and _bulk_field(m.output_type)), None)
+    m = next((m for m in methods if mode(m) in ("unary", "client_stream") and _bulk_field(m.output_type)), None)
     if m is not None:
         # The server sends the big response with OK; the client must refuse it (responses are not checked).
         out.append(_case(m, "protocol", "response_over_limit",
@@ -613,8 +758,9 @@ SIZE_PATTERNS = ("near_size_limit", "request_over_limit", "response_over_limit")
 
 
 def size_gaps(ps: ProtoSet, cases: list[Case], skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """Services that got fewer size-limit cases than the README promises, and why: the cases
-    command prints them, so a missing case is never silent."""
+    """Services that got fewer size-limit cases than the README promises, or gzip cases that cannot
+    check each message's compressed flag, and why: the cases command prints them, so a missing
+    case is never silent."""
     made: dict[str, set[str]] = {}
     for c in cases:
         pattern = c.name.rsplit("/", 1)[1]
@@ -626,28 +772,22 @@ def size_gaps(ps: ProtoSet, cases: list[Case], skip: set[str] | frozenset[str] =
            "response_over_limit": "no unary or client_stream method has a response type with a field that "
                                   "can carry bulk"}
     out = []
-    for svc in services(ps, skip):
-        for pattern in SIZE_PATTERNS:
-            if svc.methods and pattern not in made.get(svc.full_name, set()):
-                out.append(f"{svc.full_name} ({svc.file.name}): no {pattern} case: {why[pattern]}")
-    return out
-
-
-def gzip_gaps(svcs: list[ServiceDescriptor]) -> list[str]:
-    """The gzip cases (once per streaming mode: library_cases) whose mode has no method that can carry
-    bulk on their side, and what that leaves: their message may be one gzip does not shrink, which
-    gRPC Core then sends uncompressed, so only the grpc-encoding header says gzip. Said, never silent."""
-    out = []
+    svcs = services(ps, skip)
     for kind in ("unary", "server_stream", "client_stream", "bidi"):
+        # A message gzip does not shrink may go uncompressed under gzip (wire.shrinks): with no type
+        # that can carry bulk among the mode's methods, its gzip case (library_cases: one per mode)
+        # proves the grpc-encoding header only, not each message's compressed flag.
         methods = [m for svc in svcs for m in svc.methods if mode(m) == kind]
-        for pattern, side in (("gzip_request", "input_type"), ("gzip_response", "output_type")):
+        for pattern, side, what in (("gzip_request", "input_type", "request"),
+                                    ("gzip_response", "output_type", "response")):
             if methods and not any(_bulk_field(getattr(m, side)) for m in methods):
-                m = methods[0]
-                what = "request" if side == "input_type" else "response"
-                out.append(f"{m.containing_service.full_name}/{m.name} ({m.containing_service.file.name}): "
-                           f"no {pattern} case with a message gzip shrinks: no {kind} method has a {what} type "
-                           "that can carry bulk, so it checks the grpc-encoding header only (a message gzip does "
-                           "not shrink may go uncompressed)")
+                out.append(f"{kind} methods of the set: no {pattern} case that checks each message's compressed "
+                           f"flag: no {what} type of a {kind} method has a field that can carry bulk, and gzip "
+                           "shrinks no smaller message by a tenth (its case checks the grpc-encoding header only)")
+    for svc in svcs:
+        for pattern in SIZE_PATTERNS:
+            if buildable_methods(svc) and pattern not in made.get(svc.full_name, set()):
+                out.append(f"{svc.full_name} ({svc.file.name}): no {pattern} case: {why[pattern]}")
     return out
 
 
@@ -673,7 +813,7 @@ def _bulk_field(d: Descriptor) -> tuple[Steps, Any] | None:
                 ranked.append((0, order, path, f))
             elif f.is_repeated:
                 ranked.append((1 if f.message_type is None else 2, order, path, f))
-            if f.message_type is not None:
+            if f.message_type is not None and unbuildable(f.message_type) is None:
                 queue.append((path + [(f.name, "list" if f.is_repeated else "one")], f.message_type))
     if not ranked:
         return None

@@ -48,9 +48,76 @@ MESSAGE_BUDGET = 1024 * 1024
 _NESTED = 12  # a nested message's tag and length prefix (or a group's two tags), at most
 
 
+class Unbuildable(ValueError):
+    """No finite message of a type exists: its required fields lead back to it (or to another such
+    type). `chain` names the required fields, type by type, to where the cycle closes."""
+
+    def __init__(self, desc: Descriptor, chain: tuple[str, ...]) -> None:
+        super().__init__(f"{desc.full_name} ({desc.file.name}) cannot be built: its required fields never end: "
+                         f"{' -> '.join(chain)}")
+        self.desc, self.chain = desc, chain
+
+
+def _required_messages(desc: Descriptor) -> list[FD]:
+    return [fd for fd in desc.fields if fd.is_required and fd.message_type is not None]
+
+
+@functools.lru_cache(maxsize=None)
+def unbuildable(desc: Descriptor) -> tuple[str, ...] | None:
+    """None when a finite message of type desc exists; else the chain of required message fields that
+    never ends (`A.next -> B.back -> A`), as proto2's `required A self = 1;` makes. Such a type can
+    only be left unset where it is optional; where it is required its holder cannot be built either."""
+    types: dict[str, Descriptor] = {}
+    todo = [desc]
+    while todo:
+        d = todo.pop()
+        if d.full_name not in types:
+            types[d.full_name] = d
+            todo += [fd.message_type for fd in _required_messages(d)]
+    # least fixpoint: a type is buildable when every required message field's type is
+    ok: set[str] = set()
+    grown = True
+    while grown:
+        grown = False
+        for name, d in types.items():
+            if name not in ok and all(fd.message_type.full_name in ok for fd in _required_messages(d)):
+                ok.add(name)
+                grown = True
+    if desc.full_name in ok:
+        return None
+    chain: list[str] = []
+    seen: set[str] = set()
+    d = desc
+    while d.full_name not in seen:
+        seen.add(d.full_name)
+        # the shortest story first: a field of the type itself, else the first that cannot be built
+        fd = next((f for f in _required_messages(d) if f.message_type is d),
+                  next(f for f in _required_messages(d) if f.message_type.full_name not in ok))
+        chain.append(f"{d.full_name}.{fd.name} (required)")
+        d = fd.message_type
+    return (*chain, d.full_name)
+
+
+def carried_type(fd: FD) -> Descriptor | None:
+    """The message type a field carries: its own, or its map's value type (None for scalars)."""
+    if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+        return fd.message_type.fields_by_name["value"].message_type
+    return fd.message_type
+
+
+def settable(fd: FD) -> bool:
+    """Whether a field can hold a value at all: not one whose message type cannot be built."""
+    target = carried_type(fd)
+    return target is None or unbuildable(target) is None
+
+
 def build(desc: Descriptor, pattern: str, depth: int = 0, budget: int = MESSAGE_BUDGET) -> Message:
     """A message of type `desc` whose fields follow `pattern` (required fields always set), of at
-    most `budget` bytes on the wire (unless its required fields alone take more)."""
+    most `budget` bytes on the wire (unless its required fields alone take more). Fields whose type
+    cannot be built stay unset; a type that cannot be built itself raises Unbuildable."""
+    chain = unbuildable(desc)
+    if chain is not None:
+        raise Unbuildable(desc, chain)
     msg = GetMessageClass(desc)()
     if is_well_known(desc.file.name):  # exact file names: other files under google/protobuf/ are ordinary
         _well_known(msg, pattern)
@@ -58,14 +125,17 @@ def build(desc: Descriptor, pattern: str, depth: int = 0, budget: int = MESSAGE_
     chosen: list[FD] = []
     oneofs_done: set[str] = set()
     for fd in desc.fields:
+        if not settable(fd):
+            continue
         oneof = fd.containing_oneof
         if oneof is not None and not _is_synthetic(oneof):
             if oneof.name in oneofs_done or pattern == "empty":
                 continue
             oneofs_done.add(oneof.name)  # the first member: other members get their own cases
         chosen.append(fd)
-    if pattern in ("typical", "max", "presence_default") and depth == 0:
-        chosen += _extensions(desc)
+    # extensions at every level the patterns fill: a MessageSet is usually a nested field
+    if pattern in ("typical", "max", "presence_default") and depth < MAX_DEPTH:
+        chosen += [ext for ext in _extensions(desc) if settable(ext)]
     # Scalars first (each one set only if it fits), then the composite fields share what is left.
     composite = [fd for fd in chosen if fd.is_repeated or fd.cpp_type == FD.CPPTYPE_MESSAGE]
     left = budget
@@ -86,6 +156,11 @@ def _extensions(desc: Descriptor) -> list[FD]:
     """Every extension of desc the generated code declares: at file level or inside a message's scope,
     in desc's file or in another one (by number, so the cases stay deterministic)."""
     return sorted(desc.file.pool.FindAllExtensions(desc), key=lambda ext: ext.number)
+
+
+def singular_message_extensions(desc: Descriptor) -> list[FD]:
+    """The extensions of desc that hold one message each and can be built (for the case walkers)."""
+    return [e for e in _extensions(desc) if e.message_type is not None and not e.is_repeated and settable(e)]
 
 
 def _target(msg: Message, fd: FD) -> Any:

@@ -50,7 +50,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from harness.cases import generate as casegen
 from harness.cases.model import Call, Case
-from harness.protoset.codegen import CodegenError, build_go
+from harness.protoset.codegen import CodegenError, build_go, load
 from harness.engines.peer import (READY_TIMEOUT, GoServer, PeerError, _read_line, output_lines, run_go_client,
                                   select_runner, stop_process, wait_healthy)
 from harness.protoset import discover
@@ -872,6 +872,13 @@ def exit_code(found: list[Item]) -> int:
 
 # ---------------------------------------------------------------- entry point
 
+def revision_sets(old_dir: str | Path, protos: str | Path, proto_paths: list[str] = (),
+                  files: list[str] = ()) -> dict[str, Any]:
+    """Both revisions' proto sets, with their echo services (codegen.load) as `run` has them: the
+    messages no method carries (OTLP's TracesData) go on the wire in compat too."""
+    return {"old": load(discover(old_dir, proto_paths, files)), "new": load(discover(protos, proto_paths, files))}
+
+
 def compat(base: str, protos: str | Path, allow: Path | None, json_out: Path | None, runner: str,
            out: Any = print, verbose: bool = False, proto_paths: list[str] = (), files: list[str] = ()) -> int:
     """`proto_paths` (extra import roots) and `files` (target globs) apply to both revisions."""
@@ -881,7 +888,7 @@ def compat(base: str, protos: str | Path, allow: Path | None, json_out: Path | N
         old_dir = resolve_base(base, Path(protos), Path(scratch))
         # The base may come from a temp dir: copy it somewhere stable for the generated-code cache keys?
         # No: the cache is keyed by content, so a temp folder is fine while it exists.
-        sets = {"old": discover(old_dir, proto_paths, files), "new": discover(protos, proto_paths, files)}
+        sets = revision_sets(old_dir, protos, proto_paths, files)
         for name, ps in sets.items():
             if ps.notice():
                 print(f"compat: {name} revision: {ps.notice()}", file=sys.stderr)

@@ -22,11 +22,12 @@ import threading
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.docker_engine import docker_client
 from harness.protoset.codegen import GoBuild, go_peer_dir
 from python_impl.contract import CHANNEL_OPTIONS, Result
 
@@ -48,18 +49,6 @@ class PeerError(Exception):
 
 
 # ---------------------------------------------------------------- runner choice
-
-def docker_client() -> Any | None:
-    """A connected docker SDK client, or None when no engine answers."""
-    try:
-        import docker
-
-        client = docker.from_env(timeout=120)
-        client.ping()
-        return client
-    except Exception:  # noqa: BLE001  any failure here means "no engine"
-        return None
-
 
 def select_runner(requested: str) -> str:
     """`docker`, `process`, or `auto` (docker when an engine answers, else process, announced loudly)."""
@@ -454,10 +443,22 @@ def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
 
 # ---------------------------------------------------------------- Go client peer (batched)
 
-def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple[list[Result], str]:
-    """Run many cases in ONE Go client process; returns its results and its stderr."""
+def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any],
+                  on_result: Callable[[Result], None] | None = None,
+                  on_start: Callable[[], None] | None = None) -> tuple[list[Result], str]:
+    """Run many cases in ONE Go client process; returns its results and its stderr. on_result
+    hears of each result as the client prints it (progress), before the batch ends; on_start, that
+    the client runs (its container or process started)."""
     budget = sum(c["timeout_ms"] for case in payload["cases"] for c in case["calls"]) / 1000 + 60
-    stdout, stderr = go_client_lines(build, runner, payload, budget)
+
+    def on_line(line: str) -> None:
+        try:
+            r = Result.from_json(json.loads(line))
+        except (ValueError, KeyError, TypeError):
+            return  # judged below, with the whole output
+        on_result(r)  # type: ignore[misc]
+
+    stdout, stderr = go_client_lines(build, runner, payload, budget, on_line if on_result else None, on_start)
     results = []
     for n, line in enumerate(stdout, 1):
         try:
@@ -468,10 +469,14 @@ def run_go_client(build: GoBuild, runner: str, payload: dict[str, Any]) -> tuple
     return results, stderr
 
 
-def go_client_lines(build: GoBuild, runner: str, payload: dict[str, Any], budget: float) -> tuple[list[str], str]:
+def go_client_lines(build: GoBuild, runner: str, payload: dict[str, Any], budget: float,
+                    on_line: Callable[[str], None] | None = None,
+                    on_start: Callable[[], None] | None = None) -> tuple[list[str], str]:
     """Run one Go client process on a client document (cases, or a bench's phases) within budget
     seconds; returns its non-empty stdout lines and its stderr. A document with `certs` (the
-    certificate folder of its channels) has that folder mounted read-only at /certs in a container."""
+    certificate folder of its channels) has that folder mounted read-only at /certs in a container.
+    on_line hears each stdout line as it comes, on_start that the client runs."""
+    lines_in = _Lines(on_line, on_start)
     certs = Path(payload["certs"]).resolve() if payload.get("certs") else None
     with tempfile.TemporaryDirectory(prefix="go-client-") as tmp:
         os.chmod(tmp, 0o755)  # the container runs as an unprivileged user
@@ -480,26 +485,71 @@ def go_client_lines(build: GoBuild, runner: str, payload: dict[str, Any], budget
         cases.write_text(json.dumps(doc, ensure_ascii=False))
         cases.chmod(0o644)
         if runner == "docker":
-            stdout, stderr, code = _client_container(build, tmp, budget, certs)
+            stdout, stderr, code = _client_container(build, tmp, budget, certs, lines_in)
         else:
             # the client's stdin is a pipe whose write end only this process holds: if it dies, the
             # client sees end of file and stops (--stop-on-stdin-eof) instead of running on alone
             held, write_end = os.pipe()
             try:
-                proc = subprocess.run([str(build.binary), "client", "--cases", str(cases), STOP_ON_EOF],
-                                      stdin=held, capture_output=True, timeout=budget)
-            except subprocess.TimeoutExpired as e:
-                raise PeerError(f"the Go client ran past its {budget:.0f} s budget\n--- client stderr ---\n"
-                                f"{(e.stderr or b'').decode(errors='replace')}") from None
+                stdout, stderr, code = _client_process(build, cases, held, budget, lines_in)
             finally:
                 os.close(held)
                 os.close(write_end)
-            stdout, stderr, code = proc.stdout.decode(), proc.stderr.decode(errors="replace"), proc.returncode
     lines = [line for line in output_lines(stdout) if line.strip()]
     if code != 0:
         raise PeerError(f"the Go client exited with code {code}{_progress(payload, lines)}\n"
                         f"--- client stderr ---\n{stderr}")
     return lines, stderr
+
+
+class _Lines:
+    """Stdout of a Go client as it comes, in chunks: each whole line goes to on_line."""
+
+    def __init__(self, on_line: Callable[[str], None] | None, on_start: Callable[[], None] | None = None) -> None:
+        self.on_line, self.on_start, self._rest = on_line, on_start, b""
+
+    def started(self) -> None:
+        if self.on_start is not None:
+            self.on_start()
+
+    def feed(self, chunk: bytes) -> None:
+        if self.on_line is None or not chunk:
+            return
+        *whole, self._rest = (self._rest + chunk).split(b"\n")
+        for line in whole:
+            if line.strip():
+                self.on_line(line.decode(errors="replace"))
+
+
+def _client_process(build: GoBuild, cases: Path, stdin: int, budget: float, lines_in: _Lines) -> tuple[str, str, int]:
+    """The Go client as a process: its stdout read as it comes (progress), its stderr kept."""
+    proc = subprocess.Popen([str(build.binary), "client", "--cases", str(cases), STOP_ON_EOF], stdin=stdin,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines_in.started()
+    out: list[bytes] = []
+    err: list[bytes] = []
+
+    def read_out() -> None:
+        for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+            out.append(chunk)
+            lines_in.feed(chunk)
+
+    readers = [threading.Thread(target=read_out, daemon=True),
+               threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)]  # type: ignore[union-attr]
+    for t in readers:
+        t.start()
+    try:
+        proc.wait(budget)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        for t in readers:
+            t.join(5)
+        raise PeerError(f"the Go client ran past its {budget:.0f} s budget\n--- client stderr ---\n"
+                        f"{b''.join(err).decode(errors='replace')}") from None
+    for t in readers:
+        t.join(30)
+    return b"".join(out).decode(), b"".join(err).decode(errors="replace"), proc.returncode
 
 
 def output_lines(text: str) -> list[str]:
@@ -548,7 +598,8 @@ def _create_held(client: Any, tag: str, args: list[str], **kwargs: Any) -> tuple
         raise
 
 
-def _client_container(build: GoBuild, tmp: str, budget: float, certs: Path | None = None) -> tuple[str, str, int]:
+def _client_container(build: GoBuild, tmp: str, budget: float, certs: Path | None = None,
+                      lines_in: _Lines | None = None) -> tuple[str, str, int]:
     """Run the batch in a container and collect what it prints. The container removes itself when
     it exits, so its output is read through an attachment made before it starts, and its exit code
     from its `die` event (asked for from before the start, so it cannot be missed)."""
@@ -576,6 +627,8 @@ def _client_container(build: GoBuild, tmp: str, budget: float, certs: Path | Non
             for o, e in output:
                 out.append(o or b"")
                 err.append(e or b"")
+                if lines_in is not None:
+                    lines_in.feed(o or b"")
             for event in events:  # the output ends when the client exits; its exit code comes with `die`
                 code.append(int(event["Actor"]["Attributes"].get("exitCode", -1)))
                 return
@@ -583,6 +636,8 @@ def _client_container(build: GoBuild, tmp: str, budget: float, certs: Path | Non
         reader = threading.Thread(target=collect, daemon=True)
         reader.start()
         container.start()
+        if lines_in is not None:
+            lines_in.started()
         reader.join(budget)
         events.close()
         if not code:
@@ -609,7 +664,7 @@ class PythonServer:
         self._log = _LogTail()
 
     def __enter__(self) -> PythonServer:
-        from python_impl.connection import AioListenerServers, ListenerServers
+        from python_impl.listeners import AioListenerServers, ListenerServers
         from python_impl.server import AioServer, serve_all
 
         self._log.attach()
@@ -623,7 +678,7 @@ class PythonServer:
             self._server, ports = serve_all(self.gen, {"plaintext": "127.0.0.1:0", **secure}, self.catalogue, self.certs)
         self.addresses = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
         self.address = self.addresses["plaintext"]
-        if self.listeners:  # connection behaviour: each a server of its own (python_impl/connection.py)
+        if self.listeners:  # connection behaviour: each a server of its own (python_impl/listeners.py)
             wanted = {name: "127.0.0.1:0" for name in self.listeners}
             self._listener_servers = (AioListenerServers(self.gen, self.catalogue, wanted, self._server.loop)
                                       if self.aio else ListenerServers(self.gen, self.catalogue, wanted))

@@ -28,7 +28,8 @@ from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.protoset.codegen import CodegenError, generate_python, import_python
 from python_impl.client import run_case
 from python_impl import channels
-from python_impl.connection import LISTENERS, AioListenerServers, ListenerServers
+from python_impl.connection import LISTENERS
+from python_impl.listeners import AioListenerServers, ListenerServers
 from python_impl.contract import CHANNEL_OPTIONS
 from python_impl.server import serve, serve_aio
 

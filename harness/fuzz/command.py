@@ -45,7 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def cmd_fuzz(args: argparse.Namespace) -> int:
+def cmd_fuzz(args: argparse.Namespace, last: list[str] | None = None) -> int:
+    """`last`: where the summary goes instead of the console (the caller prints it last, after the
+    run log's name: harness/cli.py logged)."""
     if args.examples < 1:
         raise ValueError("--examples is a count of examples per method, at least 1")
     chosen = directions(args.direction)
@@ -82,8 +84,13 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                 first = f.result.diffs[0] if f.result.diffs else None
                 what = f"{first.path}: expected {first.expected}, got {first.got}" if first else f.result.verdict
                 out.print(f"  {f.direction.slug} {f.case.name}: {what}"[:300], markup=False, soft_wrap=True)
-    out.print(fuzzrun.summary(outcome), soft_wrap=True)
+    tail = [fuzzrun.summary(outcome)]
     if not outcome.runs:  # nothing crossed a language boundary: never a green fuzz run
-        out.print("[bold red]no example was sent: no method to fuzz in the chosen directions[/bold red]")
+        tail.append("[bold red]no example was sent: no method to fuzz in the chosen directions[/bold red]")
+    for line in tail if last is None else ():
+        out.print(line, soft_wrap=True)
+    if last is not None:
+        last += tail
+    if not outcome.runs:
         return 1
     return 1 if outcome.failures else 0

@@ -9,67 +9,15 @@ cases, and only they and their imports are compiled.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from harness.protoset import buf, googleapis
+from harness.protoset import buf, descriptors, googleapis, runtime
 from harness.protoset.errors import ProtoSetError
+from harness.protoset.model import ProtoSet
 
 __all__ = ["ProtoSet", "ProtoSetError", "discover", "add_arguments", "from_args"]
-
-
-@dataclass(frozen=True)
-class ProtoSet:
-    roots: tuple[Path, ...]
-    files: tuple[str, ...]  # import paths (posix, relative to their root), sorted: everything compiled
-    origins: tuple[Path, ...] = ()  # the root of each of `files`, same order
-    # the files whose services get cases (--files); all of `files` when none was asked for
-    targets: tuple[str, ...] = ()
-    # copies of googleapis common protos found in the folder: the installed originals are used instead
-    replaced: tuple[str, ...] = ()
-    # the arguments that rebuild this set in another process (python_peer, repro commands)
-    spec: tuple[str, ...] = ()
-    buf_config: Path | None = None
-    # the harness's synthetic echo files (harness/protoset/echo.py): in `files`, their origin echo_root
-    echo: tuple[str, ...] = ()
-    echo_root: Path | None = None
-
-    @property
-    def root(self) -> Path:
-        """The first import root (the --protos folder, or buf's first root)."""
-        return self.roots[0]
-
-    @property
-    def label(self) -> str:
-        """The roots, for messages."""
-        return " + ".join(str(r) for r in self.roots)
-
-    def path(self, rel: str) -> Path:
-        """Where a file of the set is on disk."""
-        return self.origins[self.files.index(rel)] / rel
-
-    def include_args(self) -> list[str]:
-        """protoc's -I options for the set's own files, the echo files' folder included."""
-        return [f"-I{r}" for r in self.roots] + ([f"-I{self.echo_root}"] if self.echo_root else [])
-
-    def notice(self) -> str | None:
-        """What the user must be told about the set: copies of googleapis protos left out."""
-        if not self.replaced:
-            return None
-        return (f"left out of {self.label}, the installed googleapis-common-protos originals are used instead: "
-                f"{', '.join(self.replaced)}")
-
-    @property
-    def digest(self) -> str:
-        """Hash of every file's import path and bytes (under every root), and of the googleapis protos
-        they may import: the cache key for all generated code."""
-        h = hashlib.sha256(googleapis.version().encode() + b"\0")
-        for rel, root in zip(self.files, self.origins):
-            h.update(rel.encode() + b"\0")
-            h.update((root / rel).read_bytes() + b"\0")
-        return h.hexdigest()
 
 
 def _walk(root: Path, excludes: Iterable[Path]) -> list[str]:
@@ -138,9 +86,7 @@ def discover(protos: str | Path | None = None, proto_paths: Iterable[str | Path]
             if not any(fnmatch.fnmatchcase(f, g) for f in own):
                 raise ProtoSetError(f"--files {g!r} matches no import path under {' + '.join(map(str, roots))} "
                                     f"(import paths look like {own[0]})")
-        from harness.protoset.codegen import imports_of
-
-        needed = imports_of([f"-I{r}" for r in roots], targets) | set(targets)
+        needed = descriptors.imports_of([f"-I{r}" for r in roots], targets) | set(targets)
         own = [f for f in own if f in needed]
     spec = (*(["--protos", str(folder)] if folder is not None else []),
             *(a for p in proto_paths for a in ("-I", str(Path(p).resolve()))),
@@ -148,12 +94,18 @@ def discover(protos: str | Path | None = None, proto_paths: Iterable[str | Path]
     ps = ProtoSet(roots=tuple(roots), files=tuple(own), origins=tuple(where[f] for f in own),
                   targets=tuple(targets), replaced=tuple(f for f in found if f in common), spec=spec,
                   buf_config=config)
-    from harness.protoset import runtime
-
-    if runtime.candidates(ps.files):  # copies of runtime files: a differing one fails here, first
-        from harness.protoset.codegen import registered_files
-
-        registered_files(ps)
+    if runtime.candidates(ps.files):  # copies of runtime files: a differing one stands aside here, first
+        standing = descriptors.stood_in_files(ps)
+        if standing:
+            aside = {s.rel for s in standing}
+            kept = [f for f in ps.files if f not in aside]
+            if not [f for f in kept if f not in common]:
+                raise ProtoSetError("every file of the set is a copy of a file the runtime registers, with other "
+                                    "content:\n" + "\n".join(map(str, standing)))
+            ps = replace(ps, files=tuple(kept), origins=tuple(where[f] for f in kept),
+                         targets=tuple(t for t in ps.targets if t not in aside),
+                         stood_in=tuple(str(s) for s in standing))
+        descriptors.registered_files(ps)
     return ps
 
 

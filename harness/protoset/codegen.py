@@ -17,8 +17,8 @@ generate the same way.
 from __future__ import annotations
 
 import fcntl
-import functools
 import hashlib
+import dataclasses
 import importlib.resources
 import importlib.util
 import json
@@ -37,7 +37,11 @@ from google.protobuf import descriptor_pb2
 
 from harness import cache
 from harness.protoset import googleapis, gotoolchain, runtime
-from harness.protoset import ProtoSet, ProtoSetError
+from harness.protoset.descriptors import (CodegenError, _protoc, descriptor_set, imports_of,  # noqa: F401 (its API)
+                                          registered_files)
+from harness.protoset.errors import ProtoSetError
+from harness.protoset.gotoolchain import go_peer_dir
+from harness.protoset.model import ProtoSet
 
 GO_MODULE = "github.com/grpc-interop-harness/go_peer"
 PY_PACKAGE = "interop_gen"
@@ -52,19 +56,10 @@ GLUE_VERSION = "3"  # bump when the generated glue (gen/glue, protoc-gen-interop
 SEED_GO_PACKAGES = {"posxyz", "routeguide", "tutorial", "users", "idc"}
 
 
-def go_peer_dir() -> Path:
-    """go_peer/'s sources as installed: the repo's top-level go_peer/ is mapped into the package as
-    `harness._go_peer` (pyproject.toml), for wheels, sdists and editable installs alike."""
-    return Path(str(importlib.resources.files("harness._go_peer")))
-
-
 def seed_data() -> Path:
     """The route guide database the seed services serve (python_impl's package data; Go embeds a copy)."""
     return Path(str(importlib.resources.files("python_impl") / "data" / "route_guide_db.json"))
 
-
-class CodegenError(Exception):
-    """Code generation failed; the message names the proto file and what to do."""
 
 
 @dataclass(frozen=True)
@@ -107,19 +102,6 @@ def _with_importers(ps: ProtoSet, files: tuple[str, ...], failed: dict[str, Find
             f = failed[cause]
             out[rel] = Finding(rel, lang, f.tool, f"imports {cause}, which failed: {f.message}", cause)
     return [out[rel] for rel in sorted(out)]
-
-
-def _protoc(args: list[str], what: str) -> None:
-    from grpc_tools import protoc
-
-    include = Path(protoc.__file__).parent / "_proto"
-    # the googleapis common protos come before the user's folder: their installed originals win
-    # over copies there (harness/protoset/googleapis.py), which discover() leaves out of the set
-    argv = ["grpc_tools.protoc", f"-I{include}", f"-I{googleapis.include_dir(cache.root())}", *args]
-    # protoc writes its diagnostics to fd 2 directly; run it in a child to capture them.
-    proc = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", *argv[1:]], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise CodegenError(f"protoc failed generating {what}:\n{proc.stderr.strip()}\n(fix the .proto file named above)")
 
 
 def _atomic_dir(target: Path, fill) -> Path:
@@ -235,17 +217,6 @@ def python_findings(pkg_dir: Path) -> list[Finding]:
     return read_findings(pkg_dir.parent / "findings.json")
 
 
-def registered_files(ps: ProtoSet) -> dict[str, runtime.Registered]:
-    """The set's files that a runtime registers already, identical (a differing copy is an error)."""
-    return _registered(ps, ps.digest)
-
-
-@functools.cache  # per set and content: codegen, casegen and the engines ask several times
-def _registered(ps: ProtoSet, digest: str) -> dict[str, runtime.Registered]:
-    compiled = {f.name: f for f in descriptor_set(ps).file}
-    return runtime.registered(ps.files, compiled, {rel: ps.path(rel) for rel in ps.files}, cache.root())
-
-
 def _check_runtime_imports(ps: ProtoSet, reg: dict[str, runtime.Registered]) -> None:
     """Python's runtime may register a file under another name (grpc_health/v1/health.proto); a
     generated file that imports it by the set's name could not be loaded."""
@@ -341,13 +312,13 @@ def _per_file(ps: ProtoSet, kind: str, extra: dict[str, str], generate: Any, des
 def load(protos: str | Path | ProtoSet) -> ProtoSet:
     """A proto set (or the set of a folder), plus the harness's echo files for its target files with
     no service (harness/protoset/echo.py): what every command runs. Idempotent."""
-    from harness.protoset import discover
+    from harness.protoset import discover  # the package's top: discovery builds on descriptors, not on this
     from harness.protoset.echo import with_echo
 
     ps = protos if isinstance(protos, ProtoSet) else discover(protos)
-    if ps.echo_root is not None:
+    if ps.loaded or ps.echo_root is not None:
         return ps
-    return with_echo(ps, descriptor_set(ps), cache.root())
+    return dataclasses.replace(with_echo(ps, descriptor_set(ps), cache.root()), loaded=True)
 
 
 def import_python(pkg_dir: Path) -> ModuleType:
@@ -419,27 +390,6 @@ def go_packages(ps: ProtoSet) -> dict[str, str]:
                                f"in the same folder ({owners[path]}); rename one of the packages")
         mapping[rel] = path
     return mapping
-
-
-def descriptor_set(ps: ProtoSet) -> descriptor_pb2.FileDescriptorSet:
-    """The proto set as protoc parsed it (with imports), cached beside the generated code."""
-    path = cache.root() / "gen" / ps.digest[:20] / "descriptors.pb"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".descriptors.{os.getpid()}.pb")
-        _protoc([*ps.include_args(), f"--descriptor_set_out={tmp}", "--include_imports", *ps.files],
-                f"descriptors for {ps.label}")
-        tmp.replace(path)
-    return descriptor_pb2.FileDescriptorSet.FromString(path.read_bytes())
-
-
-def imports_of(includes: list[str], targets: list[str]) -> set[str]:
-    """Every file the targets import, transitively (protoc's parse): what --files must still compile."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "imports.pb"
-        _protoc([*includes, f"--descriptor_set_out={out}", "--include_imports", *targets],
-                f"descriptors for {', '.join(targets)}")
-        return {f.name for f in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file}
 
 
 def _proto_packages(ps: ProtoSet, files: tuple[str, ...]) -> dict[str, str]:

@@ -10,6 +10,7 @@ neither, one line says what to install.
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import io
 import os
 import shutil
@@ -18,6 +19,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from harness.docker_engine import docker_client
 
 GO = "go"
 DOCKER = "docker"
@@ -47,8 +50,6 @@ def current() -> str:
 
 
 def _docker_answers() -> bool:
-    from harness.engines.peer import docker_client  # peer imports codegen, which imports this module
-
     return docker_client() is not None
 
 
@@ -84,8 +85,6 @@ def run(build: DockerBuild, dest: Path, client: Any = None) -> dict[str, Path]:
     """Run the build and copy its outputs from /out into `dest`; returns them by name."""
     import docker.errors
 
-    from harness.engines.peer import docker_client
-
     client = client or docker_client()
     if client is None:
         raise GoToolchainError(INSTALL)
@@ -118,9 +117,13 @@ def run(build: DockerBuild, dest: Path, client: Any = None) -> dict[str, Path]:
     return out
 
 
+def go_peer_dir() -> Path:
+    """go_peer/'s sources as installed: the repo's top-level go_peer/ is mapped into the package as
+    `harness._go_peer` (pyproject.toml), for wheels, sdists and editable installs alike."""
+    return Path(str(importlib.resources.files("harness._go_peer")))
+
+
 def copy_dockerfile(into: Path) -> Path:
     """A build context holding only Dockerfile.builder (the `tools` stage copies nothing in)."""
-    from harness.protoset.codegen import go_peer_dir
-
     shutil.copy2(go_peer_dir() / DOCKERFILE, into / DOCKERFILE)
     return into

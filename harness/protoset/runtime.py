@@ -14,8 +14,10 @@ One process cannot hold two definitions of one proto file (Python: "duplicate sy
 a registration-conflict panic). So a copy in the user's set that is IDENTICAL to the registered file
 (FileDescriptorProtos compared, source info, json_name and the file name normalised away) is not
 generated again: the registered module / Go package is used, and the copy's services are still
-tested like any other (codegen writes only their glue). A copy that differs is an error naming the
-file and both origins.
+tested like any other (codegen writes only their glue). A copy that differs from Python's stands
+aside (stood_in): the registered file is served and tested in its place, and the notice says how
+they differ (grpc-proto's health.proto from before `List`, which many repositories vendor). A copy
+that differs only from what Go links is an error naming the file and both origins.
 """
 
 from __future__ import annotations
@@ -153,6 +155,84 @@ def _python_module(file_name: str) -> str:
         if getattr(d, "name", None) == file_name and mod_name.endswith("_pb2"):
             return mod_name
     raise ProtoSetError(f"{file_name} is in Python's default descriptor pool, but no loaded module registers it")
+
+
+def _members(fdp: descriptor_pb2.FileDescriptorProto) -> dict[str, str]:
+    """A file's named parts, each with a short signature: messages, fields, enum values, methods."""
+    out: dict[str, str] = {}
+
+    def enum(e: descriptor_pb2.EnumDescriptorProto, prefix: str) -> None:
+        out[f"enum {prefix}{e.name}"] = ""
+        for v in e.value:
+            out[f"enum value {prefix}{e.name}.{v.name}"] = str(v.number)
+
+    def message(m: descriptor_pb2.DescriptorProto, prefix: str) -> None:
+        out[f"message {prefix}{m.name}"] = ""
+        for f in m.field:
+            out[f"field {prefix}{m.name}.{f.name}"] = f"{f.number} {f.label} {f.type} {f.type_name}"
+        for n in m.nested_type:
+            message(n, f"{prefix}{m.name}.")
+        for e in m.enum_type:
+            enum(e, f"{prefix}{m.name}.")
+
+    for m in fdp.message_type:
+        message(m, "")
+    for e in fdp.enum_type:
+        enum(e, "")
+    for svc in fdp.service:
+        for m in svc.method:
+            out[f"rpc {svc.name}.{m.name}"] = (f"{'stream ' * m.client_streaming}{m.input_type} -> "
+                                               f"{'stream ' * m.server_streaming}{m.output_type}")
+    return out
+
+
+def difference(theirs: descriptor_pb2.FileDescriptorProto, yours: descriptor_pb2.FileDescriptorProto) -> str:
+    """How a copy differs from the registered file, in a few words (`rpc Health.List only in the
+    registered file`), or the options when only they differ."""
+    a, b = _members(theirs), _members(yours)
+
+    def alone(mine: dict[str, str], other: dict[str, str]) -> list[str]:
+        """Parts only `mine` has, without those inside a message it alone has; methods first."""
+        only = [k for k in mine if k not in other]
+        whole = [k.split(" ", 1)[1] + "." for k in only if k.startswith(("message ", "enum "))]
+        kept = [k for k in only if not any(k.rsplit(" ", 1)[1].startswith(w) for w in whole)]
+        return sorted(kept, key=lambda k: (not k.startswith("rpc "), k))
+
+    parts = [f"{k} only in the registered file" for k in alone(a, b)]
+    parts += [f"{k} only in your copy" for k in alone(b, a)]
+    parts += [f"{k} differs" for k in a if k in b and a[k] != b[k]]
+    if not parts:
+        parts = ["options or other details differ"]
+    return "; ".join(parts[:6]) + (f"; and {len(parts) - 6} more" if len(parts) > 6 else "")
+
+
+@dataclass(frozen=True)
+class StoodIn:
+    """A copy in the set that differs from the file a runtime registers: one process cannot hold
+    both, so the registered file is served and tested in its place, and the user is told how they differ."""
+    rel: str
+    path: Path
+    registered_as: str  # the registered file's name, and where it comes from
+    how: str            # difference()
+
+    def __str__(self) -> str:
+        return (f"{self.rel}: your copy {self.path} differs from {self.registered_as}, which is served and "
+                f"tested in its place (one process cannot hold both): {self.how}")
+
+
+def stood_in(files: tuple[str, ...], compiled: dict[str, descriptor_pb2.FileDescriptorProto],
+             where: dict[str, Path], ours: Path) -> list[StoodIn]:
+    """The copies in the set that differ from the file Python's runtime registers."""
+    _load_runtime_modules(files)
+    out = []
+    for rel in files:
+        theirs = _python_match(compiled[rel], ours)
+        if theirs is not None and normalised(theirs) != normalised(compiled[rel]):
+            origin = GRPC_FILES.get(rel, (None, "protobuf" if is_well_known(rel) else None))[1]
+            module = _python_module(theirs.name)
+            out.append(StoodIn(rel, where[rel], f"{theirs.name} that Python registers (module {module}"
+                                                f"{f', {origin}' if origin else ''})", difference(theirs, compiled[rel])))
+    return out
 
 
 def registered(files: tuple[str, ...], compiled: dict[str, descriptor_pb2.FileDescriptorProto],

@@ -25,6 +25,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from python_impl.standard import is_standard
 from harness.cases.model import STATUS_CODES, Call, Case, streaming_mode
+from harness.cases.values import carried_type, unbuildable
 from python_impl import bulk
 
 MESSAGE_KINDS = ("fields", "enum values", "oneof members", "map key types", "presence states")
@@ -99,11 +100,25 @@ class Universe:
                  pool: descriptor_pool.DescriptorPool | None = None) -> None:
         self.pool = pool or descriptor_pool.Default()
         self.methods = sorted({m.full_name: m for m in methods}.values(), key=lambda m: m.full_name)
+        # a vendored copy of health or reflection is part of the set: its methods' cases count
+        self.method_names = {method_name(m) for m in self.methods}
         self.files = files
         self.messages: dict[str, Descriptor] = {}
         self.enums: dict[str, EnumDescriptor] = {}
         self._extensions: dict[str, list[FD]] = {}
-        queue = deque(t for m in self.methods for t in (m.input_type, m.output_type))
+        self.items: dict[str, list[Item]] = {k: [] for k in KINDS}
+        # Items the tool proves no case can carry, out of the denominator, each with why; listed by
+        # name in every report (`unreachable`), so nothing leaves the count silently.
+        self.unreachable: dict[Item, str] = {}
+        carried = []
+        for m in self.methods:
+            why = _unbuildable_method(m)
+            if why is None:
+                carried.append(m)
+            else:  # no case can call it: its own items leave the count (its types are not entered)
+                for item in _method_items(m):
+                    self.unreachable[item] = why
+        queue = deque(t for m in carried for t in (m.input_type, m.output_type))
         while queue:
             d = queue.popleft()
             if d.full_name in self.messages:
@@ -111,24 +126,21 @@ class Universe:
             self.messages[d.full_name] = d
             for fd in self.fields(d):
                 target = fd.message_type.fields_by_name["value"] if _is_map(fd) else fd
-                if target.message_type is not None:
+                if target.message_type is not None and unbuildable(target.message_type) is None:
                     queue.append(target.message_type)
                 if target.enum_type is not None:
                     self.enums.setdefault(target.enum_type.full_name, target.enum_type)
-        self.items: dict[str, list[Item]] = {k: [] for k in KINDS}
         for name, d in sorted(self.messages.items()):
             self._message_items(d)
         for name, enum in sorted(self.enums.items()):
             self.items["enum values"] += [Item("enum values", name, _enum_name(enum, n))
                                           for n in sorted({v.number for v in enum.values})]
-        for m in self.methods:
-            owner = method_name(m)
-            self.items["streaming patterns"] += [Item("streaming patterns", owner, p)
-                                                 for p in STREAMING_PATTERNS[streaming_mode(m)]]
-            self.items["metadata kinds"] += [Item("metadata kinds", owner, k) for k in METADATA_KINDS]
+        for m in carried:
+            for item in _method_items(m):
+                self.items[item.kind].append(item)
         # A status code travels the same way on every method of a mode (the libraries carry it, not the
         # service's messages), so codes count per streaming mode of the set, as the cases run them.
-        for kind in sorted({streaming_mode(m) for m in self.methods}, key=list(STREAMING_PATTERNS).index):
+        for kind in sorted({streaming_mode(m) for m in carried}, key=list(STREAMING_PATTERNS).index):
             self.items["status codes"] += [Item("status codes", status_owner(kind), c) for c in STATUS_CODES]
 
     def fields(self, d: Descriptor) -> list[FD]:
@@ -141,15 +153,60 @@ class Universe:
         return list(d.fields) + self._extensions[d.full_name]
 
     def _message_items(self, d: Descriptor) -> None:
-        owner, add = d.full_name, self.items
+        owner = d.full_name
+
+        def add(item: Item, why: str | None = None) -> None:
+            if why is None:
+                self.items[item.kind].append(item)
+            else:
+                self.unreachable[item] = why
+
         for fd in self.fields(d):
-            add["fields"].append(Item("fields", owner, _field_name(fd)))
+            never = _never_set(fd)
+            add(Item("fields", owner, _field_name(fd)), never)
             if _real_oneof(fd) is not None:
-                add["oneof members"].append(Item("oneof members", owner, f"{fd.containing_oneof.name}.{fd.name}"))
+                add(Item("oneof members", owner, f"{fd.containing_oneof.name}.{fd.name}"), never)
             if _has_presence(fd):
-                add["presence states"] += [Item("presence states", owner, f"{fd.name}: {s}") for s in _states(fd)]
-        for key in sorted({_key_type(fd) for fd in self.fields(d) if _is_map(fd)}):
-            add["map key types"].append(Item("map key types", owner, f"{key} keys"))
+                for state in _states(fd):
+                    # a field that never carries a value is still unset
+                    why = (None if state == "unset" else never) if never else _state_without_json(fd, state)
+                    add(Item("presence states", owner, f"{fd.name}: {state}"), why)
+        for key in sorted({_key_type(fd) for fd in self.fields(d) if _is_map(fd) and _never_set(fd) is None}):
+            add(Item("map key types", owner, f"{key} keys"))
+
+
+def _method_items(m: MethodDescriptor) -> list[Item]:
+    owner = method_name(m)
+    return [*(Item("streaming patterns", owner, p) for p in STREAMING_PATTERNS[streaming_mode(m)]),
+            *(Item("metadata kinds", owner, k) for k in METADATA_KINDS)]
+
+
+def _unbuildable_method(m: MethodDescriptor) -> str | None:
+    for side, d in (("request", m.input_type), ("response", m.output_type)):
+        chain = unbuildable(d)
+        if chain is not None:
+            return f"the {side} type cannot be built: its required fields never end: {' -> '.join(chain)}"
+    return None
+
+
+def _never_set(fd: FD) -> str | None:
+    """Why a field can never carry a value, or None: its message type cannot be built, or it has no
+    presence and its enum's only number is the zero, which such a field never puts on the wire."""
+    target = carried_type(fd)
+    if target is not None and unbuildable(target) is not None:
+        return f"its type cannot be built: {' -> '.join(unbuildable(target))}"
+    if (fd.enum_type is not None and not fd.is_repeated and not fd.has_presence
+            and {v.number for v in fd.enum_type.values} == {0}):
+        return f"{fd.enum_type.full_name} has only the number 0, which a field without presence never carries"
+    return None
+
+
+def _state_without_json(fd: FD, state: str) -> str | None:
+    """Why a presence state has no form in the cases' JSON, or None: an empty google.protobuf.Value
+    is written as null, and null reads back as null_value."""
+    if state == "default" and fd.message_type is not None and fd.message_type.full_name == "google.protobuf.Value":
+        return "an empty google.protobuf.Value has no JSON form: null reads back as null_value, a value of its own"
+    return None
 
 
 def _states(fd: FD) -> tuple[str, ...]:
@@ -196,7 +253,7 @@ def exercised(case: Case, universe: Universe, seen: dict[tuple[str, str], set[It
     seen = {} if seen is None else seen
     for call in case.calls:
         svc, _, name = call.method.partition("/")
-        if call.raw or is_standard(svc):
+        if call.raw or (is_standard(svc) and call.method not in universe.method_names):
             continue  # a method outside the proto set (unimplemented method/service, health, reflection)
         meth = pool.FindServiceByName(svc).methods_by_name[name]
         owner = method_name(meth)
@@ -309,6 +366,7 @@ class Coverage:
     items: dict[str, list[Item]]
     covered: dict[str, set[Item]]                      # direction -> items exercised there
     directions: list[str] = field(default_factory=list)
+    unreachable: dict[Item, str] = field(default_factory=dict)  # out of the denominator, with why
 
     def counts(self, kind: str, direction: str) -> tuple[int, int]:
         universe = self.items[kind]
@@ -371,7 +429,9 @@ class Coverage:
                 # sorted: the universe's order follows set iteration, which differs between processes,
                 # and two runs' (or shards') JSON must compare equal when they cover the same
                 "uncovered": {k: [{"owner": i.owner, "item": i.name, "directions": ds}
-                                  for i, ds in sorted(self.uncovered(k).items())] for k in KINDS}}
+                                  for i, ds in sorted(self.uncovered(k).items())] for k in KINDS},
+                "unreachable": {k: [{"owner": i.owner, "item": i.name, "why": why}
+                                    for i, why in sorted(self.unreachable.items()) if i.kind == k] for k in KINDS}}
 
 
 def measure(universe: Universe, cases: list[Case], ran: dict[str, set[str]]) -> Coverage:
@@ -388,7 +448,7 @@ def measure(universe: Universe, cases: list[Case], ran: dict[str, set[str]]) -> 
                     memo[name] = exercised(by_name[name], universe, values)
                 items |= memo[name]
         covered[d] = items
-    return Coverage(universe.items, covered, list(ran))
+    return Coverage(universe.items, covered, list(ran), dict(universe.unreachable))
 
 
 def universe_of(protoset: Any, cases: list[Case], pool: descriptor_pool.DescriptorPool | None = None,
@@ -456,4 +516,6 @@ def from_json(doc: dict[str, Any]) -> Coverage:
         items[kind] = [*sorted(missing), *stand_ins]
         for d in directions:
             covered[d] |= {i for i, ds in missing.items() if d not in ds} | set(stand_ins)
-    return Coverage(items, covered, directions)
+    unreachable = {Item(kind, u["owner"], u["item"]): u["why"]
+                   for kind, listed in (doc.get("unreachable") or {}).items() for u in listed}
+    return Coverage(items, covered, directions, unreachable)

@@ -87,11 +87,29 @@ def print_coverage(out: Console, cov: Coverage, detail: bool = True) -> None:
         out.print(_owner_table(cov, "per method", "service/method", METHOD_KINDS), soft_wrap=False)
         out.print(_owner_table(cov, "per message / enum", "message or enum", MESSAGE_KINDS), soft_wrap=False)
     out.print(summary_table(cov))
+    for line in unreachable_lines(cov):
+        out.print(line, markup=False, highlight=False)
     for line in headline(cov):
         out.print(line, markup=False, highlight=False)
     if not cov.uniform():
         out.print(f"(lowest direction of each number; directions measured: {', '.join(cov.directions)})",
                   markup=False)
+
+
+def unreachable_lines(cov: Coverage) -> list[str]:
+    """The items left out of the denominator, grouped by owner and reason, each by name."""
+    if not cov.unreachable:
+        return []
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for item, why in sorted(cov.unreachable.items()):
+        groups[(item.owner, why)].append(f"{item.kind}: {item.name}")
+    def named(names: list[str]) -> str:  # a method no case can call: its kinds, not its 30-odd items
+        if len(names) <= 6:
+            return ", ".join(names)
+        return f"every one of its {len(names)} {', '.join(sorted({n.split(':')[0] for n in names}))} items"
+
+    return [f"not counted, no case can carry them ({len(cov.unreachable)} items):",
+            *(f"  {owner}: {named(names)} ({why})" for (owner, why), names in sorted(groups.items()))]
 
 
 def markdown(cov: Coverage) -> str:
@@ -102,6 +120,9 @@ def markdown(cov: Coverage) -> str:
         lines.append(f"| {kind} | " + " | ".join(
             f"{cov.percent(kind, d):.1f}% ({cov.counts(kind, d)[0]}/{cov.counts(kind, d)[1]})" for d in columns) + " |")
     lines += ["", *(f"- {line}" for line in headline(cov)), ""]
+    if cov.unreachable:
+        lines += ["<details><summary>" + unreachable_lines(cov)[0] + "</summary>", "",
+                  *(f"- {line.strip()}" for line in unreachable_lines(cov)[1:]), "", "</details>", ""]
     uncovered = [(kind, item, missing) for kind in KINDS for item, missing in cov.uncovered(kind).items()]
     if uncovered:
         lines += [f"<details><summary>{len(uncovered)} uncovered items</summary>", ""]
@@ -132,4 +153,7 @@ def html_section(cov: Coverage) -> str:
     return (f'<h1>Coverage</h1><table class="coverage"><thead><tr><th>number</th>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>"
             f"<p>{'<br>'.join(e(line) for line in headline(cov))}</p>"
-            f"<details><summary>{len(uncovered)} uncovered items</summary><ul>{items}{more}</ul></details>")
+            f"<details><summary>{len(uncovered)} uncovered items</summary><ul>{items}{more}</ul></details>"
+            + (f"<details><summary>{e(unreachable_lines(cov)[0])}</summary><ul>"
+               + "".join(f"<li>{e(line.strip())}</li>" for line in unreachable_lines(cov)[1:]) + "</ul></details>"
+               if cov.unreachable else ""))

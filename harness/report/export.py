@@ -68,6 +68,8 @@ def _properties(run: dict) -> list[tuple[str, str]]:
         props += [(f"version[{label}].{k}", str(v)) for k, v in vs.items()]
     if run.get("versions") or run.get("variants"):
         props.append(("versions", " | ".join(_version_lines(run))))
+    if run.get("profile"):
+        props.append(("profile", str(run["profile"])))
     if run.get("shard"):
         props.append(("shard", str(run["shard"])))
     if run:
@@ -78,9 +80,11 @@ def _properties(run: dict) -> list[tuple[str, str]]:
 
 
 def _version_lines(run: dict) -> list[str]:
+    """What was tested: the profile (issue 19 item 4), then the versions (of each variant)."""
+    profile = [f"profile: {run['profile']}"] if run.get("profile") else []
     if run.get("variants"):
-        return [f"{label}: {versions.line(v)}" for label, v in run["variants"].items()]
-    return [versions.line(run.get("versions") or {})]
+        return [*profile, *(f"{label}: {versions.line(v)}" for label, v in run["variants"].items())]
+    return [*profile, versions.line(run.get("versions") or {})]
 
 
 def _incomplete(run: dict) -> str:
@@ -280,7 +284,7 @@ def _divergences_html(run: dict) -> str:
             continue
         stale = f' <strong>stale: passed {matched["unexpected_pass"]}×</strong>' if matched.get("unexpected_pass") else ""
         rows.append(f'<tr><td class="name">{e(entry["match"])}</td><td>{matched.get("divergence", 0)}{stale}</td>'
-                    f'<td class="name">{e(entry["reason"])}</td></tr>')
+                    f'<td class="name">{e(entry["reason"])} ({e(str(entry.get("source", "")))})</td></tr>')
     idle = not_exercised(run.get("divergences") or [])
     out = ("<h1>Known divergences that matched</h1><table><thead><tr><th>match</th><th>results</th><th>reason</th>"
            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>") if rows else ""

@@ -7,17 +7,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable
 
-from contextlib import contextmanager
-from typing import Callable, Iterator
-
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.cases.model import FINDING_PREFIX  # noqa: F401 (the reports' rows, named below them)
 from python_impl.contract import Result
-
-
-FINDING_PREFIX = "finding/"  # a proto file a language cannot compile or load: finding/<file>
 
 
 def method_of(case: str) -> str:
@@ -73,7 +67,7 @@ def capability_library(row: dict) -> str:
 
 
 def capability_table(rows: list[dict]) -> Table:
-    """The run record's capability rows (harness/run/record.py capability_rows)."""
+    """The run record's capability rows (harness/report/record.py capability_rows)."""
     table = Table(title="capabilities one side's library lacks (one probe per direction; not case runs)")
     for col in ("direction", "library", "lacks", "probe"):
         table.add_column(col)
@@ -124,23 +118,6 @@ def write_json(results: list[Result], path: Path, coverage: dict | None = None) 
     rows = [r.to_json() for r in results]
     data = rows if coverage is None else {"results": rows, "coverage": coverage}
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1))
-
-
-@contextmanager
-def progress(out: Console, total: int) -> Iterator[Callable[[Result], None]]:
-    """A live progress bar while cases run (a Go client's batch lands at once when it finishes)."""
-    bar = Progress(TextColumn("[bold]running cases"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                   TimeElapsedColumn(), console=out, transient=True, disable=not out.is_terminal)
-    with bar:
-        task = bar.add_task("", total=total)
-        failures = 0
-
-        def advance(r: Result) -> None:
-            nonlocal failures
-            failures += r.verdict not in OK_VERDICTS
-            bar.update(task, advance=1, description=f"{r.direction} {failures} failing")
-
-        yield advance
 
 
 def console() -> Console:

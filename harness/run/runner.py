@@ -6,30 +6,32 @@ Separate from both engines: it only starts peers, hands them cases and collects 
 from __future__ import annotations
 
 import asyncio
+import copy
 import fnmatch
 import json
 import shlex
 import tempfile
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 from google.protobuf import descriptor_pool
 
 from harness.cases import channels as channel_cases
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
-from harness.cases import connection, standard
+from harness.cases import connection, profiles, standard
 from harness.run import capabilities, divergences, handshakes
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
-from harness.report.verdicts import FINDING_PREFIX
+from harness.cases.model import FINDING_PREFIX
 from harness.engines import certs as certs_mod
 from harness.engines.peer import GoServer, PeerError, PythonServer, output_lines, run_go_client
 from harness.engines.wire import WireObserver
@@ -168,11 +170,12 @@ def listeners_of(cases: list[cases_mod.Case]) -> tuple[str, ...]:
 
 def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None, generated: bool = True,
             divergence_files: list[Path] | None = None, go_tags: str | list[str] | None = None,
-            channel: str = "default") -> Prepared:
+            channel: str = "default", profile: str = profiles.DEFAULT) -> Prepared:
     """Generate code, load the case files (default: the built-in ones) and generate cases from the
     descriptors; a name used twice is an error. go_tags: Go build tags for the Go peer (default
     $INTEROP_GO_BUILD_TAGS), e.g. protolegacy. `protos` is a proto set, or a folder to discover.
-    channel: which cases also run over TLS / mTLS (harness/cases/channels.py MODES)."""
+    channel: which cases also run over TLS / mTLS (harness/cases/channels.py MODES); profile: how
+    much of the catalogue (harness/cases/profiles.py; its channel mode is the caller's to pass)."""
     ps = load(protos)
     tags = go_build_tags(go_tags)
     pkg = generate_python(ps)
@@ -186,7 +189,7 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
     gaps: list[str] = []
     if generated:
         names = {c.name for c in loaded}
-        made = casegen.generate(ps, skip=skipped)
+        made = casegen.generate(ps, skip=skipped, values_per_method=1 if profile == "quick" else None)
         clash = sorted(names & {c.name for c in made})
         if clash:
             raise cases_mod.CaseError(f"case file names clash with generated cases: {clash[:5]}")
@@ -194,14 +197,15 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
         if made:  # health and reflection: the servers' real implementations answer, never the catalogue
             loaded += standard.generate(ps, skip=skipped)
             loaded += connection.generate(ps, skip=skipped)  # on the health service too
-        gaps = casegen.size_gaps(ps, made, skipped) + casegen.gzip_gaps(casegen.services(ps, skipped))
+        gaps = casegen.unbuildable_gaps(ps, skipped) + casegen.size_gaps(ps, made, skipped)
     if generated or channel != "default":  # --no-generated: only what the case files (and --channel) ask for
         loaded += channel_cases.generate([c for c in loaded if c.calls[0].checked_by_server], channel)
     known = divergences.load(divergences.builtin_files(), builtin=True)
     mine = divergences.load(divergence_files or [], builtin=False)
-    divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming, c.ends_early) for d in DIRECTIONS
-                                   for c in loaded])
-    return Prepared(ps, gen, loaded, known + mine, py_findings, tags, gaps, channel)
+    if profile != "quick":  # quick builds a part of the catalogue: a pattern may match only the rest
+        divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming, c.ends_early) for d in DIRECTIONS
+                                       for c in loaded])
+    return Prepared(ps, gen, profiles.apply(profile, loaded), known + mine, py_findings, tags, gaps, channel)
 
 
 def _for_catalogue(case: cases_mod.Case) -> cases_mod.Case:
@@ -240,6 +244,43 @@ def check_concurrency(n: int) -> int:
     return n
 
 
+# Lanes (issue 19 item 3): the cases that wait on the clock (keepalive, max connection age, deadlines)
+# run in a lane of their own, beside the rest, so that they start at once in every direction and
+# never take the other cases' slots. The cases that need their server to themselves have a lane of
+# their own too, one direction at a time per server: a restart is the whole listener's (another
+# direction's case would meet it going away), and the refused handshakes a Go server records are
+# read back after the refusing cases (harness/run/handshakes.py: another direction's reading would
+# take them).
+CLOCK, EXCLUSIVE, REST = "clock", "exclusive", "rest"
+
+
+def lane(case: cases_mod.Case) -> str:
+    """Which lane a case runs in: CLOCK, EXCLUSIVE or REST."""
+    listener = (case.channel or {}).get("listener")
+    try:
+        ch = channels.of_case(case)
+    except channels.ChannelError:  # the case reports it when it runs
+        ch = None
+    if listener == "restart" or (ch is not None and ch.refused and ch.secure):
+        return EXCLUSIVE
+    if listener in connection_listeners or any(c.expect.get("status") == "DEADLINE_EXCEEDED" for c in case.calls):
+        return CLOCK
+    return REST
+
+
+def lanes(cases: list[cases_mod.Case]) -> dict[str, list[cases_mod.Case]]:
+    """The cases by lane (only lanes with cases), each in the cases' order."""
+    out: dict[str, list[cases_mod.Case]] = {}
+    for c in cases:
+        out.setdefault(lane(c), []).append(c)
+    return out
+
+
+# What a session tells its progress display: (direction, case, None) when a case starts, (direction,
+# case, verdict) when it ends (the verdict judged against the known divergences). Called from any thread.
+Events = Callable[[str, str, "str | None"], None]
+
+
 @dataclass
 class Session:
     """Peers for one run, started on first use and always stopped (a context manager).
@@ -261,6 +302,21 @@ class Session:
     _catalogue_path: Path | None = None
     _certs: Path | None = None
     _certs_lock: threading.Lock = field(default_factory=threading.Lock)  # directions overlap (run_all)
+    _servers_lock: threading.Lock = field(default_factory=threading.Lock)  # guards the per-side locks below
+    _side_locks: dict[str, threading.Lock] = field(default_factory=dict)  # one server per side, however many ask
+    events: Events | None = None  # progress (cli.py); None: nobody listens
+    # one exclusive lane at a time per server side; pytest-xdist replaces it with a lock across workers
+    exclusive_lock: Callable[[str], AbstractContextManager[Any]] | None = None
+    _exclusive_locks: dict[str, threading.Lock] = field(default_factory=dict)
+    # when each (direction, case) ran (monotonic start, end), and the run log's lines of a time span
+    # (harness/run/runlog.py RunLog.between): a failing case shows the lines logged during its calls
+    windows: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    log_lines: Callable[[float, float], tuple[list[str], int]] | None = None
+    log_path: Path | None = None
+    _held: set[tuple[str, str]] = field(default_factory=set)  # verdicts that wait for the wire observer
+    # told (direction, cases) when a batch's calls are under way: a Python client's at once, a Go
+    # client's once its container or process runs (run_all gives the clock's cases a head start)
+    on_launch: Callable[[Direction, list[cases_mod.Case]], None] | None = None
 
     def __enter__(self) -> Session:
         return self
@@ -274,6 +330,14 @@ class Session:
             return self.external[side]
         if getattr(self, "_closed", False):  # a direction still under way after an interruption
             raise PeerError("the session is closed: no new server peer is started")
+        # directions sharing a server run at once: the first starts it; the other sides' servers start
+        # meanwhile (a Go container and two Python servers: their start-up overlaps too)
+        with self._servers_lock:
+            lock = self._side_locks.setdefault(side, threading.Lock())
+        with lock:
+            return self._server(side)
+
+    def _server(self, side: str) -> Any:
         if side not in self._servers:
             catalogue = self.prepared.catalogue
             # the connection-policy listeners the cases connect to, if any (a server without is started
@@ -315,7 +379,8 @@ class Session:
         return self.certs() if self.tls else None
 
     def _catalogue_file(self) -> Path:
-        """The catalogue as the JSON the Go server loads (written once per session)."""
+        """The catalogue as the JSON the Go server loads (written once per session: only the Go side's
+        server start asks for it, under its side's lock)."""
         if self._catalogue_path is None:
             folder = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="interop-catalogue-")))
             folder.chmod(0o755)  # the container runs as an unprivileged user
@@ -326,22 +391,61 @@ class Session:
 
     def run(self, d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
         """Run cases in one direction, then judge them against the known divergences. Cases of files
-        that are findings for this direction are not run (the findings' rows stand for them)."""
+        that are findings for this direction are not run (the findings' rows stand for them). Each
+        lane (see lane()) runs beside the others, with slots of its own; results keep the cases' order."""
         cases = self.prepared.runnable(d, cases)
         by_name = {c.name: c for c in cases}
-        results = self._run(d, cases)
+        by_lane = lanes(cases)
+        if len(by_lane) <= 1:
+            results = [r for name, cs in by_lane.items() for r in self._lane(d, name, cs)]
+        else:
+            with ThreadPoolExecutor(len(by_lane), thread_name_prefix="interop-lane") as pool:
+                futures = [pool.submit(self._lane, d, name, cs) for name, cs in by_lane.items()]
+                order = {c.name: i for i, c in enumerate(cases)}
+                results = sorted((r for f in futures for r in f.result()), key=lambda r: order[r.case])
         server = self._servers.get(d.server)
         if server is not None and hasattr(server, "alive") and not server.alive():
             results = self._server_died(d, server, results)
-        probes = self.prepared.probes(d)
-        return [capabilities.judge(probes[r.case], r, d.slug, by_name[r.case].calls[0].streaming) if r.case in probes
-                else divergences.apply(self.prepared.known, r, d.slug, by_name[r.case].calls[0].streaming,
-                                       by_name[r.case].ends_early) for r in results]
+        return [self._judge(d, by_name[r.case], r) for r in results]
+
+    def _judge(self, d: Direction, case: cases_mod.Case, r: Result) -> Result:
+        probe = self.prepared.probes(d).get(case.name)  # a capability's probe is judged by its signatures
+        if probe is not None:
+            return capabilities.judge(probe, r, d.slug, case.calls[0].streaming)
+        return divergences.apply(self.prepared.known, r, d.slug, case.calls[0].streaming, case.ends_early)
+
+    def _lane(self, d: Direction, name: str, cases: list[cases_mod.Case]) -> list[Result]:
+        if name != EXCLUSIVE:
+            return self._run(d, cases)
+        with self._exclusive_lock(d.server):
+            return self._run(d, cases)
+
+    def _exclusive_lock(self, side: str) -> AbstractContextManager[Any]:
+        if self.exclusive_lock is not None:
+            return self.exclusive_lock(side)
+        with self._servers_lock:
+            return self._exclusive_locks.setdefault(side, threading.Lock())
+
+    def _started(self, d: Direction, case: cases_mod.Case) -> None:
+        self.windows[(d.name, case.name)] = (time.monotonic(), 0.0)
+        if self.events is not None:
+            self.events(d.name, case.name, None)
+
+    def _ended(self, d: Direction, case: cases_mod.Case, r: Result) -> Result:
+        """Record when the case ran and tell the progress display how it ended (judged on a copy:
+        run() judges the result). A Go client's case started at most its duration before its result."""
+        end = time.monotonic()
+        start, ended = self.windows.get((d.name, case.name), (end, 0.0))
+        if not ended:  # (a result the wire observer held is told of twice)
+            self.windows[(d.name, case.name)] = (max(start, end - r.duration_ms / 1000 - 0.05), end)
+        if self.events is not None and (d.name, case.name) not in self._held:
+            self.events(d.name, case.name, self._judge(d, case, copy.deepcopy(r)).verdict)
+        return r
 
     def _server_died(self, d: Direction, server: Any, results: list[Result]) -> list[Result]:
         """The server peer exited during the direction: its failures are errors that say so, naming
         the case in flight (the first to fail) and the peer's last lines; the next use starts a new one."""
-        del self._servers[d.server]
+        self._servers.pop(d.server, None)  # another direction of the server may have seen it first
         failed = [r for r in results if r.verdict != "pass"]
         first = failed[0].case if failed else "(none failed)"
         died = Diff(0, "server peer", "running until the direction ends",
@@ -366,7 +470,10 @@ class Session:
         refusals = handshakes.applies(d.server, cases)
         if refusals:  # what earlier directions' refused handshakes left on the server
             handshakes.clear(server.address)
-        if not observed.needs_observer(d.client, d.server, cases):
+        observe = observed.needs_observer(d.client, d.server, cases)
+        if observe or refusals:  # the progress hears of these once the checks after the calls are done
+            self._held.update((d.name, c.name) for c in cases)
+        if not observe:
             results = sorted(self._exchange(d, cases, targets), key=lambda r: order[r.case])
         else:
             # the observer sees the plaintext connection only: what goes over TLS (or another listener) is not observed
@@ -381,12 +488,23 @@ class Session:
                     r.verdict = "fail"
         if refusals:  # each refused case's own cause, as the server's TLS listeners saw it
             handshakes.judge(results, cases, d.client, server.address, self._tls_certs())
+        if observe or refusals:
+            by_name = {c.name: c for c in cases}
+            for r in results:
+                self._held.discard((d.name, r.case))
+                self._ended(d, by_name[r.case], r)
         return results
+
+    def _launched(self, d: Direction, cases: list[cases_mod.Case]) -> None:
+        if self.on_launch is not None:
+            self.on_launch(d, cases)
 
     def _exchange(self, d: Direction, cases: list[cases_mod.Case], targets: dict[str, str]) -> list[Result]:
         """Up to `concurrency` cases at once on one channel (one HTTP/2 connection; a case with a
         channel on the connection it describes), results in the cases' order. A Go client runs all
         its cases in one process (batched), with goroutines."""
+        if d.client in ("py", "pyaio"):
+            self._launched(d, cases)
         if d.client == "py":
             conns = channels.Pool(targets, self._tls_certs())
             try:
@@ -402,16 +520,29 @@ class Session:
             payload["targets"] = {k: v for k, v in targets.items() if k != "plaintext"}
             if (certs := self._tls_certs()) is not None:  # only a run with TLS cases has them
                 payload["certs"] = str(certs)
-        results, stderr = run_go_client(self.prepared.build, self.runner, payload)
-        self.client_logs[d.name] = stderr
+        by_name = {c.name: c for c in cases}
+        for c in cases:  # the batch's cases are under way (up to `concurrency` at a time, in the Go client)
+            self._started(d, c)
+
+        def on_result(r: Result) -> None:
+            if r.case in by_name:
+                r.direction = d.name
+                self._ended(d, by_name[r.case], r)
+
+        results, stderr = run_go_client(self.prepared.build, self.runner, payload, on_result=on_result,
+                                        on_start=lambda: self._launched(d, cases))
+        # a direction's lanes are separate Go client batches: every batch's stderr is kept
+        with self._certs_lock:
+            self.client_logs[d.name] = "\n".join(filter(None, [self.client_logs.get(d.name, ""), stderr]))
         return _align(cases, results, d)
 
     def _one(self, conns: channels.Pool, case: cases_mod.Case, d: Direction) -> Result:
+        self._started(d, case)
         try:
             ch = conns.for_case(case)
         except (channels.ChannelError, OSError) as e:
-            return _channel_error(case, d, e)
-        return run_case(ch, self.prepared.gen, case, d.name, self.run_id)
+            return self._ended(d, case, _channel_error(case, d, e))
+        return self._ended(d, case, run_case(ch, self.prepared.gen, case, d.name, self.run_id))
 
     async def _run_aio(self, targets: dict[str, str], d: Direction, cases: list[cases_mod.Case]) -> list[Result]:
         slots = asyncio.Semaphore(self.concurrency)
@@ -419,15 +550,23 @@ class Session:
 
         async def one(c: cases_mod.Case) -> Result:
             async with slots:
+                self._started(d, c)
                 try:
                     ch = conns.for_case(c)
                 except (channels.ChannelError, OSError) as e:
-                    return _channel_error(c, d, e)
-                return await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id)
+                    return self._ended(d, c, _channel_error(c, d, e))
+                return self._ended(d, c, await run_case_aio(ch, self.prepared.gen, c, d.name, self.run_id))
         try:
             return list(await asyncio.gather(*(one(c) for c in cases)))
         finally:
             await conns.close_aio()
+
+    def peer_outputs(self) -> list[tuple[str, str]]:
+        """What the out-of-process peers printed (the Go servers, each direction's Go clients), for the
+        run log; the in-process Python peers log through it as they go."""
+        out = [(server.describe(), server.logs(100_000)) for server in list(self._servers.values())
+               if not isinstance(server, PythonServer)]
+        return out + [(f"Go client {name}", text) for name, text in self.client_logs.items()]
 
     def explain(self, d: Direction, result: Result) -> str:
         """A failure, readable alone: what differed, both peers' logs, and how to reproduce it."""
@@ -460,6 +599,13 @@ class Session:
             lines += ["", f"--- server peer: {server.describe()} ---", *_case_lines(server.logs(5000), result.case)]
         if d.client == "go" and self.client_logs.get(d.name):
             lines += ["--- Go client stderr ---", *_case_lines(self.client_logs[d.name], result.case)]
+        window = self.windows.get((d.name, result.case))
+        if self.log_lines is not None and window is not None and window[1]:
+            logged, n = self.log_lines(*window)
+            where = f" (all in {self.log_path})" if self.log_path else ""
+            lines += [f"--- logged in this process during its calls ({window[1] - window[0]:.2f} s: grpc core, "
+                      f"Python peers; other cases ran meanwhile){where} ---",
+                      *(logged or ["(nothing)"]), *([f"… {n - len(logged)} more"] if n > len(logged) else [])]
         return "\n".join(lines)
 
 
@@ -598,23 +744,19 @@ def plan(prepared: Prepared, directions: list[Direction], patterns: list[str] | 
     return Plan([c for c in chosen if c.name in ours], expected, mine, shard)
 
 
-# Directions run at once (each with its own cases in flight): a Go-client direction spends most of
-# its time in the Go process and its container, which a Python-client direction can use meanwhile.
-# go→go needs nothing of this process but its results, so it starts first, beside two others.
-DIRECTION_OVERLAP = 3
-
-
 def run_all(prepared: Prepared, runner: str, directions: list[Direction], patterns: list[str] | None,
             on_result: Any = None, server_address: str | None = None, the_plan: Plan | None = None,
-            concurrency: int = DEFAULT_CONCURRENCY) -> tuple[list[Result], Session]:
+            concurrency: int = DEFAULT_CONCURRENCY, events: Events | None = None) -> tuple[list[Result], Session]:
     """Run every selected case (of the plan's shard) in every direction; the caller closes the
     returned session. With server_address, the server side is a peer already running there (started
-    by hand). Directions whose servers differ overlap; results (and on_result) keep the directions'
-    order. On an interruption every chunk that finished is handed to on_result, the session is
-    closed and the exception goes on."""
+    by hand). Every direction starts at once, and in each the cases that wait on the clock (lane())
+    start at once beside the rest; results (and on_result) keep the directions' order, `events` hears
+    of each case as it starts and ends. On an interruption every chunk that finished is handed to
+    on_result, the session is closed and the exception goes on."""
     check_concurrency(concurrency)
     the_plan = the_plan or plan(prepared, directions, patterns)
-    session = Session(prepared, runner, concurrency=concurrency, listeners=listeners_of(the_plan.cases))
+    session = Session(prepared, runner, concurrency=concurrency, listeners=listeners_of(the_plan.cases),
+                      events=events)
     if server_address:
         sides = {d.server for d in directions}
         session.external = {side: ExternalServer(server_address, f"server started by hand at {server_address}")
@@ -627,39 +769,75 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
             if on_result:
                 on_result(r)
 
-    pool = ThreadPoolExecutor(DIRECTION_OVERLAP, thread_name_prefix="interop-direction")
     # findings first, one direction after another: they build the Go peer once, before any thread needs it
     findings = {d.name: [r for r in prepared.finding_results(d, patterns) if r.case in set(the_plan.mine[d.name])]
                 for d in directions}
-    # one direction at a time per server: its log lines and load stay its own
-    locks = {key: threading.Lock() for key in {_server_key(d, server_address) for d in directions}}
     # each direction's finished chunks (Python clients run in chunks, so an interruption keeps them;
     # a Go client's batch is one process: its results arrive when it ends)
     chunks: dict[str, list[list[Result]]] = {d.name: [] for d in directions}
-
     stop = threading.Event()  # set when the run is interrupted or fails: directions under way end
+    # the clock's cases (and those that need the server to themselves) of a direction: one job,
+    # started at once in every direction
+    slow = [c for c in the_plan.cases if lane(c) != REST]
+    rest = [c for c in the_plan.cases if lane(c) == REST]
+    # the rest as before the lanes: DIRECTION_OVERLAP directions at a time, one at a time per server
+    # (this process hosts the Python servers and clients: all seven at once starved a grpc.aio
+    # server past its calls' deadlines on 2 loaded cores)
+    slots = threading.Semaphore(DIRECTION_OVERLAP)
+    locks = {key: threading.Lock() for key in {_server_key(d, server_address) for d in directions}}
+    # the clock's cases get a head start: the rest waits (at most HEAD_START_S) until every
+    # direction's are under way, so that on loaded cores their start-up (a Go client's container) is
+    # not queued behind the rest's
+    clock_under_way = {d.name: threading.Event() for d in directions}
+    for d in directions:
+        if not any(lane(c) == CLOCK for c in slow):
+            clock_under_way[d.name].set()
 
-    def one(d: Direction) -> None:
+    def launched(d: Direction, cases: list[cases_mod.Case]) -> None:
+        if any(lane(c) == CLOCK for c in cases):
+            clock_under_way[d.name].set()
+
+    session.on_launch = launched
+
+    def run_slow(d: Direction) -> None:
+        if slow and not stop.is_set():
+            chunks[d.name].append(session.run(d, slow))
+
+    def run_rest(d: Direction) -> None:
+        until = time.monotonic() + HEAD_START_S
+        for event in clock_under_way.values():
+            event.wait(max(0.0, until - time.monotonic()))
         lock = locks[_server_key(d, server_address)]
-        while not lock.acquire(timeout=0.2):  # waiting for the server's other direction
-            if stop.is_set():
-                return
+        while not stop.is_set():  # waiting for a slot, then for the server's other direction
+            if slots.acquire(timeout=0.2):
+                if lock.acquire(blocking=False):
+                    break
+                slots.release()  # another direction of its server runs: give the slot to one that can
+                time.sleep(0.05)
+        else:
+            return
         try:
-            step = PY_CHUNK if d.client in ("py", "pyaio") else max(1, len(the_plan.cases))
-            for i in range(0, len(the_plan.cases), step):
+            step = PY_CHUNK if d.client in ("py", "pyaio") else max(1, len(rest))
+            for i in range(0, len(rest), step):
                 if stop.is_set():
                     return
-                chunks[d.name].append(session.run(d, the_plan.cases[i:i + step]))
+                chunks[d.name].append(session.run(d, rest[i:i + step]))
         finally:
             lock.release()
+            slots.release()
 
+    pool = ThreadPoolExecutor(2 * len(directions), thread_name_prefix="interop-direction")
     delivered: set[str] = set()
+    order = {c.name: i for i, c in enumerate(the_plan.cases)}
     try:
+        # go→go's rest needs nothing of this process but its results: it takes a slot first
         first = sorted(directions, key=lambda d: not d.client == d.server == "go")
-        started = {d.name: pool.submit(one, d) for d in first}
+        started = {d.name: [pool.submit(run_slow, d), pool.submit(run_rest, d)] for d in first}
         for d in directions:
-            started[d.name].result()
-            take([*findings[d.name], *(r for chunk in chunks[d.name] for r in chunk)])
+            for f in started[d.name]:
+                f.result()
+            take([*findings[d.name], *sorted((r for chunk in chunks[d.name] for r in chunk),
+                                             key=lambda r: order[r.case])])
             delivered.add(d.name)
     except BaseException:
         stop.set()
@@ -673,6 +851,14 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
     return results, session
 
 
+# How long the rest of a run waits, at most, for every direction's clock cases to be under way.
+HEAD_START_S = 3.0
+
+# Directions whose rest runs at once (each with its own cases in flight): a Go-client direction spends
+# most of its time in the Go process and its container, which a Python-client direction can use meanwhile.
+DIRECTION_OVERLAP = 3
+
+
 def _server_key(d: Direction, server_address: str | None) -> str:
-    """Directions with the same key share a server and do not overlap."""
+    """Directions with the same key share a server: their rest does not overlap."""
     return "external" if server_address else d.server

@@ -5,7 +5,7 @@ they matched, and the failures' explanations (a merge has no peers to ask)."""
 from __future__ import annotations
 
 from harness.report import results as results_doc
-from harness.run.runner import Plan, Prepared, direction
+from harness.run.runner import DIRECTIONS, Plan, Prepared, direction
 from python_impl.contract import Result
 
 
@@ -17,7 +17,7 @@ def brief(r: Result) -> str:
 
 
 def run_record(prepared: Prepared, the_plan: Plan, names: list[str], results: list[Result], tested: dict,
-               explanations: dict, wall_s: float, interrupted: str | None) -> dict:
+               explanations: dict, wall_s: float, interrupted: str | None, profile: str | None = None) -> dict:
     """What the JSON report says about the run beside its results (harness/report/results.py)."""
     wanted = {c for v in the_plan.expected.values() for c in v}
     cases_json = [c.to_json() for c in prepared.cases if c.name in wanted]
@@ -33,21 +33,24 @@ def run_record(prepared: Prepared, the_plan: Plan, names: list[str], results: li
             "not_run": not_run, "divergences": divergence_matches(prepared, results),
             "capabilities": capability_rows(prepared, results),
             "explanations": [{"direction": d, "case": c, "text": t} for (d, c), t in explanations.items()],
-            "wall_s": round(wall_s, 1)}
+            "wall_s": round(wall_s, 1), "profile": profile}
 
 
 def divergence_matches(prepared: Prepared, results: list[Result]) -> list[dict]:
     """Each known divergence with the verdicts of the results it applies to, so a merge can judge
-    staleness over every shard's results together."""
+    staleness over every shard's results together. (Each result's slug and case facts are looked up
+    once, not once per entry: a full run has thousands of results and a hundred entries.)"""
     by_name = {c.name: c for c in prepared.cases}
+    slugs = {d.name: d.slug for d in DIRECTIONS}
+    facts = [(slugs.get(r.direction) or direction(r.direction).slug, r.case, case.calls[0].streaming,
+              case.ends_early, r.verdict)
+             for r in results if (case := by_name.get(r.case)) is not None]
     out = []
     for e in prepared.known:
         matched: dict[str, int] = {}
-        for r in results:
-            case = by_name.get(r.case)
-            if case is not None and e.applies(direction(r.direction).slug, r.case, case.calls[0].streaming,
-                                              case.ends_early):
-                matched[r.verdict] = matched.get(r.verdict, 0) + 1
+        for slug, name, mode, early, verdict in facts:
+            if e.applies(slug, name, mode, early):
+                matched[verdict] = matched.get(verdict, 0) + 1
         out.append({**e.to_json(), "matched": matched})
     return out
 

@@ -1,0 +1,66 @@
+"""Quiet by default, nothing lost (issue 19 items 1, 2): what the libraries write to fd 2 goes to the
+run's log file, never to the terminal, and a failing case can show the lines of its time span; the
+progress names a slow case in flight and, off a terminal, prints one line per direction."""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from harness.report import progress as progress_mod
+from harness.report.progress import LiveProgress
+from harness.run.runlog import RunLog
+
+
+def test_fd2_warnings_and_loggers_go_to_the_log_not_the_terminal(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    echoed: list[str] = []
+    log = RunLog(tmp_path / "run.log", echo=echoed.append)
+    with log:
+        t0 = time.monotonic()
+        # as grpc core writes: from C, straight to file descriptor 2
+        ctypes.CDLL(None).dprintf(2, b"E1207 12:00:00.000000 1 chttp2_transport.cc:1] from C\n")
+        logging.getLogger("python_impl.generic").info("server: server.requests[1] differs")
+        warnings.warn("a library's warning", DeprecationWarning, stacklevel=1)
+        time.sleep(0.2)
+        t1 = time.monotonic()
+    log.close()
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", (out, err)
+    text = (tmp_path / "run.log").read_text()
+    for line in ("chttp2_transport.cc:1] from C", "python_impl.generic INFO server: server.requests[1] differs",
+                 "a library's warning"):
+        assert line in text
+        assert any(line in e for e in echoed), "-v prints every line live"
+    lines, n = log.between(t0, t1)
+    assert n >= 3 and any("from C" in line for line in lines)
+    assert log.between(t1 + 1, t1 + 2) == ([], 0)
+    # and fd 2 is the terminal's again
+    ctypes.CDLL(None).dprintf(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
+
+
+def test_off_a_terminal_one_line_per_direction_and_the_slow_case_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    buf = io.StringIO()
+    out = Console(file=buf, force_terminal=False, width=200)
+    with LiveProgress(out, {"py→go": 2, "go→go": 1}) as live:
+        live.event("py→go", "a", None)
+        live.event("py→go", "svc.S/M/slow", None)
+        live.event("py→go", "a", "pass")
+        assert buf.getvalue() == "", "nothing is printed before a direction finishes"
+        monkeypatch.setattr(progress_mod.time, "monotonic", lambda: time.monotonic_ns() / 1e9 + 10)
+        column = progress_mod._InFlight(live)
+        task = type("T", (), {"fields": {"direction": "py→go"}})()
+        assert column.render(task).plain == "in flight 10 s: M/slow"
+        live.event("py→go", "svc.S/M/slow", "fail")
+        live.event("go→go", "b", "divergence")
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("py→go: 2/2 case runs, 1 failing, 0 known divergences in ")
+    assert lines[1].startswith("go→go: 1/1 case runs, 0 failing, 1 known divergences in ")
