@@ -758,7 +758,7 @@ SIZE_PATTERNS = ("near_size_limit", "request_over_limit", "response_over_limit")
 
 
 def size_gaps(ps: ProtoSet, cases: list[Case], skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """Services that got fewer size-limit cases than the README promises, or gzip cases that cannot
+    """Services that got fewer size-limit cases than docs/cases.md promises, or gzip cases that cannot
     check each message's compressed flag, and why: the cases command prints them, so a missing
     case is never silent."""
     made: dict[str, set[str]] = {}

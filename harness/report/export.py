@@ -144,11 +144,14 @@ def markdown(results: list[Result], directions: list[str], explanations: Explana
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1b1f24; }
 h1 { font-size: 1.4rem; } table { border-collapse: collapse; margin-bottom: 1.5rem; }
-th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: center; font-size: .9rem; }
+th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: center; font-size: .9rem;
+         overflow-wrap: anywhere; }  /* a long case name or reason wraps: nothing runs off the page */
 td.method, td.name { text-align: left; font-family: ui-monospace, monospace; }
 .note { color: #555; font-size: 85%; white-space: pre-wrap; }
 td.ok { background: #dafbe1; } td.bad { background: #ffebe9; font-weight: bold; } td.none { color: #8c959f; }
 td a { color: inherit; }
+table.divergences { width: 100%; table-layout: fixed; } td.reason { text-align: left; font-size: .85rem; }
+section.cell h3 { overflow-wrap: anywhere; }
 .failure { border: 1px solid #ff8182; border-radius: 6px; margin: 1rem 0; }
 .failure h2 { font-size: 1rem; margin: 0; padding: .5rem .8rem; background: #ffebe9; }
 .failure pre { margin: 0; padding: .8rem; overflow-x: auto; font-size: .8rem; white-space: pre-wrap; }
@@ -284,9 +287,11 @@ def _divergences_html(run: dict) -> str:
             continue
         stale = f' <strong>stale: passed {matched["unexpected_pass"]}×</strong>' if matched.get("unexpected_pass") else ""
         rows.append(f'<tr><td class="name">{e(entry["match"])}</td><td>{matched.get("divergence", 0)}{stale}</td>'
-                    f'<td class="name">{e(entry["reason"])} ({e(str(entry.get("source", "")))})</td></tr>')
+                    f'<td class="reason">{e(entry["reason"])} ({e(str(entry.get("source", "")))})</td></tr>')
     idle = not_exercised(run.get("divergences") or [])
-    out = ("<h1>Known divergences that matched</h1><table><thead><tr><th>match</th><th>results</th><th>reason</th>"
+    # fixed columns: the reasons are paragraphs, and an automatic layout gave the patterns the width
+    out = ('<h1>Known divergences that matched</h1><table class="divergences"><colgroup><col style="width: 36%">'
+           '<col style="width: 7rem"><col></colgroup><thead><tr><th>match</th><th>results</th><th>reason</th>'
            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>") if rows else ""
     if idle:
         out += ("<h1>Built-in known divergences not exercised by this proto set</h1><ul>"
