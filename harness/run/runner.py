@@ -561,6 +561,13 @@ class Session:
         finally:
             await conns.close_aio()
 
+    def timeline(self, t0: float) -> list[dict[str, Any]]:
+        """When each case ran, in seconds since t0 (a monotonic time: the run's start), in start
+        order: the JSON report's run.timeline, which shows (and a test checks) what overlapped."""
+        rows = [{"direction": d, "case": c, "start_s": round(start - t0, 3), "end_s": round(end - t0, 3)}
+                for (d, c), (start, end) in list(self.windows.items()) if end]
+        return sorted(rows, key=lambda r: r["start_s"])
+
     def peer_outputs(self) -> list[tuple[str, str]]:
         """What the out-of-process peers printed (the Go servers, each direction's Go clients), for the
         run log; the in-process Python peers log through it as they go."""
