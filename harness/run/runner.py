@@ -205,7 +205,12 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
     if profile != "quick":  # quick builds a part of the catalogue: a pattern may match only the rest
         divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming, c.ends_early) for d in DIRECTIONS
                                        for c in loaded])
-    return Prepared(ps, gen, profiles.apply(profile, loaded), known + mine, py_findings, tags, gaps, channel)
+    # quick keeps every capability's probe of the whole catalogue, in every direction: a capability
+    # whose probe quick would leave out would silently drop out of its report (a file that cannot
+    # load in a direction is left out of that direction's probes later, as in full: Prepared.probes)
+    caps = capabilities.load() if profile == "quick" else []
+    probes = {n for d in DIRECTIONS for n in capabilities.probes(caps, d.slug, [c.name for c in loaded])}
+    return Prepared(ps, gen, profiles.apply(profile, loaded, probes), known + mine, py_findings, tags, gaps, channel)
 
 
 def _for_catalogue(case: cases_mod.Case) -> cases_mod.Case:
