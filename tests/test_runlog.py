@@ -8,6 +8,7 @@ import ctypes
 import io
 import logging
 import time
+import sys
 import warnings
 from pathlib import Path
 
@@ -64,3 +65,28 @@ def test_off_a_terminal_one_line_per_direction_and_the_slow_case_named(monkeypat
     assert len(lines) == 2, lines
     assert lines[0].startswith("py→go: 2/2 case runs, 1 failing, 0 known divergences in ")
     assert lines[1].startswith("go→go: 1/1 case runs, 0 failing, 1 known divergences in ")
+
+
+def test_on_a_terminal_stderr_still_goes_to_the_log_under_the_bar(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich's live display redirects sys.stderr through the console by default: a thread's traceback
+    or a library logger's last-resort line (grpc's Python loggers have no handler) would then reach
+    the terminal above the bar instead of the run's log. Under the bar, sys.stderr stays fd 2."""
+    buf = io.StringIO()
+    out = Console(file=buf, force_terminal=True, width=120)
+    log = RunLog(tmp_path / "run.log")
+    with log:
+        # as in a real process: sys.stderr writes to file descriptor 2 (pytest gives it another file)
+        monkeypatch.setattr(sys, "stderr", open(2, "w", closefd=False))  # noqa: SIM115
+        with LiveProgress(out, {"py→go": 1}):
+            orphan = logging.getLogger("grpc._test_lastresort")
+            monkeypatch.setattr(orphan, "propagate", False)  # no handler anywhere: logging's last resort
+            orphan.warning("a grpc python logger's line")
+            sys.stderr.write("Exception in thread interop-x: a traceback line\n")
+            sys.stderr.flush()
+        time.sleep(0.2)
+        monkeypatch.undo()
+    log.close()
+    text = (tmp_path / "run.log").read_text()
+    assert "a grpc python logger's line" in text and "a traceback line" in text, text
+    assert "traceback line" not in buf.getvalue() and "logger's line" not in buf.getvalue(), buf.getvalue()
