@@ -529,17 +529,25 @@ class Session:
         for c in cases:  # the batch's cases are under way (up to `concurrency` at a time, in the Go client)
             self._started(d, c)
 
+        told: set[str] = set()
+
         def on_result(r: Result) -> None:
-            if r.case in by_name:
-                r.direction = d.name
-                self._ended(d, by_name[r.case], r)
+            if r.case in by_name and r.case not in told:
+                told.add(r.case)
+                self._ended(d, by_name[r.case], _trusted(r, d))  # the verdict the matrix will show
 
         results, stderr = run_go_client(self.prepared.build, self.runner, payload, on_result=on_result,
                                         on_start=lambda: self._launched(d, cases))
         # a direction's lanes are separate Go client batches: every batch's stderr is kept
         with self._certs_lock:
             self.client_logs[d.name] = "\n".join(filter(None, [self.client_logs.get(d.name, ""), stderr]))
-        return _align(cases, results, d)
+        aligned = _align(cases, results, d)
+        for r in aligned:  # none printed (the client died): an error, over the whole batch's time
+            if r.case not in told:
+                start = self.windows.get((d.name, r.case), (time.monotonic(), 0.0))[0]
+                self.windows[(d.name, r.case)] = (start, time.monotonic())
+                self._ended(d, by_name[r.case], r)
+        return aligned
 
     def _one(self, conns: channels.Pool, case: cases_mod.Case, d: Direction) -> Result:
         self._started(d, case)
@@ -682,13 +690,17 @@ def _channel_error(case: cases_mod.Case, d: Direction, e: Exception) -> Result:
     return Result(case.name, d.name, "error", [Diff(0, "error", "", f"channel: {e}")])
 
 
+def _trusted(r: Result, d: Direction) -> Result:
+    """A Go client's result as the matrix shows it."""
+    r.direction = d.name  # the Go client reports the ASCII slug it was given
+    if r.verdict == "pass" and r.diffs:  # a pass carries no differences; never trust the label alone
+        r.verdict = "fail"
+    return r
+
+
 def _align(cases: list[cases_mod.Case], results: list[Result], d: Direction) -> list[Result]:
     """Match a batch's results to its cases; a case with no result is an error, not a pass."""
-    by_name = {r.case: r for r in results}
-    for r in results:
-        r.direction = d.name  # the Go client reports the ASCII slug it was given
-        if r.verdict == "pass" and r.diffs:  # a pass carries no differences; never trust the label alone
-            r.verdict = "fail"
+    by_name = {r.case: _trusted(r, d) for r in results}
     return [by_name.get(c.name) or Result(c.name, d.name, "error",
                                           [Diff(0, "error", "a result", "the Go client reported none for this case")])
             for c in cases]
