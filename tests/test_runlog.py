@@ -7,6 +7,8 @@ from __future__ import annotations
 import ctypes
 import io
 import logging
+import os
+import threading
 import time
 import sys
 import warnings
@@ -90,3 +92,25 @@ def test_on_a_terminal_stderr_still_goes_to_the_log_under_the_bar(tmp_path: Path
     text = (tmp_path / "run.log").read_text()
     assert "a grpc python logger's line" in text and "a traceback line" in text, text
     assert "traceback line" not in buf.getvalue() and "logger's line" not in buf.getvalue(), buf.getvalue()
+
+
+def test_a_failing_echo_never_stops_the_reader(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """`grpc-interop run -v | head`: printing live fails once stdout is gone. The reader must go on
+    draining fd 2 into the file, or grpc core's threads block on a full pipe and the run hangs."""
+    def gone(line: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    log = RunLog(tmp_path / "run.log", echo=gone)
+    with log:
+        def write() -> None:
+            for i in range(3000):  # about 300 kB: several times a pipe's buffer
+                os.write(2, f"E1207 line {i:05d} ".encode() + b"x" * 80 + b"\n")
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        writer.join(20)
+        blocked = writer.is_alive()
+        time.sleep(0.2)
+    log.close()
+    capfd.readouterr()
+    assert not blocked, "a writer to fd 2 blocked: the reader stopped"
+    assert "line 02999" in (tmp_path / "run.log").read_text()

@@ -120,7 +120,10 @@ class RunLog:
             self._lines.append(line)
             self._file.write(f"{datetime.datetime.now().strftime('%H:%M:%S.%f')[:-3]} {line}\n")
         if self.echo is not None:
-            self.echo(line)
+            try:
+                self.echo(line)
+            except Exception:  # noqa: BLE001 -- stdout gone (`run -v | head`): the file still gets every line
+                self.echo = None  # the reader must go on draining fd 2, or the libraries' writes fail
 
     def append(self, title: str, text: str) -> None:
         """Another process's output (a Go peer's), under a title."""
