@@ -114,3 +114,18 @@ def test_a_failing_echo_never_stops_the_reader(tmp_path: Path, capfd: pytest.Cap
     capfd.readouterr()
     assert not blocked, "a writer to fd 2 blocked: the reader stopped"
     assert "line 02999" in (tmp_path / "run.log").read_text()
+
+
+def test_each_line_is_on_disk_as_it_comes(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """A process that dies mid-run (grpc core's fatal `F…` line, then abort) runs no flush: each line
+    must be in the file once read, not in a buffer that dies with the process."""
+    log = RunLog(tmp_path / "run.log")
+    with log:
+        os.write(2, b"F1207 12:00:00.000000 1 some_core_file.cc:1] assertion failed: x\n")
+        deadline = time.monotonic() + 5
+        while log.count == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        on_disk = (tmp_path / "run.log").read_text()
+    log.close()
+    capfd.readouterr()
+    assert "assertion failed: x" in on_disk

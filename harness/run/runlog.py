@@ -59,7 +59,8 @@ class RunLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.parent.name == "logs":
             _prune(self.path.parent)
-        self._file = self.path.open("a", encoding="utf-8", errors="replace")
+        # line-buffered: a process that dies (grpc core's fatal line, then abort) runs no flush
+        self._file = self.path.open("a", encoding="utf-8", errors="replace", buffering=1)
         sys.stderr.flush()
         read_end, write_end = os.pipe()
         self._saved_fd = os.dup(2)
@@ -116,9 +117,9 @@ class RunLog:
     def _add(self, line: str) -> None:
         now = time.monotonic()
         with self._lock:
+            self._file.write(f"{datetime.datetime.now().strftime('%H:%M:%S.%f')[:-3]} {line}\n")
             self._times.append(now)
             self._lines.append(line)
-            self._file.write(f"{datetime.datetime.now().strftime('%H:%M:%S.%f')[:-3]} {line}\n")
         if self.echo is not None:
             try:
                 self.echo(line)
