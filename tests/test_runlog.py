@@ -129,3 +129,21 @@ def test_each_line_is_on_disk_as_it_comes(tmp_path: Path, capfd: pytest.CaptureF
     log.close()
     capfd.readouterr()
     assert "assertion failed: x" in on_disk
+
+
+def test_a_line_written_as_the_case_ends_is_among_its_lines(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """The reader stamps a line when it reads it, a moment after grpc core wrote it: the line a
+    failing call logs just before the case ends must still be shown with the case."""
+    log = RunLog(tmp_path / "run.log")
+    misses = 0
+    with log:
+        for i in range(20):
+            start = time.monotonic()
+            os.write(2, f"E1207 the call failed {i}\n".encode())
+            end = time.monotonic()  # the case ends right after its last call's line
+            time.sleep(0.3)
+            lines, _ = log.between(start, end)
+            misses += not any(f"the call failed {i}" in line for line in lines)
+    log.close()
+    capfd.readouterr()
+    assert misses == 0, f"{misses} of 20 lines written as their case ended were not shown with it"

@@ -26,6 +26,9 @@ from harness import cache
 
 KEEP = 20  # run logs kept in the cache folder (the oldest go)
 LOGGERS = ("python_impl", "harness")
+# how long after a line is written the reader may take it (a thread of this process: a GIL switch,
+# more on loaded cores)
+GRACE_S = 0.5
 
 
 def default_path() -> Path:
@@ -136,10 +139,11 @@ class RunLog:
 
     def between(self, start: float, end: float, limit: int = 40) -> tuple[list[str], int]:
         """The lines that came between two monotonic times (a case's calls): at most `limit`, and how
-        many there were."""
+        many there were. A line is stamped when the reader takes it, a moment after it was written:
+        those taken up to GRACE_S after `end` count (the line a failing call logs as its case ends)."""
         with self._lock:
             lo = bisect.bisect_left(self._times, start)
-            hi = bisect.bisect_right(self._times, end)
+            hi = bisect.bisect_right(self._times, end + GRACE_S)
             lines = self._lines[lo:hi]
         return lines[:limit], len(lines)
 
