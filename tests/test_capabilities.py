@@ -77,6 +77,17 @@ def test_a_probe_that_passes_or_fails_otherwise_is_a_failure() -> None:
     assert _judge("py-py", [Diff(0, "status.code", "OK", "NOT_FOUND")]).verdict == "fail"
 
 
+def test_a_missing_v1_reflection_service_excuses_no_response_that_arrived() -> None:
+    """The lack answers UNIMPLEMENTED and nothing else: responses that arrived anyway (more than
+    expected) are no lack. Its signatures had "responses.count: expected", which excused any count;
+    fewer responses are a loss (`losses: true`)."""
+    engine = f'UNIMPLEMENTED "no case \\"{V1}list_services\\" in the catalogue and no implementation of ' \
+             'grpc.reflection.v1.ServerReflection"'
+    for status in (UNIMPLEMENTED[0], Diff(0, "status.code", "OK", engine)):
+        assert _judge("py-py", [status, Diff(0, "responses.count", "1", "0")]).verdict == "capability"
+        assert _judge("py-py", [status, Diff(0, "responses.count", "1", "5")]).verdict == "fail"
+
+
 def test_capability_rows_are_listed_apart_from_the_case_runs() -> None:
     rows = [Result("a.S/M/x/y", "py→py", "pass"), Result("a.S/M/x/z", "py→py", "divergence"),
             Result(V1 + "list_services", "py→py", "capability", [Diff(0, "capability", "lacking", "no v1")])]

@@ -284,7 +284,7 @@ def _divergences_html(run: dict) -> str:
             continue
         stale = f' <strong>stale: passed {matched["unexpected_pass"]}×</strong>' if matched.get("unexpected_pass") else ""
         rows.append(f'<tr><td class="name">{e(entry["match"])}</td><td>{matched.get("divergence", 0)}{stale}</td>'
-                    f'<td class="name">{e(entry["reason"])}</td></tr>')
+                    f'<td class="name">{e(entry["reason"])} ({e(str(entry.get("source", "")))})</td></tr>')
     idle = not_exercised(run.get("divergences") or [])
     out = ("<h1>Known divergences that matched</h1><table><thead><tr><th>match</th><th>results</th><th>reason</th>"
            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>") if rows else ""

@@ -128,7 +128,11 @@ def label_problem(row: dict | None, result: Result, slug: str, mode: str | None)
     if (last.path, last.expected) != ("capability", "lacking"):
         return "marked capability, but it does not name the capability it proves"
     failed = Result(result.case, result.direction, "fail", rest)
-    signatures = [divergences.Divergence.from_json(s) for s in row.get("signatures") or []]
+    try:
+        signatures = [divergences.Divergence.from_json(s, f"the {row.get('library')} capability's signature[{i}]")
+                      for i, s in enumerate(row.get("signatures") or [])]
+    except divergences.DivergenceError as e:
+        return f"its run recorded a signature a capability file could not hold: {e}"
     if not any(s.applies(slug, result.case, mode) and divergences.covered(s, failed) for s in signatures):
         first = f", first: {rest[0].path}: expected {rest[0].expected}, got {rest[0].got}" if rest else " (it has none)"
         return f"marked capability, but no signature of the {row.get('library')} capability explains its differences{first}"
