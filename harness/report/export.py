@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.report import coverage_view, versions
 from harness.report.results import not_exercised
 from harness.report.coverage import Coverage
-from harness.report.verdicts import OK_VERDICTS, case_runs, cells, counts, failed, method_of
+from harness.report.verdicts import OK_VERDICTS, capability_library, case_runs, cells, counts, failed, method_of
 from python_impl.contract import Result
 
 # A failure's full explanation (diffs, logs, reproduce commands), by (direction, case).
@@ -125,7 +125,7 @@ def markdown(results: list[Result], directions: list[str], explanations: Explana
         lines += ["### Capabilities one side's library lacks", "",
                   "One probe per direction, which must fail as documented; not case runs.", "",
                   "| direction | library | lacks | probe |", "|---|---|---|---|",
-                  *(f"| {c['direction']} | {c['library']} {c['version']} | {c['lacks']} | `{c['case']}` |"
+                  *(f"| {c['direction']} | {capability_library(c)} | {c['lacks']} | `{c['case']}` |"
                     for c in run["capabilities"]), ""]
     if coverage is not None:
         lines += [coverage_view.markdown(coverage), ""]
@@ -297,7 +297,7 @@ def _divergences_html(run: dict) -> str:
 def _capabilities_html(run: dict) -> str:
     """The capability rows (harness/run/capabilities.py), apart from the matrix and the case runs."""
     e = html.escape
-    rows = "".join(f'<tr><td>{e(c["direction"])}</td><td>{e(c["library"])} {e(c["version"])}</td>'
+    rows = "".join(f'<tr><td>{e(c["direction"])}</td><td>{e(capability_library(c))}</td>'
                    f'<td class="name">{e(c["lacks"])}</td><td class="name">{e(c["case"])}</td>'
                    f'<td class="name">{e(c["reason"])}</td></tr>' for c in run.get("capabilities") or [])
     if not rows:
