@@ -8,7 +8,8 @@
         "not_run": [[<direction>, <case>]…], "divergences": [{<the entry: match, contains, reason,
         source, builtin, streaming, requires, intermittent, losses, early_end>, matched: {<verdict>: n}}…],
         "capabilities": [{direction, case, library, version, measured, lacks, reason}…],
-        "wall_s": 12.3, "merged_from": […]}}
+        "wall_s": 12.3, "timeline": [{direction, case, start_s, end_s}…] (run only: when each case
+        ran, seconds since the run's start), "merged_from": […]}}
 
 A merge judges every row again (_judge): a `pass` must carry no difference and no entry may apply
 to it, a `divergence` must be explained by a recorded entry; a label that does not follow is refused.
