@@ -248,6 +248,24 @@ def test_a_vendored_well_known_type_is_not_generated_again(tmp_path: Path) -> No
     codegen.import_python(pkg)
 
 
+def test_a_vendored_well_known_type_with_other_content_stands_aside_and_says_so(tmp_path: Path) -> None:
+    """protoc reads its bundled well-known types before the user's folder, so the set's descriptors
+    held protobuf's timestamp.proto, not the copy: a copy with other content was replaced silently."""
+    root = tmp_path / "p"
+    (root / "google/protobuf").mkdir(parents=True)
+    (root / "google/protobuf/timestamp.proto").write_text(
+        'syntax = "proto3"; package google.protobuf; message Timestamp { int64 seconds = 1; int32 nanos = 2; }'
+        ' message Zone { string name = 1; }')
+    (root / "ptree/wkt").mkdir(parents=True)
+    (root / "ptree/wkt/when.proto").write_text(
+        'syntax = "proto3"; package ptree.wkt; import "google/protobuf/timestamp.proto";'
+        ' message When { google.protobuf.Timestamp at = 1; } service Clock { rpc Now(When) returns (When); }')
+    ps = discover(root)
+    assert ps.files == ("ptree/wkt/when.proto",)
+    assert ps.notice() and "google/protobuf/timestamp.proto: your copy" in ps.notice()
+    assert "message Zone only in your copy" in ps.notice() and "served and tested in its place" in ps.notice()
+
+
 def test_the_python_peer_serves_a_vendored_health_through_the_engine_and_stays_ready() -> None:
     """The engine serves grpc.health.v1.Health (cases), the real servicer is its fallback (readiness)."""
     import grpc
