@@ -266,6 +266,23 @@ def test_a_vendored_well_known_type_with_other_content_stands_aside_and_says_so(
     assert "message Zone only in your copy" in ps.notice() and "served and tested in its place" in ps.notice()
 
 
+def test_a_file_needing_what_only_a_vendored_well_known_copy_declares_is_told_why(tmp_path: Path) -> None:
+    from harness.protoset.descriptors import CodegenError
+
+    root = tmp_path / "p"
+    (root / "google/protobuf").mkdir(parents=True)
+    (root / "google/protobuf/timestamp.proto").write_text(
+        'syntax = "proto3"; package google.protobuf; message Timestamp { int64 seconds = 1; int32 nanos = 2; }'
+        ' message Zone { string name = 1; }')
+    (root / "ptree/wkt").mkdir(parents=True)
+    (root / "ptree/wkt/when.proto").write_text(
+        'syntax = "proto3"; package ptree.wkt; import "google/protobuf/timestamp.proto";'
+        ' message When { google.protobuf.Zone zone = 1; } service Clock { rpc Now(When) returns (When); }')
+    with pytest.raises(CodegenError, match=r"(?s)Zone. is not defined.*never your copies of them: "
+                                           r"google/protobuf/timestamp.proto"):
+        discover(root)
+
+
 def test_the_python_peer_serves_a_vendored_health_through_the_engine_and_stays_ready() -> None:
     """The engine serves grpc.health.v1.Health (cases), the real servicer is its fallback (readiness)."""
     import grpc

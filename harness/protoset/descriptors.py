@@ -73,8 +73,18 @@ def own_copies(ps: ProtoSet, rels: list[str]) -> dict[str, descriptor_pb2.FileDe
 
 def stood_in_files(ps: ProtoSet) -> list[runtime.StoodIn]:
     """The set's copies of runtime-registered files whose content differs (runtime.stood_in)."""
-    compiled = {f.name: f for f in descriptor_set(ps).file}
-    compiled.update(own_copies(ps, [rel for rel in ps.files if runtime.is_well_known(rel)]))
+    own = own_copies(ps, [rel for rel in ps.files if runtime.is_well_known(rel)])
+    try:
+        compiled = {f.name: f for f in descriptor_set(ps).file}
+    except CodegenError as e:
+        if not own:
+            raise
+        # a file that needs what only the user's copy declares: say why protoc did not see it
+        raise CodegenError(f"{e}\nprotoc compiles the well-known types it bundles (the ones Python and Go "
+                           f"register), never your copies of them: {', '.join(sorted(own))}. A file that needs "
+                           "what only your copy declares cannot be tested: move those parts to a file of your "
+                           "own package") from None
+    compiled.update(own)
     return runtime.stood_in(ps.files, compiled, {rel: ps.path(rel) for rel in ps.files}, cache.root())
 
 
