@@ -192,7 +192,7 @@ def test_a_copy_that_differs_from_pythons_stands_aside_and_the_set_goes_on() -> 
     copy = TREES / "vendored_differs" / "grpc/health/v1/health.proto"
     for part in ("grpc/health/v1/health.proto: your copy", str(copy), "grpc_health/v1/health.proto",
                  "grpc_health.v1.health_pb2", "grpcio-health-checking", "served and tested in its place",
-                 "field HealthCheckRequest.zone only in your copy"):
+                 "what only your copy has is not tested: field HealthCheckRequest.zone only in your copy"):
         assert part in proc.stderr, proc.stderr
     listed = methods([line.split("\t")[0] for line in proc.stdout.splitlines()])
     assert {"ptree.app.Prober/Ask", "grpc.health.v1.Health/Check"} <= listed
