@@ -198,6 +198,14 @@ def test_a_copy_that_differs_from_pythons_stands_aside_and_the_set_goes_on() -> 
     assert {"ptree.app.Prober/Ask", "grpc.health.v1.Health/Check"} <= listed
 
 
+def test_coverage_of_a_set_with_a_stood_aside_copy_says_the_copy_is_not_tested() -> None:
+    """The registered file stands in the universe for the copy: 100% said nothing of the copy's own field."""
+    proc = cli("coverage", "--protos", str(TREES / "vendored_differs"), "--direction", "py-go")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ("not tested: grpc/health/v1/health.proto: your copy" in proc.stdout
+            and "field HealthCheckRequest.zone only in your copy" in proc.stdout), proc.stdout[-3000:]
+
+
 def test_grpc_protos_older_health_stands_aside_and_every_other_file_is_tested() -> None:
     """grpc-proto's health.proto from before List, as many repositories vendor it, beside reflection v1
     and the repository's own service: the run goes on, naming what the registered file has more."""
