@@ -163,3 +163,14 @@ def test_enums_of_one_short_name_get_cases_of_their_own() -> None:
     assert len(names) == len(set(names)) == 10, names  # 2..6 of each
     assert "real.Clusters/Get/Cluster/enum_values.Pod.Phase.PHASE_2" in names
     assert "real.Clusters/Get/Cluster/enum_values.Node.Phase.PHASE_2" in names
+
+
+def test_a_coverage_gate_fails_when_every_item_of_a_kind_was_left_out_as_unreachable(required_loops) -> None:
+    """A set whose only method carries a type that cannot be built has 0 of 0 items: 100%, and
+    --min-coverage passed with nothing tested."""
+    svc = required_loops.FindServiceByName("real.Svc")
+    universe = coverage.Universe([svc.methods_by_name["Spin"]], {"real/shapes.proto"}, required_loops)
+    cov = coverage.measure(universe, [], {"py→go": set()})
+    assert cov.counts("streaming patterns", "py→go") == (0, 0)
+    problems = cov.below({"streaming patterns": 99, "map key types": 99})
+    assert len(problems) == 1 and "streaming patterns: no case can carry any of them" in problems[0]
