@@ -297,6 +297,8 @@ def _merge_coverage(covs: list[dict]) -> dict | None:
             covered = total - len(per_dir[d])
             out["directions"].setdefault(d, {})[kind] = {
                 "covered": covered, "total": total, "percent": round(100.0 * covered / total if total else 100.0, 2)}
+    if "unreachable" in covs[0]:  # the shards share the universe, and so what it leaves out
+        out["unreachable"] = covs[0]["unreachable"]
     return out
 
 
@@ -305,7 +307,8 @@ def _rename_coverage(cov: dict, suffix: str) -> dict:
         return cov
     return {"directions": {d + suffix: v for d, v in cov["directions"].items()},
             "uncovered": {k: [{**u, "directions": [d + suffix for d in u["directions"]]} for u in v]
-                          for k, v in cov["uncovered"].items()}}
+                          for k, v in cov["uncovered"].items()},
+            **({"unreachable": cov["unreachable"]} if "unreachable" in cov else {})}
 
 
 def _join_coverages(covs: list[dict]) -> dict | None:
@@ -318,4 +321,7 @@ def _join_coverages(covs: list[dict]) -> dict | None:
         out["directions"].update(c["directions"])
         for k, v in c["uncovered"].items():
             out["uncovered"].setdefault(k, []).extend(v)
+        for k, v in (c.get("unreachable") or {}).items():  # the variants' universes may differ: each item once
+            listed = out.setdefault("unreachable", {}).setdefault(k, [])
+            listed += [u for u in v if u not in listed]
     return out
