@@ -73,7 +73,10 @@ def own_copies(ps: ProtoSet, rels: list[str]) -> dict[str, descriptor_pb2.FileDe
 
 def stood_in_files(ps: ProtoSet) -> list[runtime.StoodIn]:
     """The set's copies of runtime-registered files whose content differs (runtime.stood_in)."""
-    own = own_copies(ps, [rel for rel in ps.files if runtime.is_well_known(rel)])
+    try:
+        own = own_copies(ps, [rel for rel in ps.files if runtime.is_well_known(rel)])
+    except CodegenError:  # a copy that does not compile alone: the bundled file is used, as before
+        own = {}
     try:
         compiled = {f.name: f for f in descriptor_set(ps).file}
     except CodegenError as e:
