@@ -354,6 +354,7 @@ def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
                            coverage.ran_by_direction(results, names))
     run = record.run_record(prepared, the_plan, names, results, tested, explanations, time.monotonic() - t0, None,
                             args.profile)
+    run["timeline"] = session.timeline(t0)
     _write_reports(args, results, names, explanations, f"gRPC interop: {ps.label}", cov, run)
     if run["capabilities"]:
         out.print(report.capability_table(run["capabilities"]))

@@ -77,6 +77,17 @@ def test_a_probe_that_passes_or_fails_otherwise_is_a_failure() -> None:
     assert _judge("py-py", [Diff(0, "status.code", "OK", "NOT_FOUND")]).verdict == "fail"
 
 
+def test_a_missing_v1_reflection_service_excuses_no_response_that_arrived() -> None:
+    """The lack answers UNIMPLEMENTED and nothing else: responses that arrived anyway (more than
+    expected) are no lack. Its signatures had "responses.count: expected", which excused any count;
+    fewer responses are a loss (`losses: true`)."""
+    engine = f'UNIMPLEMENTED "no case \\"{V1}list_services\\" in the catalogue and no implementation of ' \
+             'grpc.reflection.v1.ServerReflection"'
+    for status in (UNIMPLEMENTED[0], Diff(0, "status.code", "OK", engine)):
+        assert _judge("py-py", [status, Diff(0, "responses.count", "1", "0")]).verdict == "capability"
+        assert _judge("py-py", [status, Diff(0, "responses.count", "1", "5")]).verdict == "fail"
+
+
 def test_capability_rows_are_listed_apart_from_the_case_runs() -> None:
     rows = [Result("a.S/M/x/y", "py→py", "pass"), Result("a.S/M/x/z", "py→py", "divergence"),
             Result(V1 + "list_services", "py→py", "capability", [Diff(0, "capability", "lacking", "no v1")])]
@@ -142,3 +153,56 @@ def test_report_merge_judges_a_capability_row_again(tmp_path) -> None:
     path, json, results = _capability_file(tmp_path, record=False)
     with pytest.raises(results.MergeError, match=r"marked capability, but its run records no capability row"):
         results.merge([results.read(path)])
+
+
+def test_report_merge_refuses_a_capability_row_the_capability_does_not_prove(tmp_path) -> None:
+    """A capability row stands only where the capability covers the case in that direction (a grpc-go
+    server has both services), and only for its one probe: another case it covers never runs."""
+    path, json, results = _capability_file(tmp_path)
+    text = path.read_text()
+    path.write_text(text.replace("go→py", "go→go"))  # the same row, as if a Go server lacked v1
+    with pytest.raises(results.MergeError, match=r"go→go grpc.reflection.v1.ServerReflection/.*marked capability, "
+                                                 r"but the grpcio-reflection capability does not cover go-go"):
+        results.merge([results.read(path)])
+    # a second case the capability covers, run and marked capability beside the probe
+    doc = json.loads(text)
+    extra = V1 + "file_by_filename/a.proto"
+    doc["results"].append({**doc["results"][0], "case": extra})
+    doc["run"]["capabilities"].append({**doc["run"]["capabilities"][0], "case": extra})
+    doc["run"]["catalogue"]["expected"]["go→py"].append(extra)
+    doc["run"]["catalogue"]["modes"][extra] = {"streaming": "bidi", "ends_early": False}
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    with pytest.raises(results.MergeError, match=r"marked capability, but its run expected 2 cases the "
+                                                 r"grpcio-reflection capability covers in go-py"):
+        results.merge([results.read(path)])
+
+
+def test_report_merge_refuses_a_capability_record_no_row_proves(tmp_path) -> None:
+    """The reports list run.capabilities as facts: each must be the record of a `capability` row of its
+    file, or the merged report would list a lack no probe proved."""
+    path, json, results = _capability_file(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["results"][0] = {**doc["results"][0], "verdict": "fail"}  # the probe failed otherwise
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    with pytest.raises(results.MergeError, match=r"caps.json: go→py grpc.reflection.v1.ServerReflection/\S+: the run "
+                                                 r"records the grpcio-reflection capability, but no capability row"):
+        results.merge([results.read(path)])
+
+
+def test_a_capability_row_says_when_the_installed_version_is_not_the_measured_one() -> None:
+    """The row names the installed library; the entry was measured with another version: both show."""
+    from harness.report.verdicts import capability_table
+
+    row = {"direction": "go→py", "case": V1 + "list_services", "library": "grpcio-reflection", "version": "1.90.0",
+           "measured": "1.85.1", "lacks": "reflection v1", "reason": "r"}
+    run = {"capabilities": [row]}
+    want = "grpcio-reflection 1.90.0 (measured with 1.85.1)"
+    assert want in export.markdown([], ["go→py"], {}, None, run)
+    assert want in export.html_page([], ["go→py"], {}, "t", None, run)
+    from rich.console import Console
+
+    console = Console(width=300, record=True)
+    console.print(capability_table([row]))
+    assert want in console.export_text()
+    same = {**row, "version": "1.85.1"}
+    assert "measured" not in export.markdown([], ["go→py"], {}, None, {"capabilities": [same]})

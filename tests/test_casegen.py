@@ -309,3 +309,47 @@ def test_every_value_pattern_case_carries_a_value_of_its_kind(seed_gen) -> None:
         assert any(carries(msg, pattern) for msg in sent + answered), case.name
         checked[pattern] += 1
     assert set(checked) == set(PATTERNS)  # every pattern made a case somewhere, and each was checked
+
+
+def test_each_gzip_case_sends_a_message_gzip_shrinks_or_says_it_cannot(seed_gen, tmp_path: Path) -> None:
+    """Under gzip a message may go uncompressed when gzip would not shrink it by a tenth (wire.shrinks),
+    so a gzip case whose message is small proves only the header: a peer that sends every message
+    with its compressed flag at 0 passes it. On protos/ every gzip case (one per mode) sends one that
+    gzip shrinks; a mode whose methods carry no bulk is listed as a gap, never silent."""
+    import subprocess
+    import sys
+
+    from harness.engines.wire import gzip_sink, shrinks
+
+    pool = descriptor_pool.Default()
+    ps = discover(REPO / "protos")
+    cases = casegen.generate(ps)
+    checked = []
+    for case in cases:
+        pattern = case.name.rsplit("/", 1)[1]
+        if pattern not in ("gzip_request", "gzip_response") or "/protocol/" not in case.name:
+            continue
+        call = case.calls[0]
+        kind, sent = ((call.request_type, call.requests) if pattern == "gzip_request"
+                      else (call.response_type, call.expect["responses"]))
+        for raw in sent:
+            data = bulk.parse(raw, GetMessageClass(pool.FindMessageTypeByName(kind))()).SerializeToString()
+            sink = gzip_sink()
+            assert shrinks(len(data), len(sink.compress(data)) + len(sink.flush())), (case.name, len(data))
+        checked.append((call.streaming, pattern))
+    assert sorted(checked) == sorted((m, p) for m in ("unary", "server_stream", "client_stream", "bidi")
+                                     for p in ("gzip_request", "gzip_response"))
+    assert not [g for g in casegen.size_gaps(ps, cases) if "gzip" in g]
+    # a set whose unary methods carry no bulk: the gap is named, per mode and side
+    (tmp_path / "tiny.proto").write_text(
+        'syntax = "proto3";\npackage tiny;\nmessage P { int32 x = 1; }\nmessage B { string s = 1; }\n'
+        'service S { rpc U(P) returns (P); rpc C(stream B) returns (P); }\n')
+    script = ("import sys\nfrom harness.protoset import discover\nfrom harness.protoset.codegen import "
+              "generate_python, import_python\nfrom harness.cases import generate\n"
+              "ps = discover(sys.argv[1]); import_python(generate_python(ps))\n"
+              "print('\\n'.join(g for g in generate.size_gaps(ps, generate.generate(ps)) if 'gzip' in g))\n")
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
+    gaps = out.stdout.splitlines()
+    assert [g.split(":")[0] + ":" + g.split(":")[1].split(" case")[0] for g in gaps] == [
+        "unary methods of the set: no gzip_request", "unary methods of the set: no gzip_response",
+        "client_stream methods of the set: no gzip_response"], gaps

@@ -374,3 +374,29 @@ def test_every_built_in_entry_is_exercised_by_an_example() -> None:
     exercised = {id(e) for ex in _examples() for e in _excusing(builtin, ex)}
     missing = [f"{e.match} ({e.reason[:60]}…)" for e in builtin if id(e) not in exercised]
     assert not missing, f"built-in entries with no example in {EXAMPLES_FILE.name}: {missing}"
+
+
+def test_every_text_an_entry_excuses_by_is_shown_by_one_of_its_examples() -> None:
+    """An entry excuses a diff that holds any of its `contains` texts: a text that no example of the
+    entry shows is breadth nothing measured (the test above passes while an entry is broader than
+    its example). Each text must appear in a diff of an example that names the entry."""
+    builtin = divergences.load(divergences.builtin_files(), builtin=True)
+    unshown = []
+    for e in builtin:
+        texts = [divergences._text(d) for ex in _examples() if ex["entry"] == e.match
+                 for d in _example_result(ex).diffs]
+        unshown += [f"{e.match}: {c!r}" for c in e.contains if not any(c in t for t in texts)]
+    assert not unshown, f"contains texts no example in {EXAMPLES_FILE.name} shows: {unshown}"
+
+
+def test_every_entry_that_excuses_losses_has_an_example_of_one() -> None:
+    """`losses: true` excuses whatever went missing (fewer responses, empty headers, no server
+    confirmation): an entry that has it with no example showing a loss its `contains` does not
+    already cover excuses more than anything measured."""
+    builtin = divergences.load(divergences.builtin_files(), builtin=True)
+    unshown = []
+    for e in (e for e in builtin if e.losses):
+        diffs = [d for ex in _examples() if ex["entry"] == e.match for d in _example_result(ex).diffs]
+        if not any(divergences._lost(d) and not any(c in divergences._text(d) for c in e.contains) for d in diffs):
+            unshown.append(e.match)
+    assert not unshown, f"entries with losses: true and no example of a loss in {EXAMPLES_FILE.name}: {unshown}"

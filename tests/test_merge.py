@@ -234,7 +234,8 @@ def test_built_in_entries_that_matched_nothing_are_listed_as_not_exercised(tmp_p
     path = _judged_shard(tmp_path, _rows())
     doc = json.loads(path.read_text())
     builtin = divergences.Divergence("*-pyaio:*/idle_pattern", ("x",), "r", "builtin.yaml", True)
-    used = divergences.Divergence("go-go:*/used_pattern", ("x",), "r", "builtin.yaml", True)
+    # applies to a row of the run (its matches are counted from the rows, whatever the file says)
+    used = divergences.Divergence("go-py:*/M1/T/c1", ("x",), "r", "builtin.yaml", True)
     doc["run"]["divergences"] += [{**builtin.to_json(), "matched": {}},
                                   {**used.to_json(), "matched": {"divergence": 2}}]
     path.write_text(json.dumps(doc, ensure_ascii=False))
@@ -242,8 +243,51 @@ def test_built_in_entries_that_matched_nothing_are_listed_as_not_exercised(tmp_p
     assert cli.main(["report", "merge", str(path), *(a for k, p in out.items() for a in (f"--{k}", str(p)))]) == 0
     printed = capsys.readouterr().out
     assert "1 built-in known divergence(s) not exercised by this proto set" in printed
-    assert "*-pyaio:*/idle_pattern" in printed and "used_pattern" not in printed
+    assert "*-pyaio:*/idle_pattern" in printed and "go-py:*/M1/T/c1" not in printed
     for report in out.values():  # the user's own entry (known.yaml) matched nothing either: that is an error
         text = report.read_text()  # before a run (a dead pattern), never listed here
         assert "not exercised by this proto set" in text and "idle_pattern" in text
-        assert "used_pattern" not in text.split("not exercised")[1] and "go-py:*/c1" not in text.split("not exercised")[1]
+        idle_part = text.split("not exercised")[1]
+        assert "go-py:*/M1/T/c1" not in idle_part and "go-py:*/c1" not in idle_part
+
+
+@pytest.mark.parametrize("forged", [{"contains": [""]}, {"contains": ["x", ""]}, {"reason": " "},
+                                    {"intermittent": True, "requires": []}, {"streaming": ["unary", "stream"]}])
+def test_a_recorded_entry_a_divergence_file_could_not_hold_is_refused(tmp_path: Path, forged: dict) -> None:
+    """The entries a merge judges rows by are read from the input, so they pass the checks a
+    divergence file's entries pass: an empty `contains` text is in every diff, and excused any row."""
+    path = _judged_shard(tmp_path, _rows())
+    doc = json.loads(path.read_text())
+    doc["run"]["divergences"][0].update(forged)
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    with pytest.raises(results.MergeError, match=r"judged.json: the known divergence 'go-py:\*/c1' its run recorded"):
+        results.merge([results.read(path)])
+
+
+def test_the_matches_of_each_entry_are_counted_from_the_rows_not_read(tmp_path: Path) -> None:
+    """A recorded entry's `matched` counts were summed as written: an input whose entry excused a
+    row but recorded no match left that entry out of the HTML table of the entries that excused rows
+    (and its source with it). The merge counts them from the rows it judged."""
+    path = _judged_shard(tmp_path, _rows())
+    doc = json.loads(path.read_text())
+    doc["run"]["divergences"][0]["matched"] = {}
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    merged = results.merge([results.read(path)])
+    assert [e["matched"] for e in merged.run["divergences"]] == [{"divergence": 1}]
+    out = tmp_path / "m.html"
+    assert cli.main(["report", "merge", str(path), "--html", str(out)]) == 0
+    table = out.read_text().split("Known divergences that matched")[1]
+    assert "go-py:*/c1" in table and "a documented reason" in table and "known.yaml" in table
+
+
+def test_a_row_whose_case_has_no_recorded_mode_is_refused(tmp_path: Path) -> None:
+    """Entries limited to a streaming mode (or to calls that end early) apply to a row only through
+    the mode its run recorded: with the case left out of `catalogue.modes`, no such entry applied,
+    so a pass it makes stale, or a divergence, went unjudged by it."""
+    path = _judged_shard(tmp_path, _rows())
+    doc = json.loads(path.read_text())
+    del doc["run"]["catalogue"]["modes"]["a.Svc/M0/T/c0"]
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    with pytest.raises(results.MergeError, match=r"judged.json: py→go a.Svc/M0/T/c0: marked pass, and the run record "
+                                                 r"gives no streaming mode for its case"):
+        results.merge([results.read(path)])

@@ -764,8 +764,9 @@ SIZE_PATTERNS = ("near_size_limit", "request_over_limit", "response_over_limit")
 
 
 def size_gaps(ps: ProtoSet, cases: list[Case], skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """Services that got fewer size-limit cases than the README promises, and why: the cases
-    command prints them, so a missing case is never silent."""
+    """Services that got fewer size-limit cases than docs/cases.md promises, or gzip cases that cannot
+    check each message's compressed flag, and why: the cases command prints them, so a missing
+    case is never silent."""
     made: dict[str, set[str]] = {}
     for c in cases:
         pattern = c.name.rsplit("/", 1)[1]
@@ -777,7 +778,19 @@ def size_gaps(ps: ProtoSet, cases: list[Case], skip: set[str] | frozenset[str] =
            "response_over_limit": "no unary or client_stream method has a response type with a field that "
                                   "can carry bulk"}
     out = []
-    for svc in services(ps, skip):
+    svcs = services(ps, skip)
+    for kind in ("unary", "server_stream", "client_stream", "bidi"):
+        # A message gzip does not shrink may go uncompressed under gzip (wire.shrinks): with no type
+        # that can carry bulk among the mode's methods, its gzip case (library_cases: one per mode)
+        # proves the grpc-encoding header only, not each message's compressed flag.
+        methods = [m for svc in svcs for m in svc.methods if mode(m) == kind]
+        for pattern, side, what in (("gzip_request", "input_type", "request"),
+                                    ("gzip_response", "output_type", "response")):
+            if methods and not any(_bulk_field(getattr(m, side)) for m in methods):
+                out.append(f"{kind} methods of the set: no {pattern} case that checks each message's compressed "
+                           f"flag: no {what} type of a {kind} method has a field that can carry bulk, and gzip "
+                           "shrinks no smaller message by a tenth (its case checks the grpc-encoding header only)")
+    for svc in svcs:
         for pattern in SIZE_PATTERNS:
             if buildable_methods(svc) and pattern not in made.get(svc.full_name, set()):
                 out.append(f"{svc.full_name} ({svc.file.name}): no {pattern} case: {why[pattern]}")

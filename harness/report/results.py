@@ -8,7 +8,8 @@
         "not_run": [[<direction>, <case>]…], "divergences": [{<the entry: match, contains, reason,
         source, builtin, streaming, requires, intermittent, losses, early_end>, matched: {<verdict>: n}}…],
         "capabilities": [{direction, case, library, version, measured, lacks, reason}…],
-        "wall_s": 12.3, "merged_from": […]}}
+        "wall_s": 12.3, "timeline": [{direction, case, start_s, end_s}…] (run only: when each case
+        ran, seconds since the run's start), "merged_from": […]}}
 
 A merge judges every row again (_judge): a `pass` must carry no difference and no entry may apply
 to it, a `divergence` must be explained by a recorded entry; a label that does not follow is refused.
@@ -31,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.report.verdicts import OK_VERDICTS
 from harness.run import capabilities
-from harness.run.divergences import Divergence, label_problem
+from harness.run.divergences import Divergence, DivergenceError, label_problem
 from python_impl.contract import Result
 
 FORMAT = 2
@@ -140,7 +142,9 @@ def merge(inputs: list[Loaded], allow_incomplete: bool = False) -> Merged:
            "complete": not missing, "interrupted": None,
            "catalogue": {"digest": first["catalogue"]["digest"] if len(groups) == 1 else "",
                          "expected": _expected_all(groups, labels),
-                         "modes": {k: v for i in inputs for k, v in (i.run["catalogue"].get("modes") or {}).items()}},
+                         # none when an input has none (an older file): {} would read as "no case has a mode"
+                         "modes": ({k: v for i in inputs for k, v in i.run["catalogue"]["modes"].items()}
+                                   if all(i.run["catalogue"].get("modes") is not None for i in inputs) else None)},
            "not_run": [list(p) for p in missing],
            "divergences": _merge_divergences([i.run.get("divergences") or [] for i in inputs]),
            "capabilities": capabilities,
@@ -158,15 +162,26 @@ def _judge(item: Loaded) -> None:
     that does not follow (a `pass` carrying a status diff, a `divergence` no entry explains) is
     refused, naming the row and the file, instead of being merged as it reads."""
     recorded = item.run.get("divergences") or []
-    entries = [Divergence.from_json(e) for e in recorded] if all("contains" in e for e in recorded) else None
+    try:
+        entries = ([Divergence.from_json(e, f"{item.path}: the known divergence {e.get('match')!r} its run recorded")
+                    for e in recorded] if all("contains" in e for e in recorded) else None)
+    except DivergenceError as e:
+        raise MergeError(f"{e}. The file was edited, or written by a broken run: run that shard again") from None
     modes = item.run["catalogue"].get("modes")
     caps = {(c["direction"].split(" · ")[0], c["case"]): c for c in item.run.get("capabilities") or []}
+    expected = {d.split(" · ")[0]: names for d, names in (item.run["catalogue"].get("expected") or {}).items()}
+    rows = {(r.direction.split(" · ")[0], r.case) for r in item.results if r.verdict == "capability"}
+    for (direction, case), c in caps.items():  # the reports list these as facts: each needs its proving row
+        if (direction, case) not in rows:
+            raise MergeError(f"{item.path}: {c['direction']} {case}: the run records the {c.get('library')} "
+                             "capability, but no capability row of the file proves it. The file was edited, or "
+                             "written by a broken run: run that shard again")
     for r in item.results:
         direction = r.direction.split(" · ")[0]  # a merged file's columns carry their version label
         mode = (modes or {}).get(r.case) or {}
         if r.verdict == "capability":  # a library's lack, proved by this probe (harness/run/capabilities.py)
             problem = capabilities.label_problem(caps.get((direction, r.case)), r, direction.replace("→", "-"),
-                                                 mode.get("streaming"))
+                                                 mode.get("streaming"), expected.get(direction) or [])
             if problem is not None:
                 raise MergeError(f"{item.path}: {r.direction} {r.case}: {problem}. The file was edited, or written "
                                  "by a broken run: run that shard again")
@@ -177,11 +192,31 @@ def _judge(item: Loaded) -> None:
                                  "does not carry the known divergences to judge it by (written by an older "
                                  "grpc-interop): run it again with this version")
             continue
+        if r.verdict in OK_VERDICTS and r.case not in modes:
+            raise MergeError(f"{item.path}: {r.direction} {r.case}: marked {r.verdict}, and the run record gives no "
+                             "streaming mode for its case (catalogue.modes), which the known divergences match on. "
+                             "The file was edited, or written by a broken run: run that shard again")
         problem = label_problem(entries, r, direction.replace("→", "-"), mode.get("streaming"),
                                 bool(mode.get("ends_early")))
         if problem is not None:
             raise MergeError(f"{item.path}: {r.direction} {r.case}: {problem}. The file was edited, or written by "
                              "a broken run: run that shard again")
+    if entries is not None and modes is not None:
+        _count_matches(item, entries, modes)
+
+
+def _count_matches(item: Loaded, entries: list[Divergence], modes: dict) -> None:
+    """Each recorded entry's matches counted from the rows just judged (as the run counts them:
+    every row of a case the entry applies to, by verdict), never read from the file: a count left
+    out would leave the entry that excused a row out of the reports' list of them."""
+    for raw, entry in zip(item.run.get("divergences") or [], entries):
+        matched: dict[str, int] = {}
+        for r in item.results:
+            mode = modes.get(r.case)
+            if mode is not None and entry.applies(r.direction.split(" · ")[0].replace("→", "-"), r.case,
+                                                  mode.get("streaming"), bool(mode.get("ends_early"))):
+                matched[r.verdict] = matched.get(r.verdict, 0) + 1
+        raw["matched"] = matched
 
 
 def _merge_group(group: list[Loaded], allow_incomplete: bool) -> tuple[list[Result], list[tuple[str, str]]]:
@@ -297,7 +332,7 @@ def _merge_coverage(covs: list[dict]) -> dict | None:
             covered = total - len(per_dir[d])
             out["directions"].setdefault(d, {})[kind] = {
                 "covered": covered, "total": total, "percent": round(100.0 * covered / total if total else 100.0, 2)}
-    if "unreachable" in covs[0]:  # the shards share the universe, and so what it leaves out
+    if "unreachable" in covs[0]:  # a property of the universe, which the shards share
         out["unreachable"] = covs[0]["unreachable"]
     return out
 
@@ -305,10 +340,12 @@ def _merge_coverage(covs: list[dict]) -> dict | None:
 def _rename_coverage(cov: dict, suffix: str) -> dict:
     if not suffix:
         return cov
-    return {"directions": {d + suffix: v for d, v in cov["directions"].items()},
-            "uncovered": {k: [{**u, "directions": [d + suffix for d in u["directions"]]} for u in v]
-                          for k, v in cov["uncovered"].items()},
-            **({"unreachable": cov["unreachable"]} if "unreachable" in cov else {})}
+    out = {"directions": {d + suffix: v for d, v in cov["directions"].items()},
+           "uncovered": {k: [{**u, "directions": [d + suffix for d in u["directions"]]} for u in v]
+                         for k, v in cov["uncovered"].items()}}
+    if "unreachable" in cov:
+        out["unreachable"] = cov["unreachable"]
+    return out
 
 
 def _join_coverages(covs: list[dict]) -> dict | None:
@@ -321,7 +358,7 @@ def _join_coverages(covs: list[dict]) -> dict | None:
         out["directions"].update(c["directions"])
         for k, v in c["uncovered"].items():
             out["uncovered"].setdefault(k, []).extend(v)
-        for k, v in (c.get("unreachable") or {}).items():  # the variants' universes may differ: each item once
+        for k, v in c.get("unreachable", {}).items():  # the same items under every backend: listed once
             listed = out.setdefault("unreachable", {}).setdefault(k, [])
             listed += [u for u in v if u not in listed]
     return out

@@ -57,10 +57,15 @@ class Divergence:
                 "intermittent": self.intermittent, "losses": self.losses, "early_end": self.early_end}
 
     @classmethod
-    def from_json(cls, raw: dict) -> Divergence:
-        return cls(raw["match"], tuple(raw["contains"]), raw["reason"], raw["source"], bool(raw["builtin"]),
-                   tuple(raw.get("streaming") or ()), tuple(raw.get("requires") or ()), bool(raw.get("intermittent")),
-                   bool(raw.get("losses")), bool(raw.get("early_end")))
+    def from_json(cls, raw: dict, where: str) -> Divergence:
+        """An entry a run record carries, held to the rules of a divergence file's entries (an empty
+        `contains` text is in every diff: read back unchecked, it would excuse any row)."""
+        if (not isinstance(raw, dict) or not isinstance(raw.get("source"), str)
+                or not isinstance(raw.get("builtin"), bool)):
+            raise DivergenceError(f"{where} needs the keys 'source' (a text) and 'builtin' (true or false)")
+        # to_json writes every key; a divergence file leaves out the empty and false ones
+        written = {k: v for k, v in raw.items() if k in KEYS or k in OPTIONAL and v not in ([], False)}
+        return _entry(written, where, raw["source"], raw["builtin"])
 
     def applies(self, slug: str, case: str, mode: str | None = None, ends_early: bool = False) -> bool:
         if self.streaming and mode not in self.streaming:
