@@ -252,3 +252,25 @@ def test_html_shows_a_channel_case_notes_escaped() -> None:
     assert '<div class="note">call 0: UNAVAILABLE: handshake &lt;failed&gt;</div>' in page
     assert Result.from_json(refused.to_json()).notes == refused.notes
     assert "notes" not in RESULTS[0].to_json()  # absent when there is nothing to record
+
+
+def test_reports_say_what_of_the_set_was_not_tested(tmp_path: Path) -> None:
+    """A vendored copy that stands aside for the registered file, and a method no case can call, were
+    said only on the console: a green report hid that the copy's own content never went on the wire."""
+    from types import SimpleNamespace
+
+    from harness.protoset.model import ProtoSet
+    from harness.report import record
+    from harness.run.runner import Plan
+
+    ps = ProtoSet(roots=(Path("p"),), files=("app/a.proto",), stood_in=(
+        "grpc/health/v1/health.proto: your copy p/grpc/health/v1/health.proto differs from grpc_health/v1/"
+        "health.proto, which is served and tested in its place: field HealthCheckRequest.zone only in your copy",))
+    gap = "real.Svc/Spin (real/shapes.proto): no case: its request type real.Loop cannot be built"
+    prepared = SimpleNamespace(protoset=ps, gaps=[gap], cases=[], known=[])
+    run = record.run_record(prepared, Plan([], {}, {}), DIRECTIONS, RESULTS, {}, {}, 1.0, None)
+    assert run["protos"]["not_tested"] == [ps.stood_in[0], f"not generated: {gap}"]
+    export.junit(RESULTS, EXPLAIN, tmp_path / "j.xml", run)
+    for text in (export.markdown(RESULTS, DIRECTIONS, EXPLAIN, None, run),
+                 export.html_page(RESULTS, DIRECTIONS, EXPLAIN, "t", None, run), (tmp_path / "j.xml").read_text()):
+        assert "field HealthCheckRequest.zone only in your copy" in text and "real.Loop cannot be built" in text

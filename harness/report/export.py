@@ -76,6 +76,7 @@ def _properties(run: dict) -> list[tuple[str, str]]:
         props.append(("complete", "true" if run.get("complete", True) else "false"))
     if run.get("interrupted"):
         props.append(("interrupted", str(run["interrupted"])))
+    props += [(f"not_tested.{i}", line) for i, line in enumerate(_not_tested(run))]
     return props
 
 
@@ -96,6 +97,11 @@ def _incomplete(run: dict) -> str:
     return f"INCOMPLETE: {why}; {n} case runs did not run."
 
 
+def _not_tested(run: dict) -> list[str]:
+    """The run record's lines on what of the set was not tested (record.not_tested)."""
+    return list((run.get("protos") or {}).get("not_tested") or [])
+
+
 def markdown(results: list[Result], directions: list[str], explanations: Explanations,
              coverage: Coverage | None = None, run: dict | None = None) -> str:
     """A summary for GITHUB_STEP_SUMMARY: the matrix, then each failure with its reproduce command."""
@@ -109,6 +115,8 @@ def markdown(results: list[Result], directions: list[str], explanations: Explana
                   *(f"- {d} `{c}`" for d, c in missing[:200]),
                   *([f"- … and {len(missing) - 200} more (the JSON's run.not_run)"] if len(missing) > 200 else []),
                   "", "</details>", ""]
+    if _not_tested(run):
+        lines += [f"**⚠️ Not tested ({len(_not_tested(run))}):**", "", *(f"- {line}" for line in _not_tested(run)), ""]
     lines += ["| service/method | " + " | ".join(directions) + " |", "|---|" + "---|" * len(directions)]
     for method, row in sorted(cells(results).items()):
         marks = []
@@ -263,6 +271,9 @@ def html_page(results: list[Result], directions: list[str], explanations: Explan
         items = "".join(f"<li>{e(d)} <code>{e(c)}</code></li>" for d, c in missing[:500])
         incomplete = (f'<p class="incomplete"><strong>{e(_incomplete(run))}</strong></p>'
                       f"<details><summary>{len(missing)} did not run</summary><ul>{items}</ul></details>")
+    if _not_tested(run):
+        incomplete += (f'<div class="incomplete"><strong>Not tested ({len(_not_tested(run))}):</strong><ul>'
+                       + "".join(f"<li>{e(line)}</li>" for line in _not_tested(run)) + "</ul></div>")
     versions_html = "".join(f'<p class="versions">{e(line)}</p>' for line in _version_lines(run)) if run else ""
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(title)}</title>"
             f"<style>{_CSS}\n{filter_css}</style></head><body><h1>{e(title)}</h1>{versions_html}{incomplete}"
