@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 echo "ratio: warm full run / (case runs x raw grpcio unary median)"
 .venv/bin/python ci/bench_ratio.py --protos "${PROTOS:-protos}"
+echo "overlap: a one-message proto set, wall / its slowest case (goal <= 1.3)"
+.venv/bin/python ci/bench_overlap.py
 echo "bench: Py<->Go performance per direction"
 .venv/bin/grpc-interop bench --protos "${PROTOS:-protos}"
 run() {

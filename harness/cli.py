@@ -354,6 +354,7 @@ def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
                            coverage.ran_by_direction(results, names))
     run = record.run_record(prepared, the_plan, names, results, tested, explanations, time.monotonic() - t0, None,
                             args.profile)
+    run["timeline"] = session.timeline(t0)
     _write_reports(args, results, names, explanations, f"gRPC interop: {ps.label}", cov, run)
     if run["capabilities"]:
         out.print(report.capability_table(run["capabilities"]))
@@ -509,6 +510,10 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         ran = {d: set(chosen) for d in names}
     cov = coverage.measure(coverage.universe_of(prepared.protoset, prepared.cases, skip=prepared.skipped), prepared.cases, ran)
     out = report.console()
+    # what the numbers leave out of the user's set: a stood-aside copy is not in the universe at all
+    notice = prepared.protoset.notice()
+    for line in [*(notice.splitlines() if notice else []), *(f"not generated: {g}" for g in prepared.gaps)]:
+        out.print(f"not tested: {line}", markup=False, soft_wrap=True)
     coverage_view.print_coverage(out, cov)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -62,3 +62,49 @@ def _alpn_probe(address: str, certs_dir: Path, offered: list[str]) -> tuple[str 
 def alpn_probe() -> Any:
     """_alpn_probe, for the TLS listeners' tests (Python's in test_channels.py, Go's in test_peer.py)."""
     return _alpn_probe
+
+
+# What a case name's third part says when the case carries no value of the set's own types. These
+# patterns are the same for any set: the full run of protos/ (test_interop.py) proves them in every
+# direction; other tests' runs of other sets only pay for them (the size-limit and keepalive cases above all).
+GENERIC_KINDS = {"protocol", "stream", "tls", "mtls", "connection"}
+
+
+def _own_cases(protos: Path, *options: str) -> list[str]:
+    """`-k` arguments for the cases that carry a set's own types: every value case of every method
+    (`<service>/<method>/<Type>/`) and the standard services' cases (reflection serves the set's files).
+    options: more of `grpc-interop cases`' options (-I, --files), as the run will get them."""
+    listed = subprocess.run([sys.executable, "-m", "harness.cli", "cases", "--protos", str(protos), *options],
+                            capture_output=True, text=True, timeout=600, cwd=REPO, check=True).stdout.splitlines()
+    prefixes = {"/".join(line.split("\t")[0].split("/")[:3]) + "/" for line in listed}
+    return [arg for p in sorted(prefixes) if p.split("/")[2] not in GENERIC_KINDS for arg in ("-k", p)]
+
+
+@pytest.fixture()
+def own_cases() -> Any:
+    """_own_cases: the smallest selection that still proves a set's own types cross (test_any_protos.py,
+    test_prototrees_interop.py)."""
+    return _own_cases
+
+
+@pytest.fixture(scope="session")
+def outer_caches() -> dict[str, str]:
+    """The harness's cache folder and Go's caches as this session sees them, before pytester moves HOME."""
+    from harness import cache
+
+    go = shutil.which("go")
+    names = ["GOCACHE", "GOMODCACHE", "GOPATH"]
+    values = subprocess.run([go, "env", *names], capture_output=True, text=True, check=True).stdout.split("\n") \
+        if go else []
+    return {cache.ENV: str(cache.root()), **{k: v for k, v in zip(names, values) if v}}
+
+
+@pytest.fixture()
+def pytester(pytester: pytest.Pytester, outer_caches: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester with this session's caches: it points HOME at its temporary folder, so each pytest it
+    ran generated the code and built the Go peer (protoc plugins, grpc-go, the peer) from nothing,
+    minutes apiece at a busy machine's pace. Cached entries are keyed by content, so sharing is exact;
+    a test about the cache folder itself names its own (--interop-cache-dir, XDG_CACHE_HOME)."""
+    for name, value in outer_caches.items():
+        monkeypatch.setenv(name, value)
+    return pytester

@@ -153,3 +153,56 @@ def test_report_merge_judges_a_capability_row_again(tmp_path) -> None:
     path, json, results = _capability_file(tmp_path, record=False)
     with pytest.raises(results.MergeError, match=r"marked capability, but its run records no capability row"):
         results.merge([results.read(path)])
+
+
+def test_report_merge_refuses_a_capability_row_the_capability_does_not_prove(tmp_path) -> None:
+    """A capability row stands only where the capability covers the case in that direction (a grpc-go
+    server has both services), and only for its one probe: another case it covers never runs."""
+    path, json, results = _capability_file(tmp_path)
+    text = path.read_text()
+    path.write_text(text.replace("go→py", "go→go"))  # the same row, as if a Go server lacked v1
+    with pytest.raises(results.MergeError, match=r"go→go grpc.reflection.v1.ServerReflection/.*marked capability, "
+                                                 r"but the grpcio-reflection capability does not cover go-go"):
+        results.merge([results.read(path)])
+    # a second case the capability covers, run and marked capability beside the probe
+    doc = json.loads(text)
+    extra = V1 + "file_by_filename/a.proto"
+    doc["results"].append({**doc["results"][0], "case": extra})
+    doc["run"]["capabilities"].append({**doc["run"]["capabilities"][0], "case": extra})
+    doc["run"]["catalogue"]["expected"]["go→py"].append(extra)
+    doc["run"]["catalogue"]["modes"][extra] = {"streaming": "bidi", "ends_early": False}
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    with pytest.raises(results.MergeError, match=r"marked capability, but its run expected 2 cases the "
+                                                 r"grpcio-reflection capability covers in go-py"):
+        results.merge([results.read(path)])
+
+
+def test_report_merge_refuses_a_capability_record_no_row_proves(tmp_path) -> None:
+    """The reports list run.capabilities as facts: each must be the record of a `capability` row of its
+    file, or the merged report would list a lack no probe proved."""
+    path, json, results = _capability_file(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["results"][0] = {**doc["results"][0], "verdict": "fail"}  # the probe failed otherwise
+    path.write_text(json.dumps(doc, ensure_ascii=False))
+    with pytest.raises(results.MergeError, match=r"caps.json: go→py grpc.reflection.v1.ServerReflection/\S+: the run "
+                                                 r"records the grpcio-reflection capability, but no capability row"):
+        results.merge([results.read(path)])
+
+
+def test_a_capability_row_says_when_the_installed_version_is_not_the_measured_one() -> None:
+    """The row names the installed library; the entry was measured with another version: both show."""
+    from harness.report.verdicts import capability_table
+
+    row = {"direction": "go→py", "case": V1 + "list_services", "library": "grpcio-reflection", "version": "1.90.0",
+           "measured": "1.85.1", "lacks": "reflection v1", "reason": "r"}
+    run = {"capabilities": [row]}
+    want = "grpcio-reflection 1.90.0 (measured with 1.85.1)"
+    assert want in export.markdown([], ["go→py"], {}, None, run)
+    assert want in export.html_page([], ["go→py"], {}, "t", None, run)
+    from rich.console import Console
+
+    console = Console(width=300, record=True)
+    console.print(capability_table([row]))
+    assert want in console.export_text()
+    same = {**row, "version": "1.85.1"}
+    assert "measured" not in export.markdown([], ["go→py"], {}, None, {"capabilities": [same]})

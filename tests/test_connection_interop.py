@@ -44,11 +44,18 @@ def test_connection_cases_in_every_direction(tmp_path: Path) -> None:
             assert "call 1" not in r["notes"], (direction, r["notes"])
         else:
             assert not r.get("notes"), (direction, pattern, r["notes"])
-    # issue 19: the cases that wait on the clock start at once in every direction, so the whole run
-    # (preparation and peers included) takes at most 1.3 x its slowest case (go->go keepalive, ~31 s)
-    slowest = max(r["duration_ms"] for r in results) / 1000
-    wall = json.loads(out.read_text())["run"]["wall_s"]
-    assert wall <= 1.3 * slowest, f"the run took {wall} s, its slowest case {slowest:.1f} s"
+    # issue 19: the cases that wait on the clock start at once in every direction. Proved by the
+    # runner's recorded windows, not by a stopwatch (a timed assertion flakes on a loaded machine; the
+    # wall time against the slowest case is measured by `make bench`, ci/bench_overlap.py): every
+    # direction's keepalive case started while those of the Go clients (20-31 s each: grpc-go pings
+    # at most every 10 s) were all still under way. One direction at a time per server would start
+    # py→go's only after go→go's had ended.
+    timeline = json.loads(out.read_text())["run"]["timeline"]
+    keepalive = {w["direction"]: w for w in timeline if w["case"].endswith("/keepalive_too_many_pings")}
+    assert set(keepalive) == {d.name for d in DIRECTIONS}, timeline
+    last_start = max(w["start_s"] for w in keepalive.values())
+    first_go_end = min(w["end_s"] for d, w in keepalive.items() if d.startswith("go→"))
+    assert last_start < first_go_end, f"the keepalive cases did not overlap across directions: {keepalive}"
     # and quietly: grpc core's log lines (the GOAWAYs, the handshakes) went to the run's log, not here
     core = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ ", re.M)
     assert not core.search(proc.stdout) and not core.search(proc.stderr), proc.stderr[-3000:]

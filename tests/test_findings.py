@@ -158,9 +158,12 @@ def test_messageset_values_go_through_the_message_set_extensions(tmp_path: Path)
 # ---------------------------------------------------------------- real runs
 
 @pytest.mark.interop
-def test_without_protolegacy_go_reports_findings_and_the_rest_runs(tmp_path: Path) -> None:
+def test_without_protolegacy_go_reports_findings_and_the_rest_runs(tmp_path: Path, own_cases) -> None:
+    """Every direction, with the finding rows and the set's own-type cases (value and standard): the
+    point is which files run where; the generic cases are the same with or without a finding."""
     out = tmp_path / "r.json"
-    proc = cli("run", "--protos", str(MSGSET), "--peer-runner", RUNNER, "--json", str(out),
+    proc = cli("run", "--protos", str(MSGSET), "--peer-runner", RUNNER, *own_cases(MSGSET), "-k", "finding/",
+               "--json", str(out),
                "--junit", str(tmp_path / "j.xml"), "--markdown", str(tmp_path / "s.md"), "--html", str(tmp_path / "r.html"))
     assert proc.returncode == 1, proc.stdout[-20000:] + proc.stderr[-5000:]
     results = [Result.from_json(r) for r in json.loads(out.read_text())["results"]]
@@ -177,10 +180,12 @@ def test_without_protolegacy_go_reports_findings_and_the_rest_runs(tmp_path: Pat
 
 
 @pytest.mark.interop
-def test_with_protolegacy_the_whole_folder_is_green_in_all_seven_directions(tmp_path: Path) -> None:
+def test_with_protolegacy_the_whole_folder_is_green_in_all_seven_directions(tmp_path: Path, own_cases) -> None:
+    """All three files' own-type cases (every method's values, the standard services' reflection of
+    them) in all seven directions: what the tag changes is which messages protobuf-go accepts."""
     out = tmp_path / "r.json"
     proc = cli("run", "--protos", str(MSGSET), "--peer-runner", RUNNER, "--go-build-tags", "protolegacy",
-               "--json", str(out))
+               *own_cases(MSGSET), "--json", str(out))
     assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
     results = [Result.from_json(r) for r in json.loads(out.read_text())["results"]]
     assert not [r for r in results if r.verdict not in ("pass", "divergence", "capability")]

@@ -102,14 +102,17 @@ def test_edges_come_up(everything: list[Message]) -> None:
                 strings.append(v)
             elif fd.type == FD.TYPE_ENUM and not fd.enum_type.is_closed:
                 open_enums.append((fd, v))
-    for t, (lo, hi) in INT_RANGE.items():
-        assert {lo, hi} <= by_type[t], f"type {t}: edges {lo}, {hi} not both drawn"  # (0 is unset in proto3)
-    # the float edges, from the field strategy itself (400 draws): how many float values 200 whole
-    # messages happen to hold depends on Hypothesis' draws, which vary with the modules loaded
+    # the integer and float edges, from the field strategy itself (400 draws): which values 200 whole
+    # messages happen to hold depends on Hypothesis' draws, which vary with the modules loaded (a
+    # proto3 field set to 0 is not even on the message)
     scalars_type = _type("shapes.v1.Scalars")
     for fd in scalars_type.fields:
         if fd.type in floats:
             floats[fd.type] += _draw(strategies.scalar(fd), 400)
+        elif fd.type in INT_RANGE:
+            by_type.setdefault(fd.type, set()).update(_draw(strategies.scalar(fd), 400))
+    for t, (lo, hi) in INT_RANGE.items():
+        assert {lo, hi} <= by_type[t], f"type {t}: edges {lo}, {hi} not both drawn"
     for t, values in floats.items():
         assert any(math.isnan(v) for v in values) and math.inf in values and -math.inf in values
         assert any(v == 0 and math.copysign(1, v) < 0 for v in values)  # -0.0

@@ -148,8 +148,9 @@ def test_cli_with_neither_go_nor_docker_prints_one_line_and_fails(tmp_path: Path
     env = {**os.environ, "PATH": str(tmp_path / "empty-path"), "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
            "INTEROP_CACHE_DIR": str(tmp_path / "cache")}
     for command in ("run", "peer"):
+        # one small file: its Python code is generated (into the empty cache folder) before Go is looked for
         proc = subprocess.run([sys.executable, "-m", "harness.cli", command, "--protos",
-                               str(REPO / "tests" / "data" / "newuser_protos")],
+                               str(REPO / "tests" / "data" / "coverage_protos")],
                               capture_output=True, text=True, env=env, timeout=300)
         assert proc.returncode != 0
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr

@@ -35,6 +35,17 @@ def _type_checking_only(tree: ast.AST) -> set[int]:
     return skip
 
 
+def _absolute(name: str, path: Path, node: ast.ImportFrom) -> str:
+    """The module a `from … import` names; a relative one resolved against the module's package
+    (`from . import x` closes a circle as surely as the absolute import)."""
+    if node.level == 0:
+        return str(node.module)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        package = package.rpartition(".")[0]
+    return f"{package}.{node.module}" if node.module else package
+
+
 def imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The modules of `modules` that module `name` imports, anywhere in its body. `from pkg import
     sub` where sub is a submodule depends on sub (and on pkg only for names that are not modules)."""
@@ -46,10 +57,11 @@ def imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
             continue
         if isinstance(node, ast.Import):
             wanted |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom) and (node.module or node.level):
+            base = _absolute(name, path, node)
             for a in node.names:
-                full = f"{node.module}.{a.name}"
-                wanted.add(full if full in modules else node.module)
+                full = f"{base}.{a.name}"
+                wanted.add(full if full in modules else base)
     found = set()
     for dep in wanted:
         while dep and dep not in modules:
@@ -154,3 +166,14 @@ def test_prepare_loads_the_set_once(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["True", "1"], f"loaded, times the set was loaded: {proc.stdout}"
+
+
+def test_a_relative_import_is_an_import(tmp_path: Path) -> None:
+    """`from . import codegen` in harness/protoset/gotoolchain.py closes a circle as surely as the
+    absolute import: it must count (resolved against the module's package)."""
+    mod = tmp_path / "m.py"
+    mod.write_text("from . import codegen\nfrom .model import ProtoSet\nfrom ..engines import peer\n")
+    modules = {"harness.protoset.codegen": mod, "harness.protoset.model": mod, "harness.engines.peer": mod,
+               "harness.protoset.gotoolchain": mod}
+    assert imports("harness.protoset.gotoolchain", mod, modules) == {
+        "harness.protoset.codegen", "harness.protoset.model", "harness.engines.peer"}

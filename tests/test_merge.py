@@ -32,7 +32,9 @@ def _items() -> dict[str, list[Item]]:
 
 def _cov(covered: dict[str, set[int]]) -> Coverage:
     items = _items()
-    return Coverage(items, {d: {items["fields"][i] for i in s} for d, s in covered.items()}, DIRS)
+    # an item no case can carry: `report merge` must keep it listed (it dropped the list)
+    return Coverage(items, {d: {items["fields"][i] for i in s} for d, s in covered.items()}, DIRS,
+                    {Item("fields", "a.T", "loop (9)"): "its type cannot be built"})
 
 
 def _shard(tmp: Path, name: str, cases: list[str], covered: dict[str, set[int]], shard: str = "1/3",
@@ -123,6 +125,8 @@ def test_matrix_jobs_stay_apart_as_their_own_columns(tmp_path: Path) -> None:
     assert merged.directions == ["py→go · grpcio=1.85.1", "go→py · grpcio=1.85.1",
                                  "py→go · grpcio=1.76.0", "go→py · grpcio=1.76.0"]
     assert len(merged.results) == 24 and set(merged.variants) == {"grpcio=1.85.1", "grpcio=1.76.0"}
+    assert merged.coverage["unreachable"]["fields"] == [
+        {"owner": "a.T", "item": "loop (9)", "why": "its type cannot be built"}]
 
 
 def test_versions_line_is_in_every_report_format(tmp_path: Path) -> None:

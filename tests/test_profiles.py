@@ -58,3 +58,18 @@ def test_deep_runs_every_channel_and_reports_name_the_profile() -> None:
     assert "profile: quick" in export.html_page([], ["py→go"], {}, "t", None, run)
     with pytest.raises(ValueError, match="unknown profile"):
         profiles.apply("fast", [])
+
+
+def test_quick_proves_every_capability_the_full_catalogue_proves(both: tuple[list, list]) -> None:
+    """A capability (harness/run/capabilities.py) is proven by its probe case; quick keeps each
+    direction's probe of the whole catalogue, so no capability silently drops out of its report
+    (grpcio's Health/List has no case among quick's standard essentials)."""
+    from harness.run import capabilities
+    from harness.run.runner import DIRECTIONS
+
+    quick, full = both
+    caps = capabilities.load()
+    for d in DIRECTIONS:
+        want = capabilities.probes(caps, d.slug, [c.name for c in full])
+        got = capabilities.probes(caps, d.slug, [c.name for c in quick])
+        assert got == want, (d.name, sorted(want), sorted(got))

@@ -192,10 +192,18 @@ def test_a_copy_that_differs_from_pythons_stands_aside_and_the_set_goes_on() -> 
     copy = TREES / "vendored_differs" / "grpc/health/v1/health.proto"
     for part in ("grpc/health/v1/health.proto: your copy", str(copy), "grpc_health/v1/health.proto",
                  "grpc_health.v1.health_pb2", "grpcio-health-checking", "served and tested in its place",
-                 "field HealthCheckRequest.zone only in your copy"):
+                 "what only your copy has is not tested: field HealthCheckRequest.zone only in your copy"):
         assert part in proc.stderr, proc.stderr
     listed = methods([line.split("\t")[0] for line in proc.stdout.splitlines()])
     assert {"ptree.app.Prober/Ask", "grpc.health.v1.Health/Check"} <= listed
+
+
+def test_coverage_of_a_set_with_a_stood_aside_copy_says_the_copy_is_not_tested() -> None:
+    """The registered file stands in the universe for the copy: 100% said nothing of the copy's own field."""
+    proc = cli("coverage", "--protos", str(TREES / "vendored_differs"), "--direction", "py-go")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ("not tested: grpc/health/v1/health.proto: your copy" in proc.stdout
+            and "field HealthCheckRequest.zone only in your copy" in proc.stdout), proc.stdout[-3000:]
 
 
 def test_grpc_protos_older_health_stands_aside_and_every_other_file_is_tested() -> None:
@@ -246,6 +254,41 @@ def test_a_vendored_well_known_type_is_not_generated_again(tmp_path: Path) -> No
     assert not (pkg / "google").exists()
     assert "from google.protobuf import timestamp_pb2" in (pkg / "ptree/wkt/when_pb2.py").read_text()
     codegen.import_python(pkg)
+
+
+def test_a_vendored_well_known_type_with_other_content_stands_aside_and_says_so(tmp_path: Path) -> None:
+    """protoc reads its bundled well-known types before the user's folder, so the set's descriptors
+    held protobuf's timestamp.proto, not the copy: a copy with other content was replaced silently."""
+    root = tmp_path / "p"
+    (root / "google/protobuf").mkdir(parents=True)
+    (root / "google/protobuf/timestamp.proto").write_text(
+        'syntax = "proto3"; package google.protobuf; message Timestamp { int64 seconds = 1; int32 nanos = 2; }'
+        ' message Zone { string name = 1; }')
+    (root / "ptree/wkt").mkdir(parents=True)
+    (root / "ptree/wkt/when.proto").write_text(
+        'syntax = "proto3"; package ptree.wkt; import "google/protobuf/timestamp.proto";'
+        ' message When { google.protobuf.Timestamp at = 1; } service Clock { rpc Now(When) returns (When); }')
+    ps = discover(root)
+    assert ps.files == ("ptree/wkt/when.proto",)
+    assert ps.notice() and "google/protobuf/timestamp.proto: your copy" in ps.notice()
+    assert "message Zone only in your copy" in ps.notice() and "served and tested in its place" in ps.notice()
+
+
+def test_a_file_needing_what_only_a_vendored_well_known_copy_declares_is_told_why(tmp_path: Path) -> None:
+    from harness.protoset.descriptors import CodegenError
+
+    root = tmp_path / "p"
+    (root / "google/protobuf").mkdir(parents=True)
+    (root / "google/protobuf/timestamp.proto").write_text(
+        'syntax = "proto3"; package google.protobuf; message Timestamp { int64 seconds = 1; int32 nanos = 2; }'
+        ' message Zone { string name = 1; }')
+    (root / "ptree/wkt").mkdir(parents=True)
+    (root / "ptree/wkt/when.proto").write_text(
+        'syntax = "proto3"; package ptree.wkt; import "google/protobuf/timestamp.proto";'
+        ' message When { google.protobuf.Zone zone = 1; } service Clock { rpc Now(When) returns (When); }')
+    with pytest.raises(CodegenError, match=r"(?s)Zone. is not defined.*never your copies of them: "
+                                           r"google/protobuf/timestamp.proto"):
+        discover(root)
 
 
 def test_the_python_peer_serves_a_vendored_health_through_the_engine_and_stays_ready() -> None:

@@ -24,8 +24,14 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
                           cwd=REPO)
 
 
-def test_vendored_health_and_reflection_are_green_in_every_direction() -> None:
-    proc = cli("run", "--protos", str(TREES / "vendored_runtime"), "--peer-runner", RUNNER)
+def test_vendored_health_and_reflection_are_green_in_every_direction(own_cases) -> None:
+    """The vendored services' own cases, in all seven directions: every value case of every method
+    (answered by the generated glue and the generic engine) and the standard cases (answered by the
+    real servicers behind it). The generic protocol, stream, TLS and connection cases on these
+    services prove nothing about vendoring: the full run of protos/ has them (test_interop.py)."""
+    selection = own_cases(TREES / "vendored_runtime")
+    assert "grpc.health.v1.Health/Check/HealthCheckRequest/" in selection and "ptree.app.Prober/Ask/Probe/" in selection
+    proc = cli("run", "--protos", str(TREES / "vendored_runtime"), "--peer-runner", RUNNER, *selection)
     assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("│")]
     for method in ("grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch", "grpc.health.v1.Health/List",
@@ -37,9 +43,12 @@ def test_vendored_health_and_reflection_are_green_in_every_direction() -> None:
     assert " fail" not in proc.stdout.splitlines()[-1] and " error" not in proc.stdout.splitlines()[-1]
 
 
-def test_two_roots_and_files_across_languages() -> None:
-    proc = cli("run", "--protos", str(TREES / "two_roots" / "app"), "-I", str(TREES / "two_roots" / "vendor"),
-               "--files", "shop/**", "--peer-runner", RUNNER, "--direction", "py-go", "--direction", "go-py")
+def test_two_roots_and_files_across_languages(own_cases) -> None:
+    """Both Go roles, the targets' own-type cases: what two roots and --files change is which files
+    compile and which services get cases, not the generic cases."""
+    tree = ["-I", str(TREES / "two_roots" / "vendor"), "--files", "shop/**"]
+    proc = cli("run", "--protos", str(TREES / "two_roots" / "app"), *tree, *own_cases(TREES / "two_roots" / "app", *tree),
+               "--peer-runner", RUNNER, "--direction", "py-go", "--direction", "go-py")
     assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
     assert "ptree.shop.v1.Carts/Get" in proc.stdout and "ptree.money.v1.Rates" not in proc.stdout
     assert " pass" in proc.stdout.splitlines()[-1] and " fail" not in proc.stdout.splitlines()[-1]

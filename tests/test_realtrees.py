@@ -141,3 +141,36 @@ def test_what_no_case_can_carry_is_named_in_every_report_and_survives_the_json()
     for text in (coverage_view.markdown(cov), coverage_view.html_section(cov), "\n".join(coverage_view.unreachable_lines(cov))):
         assert "real.Holder: fields: loop (2) (its type cannot be built: …)" in text
     assert coverage.from_json(cov.to_json()).unreachable == cov.unreachable
+
+
+def test_enums_of_one_short_name_get_cases_of_their_own() -> None:
+    """Kubernetes-style APIs nest an enum `Phase` in several messages, with the same value names: the
+    cases were named by the short name only, so Pod.Phase's and Node.Phase's cases shared names and
+    one of each pair was lost (results and coverage are keyed by case name)."""
+    def owner(name: str) -> descriptor_pb2.DescriptorProto:
+        m = _message(name, ("phase", 1, OPT, ENUM, f".real.{name}.Phase"))
+        m.enum_type.add(name="Phase").value.extend(
+            descriptor_pb2.EnumValueDescriptorProto(name=f"PHASE_{n}", number=n) for n in range(8))
+        return m
+
+    pool = _pool(owner("Pod"), owner("Node"),
+                 _message("Cluster", ("pod", 1, OPT, MSG, ".real.Pod"), ("node", 2, OPT, MSG, ".real.Node")),
+                 syntax="proto3", services=(descriptor_pb2.ServiceDescriptorProto(name="Clusters", method=[
+                     descriptor_pb2.MethodDescriptorProto(name="Get", input_type=".real.Cluster",
+                                                          output_type=".real.Cluster")]),))
+    made = casegen.enum_cases(list(pool.FindServiceByName("real.Clusters").methods))
+    names = [c.name for c in made]
+    assert len(names) == len(set(names)) == 10, names  # 2..6 of each
+    assert "real.Clusters/Get/Cluster/enum_values.Pod.Phase.PHASE_2" in names
+    assert "real.Clusters/Get/Cluster/enum_values.Node.Phase.PHASE_2" in names
+
+
+def test_a_coverage_gate_fails_when_every_item_of_a_kind_was_left_out_as_unreachable(required_loops) -> None:
+    """A set whose only method carries a type that cannot be built has 0 of 0 items: 100%, and
+    --min-coverage passed with nothing tested."""
+    svc = required_loops.FindServiceByName("real.Svc")
+    universe = coverage.Universe([svc.methods_by_name["Spin"]], {"real/shapes.proto"}, required_loops)
+    cov = coverage.measure(universe, [], {"py→go": set()})
+    assert cov.counts("streaming patterns", "py→go") == (0, 0)
+    problems = cov.below({"streaming patterns": 99, "map key types": 99})
+    assert len(problems) == 1 and "streaming patterns: no case can carry any of them" in problems[0]

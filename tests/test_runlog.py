@@ -7,7 +7,10 @@ from __future__ import annotations
 import ctypes
 import io
 import logging
+import os
+import threading
 import time
+import sys
 import warnings
 from pathlib import Path
 
@@ -64,3 +67,83 @@ def test_off_a_terminal_one_line_per_direction_and_the_slow_case_named(monkeypat
     assert len(lines) == 2, lines
     assert lines[0].startswith("py→go: 2/2 case runs, 1 failing, 0 known divergences in ")
     assert lines[1].startswith("go→go: 1/1 case runs, 0 failing, 1 known divergences in ")
+
+
+def test_on_a_terminal_stderr_still_goes_to_the_log_under_the_bar(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich's live display redirects sys.stderr through the console by default: a thread's traceback
+    or a library logger's last-resort line (grpc's Python loggers have no handler) would then reach
+    the terminal above the bar instead of the run's log. Under the bar, sys.stderr stays fd 2."""
+    buf = io.StringIO()
+    out = Console(file=buf, force_terminal=True, width=120)
+    log = RunLog(tmp_path / "run.log")
+    with log:
+        # as in a real process: sys.stderr writes to file descriptor 2 (pytest gives it another file)
+        monkeypatch.setattr(sys, "stderr", open(2, "w", closefd=False))  # noqa: SIM115
+        with LiveProgress(out, {"py→go": 1}):
+            orphan = logging.getLogger("grpc._test_lastresort")
+            monkeypatch.setattr(orphan, "propagate", False)  # no handler anywhere: logging's last resort
+            orphan.warning("a grpc python logger's line")
+            sys.stderr.write("Exception in thread interop-x: a traceback line\n")
+            sys.stderr.flush()
+        time.sleep(0.2)
+        monkeypatch.undo()
+    log.close()
+    text = (tmp_path / "run.log").read_text()
+    assert "a grpc python logger's line" in text and "a traceback line" in text, text
+    assert "traceback line" not in buf.getvalue() and "logger's line" not in buf.getvalue(), buf.getvalue()
+
+
+def test_a_failing_echo_never_stops_the_reader(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """`grpc-interop run -v | head`: printing live fails once stdout is gone. The reader must go on
+    draining fd 2 into the file, or grpc core's threads block on a full pipe and the run hangs."""
+    def gone(line: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    log = RunLog(tmp_path / "run.log", echo=gone)
+    with log:
+        def write() -> None:
+            for i in range(3000):  # about 300 kB: several times a pipe's buffer
+                os.write(2, f"E1207 line {i:05d} ".encode() + b"x" * 80 + b"\n")
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        writer.join(20)
+        blocked = writer.is_alive()
+        time.sleep(0.2)
+    log.close()
+    capfd.readouterr()
+    assert not blocked, "a writer to fd 2 blocked: the reader stopped"
+    assert "line 02999" in (tmp_path / "run.log").read_text()
+
+
+def test_each_line_is_on_disk_as_it_comes(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """A process that dies mid-run (grpc core's fatal `F…` line, then abort) runs no flush: each line
+    must be in the file once read, not in a buffer that dies with the process."""
+    log = RunLog(tmp_path / "run.log")
+    with log:
+        os.write(2, b"F1207 12:00:00.000000 1 some_core_file.cc:1] assertion failed: x\n")
+        deadline = time.monotonic() + 5
+        while log.count == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        on_disk = (tmp_path / "run.log").read_text()
+    log.close()
+    capfd.readouterr()
+    assert "assertion failed: x" in on_disk
+
+
+def test_a_line_written_as_the_case_ends_is_among_its_lines(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """The reader stamps a line when it reads it, a moment after grpc core wrote it: the line a
+    failing call logs just before the case ends must still be shown with the case."""
+    log = RunLog(tmp_path / "run.log")
+    misses = 0
+    with log:
+        for i in range(20):
+            start = time.monotonic()
+            os.write(2, f"E1207 the call failed {i}\n".encode())
+            end = time.monotonic()  # the case ends right after its last call's line
+            time.sleep(0.3)
+            lines, _ = log.between(start, end)
+            misses += not any(f"the call failed {i}" in line for line in lines)
+    log.close()
+    capfd.readouterr()
+    assert misses == 0, f"{misses} of 20 lines written as their case ended were not shown with it"

@@ -410,9 +410,15 @@ def enum_cases(methods: list[MethodDescriptor]) -> list[Case]:
                     best = found.get(f.enum_type.full_name)
                     if best is None or rank < best[0]:
                         found[f.enum_type.full_name] = (rank, m, is_request, steps, f)
+    # an enum by its name inside its package (Pod.Phase and Node.Phase are both `Phase`, and
+    # their values may share names too); by its full name when two packages share that name
+    short = {name: name[len(d.file.package) + 1:] if d.file.package else name
+             for name, d in ((n, v[4].enum_type) for n, v in found.items())}
+    taken = list(short.values())
     out: list[Case] = []
     for name in sorted(found):
         (apart, _, _), m, is_request, steps, f = found[name]  # apart: one number per case
+        shown = short[name] if taken.count(short[name]) == 1 else name
         numbers = _swept(f.enum_type)
         groups = [[n] for n in numbers] if apart else [numbers]
         for group in groups:
@@ -427,7 +433,7 @@ def enum_cases(methods: list[MethodDescriptor]) -> list[Case]:
             value = to_json(msg)
             req = value if is_request else _value(m.input_type, "typical")
             resp = value if not is_request else _value(m.output_type, "typical")
-            label = f"enum_values.{f.enum_type.name}" + (
+            label = f"enum_values.{shown}" + (
                 f".{f.enum_type.values_by_number[group[0]].name}" if apart else "")
             out.append(_case(m, m.input_type.name, label, _exchange(m, req, resp)))
     return out
@@ -758,7 +764,7 @@ SIZE_PATTERNS = ("near_size_limit", "request_over_limit", "response_over_limit")
 
 
 def size_gaps(ps: ProtoSet, cases: list[Case], skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """Services that got fewer size-limit cases than the README promises, or gzip cases that cannot
+    """Services that got fewer size-limit cases than docs/cases.md promises, or gzip cases that cannot
     check each message's compressed flag, and why: the cases command prints them, so a missing
     case is never silent."""
     made: dict[str, set[str]] = {}

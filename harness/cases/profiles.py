@@ -43,9 +43,10 @@ def is_value_case(case: model.Case) -> bool:
     return len(parts) > 2 and parts[2] not in _KINDS and case.channel is None
 
 
-def quick(cases: list[model.Case]) -> list[model.Case]:
-    """The quick profile's cases, in the catalogue's order (a kept case's control comes with it)."""
-    keep: set[str] = set()
+def quick(cases: list[model.Case], also: set[str] | frozenset[str] = frozenset()) -> list[model.Case]:
+    """The quick profile's cases, in the catalogue's order (a kept case's control comes with it), and
+    the cases named in `also` (the capabilities' probes: harness/run/runner.py prepare)."""
+    keep: set[str] = set(also)
     values: set[tuple[str, str]] = set()
     essentials: set[tuple[str, str]] = set()  # (streaming mode, essential): the first case of each
     for c in cases:
@@ -66,11 +67,11 @@ def quick(cases: list[model.Case]) -> list[model.Case]:
     return [c for c in cases if c.name in keep]
 
 
-def apply(profile: str, cases: list[model.Case]) -> list[model.Case]:
-    """The profile's cases of a prepared catalogue."""
+def apply(profile: str, cases: list[model.Case], also: set[str] | frozenset[str] = frozenset()) -> list[model.Case]:
+    """The profile's cases of a prepared catalogue (quick keeps the cases named in `also` too)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; one of {', '.join(PROFILES)}")
-    return quick(cases) if profile == "quick" else cases
+    return quick(cases, also) if profile == "quick" else cases
 
 
 def channel_mode(profile: str, asked: str | None) -> str | None:

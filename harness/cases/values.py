@@ -105,6 +105,7 @@ def carried_type(fd: FD) -> Descriptor | None:
     return fd.message_type
 
 
+@functools.lru_cache(maxsize=None)
 def settable(fd: FD) -> bool:
     """Whether a field can hold a value at all: not one whose message type cannot be built."""
     target = carried_type(fd)

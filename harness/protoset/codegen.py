@@ -65,7 +65,7 @@ def seed_data() -> Path:
 @dataclass(frozen=True)
 class Finding:
     """One proto file a language cannot compile or load: a failing row of its own, for every
-    direction with that language on one side, while the rest of the set runs (README: Findings)."""
+    direction with that language on one side, while the rest of the set runs (docs/proto-trees.md: Findings)."""
     file: str       # the proto file, relative to the set's folder
     lang: str       # "go" or "py"
     tool: str       # what refused it: protoc-gen-go, go build, protoc's Python generator, Python's import

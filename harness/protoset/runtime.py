@@ -217,7 +217,8 @@ class StoodIn:
 
     def __str__(self) -> str:
         return (f"{self.rel}: your copy {self.path} differs from {self.registered_as}, which is served and "
-                f"tested in its place (one process cannot hold both): {self.how}")
+                f"tested in its place (one process cannot hold both); what only your copy has is not tested: "
+                f"{self.how}")
 
 
 def stood_in(files: tuple[str, ...], compiled: dict[str, descriptor_pb2.FileDescriptorProto],

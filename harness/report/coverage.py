@@ -399,7 +399,13 @@ class Coverage:
                 problems.append(f"{kind}: no case ran in any direction (--min-coverage {minimum:g})")
                 continue
             direction, pct = self.lowest(kind)
-            if pct < minimum:
+            left_out = sum(i.kind == kind for i in self.unreachable)
+            if not self.items[kind] and left_out:
+                # 0 of 0 is 100%, but here because every item was left out: a set none of whose
+                # methods can be called must not pass a coverage gate
+                problems.append(f"{kind}: no case can carry any of them: all {left_out} are left out as unreachable "
+                                f"(listed under `not counted`), so --min-coverage {minimum:g} cannot be met")
+            elif pct < minimum:
                 done, total = self.counts(kind, direction)
                 gaps = [str(i) for i in self.items[kind] if i not in self.covered[direction]]
                 problems.append(f"{kind}: {pct:.1f}% in {direction} ({done}/{total}) is below --min-coverage "

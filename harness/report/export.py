@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.report import coverage_view, versions
 from harness.report.results import not_exercised
 from harness.report.coverage import Coverage
-from harness.report.verdicts import OK_VERDICTS, case_runs, cells, counts, failed, method_of
+from harness.report.verdicts import OK_VERDICTS, capability_library, case_runs, cells, counts, failed, method_of
 from python_impl.contract import Result
 
 # A failure's full explanation (diffs, logs, reproduce commands), by (direction, case).
@@ -76,6 +76,7 @@ def _properties(run: dict) -> list[tuple[str, str]]:
         props.append(("complete", "true" if run.get("complete", True) else "false"))
     if run.get("interrupted"):
         props.append(("interrupted", str(run["interrupted"])))
+    props += [(f"not_tested.{i}", line) for i, line in enumerate(_not_tested(run))]
     return props
 
 
@@ -96,6 +97,11 @@ def _incomplete(run: dict) -> str:
     return f"INCOMPLETE: {why}; {n} case runs did not run."
 
 
+def _not_tested(run: dict) -> list[str]:
+    """The run record's lines on what of the set was not tested (record.not_tested)."""
+    return list((run.get("protos") or {}).get("not_tested") or [])
+
+
 def markdown(results: list[Result], directions: list[str], explanations: Explanations,
              coverage: Coverage | None = None, run: dict | None = None) -> str:
     """A summary for GITHUB_STEP_SUMMARY: the matrix, then each failure with its reproduce command."""
@@ -109,6 +115,8 @@ def markdown(results: list[Result], directions: list[str], explanations: Explana
                   *(f"- {d} `{c}`" for d, c in missing[:200]),
                   *([f"- … and {len(missing) - 200} more (the JSON's run.not_run)"] if len(missing) > 200 else []),
                   "", "</details>", ""]
+    if _not_tested(run):
+        lines += [f"**⚠️ Not tested ({len(_not_tested(run))}):**", "", *(f"- {line}" for line in _not_tested(run)), ""]
     lines += ["| service/method | " + " | ".join(directions) + " |", "|---|" + "---|" * len(directions)]
     for method, row in sorted(cells(results).items()):
         marks = []
@@ -125,7 +133,7 @@ def markdown(results: list[Result], directions: list[str], explanations: Explana
         lines += ["### Capabilities one side's library lacks", "",
                   "One probe per direction, which must fail as documented; not case runs.", "",
                   "| direction | library | lacks | probe |", "|---|---|---|---|",
-                  *(f"| {c['direction']} | {c['library']} {c['version']} | {c['lacks']} | `{c['case']}` |"
+                  *(f"| {c['direction']} | {capability_library(c)} | {c['lacks']} | `{c['case']}` |"
                     for c in run["capabilities"]), ""]
     if coverage is not None:
         lines += [coverage_view.markdown(coverage), ""]
@@ -144,11 +152,14 @@ def markdown(results: list[Result], directions: list[str], explanations: Explana
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1b1f24; }
 h1 { font-size: 1.4rem; } table { border-collapse: collapse; margin-bottom: 1.5rem; }
-th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: center; font-size: .9rem; }
+th, td { border: 1px solid #d0d7de; padding: .3rem .6rem; text-align: center; font-size: .9rem;
+         overflow-wrap: anywhere; }  /* a long case name or reason wraps: nothing runs off the page */
 td.method, td.name { text-align: left; font-family: ui-monospace, monospace; }
 .note { color: #555; font-size: 85%; white-space: pre-wrap; }
 td.ok { background: #dafbe1; } td.bad { background: #ffebe9; font-weight: bold; } td.none { color: #8c959f; }
 td a { color: inherit; }
+table.divergences { width: 100%; table-layout: fixed; } td.reason { text-align: left; font-size: .85rem; }
+section.cell h3 { overflow-wrap: anywhere; }
 .failure { border: 1px solid #ff8182; border-radius: 6px; margin: 1rem 0; }
 .failure h2 { font-size: 1rem; margin: 0; padding: .5rem .8rem; background: #ffebe9; }
 .failure pre { margin: 0; padding: .8rem; overflow-x: auto; font-size: .8rem; white-space: pre-wrap; }
@@ -260,6 +271,9 @@ def html_page(results: list[Result], directions: list[str], explanations: Explan
         items = "".join(f"<li>{e(d)} <code>{e(c)}</code></li>" for d, c in missing[:500])
         incomplete = (f'<p class="incomplete"><strong>{e(_incomplete(run))}</strong></p>'
                       f"<details><summary>{len(missing)} did not run</summary><ul>{items}</ul></details>")
+    if _not_tested(run):
+        incomplete += (f'<div class="incomplete"><strong>Not tested ({len(_not_tested(run))}):</strong><ul>'
+                       + "".join(f"<li>{e(line)}</li>" for line in _not_tested(run)) + "</ul></div>")
     versions_html = "".join(f'<p class="versions">{e(line)}</p>' for line in _version_lines(run)) if run else ""
     return (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(title)}</title>"
             f"<style>{_CSS}\n{filter_css}</style></head><body><h1>{e(title)}</h1>{versions_html}{incomplete}"
@@ -284,9 +298,11 @@ def _divergences_html(run: dict) -> str:
             continue
         stale = f' <strong>stale: passed {matched["unexpected_pass"]}×</strong>' if matched.get("unexpected_pass") else ""
         rows.append(f'<tr><td class="name">{e(entry["match"])}</td><td>{matched.get("divergence", 0)}{stale}</td>'
-                    f'<td class="name">{e(entry["reason"])} ({e(str(entry.get("source", "")))})</td></tr>')
+                    f'<td class="reason">{e(entry["reason"])} ({e(str(entry.get("source", "")))})</td></tr>')
     idle = not_exercised(run.get("divergences") or [])
-    out = ("<h1>Known divergences that matched</h1><table><thead><tr><th>match</th><th>results</th><th>reason</th>"
+    # fixed columns: the reasons are paragraphs, and an automatic layout gave the patterns the width
+    out = ('<h1>Known divergences that matched</h1><table class="divergences"><colgroup><col style="width: 36%">'
+           '<col style="width: 7rem"><col></colgroup><thead><tr><th>match</th><th>results</th><th>reason</th>'
            f"</tr></thead><tbody>{''.join(rows)}</tbody></table>") if rows else ""
     if idle:
         out += ("<h1>Built-in known divergences not exercised by this proto set</h1><ul>"
@@ -297,7 +313,7 @@ def _divergences_html(run: dict) -> str:
 def _capabilities_html(run: dict) -> str:
     """The capability rows (harness/run/capabilities.py), apart from the matrix and the case runs."""
     e = html.escape
-    rows = "".join(f'<tr><td>{e(c["direction"])}</td><td>{e(c["library"])} {e(c["version"])}</td>'
+    rows = "".join(f'<tr><td>{e(c["direction"])}</td><td>{e(capability_library(c))}</td>'
                    f'<td class="name">{e(c["lacks"])}</td><td class="name">{e(c["case"])}</td>'
                    f'<td class="name">{e(c["reason"])}</td></tr>' for c in run.get("capabilities") or [])
     if not rows:

@@ -70,8 +70,11 @@ class LiveProgress:
             self.directions[name].done += n
             self.directions[name].failing += n
         self._lock = threading.Lock()
+        # redirect_stderr=False: rich would print whatever is written to sys.stderr (a thread's
+        # traceback, a library logger's last-resort line) above the bar; it stays fd 2, the run's log
         self._bar = Progress(TextColumn("{task.description:>11}"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), _InFlight(self), console=out, transient=True, disable=not self.tty)
+                             TimeElapsedColumn(), _InFlight(self), console=out, transient=True, disable=not self.tty,
+                             redirect_stderr=False)
         self._tasks = {name: self._bar.add_task(name, total=d.total, completed=d.done, direction=name)
                        for name, d in self.directions.items()}
 

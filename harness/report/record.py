@@ -22,7 +22,8 @@ def run_record(prepared: Prepared, the_plan: Plan, names: list[str], results: li
     wanted = {c for v in the_plan.expected.values() for c in v}
     cases_json = [c.to_json() for c in prepared.cases if c.name in wanted]
     not_run = results_doc.not_run(the_plan.mine, results)
-    return {"versions": tested, "protos": {"label": prepared.protoset.label, "digest": prepared.protoset.digest},
+    return {"versions": tested, "protos": {"label": prepared.protoset.label, "digest": prepared.protoset.digest,
+                                           "not_tested": not_tested(prepared)},
             "directions": names, "shard": str(the_plan.shard) if the_plan.shard else None,
             "complete": not not_run, "interrupted": interrupted,
             "catalogue": {"digest": results_doc.catalogue_digest(the_plan.expected, cases_json),
@@ -34,6 +35,15 @@ def run_record(prepared: Prepared, the_plan: Plan, names: list[str], results: li
             "capabilities": capability_rows(prepared, results),
             "explanations": [{"direction": d, "case": c, "text": t} for (d, c), t in explanations.items()],
             "wall_s": round(wall_s, 1), "profile": profile}
+
+
+def not_tested(prepared: Prepared) -> list[str]:
+    """What of the user's set the run does not test, one line each: copies that stand aside for the
+    registered file (and how they differ), googleapis copies replaced, methods and cases that could not
+    be generated. The console says it once at the start; the reports must say it too, or a green
+    report hides that a vendored copy's own content never went on the wire."""
+    notice = prepared.protoset.notice()
+    return [*(notice.splitlines() if notice else []), *(f"not generated: {g}" for g in prepared.gaps)]
 
 
 def divergence_matches(prepared: Prepared, results: list[Result]) -> list[dict]:

@@ -8,7 +8,8 @@
         "not_run": [[<direction>, <case>]…], "divergences": [{<the entry: match, contains, reason,
         source, builtin, streaming, requires, intermittent, losses, early_end>, matched: {<verdict>: n}}…],
         "capabilities": [{direction, case, library, version, measured, lacks, reason}…],
-        "wall_s": 12.3, "merged_from": […]}}
+        "wall_s": 12.3, "timeline": [{direction, case, start_s, end_s}…] (run only: when each case
+        ran, seconds since the run's start), "merged_from": […]}}
 
 A merge judges every row again (_judge): a `pass` must carry no difference and no entry may apply
 to it, a `divergence` must be explained by a recorded entry; a label that does not follow is refused.
@@ -168,12 +169,19 @@ def _judge(item: Loaded) -> None:
         raise MergeError(f"{e}. The file was edited, or written by a broken run: run that shard again") from None
     modes = item.run["catalogue"].get("modes")
     caps = {(c["direction"].split(" · ")[0], c["case"]): c for c in item.run.get("capabilities") or []}
+    expected = {d.split(" · ")[0]: names for d, names in (item.run["catalogue"].get("expected") or {}).items()}
+    rows = {(r.direction.split(" · ")[0], r.case) for r in item.results if r.verdict == "capability"}
+    for (direction, case), c in caps.items():  # the reports list these as facts: each needs its proving row
+        if (direction, case) not in rows:
+            raise MergeError(f"{item.path}: {c['direction']} {case}: the run records the {c.get('library')} "
+                             "capability, but no capability row of the file proves it. The file was edited, or "
+                             "written by a broken run: run that shard again")
     for r in item.results:
         direction = r.direction.split(" · ")[0]  # a merged file's columns carry their version label
         mode = (modes or {}).get(r.case) or {}
         if r.verdict == "capability":  # a library's lack, proved by this probe (harness/run/capabilities.py)
             problem = capabilities.label_problem(caps.get((direction, r.case)), r, direction.replace("→", "-"),
-                                                 mode.get("streaming"))
+                                                 mode.get("streaming"), expected.get(direction) or [])
             if problem is not None:
                 raise MergeError(f"{item.path}: {r.direction} {r.case}: {problem}. The file was edited, or written "
                                  "by a broken run: run that shard again")

@@ -58,13 +58,21 @@ def excused_share(results: list[Result]) -> float:
     return sum(r.verdict == "divergence" for r in runs) / len(runs) if runs else 0.0
 
 
+def capability_library(row: dict) -> str:
+    """The library of a capability row as installed, and the version its entry was measured with when
+    that is another one (the probe proved the lack with the installed one)."""
+    measured = row.get("measured")
+    return f"{row['library']} {row['version']}" + (f" (measured with {measured})" if measured and
+                                                   measured != row["version"] else "")
+
+
 def capability_table(rows: list[dict]) -> Table:
     """The run record's capability rows (harness/report/record.py capability_rows)."""
     table = Table(title="capabilities one side's library lacks (one probe per direction; not case runs)")
     for col in ("direction", "library", "lacks", "probe"):
         table.add_column(col)
     for row in rows:
-        table.add_row(row["direction"], f"{row['library']} {row['version']}", row["lacks"], row["case"])
+        table.add_row(row["direction"], capability_library(row), row["lacks"], row["case"])
     return table
 
 

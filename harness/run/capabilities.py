@@ -60,7 +60,8 @@ class Capability:
         """The capability as the run record carries it beside its probe's row, signatures included, so
         `report merge` can judge a `capability` row again without the file (label_problem)."""
         return {"library": self.library, "version": self.installed(), "measured": self.version,
-                "lacks": self.lacks, "reason": self.reason, "signatures": [s.to_json() for s in self.signatures]}
+                "lacks": self.lacks, "reason": self.reason, "match": list(self.match), "probe": self.probe,
+                "signatures": [s.to_json() for s in self.signatures]}
 
 
 def builtin_file() -> Path:
@@ -122,12 +123,23 @@ def judge(cap: Capability, result: Result, slug: str, mode: str | None,
     return result
 
 
-def label_problem(row: dict | None, result: Result, slug: str, mode: str | None) -> str | None:
+def label_problem(row: dict | None, result: Result, slug: str, mode: str | None,
+                  expected: list[str]) -> str | None:
     """Why a row read back from a file (`report merge`) is not the capability row it says it is (None:
-    it is): its run must record the capability for that direction and case, and one of the recorded
-    signatures must explain every difference but the capability's own line."""
+    it is): its run must record the capability for that direction and case, the capability must cover
+    the case in that direction (its `match`) and the case must be the only one it covers that the run
+    expected there (`expected`: the direction's names, catalogue.expected; only the probe runs), and
+    one of the recorded signatures must explain every difference but the capability's own line."""
     if row is None:
         return "marked capability, but its run records no capability row for that direction and case"
+    library, match = row.get("library"), row.get("match") or []
+    if not any(fnmatch.fnmatchcase(f"{slug}:{result.case}", m) for m in match):
+        return (f"marked capability, but the {library} capability does not cover {slug}:{result.case} "
+                f"(its match: {match})")
+    covered = [n for n in expected if any(fnmatch.fnmatchcase(f"{slug}:{n}", m) for m in match)]
+    if covered != [result.case]:
+        return (f"marked capability, but its run expected {len(covered)} cases the {library} capability covers "
+                f"in {slug}; only its probe runs there")
     *rest, last = result.diffs or [Diff(0, "", "", "")]
     if (last.path, last.expected) != ("capability", "lacking"):
         return "marked capability, but it does not name the capability it proves"
@@ -139,5 +151,5 @@ def label_problem(row: dict | None, result: Result, slug: str, mode: str | None)
         return f"its run recorded a signature a capability file could not hold: {e}"
     if not any(s.applies(slug, result.case, mode) and divergences.covered(s, failed) for s in signatures):
         first = f", first: {rest[0].path}: expected {rest[0].expected}, got {rest[0].got}" if rest else " (it has none)"
-        return f"marked capability, but no signature of the {row.get('library')} capability explains its differences{first}"
+        return f"marked capability, but no signature of the {library} capability explains its differences{first}"
     return None

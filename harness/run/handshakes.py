@@ -3,8 +3,10 @@ refused"). A refused case ends UNAVAILABLE whatever refused it; its client prove
 engines' `channel.refusal` and `channel.client_cert`), and here the Go server's TLS listeners say
 what they saw: the certificate offered and why they refused it, or the alert with which the client
 aborted. Their records are taken with a call carrying `interop-tls-refusals`, before a direction's
-cases (what earlier directions left) and after them; the refusing cases run in a lane that has the
-server to itself, one direction at a time (runner.lane, EXCLUSIVE), so what comes after is theirs.
+cases (what earlier directions left) and after them; the refusing cases run in a lane of their own,
+one direction at a time per server (runner.lane, EXCLUSIVE), so no other direction takes or clears
+their records. Other lanes of the server run meanwhile (their TLS handshakes complete and leave no
+record; one that did would still have to match a case's listener, SNI and cause to count for it).
 
 A grpcio server keeps no such record a harness can read: grpc core refuses in its handshaker and
 writes the reason to its own log only, so over a Python server the clients' checks stand alone."""

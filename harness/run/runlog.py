@@ -26,6 +26,9 @@ from harness import cache
 
 KEEP = 20  # run logs kept in the cache folder (the oldest go)
 LOGGERS = ("python_impl", "harness")
+# how long after a line is written the reader may take it (a thread of this process: a GIL switch,
+# more on loaded cores)
+GRACE_S = 0.5
 
 
 def default_path() -> Path:
@@ -59,7 +62,8 @@ class RunLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.parent.name == "logs":
             _prune(self.path.parent)
-        self._file = self.path.open("a", encoding="utf-8", errors="replace")
+        # line-buffered: a process that dies (grpc core's fatal line, then abort) runs no flush
+        self._file = self.path.open("a", encoding="utf-8", errors="replace", buffering=1)
         sys.stderr.flush()
         read_end, write_end = os.pipe()
         self._saved_fd = os.dup(2)
@@ -116,11 +120,14 @@ class RunLog:
     def _add(self, line: str) -> None:
         now = time.monotonic()
         with self._lock:
+            self._file.write(f"{datetime.datetime.now().strftime('%H:%M:%S.%f')[:-3]} {line}\n")
             self._times.append(now)
             self._lines.append(line)
-            self._file.write(f"{datetime.datetime.now().strftime('%H:%M:%S.%f')[:-3]} {line}\n")
         if self.echo is not None:
-            self.echo(line)
+            try:
+                self.echo(line)
+            except Exception:  # noqa: BLE001 -- stdout gone (`run -v | head`): the file still gets every line
+                self.echo = None  # the reader must go on draining fd 2, or the libraries' writes fail
 
     def append(self, title: str, text: str) -> None:
         """Another process's output (a Go peer's), under a title."""
@@ -132,10 +139,11 @@ class RunLog:
 
     def between(self, start: float, end: float, limit: int = 40) -> tuple[list[str], int]:
         """The lines that came between two monotonic times (a case's calls): at most `limit`, and how
-        many there were."""
+        many there were. A line is stamped when the reader takes it, a moment after it was written:
+        those taken up to GRACE_S after `end` count (the line a failing call logs as its case ends)."""
         with self._lock:
             lo = bisect.bisect_left(self._times, start)
-            hi = bisect.bisect_right(self._times, end)
+            hi = bisect.bisect_right(self._times, end + GRACE_S)
             lines = self._lines[lo:hi]
         return lines[:limit], len(lines)
 

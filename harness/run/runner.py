@@ -206,7 +206,12 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
     if profile != "quick":  # quick builds a part of the catalogue: a pattern may match only the rest
         divergences.check_dead(mine, [(d.slug, c.name, c.calls[0].streaming, c.ends_early) for d in DIRECTIONS
                                        for c in loaded])
-    return Prepared(ps, gen, profiles.apply(profile, loaded), known + mine, py_findings, tags, gaps, channel)
+    # quick keeps every capability's probe of the whole catalogue, in every direction: a capability
+    # whose probe quick would leave out would silently drop out of its report (a file that cannot
+    # load in a direction is left out of that direction's probes later, as in full: Prepared.probes)
+    caps = capabilities.load() if profile == "quick" else []
+    probes = {n for d in DIRECTIONS for n in capabilities.probes(caps, d.slug, [c.name for c in loaded])}
+    return Prepared(ps, gen, profiles.apply(profile, loaded, probes), known + mine, py_findings, tags, gaps, channel)
 
 
 def _for_catalogue(case: cases_mod.Case) -> cases_mod.Case:
@@ -544,17 +549,25 @@ class Session:
         for c in cases:  # the batch's cases are under way (up to `concurrency` at a time, in the Go client)
             self._started(d, c)
 
+        told: set[str] = set()
+
         def on_result(r: Result) -> None:
-            if r.case in by_name:
-                r.direction = d.name
-                self._ended(d, by_name[r.case], r)
+            if r.case in by_name and r.case not in told:
+                told.add(r.case)
+                self._ended(d, by_name[r.case], _trusted(r, d))  # the verdict the matrix will show
 
         results, stderr = run_go_client(self.prepared.build, self.runner, payload, on_result=on_result,
                                         on_start=lambda: self._launched(d, cases))
         # a direction's lanes are separate Go client batches: every batch's stderr is kept
         with self._certs_lock:
             self.client_logs[d.name] = "\n".join(filter(None, [self.client_logs.get(d.name, ""), stderr]))
-        return _align(cases, results, d)
+        aligned = _align(cases, results, d)
+        for r in aligned:  # none printed (the client died): an error, over the whole batch's time
+            if r.case not in told:
+                start = self.windows.get((d.name, r.case), (time.monotonic(), 0.0))[0]
+                self.windows[(d.name, r.case)] = (start, time.monotonic())
+                self._ended(d, by_name[r.case], r)
+        return aligned
 
     def _one(self, conns: channels.Pool, case: cases_mod.Case, d: Direction) -> Result:
         self._started(d, case)
@@ -580,6 +593,13 @@ class Session:
             return list(await asyncio.gather(*(one(c) for c in cases)))
         finally:
             await conns.close_aio()
+
+    def timeline(self, t0: float) -> list[dict[str, Any]]:
+        """When each case ran, in seconds since t0 (a monotonic time: the run's start), in start
+        order: the JSON report's run.timeline, which shows (and a test checks) what overlapped."""
+        rows = [{"direction": d, "case": c, "start_s": round(start - t0, 3), "end_s": round(end - t0, 3)}
+                for (d, c), (start, end) in list(self.windows.items()) if end]
+        return sorted(rows, key=lambda r: r["start_s"])
 
     def peer_outputs(self) -> list[tuple[str, str]]:
         """What the out-of-process peers printed (the Go servers, each direction's Go clients), for the
@@ -690,13 +710,17 @@ def _channel_error(case: cases_mod.Case, d: Direction, e: Exception) -> Result:
     return Result(case.name, d.name, "error", [Diff(0, "error", "", f"channel: {e}")])
 
 
+def _trusted(r: Result, d: Direction) -> Result:
+    """A Go client's result as the matrix shows it."""
+    r.direction = d.name  # the Go client reports the ASCII slug it was given
+    if r.verdict == "pass" and r.diffs:  # a pass carries no differences; never trust the label alone
+        r.verdict = "fail"
+    return r
+
+
 def _align(cases: list[cases_mod.Case], results: list[Result], d: Direction) -> list[Result]:
     """Match a batch's results to its cases; a case with no result is an error, not a pass."""
-    by_name = {r.case: r for r in results}
-    for r in results:
-        r.direction = d.name  # the Go client reports the ASCII slug it was given
-        if r.verdict == "pass" and r.diffs:  # a pass carries no differences; never trust the label alone
-            r.verdict = "fail"
+    by_name = {r.case: _trusted(r, d) for r in results}
     return [by_name.get(c.name) or Result(c.name, d.name, "error",
                                           [Diff(0, "error", "a result", "the Go client reported none for this case")])
             for c in cases]
