@@ -9,7 +9,7 @@ MIN_COVERAGE ?= 99
 # docker | process | auto (auto falls back to a plain process, loudly, when no engine answers)
 export INTEROP_PEER_RUNNER ?= auto
 
-.PHONY: help setup gen peer test unit interop quick coverage bench matrix ci-local clean
+.PHONY: help setup gen peer test unit interop quick coverage bench matrix matrix-oldest matrix-docs ci-local clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -65,6 +65,13 @@ ci-local: $(PY) ## the sharded CI workflow here: SHARDS shards × BACKENDS, merg
 matrix: $(PY) ## grpcio × grpc-go versions: one nox session per combination (NOX_OPTS=-R reuses venvs), then the table
 	rm -rf reports/matrix
 	$(VENV)/bin/nox $(NOX_OPTS) -s interop; $(PY) -m harness.run.version_matrix summary
+
+# MATRIX_RUN_OPTS: options for its `grpc-interop run` (e.g. -k routeguide); default: every case
+matrix-oldest: $(PY) ## the oldest supported grpcio × grpc-go combination alone, every case (.ci/run runs it)
+	$(VENV)/bin/nox $(NOX_OPTS) -s "$$($(PY) -m harness.run.version_matrix oldest)" -- $(MATRIX_RUN_OPTS)
+
+matrix-docs: $(PY) ## write docs/matrix.md from the last `make matrix` (reports/matrix/*.json): never by hand
+	$(PY) -m harness.run.version_matrix docs --dir reports/matrix --out docs/matrix.md
 
 clean: ## remove the harness's containers, images, cache folder (build products) and reports
 	-$(VENV)/bin/grpc-interop clean --cache

@@ -4,7 +4,7 @@
     nox -s "interop(grpcio='1.76.0', grpcgo='v1.80.0')"       # one combination
     nox -s interop                                            # all of them (what `make matrix` runs)
     nox -R -s interop                                         # again, reusing the venvs (no installs)
-    nox -s "interop(grpcio='1.68.1', grpcgo='v1.77.0')" -- -k routeguide   # options for grpc-interop run
+    nox -s "interop(grpcio='1.72.2', grpcgo='v1.77.0')" -- -k routeguide   # options for grpc-interop run
 
 Besides the grid, two sessions vary one more axis each (harness/run/version_matrix.py: extra_axes):
     nox -s "interop(grpcio='1.85.1+python', grpcgo='v1.85.0')"                # pure-Python protobuf backend
@@ -12,7 +12,8 @@ Besides the grid, two sessions vary one more axis each (harness/run/version_matr
 
 Each session has its own venv with that grpcio set and its protobuf (harness/run/version_matrix.py: GRPCIO), the
 repo installed --no-deps (its pyproject pins grpcio 1.85.1), and builds the Go peer against that
-grpc-go ($INTEROP_GRPC_GO). Results: reports/matrix/<combo>.json; `make matrix` aggregates them.
+grpc-go ($INTEROP_GRPC_GO). Results: reports/matrix/<combo>.json; `make matrix` aggregates them and
+`make matrix-docs` writes docs/matrix.md from them. `make matrix-oldest` runs the oldest combination alone.
 """
 
 from __future__ import annotations

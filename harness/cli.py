@@ -328,7 +328,7 @@ def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
         with LiveProgress(out, {d: len(n) for d, n in the_plan.mine.items()}, findings) as live:
             results, session = run_all(prepared, runner, chosen, args.patterns, on_result=ran.append,
                                        server_address=args.server_address, the_plan=the_plan,
-                                       concurrency=args.concurrency, events=live.event)
+                                       concurrency=args.concurrency, events=live.event, versions=tested)
     except (KeyboardInterrupt, SystemExit) as e:
         if isinstance(e, SystemExit) and e.code != 128 + signal.SIGTERM:
             raise

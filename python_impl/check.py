@@ -27,18 +27,21 @@ def check(call: Any, out: Outcome, index: int, server_reached: bool = True) -> l
     def add(path: str, e: Any, g: Any) -> None:
         diffs.append(Diff(index, path, str(e), str(g)))
 
-    if out.status != exp["status"] and out.status not in exp.get("status_alternatives", ()):
+    if out.raised:  # the library raised instead of giving a status: that is the status, and its message
+        add("status.code", exp["status"], f"raised {out.raised}")
+    elif out.status != exp["status"] and out.status not in exp.get("status_alternatives", ()):
         # the message says why (a library's own error text is often the whole story)
         add("status.code", exp["status"], f"{out.status} {render(out.message)}" if out.message else out.status)
-    if "message" in exp and out.message != exp["message"]:
+    if "message" in exp and out.message != exp["message"] and not out.raised:
         add("status.message", render(exp["message"]), render(out.message))
     if (early := _ended_before_deadline(call, out)) is not None:
         add("status.elapsed", f"no earlier than the call's deadline ({call.timeout_ms} ms)", f"{early:.1f} ms")
     texts = exp.get("message_contains") or []
-    if texts and not any(t in out.message for t in texts):  # the reason, each library's wording
+    if texts and not any(t in out.message for t in texts) and not out.raised:  # the reason, each library's wording
         add("status.message", "containing one of " + render(" | ".join(texts)), render(out.message))
     server = getattr(call, "server", None) or {}
-    through = answered_by_server(call, out.status)
+    # a raise is no status: nothing of the server's answer (if any) was read
+    through = not out.raised and answered_by_server(call, out.status)
     # The client was to reach its own status (refuse what arrived), and the server's answer came
     # through instead: whatever excuses that, what arrived must be what the server sent.
     sent = {"responses": server.get("responses", exp.get("responses") or []),
@@ -63,7 +66,8 @@ def check(call: Any, out: Outcome, index: int, server_reached: bool = True) -> l
         diffs += _check_chunks(exp["chunks"], out.responses, index)
     diffs += server_diffs(out.trailers, index)
     confirmed = any(k == CHECKED_TRAILER for k, _ in out.trailers)
-    if (server_reached and (server_must_confirm(call) or through and getattr(call, "checked_by_server", False))
+    if (server_reached and not out.raised  # a raise ended the call before its trailers could be read
+            and (server_must_confirm(call) or through and getattr(call, "checked_by_server", False))
             and not confirmed):
         # no trailer would otherwise read as "the server checked and found nothing"
         add("server.checked", "present", "missing")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import queue
+import re
 import time
 from dataclasses import dataclass
 from types import ModuleType
@@ -106,9 +107,18 @@ class _Spec:
 
 def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
            credentials: grpc.CallCredentials | None = None) -> Outcome:
-    """Make one call in its streaming mode (sync grpcio); every call has a deadline."""
-    spec, out = _Spec.of(stubs, call, metadata, credentials), Outcome()
+    """Make one call in its streaming mode (sync grpcio); every call has a deadline. An exception
+    that grpcio raises instead of ending the call with a status is the call's outcome (raised)."""
+    spec, out = _Spec.of(stubs, call, metadata, credentials), Outcome()  # the harness's own errors stay errors
     start = time.perf_counter()  # before grpcio sets the call's deadline (now + timeout)
+    try:
+        _call(spec, out, start)
+    except Exception as e:  # noqa: BLE001  only grpcio's own: _raised re-raises anything else
+        out.raised = _raised(e)
+    return out
+
+
+def _call(spec: _Spec, out: Outcome, start: float) -> None:
     if spec.streaming in ("unary", "client_stream"):
         arg = spec.requests[0] if spec.streaming == "unary" else iter(spec.requests)
         rpc = spec.fn.future(arg, **spec.kwargs)
@@ -146,7 +156,28 @@ def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
         out.details = rpc_status.from_call(rpc)
     except ValueError as e:
         out.details_error = str(e)
-    return out
+
+
+# Memory addresses in a library's exception text (cygrpc names its batch operations' objects):
+# they differ from run to run, so they are left out of the recorded outcome.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def _raised(e: Exception) -> str:
+    """`<type>: <text>` of an exception raised by grpcio itself (its Python modules or cygrpc) while
+    making a call: older grpcio releases raise ValueError for invalid metadata, KeyError for a status
+    code above 16 (grpc.aio), ExecuteBatchError or UsageError where others end the call with a status.
+    That is what the library did with the call, so it is recorded and compared like a status. An
+    exception from anywhere else (the harness's own code) is re-raised: it stays an error."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    # Cython frames carry their module's globals, so cygrpc reads as grpc._cython.cygrpc
+    module = str(tb.tb_frame.f_globals.get("__name__", "")) if tb is not None else ""
+    if module != "grpc" and not module.startswith("grpc."):
+        raise e
+    text = _ADDRESS.sub("", f"{type(e).__name__}: {e}")
+    return text if len(text) <= 600 else f"{text[:300]} … {text[-200:]}"
 
 
 def _collect(out: Outcome, response: Message | None) -> None:
@@ -171,9 +202,18 @@ def _ping_pong(requests: list[Message], turn: queue.Queue[bool], timeout: float)
 
 async def invoke_aio(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
                      credentials: grpc.CallCredentials | None = None) -> Outcome:
-    """Make one call in its streaming mode on a grpc.aio channel; every call has a deadline."""
+    """Make one call in its streaming mode on a grpc.aio channel; every call has a deadline. An
+    exception that grpc.aio raises instead of ending the call with a status is the call's outcome."""
     spec, out = _Spec.of(stubs, call, metadata, credentials), Outcome()
     start = time.perf_counter()  # before grpc.aio sets the call's deadline (now + timeout)
+    try:
+        await _call_aio(spec, out, start)
+    except Exception as e:  # noqa: BLE001  only grpcio's own: _raised re-raises anything else
+        out.raised = _raised(e)
+    return out
+
+
+async def _call_aio(spec: _Spec, out: Outcome, start: float) -> None:
     cancelled = False
 
     def maybe_cancel() -> bool:
@@ -225,7 +265,6 @@ async def invoke_aio(stubs: Stubs, call: Any, metadata: list[tuple[str, str | by
         out.details = await rpc_status.aio.from_call(rpc)
     except ValueError as e:
         out.details_error = str(e)
-    return out
 
 
 async def _write(rpc: Any, request: Message | None) -> bool:
@@ -292,7 +331,9 @@ class _CaseRun:
         self.diffs += check(call, out, index, server_reached=not (self.channel and self.channel.refused))
         if self.channel is not None and self.channel.refused and self.channel.secure:  # its own cause, not any refusal
             self.diffs += [Diff(index, *d) for d in channels.refusal(self.channel, out.message, self.handed)]
-        if self.channel is not None and out.status != "OK":  # recorded, never compared
+        if self.channel is not None and out.raised:  # recorded, never compared
+            self.notes[f"call {index}"] = f"raised {out.raised}"
+        elif self.channel is not None and out.status != "OK":
             self.notes[f"call {index}"] = f"{out.status}: {out.message}"
 
     def error(self, index: int, e: Exception) -> None:

@@ -64,6 +64,9 @@ class Outcome:
     trailers: list[tuple[str, str | bytes]] = field(default_factory=list)
     details: Any = None               # google.rpc.Status from grpc-status-details-bin, or None
     details_error: str = ""           # grpc_status refused the details (code/message mismatch)
+    # grpcio raised this instead of ending the call with a status ("<type>: <text>"): the call's
+    # outcome in place of status and message; nothing else of the call was read
+    raised: str = ""
     # from just before the call started to its status: a reset that ends a call for its deadline
     # (a known divergence) cannot come before the deadline (python_impl/check.py); None: not measured
     elapsed_ms: float | None = None

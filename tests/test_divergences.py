@@ -346,8 +346,8 @@ def _example_result(ex: dict, extra: list[Diff] = ()) -> Result:
 
 def _excusing(entries: list[divergences.Divergence], ex: dict) -> list[divergences.Divergence]:
     """The entries that apply to the example and cover every one of its diffs."""
-    judged = [divergences.apply([e], _example_result(ex), ex["direction"], ex["streaming"], ex.get("ends_early", False))
-              for e in entries]
+    judged = [divergences.apply([e], _example_result(ex), ex["direction"], ex["streaming"], ex.get("ends_early", False),
+                                ex.get("versions")) for e in entries]
     return [e for e, r in zip(entries, judged) if r.verdict == "divergence"]
 
 
@@ -359,11 +359,12 @@ def test_each_example_is_excused_by_exactly_the_entry_it_names(ex: dict) -> None
     builtin = divergences.load(divergences.builtin_files(), builtin=True)
     excusing = _excusing(builtin, ex)
     assert [e.match for e in excusing] == [ex["entry"]], f"excused by {[e.match for e in excusing]}"
-    judged = divergences.apply(builtin, _example_result(ex), ex["direction"], ex["streaming"], ex.get("ends_early", False))
+    judged = divergences.apply(builtin, _example_result(ex), ex["direction"], ex["streaming"], ex.get("ends_early", False),
+                               ex.get("versions"))
     assert judged.verdict == "divergence" and judged.diffs[-1].got == f"{excusing[0].reason} ({excusing[0].source})"
     other = Diff(0, "responses[0].f_int32", "1", "2")
     again = divergences.apply(builtin, _example_result(ex, [other]), ex["direction"], ex["streaming"],
-                              ex.get("ends_early", False))
+                              ex.get("ends_early", False), ex.get("versions"))
     assert again.verdict == "fail"
 
 

@@ -104,16 +104,20 @@ def probes(caps: list[Capability], slug: str, names: list[str]) -> dict[str, Cap
     return out
 
 
-def judge(cap: Capability, result: Result, slug: str, mode: str | None) -> Result:
-    """The probe's result as the capability row: `capability` when it fails as documented."""
+def judge(cap: Capability, result: Result, slug: str, mode: str | None,
+          versions: dict[str, str] | None = None) -> Result:
+    """The probe's result as the capability row: `capability` when it fails as documented (a
+    signature with `versions` only for a run with those library versions). An older library that
+    lacks the method's very messages cannot make the call at all: its error is documented the same way."""
     lacks = f"{cap.library} {cap.installed()} has no {cap.lacks}"
     if result.verdict == "pass":
         result.verdict = "unexpected_pass"
         result.diffs = [Diff(0, "capability", f"to fail: {lacks} ({cap.reason})",
                              f"passed: the library has it now; remove its entry from {builtin_file().name}")]
         return result
-    if result.verdict == "fail" and any(s.applies(slug, result.case, mode) and divergences.covered(s, result)
-                                        for s in cap.signatures):
+    if result.verdict in ("fail", "error") and any(
+            s.applies(slug, result.case, mode) and s.in_versions(versions) and divergences.covered(s, result)
+            for s in cap.signatures):
         result.verdict = VERDICT
         result.diffs.append(Diff(0, "capability", "lacking", f"{lacks} (measured with {cap.version}): {cap.reason}"))
     return result

@@ -5,7 +5,11 @@ direction and case, with the reason. Applied to results after a run:
 - a matching result that passes becomes `unexpected_pass`: the entry is stale, the run fails,
   unless the entry is `intermittent` (a race inside a library: some runs pass, and that is no news);
 - an entry of a user's file that matches no (direction, case) of the proto set is an error
-  (a dead pattern). The built-in entries describe library behaviour and may not apply to every set.
+  (a dead pattern). The built-in entries describe library behaviour and may not apply to every set;
+- an entry with `versions` applies only to a run whose libraries have those versions (the run's
+  `versions`, as its reports record them): outside them it is as if it were not there, inside them
+  it must still diverge (stale otherwise). A version the run does not know (a side not used) never
+  matches, so such an entry excuses nothing there.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from __future__ import annotations
 import fnmatch
 import re
 import importlib.resources
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from harness.cases.model import SAFE_LOADER
 
@@ -29,8 +36,14 @@ OPTIONAL = {
     "intermittent",  # true: a race; a passing result is not stale
     "losses",        # true: also excuse what went missing (fewer responses, no headers/trailers/details)
     "early_end",     # true: only cases whose call may end before the client half-closes (Call.ends_early)
+    "versions",      # {library: specifier}: only runs with those library versions (VERSIONED, BACKEND)
 }
 MODES = {"unary", "server_stream", "client_stream", "bidi"}
+# The libraries an entry can be conditioned on: keys of a run's `versions` (harness/report/versions.py),
+# each a PEP 440 specifier such as ">=1.72,<1.85" (Go's leading "v" is optional on both sides) ...
+VERSIONED = {"grpcio", "protobuf", "grpc_go", "protobuf_go"}
+# ... and the Python protobuf backend, a name or a list of names (upb, python, cpp)
+BACKEND = "protobuf_backend"
 
 
 class DivergenceError(Exception):
@@ -49,12 +62,31 @@ class Divergence:
     intermittent: bool = False
     losses: bool = False
     early_end: bool = False
+    versions: tuple[tuple[str, str], ...] = ()  # (library, specifier or backend names joined by ","), sorted
+
+    def in_versions(self, tested: Mapping[str, str] | None) -> bool:
+        """Whether a run with these library versions is one the entry is about (always, without
+        `versions`). A library the run does not know, or did not use, matches no condition."""
+        for key, want in self.versions:
+            got = str((tested or {}).get(key) or "")
+            if key == BACKEND:
+                if got not in want.split(","):
+                    return False
+                continue
+            try:
+                if Version(got.removeprefix("v")) not in SpecifierSet(want, prereleases=True):
+                    return False
+            except InvalidVersion:  # "not used", "unknown": nothing to compare
+                return False
+        return True
 
     def to_json(self) -> dict:
         """The entry as a run record carries it, so `report merge` can judge rows again without the file."""
         return {"match": self.match, "contains": list(self.contains), "reason": self.reason, "source": self.source,
                 "builtin": self.builtin, "streaming": list(self.streaming), "requires": list(self.requires),
-                "intermittent": self.intermittent, "losses": self.losses, "early_end": self.early_end}
+                "intermittent": self.intermittent, "losses": self.losses, "early_end": self.early_end,
+                **({"versions": {k: v.split(",") if k == BACKEND else v for k, v in self.versions}}
+                   if self.versions else {})}
 
     @classmethod
     def from_json(cls, raw: dict, where: str) -> Divergence:
@@ -109,13 +141,41 @@ def _entry(e: object, where: str, source: str, builtin: bool) -> Divergence:
     for flag in ("intermittent", "losses", "early_end"):
         if not isinstance(e.get(flag, False), bool):
             raise DivergenceError(f"{where}: {flag} is true or false")
+    versions = _versions(e.get("versions"), where) if "versions" in e else ()
     if (e.get("intermittent") or e.get("losses")) and not requires:
         # a race excuses a result only by its own signature, never by its side effects alone
         raise DivergenceError(f"{where}: an intermittent entry or one that excuses losses needs "
                               "'requires' (the text that identifies it)")
     return Divergence(str(e["match"]), tuple(contains), str(e["reason"]), source, builtin, tuple(streaming),
                       tuple(requires), bool(e.get("intermittent")), bool(e.get("losses")),
-                      bool(e.get("early_end")))
+                      bool(e.get("early_end")), versions)
+
+
+def _versions(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    """An entry's `versions`: a non-empty mapping of VERSIONED libraries to specifiers (a Go "v" is
+    dropped) and of BACKEND to a name or a list of names; refused when malformed, naming the entry."""
+    keys = sorted(VERSIONED | {BACKEND})
+    if not isinstance(value, dict) or not value or set(value) - set(keys):
+        raise DivergenceError(f"{where}: versions is a mapping of {keys} to version specifiers "
+                              "(\">=1.72,<1.85\"; protobuf_backend: a name or a list of names)")
+    out = []
+    for key, want in value.items():
+        if key == BACKEND:
+            names = _texts(want)
+            if names is None:
+                raise DivergenceError(f"{where}: versions.{key} is a backend name or a list of them (upb, python)")
+            out.append((key, ",".join(names)))
+            continue
+        text = re.sub(r"(?<=[<>=!~])\s*v(?=[0-9])", "", str(want)) if isinstance(want, str) else ""
+        try:
+            spec = SpecifierSet(text)
+        except InvalidSpecifier:
+            spec = None
+        if not text or spec is None or not len(spec):
+            raise DivergenceError(f"{where}: versions.{key} {want!r} is not a version specifier "
+                                  "(\">=1.72,<1.85\", \"==1.76.*\")")
+        out.append((key, str(spec)))
+    return tuple(sorted(out))
 
 
 def builtin_files() -> list[Path]:
@@ -196,12 +256,13 @@ def label_problem(entries: list[Divergence], result: Result, slug: str, mode: st
 
 
 def apply(entries: list[Divergence], result: Result, slug: str, mode: str | None = None,
-          ends_early: bool = False) -> Result:
-    """The result's verdict in the light of the known divergences.
+          ends_early: bool = False, versions: Mapping[str, str] | None = None) -> Result:
+    """The result's verdict in the light of the known divergences, for a run with these library
+    versions (None: unknown, so only entries without `versions` count).
 
     A failing result is a known divergence only when an entry matches it and covers every one of its
     diffs; a passing result that an entry matches is an unexpected pass (the entry is stale)."""
-    matching = [e for e in entries if e.applies(slug, result.case, mode, ends_early)]
+    matching = [e for e in entries if e.applies(slug, result.case, mode, ends_early) and e.in_versions(versions)]
     if not matching:
         return result
     if result.verdict == "pass":

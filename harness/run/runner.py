@@ -31,6 +31,7 @@ from harness.cases import connection, profiles, standard
 from harness.run import capabilities, divergences, handshakes
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
+from harness.report import versions as versions_mod
 from harness.cases.model import FINDING_PREFIX
 from harness.engines import certs as certs_mod
 from harness.engines.peer import GoServer, PeerError, PythonServer, output_lines, run_go_client
@@ -307,6 +308,11 @@ class Session:
     _catalogue_path: Path | None = None
     _certs: Path | None = None
     _certs_lock: threading.Lock = field(default_factory=threading.Lock)  # directions overlap (run_all)
+    _found_versions: dict[bool, dict[str, str]] = field(default_factory=dict)  # uses Go -> versions
+    _versions_lock: threading.Lock = field(default_factory=threading.Lock)
+    # the library versions the known divergences are judged for (run.versions of the reports); None:
+    # read from this process (grpcio, protobuf) and the built Go peer when a direction needs it
+    versions: dict[str, str] | None = None
     _servers_lock: threading.Lock = field(default_factory=threading.Lock)  # guards the per-side locks below
     _side_locks: dict[str, threading.Lock] = field(default_factory=dict)  # one server per side, however many ask
     events: Events | None = None  # progress (cli.py); None: nobody listens
@@ -416,8 +422,9 @@ class Session:
     def _judge(self, d: Direction, case: cases_mod.Case, r: Result) -> Result:
         probe = self.prepared.probes(d).get(case.name)  # a capability's probe is judged by its signatures
         if probe is not None:
-            return capabilities.judge(probe, r, d.slug, case.calls[0].streaming)
-        return divergences.apply(self.prepared.known, r, d.slug, case.calls[0].streaming, case.ends_early)
+            return capabilities.judge(probe, r, d.slug, case.calls[0].streaming, self.tested_versions(d))
+        return divergences.apply(self.prepared.known, r, d.slug, case.calls[0].streaming, case.ends_early,
+                                 self.tested_versions(d))
 
     def _lane(self, d: Direction, name: str, cases: list[cases_mod.Case]) -> list[Result]:
         if name != EXCLUSIVE:
@@ -446,6 +453,19 @@ class Session:
         if self.events is not None and (d.name, case.name) not in self._held:
             self.events(d.name, case.name, self._judge(d, case, copy.deepcopy(r)).verdict)
         return r
+
+    def tested_versions(self, d: Direction) -> dict[str, str]:
+        """The versions the direction's results are judged for: the run's when it gave them, else
+        this process's Python side and, for a direction with Go in it, what the Go peer links
+        (read once per session)."""
+        if self.versions is not None:
+            return self.versions
+        uses_go = "go" in (d.client, d.server)
+        with self._versions_lock:  # directions overlap (run_all)
+            if uses_go not in self._found_versions:
+                binary = self.prepared.build.binary if uses_go else None
+                self._found_versions[uses_go] = {**versions_mod.python_side(), **versions_mod.go_side(binary)}
+            return self._found_versions[uses_go]
 
     def _server_died(self, d: Direction, server: Any, results: list[Result]) -> list[Result]:
         """The server peer exited during the direction: its failures are errors that say so, naming
@@ -770,7 +790,8 @@ def plan(prepared: Prepared, directions: list[Direction], patterns: list[str] | 
 
 def run_all(prepared: Prepared, runner: str, directions: list[Direction], patterns: list[str] | None,
             on_result: Any = None, server_address: str | None = None, the_plan: Plan | None = None,
-            concurrency: int = DEFAULT_CONCURRENCY, events: Events | None = None) -> tuple[list[Result], Session]:
+            concurrency: int = DEFAULT_CONCURRENCY, events: Events | None = None,
+            versions: dict[str, str] | None = None) -> tuple[list[Result], Session]:
     """Run every selected case (of the plan's shard) in every direction; the caller closes the
     returned session. With server_address, the server side is a peer already running there (started
     by hand). Every direction starts at once, and in each the cases that wait on the clock (lane())
@@ -780,7 +801,7 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
     check_concurrency(concurrency)
     the_plan = the_plan or plan(prepared, directions, patterns)
     session = Session(prepared, runner, concurrency=concurrency, listeners=listeners_of(the_plan.cases),
-                      events=events)
+                      events=events, versions=versions)
     if server_address:
         sides = {d.server for d in directions}
         session.external = {side: ExternalServer(server_address, f"server started by hand at {server_address}")

@@ -7,13 +7,16 @@ a nox session (noxfile.py); CI runs the same session per matrix job (ci/github/i
 
     python -m harness.run.version_matrix run --grpcio 1.76.0 --grpc-go v1.80.0 [-- <grpc-interop run options>]
     python -m harness.run.version_matrix summary [--dir reports/matrix] [--markdown FILE]
+    python -m harness.run.version_matrix docs [--dir reports/matrix] [--out docs/matrix.md]
+    python -m harness.run.version_matrix oldest     # the oldest combination's nox session (.ci/run)
 
 `run` checks that the installed Python packages and the built Go peer really have the requested
 versions, then runs `grpc-interop run --protos protos --json reports/matrix/<combo>.json` and writes
 `<combo>.meta.json` beside it (versions, exit code, wall times, or the error that stopped it).
 `summary` reads every `<combo>.json` (and its meta) and prints the matrix: rows grpcio, columns
 grpc-go, cells pass/fail/divergence counts; it also writes the same as Markdown (and appends it to
-$GITHUB_STEP_SUMMARY when that is set) and exits 1 when any combination failed.
+$GITHUB_STEP_SUMMARY when that is set) and exits 1 when any combination failed. `docs` writes
+docs/matrix.md from the same files (harness/run/matrix_docs.py): that page is never edited by hand.
 
 This module imports neither grpc nor protobuf at import time: noxfile.py reads the version lists.
 """
@@ -41,7 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 GRPCIO: dict[str, str] = {
     "1.85.1": "7.36.2",   # grpcio-tools requires protobuf>=7.35.1,<8  (repo's own pin)
     "1.76.0": "6.33.6",   # grpcio-tools requires protobuf>=6.31.1,<7  (Oct 2025)
-    "1.72.2": "6.33.6",   # grpcio-tools requires protobuf>=6.30,<7; NOT 6.31.1: docs/matrix.md (May 2025)
+    "1.72.2": "6.33.6",   # grpcio-tools requires protobuf>=6.30,<7; NOT 6.31.1: docs/matrix-notes.md (May 2025)
 }
 # grpc-go releases the Go peer is built against: latest, about 7 months and 1 year old.
 GRPC_GO: list[str] = ["v1.85.0", "v1.80.0", "v1.77.0"]
@@ -105,7 +108,8 @@ def run(grpcio: str, grpcgo: str, protos: str, out_dir: Path, extra: list[str]) 
     meta: dict[str, Any] = {"grpcio": grpcio, "grpc_go": grpcgo, "exit_code": None, "error": None}
 
     def finish(code: int, error: str | None = None) -> int:
-        meta.update(exit_code=code, error=error)
+        meta.update(exit_code=code, error=error, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    commit=_commit())
         meta_path.write_text(json.dumps(meta, indent=1) + "\n")
         if error:
             print(f"matrix {combo}: error: {error}", file=sys.stderr)
@@ -158,6 +162,16 @@ def run(grpcio: str, grpcgo: str, protos: str, out_dir: Path, extra: list[str]) 
     if backend and tested.get("protobuf_backend") != backend:
         return finish(2, f"the run used the protobuf backend {tested.get('protobuf_backend')}, not {backend}")
     return finish(code)
+
+
+def _commit() -> str | None:
+    """The repository's commit (`-dirty` with local changes), so docs/matrix.md says what it measured."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=REPO,
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
 
 
 def _installed(package: str) -> str | None:
@@ -221,6 +235,16 @@ class Matrix:
 def configured() -> list[tuple[str, str]]:
     """The combinations noxfile.py and the CI workflow run: GRPCIO × GRPC_GO, then the other axes."""
     return [(py, go) for py in GRPCIO for go in GRPC_GO] + extra_axes()
+
+
+def oldest() -> tuple[str, str]:
+    """The oldest supported combination: the oldest grpcio set × the oldest grpc-go (.ci/run runs it)."""
+    return min(GRPCIO, key=_version_key), min(GRPC_GO, key=_version_key)
+
+
+def session_name(grpcio: str, grpcgo: str) -> str:
+    """The nox session of a combination (noxfile.py), as `nox -s` takes it."""
+    return f"interop(grpcio='{grpcio}', grpcgo='{grpcgo}')"
 
 
 def extra_axes() -> list[tuple[str, str]]:
@@ -417,7 +441,18 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--markdown", type=Path, help="where to write the Markdown (default: <dir>/summary.md)")
     s.add_argument("--found-only", action="store_true",
                    help="only the combinations that have files (default: also the configured ones that have none)")
+    sub.add_parser("oldest", help="print the nox session of the oldest supported combination (make matrix-oldest)")
+    d = sub.add_parser("docs", help="write docs/matrix.md from reports/matrix/*.json (never edited by hand)")
+    d.add_argument("--dir", type=Path, default=REPORTS)
+    d.add_argument("--out", type=Path, default=Path("docs") / "matrix.md")
     args = ap.parse_args(argv)
+    if args.cmd == "oldest":
+        print(session_name(*oldest()))
+        return 0
+    if args.cmd == "docs":
+        from harness.run import matrix_docs  # imports protobuf (the known divergences): not at import time
+
+        return matrix_docs.write(args.dir, args.out)
     if args.cmd == "run":
         return run(args.grpcio, args.grpcgo, args.protos, args.out, args.extra)
     return summary(args.dir, args.markdown, args.found_only)
