@@ -71,7 +71,7 @@ matrix-oldest: $(PY) ## the oldest supported grpcio × grpc-go combination alone
 	$(VENV)/bin/nox $(NOX_OPTS) -s "$$($(PY) -m harness.run.version_matrix oldest)" -- $(MATRIX_RUN_OPTS)
 
 matrix-docs: $(PY) ## write docs/matrix.md from the last `make matrix` (reports/matrix/*.json): never by hand
-	$(PY) -m harness.run.version_matrix docs --dir reports/matrix --out docs/matrix.md
+	$(PY) -m harness.run.matrix_docs --dir reports/matrix --out docs/matrix.md
 
 clean: ## remove the harness's containers, images, cache folder (build products) and reports
 	-$(VENV)/bin/grpc-interop clean --cache

@@ -18,7 +18,8 @@ from rich.console import Console
 from harness.cases import channels as channel_cases
 from harness.cases import profiles
 from harness.cases import model as cases_mod
-from harness.report import coverage, coverage_view, export, versions
+from harness.report import coverage, coverage_view, export
+from harness.run import versions
 from harness.report import results as results_doc
 from harness.run import divergences
 from harness.report import verdicts as report

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.report import export, results, versions
+from harness.report import export, results
+from harness.run import versions
 from harness.report.coverage import KINDS, Coverage, Item, from_json
 from python_impl.contract import Diff, Result
 

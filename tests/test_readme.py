@@ -54,8 +54,9 @@ def test_the_readme_test_command_is_what_ci_runs() -> None:
     ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
     ci_commands = [line.strip() for line in ci.splitlines() if line.strip().startswith("make ")]
     readme = _sh_lines(_quickstart())
-    assert ci_commands == ["make setup", "make test"], ci_commands
-    assert all(c in readme for c in ci_commands), readme
+    # setup, then the README's test command; what follows it (the oldest matrix cell) is CI's own extra
+    assert ci_commands[:2] == ["make setup", "make test"], ci_commands
+    assert all(c in readme for c in ci_commands[:2]), readme
 
 
 def test_the_quickstarts_commands_parse() -> None:

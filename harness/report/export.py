@@ -8,7 +8,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-from harness.report import coverage_view, versions
+from harness.report import coverage_view
+from harness.run import versions
 from harness.report.results import not_exercised
 from harness.report.coverage import Coverage
 from harness.report.verdicts import OK_VERDICTS, capability_library, case_runs, cells, counts, failed, method_of

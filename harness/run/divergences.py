@@ -39,7 +39,7 @@ OPTIONAL = {
     "versions",      # {library: specifier}: only runs with those library versions (VERSIONED, BACKEND)
 }
 MODES = {"unary", "server_stream", "client_stream", "bidi"}
-# The libraries an entry can be conditioned on: keys of a run's `versions` (harness/report/versions.py),
+# The libraries an entry can be conditioned on: keys of a run's `versions` (harness/run/versions.py),
 # each a PEP 440 specifier such as ">=1.72,<1.85" (Go's leading "v" is optional on both sides) ...
 VERSIONED = {"grpcio", "protobuf", "grpc_go", "protobuf_go"}
 # ... and the Python protobuf backend, a name or a list of names (upb, python, cpp)

@@ -3,12 +3,14 @@
 reports recorded), and how many case runs each version-conditioned known divergence excused in
 each combination (zero outside its range).
 
-    python -m harness.run.version_matrix docs [--dir reports/matrix] [--out docs/matrix.md]   # make matrix-docs
+    python -m harness.run.matrix_docs [--dir reports/matrix] [--out docs/matrix.md]   # make matrix-docs
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
 from harness.run import divergences
@@ -47,7 +49,7 @@ def render(report_dir: Path) -> str:
     metas = [c.meta for c in cells if c.meta]
     commits = sorted({str(x.get("commit")) for x in metas if x.get("commit")})
     days = sorted({str(x.get("finished", ""))[:10] for x in metas if x.get("finished")})
-    lines = [f"{MARK} (python -m harness.run.version_matrix docs) from the files of `make matrix` in "
+    lines = [f"{MARK} (python -m harness.run.matrix_docs) from the files of `make matrix` in "
              f"{report_dir.as_posix()}/; do not edit by hand: run `make matrix`, then `make matrix-docs` -->",
              "# grpcio × grpc-go version matrix: results", "",
              "How the matrix runs, which versions it uses and why, and what it found on the way: "
@@ -104,3 +106,16 @@ def write(report_dir: Path, out: Path) -> int:
     out.write_text(render(report_dir), encoding="utf-8")
     print(f"wrote {out} from {report_dir}", flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`make matrix-docs`: above version_matrix (it reads its files), so its own entry point."""
+    ap = argparse.ArgumentParser(prog="python -m harness.run.matrix_docs", description=__doc__)
+    ap.add_argument("--dir", type=Path, default=vm.REPORTS)
+    ap.add_argument("--out", type=Path, default=Path("docs") / "matrix.md")
+    args = ap.parse_args(argv)
+    return write(args.dir, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

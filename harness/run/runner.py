@@ -31,7 +31,7 @@ from harness.cases import connection, profiles, standard
 from harness.run import capabilities, divergences, handshakes
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
-from harness.report import versions as versions_mod
+from harness.run import versions as versions_mod
 from harness.cases.model import FINDING_PREFIX
 from harness.engines import certs as certs_mod
 from harness.engines.peer import GoServer, PeerError, PythonServer, output_lines, run_go_client

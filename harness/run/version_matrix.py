@@ -7,7 +7,7 @@ a nox session (noxfile.py); CI runs the same session per matrix job (ci/github/i
 
     python -m harness.run.version_matrix run --grpcio 1.76.0 --grpc-go v1.80.0 [-- <grpc-interop run options>]
     python -m harness.run.version_matrix summary [--dir reports/matrix] [--markdown FILE]
-    python -m harness.run.version_matrix docs [--dir reports/matrix] [--out docs/matrix.md]
+    python -m harness.run.matrix_docs [--dir reports/matrix] [--out docs/matrix.md]
     python -m harness.run.version_matrix oldest     # the oldest combination's nox session (.ci/run)
 
 `run` checks that the installed Python packages and the built Go peer really have the requested
@@ -15,8 +15,8 @@ versions, then runs `grpc-interop run --protos protos --json reports/matrix/<com
 `<combo>.meta.json` beside it (versions, exit code, wall times, or the error that stopped it).
 `summary` reads every `<combo>.json` (and its meta) and prints the matrix: rows grpcio, columns
 grpc-go, cells pass/fail/divergence counts; it also writes the same as Markdown (and appends it to
-$GITHUB_STEP_SUMMARY when that is set) and exits 1 when any combination failed. `docs` writes
-docs/matrix.md from the same files (harness/run/matrix_docs.py): that page is never edited by hand.
+$GITHUB_STEP_SUMMARY when that is set) and exits 1 when any combination failed. harness/run/matrix_docs.py writes
+docs/matrix.md from the same files: that page is never edited by hand.
 
 This module imports neither grpc nor protobuf at import time: noxfile.py reads the version lists.
 """
@@ -442,17 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--found-only", action="store_true",
                    help="only the combinations that have files (default: also the configured ones that have none)")
     sub.add_parser("oldest", help="print the nox session of the oldest supported combination (make matrix-oldest)")
-    d = sub.add_parser("docs", help="write docs/matrix.md from reports/matrix/*.json (never edited by hand)")
-    d.add_argument("--dir", type=Path, default=REPORTS)
-    d.add_argument("--out", type=Path, default=Path("docs") / "matrix.md")
     args = ap.parse_args(argv)
     if args.cmd == "oldest":
         print(session_name(*oldest()))
         return 0
-    if args.cmd == "docs":
-        from harness.run import matrix_docs  # imports protobuf (the known divergences): not at import time
-
-        return matrix_docs.write(args.dir, args.out)
     if args.cmd == "run":
         return run(args.grpcio, args.grpcgo, args.protos, args.out, args.extra)
     return summary(args.dir, args.markdown, args.found_only)
