@@ -463,7 +463,8 @@ class Session:
         uses_go = "go" in (d.client, d.server)
         with self._versions_lock:  # directions overlap (run_all)
             if uses_go not in self._found_versions:
-                binary = self.prepared.build.binary if uses_go else None
+                build = self.prepared.build  # None when nothing was built (no Go peer in the session)
+                binary = build.binary if uses_go and build is not None else None
                 self._found_versions[uses_go] = {**versions_mod.python_side(), **versions_mod.go_side(binary)}
             return self._found_versions[uses_go]
 
