@@ -197,12 +197,20 @@ def _judge(item: Loaded) -> None:
                              "streaming mode for its case (catalogue.modes), which the known divergences match on. "
                              "The file was edited, or written by a broken run: run that shard again")
         problem = label_problem(entries, r, direction.replace("→", "-"), mode.get("streaming"),
-                                bool(mode.get("ends_early")))
+                                bool(mode.get("ends_early")), _row_versions(item.run, r.direction))
         if problem is not None:
             raise MergeError(f"{item.path}: {r.direction} {r.case}: {problem}. The file was edited, or written by "
                              "a broken run: run that shard again")
     if entries is not None and modes is not None:
         _count_matches(item, entries, modes)
+
+
+def _row_versions(run: dict[str, Any], direction: str) -> dict[str, Any] | None:
+    """The library versions a row ran with: its column's variant in a merged file of several
+    versions (`py→go · grpcio 1.72.2`), else the run's."""
+    if " · " in direction:
+        return (run.get("variants") or {}).get(direction.split(" · ", 1)[1])
+    return run.get("versions") or None
 
 
 def _count_matches(item: Loaded, entries: list[Divergence], modes: dict) -> None:
@@ -214,7 +222,8 @@ def _count_matches(item: Loaded, entries: list[Divergence], modes: dict) -> None
         for r in item.results:
             mode = modes.get(r.case)
             if mode is not None and entry.applies(r.direction.split(" · ")[0].replace("→", "-"), r.case,
-                                                  mode.get("streaming"), bool(mode.get("ends_early"))):
+                                                  mode.get("streaming"), bool(mode.get("ends_early"))) \
+                    and entry.in_versions(_row_versions(item.run, r.direction)):
                 matched[r.verdict] = matched.get(r.verdict, 0) + 1
         raw["matched"] = matched
 

@@ -224,11 +224,12 @@ def _marker(entry: Divergence) -> Diff:
 
 
 def label_problem(entries: list[Divergence], result: Result, slug: str, mode: str | None = None,
-                  ends_early: bool = False) -> str | None:
+                  ends_early: bool = False, versions: Mapping[str, str] | None = None) -> str | None:
     """Why a result's verdict does not follow from its diffs and these entries (None: it does), for a
     result read back from a file (`report merge`). A label that fails the run (fail, error, finding,
-    unexpected_pass) cannot hide anything; `pass` and `divergence` must be what apply() gives."""
-    matching = [e for e in entries if e.applies(slug, result.case, mode, ends_early)]
+    unexpected_pass) cannot hide anything; `pass` and `divergence` must be what apply() gives, for
+    the versions the row was run with (an entry of another version range does not apply)."""
+    matching = [e for e in entries if e.applies(slug, result.case, mode, ends_early) and e.in_versions(versions)]
     if result.verdict == "pass":
         if result.diffs:
             return f"marked pass, but it carries {len(result.diffs)} difference(s), first: {_text(result.diffs[0])}"
