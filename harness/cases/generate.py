@@ -344,23 +344,9 @@ def _empty_at(d: Descriptor, steps: Steps, holder: Descriptor) -> Any:
 
 def _deep_holders(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Descriptor]]:
     """Message types whose shortest path from desc (through singular fields, oneof members, one list
-    element or one map value) is MAX_DEPTH or more fields long, by (path, type)."""
-    found: dict[tuple[str, ...], tuple[Steps, Descriptor]] = {}
-    queue: list[tuple[Steps, Descriptor]] = [([], desc)]
-    seen: set[str] = set()
-    while queue:
-        steps, d = queue.pop(0)
-        if d.full_name in seen or not _reachable(d, depth=0):  # _reachable leaves the well-known types out
-            continue
-        seen.add(d.full_name)
-        if len(steps) >= MAX_DEPTH:
-            found[(*(f"{name}:{how}" for name, how in steps), d.full_name)] = (steps, d)
-        for f in d.fields:
-            is_map = f.message_type is not None and f.message_type.GetOptions().map_entry
-            target = f.message_type.fields_by_name["value"].message_type if is_map else f.message_type
-            if target is not None and unbuildable(target) is None:
-                queue.append((steps + [(f.name, "map" if is_map else "list" if f.is_repeated else "one")], target))
-    return found
+    element or one map value) is MAX_DEPTH or more fields long, by (path, type): _holders' deep ones."""
+    return {(*(f"{name}:{how}" for name, how in steps), d.full_name): (steps, d)
+            for steps, d in _holders(desc) if len(steps) >= MAX_DEPTH}
 
 
 def _holders(desc: Descriptor) -> list[tuple[Steps, Descriptor]]:
