@@ -15,6 +15,7 @@ receive. Deterministic: the same proto set gives the same cases, in the same ord
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from typing import Any, Callable
 
@@ -349,9 +350,10 @@ def _deep_holders(desc: Descriptor) -> dict[tuple[str, ...], tuple[Steps, Descri
             for steps, d in _holders(desc) if len(steps) >= MAX_DEPTH}
 
 
-def _holders(desc: Descriptor) -> list[tuple[Steps, Descriptor]]:
+@functools.lru_cache(maxsize=None)  # each deep variant asks again for every value it builds
+def _holders(desc: Descriptor) -> tuple[tuple[Steps, Descriptor], ...]:
     """Every message type reachable from desc (through singular fields, oneof members, one list
-    element or one map value), each by its shortest path, in breadth-first order."""
+    element or one map value), each by its shortest path, in breadth-first order (shared: read only)."""
     out: list[tuple[Steps, Descriptor]] = []
     queue: list[tuple[Steps, Descriptor]] = [([], desc)]
     seen: set[str] = set()
@@ -366,7 +368,7 @@ def _holders(desc: Descriptor) -> list[tuple[Steps, Descriptor]]:
             if target is not None and unbuildable(target) is None:
                 is_map = f.message_type.GetOptions().map_entry
                 queue.append((steps + [(f.name, "map" if is_map else "list" if f.is_repeated else "one")], target))
-    return out
+    return tuple(out)
 
 
 def _swept(enum: Any) -> list[int]:
