@@ -256,9 +256,9 @@ def test_a_vendored_well_known_type_is_not_generated_again(tmp_path: Path) -> No
     codegen.import_python(pkg)
 
 
-def test_a_vendored_well_known_type_with_other_content_stands_aside_and_says_so(tmp_path: Path) -> None:
-    """protoc reads its bundled well-known types before the user's folder, so the set's descriptors
-    held protobuf's timestamp.proto, not the copy: a copy with other content was replaced silently."""
+def _vendored_timestamp(tmp_path: Path, field: str) -> Path:
+    """A set vendoring google/protobuf/timestamp.proto with an extra message (Zone), and a file whose
+    message When holds `field` (a declaration such as "google.protobuf.Timestamp at")."""
     root = tmp_path / "p"
     (root / "google/protobuf").mkdir(parents=True)
     (root / "google/protobuf/timestamp.proto").write_text(
@@ -267,7 +267,14 @@ def test_a_vendored_well_known_type_with_other_content_stands_aside_and_says_so(
     (root / "ptree/wkt").mkdir(parents=True)
     (root / "ptree/wkt/when.proto").write_text(
         'syntax = "proto3"; package ptree.wkt; import "google/protobuf/timestamp.proto";'
-        ' message When { google.protobuf.Timestamp at = 1; } service Clock { rpc Now(When) returns (When); }')
+        f' message When {{ {field} = 1; }} service Clock {{ rpc Now(When) returns (When); }}')
+    return root
+
+
+def test_a_vendored_well_known_type_with_other_content_stands_aside_and_says_so(tmp_path: Path) -> None:
+    """protoc reads its bundled well-known types before the user's folder, so the set's descriptors
+    held protobuf's timestamp.proto, not the copy: a copy with other content was replaced silently."""
+    root = _vendored_timestamp(tmp_path, "google.protobuf.Timestamp at")
     ps = discover(root)
     assert ps.files == ("ptree/wkt/when.proto",)
     assert ps.notice() and "google/protobuf/timestamp.proto: your copy" in ps.notice()
@@ -277,15 +284,7 @@ def test_a_vendored_well_known_type_with_other_content_stands_aside_and_says_so(
 def test_a_file_needing_what_only_a_vendored_well_known_copy_declares_is_told_why(tmp_path: Path) -> None:
     from harness.protoset.descriptors import CodegenError
 
-    root = tmp_path / "p"
-    (root / "google/protobuf").mkdir(parents=True)
-    (root / "google/protobuf/timestamp.proto").write_text(
-        'syntax = "proto3"; package google.protobuf; message Timestamp { int64 seconds = 1; int32 nanos = 2; }'
-        ' message Zone { string name = 1; }')
-    (root / "ptree/wkt").mkdir(parents=True)
-    (root / "ptree/wkt/when.proto").write_text(
-        'syntax = "proto3"; package ptree.wkt; import "google/protobuf/timestamp.proto";'
-        ' message When { google.protobuf.Zone zone = 1; } service Clock { rpc Now(When) returns (When); }')
+    root = _vendored_timestamp(tmp_path, "google.protobuf.Zone zone")
     with pytest.raises(CodegenError, match=r"(?s)Zone. is not defined.*never your copies of them: "
                                            r"google/protobuf/timestamp.proto"):
         discover(root)
