@@ -20,7 +20,7 @@ import h2.settings
 from hyperframe.frame import GoAwayFrame
 
 from harness.wire.frames import FrameLog
-from harness.wire.scripts import ANSWER, GRPC, ServerScript, Step, frame
+from harness.cases.wire import ANSWER, GRPC, ServerScript, Step, frame
 
 READ_TIMEOUT_S = 15.0   # a connection the client left open but idle ends then (bounded threads)
 MAX_CONNECTIONS = 20    # a case makes one or two; more is a client reconnecting in a loop

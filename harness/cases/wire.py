@@ -1,4 +1,4 @@
-"""The misbehaviours, as data: each script names the frames the raw peer sends and what the gRPC
+"""The misbehaving-peer cases (issue 20 §2, docs/wire.md) and their scripts, as data: each script names the frames the raw peer sends and what the gRPC
 library on the other side must report (what the gRPC-over-HTTP/2 specification requires; where the
 libraries differ, the difference is a measured known divergence: harness/run/known_divergences.yaml).
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from harness.cases.model import Call, Case
 
 # HTTP/2 error codes the scripts send (RFC 9113 §7)
 NO_ERROR, INTERNAL_ERROR = 0, 2
@@ -175,3 +177,53 @@ def frame(payload: bytes, compressed: bool = False, declared: int | None = None)
     """A gRPC length-prefixed message: flag byte, 4-byte big-endian length, payload."""
     n = len(payload) if declared is None else declared
     return bytes([1 if compressed else 0]) + n.to_bytes(4, "big") + payload
+
+
+# ---------------------------------------------------------------- cases
+
+SOURCE = "misbehaving HTTP/2 peer (harness/cases/wire.py)"
+PREFIX = "wire/"
+# server scripts answer any method: a raw one (Empty in and out) that no proto set has
+SERVER_METHOD = "interop.wire.Misbehaving/Unary"
+# client scripts call the standard health service, which every server serves with its library's code
+CLIENT_METHOD = "grpc.health.v1.Health/Check"
+TIMEOUT_MS = 5_000  # a client that waits for what never comes (a stream ended inside a message)
+# the directions the cases run in: the same library on both sides, the raw peer replacing one of them
+# (a server script the server, a client script the client): each library meets each script once
+DIRECTIONS = ("py-py", "pyaio-pyaio", "go-go")
+# cheap enough for the quick profile: one server script and one client script, each a single frame exchange
+QUICK = ("trailers_only", "wrong_content_type")
+
+
+def generate() -> list[Case]:
+    """One case per script; the same for every proto set."""
+    out = []
+    for s in SERVER_SCRIPTS:
+        first = _call(s.expect)
+        out.append(Case(f"{SERVER_METHOD}/{PREFIX}{s.name}", [first, *(_call(OK_ONE) for _ in range(s.more_calls))],
+                        source=SOURCE))
+    for c in CLIENT_SCRIPTS:
+        # the raw client makes the call: the call here says what it is about, for the reports
+        call = Call(method=CLIENT_METHOD, streaming="unary", request_type="grpc.health.v1.HealthCheckRequest",
+                    response_type="grpc.health.v1.HealthCheckResponse", requests=[{}], expect=c.expect,
+                    timeout_ms=TIMEOUT_MS)
+        out.append(Case(f"{CLIENT_METHOD}/{PREFIX}{c.name}", [call], source=SOURCE))
+    return out
+
+
+def _call(expect: dict[str, Any]) -> Call:
+    return Call(method=SERVER_METHOD, streaming="unary", request_type="google.protobuf.Empty",
+                response_type="google.protobuf.Empty", requests=[{}], expect=expect, raw=True, timeout_ms=TIMEOUT_MS)
+
+
+def script_of(case_name: str) -> ServerScript | ClientScript | None:
+    """The script a case plays (None: not a wire case)."""
+    if case_name.startswith(f"{SERVER_METHOD}/{PREFIX}"):
+        return server_script(case_name.rsplit("/", 1)[1])
+    if case_name.startswith(f"{CLIENT_METHOD}/{PREFIX}"):
+        return client_script(case_name.rsplit("/", 1)[1])
+    return None
+
+
+def runs_in(slug: str) -> bool:
+    return slug in DIRECTIONS
