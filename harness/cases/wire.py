@@ -150,8 +150,8 @@ CLIENT_SCRIPTS: tuple[ClientScript, ...] = (
                  "not answer OK.", (), {"status": "INTERNAL"}),
     ClientScript("unary_two_requests", "A unary call with two request messages: the server must not answer OK.",
                  (b"", b""), {"status": "INTERNAL"}),
-    ClientScript("malformed_timeout", "grpc-timeout: 1x (no such unit): the server must refuse the call or "
-                 "ignore the header, never crash.", (b"",), {"status": "OK"}, headers={"grpc-timeout": "1x"}),
+    ClientScript("malformed_timeout", "grpc-timeout: 1x (no such unit): the server refuses the call, INTERNAL "
+                 "(never a call without its deadline).", (b"",), {"status": "INTERNAL"}, headers={"grpc-timeout": "1x"}),
     ClientScript("wrong_content_type", "content-type: text/plain: HTTP 415 Unsupported Media Type.", (b"",),
                  {"http_status": 415}, headers={"content-type": "text/plain"}),
     ClientScript("unknown_encoding", "grpc-encoding: interop-unknown with a compressed message: UNIMPLEMENTED.",

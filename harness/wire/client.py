@@ -19,7 +19,7 @@ from harness.cases.wire import GRPC, ClientScript, frame
 from python_impl.contract import Diff
 
 METHOD = "/grpc.health.v1.Health/Check"
-TIMEOUT_S = 10.0   # a server that answers nothing: the outcome says so, the loop ends
+TIMEOUT_S = 3.0   # a server that answers nothing: the outcome says so, the loop ends
 
 
 @dataclass
