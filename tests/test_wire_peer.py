@@ -111,3 +111,34 @@ def test_wire_suite_runs_green_in_py_py_with_its_frames(prepared: runner.Prepare
         "padded_data", "unary_zero_responses", "unary_two_responses", "wrong_content_type", "length_prefix_too_long",
         "unary_zero_requests", "unary_two_requests", "unknown_encoding"}
     assert all(r.notes.get("frames", "").count("HEADERS stream=1") >= 1 for r in results)
+    # ten calls sent at once, each answered 100 ms after its request, on one connection: queued behind
+    # the limit of one stream, they took ten holds
+    [limited] = [r for r in results if r.case.endswith("/max_concurrent_streams_1")]
+    assert limited.duration_ms >= 10 * wire.server_script("max_concurrent_streams_1").hold_ms
+    assert limited.notes["frames"].count("accepted") == 1 and limited.notes["frames"].count("got  HEADERS") == 10
+
+
+def test_a_client_past_max_concurrent_streams_is_reported() -> None:
+    """Two streams opened at once against SETTINGS_MAX_CONCURRENT_STREAMS = 1: the raw server
+    records the client's broken rule, which fails the case (harness/run/wirecases.py)."""
+    import socket
+
+    import h2.config
+    import h2.connection
+
+    with WireServer(wire.server_script("max_concurrent_streams_1")) as server:
+        host, port = server.address.rsplit(":", 1)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        for sid in (1, 3):  # before the server's SETTINGS arrive: h2 still allows 100
+            conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":path", "/x"),
+                                    (":authority", server.address), ("content-type", "application/grpc")])
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(conn.data_to_send())
+            sock.settimeout(2)
+            try:
+                while sock.recv(65536):
+                    pass
+            except TimeoutError:
+                pass
+    assert server.refused and "TooManyStreamsError" in server.refused[0], server.log.text()

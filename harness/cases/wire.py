@@ -83,6 +83,9 @@ class ServerScript:
     more_calls: int = 0
     settings: dict[int, int] = field(default_factory=dict)  # the raw server's SETTINGS
     close_after: bool = False                  # the connection closes once the first call is answered
+    hold_ms: int = 0                           # every answer waits this long after its request ended
+    # the case's calls are sent at once on one connection (harness/run/wirecases.py), not one by one
+    at_once: bool = False
 
 
 def _internal(text: str | None = None) -> dict[str, Any]:
@@ -108,10 +111,10 @@ SERVER_SCRIPTS: tuple[ServerScript, ...] = (
                  "the last, the message and trailers OK, then the connection closes: the call ends OK and "
                  "the next call succeeds on a new connection.",
                  (headers(), goaway(), message(), trailers()), OK_ONE, more_calls=1, close_after=True),
-    ServerScript("max_concurrent_streams_1", "SETTINGS_MAX_CONCURRENT_STREAMS = 1, then ten calls on the "
-                 "connection: each must wait for the stream before it and end OK (the raw server refuses "
-                 "a second open stream with RST_STREAM REFUSED_STREAM).",
-                 ANSWER, OK_ONE, more_calls=9, settings={MAX_CONCURRENT_STREAMS: 1}),
+    ServerScript("max_concurrent_streams_1", "SETTINGS_MAX_CONCURRENT_STREAMS = 1, then ten calls at once on "
+                 "the connection, each answered 100 ms after its request: each must wait for the stream "
+                 "before it and end OK (a second open stream is a protocol error the raw server reports).",
+                 ANSWER, OK_ONE, more_calls=9, settings={MAX_CONCURRENT_STREAMS: 1}, hold_ms=100, at_once=True),
     ServerScript("padded_data", "The response message in a DATA frame with 32 bytes of padding: OK.",
                  (headers(), message(b"", pad=32), trailers()), OK_ONE),
     ServerScript("unary_zero_responses", "A unary call answered with HEADERS and trailers OK but no "

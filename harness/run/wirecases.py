@@ -7,7 +7,9 @@ log in its notes ("frames"), so a failure or a known divergence shows the frames
 
 from __future__ import annotations
 
+import copy
 import time
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -32,10 +34,15 @@ def _one(session: Any, d: Any, case: Case) -> Result:
     script = wire.script_of(case.name)
     if isinstance(script, wire.ServerScript):
         with WireServer(script) as server:
-            result = session._exchange(d, [case], {"plaintext": server.address})[0]
+            target = {"plaintext": server.address}
+            result = _at_once(session, d, case, target) if script.at_once else session._exchange(d, [case], target)[0]
         result.notes["frames"] = server.log.text()
+        if server.refused:  # the client broke an HTTP/2 rule the script sets (a stream past the limit …)
+            result.diffs += [Diff(0, "wire.client_frames", "frames within the HTTP/2 rules the raw server set",
+                                  f"h2 refused them: {e}") for e in server.refused]
+            result.verdict = "fail" if result.verdict == "pass" else result.verdict
         return result
-    assert isinstance(script, wire.ClientScript)
+    assert isinstance(script, wire.ClientScript), case.name
     session._started(d, case)
     start = time.monotonic()
     try:
@@ -47,4 +54,22 @@ def _one(session: Any, d: Any, case: Case) -> Result:
         result = Result(case.name, d.name, "fail" if diffs else "pass", diffs,
                         notes={"frames": out.log.text()})
     result.duration_ms = (time.monotonic() - start) * 1000
+    return session._ended(d, case, result)
+
+
+def _at_once(session: Any, d: Any, case: Case, target: dict[str, str]) -> Result:
+    """The case's calls sent at once on one connection: each as a case of its own (`<case>#<i>`) in
+    one client batch whose concurrency is the number of calls; one result, each diff naming its call."""
+    parts = [replace(case, name=f"{case.name}#{i}", calls=[call]) for i, call in enumerate(case.calls)]
+    # a copy of the session with room for every call at once; its progress hooks stay quiet (the
+    # parts are no cases of the run) and the case is reported as a whole below
+    batch = copy.copy(session)
+    batch.concurrency, batch.events, batch.on_launch, batch.windows = len(parts), None, None, {}
+    session._started(d, case)
+    start = time.monotonic()
+    results = batch._exchange(d, parts, target)
+    diffs = [replace(diff, call=i) for i, r in enumerate(results) for diff in r.diffs]
+    verdicts = {r.verdict for r in results}
+    verdict = "error" if "error" in verdicts else "fail" if diffs or verdicts != {"pass"} else "pass"
+    result = Result(case.name, d.name, verdict, diffs, (time.monotonic() - start) * 1000)
     return session._ended(d, case, result)

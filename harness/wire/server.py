@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import h2.config
 import h2.connection
@@ -23,6 +24,7 @@ from harness.wire.frames import FrameLog
 from harness.cases.wire import ANSWER, GRPC, ServerScript, Step, frame
 
 READ_TIMEOUT_S = 15.0   # a connection the client left open but idle ends then (bounded threads)
+POLL_S = 0.01           # how often a connection with answers held looks at the clock
 MAX_CONNECTIONS = 20    # a case makes one or two; more is a client reconnecting in a loop
 
 
@@ -40,6 +42,8 @@ class WireServer:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._conns: list[socket.socket] = []
+        # frames of the client's that h2 refused (HTTP/2 rules it broke: a stream past the limit …)
+        self.refused: list[str] = []
 
     def __enter__(self) -> WireServer:
         t = threading.Thread(target=self._accept, name=f"wire-server-{self.script.name}", daemon=True)
@@ -85,32 +89,44 @@ class WireServer:
         h2conn.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100, **self.script.settings})
         h2conn.initiate_connection()
-        sock.settimeout(READ_TIMEOUT_S)
         closing = False
+        pending: list[tuple[float, int]] = []  # (when, stream): answers the script holds (hold_ms)
+        idle_until = time.monotonic() + READ_TIMEOUT_S
         try:
             self._flush(sock, h2conn)
-            while not self._stop.is_set() and not closing:
-                data = sock.recv(65536)
+            while not self._stop.is_set() and not closing and time.monotonic() < idle_until:
+                now = time.monotonic()
+                for due, sid in [p for p in pending if p[0] <= now]:
+                    pending.remove((due, sid))
+                    closing = self._answer(sock, h2conn, sid) or closing
+                self._flush(sock, h2conn)
+                sock.settimeout(POLL_S if pending else max(0.01, idle_until - now))
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    continue
                 if not data:
                     self.log.note("the client closed the connection")
                     return
+                idle_until = time.monotonic() + READ_TIMEOUT_S
                 self.log.got(data)
                 try:
                     events = h2conn.receive_data(data)
-                except h2.exceptions.ProtocolError as e:  # the client broke a rule: the log says which
+                except h2.exceptions.ProtocolError as e:  # the client broke a rule: the case fails saying which
+                    self.refused.append(f"{type(e).__name__}: {e}")
                     self.log.note(f"h2 refused the client's frames: {type(e).__name__}: {e}")
-                    self._flush(sock, h2conn)
                     return
                 for ev in events:
                     if isinstance(ev, h2.events.DataReceived):
                         h2conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                     elif isinstance(ev, h2.events.StreamEnded):
-                        closing = self._answer(sock, h2conn, ev.stream_id) or closing
+                        pending.append((time.monotonic() + self.script.hold_ms / 1000, ev.stream_id))
                     elif isinstance(ev, h2.events.ConnectionTerminated):
                         closing = True
                 self._flush(sock, h2conn)
             if closing:  # send what is left, then wait for the client to close (bounded by the timeout)
                 sock.shutdown(socket.SHUT_WR)
+                sock.settimeout(READ_TIMEOUT_S)
                 while sock.recv(65536):
                     pass
         except (OSError, TimeoutError) as e:
