@@ -142,3 +142,15 @@ def test_a_client_past_max_concurrent_streams_is_reported() -> None:
             except TimeoutError:
                 pass
     assert server.refused and "TooManyStreamsError" in server.refused[0], server.log.text()
+
+
+def test_a_failing_wire_case_explains_itself_with_its_frames(prepared: runner.Prepared) -> None:
+    from python_impl.contract import Diff, Result
+
+    d = runner.direction("go-go")
+    case = f"{wire.SERVER_METHOD}/wire/padded_data"
+    frames = "sent HEADERS stream=1 [END_HEADERS] :status=200\nsent DATA stream=1 [PADDED] length=5 padding=32"
+    failed = Result(case, d.name, "fail", [Diff(0, "status.code", "OK", "INTERNAL")], notes={"frames": frames})
+    text = runner.Session(prepared, "process").explain(d, failed)
+    assert "the raw HTTP/2 peer's frames:\n    sent HEADERS stream=1" in text
+    assert "    sent DATA stream=1 [PADDED] length=5 padding=32" in text

@@ -630,6 +630,8 @@ class Session:
             lines.append(f"  method: {case.method} ({case.calls[0].streaming}); case file: {case.source}")
         for diff in result.diffs:
             lines.append(f"  call {diff.call}: {diff.path}: expected {diff.expected}, got {diff.got}")
+        if result.notes.get("frames"):  # a /wire/ case: what the raw HTTP/2 peer sent and got (docs/wire.md)
+            lines += ["  the raw HTTP/2 peer's frames:", *(f"    {line}" for line in result.notes["frames"].splitlines())]
         builtin = {str(p) for p in cases_mod.builtin_case_files()}
         # a user's case file (generated cases name their generator, which is no file)
         extra = ([case.source] if case is not None and case.source not in builtin and Path(case.source).is_file()
