@@ -196,7 +196,8 @@ CLIENT_METHOD = "grpc.health.v1.Health/Check"
 # the directions the cases run in: the same library on both sides, the raw peer replacing one of them
 # (a server script the server, a client script the client): each library meets each script once
 DIRECTIONS = ("py-py", "pyaio-pyaio", "go-go")
-# cheap enough for the quick profile: one server script and one client script, each a single frame exchange
+# cheap enough for the quick profile (a single frame exchange each): trailers_only, and wrong_content_type
+# as a server script and as a client script
 QUICK = ("trailers_only", "wrong_content_type")
 
 
