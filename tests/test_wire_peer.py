@@ -154,3 +154,31 @@ def test_a_failing_wire_case_explains_itself_with_its_frames(prepared: runner.Pr
     text = runner.Session(prepared, "process").explain(d, failed)
     assert "the raw HTTP/2 peer's frames:\n    sent HEADERS stream=1" in text
     assert "    sent DATA stream=1 [PADDED] length=5 padding=32" in text
+
+
+# client script -> texts the raw client's request frames must show, in order
+REQUESTS = {
+    "unary_zero_requests": ["HEADERS stream=1 [END_HEADERS,END_STREAM] :method=POST"],
+    "unary_two_requests": ["HEADERS stream=1 [END_HEADERS] :method=POST", "DATA stream=1 length=5 data=0000000000",
+                           "DATA stream=1 [END_STREAM] length=5 data=0000000000"],
+    "malformed_timeout": ["HEADERS stream=1 [END_HEADERS] :method=POST", "grpc-timeout=1x", "DATA stream=1 [END_STREAM]"],
+    "wrong_content_type": ["HEADERS stream=1 [END_HEADERS] :method=POST", "content-type=text/plain", "DATA stream=1"],
+    "unknown_encoding": ["HEADERS stream=1", "grpc-encoding=interop-unknown", "DATA stream=1 [END_STREAM] length=5 "
+                         "data=0100000000"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(REQUESTS))
+def test_client_script_sends_its_request_frames(name: str) -> None:
+    """What each client script puts on the wire, as the raw server (any answer) received it."""
+    assert set(REQUESTS) == {s.name for s in wire.CLIENT_SCRIPTS}
+    with WireServer(wire.server_script("trailers_only")) as server:
+        raw_client.send(wire.client_script(name), server.address, f"{wire.CLIENT_METHOD}/wire/{name}")
+    got = "\n".join(line for line in server.log.text().splitlines()
+                    if line.startswith("got") and "stream=1" in line)
+    at = 0
+    for want in REQUESTS[name]:
+        found = got.find(want, at)
+        assert found >= 0, f"{name}: no {want!r} after offset {at}:\n{got}"
+        at = found + len(want)
+    assert got.count("DATA stream=1") == len(wire.client_script(name).messages)
