@@ -42,6 +42,11 @@ FRAMES = {
                                          "DATA stream=1 length=5 data=0100000000", "grpc-status=0"],
     "wrong_content_type": ["HEADERS stream=1 [END_HEADERS] :status=200 content-type=text/html", "DATA stream=1",
                            "grpc-status=0"],
+    "rst_cancel": ["HEADERS stream=1 [END_HEADERS] :status=200", "RST_STREAM stream=1 CANCEL"],
+    "rst_enhance_your_calm": ["HEADERS stream=1 [END_HEADERS] :status=200", "RST_STREAM stream=1 ENHANCE_YOUR_CALM"],
+    # no grpc-status: the frame's header list ends with the content-type
+    "http_503": ["HEADERS stream=1 [END_HEADERS,END_STREAM] :status=503 content-type=text/plain\n"],
+    "http_404": ["HEADERS stream=1 [END_HEADERS,END_STREAM] :status=404 content-type=text/plain\n"],
     "length_prefix_too_long": ["HEADERS stream=1 [END_HEADERS] :status=200", "DATA stream=1 length=7 data=00000000640801", "grpc-status=0"],
 }
 
@@ -52,7 +57,7 @@ def test_server_script_sends_its_frames_in_order(name: str) -> None:
     assert sent[0].startswith("sent SETTINGS stream=0 ")
     at = 0
     for want in FRAMES[name]:  # each expected frame after the one before it
-        found = next((i for i in range(at, len(sent)) if want in sent[i]), None)
+        found = next((i for i in range(at, len(sent)) if want in sent[i] + "\n"), None)
         assert found is not None, f"{name}: no frame {want!r} after frame {at}:\n" + "\n".join(sent)
         at = found + 1
     # a frame the script does not name was not sent (SETTINGS ACKs aside)

@@ -16,7 +16,7 @@ from typing import Any
 from harness.cases.model import Call, Case
 
 # HTTP/2 error codes the scripts send (RFC 9113 §7)
-NO_ERROR, INTERNAL_ERROR = 0, 2
+NO_ERROR, INTERNAL_ERROR, CANCEL, ENHANCE_YOUR_CALM = 0, 2, 8, 11
 MAX_CONCURRENT_STREAMS = 0x3
 PING_FLOOD = 100  # PINGs a flood sends: bounded, far past any client's politeness
 GRPC = "application/grpc"
@@ -38,6 +38,7 @@ class Step:
     pad: int = 0                 # message: DATA frame padding
     code: int = NO_ERROR         # rst / goaway: the error code
     count: int = 0               # pings
+    http_status: int = 200       # headers, trailers_only: :status
 
 
 def headers(content_type: str = GRPC) -> Step:
@@ -54,6 +55,11 @@ def trailers(status: int = 0, text: str | None = None, with_status: bool = True)
 
 def trailers_only(status: int, text: str | None = None) -> Step:
     return Step("trailers_only", status=status, message=text)
+
+
+def http_error(http_status: int) -> Step:
+    """HEADERS with END_STREAM, a non-200 :status and no grpc-status: an HTTP proxy's answer."""
+    return Step("trailers_only", http_status=http_status, with_status=False, content_type="text/plain")
 
 
 def rst(code: int = INTERNAL_ERROR) -> Step:
@@ -135,6 +141,15 @@ SERVER_SCRIPTS: tuple[ServerScript, ...] = (
     ServerScript("length_prefix_too_long", "A message whose length prefix says 100 bytes, followed by 2, "
                  "then trailers OK: INTERNAL (the stream ended inside a message).",
                  (headers(), message(b"\x08\x01", declared=100), trailers()), _internal()),
+    ServerScript("rst_cancel", "Response HEADERS, then RST_STREAM CANCEL: CANCELLED (the protocol's mapping "
+                 "of CANCEL).", (headers(), rst(CANCEL)), {"status": "CANCELLED"}),
+    ServerScript("rst_enhance_your_calm", "Response HEADERS, then RST_STREAM ENHANCE_YOUR_CALM: "
+                 "RESOURCE_EXHAUSTED (the protocol's mapping).", (headers(), rst(ENHANCE_YOUR_CALM)),
+                 {"status": "RESOURCE_EXHAUSTED"}),
+    ServerScript("http_503", "HEADERS [END_STREAM] :status 503, content-type text/plain, no grpc-status: "
+                 "UNAVAILABLE (the HTTP-to-gRPC status mapping).", (http_error(503),), {"status": "UNAVAILABLE"}),
+    ServerScript("http_404", "HEADERS [END_STREAM] :status 404, content-type text/plain, no grpc-status: "
+                 "UNIMPLEMENTED (the HTTP-to-gRPC status mapping).", (http_error(404),), {"status": "UNIMPLEMENTED"}),
     ServerScript("ping_flood", f"Response HEADERS, {PING_FLOOD} PINGs, then the message and trailers OK: "
                  "the client answers them (or not) and the call ends OK.",
                  (headers(), pings(PING_FLOOD), message(), trailers()), OK_ONE),

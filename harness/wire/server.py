@@ -144,14 +144,15 @@ class WireServer:
 
     def _play(self, sock: socket.socket, h2conn: h2.connection.H2Connection, sid: int, step: Step) -> None:
         if step.kind == "headers":
-            h2conn.send_headers(sid, [(":status", "200"), ("content-type", step.content_type)])
+            h2conn.send_headers(sid, [(":status", str(step.http_status)), ("content-type", step.content_type)])
         elif step.kind == "message":
             h2conn.send_data(sid, frame(step.payload, step.compressed, step.declared), pad_length=step.pad or None)
         elif step.kind in ("trailers", "trailers_only"):
-            fields = [(":status", "200"), ("content-type", GRPC)] if step.kind == "trailers_only" else []
+            fields = [(":status", str(step.http_status)), ("content-type", step.content_type)] \
+                if step.kind == "trailers_only" else []
             if step.with_status:
                 fields.append(("grpc-status", str(step.status)))
-            else:  # a trailer block must hold something: one the harness owns
+            elif step.kind == "trailers":  # a trailer block must hold something: one the harness owns
                 fields.append(("interop-wire", "no grpc-status"))
             if step.message is not None:
                 fields.append(("grpc-message", step.message))
