@@ -1,13 +1,14 @@
-"""The misbehaving-peer cases (issue 20 §2, docs/wire.md) and their scripts, as data: each script names the frames the raw peer sends and what the gRPC
-library on the other side must report (what the gRPC-over-HTTP/2 specification requires; where the
-libraries differ, the difference is a measured known divergence: harness/run/known_divergences.yaml).
+"""The misbehaving-peer cases (issue 20 §2, docs/wire.md) and their scripts, as data. Each script
+names the frames the raw peer sends, and what the gRPC library on the other side must report: what
+the gRPC-over-HTTP/2 protocol requires. Where the libraries differ, the difference is a measured
+known divergence (harness/run/known_divergences.yaml).
 
-A server script answers each call of its case with a list of steps (harness/wire/server.py plays
-them); a client script is one request the raw client sends (harness/wire/client.py). Modelled on
-grpc's test/http2_test scenarios, one small declaration each instead of a class each: the base
-engines hold the h2 handling, a script only says which frames go out.
+A server script answers its case's first call with a list of steps, and any further call as a
+well-behaved server would (harness/wire/server.py plays them). A client script is one request the
+raw client sends (harness/wire/client.py). They are modelled on grpc's test/http2_test scenarios,
+with one small declaration each instead of a class each: the engines hold the h2 handling, and a
+script only says which frames go out.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
