@@ -47,6 +47,10 @@ FRAMES = {
     # no grpc-status: the frame's header list ends with the content-type
     "http_503": ["HEADERS stream=1 [END_HEADERS,END_STREAM] :status=503 content-type=text/plain\n"],
     "http_404": ["HEADERS stream=1 [END_HEADERS,END_STREAM] :status=404 content-type=text/plain\n"],
+    "status_not_a_number": ["HEADERS stream=1 [END_HEADERS] :status=200", "DATA stream=1 length=5",
+                            "HEADERS stream=1 [END_HEADERS,END_STREAM] grpc-status=abc\n"],
+    "message_bad_percent_encoding": ["HEADERS stream=1 [END_HEADERS] :status=200",
+                                     "HEADERS stream=1 [END_HEADERS,END_STREAM] grpc-status=2 grpc-message=bad %zz %E2%28 end"],
     "length_prefix_too_long": ["HEADERS stream=1 [END_HEADERS] :status=200", "DATA stream=1 length=7 data=00000000640801", "grpc-status=0"],
 }
 
@@ -83,6 +87,9 @@ def test_raw_client_reads_an_answer_and_says_what_differs() -> None:
     [diff] = raw_client.check(wire.ClientScript("x", "", (), {"http_status": 415}), out)
     assert (diff.path, diff.expected) == ("http.status", "415")
     assert "grpc-status NOT_FOUND 'no such thing'" in diff.got
+    out, _ = _play("status_not_a_number")  # a status that is no number is shown as it came
+    assert (out.grpc_status, out.unparsed_status) == (None, "abc")
+    assert "grpc-status 'abc' (no number)" in raw_client.describe(out)
     out, _ = _play("rst_after_headers")
     assert out.reset == "INTERNAL_ERROR" and out.grpc_status is None
     assert "no grpc-status" in raw_client.check(wire.ClientScript("x", "", (), {"status": "INTERNAL"}), out)[0].got
@@ -114,7 +121,7 @@ def test_wire_suite_runs_green_in_py_py_with_its_frames(prepared: runner.Prepare
     # what grpc-go does by the spec and grpcio does not: each a known divergence with its frames
     assert {n for n, v in verdicts.items() if v == "divergence"} == {
         "padded_data", "unary_zero_responses", "unary_two_responses", "wrong_content_type", "length_prefix_too_long",
-        "unary_zero_requests", "unary_two_requests", "unknown_encoding"}
+        "unary_zero_requests", "unary_two_requests", "unknown_encoding", "status_not_a_number"}
     assert all(r.notes.get("frames", "").count("HEADERS stream=1") >= 1 for r in results)
     # ten calls sent at once, each answered 100 ms after its request, on one connection: queued behind
     # the limit of one stream, they took ten holds
@@ -168,6 +175,8 @@ REQUESTS = {
                            "DATA stream=1 [END_STREAM] length=5 data=0000000000"],
     "malformed_timeout": ["HEADERS stream=1 [END_HEADERS] :method=POST", "grpc-timeout=1x", "DATA stream=1 [END_STREAM]"],
     "wrong_content_type": ["HEADERS stream=1 [END_HEADERS] :method=POST", "content-type=text/plain", "DATA stream=1"],
+    "length_prefix_4gib": ["HEADERS stream=1 [END_HEADERS] :method=POST", "DATA stream=1 [END_STREAM] length=5 "
+                           "data=00ffffffff"],
     "unknown_encoding": ["HEADERS stream=1", "grpc-encoding=interop-unknown", "DATA stream=1 [END_STREAM] length=5 "
                          "data=0100000000"],
 }

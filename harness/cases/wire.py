@@ -40,6 +40,7 @@ class Step:
     code: int = NO_ERROR         # rst / goaway: the error code
     count: int = 0               # pings
     http_status: int = 200       # headers, trailers_only: :status
+    status_text: str | None = None  # trailers: the grpc-status value as sent, when it is no number
 
 
 def headers(content_type: str = GRPC) -> Step:
@@ -50,8 +51,9 @@ def message(payload: bytes = b"", compressed: bool = False, declared: int | None
     return Step("message", payload=payload, compressed=compressed, declared=declared, pad=pad)
 
 
-def trailers(status: int = 0, text: str | None = None, with_status: bool = True) -> Step:
-    return Step("trailers", status=status, message=text, with_status=with_status)
+def trailers(status: int = 0, text: str | None = None, with_status: bool = True,
+             status_text: str | None = None) -> Step:
+    return Step("trailers", status=status, message=text, with_status=with_status, status_text=status_text)
 
 
 def trailers_only(status: int, text: str | None = None) -> Step:
@@ -151,6 +153,12 @@ SERVER_SCRIPTS: tuple[ServerScript, ...] = (
                  "UNAVAILABLE (the HTTP-to-gRPC status mapping).", (http_error(503),), {"status": "UNAVAILABLE"}),
     ServerScript("http_404", "HEADERS [END_STREAM] :status 404, content-type text/plain, no grpc-status: "
                  "UNIMPLEMENTED (the HTTP-to-gRPC status mapping).", (http_error(404),), {"status": "UNIMPLEMENTED"}),
+    ServerScript("status_not_a_number", "A response, then trailers with grpc-status: abc: as with no "
+                 "grpc-status at all, UNKNOWN.", (headers(), message(), trailers(status_text="abc")), {"status": "UNKNOWN"}),
+    ServerScript("message_bad_percent_encoding", "Trailers grpc-status 2 with grpc-message 'bad %zz %E2%28 end' "
+                 "(an invalid escape and an invalid UTF-8 sequence): UNKNOWN, and the message is kept (the "
+                 "protocol: a client never throws a status message away; at worst it shows it undecoded).",
+                 (headers(), trailers(2, "bad %zz %E2%28 end")), {"status": "UNKNOWN", "message_contains": ["bad"]}),
     ServerScript("ping_flood", f"Response HEADERS, {PING_FLOOD} PINGs, then the message and trailers OK: "
                  "the client answers them (or not) and the call ends OK.",
                  (headers(), pings(PING_FLOOD), message(), trailers()), OK_ONE),
@@ -165,6 +173,7 @@ class ClientScript:
     expect: dict[str, Any]                      # status (a code name) or http_status the server must answer
     headers: dict[str, str] = field(default_factory=dict)  # request headers added or replaced
     compressed: bool = False                    # the compressed flag on every request message
+    declared: int | None = None                 # the length prefix of every request message, when it lies
 
 
 CLIENT_SCRIPTS: tuple[ClientScript, ...] = (
@@ -176,6 +185,9 @@ CLIENT_SCRIPTS: tuple[ClientScript, ...] = (
                  "(never a call without its deadline).", (b"",), {"status": "INTERNAL"}, headers={"grpc-timeout": "1x"}),
     ClientScript("wrong_content_type", "content-type: text/plain: HTTP 415 Unsupported Media Type.", (b"",),
                  {"http_status": 415}, headers={"content-type": "text/plain"}),
+    ClientScript("length_prefix_4gib", "A request whose length prefix says 4 GiB - 1 (far past any server's "
+                 "receive limit), 5 bytes following: RESOURCE_EXHAUSTED.", (b"",), {"status": "RESOURCE_EXHAUSTED"},
+                 declared=0xFFFF_FFFF),
     ClientScript("unknown_encoding", "grpc-encoding: interop-unknown with a compressed message: UNIMPLEMENTED.",
                  (b"",), {"status": "UNIMPLEMENTED"}, headers={"grpc-encoding": "interop-unknown"}, compressed=True),
 )

@@ -27,6 +27,7 @@ class Outcome:
     http_status: int | None = None
     grpc_status: int | None = None
     grpc_message: str | None = None
+    unparsed_status: str | None = None   # a grpc-status that is no number, as it came
     messages: int = 0
     reset: str | None = None        # the RST_STREAM error code the server sent
     goaway: str | None = None
@@ -46,7 +47,7 @@ def send(script: ClientScript, address: str, case: str) -> Outcome:
     sid = conn.get_next_available_stream_id()
     conn.send_headers(sid, list(fields.items()), end_stream=not script.messages)
     for i, m in enumerate(script.messages):
-        conn.send_data(sid, frame(m, script.compressed), end_stream=i == len(script.messages) - 1)
+        conn.send_data(sid, frame(m, script.compressed, script.declared), end_stream=i == len(script.messages) - 1)
     deadline = time.monotonic() + TIMEOUT_S
     with socket.create_connection((host, int(port)), timeout=TIMEOUT_S) as sock:
         _send(sock, conn, out)
@@ -80,8 +81,8 @@ def _event(ev: h2.events.Event, conn: h2.connection.H2Connection, sid: int, out:
         for k, v in ev.headers:
             if k == ":status":
                 out.http_status = int(v)
-            elif k == "grpc-status":
-                out.grpc_status = int(v)
+            elif k == "grpc-status":  # a server may send anything: what is no number is kept as text
+                out.grpc_status, out.unparsed_status = (int(v), None) if v.isdigit() else (None, v)
             elif k == "grpc-message":
                 out.grpc_message = v
         return bool(getattr(ev, "stream_ended", None))
@@ -113,6 +114,8 @@ def describe(out: Outcome) -> str:
     if out.grpc_status is not None:
         name = STATUS_CODES[out.grpc_status] if 0 <= out.grpc_status < len(STATUS_CODES) else f"CODE_{out.grpc_status}"
         parts.append(f"grpc-status {name}" + (f" {out.grpc_message!r}" if out.grpc_message else ""))
+    elif out.unparsed_status is not None:
+        parts.append(f"grpc-status {out.unparsed_status!r} (no number)")
     else:
         parts.append("no grpc-status")
     parts.append(f"{out.messages} message(s)")

@@ -151,7 +151,7 @@ class WireServer:
             fields = [(":status", str(step.http_status)), ("content-type", step.content_type)] \
                 if step.kind == "trailers_only" else []
             if step.with_status:
-                fields.append(("grpc-status", str(step.status)))
+                fields.append(("grpc-status", step.status_text if step.status_text is not None else str(step.status)))
             elif step.kind == "trailers":  # a trailer block must hold something: one the harness owns
                 fields.append(("interop-wire", "no grpc-status"))
             if step.message is not None:
