@@ -125,6 +125,9 @@ def test_wire_suite_runs_green_in_py_py_with_its_frames(prepared: runner.Prepare
     assert all(r.notes.get("frames", "").count("HEADERS stream=1") >= 1 for r in results)
     # ten calls sent at once, each answered 100 ms after its request, on one connection: queued behind
     # the limit of one stream, they took ten holds
+    # after the GOAWAY and the closed connection, the second call came on a new connection
+    [away] = [r for r in results if r.case.endswith("/goaway_then_new_call")]
+    assert away.notes["frames"].count("accepted") == 2 and away.notes["frames"].count("got  HEADERS") == 2
     [limited] = [r for r in results if r.case.endswith("/max_concurrent_streams_1")]
     assert limited.duration_ms >= 10 * wire.server_script("max_concurrent_streams_1").hold_ms
     assert limited.notes["frames"].count("accepted") == 1 and limited.notes["frames"].count("got  HEADERS") == 10
