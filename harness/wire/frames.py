@@ -90,11 +90,19 @@ class FrameLog:
     safe: a connection's reader and writer may be different threads."""
 
     def __init__(self, raw_is_server: bool) -> None:
+        self.raw_is_server = raw_is_server
         # the client's bytes start with the connection preface
         self._sent = _Reader("sent", preface=not raw_is_server)
         self._got = _Reader("got ", preface=raw_is_server)
         self.lines: list[str] = []
         self._lock = threading.Lock()
+
+    def connection(self) -> FrameLog:
+        """The log of one more connection, into the same lines: its own frame readers, since every
+        connection starts with its own preface and its own header compression state."""
+        other = FrameLog(self.raw_is_server)
+        other.lines, other._lock = self.lines, self._lock
+        return other
 
     def sent(self, data: bytes) -> None:
         self._add(self._sent.feed(data))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from dataclasses import dataclass
 
 import h2.config
 import h2.connection
@@ -26,6 +27,14 @@ from harness.cases.wire import ANSWER, GRPC, ServerScript, Step, frame
 READ_TIMEOUT_S = 15.0   # a connection the client left open but idle ends then (bounded threads)
 POLL_S = 0.01           # how often a connection with answers held looks at the clock
 MAX_CONNECTIONS = 20    # a case makes one or two; more is a client reconnecting in a loop
+
+
+@dataclass
+class _Conn:
+    """One connection of the raw server: its socket, its h2 state and its frame log."""
+    sock: socket.socket
+    h2: h2.connection.H2Connection
+    log: FrameLog
 
 
 class WireServer:
@@ -72,7 +81,7 @@ class WireServer:
                 return
             self._conns.append(conn)
             self.log.note(f"connection {len(self._conns)} accepted")
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True,
+            t = threading.Thread(target=self._serve, args=(conn, self.log.connection()), daemon=True,
                                  name=f"wire-conn-{self.script.name}")
             t.start()
             self._threads.append(t)
@@ -83,38 +92,39 @@ class WireServer:
             self._calls += 1
             return n
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, sock: socket.socket, log: FrameLog) -> None:
         h2conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
         # the script's SETTINGS go in the first SETTINGS frame, so no stream can start before them
         h2conn.local_settings = h2.settings.Settings(client=False, initial_values={
             h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100, **self.script.settings})
         h2conn.initiate_connection()
+        c = _Conn(sock, h2conn, log)
         closing = False
         pending: list[tuple[float, int]] = []  # (when, stream): answers the script holds (hold_ms)
         idle_until = time.monotonic() + READ_TIMEOUT_S
         try:
-            self._flush(sock, h2conn)
+            self._flush(c)
             while not self._stop.is_set() and not closing and time.monotonic() < idle_until:
                 now = time.monotonic()
                 for due, sid in [p for p in pending if p[0] <= now]:
                     pending.remove((due, sid))
-                    closing = self._answer(sock, h2conn, sid) or closing
-                self._flush(sock, h2conn)
+                    closing = self._answer(c, sid) or closing
+                self._flush(c)
                 sock.settimeout(POLL_S if pending else max(0.01, idle_until - now))
                 try:
                     data = sock.recv(65536)
                 except TimeoutError:
                     continue
                 if not data:
-                    self.log.note("the client closed the connection")
+                    log.note("the client closed the connection")
                     return
                 idle_until = time.monotonic() + READ_TIMEOUT_S
-                self.log.got(data)
+                log.got(data)
                 try:
                     events = h2conn.receive_data(data)
                 except h2.exceptions.ProtocolError as e:  # the client broke a rule: the case fails saying which
                     self.refused.append(f"{type(e).__name__}: {e}")
-                    self.log.note(f"h2 refused the client's frames: {type(e).__name__}: {e}")
+                    log.note(f"h2 refused the client's frames: {type(e).__name__}: {e}")
                     return
                 for ev in events:
                     if isinstance(ev, h2.events.DataReceived):
@@ -123,30 +133,30 @@ class WireServer:
                         pending.append((time.monotonic() + self.script.hold_ms / 1000, ev.stream_id))
                     elif isinstance(ev, h2.events.ConnectionTerminated):
                         closing = True
-                self._flush(sock, h2conn)
+                self._flush(c)
             if closing:  # send what is left, then wait for the client to close (bounded by the timeout)
                 sock.shutdown(socket.SHUT_WR)
                 sock.settimeout(READ_TIMEOUT_S)
                 while sock.recv(65536):
                     pass
         except (OSError, TimeoutError) as e:
-            self.log.note(f"connection ended: {type(e).__name__}")
+            log.note(f"connection ended: {type(e).__name__}")
         finally:
             sock.close()
 
-    def _answer(self, sock: socket.socket, h2conn: h2.connection.H2Connection, sid: int) -> bool:
+    def _answer(self, c: _Conn, sid: int) -> bool:
         """Play the script's steps for the first call, a well-behaved answer for the others; True
         when the connection is to close after it."""
         first = self._next_call() == 0
         for step in self.script.steps if first else ANSWER:
-            self._play(sock, h2conn, sid, step)
+            self._play(c, sid, step)
         return first and self.script.close_after
 
-    def _play(self, sock: socket.socket, h2conn: h2.connection.H2Connection, sid: int, step: Step) -> None:
+    def _play(self, c: _Conn, sid: int, step: Step) -> None:
         if step.kind == "headers":
-            h2conn.send_headers(sid, [(":status", str(step.http_status)), ("content-type", step.content_type)])
+            c.h2.send_headers(sid, [(":status", str(step.http_status)), ("content-type", step.content_type)])
         elif step.kind == "message":
-            h2conn.send_data(sid, frame(step.payload, step.compressed, step.declared), pad_length=step.pad or None)
+            c.h2.send_data(sid, frame(step.payload, step.compressed, step.declared), pad_length=step.pad or None)
         elif step.kind in ("trailers", "trailers_only"):
             fields = [(":status", str(step.http_status)), ("content-type", step.content_type)] \
                 if step.kind == "trailers_only" else []
@@ -156,22 +166,22 @@ class WireServer:
                 fields.append(("interop-wire", "no grpc-status"))
             if step.message is not None:
                 fields.append(("grpc-message", step.message))
-            h2conn.send_headers(sid, fields, end_stream=True)
+            c.h2.send_headers(sid, fields, end_stream=True)
         elif step.kind == "rst":
-            h2conn.reset_stream(sid, step.code)
+            c.h2.reset_stream(sid, step.code)
         elif step.kind == "goaway":
-            self._flush(sock, h2conn)  # the frames before it go first
-            self._send(sock, GoAwayFrame(0, last_stream_id=sid, error_code=step.code).serialize())
+            self._flush(c)  # the frames before it go first
+            self._send(c, GoAwayFrame(0, last_stream_id=sid, error_code=step.code).serialize())
         elif step.kind == "pings":
             for i in range(step.count):
-                h2conn.ping(i.to_bytes(8, "big"))
+                c.h2.ping(i.to_bytes(8, "big"))
         else:
             raise ValueError(f"server script {self.script.name}: unknown step {step.kind!r}")
 
-    def _flush(self, sock: socket.socket, h2conn: h2.connection.H2Connection) -> None:
-        self._send(sock, h2conn.data_to_send())
+    def _flush(self, c: _Conn) -> None:
+        self._send(c, c.h2.data_to_send())
 
-    def _send(self, sock: socket.socket, data: bytes) -> None:
+    def _send(self, c: _Conn, data: bytes) -> None:
         if data:
-            self.log.sent(data)
-            sock.sendall(data)
+            c.log.sent(data)
+            c.sock.sendall(data)
