@@ -102,6 +102,9 @@ type ServerSpec struct {
 	// RequireToken: the call must carry "authorization: Bearer <RequireToken>", else the server
 	// answers UNAUTHENTICATED "bearer token required" (and still confirms the call).
 	RequireToken string `json:"require_token"`
+	// CheckDeadline: the timeout the server received must be the call's timeout_ms, within
+	// deadlineRange (none when the call has no timeout_ms).
+	CheckDeadline bool `json:"check_deadline"`
 }
 
 // DetailsStatus is server.details_status.
