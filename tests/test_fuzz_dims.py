@@ -100,3 +100,19 @@ def test_the_deadline_check_range() -> None:
     assert plan.deadline_ok(100_000, 104_000) and not plan.deadline_ok(100_000, 106_000)
     ten_years = 10 * 365 * 24 * 3600 * 1000.0
     assert plan.deadline_ok(ten_years, plan.MAX_TIMEOUT_MS) and not plan.deadline_ok(ten_years, 1e9)
+
+
+def test_the_server_check_of_no_deadline(seed_gen: Any) -> None:
+    from types import SimpleNamespace
+
+    def plan_of(**kw: Any) -> plan.Plan:
+        call = SimpleNamespace(method="/shapes.v1.Shapes/Unary", requests=[{}], timeout_ms=2001,
+                               expect={"status": "OK", "responses": [{}]}, server={"check_deadline": True}, **kw)
+        return plan.Plan("c", 0, call, _method("shapes.v1.Shapes/Unary"))
+
+    none = plan_of(no_deadline=True)
+    assert none.deadline_diffs(None) == [] and none.deadline_diffs(9.2e15) == []  # grpcio's infinite future
+    assert none.deadline_diffs(2.0) == [("server.deadline", "no deadline", "2000 ms")]
+    assert plan_of().deadline_diffs(None) == [("server.deadline", "2001 ms (from 1501 to 2601.05)", "no deadline")]
+    assert plan_of().deadline_diffs(2.9) == [("server.deadline", "2001 ms (from 1501 to 2601.05)", "2900 ms")]
+    assert plan_of().deadline_diffs(2.0) == []
