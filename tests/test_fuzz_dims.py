@@ -116,3 +116,18 @@ def test_the_server_check_of_no_deadline(seed_gen: Any) -> None:
     assert plan_of().deadline_diffs(None) == [("server.deadline", "2001 ms (from 1501 to 2601.05)", "no deadline")]
     assert plan_of().deadline_diffs(2.9) == [("server.deadline", "2001 ms (from 1501 to 2601.05)", "2900 ms")]
     assert plan_of().deadline_diffs(2.0) == []
+
+
+@pytest.mark.parametrize("extra, error", [
+    ({"server": {"check_deadline": "yes"}}, "server.check_deadline is true or false, not 'yes'"),
+    ({"no_deadline": 1}, "no_deadline is true or false, not 1"),
+    ({"timeout_ms": float("inf")}, "timeout_ms is a positive number of milliseconds, not inf"),
+    ({"timeout_ms": True}, "timeout_ms is a positive number of milliseconds, not True"),
+])
+def test_the_loader_names_the_case_of_a_bad_deadline_key(seed_gen: Any, extra: dict[str, Any], error: str) -> None:
+    import yaml
+
+    call = {"method": "shapes.v1.Shapes/Unary", "requests": [{}], "expect": {"responses": [{}]}, **extra}
+    text = yaml.safe_dump({"cases": [{"name": "shapes.v1.Shapes/Unary/fuzz/deadlines/bad", "calls": [call]}]})
+    with pytest.raises(model.CaseError, match=f"case 'shapes.v1.Shapes/Unary/fuzz/deadlines/bad': {error}"):
+        model.load_file("f.yaml", text=text)
