@@ -38,6 +38,8 @@ type servedCall struct {
 	detailsStatus *spb.Status
 	// channel: the case's channel, normalized (nil: none; the connection is not checked)
 	channel *Channel
+	// server.requests_wire and server.responses_wire, decoded (wire.go)
+	requestsWire, responsesWire [][]byte
 	err     error // the call is not valid
 }
 
@@ -124,5 +126,6 @@ func serveCall(name string, i int, c *Call) *servedCall {
 	// status on its own (cancel, deadline), so a client that does not cannot pass.
 	sc.header, sc.trailer, sc.code, sc.details = v.header, v.trailer, v.serverCode, v.details
 	sc.detailsStatus = v.detailsStatus
+	sc.requestsWire, sc.responsesWire = v.serverRequestsWire, v.serverResponsesWire
 	return sc
 }
