@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// Wire-form calls and protojson calls (docs/cases.md, "Wire bytes and protojson").
+//
+// requests_wire: the client sends these exact bytes as its requests (rawCodec), so the server's own
+// library decides what a message the case JSON cannot carry means (invalid UTF-8 in a string,
+// unknown fields, a closed enum's undeclared number, a Timestamp past 9999). server.responses_wire:
+// the server parses these bytes with its library and sends the result. server.requests_wire and
+// expect.responses_wire: each message the receiver parsed, serialized again by its own library
+// (deterministic), must be exactly these bytes.
+//
+// protojson: the client renders its request as protojson (JSONKey, request metadata) and the server
+// parses it with its own library and compares it with the request it decoded from the wire; the
+// server renders its first response the same way (JSONKey, trailer) and the client does the same.
+
+// JSONKey carries a message's protojson rendering (request metadata, response trailer).
+const JSONKey = "interop-json-bin"
+
+// rawFrame is a request already encoded: rawCodec sends its bytes as they are.
+type rawFrame []byte
+
+// rawCodec sends rawFrames as they are and decodes everything else as protobuf (the responses of a
+// call whose requests are raw bytes are still parsed by this peer's library).
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) ([]byte, error) {
+	if f, ok := v.(rawFrame); ok {
+		return []byte(f), nil
+	}
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("rawCodec: cannot marshal %T", v)
+	}
+	return proto.Marshal(m)
+}
+
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return fmt.Errorf("rawCodec: cannot unmarshal into %T", v)
+	}
+	return proto.Unmarshal(data, m)
+}
+
+func (rawCodec) Name() string { return "proto" }
+
+// decodeWire reads a list of base64 messages (nil list: nil).
+func decodeWire(list *[]string, what string) ([][]byte, error) {
+	if list == nil {
+		return nil, nil
+	}
+	out := make([][]byte, len(*list))
+	for i, s := range *list {
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d] is not base64: %v", what, i, err)
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// reencode is a message as this peer's library serializes it again, deterministically.
+func reencode(m proto.Message) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+}
+
+// wireMessages compares what was parsed, serialized again, with the expected bytes, exactly.
+func (d *differ) wireMessages(path string, exp [][]byte, got []proto.Message) {
+	if len(exp) != len(got) {
+		d.add(path+".count", strconv.Itoa(len(exp)), strconv.Itoa(len(got)))
+	}
+	for i := range min(len(exp), len(got)) {
+		b, err := reencode(got[i])
+		if err != nil {
+			d.add(fmt.Sprintf("%s[%d]", path, i), base64.StdEncoding.EncodeToString(exp[i]), "not serializable: "+err.Error())
+			continue
+		}
+		if !bytes.Equal(b, exp[i]) {
+			d.add(fmt.Sprintf("%s[%d]", path, i), base64.StdEncoding.EncodeToString(exp[i]), base64.StdEncoding.EncodeToString(b))
+		}
+	}
+}
+
+// protojsonOf renders m as protojson with the library's defaults (what a team logging messages
+// writes); an error is the rendering's outcome, for the receiver to report.
+func protojsonOf(m proto.Message) string {
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return string(b)
+}
+
+// parsedJSON compares the other side's protojson rendering (JSONKey in md) of a message with the
+// message this peer decoded from the wire: the rendering, parsed by this peer's library, must be
+// the same message.
+func (d *differ) parsedJSON(path string, md metadata.MD, wire proto.Message) {
+	vs := md.Get(JSONKey)
+	if len(vs) != 1 {
+		d.add(path, "one protojson rendering in "+JSONKey, fmt.Sprintf("%d", len(vs)))
+		return
+	}
+	m := wire.ProtoReflect().New().Interface()
+	if err := protojson.Unmarshal([]byte(vs[0]), m); err != nil {
+		d.add(path, "the other side's protojson parses", quote(vs[0])+": "+err.Error())
+		return
+	}
+	d.message(path, wire.ProtoReflect(), m.ProtoReflect())
+}
