@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from google.protobuf import any_pb2, descriptor_pool, json_format
-from google.protobuf.message import EncodeError, Message
+from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
 from python_impl.compare import diff_messages, render
@@ -119,18 +119,20 @@ def parsed_json(metadata: Any, wire: Message, path: str) -> list[tuple[str, str,
 
 
 def wire_diffs(expected: list[str], got: list[Message], path: str) -> list[tuple[str, str, str]]:
-    """Each message Python parsed, serialized again (deterministic), against the expected bytes
-    (base64), exactly: (path, expected, got) for each difference."""
+    """Each message Python parsed against the expected bytes (base64) parsed by Python too: field by
+    field, unknown fields included, in wire order (bytes are not compared: libraries serialize the
+    same message in different orders, protobuf-go its extensions first). The expected bytes are
+    another library's serialization of what it parsed, so a field it dropped or changed shows here.
+    (path, expected, got) for each difference."""
     want = [base64.b64decode(v) for v in expected]
     out = [] if len(want) == len(got) else [(f"{path}.count", str(len(want)), str(len(got)))]
     for i, (e, g) in enumerate(zip(want, got)):
         try:
-            b = g.SerializeToString(deterministic=True)
-        except EncodeError as err:
-            out.append((f"{path}[{i}]", render(e), f"not serializable: {err}"))
+            parsed = type(g).FromString(e)
+        except DecodeError as err:
+            out.append((f"{path}[{i}]", f"bytes Python parses: {render(e)}", f"not parsed: {err}"))
             continue
-        if b != e:
-            out.append((f"{path}[{i}]", render(e), render(b)))
+        out += diff_messages(parsed, g, f"{path}[{i}]")
     return out
 
 

@@ -40,7 +40,7 @@ type servedCall struct {
 	channel *Channel
 	// server.requests_wire and server.responses_wire, decoded (wire.go)
 	requestsWire, responsesWire [][]byte
-	err     error // the call is not valid
+	err                         error // the call is not valid
 }
 
 // LoadCatalogue parses a catalogue document. A malformed document is an error; a malformed case is

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/base64"
 	"fmt"
 	"strconv"
@@ -71,25 +70,23 @@ func decodeWire(list *[]string, what string) ([][]byte, error) {
 	return out, nil
 }
 
-// reencode is a message as this peer's library serializes it again, deterministically.
-func reencode(m proto.Message) ([]byte, error) {
-	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
-}
-
-// wireMessages compares what was parsed, serialized again, with the expected bytes, exactly.
+// wireMessages compares each message this peer parsed with the expected bytes parsed by this
+// peer's library too: field by field, unknown fields included, in wire order. (Bytes are not
+// compared: libraries serialize the same message in different orders, protobuf-go its extensions
+// first.) The expected bytes are another library's serialization of what it parsed, so a field it
+// dropped, moved or changed shows here.
 func (d *differ) wireMessages(path string, exp [][]byte, got []proto.Message) {
 	if len(exp) != len(got) {
 		d.add(path+".count", strconv.Itoa(len(exp)), strconv.Itoa(len(got)))
 	}
 	for i := range min(len(exp), len(got)) {
-		b, err := reencode(got[i])
-		if err != nil {
-			d.add(fmt.Sprintf("%s[%d]", path, i), base64.StdEncoding.EncodeToString(exp[i]), "not serializable: "+err.Error())
+		p := fmt.Sprintf("%s[%d]", path, i)
+		want := got[i].ProtoReflect().New().Interface()
+		if err := proto.Unmarshal(exp[i], want); err != nil {
+			d.add(p, "bytes this peer parses: "+base64.StdEncoding.EncodeToString(exp[i]), "not parsed: "+err.Error())
 			continue
 		}
-		if !bytes.Equal(b, exp[i]) {
-			d.add(fmt.Sprintf("%s[%d]", path, i), base64.StdEncoding.EncodeToString(exp[i]), base64.StdEncoding.EncodeToString(b))
-		}
+		d.message(p, want.ProtoReflect(), got[i].ProtoReflect())
 	}
 }
 
