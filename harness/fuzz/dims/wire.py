@@ -35,6 +35,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, duration_pb2, times
 from google.protobuf.descriptor import Descriptor, FieldDescriptor as FD, MethodDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
+from google.protobuf.unknown_fields import UnknownFieldSet
 from hypothesis import assume, strategies as st
 
 from harness.cases.model import Call, streaming_mode
@@ -157,10 +158,41 @@ def wire_message(draw: Any, desc: Descriptor, anys: tuple[Descriptor, ...], refu
     # way), so drawing it would only make a false alarm of the exact comparison.
     extras = sorted(draw(st.lists(appended(desc), max_size=MAX_APPENDED)), key=lambda e: not e[0])
     for _, extra in extras:
-        if refusable or parsed(desc, data + extra) is not None:
+        if (refusable or parsed(desc, data + extra) is not None) and not replaces_closed(desc, data + extra):
             data += extra
     assume(len(data) <= MESSAGE_BUDGET)
     return data
+
+
+def replaces_closed(desc: Descriptor, data: bytes) -> bool:
+    """True when data, parsed as a desc, has a singular closed enum field that received an
+    undeclared number besides another value (declared, or undeclared too). The libraries measurably
+    differ there: protobuf-go keeps only the last occurrence (it clears the field, or drops the
+    earlier unknown number), upb keeps them all. That is a known divergence with its own fixed cases
+    (tests/data/wire_cases.yaml, fixed_closed_enum_*), not drawn: a known divergence wide enough to
+    excuse it in drawn examples would excuse any lost field."""
+    try:
+        msg = GetMessageClass(desc).FromString(data)
+    except DecodeError:
+        return False
+    return _replaces(msg)
+
+
+def _replaces(msg: Message) -> bool:
+    unknown = [f.field_number for f in UnknownFieldSet(msg)]
+    for fd in msg.DESCRIPTOR.fields:
+        if fd.type == FD.TYPE_ENUM and fd.enum_type.is_closed and not fd.is_repeated:
+            n = unknown.count(fd.number)
+            if n > 1 or n and msg.HasField(fd.name):
+                return True
+    for fd, value in msg.ListFields():
+        if fd.cpp_type != FD.CPPTYPE_MESSAGE:
+            continue
+        is_map = fd.message_type.GetOptions().map_entry
+        items = value.values() if is_map else value if fd.is_repeated else [value]
+        if any(isinstance(v, Message) and _replaces(v) for v in items):
+            return True
+    return False
 
 
 def parsed(desc: Descriptor, data: bytes) -> bytes | None:
