@@ -97,14 +97,15 @@ def protojson_of(msg: Message) -> bytes:
     """msg as protojson with the library's defaults (what a team logging messages writes), UTF-8; a
     rendering error is the rendering's outcome, for the receiver to report (as the Go engine does)."""
     try:
-        return json_format.MessageToJson(msg).encode("utf-8")
+        return json_format.MessageToJson(msg, indent=None).encode("utf-8")  # one line, as protobuf-go writes
     except Exception as e:  # noqa: BLE001  json_format raises several types for values it cannot write
         return f"error: {type(e).__name__}: {e}".encode("utf-8")
 
 
 def parsed_json(metadata: Any, wire: Message, path: str) -> list[tuple[str, str, str]]:
     """The other side's protojson rendering of a message (JSON_KEY in metadata), parsed by Python,
-    against the message Python decoded from the wire: (path, expected, got) for each difference."""
+    against the message Python decoded from the wire: (path, expected, got) for each difference.
+    (protojson has no form for unknown fields: a protojson call carries none, the loader sees to it.)"""
     values = [v for k, v in metadata or () if k == JSON_KEY]
     if len(values) != 1:
         return [(path, f"one protojson rendering in {JSON_KEY}", str(len(values)))]

@@ -150,8 +150,11 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     if streaming in ("unary", "server_stream") and count != 1:
         raise _fail(src, name, f"{method} is {streaming}: give exactly one request, not {count}")
     protojson = raw.get("protojson", False)
-    if not isinstance(protojson, bool) or protojson and (wire is not None or len(requests) != 1):
-        raise _fail(src, name, "protojson is true or false, and needs exactly one request in requests (not requests_wire)")
+    wire_responses = (raw.get("server") or {}).get("responses_wire") or (raw.get("expect") or {}).get("responses_wire")
+    if not isinstance(protojson, bool) or protojson and (wire is not None or wire_responses or len(requests) != 1):
+        # protojson has no form for unknown fields, which wire-form messages carry
+        raise _fail(src, name, "protojson is true or false, and needs exactly one request in requests (no wire-form "
+                               "messages: requests_wire, server.responses_wire, expect.responses_wire)")
     expect = dict(raw.get("expect") or {})
     unknown = set(expect) - _EXPECT_KEYS
     if unknown:

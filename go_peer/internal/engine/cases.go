@@ -312,8 +312,10 @@ func validateCall(c *Call) (*validCall, error) {
 	if c.Expect.ResponsesWire != nil && (c.Expect.Responses != nil || c.Expect.Chunks != nil) {
 		return nil, fmt.Errorf("give expect.responses or expect.responses_wire, not both")
 	}
-	if c.Protojson && (c.RequestsWire != nil || requests != 1) {
-		return nil, fmt.Errorf("protojson: give exactly one request, in requests (not requests_wire)")
+	wireResponses := c.Expect.ResponsesWire != nil || (c.Server != nil && c.Server.ResponsesWire != nil)
+	if c.Protojson && (c.RequestsWire != nil || wireResponses || requests != 1) {
+		// protojson has no form for unknown fields, which wire-form messages carry
+		return nil, fmt.Errorf("protojson: give exactly one request, in requests (no wire-form messages)")
 	}
 	switch c.Streaming {
 	case ModeUnary, ModeServerStream:
