@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from harness.cases import model
 from harness.fuzz.dims import json as json_dim
 from harness.fuzz.dims import wire
+from harness.fuzz import run as fuzz_run
 from python_impl.check import check
 from python_impl.contract import JSON_KEY, Outcome, parsed_json, protojson_of, wire_diffs
 from python_impl.plan import Plan, Read, Run, Send
@@ -183,10 +184,9 @@ def test_wire_draws_every_kind_and_every_example_loads(seed_gen: Any) -> None:
     for name, cs in drawn.items():
         for c in cs:
             assert not any(wire.replaces_closed(_method(name).input_type, base64.b64decode(b)) for b in c.requests_wire)
-            text = model.yaml.safe_dump({"cases": [{"name": f"{name}/fuzz/wire/x", "calls": [
-                {"method": name, "generic": True, **{k: v for k, v in c.to_json().items()
-                                                     if k in ("requests_wire", "expect", "server", "bidi")}}]}]})
-            model.load_file("drawn.yaml", text=text)
+            saved = fuzz_run.save_text([model.Case(name=f"{name}/fuzz/wire/x", calls=[c], source="drawn")])
+            [back] = model.load_file("saved.yaml", text=saved)  # as --save-failures writes it
+            assert back.calls[0] == c
 
 
 def test_wire_draws_timestamps_past_their_json_range(seed_gen: Any) -> None:
