@@ -106,12 +106,15 @@ type ServerSpec struct {
 	// RequireToken: the call must carry "authorization: Bearer <RequireToken>", else the server
 	// answers UNAUTHENTICATED "bearer token required" (and still confirms the call).
 	RequireToken string `json:"require_token"`
-	// RequestsWire: each request the server parsed, serialized again by its library
-	// (deterministic), must be exactly these bytes (base64).
+	// RequestsWire: each request the server parsed must be the message these bytes (base64) are
+	// to its own library (wire.go).
 	RequestsWire *[]string `json:"requests_wire"`
 	// ResponsesWire: responses as bytes (base64) the server parses with its library and sends,
 	// instead of expect.responses.
 	ResponsesWire *[]string `json:"responses_wire"`
+	// CheckDeadline: the timeout the server received must be the call's timeout_ms, within
+	// deadlineRange (none when the call has no timeout_ms).
+	CheckDeadline bool `json:"check_deadline"`
 }
 
 // DetailsStatus is server.details_status.
@@ -136,8 +139,8 @@ type Expect struct {
 	Chunks             *Chunks             `json:"chunks"`
 	// Reflection: a reflection stream's responses, checked by meaning (standard.go).
 	Reflection *[]ReflectionExpect `json:"reflection"`
-	// ResponsesWire: each response the client parsed, serialized again by its library
-	// (deterministic), must be exactly these bytes (base64).
+	// ResponsesWire: each response the client parsed must be the message these bytes (base64) are
+	// to its own library (wire.go).
 	ResponsesWire *[]string `json:"responses_wire"`
 }
 

@@ -264,6 +264,9 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		want = spec.Metadata
 	}
 	d.metadata("server.metadata", want, md)
+	if spec.CheckDeadline {
+		checkDeadline(r.ctx, c.TimeoutMS, d)
+	}
 	if sc.channel != nil {
 		checkChannel(r.ctx, *sc.channel, d)
 		if sc.channel.Refused { // the handshake was to fail: no call may arrive
@@ -379,7 +382,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 			}
 		}
 	}
-	trailer := sc.trailer.Copy()
+	trailer := serverTrailer(sc.trailer.Copy())
 	if c.Protojson && ok && len(responses) > 0 { // this side's rendering of its first response (wire.go)
 		trailer.Append(JSONKey, protojsonOf(responses[0]))
 	}

@@ -16,8 +16,8 @@ import (
 // library decides what a message the case JSON cannot carry means (invalid UTF-8 in a string,
 // unknown fields, a closed enum's undeclared number, a Timestamp past 9999). server.responses_wire:
 // the server parses these bytes with its library and sends the result. server.requests_wire and
-// expect.responses_wire: each message the receiver parsed, serialized again by its own library
-// (deterministic), must be exactly these bytes.
+// expect.responses_wire: each message the receiver parsed must be the message these bytes are to
+// its own library (wireMessages).
 //
 // protojson: the client renders its request as protojson (JSONKey, request metadata) and the server
 // parses it with its own library and compares it with the request it decoded from the wire; the

@@ -17,12 +17,14 @@ at runtime in a private descriptor pool (the field's number with a type of the s
 bytes for a string or a message, int64 for an enum), never by hand.
 
 What each library must make of the bytes is what Python's own parser makes of them, serialized
-again deterministically (docs/cases.md, "Wire bytes and protojson"): the request side in
-`server.requests_wire` (the server's library parses the client's exact bytes), the response side
-in `expect.responses_wire` (the server's library parses and re-sends `server.responses_wire`, the
-client's library parses that). Bytes Python's parser refuses are request-only: every gRPC server
-answers INTERNAL before its handler runs, so the case expects INTERNAL and gives the server
-`status: OK` (a server that accepted them answers OK, and the case fails).
+again (docs/cases.md, "Wire bytes and protojson"): the request side in `server.requests_wire` (the
+server's library parses the client's exact bytes), the response side in `expect.responses_wire`
+(the server's library parses and re-sends `server.responses_wire`, the client's library parses
+that). Each receiver parses the expected bytes with its own library and compares by meaning,
+unknown fields included, so a field the other library dropped, moved or changed shows. Bytes
+Python's parser refuses are request-only: every gRPC server answers INTERNAL before its handler
+runs, so the case expects INTERNAL and gives the server `status: OK` (a server that accepted them
+answers OK, and the case fails).
 """
 
 from __future__ import annotations
