@@ -71,3 +71,11 @@ func TestRawCodec(t *testing.T) {
 		t.Fatalf("unmarshal: %v %v", m, err)
 	}
 }
+
+// On send, protobuf-go refuses invalid UTF-8 in a proto3 string (as Python's str cannot hold it):
+// only a raw sender (requests_wire) puts one on the wire, which is why the wire dimension needs one.
+func TestProtobufGoRefusesToSendInvalidUTF8(t *testing.T) {
+	if _, err := proto.Marshal(wrapperspb.String("\xff")); err == nil || !strings.Contains(err.Error(), "invalid UTF-8") {
+		t.Fatalf("marshalled invalid UTF-8: %v", err)
+	}
+}
