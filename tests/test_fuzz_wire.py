@@ -78,6 +78,8 @@ def test_wire_keys_load_and_travel_to_the_engines(seed_gen: Any) -> None:
     ({"requests_wire": ["not base64!"], "expect": {"responses": [{"id": "a"}]}}, "requests_wire holds a value that is not base64"),
     ({"requests": [{"id": "a"}], "requests_wire": ["CgFh"], "expect": {"responses": [{"id": "a"}]}},
      "give requests_wire or requests, not both"),
+    ({"requests_wire": ["CgFh"], "expect": {"responses": [], "responses_wire": []}},
+     "give expect.responses_wire or expect.responses, not both"),
     ({"requests_wire": ["CgFh", "CgFh"], "expect": {"responses": [{"id": "a"}]}}, "give exactly one request, not 2"),
     ({"requests_wire": ["CgFh"], "server": {"responses_wire": ["CgLDKP8="]}, "expect": {"responses_wire": []}},
      "server.responses_wire[0] is not a valid shapes.legacy.Legacy"),

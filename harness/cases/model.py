@@ -230,8 +230,9 @@ def _wire_form(raw: dict[str, Any], src: str, name: str, meth: Any) -> list[str]
     expect, server = raw.get("expect") or {}, raw.get("server") or {}
     lists = {"requests_wire": raw.get("requests_wire"), "expect.responses_wire": expect.get("responses_wire"),
              "server.requests_wire": server.get("requests_wire"), "server.responses_wire": server.get("responses_wire")}
-    twins = {"requests_wire": raw.get("requests"), "expect.responses_wire": expect.get("responses"),
-             "server.responses_wire": server.get("responses")}
+    # requests: [] is no request (a saved case writes it); responses: [] says "none" (the Go engine agrees)
+    twins = {"requests_wire": bool(raw.get("requests")), "expect.responses_wire": expect.get("responses") is not None,
+             "server.responses_wire": server.get("responses") is not None}
     for key, value in lists.items():
         if value is None:
             continue
@@ -241,7 +242,7 @@ def _wire_form(raw: dict[str, Any], src: str, name: str, meth: Any) -> list[str]
             decoded = [base64.b64decode(v, validate=True) for v in value]
         except ValueError as e:
             raise _fail(src, name, f"{key} holds a value that is not base64: {e}") from None
-        if twins.get(key):
+        if twins.get(key, False):
             raise _fail(src, name, f"give {key} or {key.removesuffix('_wire')}, not both")
         if key == "server.responses_wire":
             for i, b in enumerate(decoded):
