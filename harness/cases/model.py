@@ -244,6 +244,8 @@ def _wire_form(raw: dict[str, Any], src: str, name: str, meth: Any) -> list[str]
             raise _fail(src, name, f"{key} holds a value that is not base64: {e}") from None
         if twins.get(key, False):
             raise _fail(src, name, f"give {key} or {key.removesuffix('_wire')}, not both")
+        if key == "expect.responses_wire" and expect.get("chunks") is not None:
+            raise _fail(src, name, "give expect.responses_wire or expect.chunks, not both")
         if key == "server.responses_wire":
             for i, b in enumerate(decoded):
                 try:
