@@ -29,7 +29,7 @@ DEFAULT_TIMEOUT_MS = 10_000
 FINDING_PREFIX = "finding/"
 
 _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
-              "cancel_after_responses", "generic", "wait_for_ready", "requests_wire", "protojson"}
+              "cancel_after_responses", "generic", "wait_for_ready", "no_deadline", "requests_wire", "protojson"}
 _EXPECT_KEYS = {"status", "status_alternatives", "message", "message_contains", "responses", "headers", "trailers", "details", "float_tolerance", "chunks", "responses_wire"}
 _SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "trailers", "metadata", "details_status",
                 "require_token", "requests_wire", "responses_wire", "check_deadline"}
@@ -59,6 +59,7 @@ class Call:
     raw: bool = False                                       # method outside the proto set (Empty in/out)
     checked_by_server: bool = False                         # a generic server answers it and must say so
     wait_for_ready: bool = False                            # the call waits for a connection instead of failing fast
+    no_deadline: bool = False                               # the client sets no deadline (timeout_ms bounds the run only)
     requests_wire: list[str] | None = None                  # the requests as exact bytes (base64), sent as they are
     protojson: bool = False                                 # each side renders its message as protojson for the other
 
@@ -84,7 +85,7 @@ class Call:
         optional = {"server": self.server, "compression": self.compression,
                     "cancel_after_responses": self.cancel_after_responses, "raw": self.raw,
                     "checked_by_server": self.checked_by_server, "wait_for_ready": self.wait_for_ready,
-                    "requests_wire": self.requests_wire, "protojson": self.protojson}
+                    "no_deadline": self.no_deadline, "requests_wire": self.requests_wire, "protojson": self.protojson}
         # `is` tests: 0 (cancel at once) is a value, not an absence (0 == False in Python).
         out.update({k: v for k, v in optional.items() if v is not None and v is not False and v != {}})
         return out
@@ -210,6 +211,9 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     wait_for_ready = raw.get("wait_for_ready", False)
     if not isinstance(wait_for_ready, bool):
         raise _fail(src, name, f"wait_for_ready is true or false, not {wait_for_ready!r}")
+    no_deadline = raw.get("no_deadline", False)
+    if not isinstance(no_deadline, bool):
+        raise _fail(src, name, f"no_deadline is true or false, not {no_deadline!r}")
     compression = raw.get("compression")
     if compression not in (None, "gzip") or server.get("compression") not in (None, "gzip"):
         raise _fail(src, name, "compression is gzip or absent")
@@ -220,7 +224,8 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
                 response_type=meth.output_type.full_name, requests=list(requests), expect=expect,
                 metadata=metadata, timeout_ms=timeout, bidi=bidi,
                 server=server, compression=compression, cancel_after_responses=cancel,
-                checked_by_server=generic, wait_for_ready=wait_for_ready, requests_wire=wire, protojson=protojson)
+                checked_by_server=generic, wait_for_ready=wait_for_ready, no_deadline=no_deadline,
+                requests_wire=wire, protojson=protojson)
 
 
 def _wire_form(raw: dict[str, Any], src: str, name: str, meth: Any) -> list[str] | None:
