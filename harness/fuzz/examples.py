@@ -96,7 +96,7 @@ def case_yaml(cases: list[Case]) -> dict[str, Any]:
             raw = json.loads(json.dumps(call.to_json()))  # plain dicts (json_format writes OrderedDicts)
             item: dict[str, Any] = {"method": call.method, "generic": True}
             for key in ("requests", "timeout_ms", "bidi", "expect", "server", "compression",
-                        "cancel_after_responses", "metadata"):
+                        "cancel_after_responses", "cancel_after_requests", "metadata"):
                 if raw.get(key) not in (None, {}):
                     item[key] = raw[key]
             calls.append(item)

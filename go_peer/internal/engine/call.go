@@ -104,6 +104,11 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 		return true
 	}
 	switch {
+	case p.call.CancelAfterRequests != nil: // client_stream, half-duplex bidi: k requests, then cancel
+		send(p.requests[:*p.call.CancelAfterRequests])
+		cancel()
+		for recv() {
+		}
 	case mode == ModeBidi && p.call.Bidi == PingPong:
 		for _, r := range p.requests {
 			if !send([]proto.Message{r}) || !recv() {

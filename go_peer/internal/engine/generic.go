@@ -46,7 +46,7 @@ func Unary[S, Req, Resp any](ctx context.Context, method string, req *Req, fallb
 		},
 	}
 	resp, err := sc.answer(r)
-	if err != nil {
+	if err != nil || resp == nil { // nil: server.end return_none (or abort with OK), a nil *Resp
 		return nil, err
 	}
 	return any(resp).(*Resp), nil
@@ -206,6 +206,12 @@ func (sc *servedCall) answer(r *rpc) (proto.Message, error) {
 	return resp, err
 }
 
+// raised is what a handler told to raise returns (server.end raise): a plain error, not a status,
+// which grpc-go sends as UNKNOWN with the error's text.
+type raised struct{ text string }
+
+func (e raised) Error() string { return e.text }
+
 // serve answers one call as its case says. For a unary call it returns the response.
 func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	c := sc.call
@@ -240,7 +246,9 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	}
 
 	// 1. delay
-	if spec.DelayMS > 0 {
+	if spec.DelayMS > 0 && spec.IgnoreEnd { // sleeps through a cancel or the deadline, then goes on
+		time.Sleep(time.Duration(spec.DelayMS * float64(time.Millisecond)))
+	} else if spec.DelayMS > 0 {
 		t := time.NewTimer(time.Duration(spec.DelayMS * float64(time.Millisecond)))
 		select {
 		case <-t.C:
@@ -341,7 +349,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	d.messages("server.requests", expReqs, got)
 
 	// 5. headers were set above; responses, trailers, status
-	ok := sc.code == codes.OK
+	ok := sc.code == codes.OK && spec.End != EndRaise
 	var unaryResp proto.Message
 	switch r.mode {
 	case ModeUnary, ModeClientStream:
@@ -350,7 +358,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 			if len(responses) > 0 {
 				unaryResp = responses[0]
 			}
-			if r.mode == ModeClientStream {
+			if r.mode == ModeClientStream && spec.End != EndReturnNone && spec.End != EndAbort {
 				if err := r.stream.SendMsg(unaryResp); err != nil {
 					return nil, err
 				}
@@ -375,6 +383,22 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		trailer.Append("grpc-status-details-bin", string(b))
 	}
 	r.setTrailer(sc.findings(r.ctx, d, trailer, len(got)))
+	switch spec.End {
+	case EndReturnNone:
+		return nil, nil
+	case EndRaise:
+		text := ""
+		if len(c.Expect.MessageContains) > 0 {
+			text = c.Expect.MessageContains[0]
+		}
+		return nil, raised{text}
+	case EndAbort: // with OK, status.Error is nil: the call ends OK, a unary one with no message set
+		msg := ""
+		if c.Expect.Message != nil && spec.Status == "" {
+			msg = *c.Expect.Message
+		}
+		return nil, status.Error(sc.code, msg)
+	}
 	if ok {
 		return unaryResp, nil
 	}
