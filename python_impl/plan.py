@@ -139,6 +139,9 @@ class Plan:
         if self.end not in ("return", "return_none", "raise", "abort"):  # the Go engine refuses it too
             raise ValueError(f"server.end {self.end!r} is not return, return_none, raise or abort")
         self.ignore_end = bool(srv.get("ignore_end"))
+        # server.delay_after k: the delay comes after the k-th response instead of first (a client
+        # that cancels after k responses must do it while the server waits, not after the end)
+        self.delay_after: int | None = srv.get("delay_after")
         self.ping_pong = (method.client_streaming and method.server_streaming
                           and getattr(call, "bidi", "half_duplex") == "ping_pong")
         req_cls, self.resp_cls = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
@@ -230,7 +233,7 @@ class Plan:
                connection: dict[str, str] | None = None) -> Script:
         """The call's behaviour as steps; `request` is the request of a unary-request call, and
         `connection` what the server saw of the call's connection (for a case with a channel)."""
-        if self.delay:
+        if self.delay and self.delay_after is None:
             yield Wait(self.delay, self.ignore_end)
         diffs = self.check_metadata(metadata) + self.check_channel(connection)
         if self.token_refused(metadata):  # refused before reading anything; the server still confirms
@@ -245,13 +248,13 @@ class Plan:
             while not self.read_limit(len(got)) and (req := (yield Read())) is not None:
                 got.append(req)
                 if self.ping_pong and len(got) <= len(self.responses):
-                    yield Send(self.responses[len(got) - 1])
+                    yield from self._send(len(got) - 1)
         diffs += self.compare_requests(got)
         if not self.ping_pong:
             if self.headers:
                 yield Headers(self.headers)
-            for r in self.responses:
-                yield Send(r)
+            for i in range(len(self.responses)):
+                yield from self._send(i)
         # a raise ends the call UNKNOWN in every library (the message differs: docs/cases.md)
         code = grpc.StatusCode.UNKNOWN if self.end == "raise" else self.code
         trailing = self.trailing(diffs, len(got), code)
@@ -260,6 +263,11 @@ class Plan:
         if self.code == grpc.StatusCode.OK:
             return Finish(trailing, self.message, None, self.end)
         return Finish(trailing, self.message, self.status(trailing))
+
+    def _send(self, i: int) -> Generator[Step, Message | None, None]:
+        if self.delay and i == self.delay_after:
+            yield Wait(self.delay, self.ignore_end)
+        yield Send(self.responses[i])
 
     def status(self, trailing: list[tuple[str, str | bytes]]) -> grpc.Status:
         """The final non-OK status, with the rich details (google.rpc.Status) when the case has some."""

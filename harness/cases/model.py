@@ -30,7 +30,7 @@ _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", 
               "cancel_after_responses", "cancel_after_requests", "generic", "wait_for_ready"}
 _EXPECT_KEYS = {"status", "status_alternatives", "message", "message_contains", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
 _SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "trailers", "metadata", "details_status",
-                "require_token", "end", "ignore_end"}
+                "require_token", "end", "ignore_end", "delay_after"}
 # server.end: how the generic server's handler ends the call (docs/cases.md, "How a handler ends")
 SERVER_ENDS = ("return", "return_none", "raise", "abort")
 
@@ -197,13 +197,15 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
             server[key] = _metadata(server[key])
     if set(server) - _SERVER_KEYS:
         raise _fail(src, name, f"unknown server key(s) {sorted(set(server) - _SERVER_KEYS)}; allowed: {sorted(_SERVER_KEYS)}")
-    for key in ("delay_ms", "read_requests"):
+    for key in ("delay_ms", "read_requests", "delay_after"):
         value = server.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise _fail(src, name, f"server.{key} is a count (0 or more), not {value!r}")
     token = server.get("require_token")
     if token is not None and not (isinstance(token, str) and token):
         raise _fail(src, name, f"server.require_token is a non-empty string, not {token!r}")
+    if server.get("delay_after") is not None and not server.get("delay_ms"):
+        raise _fail(src, name, "server.delay_after moves server.delay_ms after that many responses: give delay_ms")
     end = server.get("end", "return")
     if end not in SERVER_ENDS:
         raise _fail(src, name, f"server.end is one of {', '.join(SERVER_ENDS)}, not {end!r}")

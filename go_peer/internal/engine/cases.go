@@ -113,6 +113,9 @@ type ServerSpec struct {
 	// IgnoreEnd: the delay ignores a cancel and the deadline (a handler that sleeps through them
 	// and goes on as if nothing happened).
 	IgnoreEnd bool `json:"ignore_end"`
+	// DelayAfter k: the delay comes after the k-th response instead of first (a client that
+	// cancels after k responses must do it while the server waits).
+	DelayAfter *int `json:"delay_after"`
 }
 
 // Handler ends (ServerSpec.End).
@@ -386,6 +389,9 @@ func validateCall(c *Call) (*validCall, error) {
 			}
 		default:
 			return nil, fmt.Errorf("server.end %q is not return, return_none, raise or abort", s.End)
+		}
+		if s.DelayAfter != nil && (*s.DelayAfter < 0 || s.DelayMS <= 0) {
+			return nil, fmt.Errorf("server.delay_after %d: a count (0 or more) of responses before server.delay_ms, which must be given", *s.DelayAfter)
 		}
 		if s.ReadRequests != nil && *s.ReadRequests < 0 {
 			return nil, fmt.Errorf("server.read_requests must not be negative, got %d", *s.ReadRequests)

@@ -245,17 +245,33 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		}
 	}
 
-	// 1. delay
-	if spec.DelayMS > 0 && spec.IgnoreEnd { // sleeps through a cancel or the deadline, then goes on
-		time.Sleep(time.Duration(spec.DelayMS * float64(time.Millisecond)))
-	} else if spec.DelayMS > 0 {
+	// 1. delay: first, or before response DelayAfter (send)
+	wait := func() error {
+		if spec.IgnoreEnd { // sleeps through a cancel or the deadline, then goes on
+			time.Sleep(time.Duration(spec.DelayMS * float64(time.Millisecond)))
+			return nil
+		}
 		t := time.NewTimer(time.Duration(spec.DelayMS * float64(time.Millisecond)))
 		select {
 		case <-t.C:
+			return nil
 		case <-r.ctx.Done():
 			t.Stop()
-			return nil, status.FromContextError(r.ctx.Err()).Err()
+			return status.FromContextError(r.ctx.Err()).Err()
 		}
+	}
+	if spec.DelayMS > 0 && spec.DelayAfter == nil {
+		if err := wait(); err != nil {
+			return nil, err
+		}
+	}
+	sendAt := func(i int) error {
+		if spec.DelayMS > 0 && spec.DelayAfter != nil && *spec.DelayAfter == i {
+			if err := wait(); err != nil {
+				return err
+			}
+		}
+		return r.stream.SendMsg(responses[i])
 	}
 	// 2. request metadata
 	d := &differ{tol: c.Expect.FloatTolerance}
@@ -314,7 +330,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 			}
 			got = append(got, m)
 			if sent < len(responses) {
-				if err := r.stream.SendMsg(responses[sent]); err != nil {
+				if err := sendAt(sent); err != nil {
 					return nil, err
 				}
 				sent++
@@ -366,8 +382,8 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		}
 	default:
 		if !(r.mode == ModeBidi && c.Bidi == PingPong) {
-			for _, m := range responses {
-				if err := r.stream.SendMsg(m); err != nil {
+			for i := range responses {
+				if err := sendAt(i); err != nil {
 					return nil, err
 				}
 			}
