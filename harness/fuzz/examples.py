@@ -37,8 +37,17 @@ def seed_for(seed: int, m: MethodDescriptor, round_: int, dimension: str = "valu
 
 
 def case_name(m: MethodDescriptor, seed: int, round_: int, index: int, dimension: str = "values",
-              suffix: str = "") -> str:
-    return f"{method_name(m)}/{SHAPE}/{dimension}/s{seed}-r{round_}-e{index}{suffix}"
+              suffix: str = "", tag: str = "") -> str:
+    where = f"{dimension}/{tag}" if tag else dimension
+    return f"{method_name(m)}/{SHAPE}/{where}/s{seed}-r{round_}-e{index}{suffix}"
+
+
+def renamed(name: str, dimension: str, call: Call, suffix: str) -> str:
+    """The name of a call drawn in place of the example `name` (a shrink candidate): its own tag."""
+    head, _, rest = name.partition(f"/{SHAPE}/")
+    last = rest.rsplit("/", 1)[1]
+    tag = dims.tag(dimension, call)
+    return f"{head}/{SHAPE}/{dimension}/{tag + '/' if tag else ''}{last}{suffix}"
 
 
 def dimension_of(case_name_: str) -> str:
@@ -87,7 +96,8 @@ def draw(m: MethodDescriptor, seed: int, round_: int, examples: int, dimension: 
     if not dims.applies(dimension, m):
         return []
     hypothesis_run(m, seed, round_, examples, record, dimension=dimension)
-    return [Case(name=case_name(m, seed, round_, i, dimension), calls=[call], source=SOURCE)
+    return [Case(name=case_name(m, seed, round_, i, dimension, tag=dims.tag(dimension, call)), calls=[call],
+                 source=SOURCE)
             for i, call in enumerate(found.values())]
 
 

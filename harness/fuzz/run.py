@@ -159,7 +159,7 @@ def shrink(base: Prepared, f: Failure, seed: int, per_method: int, judged: list[
         if time.monotonic() > deadline:
             raise _OutOfTime  # not an Exception: Hypothesis lets it through, and the smallest so far stands
         f.tries += 1
-        case = Case(name=f"{f.case.name}-min", calls=[call], source=ex.SOURCE)
+        case = Case(name=ex.renamed(f.case.name, f.dimension, call, "-min"), calls=[call], source=ex.SOURCE)
         try:
             result = run_cases(base, SHRINK_RUNNER, [f.direction], [case])[0]
         except Exception:  # noqa: BLE001 - a peer that cannot start is no smaller failure

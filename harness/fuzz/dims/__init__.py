@@ -2,8 +2,10 @@
 
 A dimension module defines `calls(m) -> SearchStrategy[Call]`: ordinary calls (the case format) that
 the generic engines run in every direction and judge like any case; and optionally `applies(m) ->
-bool` (default: every method), for a dimension that needs, say, a stream. Modules are loaded by
-name, so a new dimension is one new file plus its name here.
+bool` (default: every method), for a dimension that needs, say, a stream; and optionally
+`tag(call) -> str` (default ""): a word the case name carries (`…/fuzz/<dimension>/<tag>/s…`), so a
+known divergence can match the drawn calls it is about and no others. Modules are loaded by name,
+so a new dimension is one new file plus its name here.
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ def available() -> tuple[str, ...]:
             continue
         out.append(n)
     return tuple(out)
+
+
+def tag(name: str, call: Call) -> str:
+    make = getattr(module(name), "tag", None)
+    return "" if make is None else str(make(call))
 
 
 def parse(text: str | None) -> tuple[str, ...]:
