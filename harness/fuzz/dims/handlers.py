@@ -104,3 +104,11 @@ def _with(call: Call, **changes: Any) -> Call:
 
 def calls(m: MethodDescriptor) -> st.SearchStrategy[Call]:
     return _calls(m)
+
+
+def tag(call: Call) -> str:
+    """The ends with known divergences are named (`…/fuzz/handlers/<tag>/…`), so each entry matches
+    only the calls it is about: return_none, past_deadline."""
+    if (call.server or {}).get("end") == "return_none":
+        return "return_none"
+    return "past_deadline" if call.expect.get("status") == "DEADLINE_EXCEEDED" else ""
