@@ -16,11 +16,14 @@ Drawn, each the same to every client (measured on grpcio 1.85.1 sync and grpc.ai
   INTERNAL "Failed to serialize response!", grpc.aio unary UNKNOWN "Unexpected <class 'TypeError'>:
   descriptor 'SerializeToString' …", sync streams UNKNOWN "… 'NoneType' object is not an iterator".
 
-Not drawn, on purpose (measured, docs/cases.md "How a handler ends"): returning nothing from a
-client-streaming handler (a grpc-go server's OK with no message is INTERNAL to a grpc-go client, OK
-with no response to grpcio's: no single expectation), and aborting with OK (grpcio sync: UNKNOWN;
-grpc.aio: the call hangs until its deadline; grpc-go: OK, the message dropped), whose signature
-("expected OK, got UNKNOWN" with no message) is too plain for a narrow known divergence.
+- abort with OK (unary, server_stream, bidi), with no message: grpc-go's status.Error(codes.OK, …)
+  is nil, so the call ends OK (unary: an empty message); grpcio sync turns it into UNKNOWN with no
+  message, and on grpc.aio the call hangs until its deadline (kept at 1 s): known divergences on
+  `…/fuzz/handlers/abort_ok/…`.
+
+Not drawn, on purpose (measured, docs/cases.md "How a handler ends"): returning nothing or aborting
+with OK in a client-streaming handler (a grpc-go server's OK with no message is INTERNAL to a grpc-go
+client, OK with no response to grpcio's: no single expectation).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from hypothesis import strategies as st
 from harness.cases.model import STATUS_CODES, Call, streaming_mode
 from harness.fuzz.dims.common import exchange
 
-ENDS = ("return", "raise", "abort", "ignore_cancel", "past_deadline", "return_none")
+ENDS = ("return", "raise", "abort", "ignore_cancel", "past_deadline", "return_none", "abort_ok")
+ABORT_OK_TIMEOUT_MS = 1000  # a grpc.aio server's call hangs until its deadline: keep that short
 _ERRORS = [c for c in STATUS_CODES if c not in ("OK", "UNKNOWN")]
 # The exception's text: a fixed prefix, so "the message contains it" cannot pass by accident (a
 # one-letter text is in any message), and printable ASCII with no '%' (status messages are
@@ -64,7 +68,7 @@ def _streams_responses(m: MethodDescriptor) -> bool:
 
 @st.composite
 def _calls(draw: Any, m: MethodDescriptor) -> Call:
-    end = draw(st.sampled_from([e for e in ENDS if e != "return_none" or _may_return_none(m)]))
+    end = draw(st.sampled_from([e for e in ENDS if e not in ("return_none", "abort_ok") or _may_return_none(m)]))
     trailers = draw(_TRAILERS)
     if end == "return_none":
         # unary: grpc-go marshals the nil message as an empty one; a stream: no response, OK. The
@@ -74,6 +78,13 @@ def _calls(draw: Any, m: MethodDescriptor) -> Call:
         responses = [{}] if streaming_mode(m) == "unary" else []
         return _with(call, expect={"status": "OK", "responses": responses, **({"trailers": trailers} if trailers else {})},
                      server={"end": end})
+    if end == "abort_ok":
+        # grpc-go: status.Error(codes.OK, …) is nil, so the call ends OK, its message dropped (the case
+        # gives none) and a unary call's nil message sent as an empty one; responses sent before stay
+        call = draw(exchange(m, responses=_streams_responses(m)))
+        responses = [{}] if streaming_mode(m) == "unary" else call.expect["responses"]
+        return _with(call, expect={"status": "OK", "responses": responses, **({"trailers": trailers} if trailers else {})},
+                     server={"end": "abort"}, timeout_ms=ABORT_OK_TIMEOUT_MS)
     if end == "return":
         call = draw(exchange(m))
         return _with(call, expect={**call.expect, **({"trailers": trailers} if trailers else {})})
@@ -108,7 +119,10 @@ def calls(m: MethodDescriptor) -> st.SearchStrategy[Call]:
 
 def tag(call: Call) -> str:
     """The ends with known divergences are named (`…/fuzz/handlers/<tag>/…`), so each entry matches
-    only the calls it is about: return_none, past_deadline."""
-    if (call.server or {}).get("end") == "return_none":
+    only the calls it is about: return_none, abort_ok, past_deadline."""
+    end = (call.server or {}).get("end")
+    if end == "return_none":
         return "return_none"
+    if end == "abort" and call.expect.get("status") == "OK":
+        return "abort_ok"
     return "past_deadline" if call.expect.get("status") == "DEADLINE_EXCEEDED" else ""
