@@ -125,4 +125,5 @@ def tag(call: Call) -> str:
         return "return_none"
     if end == "abort" and call.expect.get("status") == "OK":
         return "abort_ok"
-    return "past_deadline" if call.expect.get("status") == "DEADLINE_EXCEEDED" else ""
+    past = call.expect.get("status") == "DEADLINE_EXCEEDED" and (call.server or {}).get("ignore_end")
+    return "past_deadline" if past else ""
