@@ -149,7 +149,10 @@ def _call(spec: _Spec, out: Outcome, start: float) -> None:
         factory = spec.fn.future if spec.streaming == "client_stream" else spec.fn
         rpc = _cancel_after_requests(spec, lambda arg: factory(arg, **spec.kwargs))
         try:
-            _collect(out, rpc.result()) if spec.streaming == "client_stream" else out.responses.extend(rpc)
+            if spec.streaming == "client_stream":
+                _collect(out, rpc.result())
+            else:
+                out.responses.extend(rpc)
         except (grpc.RpcError, grpc.FutureCancelledError):
             pass
     elif spec.streaming in ("unary", "client_stream"):

@@ -120,6 +120,8 @@ HELLO = "cases: [{name: tutorial.HelloService/%s/a, calls: [{method: tutorial.He
     ("LotsOfReplies", "requests: [{}], server: {end: return_none}, expect: {responses: [{}]}",
      "return_none sends no responses"),
     ("SayHello", "requests: [{}], server: {ignore_end: 1}, expect: {responses: [{}]}", "ignore_end is true or false"),
+    ("SayHello", "requests: [{}], server: {end: raise}, expect: {status: UNKNOWN, details: [{'@type': x, '@encoded': ''}]}",
+     "sends no details"),
     ("SayHello", "requests: [{}], server: {delay_after: 1}, expect: {responses: [{}]}", "give delay_ms"),
     ("LotsOfGreetings", "requests: [{}], cancel_after_requests: 1, expect: {status: CANCELLED}", "must be under the 1"),
     ("SayHello", "requests: [{}], cancel_after_requests: 0, expect: {status: CANCELLED}", "client_stream and half-duplex"),

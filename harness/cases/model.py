@@ -212,6 +212,9 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     if end == "return_none" and streaming in ("server_stream", "bidi") and (
             server.get("responses", expect.get("responses")) or []):
         raise _fail(src, name, "server.end return_none sends no responses: give the streaming call none")
+    if end in ("raise", "abort") and (expect.get("details") or server.get("details_status")):
+        # the handler raises or aborts with a code and a message: it sends no rich details
+        raise _fail(src, name, f"server.end {end} sends no details: leave out expect.details and server.details_status")
     if not isinstance(server.get("ignore_end", False), bool):
         raise _fail(src, name, f"server.ignore_end is true or false, not {server['ignore_end']!r}")
     generic = raw.get("generic", False)
