@@ -106,6 +106,30 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
     pass
 
 
+# server.check_deadline (docs/peer-contract.md): the deadline a server sees is the client's timeout
+# less the time the call took to arrive; 500 ms of grace below, as connect's conformance suite
+# allows. Above, grpcio's encoder (grpc core's timeout_encoding.cc) keeps few digits and rounds up:
+# by up to 4% as measured (100 s arrived as 104 s, 10 000 s as 10 100 s; grpc-go's are exact), so 5%
+# more are allowed; and it sends at most 27 000 hours, so a longer timeout arrives as that.
+DEADLINE_GRACE_MS = 500.0
+MAX_TIMEOUT_MS = 27_000 * 3600 * 1000.0
+
+
+def deadline_range(timeout_ms: float) -> tuple[float, float]:
+    """The time left that a server may see for a call of timeout_ms (both engines use this range)."""
+    return min(timeout_ms, MAX_TIMEOUT_MS) - DEADLINE_GRACE_MS, timeout_ms * 1.05 + DEADLINE_GRACE_MS
+
+
+def deadline_ok(timeout_ms: float, remaining_ms: float) -> bool:
+    low, high = deadline_range(timeout_ms)
+    return low <= remaining_ms <= high
+
+
+def deadline_expected(timeout_ms: float) -> str:
+    low, high = deadline_range(timeout_ms)
+    return f"{timeout_ms:g} ms (from {low:g} to {high:g})"
+
+
 def streaming_of(method: MethodDescriptor) -> str:
     return {(False, False): "unary", (False, True): "server_stream", (True, False): "client_stream",
             (True, True): "bidi"}[(method.client_streaming, method.server_streaming)]
@@ -142,6 +166,9 @@ class Plan:
         # server.delay_after k: the delay comes after the k-th response instead of first (a client
         # that cancels after k responses must do it while the server waits, not after the end)
         self.delay_after: int | None = srv.get("delay_after")
+        # server.check_deadline: the timeout the server received must be the call's timeout_ms
+        self.check_deadline = bool(srv.get("check_deadline"))
+        self.timeout_ms: float | None = getattr(call, "timeout_ms", None)
         self.ping_pong = (method.client_streaming and method.server_streaming
                           and getattr(call, "bidi", "half_duplex") == "ping_pong")
         req_cls, self.resp_cls = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
@@ -207,6 +234,18 @@ class Plan:
         return [(f"server.channel.{k}", render(want[k]), render(seen.get(k, ""))) for k in sorted(want)
                 if seen.get(k, "") != want[k]]
 
+    def deadline_diffs(self, remaining: float | None) -> list[tuple[str, str, str]]:
+        """server.check_deadline: the time left when the call arrived (`remaining`, seconds, None for
+        no deadline) against the call's timeout_ms, within DEADLINE_GRACE (docs/peer-contract.md)."""
+        if not self.check_deadline:
+            return []
+        got = "no deadline" if remaining is None else f"{remaining * 1000:.0f} ms"
+        if not self.timeout_ms:
+            return [] if remaining is None else [("server.deadline", "no deadline", got)]
+        if remaining is None or not deadline_ok(self.timeout_ms, remaining * 1000):
+            return [("server.deadline", deadline_expected(self.timeout_ms), got)]
+        return []
+
     def token_refused(self, metadata: Iterable[Any]) -> bool:
         """server.require_token: the call must carry `authorization: Bearer <token>`."""
         if self.require_token is None:
@@ -230,12 +269,14 @@ class Plan:
         return md
 
     def script(self, metadata: Iterable[Any], request: Message | None, client_stream: bool,
-               connection: dict[str, str] | None = None) -> Script:
-        """The call's behaviour as steps; `request` is the request of a unary-request call, and
-        `connection` what the server saw of the call's connection (for a case with a channel)."""
+               connection: dict[str, str] | None = None, remaining: float | None = None) -> Script:
+        """The call's behaviour as steps; `request` is the request of a unary-request call,
+        `connection` what the server saw of the call's connection (for a case with a channel), and
+        `remaining` the seconds its deadline left when the handler started (None: no deadline)."""
+        deadline = self.deadline_diffs(remaining)
         if self.delay and self.delay_after is None:
             yield Wait(self.delay, self.ignore_end)
-        diffs = self.check_metadata(metadata) + self.check_channel(connection)
+        diffs = deadline + self.check_metadata(metadata) + self.check_channel(connection)
         if self.token_refused(metadata):  # refused before reading anything; the server still confirms
             trailing = self.trailing(diffs, 0, grpc.StatusCode.UNAUTHENTICATED)
             return Finish(trailing, "", _Status(grpc.StatusCode.UNAUTHENTICATED, TOKEN_REQUIRED, tuple(trailing)))

@@ -30,7 +30,7 @@ _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", 
               "cancel_after_responses", "cancel_after_requests", "generic", "wait_for_ready"}
 _EXPECT_KEYS = {"status", "status_alternatives", "message", "message_contains", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
 _SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "trailers", "metadata", "details_status",
-                "require_token", "end", "ignore_end", "delay_after"}
+                "require_token", "check_deadline", "end", "ignore_end", "delay_after"}
 # server.end: how the generic server's handler ends the call (docs/cases.md, "How a handler ends")
 SERVER_ENDS = ("return", "return_none", "raise", "abort")
 
@@ -51,7 +51,7 @@ class Call:
     requests: list[dict[str, Any]]
     expect: dict[str, Any]
     metadata: dict[str, list[str]] = field(default_factory=dict)
-    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    timeout_ms: float = DEFAULT_TIMEOUT_MS
     bidi: str = "half_duplex"
     server: dict[str, Any] = field(default_factory=dict)   # what a generic server does besides answering
     compression: str | None = None                          # "gzip": the client compresses its requests
@@ -177,7 +177,7 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         if key in expect:
             expect[key] = _metadata(expect[key])
     timeout, cancel = raw.get("timeout_ms", DEFAULT_TIMEOUT_MS), raw.get("cancel_after_responses")
-    if not isinstance(timeout, int) or timeout <= 0:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < float("inf"):
         raise _fail(src, name, f"timeout_ms is a positive number of milliseconds, not {timeout!r}")
     if cancel is not None and (not isinstance(cancel, int) or cancel < 0):
         raise _fail(src, name, f"cancel_after_responses is a count of responses (0 or more), not {cancel!r}")
@@ -201,6 +201,8 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         value = server.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise _fail(src, name, f"server.{key} is a count (0 or more), not {value!r}")
+    if not isinstance(server.get("check_deadline", False), bool):
+        raise _fail(src, name, f"server.check_deadline is true or false, not {server['check_deadline']!r}")
     token = server.get("require_token")
     if token is not None and not (isinstance(token, str) and token):
         raise _fail(src, name, f"server.require_token is a non-empty string, not {token!r}")

@@ -40,7 +40,7 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 	out := &outcome{peer: &peer.Peer{}}
 	start := time.Now()
 	defer func() { out.elapsed = time.Since(start) }()
-	ctx, cancelTimeout := context.WithTimeout(ctx, p.timeout)
+	ctx, cancelTimeout := context.WithTimeout(ctx, clientTimeout(p.timeout))
 	defer cancelTimeout()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -116,6 +116,9 @@ type ServerSpec struct {
 	// DelayAfter k: the delay comes after the k-th response instead of first (a client that
 	// cancels after k responses must do it while the server waits).
 	DelayAfter *int `json:"delay_after"`
+	// CheckDeadline: the timeout the server received must be the call's timeout_ms, within
+	// deadlineRange (none when the call has no timeout_ms).
+	CheckDeadline bool `json:"check_deadline"`
 }
 
 // Handler ends (ServerSpec.End).

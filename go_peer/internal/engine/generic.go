@@ -281,6 +281,9 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		want = spec.Metadata
 	}
 	d.metadata("server.metadata", want, md)
+	if spec.CheckDeadline {
+		checkDeadline(r.ctx, c.TimeoutMS, d)
+	}
 	if sc.channel != nil {
 		checkChannel(r.ctx, *sc.channel, d)
 		if sc.channel.Refused { // the handshake was to fail: no call may arrive
@@ -389,7 +392,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 			}
 		}
 	}
-	trailer := sc.trailer.Copy()
+	trailer := serverTrailer(sc.trailer.Copy())
 	if sc.detailsStatus != nil && !ok {
 		// a status of its own, contradicting the call's: grpc-go would build a matching one
 		b, err := proto.Marshal(sc.detailsStatus)
