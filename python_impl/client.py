@@ -86,7 +86,9 @@ class _Spec:
         compression = getattr(call, "compression", None)
         if compression not in _COMPRESSION:
             raise ValueError(f"unknown compression {compression!r}")
-        kwargs = {"timeout": call.timeout_ms / 1000, "metadata": metadata}
+        # no_deadline: the call carries no grpc-timeout (timeout_ms still bounds the run)
+        timeout = None if getattr(call, "no_deadline", False) else call.timeout_ms / 1000
+        kwargs = {"timeout": timeout, "metadata": metadata}
         if credentials is not None:  # the case's channel sends a bearer token (call credentials)
             kwargs["credentials"] = credentials
         if _COMPRESSION[compression] is not None:

@@ -113,6 +113,9 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
 # more are allowed; and it sends at most 27 000 hours, so a longer timeout arrives as that.
 DEADLINE_GRACE_MS = 500.0
 MAX_TIMEOUT_MS = 27_000 * 3600 * 1000.0
+# A grpcio server's context.time_remaining() for a call with no deadline: not None, as its docstring
+# says, but about 2^63 ns (gpr_inf_future, measured 9.2e15 s); any time left past a century is that.
+NO_DEADLINE_S = 100 * 365 * 24 * 3600.0
 
 
 def deadline_range(timeout_ms: float) -> tuple[float, float]:
@@ -168,7 +171,7 @@ class Plan:
         self.delay_after: int | None = srv.get("delay_after")
         # server.check_deadline: the timeout the server received must be the call's timeout_ms
         self.check_deadline = bool(srv.get("check_deadline"))
-        self.timeout_ms: float | None = getattr(call, "timeout_ms", None)
+        self.timeout_ms: float | None = None if getattr(call, "no_deadline", False) else getattr(call, "timeout_ms", None)
         self.ping_pong = (method.client_streaming and method.server_streaming
                           and getattr(call, "bidi", "half_duplex") == "ping_pong")
         req_cls, self.resp_cls = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
@@ -239,6 +242,8 @@ class Plan:
         no deadline) against the call's timeout_ms, within DEADLINE_GRACE (docs/peer-contract.md)."""
         if not self.check_deadline:
             return []
+        if remaining is not None and remaining > NO_DEADLINE_S:
+            remaining = None  # grpcio's "no deadline" (its docs say None; it gives the infinite future)
         got = "no deadline" if remaining is None else f"{remaining * 1000:.0f} ms"
         if not self.timeout_ms:
             return [] if remaining is None else [("server.deadline", "no deadline", got)]

@@ -100,3 +100,34 @@ def test_the_deadline_check_range() -> None:
     assert plan.deadline_ok(100_000, 104_000) and not plan.deadline_ok(100_000, 106_000)
     ten_years = 10 * 365 * 24 * 3600 * 1000.0
     assert plan.deadline_ok(ten_years, plan.MAX_TIMEOUT_MS) and not plan.deadline_ok(ten_years, 1e9)
+
+
+def test_the_server_check_of_no_deadline(seed_gen: Any) -> None:
+    from types import SimpleNamespace
+
+    def plan_of(**kw: Any) -> plan.Plan:
+        call = SimpleNamespace(method="/shapes.v1.Shapes/Unary", requests=[{}], timeout_ms=2001,
+                               expect={"status": "OK", "responses": [{}]}, server={"check_deadline": True}, **kw)
+        return plan.Plan("c", 0, call, _method("shapes.v1.Shapes/Unary"))
+
+    none = plan_of(no_deadline=True)
+    assert none.deadline_diffs(None) == [] and none.deadline_diffs(9.2e15) == []  # grpcio's infinite future
+    assert none.deadline_diffs(2.0) == [("server.deadline", "no deadline", "2000 ms")]
+    assert plan_of().deadline_diffs(None) == [("server.deadline", "2001 ms (from 1501 to 2601.05)", "no deadline")]
+    assert plan_of().deadline_diffs(2.9) == [("server.deadline", "2001 ms (from 1501 to 2601.05)", "2900 ms")]
+    assert plan_of().deadline_diffs(2.0) == []
+
+
+@pytest.mark.parametrize("extra, error", [
+    ({"server": {"check_deadline": "yes"}}, "server.check_deadline is true or false, not 'yes'"),
+    ({"no_deadline": 1}, "no_deadline is true or false, not 1"),
+    ({"timeout_ms": float("inf")}, "timeout_ms is a positive number of milliseconds, not inf"),
+    ({"timeout_ms": True}, "timeout_ms is a positive number of milliseconds, not True"),
+])
+def test_the_loader_names_the_case_of_a_bad_deadline_key(seed_gen: Any, extra: dict[str, Any], error: str) -> None:
+    import yaml
+
+    call = {"method": "shapes.v1.Shapes/Unary", "requests": [{}], "expect": {"responses": [{}]}, **extra}
+    text = yaml.safe_dump({"cases": [{"name": "shapes.v1.Shapes/Unary/fuzz/deadlines/bad", "calls": [call]}]})
+    with pytest.raises(model.CaseError, match=f"case 'shapes.v1.Shapes/Unary/fuzz/deadlines/bad': {error}"):
+        model.load_file("f.yaml", text=text)

@@ -27,7 +27,7 @@ DEFAULT_TIMEOUT_MS = 10_000
 FINDING_PREFIX = "finding/"
 
 _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
-              "cancel_after_responses", "cancel_after_requests", "generic", "wait_for_ready"}
+              "cancel_after_responses", "cancel_after_requests", "generic", "wait_for_ready", "no_deadline"}
 _EXPECT_KEYS = {"status", "status_alternatives", "message", "message_contains", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
 _SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "trailers", "metadata", "details_status",
                 "require_token", "check_deadline", "end", "ignore_end", "delay_after"}
@@ -60,6 +60,7 @@ class Call:
     raw: bool = False                                       # method outside the proto set (Empty in/out)
     checked_by_server: bool = False                         # a generic server answers it and must say so
     wait_for_ready: bool = False                            # the call waits for a connection instead of failing fast
+    no_deadline: bool = False                               # the client sets no deadline (timeout_ms bounds the run only)
 
     @property
     def service(self) -> str:
@@ -84,7 +85,8 @@ class Call:
         optional = {"server": self.server, "compression": self.compression,
                     "cancel_after_responses": self.cancel_after_responses,
                     "cancel_after_requests": self.cancel_after_requests, "raw": self.raw,
-                    "checked_by_server": self.checked_by_server, "wait_for_ready": self.wait_for_ready}
+                    "checked_by_server": self.checked_by_server, "wait_for_ready": self.wait_for_ready,
+                    "no_deadline": self.no_deadline}
         # `is` tests: 0 (cancel at once) is a value, not an absence (0 == False in Python).
         out.update({k: v for k, v in optional.items() if v is not None and v is not False and v != {}})
         return out
@@ -225,6 +227,9 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     wait_for_ready = raw.get("wait_for_ready", False)
     if not isinstance(wait_for_ready, bool):
         raise _fail(src, name, f"wait_for_ready is true or false, not {wait_for_ready!r}")
+    no_deadline = raw.get("no_deadline", False)
+    if not isinstance(no_deadline, bool):
+        raise _fail(src, name, f"no_deadline is true or false, not {no_deadline!r}")
     compression = raw.get("compression")
     if compression not in (None, "gzip") or server.get("compression") not in (None, "gzip"):
         raise _fail(src, name, "compression is gzip or absent")
@@ -236,7 +241,7 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
                 metadata=metadata, timeout_ms=timeout, bidi=bidi,
                 server=server, compression=compression, cancel_after_responses=cancel,
                 cancel_after_requests=cancel_requests,
-                checked_by_server=generic, wait_for_ready=wait_for_ready)
+                checked_by_server=generic, wait_for_ready=wait_for_ready, no_deadline=no_deadline)
 
 
 def _metadata(raw: Any) -> dict[str, list[str]]:

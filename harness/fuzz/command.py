@@ -17,7 +17,7 @@ from harness.report import verdicts as report
 from harness.run import divergences
 from harness.run.runner import directions, prepare
 
-DEFAULT_EXAMPLES = 10
+DEFAULT_EXAMPLES = 5  # per method and dimension: with every dimension, one round fits --budget 60
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

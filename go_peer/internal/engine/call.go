@@ -40,8 +40,11 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 	out := &outcome{peer: &peer.Peer{}}
 	start := time.Now()
 	defer func() { out.elapsed = time.Since(start) }()
-	ctx, cancelTimeout := context.WithTimeout(ctx, clientTimeout(p.timeout))
-	defer cancelTimeout()
+	if !p.call.NoDeadline {
+		var cancelTimeout context.CancelFunc
+		ctx, cancelTimeout = context.WithTimeout(ctx, clientTimeout(p.timeout))
+		defer cancelTimeout()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ctx = metadata.NewOutgoingContext(ctx, metadata.Join(p.md, caseMD))

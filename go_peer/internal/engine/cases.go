@@ -77,6 +77,8 @@ type Call struct {
 	CheckedByServer bool `json:"checked_by_server"`
 	// WaitForReady: the call waits for a connection instead of failing fast (grpc.WaitForReady).
 	WaitForReady bool `json:"wait_for_ready"`
+	// NoDeadline: the client sets no deadline (TimeoutMS still bounds the run).
+	NoDeadline bool `json:"no_deadline"`
 }
 
 // ServerSpec is the "server" part of a call (all optional).

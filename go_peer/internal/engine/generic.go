@@ -282,7 +282,11 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	}
 	d.metadata("server.metadata", want, md)
 	if spec.CheckDeadline {
-		checkDeadline(r.ctx, c.TimeoutMS, d)
+		want := c.TimeoutMS
+		if c.NoDeadline {
+			want = nil
+		}
+		checkDeadline(r.ctx, want, d)
 	}
 	if sc.channel != nil {
 		checkChannel(r.ctx, *sc.channel, d)

@@ -1,6 +1,6 @@
 """Dimension `deadlines`: the timeout a client sets and the grpc-timeout its library sends.
 
-Drawn: timeouts from 2 s to 10 years, spread over every power of ten so each grpc-timeout unit an
+Drawn: no deadline (`no_deadline: true`: the client sets none, and none must arrive); timeouts from 2 s to 10 years, spread over every power of ten so each grpc-timeout unit an
 encoder picks for 8 digits comes up (grpc-go: u up to 100 s, m up to 27.7 h, S up to 3.17 years, M
 past it; grpcio its own), with any number of digits, and sub-millisecond parts. Every server
 (Python sync and grpc.aio, Go) records the deadline the call arrived with and compares it with the
@@ -8,8 +8,7 @@ call's timeout (`server.check_deadline`): 500 ms of grace below, the rounding of
 digits above (python_impl/plan.py deadline_ok; the Go engine's checkDeadline says the same). The
 call ends OK at once, so the deadline never fires.
 
-Not drawn yet: no deadline and an already expired one (the case format's timeout_ms is required
-and positive; an expiring call ends DEADLINE_EXCEEDED before the server's answer could carry its
+Not drawn yet: an already expired deadline (an expiring call ends DEADLINE_EXCEEDED before the server's answer could carry its
 finding, and grpc-go's reset may turn it into CANCELLED: the `stream/deadline_exceeded` cases'
 known divergence); timeouts under 2 s (a loaded machine may let them expire).
 """
@@ -40,6 +39,8 @@ def timeouts(draw: Any) -> float:
 
 @st.composite
 def _calls(draw: Any, m: MethodDescriptor) -> Call:
+    if draw(st.integers(0, 5)) == 5:  # one in six: no deadline at all (none must arrive)
+        return draw(exchange(m, no_deadline=True, server={"check_deadline": True}))
     return draw(exchange(m, timeout_ms=draw(timeouts()), server={"check_deadline": True}))
 
 
