@@ -123,6 +123,9 @@ def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
     return out
 
 
+_HOLD_LIMIT = 60.0  # seconds
+
+
 def _then_hold(requests: list[Message], sent: threading.Event, release: threading.Event,
                timeout: float) -> Iterator[Message]:
     """The requests, then no half-close: grpcio asks for the next one only once it has taken the
@@ -135,7 +138,8 @@ def _then_hold(requests: list[Message], sent: threading.Event, release: threadin
 def _cancel_after_requests(spec: _Spec, arg_for: Any) -> Any:
     """Start a streaming-request call that sends spec.cancel_requests requests, then cancels it."""
     sent, release = threading.Event(), threading.Event()
-    timeout = spec.kwargs["timeout"]
+    # a call with no deadline (no_deadline) still waits a bounded time for its requests to go
+    timeout = spec.kwargs["timeout"] if spec.kwargs["timeout"] is not None else _HOLD_LIMIT
     rpc = arg_for(_then_hold(spec.requests[: spec.cancel_requests], sent, release, timeout))
     try:
         sent.wait(timeout)
