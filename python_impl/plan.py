@@ -25,8 +25,8 @@ from grpc_status import rpc_status
 from python_impl import bulk
 from python_impl.channels import Channel
 from python_impl.compare import Tolerance, diff_stream, render
-from python_impl.contract import (CHECKED_TRAILER, DIFFS_TRAILER, STATUS_TRAILER, code_number, detail_any,
-                                  metadata_pairs, unpinned_responses)
+from python_impl.contract import (CHECKED_TRAILER, DIFFS_TRAILER, JSON_KEY, STATUS_TRAILER, code_number, detail_any,
+                                  metadata_pairs, parsed_json, protojson_of, unpinned_responses, wire_diffs)
 
 log = logging.getLogger("python_impl.generic")
 
@@ -185,6 +185,11 @@ class Plan:
         # server.responses: what to send when the client must not see it (over its receive limit)
         sent = srv["responses"] if srv.get("responses") is not None else exp.get("responses") or []
         self.responses = [bulk.parse(r, self.resp_cls()) for r in sent]
+        if srv.get("responses_wire") is not None:  # parsed by this library, sent as it serializes them
+            self.responses = [self.resp_cls.FromString(base64.b64decode(b)) for b in srv["responses_wire"]]
+        # server.requests_wire: what this library must make of the exact bytes the client sent
+        self.requests_wire: list[str] | None = srv.get("requests_wire")
+        self.protojson = bool(getattr(call, "protojson", False))
         self.tol = Tolerance.from_json(exp.get("float_tolerance"))
         # server.metadata: what must arrive when the client legitimately changes what it was given
         # (drops a reserved key); otherwise the call's own metadata
@@ -259,6 +264,8 @@ class Plan:
         return got != [f"Bearer {self.require_token}"]
 
     def compare_requests(self, got: list[Message]) -> list[tuple[str, str, str]]:
+        if self.requests_wire is not None:
+            return wire_diffs(self.requests_wire, got, "server.requests_wire")
         return diff_stream(self.requests, got, "server.requests", self.tol)
 
     def trailing(self, diffs: list[tuple[str, str, str]], compared: int,
@@ -266,6 +273,8 @@ class Plan:
         """The trailers to send: the expected ones, proof that the server checked (and of the status
         code it ends with: grpcio sends UNKNOWN for a code past 16), and its findings."""
         md = [*self.trailers, (CHECKED_TRAILER, str(compared)), (STATUS_TRAILER, code.name)]
+        if self.protojson and code == grpc.StatusCode.OK and self.responses:  # this side's rendering
+            md.append((JSON_KEY, protojson_of(self.responses[0])))
         if diffs:
             for p, e, g in diffs:
                 log.warning("[%s] server: %s: expected %s, got %s", self.case, p, e, g)
@@ -296,6 +305,8 @@ class Plan:
                 if self.ping_pong and len(got) <= len(self.responses):
                     yield from self._send(len(got) - 1)
         diffs += self.compare_requests(got)
+        if self.protojson and got:  # the client's protojson rendering of its request, parsed here
+            diffs += parsed_json(metadata, got[0], "server.json.request")
         if not self.ping_pong:
             if self.headers:
                 yield Headers(self.headers)

@@ -4,6 +4,7 @@ proto set's descriptors. The resolved form is the JSON both client engines read
 
 from __future__ import annotations
 
+import base64
 import importlib.resources
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import yaml
 from google.protobuf import descriptor_pool, json_format
+from google.protobuf.message import DecodeError
 from python_impl import bulk
 from python_impl.channels import Channel, ChannelError
 from python_impl.contract import unpinned_responses
@@ -27,10 +29,11 @@ DEFAULT_TIMEOUT_MS = 10_000
 FINDING_PREFIX = "finding/"
 
 _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
-              "cancel_after_responses", "cancel_after_requests", "generic", "wait_for_ready", "no_deadline"}
-_EXPECT_KEYS = {"status", "status_alternatives", "message", "message_contains", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
+              "cancel_after_responses", "cancel_after_requests", "generic", "wait_for_ready", "no_deadline",
+              "requests_wire", "protojson"}
+_EXPECT_KEYS = {"status", "status_alternatives", "message", "message_contains", "responses", "headers", "trailers", "details", "float_tolerance", "chunks", "responses_wire"}
 _SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "trailers", "metadata", "details_status",
-                "require_token", "check_deadline", "end", "ignore_end", "delay_after"}
+                "require_token", "requests_wire", "responses_wire", "check_deadline", "end", "ignore_end", "delay_after"}
 # server.end: how the generic server's handler ends the call (docs/cases.md, "How a handler ends")
 SERVER_ENDS = ("return", "return_none", "raise", "abort")
 
@@ -61,6 +64,8 @@ class Call:
     checked_by_server: bool = False                         # a generic server answers it and must say so
     wait_for_ready: bool = False                            # the call waits for a connection instead of failing fast
     no_deadline: bool = False                               # the client sets no deadline (timeout_ms bounds the run only)
+    requests_wire: list[str] | None = None                  # the requests as exact bytes (base64), sent as they are
+    protojson: bool = False                                 # each side renders its message as protojson for the other
 
     @property
     def service(self) -> str:
@@ -86,7 +91,7 @@ class Call:
                     "cancel_after_responses": self.cancel_after_responses,
                     "cancel_after_requests": self.cancel_after_requests, "raw": self.raw,
                     "checked_by_server": self.checked_by_server, "wait_for_ready": self.wait_for_ready,
-                    "no_deadline": self.no_deadline}
+                    "no_deadline": self.no_deadline, "requests_wire": self.requests_wire, "protojson": self.protojson}
         # `is` tests: 0 (cancel at once) is a value, not an absence (0 == False in Python).
         out.update({k: v for k, v in optional.items() if v is not None and v is not False and v != {}})
         return out
@@ -147,8 +152,16 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         raise _fail(src, name, f"service {svc_name} ({svc.file.name}) has no method {meth_name!r}")
     streaming = streaming_mode(meth)
     requests = raw.get("requests", [])
-    if streaming in ("unary", "server_stream") and len(requests) != 1:
-        raise _fail(src, name, f"{method} is {streaming}: give exactly one request, not {len(requests)}")
+    wire = _wire_form(raw, src, name, meth)
+    count = len(wire) if wire is not None else len(requests)
+    if streaming in ("unary", "server_stream") and count != 1:
+        raise _fail(src, name, f"{method} is {streaming}: give exactly one request, not {count}")
+    protojson = raw.get("protojson", False)
+    wire_responses = (raw.get("server") or {}).get("responses_wire") or (raw.get("expect") or {}).get("responses_wire")
+    if not isinstance(protojson, bool) or protojson and (wire is not None or wire_responses or len(requests) != 1):
+        # protojson has no form for unknown fields, which wire-form messages carry
+        raise _fail(src, name, "protojson is true or false, and needs exactly one request in requests (no wire-form "
+                               "messages: requests_wire, server.responses_wire, expect.responses_wire)")
     expect = dict(raw.get("expect") or {})
     unknown = set(expect) - _EXPECT_KEYS
     if unknown:
@@ -241,7 +254,40 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
                 metadata=metadata, timeout_ms=timeout, bidi=bidi,
                 server=server, compression=compression, cancel_after_responses=cancel,
                 cancel_after_requests=cancel_requests,
-                checked_by_server=generic, wait_for_ready=wait_for_ready, no_deadline=no_deadline)
+                checked_by_server=generic, wait_for_ready=wait_for_ready, no_deadline=no_deadline,
+                requests_wire=wire, protojson=protojson)
+
+
+def _wire_form(raw: dict[str, Any], src: str, name: str, meth: Any) -> list[str] | None:
+    """Check the wire-form keys of a call (docs/cases.md, "Wire bytes and protojson"): base64 lists,
+    each exclusive of its JSON twin; server.responses_wire must parse as the response type (the
+    server parses it). Returns requests_wire (None when absent)."""
+    expect, server = raw.get("expect") or {}, raw.get("server") or {}
+    lists = {"requests_wire": raw.get("requests_wire"), "expect.responses_wire": expect.get("responses_wire"),
+             "server.requests_wire": server.get("requests_wire"), "server.responses_wire": server.get("responses_wire")}
+    # requests: [] is no request (a saved case writes it); responses: [] says "none" (the Go engine agrees)
+    twins = {"requests_wire": bool(raw.get("requests")), "expect.responses_wire": expect.get("responses") is not None,
+             "server.responses_wire": server.get("responses") is not None}
+    for key, value in lists.items():
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _fail(src, name, f"{key} is a list of base64 strings")
+        try:
+            decoded = [base64.b64decode(v, validate=True) for v in value]
+        except ValueError as e:
+            raise _fail(src, name, f"{key} holds a value that is not base64: {e}") from None
+        if twins.get(key, False):
+            raise _fail(src, name, f"give {key} or {key.removesuffix('_wire')}, not both")
+        if key == "expect.responses_wire" and expect.get("chunks") is not None:
+            raise _fail(src, name, "give expect.responses_wire or expect.chunks, not both")
+        if key == "server.responses_wire":
+            for i, b in enumerate(decoded):
+                try:
+                    GetMessageClass(meth.output_type).FromString(b)
+                except DecodeError as e:
+                    raise _fail(src, name, f"{key}[{i}] is not a valid {meth.output_type.full_name}: {e}") from None
+    return lists["requests_wire"]
 
 
 def _metadata(raw: Any) -> dict[str, list[str]]:
