@@ -10,9 +10,11 @@ python_impl/check.py. Call fields added by contract v2 (`compression`, `cancel_a
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
 import queue
 import re
+import threading
 import time
 from dataclasses import dataclass
 from types import ModuleType
@@ -25,8 +27,8 @@ from grpc_status import rpc_status
 
 from python_impl import bulk, channels, standard
 from python_impl.check import check
-from python_impl.contract import (CALL_HEADER, CASE_HEADER, SESSION_HEADER, Diff, Outcome, Result, message_class,
-                                  metadata_pairs, unpinned_responses)
+from python_impl.contract import (CALL_HEADER, CASE_HEADER, JSON_KEY, SESSION_HEADER, Diff, Outcome, Result,
+                                  message_class, metadata_pairs, protojson_of, unpinned_responses)
 
 _COMPRESSION = {None: None, "": None, "identity": grpc.Compression.NoCompression, "gzip": grpc.Compression.Gzip,
                 "deflate": grpc.Compression.Deflate}
@@ -57,6 +59,12 @@ class Stubs:
             self._stubs[svc_name] = getattr(module, f"{svc.name}Stub")(self._channel)
         return getattr(self._stubs[svc_name], meth_name)
 
+    def wire(self, full_method: str, streaming: str, resp_cls: type[Message]) -> Any:
+        """A multicallable that sends requests as the exact bytes it is given (requests_wire) and
+        parses the responses with the generated type, as the stub would."""
+        factory = getattr(self._channel, _RAW_FACTORIES[streaming])
+        return factory("/" + full_method.lstrip("/"), request_serializer=None, response_deserializer=resp_cls.FromString)
+
     def raw(self, full_method: str, streaming: str) -> Any:
         """A multicallable for a method that need not exist in the proto set, on google.protobuf.Empty."""
         factory = getattr(self._channel, _RAW_FACTORIES[streaming])
@@ -73,6 +81,7 @@ class _Spec:
     kwargs: dict[str, Any]
     ping_pong: bool
     cancel_after: int | None
+    cancel_requests: int | None = None  # cancel_after_requests: cancel after sending this many, never half-close
 
     @classmethod
     def of(cls, stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
@@ -84,7 +93,9 @@ class _Spec:
         compression = getattr(call, "compression", None)
         if compression not in _COMPRESSION:
             raise ValueError(f"unknown compression {compression!r}")
-        kwargs = {"timeout": call.timeout_ms / 1000, "metadata": metadata}
+        # no_deadline: the call carries no grpc-timeout (timeout_ms still bounds the run)
+        timeout = None if getattr(call, "no_deadline", False) else call.timeout_ms / 1000
+        kwargs = {"timeout": timeout, "metadata": metadata}
         if credentials is not None:  # the case's channel sends a bearer token (call credentials)
             kwargs["credentials"] = credentials
         if _COMPRESSION[compression] is not None:
@@ -93,10 +104,16 @@ class _Spec:
             kwargs["wait_for_ready"] = True
         fn = (stubs.raw(call.method, call.streaming) if raw else standard.multicallable(stubs.channel, call) if std
               else stubs.method(call.method))
+        wire = getattr(call, "requests_wire", None)
+        if wire is not None:  # the exact bytes go out; the responses are parsed as usual
+            fn = stubs.wire(call.method, call.streaming, message_class(call.response_type))
+        requests = ([base64.b64decode(b) for b in wire] if wire is not None
+                    else [bulk.parse(r, req_cls()) for r in call.requests])
         return cls(fn=fn,
-                   streaming=call.streaming, requests=[bulk.parse(r, req_cls()) for r in call.requests],
+                   streaming=call.streaming, requests=requests,
                    kwargs=kwargs, ping_pong=call.streaming == "bidi" and getattr(call, "bidi", "") == "ping_pong",
-                   cancel_after=getattr(call, "cancel_after_responses", None))
+                   cancel_after=getattr(call, "cancel_after_responses", None),
+                   cancel_requests=getattr(call, "cancel_after_requests", None))
 
     def enough(self, responses: list[Message]) -> bool:
         """True when the client is to cancel now."""
@@ -118,8 +135,45 @@ def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
     return out
 
 
+_HOLD_LIMIT = 60.0  # seconds
+
+
+def _then_hold(requests: list[Message], sent: threading.Event, release: threading.Event,
+               timeout: float) -> Iterator[Message]:
+    """The requests, then no half-close: grpcio asks for the next one only once it has taken the
+    last, so `sent` says they all went; the caller cancels, then lets the iterator end."""
+    yield from requests
+    sent.set()
+    release.wait(timeout)
+
+
+def _cancel_after_requests(spec: _Spec, arg_for: Any) -> Any:
+    """Start a streaming-request call that sends spec.cancel_requests requests, then cancels it."""
+    sent, release = threading.Event(), threading.Event()
+    # a call with no deadline (no_deadline) still waits a bounded time for its requests to go
+    timeout = spec.kwargs["timeout"] if spec.kwargs["timeout"] is not None else _HOLD_LIMIT
+    rpc = arg_for(_then_hold(spec.requests[: spec.cancel_requests], sent, release, timeout))
+    try:
+        sent.wait(timeout)
+        rpc.cancel()
+    finally:
+        release.set()
+    return rpc
+
+
 def _call(spec: _Spec, out: Outcome, start: float) -> None:
-    if spec.streaming in ("unary", "client_stream"):
+    if spec.cancel_requests is not None:
+        # client_stream or half-duplex bidi: no response can come before the cancel
+        factory = spec.fn.future if spec.streaming == "client_stream" else spec.fn
+        rpc = _cancel_after_requests(spec, lambda arg: factory(arg, **spec.kwargs))
+        try:
+            if spec.streaming == "client_stream":
+                _collect(out, rpc.result())
+            else:
+                out.responses.extend(rpc)
+        except (grpc.RpcError, grpc.FutureCancelledError):
+            pass
+    elif spec.streaming in ("unary", "client_stream"):
         arg = spec.requests[0] if spec.streaming == "unary" else iter(spec.requests)
         rpc = spec.fn.future(arg, **spec.kwargs)
         if spec.enough(out.responses):
@@ -230,6 +284,16 @@ async def _call_aio(spec: _Spec, out: Outcome, start: float) -> None:
             rpc = spec.fn(spec.requests[0], **spec.kwargs)
             if not maybe_cancel():
                 _collect(out, await rpc)
+        elif spec.cancel_requests is not None:  # client_stream or half-duplex bidi
+            rpc = spec.fn(**spec.kwargs)
+            for r in spec.requests[: spec.cancel_requests]:
+                if not await _write(rpc, r):
+                    break
+            cancelled = rpc.cancel()
+            if spec.streaming == "client_stream":
+                _collect(out, await rpc)
+            else:
+                out.responses += [resp async for resp in rpc]
         elif spec.streaming == "client_stream":
             rpc = spec.fn(**spec.kwargs)
             if not maybe_cancel():
@@ -325,7 +389,9 @@ class _CaseRun:
         self.handed = channels.handed(connection)  # the certificate this connection was made with
 
     def metadata(self, index: int, call: Any) -> list[tuple[str, str | bytes]]:
-        return [*self.session, (CALL_HEADER, str(index)), *metadata_pairs(call.metadata)]
+        own = [(JSON_KEY, protojson_of(bulk.parse(call.requests[0], message_class(call.request_type)())))
+               ] if getattr(call, "protojson", False) else []
+        return [*self.session, (CALL_HEADER, str(index)), *metadata_pairs(call.metadata), *own]
 
     def add(self, call: Any, out: Outcome, index: int) -> None:
         self.diffs += check(call, out, index, server_reached=not (self.channel and self.channel.refused))

@@ -46,7 +46,7 @@ func Unary[S, Req, Resp any](ctx context.Context, method string, req *Req, fallb
 		},
 	}
 	resp, err := sc.answer(r)
-	if err != nil {
+	if err != nil || resp == nil { // nil: server.end return_none (or abort with OK), a nil *Resp
 		return nil, err
 	}
 	return any(resp).(*Resp), nil
@@ -206,6 +206,12 @@ func (sc *servedCall) answer(r *rpc) (proto.Message, error) {
 	return resp, err
 }
 
+// raised is what a handler told to raise returns (server.end raise): a plain error, not a status,
+// which grpc-go sends as UNKNOWN with the error's text.
+type raised struct{ text string }
+
+func (e raised) Error() string { return e.text }
+
 // serve answers one call as its case says. For a unary call it returns the response.
 func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	c := sc.call
@@ -225,6 +231,13 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		}
 	}
 	var responses []proto.Message
+	for i, b := range sc.responsesWire { // parsed by this peer's library, sent as it serializes them
+		m := r.newResp()
+		if err := proto.Unmarshal(b, m); err != nil {
+			return nil, defect("server.responses_wire[%d] is not a valid %s: %v", i, m.ProtoReflect().Descriptor().FullName(), err)
+		}
+		responses = append(responses, m)
+	}
 	send := c.Expect.Responses
 	if spec.Responses != nil {
 		send = spec.Responses
@@ -239,15 +252,33 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		}
 	}
 
-	// 1. delay
-	if spec.DelayMS > 0 {
+	// 1. delay: first, or before response DelayAfter (send)
+	wait := func() error {
+		if spec.IgnoreEnd { // sleeps through a cancel or the deadline, then goes on
+			time.Sleep(time.Duration(spec.DelayMS * float64(time.Millisecond)))
+			return nil
+		}
 		t := time.NewTimer(time.Duration(spec.DelayMS * float64(time.Millisecond)))
 		select {
 		case <-t.C:
+			return nil
 		case <-r.ctx.Done():
 			t.Stop()
-			return nil, status.FromContextError(r.ctx.Err()).Err()
+			return status.FromContextError(r.ctx.Err()).Err()
 		}
+	}
+	if spec.DelayMS > 0 && spec.DelayAfter == nil {
+		if err := wait(); err != nil {
+			return nil, err
+		}
+	}
+	sendAt := func(i int) error {
+		if spec.DelayMS > 0 && spec.DelayAfter != nil && *spec.DelayAfter == i {
+			if err := wait(); err != nil {
+				return err
+			}
+		}
+		return r.stream.SendMsg(responses[i])
 	}
 	// 2. request metadata
 	d := &differ{tol: c.Expect.FloatTolerance}
@@ -257,6 +288,13 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		want = spec.Metadata
 	}
 	d.metadata("server.metadata", want, md)
+	if spec.CheckDeadline {
+		want := c.TimeoutMS
+		if c.NoDeadline {
+			want = nil
+		}
+		checkDeadline(r.ctx, want, d)
+	}
 	if sc.channel != nil {
 		checkChannel(r.ctx, *sc.channel, d)
 		if sc.channel.Refused { // the handshake was to fail: no call may arrive
@@ -306,7 +344,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 			}
 			got = append(got, m)
 			if sent < len(responses) {
-				if err := r.stream.SendMsg(responses[sent]); err != nil {
+				if err := sendAt(sent); err != nil {
 					return nil, err
 				}
 				sent++
@@ -338,10 +376,17 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	if limit >= 0 && limit < len(expReqs) {
 		expReqs = expReqs[:limit]
 	}
-	d.messages("server.requests", expReqs, got)
+	if sc.requestsWire != nil { // what this peer's library made of the exact bytes the client sent
+		d.wireMessages("server.requests_wire", sc.requestsWire, got)
+	} else {
+		d.messages("server.requests", expReqs, got)
+	}
+	if c.Protojson && len(got) > 0 { // the client's protojson rendering of its request, parsed here
+		d.parsedJSON("server.json.request", md, got[0])
+	}
 
 	// 5. headers were set above; responses, trailers, status
-	ok := sc.code == codes.OK
+	ok := sc.code == codes.OK && spec.End != EndRaise
 	var unaryResp proto.Message
 	switch r.mode {
 	case ModeUnary, ModeClientStream:
@@ -350,7 +395,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 			if len(responses) > 0 {
 				unaryResp = responses[0]
 			}
-			if r.mode == ModeClientStream {
+			if r.mode == ModeClientStream && spec.End != EndReturnNone && spec.End != EndAbort {
 				if err := r.stream.SendMsg(unaryResp); err != nil {
 					return nil, err
 				}
@@ -358,14 +403,17 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		}
 	default:
 		if !(r.mode == ModeBidi && c.Bidi == PingPong) {
-			for _, m := range responses {
-				if err := r.stream.SendMsg(m); err != nil {
+			for i := range responses {
+				if err := sendAt(i); err != nil {
 					return nil, err
 				}
 			}
 		}
 	}
-	trailer := sc.trailer.Copy()
+	trailer := serverTrailer(sc.trailer.Copy())
+	if c.Protojson && ok && len(responses) > 0 { // this side's rendering of its first response (wire.go)
+		trailer.Append(JSONKey, protojsonOf(responses[0]))
+	}
 	if sc.detailsStatus != nil && !ok {
 		// a status of its own, contradicting the call's: grpc-go would build a matching one
 		b, err := proto.Marshal(sc.detailsStatus)
@@ -375,6 +423,22 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		trailer.Append("grpc-status-details-bin", string(b))
 	}
 	r.setTrailer(sc.findings(r.ctx, d, trailer, len(got)))
+	switch spec.End {
+	case EndReturnNone:
+		return nil, nil
+	case EndRaise:
+		text := ""
+		if len(c.Expect.MessageContains) > 0 {
+			text = c.Expect.MessageContains[0]
+		}
+		return nil, raised{text}
+	case EndAbort: // with OK, status.Error is nil: the call ends OK, a unary one with no message set
+		msg := ""
+		if c.Expect.Message != nil && spec.Status == "" {
+			msg = *c.Expect.Message
+		}
+		return nil, status.Error(sc.code, msg)
+	}
 	if ok {
 		return unaryResp, nil
 	}
