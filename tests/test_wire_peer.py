@@ -199,3 +199,69 @@ def test_client_script_sends_its_request_frames(name: str) -> None:
         assert found >= 0, f"{name}: no {want!r} after offset {at}:\n{got}"
         at = found + len(want)
     assert got.count("DATA stream=1") == len(wire.client_script(name).messages)
+
+
+def test_the_raw_server_ends_a_connection_the_client_left_open_at_once() -> None:
+    """A client that keeps its connection open past the case: leaving the server stops its thread
+    (shutdown wakes the blocked read; close alone left it reading for READ_TIMEOUT_S)."""
+    import socket
+    import threading
+    import time
+
+    with WireServer(wire.server_script("trailers_only")) as server:
+        host, port = server.address.rsplit(":", 1)
+        idle = socket.create_connection((host, int(port)))
+        time.sleep(0.1)  # accepted: its thread is reading
+        start = time.monotonic()
+    try:
+        assert time.monotonic() - start < 2, "WireServer.__exit__ waited for a connection's thread"
+        assert not [t for t in threading.enumerate() if t.name == "wire-conn-trailers_only"]
+    finally:
+        idle.close()
+
+
+def test_the_raw_client_gives_up_on_a_server_that_never_ends_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that keeps sending (PINGs here) without ever answering: the raw client's loop ends at
+    its timeout, not when the server stops talking."""
+    import socket
+    import threading
+    import time
+
+    from hyperframe.frame import PingFrame, SettingsFrame
+
+    monkeypatch.setattr(raw_client, "TIMEOUT_S", 0.3)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def chatty() -> None:
+        conn, _ = listener.accept()
+        def drain() -> None:  # the client's frames (its PING ACKs) are read, so its writes never block
+            try:
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+        threading.Thread(target=drain, daemon=True).start()
+        conn.sendall(SettingsFrame(0).serialize())
+        end = time.monotonic() + 4
+        ping = PingFrame(0, opaque_data=b"\0" * 8).serialize()
+        try:
+            while not stop.is_set() and time.monotonic() < end:
+                conn.sendall(ping * 8)
+        except OSError:
+            pass
+        conn.close()
+
+    talker = threading.Thread(target=chatty, daemon=True)
+    talker.start()
+    start = time.monotonic()
+    try:
+        out = raw_client.send(wire.client_script("unary_zero_requests"), f"127.0.0.1:{listener.getsockname()[1]}", "x")
+        took = time.monotonic() - start
+    finally:
+        stop.set()
+        talker.join(5)
+        listener.close()
+    assert took < 2, f"the raw client read for {took:.1f} s past its {raw_client.TIMEOUT_S} s timeout"
+    assert out.timed_out and out.grpc_status is None

@@ -63,6 +63,10 @@ class WireServer:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         for c in list(self._conns):
+            try:  # shutdown wakes a thread blocked in recv on it (close alone does not, on Linux)
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 c.close()
             except OSError:
@@ -116,7 +120,8 @@ class WireServer:
                 except TimeoutError:
                     continue
                 if not data:
-                    log.note("the client closed the connection")
+                    log.note("the raw server closed the connection at the case's end" if self._stop.is_set()
+                             else "the client closed the connection")
                     return
                 idle_until = time.monotonic() + READ_TIMEOUT_S
                 log.got(data)
