@@ -265,3 +265,35 @@ def test_the_raw_client_gives_up_on_a_server_that_never_ends_the_call(monkeypatc
         listener.close()
     assert took < 2, f"the raw client read for {took:.1f} s past its {raw_client.TIMEOUT_S} s timeout"
     assert out.timed_out and out.grpc_status is None
+
+
+def test_calls_sent_one_by_one_fail_the_stream_limit_case() -> None:
+    """max_concurrent_streams_1's calls must be in flight at once: a client batch that sent them one
+    by one (each answered 100 ms after its request, OK) would pass without meeting the limit."""
+    from harness.cases.model import Case
+    from harness.run import wirecases
+    from python_impl.contract import Result
+
+    script = wire.server_script("max_concurrent_streams_1")
+    [case] = [c for c in wire.generate() if c.name.endswith("/" + script.name)]
+
+    class Batch:  # a session whose client answers each call after `took` ms
+        concurrency, events, on_launch, windows = 4, None, None, {}
+
+        def __init__(self, took: list[float]) -> None:
+            self.took = took
+
+        def _exchange(self, d: object, parts: list[Case], target: dict[str, str]) -> list[Result]:
+            return [Result(p.name, "py→py", "pass", [], ms) for p, ms in zip(parts, self.took)]
+
+        def _started(self, d: object, case: Case) -> None:
+            pass
+
+        def _ended(self, d: object, case: Case, r: Result) -> Result:
+            return r
+
+    d, n, hold = runner.direction("py-py"), len(case.calls), script.hold_ms
+    at_once = wirecases._at_once(Batch([hold * (i + 1) + 5 for i in range(n)]), d, case, {}, hold)
+    assert at_once.verdict == "pass", at_once.diffs
+    one_by_one = wirecases._at_once(Batch([hold + 5] * n), d, case, {}, hold)
+    assert one_by_one.verdict == "fail" and [x.path for x in one_by_one.diffs] == ["wire.at_once"]
