@@ -297,3 +297,18 @@ def test_calls_sent_one_by_one_fail_the_stream_limit_case() -> None:
     assert at_once.verdict == "pass", at_once.diffs
     one_by_one = wirecases._at_once(Batch([hold + 5] * n), d, case, {}, hold)
     assert one_by_one.verdict == "fail" and [x.path for x in one_by_one.diffs] == ["wire.at_once"]
+
+
+@pytest.mark.parametrize("scripts, bad", [
+    ("CLIENT_SCRIPTS", wire.ClientScript("x", "", (b"",), {"status": "INTERNAL", "message": "no request"})),
+    ("SERVER_SCRIPTS", wire.ServerScript("x", "", wire.ANSWER, {"status": "OK", "mesage": "typo"})),
+    ("SERVER_SCRIPTS", wire.ServerScript("x", "", wire.ANSWER, {"status": "INTERNAL", "message_contains": "one"})),
+])
+def test_an_expectation_nobody_compares_is_refused(monkeypatch: pytest.MonkeyPatch, scripts: str, bad: object) -> None:
+    """The raw client compares status and http_status only, and the clients' checkers only the case
+    format's expect keys: a script expecting anything else would pass whatever the peer did."""
+    if isinstance(bad, wire.ClientScript):  # what the raw client would have said: nothing differs
+        assert raw_client.check(bad, raw_client.Outcome(grpc_status=13, grpc_message="something else")) == []
+    monkeypatch.setattr(wire, scripts, (bad,))
+    with pytest.raises(ValueError, match="wire script x: "):
+        wire.generate()

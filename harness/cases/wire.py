@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.cases.model import Call, Case
+from harness.cases.model import _EXPECT_KEYS, STATUS_CODES, Call, Case
 
 # HTTP/2 error codes the scripts send (RFC 9113 §7)
 NO_ERROR, INTERNAL_ERROR, CANCEL, ENHANCE_YOUR_CALM = 0, 2, 8, 11
@@ -100,7 +100,7 @@ class ServerScript:
 
 
 def _internal(text: str | None = None) -> dict[str, Any]:
-    return {"status": "INTERNAL", **({"message_contains": text} if text else {})}
+    return {"status": "INTERNAL", **({"message_contains": [text]} if text else {})}
 
 
 SERVER_SCRIPTS: tuple[ServerScript, ...] = (
@@ -229,14 +229,31 @@ DIRECTIONS = ("py-py", "pyaio-pyaio", "go-go")
 QUICK = ("trailers_only", "wrong_content_type")
 
 
+# what the raw client compares (harness/wire/client.py check): a key besides these would be ignored
+CLIENT_EXPECT_KEYS = {"status", "http_status"}
+
+
+def _checked(name: str, expect: dict[str, Any], allowed: set[str]) -> None:
+    """Refuse an expectation no checker would compare: a script with it would pass whatever came."""
+    if unknown := set(expect) - allowed:
+        raise ValueError(f"wire script {name}: expect key(s) {sorted(unknown)} are compared by nobody; "
+                         f"allowed: {sorted(allowed)} (harness/cases/wire.py)")
+    if "status" in expect and expect["status"] not in STATUS_CODES:
+        raise ValueError(f"wire script {name}: status {expect['status']!r} is not a gRPC status code name")
+    if not isinstance(expect.get("message_contains", []), list):
+        raise ValueError(f"wire script {name}: message_contains is a list of texts (one must appear)")
+
+
 def generate() -> list[Case]:
     """One case per script; the same for every proto set."""
     out = []
     for s in SERVER_SCRIPTS:
+        _checked(s.name, s.expect, _EXPECT_KEYS)
         first = _call(s.expect, s.timeout_ms)
         out.append(Case(f"{SERVER_METHOD}/{PREFIX}{s.name}", [first, *(_call(OK_ONE) for _ in range(s.more_calls))],
                         source=SOURCE))
     for c in CLIENT_SCRIPTS:
+        _checked(c.name, c.expect, CLIENT_EXPECT_KEYS)
         # the raw client makes the call: the call here says what it is about, for the reports
         call = Call(method=CLIENT_METHOD, streaming="unary", request_type="grpc.health.v1.HealthCheckRequest",
                     response_type="grpc.health.v1.HealthCheckResponse", requests=[{}], expect=c.expect,
