@@ -312,3 +312,21 @@ def test_an_expectation_nobody_compares_is_refused(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(wire, scripts, (bad,))
     with pytest.raises(ValueError, match="wire script x: "):
         wire.generate()
+
+
+@pytest.mark.parametrize("message, kept", [
+    ("bad %zz â( end", True),            # grpcio (Latin-1 reading of the bytes E2 28)
+    ("bad %zz \ufffd( end", True),       # a replacement character for the bytes that are no UTF-8
+    ("bad %zz %E2%28 end", True),        # left undecoded
+    ("bad ?zz \ufffd( end", True),       # the broken escape replaced
+    ("bad zz ( end", False),             # the broken escape dropped
+    ("bad", False),                      # cut short
+])
+def test_a_status_message_with_a_broken_escape_must_keep_it(message: str, kept: bool) -> None:
+    """message_bad_percent_encoding: the escape %zz is kept as it came or replaced, never dropped."""
+    from python_impl.check import check
+    from python_impl.contract import Outcome
+
+    [case] = [c for c in wire.generate() if c.name.endswith("/message_bad_percent_encoding")]
+    diffs = check(case.calls[0], Outcome(status="UNKNOWN", message=message), 0)
+    assert (diffs == []) == kept, diffs
