@@ -330,3 +330,30 @@ def test_a_status_message_with_a_broken_escape_must_keep_it(message: str, kept: 
     [case] = [c for c in wire.generate() if c.name.endswith("/message_bad_percent_encoding")]
     diffs = check(case.calls[0], Outcome(status="UNKNOWN", message=message), 0)
     assert (diffs == []) == kept, diffs
+
+
+# script -> the reason as grpcio and as grpc-go word it (measured: grpc-interop run -k /wire/)
+REASONS = {
+    "rst_after_headers": ["Stream removed (RST_STREAM (Received RST_STREAM with error code 2))",
+                          "stream terminated by RST_STREAM with error code: INTERNAL_ERROR"],
+    "rst_cancel": ["Stream removed (RST_STREAM (Received RST_STREAM with error code 8))",
+                   "stream terminated by RST_STREAM with error code: CANCEL"],
+    "compressed_flag_without_encoding": ["Compression bit set but no encoding configured",
+                                         "grpc: compressed flag set with identity or empty encoding"],
+    "http_503": ["Received http2 header with status: 503", "unexpected HTTP status code received from server: "
+                 "503 (Service Unavailable); transport: received unexpected content-type \"text/plain\""],
+}
+
+
+@pytest.mark.parametrize("name", sorted(REASONS))
+def test_the_right_code_for_another_reason_fails(name: str) -> None:
+    """A client that ends with the script's code for a reason of its own (its deserializer, a bug of
+    its transport) does not pass: the reason must be the frames the script sent."""
+    from python_impl.check import check
+    from python_impl.contract import Outcome
+
+    [case] = [c for c in wire.generate() if c.name.endswith("/" + name)]
+    call = case.calls[0]
+    for message in REASONS[name]:
+        assert check(call, Outcome(status=call.expect["status"], message=message), 0) == []
+    assert check(call, Outcome(status=call.expect["status"], message="Exception deserializing response!"), 0)

@@ -99,8 +99,25 @@ class ServerScript:
     timeout_ms: int = TIMEOUT_MS               # the first call's deadline
 
 
-def _internal(text: str | None = None) -> dict[str, Any]:
-    return {"status": "INTERNAL", **({"message_contains": [text]} if text else {})}
+def _internal(*reasons: str) -> dict[str, Any]:
+    return _status("INTERNAL", *reasons)
+
+
+def _status(code: str, *reasons: str) -> dict[str, Any]:
+    """The status a client must end with, and its reason in each library's wording (one must appear):
+    a client that reaches the code for another reason of its own fails (measured, grpcio 1.85.1 and
+    grpc-go 1.85.0)."""
+    return {"status": code, **({"message_contains": list(reasons)} if reasons else {})}
+
+
+def _reset(code: int, name: str) -> tuple[str, str]:
+    """A RST_STREAM's reason as grpcio and grpc-go word it."""
+    return f"Received RST_STREAM with error code {code})", f"stream terminated by RST_STREAM with error code: {name}"
+
+
+def _http(status: int) -> tuple[str, str]:
+    """A non-200 :status without grpc-status, as grpcio and grpc-go word it."""
+    return f"Received http2 header with status: {status}", f"unexpected HTTP status code received from server: {status} "
 
 
 SERVER_SCRIPTS: tuple[ServerScript, ...] = (
@@ -112,12 +129,14 @@ SERVER_SCRIPTS: tuple[ServerScript, ...] = (
                  "must not end OK (the status is missing).",
                  (headers(), message(), trailers(with_status=False)), {"status": "UNKNOWN"}),
     ServerScript("rst_after_headers", "Response HEADERS, then RST_STREAM INTERNAL_ERROR: INTERNAL.",
-                 (headers(), rst()), _internal()),
+                 (headers(), rst()), _internal(*_reset(INTERNAL_ERROR, "INTERNAL_ERROR"))),
     ServerScript("rst_mid_data", "Response HEADERS, half a message (the prefix says 10 bytes, 3 come), "
                  "then RST_STREAM INTERNAL_ERROR: INTERNAL.",
-                 (headers(), message(b"\x08\x01\x10", declared=10), rst()), _internal()),
+                 (headers(), message(b"\x08\x01\x10", declared=10), rst()),
+                 _internal(*_reset(INTERNAL_ERROR, "INTERNAL_ERROR"))),
     ServerScript("rst_after_data", "Response HEADERS and a whole message, then RST_STREAM INTERNAL_ERROR "
-                 "instead of trailers: INTERNAL.", (headers(), message(), rst()), _internal()),
+                 "instead of trailers: INTERNAL.", (headers(), message(), rst()),
+                 _internal(*_reset(INTERNAL_ERROR, "INTERNAL_ERROR"))),
     ServerScript("goaway_then_new_call", "Response HEADERS, GOAWAY NO_ERROR naming the call's stream as "
                  "the last, the message and trailers OK, then the connection closes: the call ends OK and "
                  "the next call succeeds on a new connection.",
@@ -137,7 +156,9 @@ SERVER_SCRIPTS: tuple[ServerScript, ...] = (
                  timeout_ms=2_000),  # grpcio's client waits for its deadline (a known divergence): a short one
     ServerScript("compressed_flag_without_encoding", "A message with the compressed flag set and no "
                  "grpc-encoding header: INTERNAL.",
-                 (headers(), message(compressed=True), trailers()), _internal()),
+                 (headers(), message(compressed=True), trailers()),
+                 _internal("Compression bit set but no encoding configured",
+                           "grpc: compressed flag set with identity or empty encoding")),
     ServerScript("wrong_content_type", "Response HEADERS with content-type text/html: the client must "
                  "not read it as gRPC.",
                  (headers("text/html"), message(), trailers()), {"status": "UNKNOWN"}),
@@ -145,14 +166,16 @@ SERVER_SCRIPTS: tuple[ServerScript, ...] = (
                  "then trailers OK: INTERNAL (the stream ended inside a message).",
                  (headers(), message(b"\x08\x01", declared=100), trailers()), _internal()),
     ServerScript("rst_cancel", "Response HEADERS, then RST_STREAM CANCEL: CANCELLED (the protocol's mapping "
-                 "of CANCEL).", (headers(), rst(CANCEL)), {"status": "CANCELLED"}),
+                 "of CANCEL).", (headers(), rst(CANCEL)), _status("CANCELLED", *_reset(CANCEL, "CANCEL"))),
     ServerScript("rst_enhance_your_calm", "Response HEADERS, then RST_STREAM ENHANCE_YOUR_CALM: "
                  "RESOURCE_EXHAUSTED (the protocol's mapping).", (headers(), rst(ENHANCE_YOUR_CALM)),
-                 {"status": "RESOURCE_EXHAUSTED"}),
+                 _status("RESOURCE_EXHAUSTED", *_reset(ENHANCE_YOUR_CALM, "ENHANCE_YOUR_CALM"))),
     ServerScript("http_503", "HEADERS [END_STREAM] :status 503, content-type text/plain, no grpc-status: "
-                 "UNAVAILABLE (the HTTP-to-gRPC status mapping).", (http_error(503),), {"status": "UNAVAILABLE"}),
+                 "UNAVAILABLE (the HTTP-to-gRPC status mapping).", (http_error(503),),
+                 _status("UNAVAILABLE", *_http(503))),
     ServerScript("http_404", "HEADERS [END_STREAM] :status 404, content-type text/plain, no grpc-status: "
-                 "UNIMPLEMENTED (the HTTP-to-gRPC status mapping).", (http_error(404),), {"status": "UNIMPLEMENTED"}),
+                 "UNIMPLEMENTED (the HTTP-to-gRPC status mapping).", (http_error(404),),
+                 _status("UNIMPLEMENTED", *_http(404))),
     ServerScript("status_not_a_number", "A response, then trailers with grpc-status: abc: as with no "
                  "grpc-status at all, UNKNOWN.", (headers(), message(), trailers(status_text="abc")), {"status": "UNKNOWN"}),
     ServerScript("message_bad_percent_encoding", "Trailers grpc-status 2 with grpc-message 'bad %zz %E2%28 end' "
