@@ -357,3 +357,14 @@ def test_the_right_code_for_another_reason_fails(name: str) -> None:
     for message in REASONS[name]:
         assert check(call, Outcome(status=call.expect["status"], message=message), 0) == []
     assert check(call, Outcome(status=call.expect["status"], message="Exception deserializing response!"), 0)
+
+
+def test_a_server_refusing_a_client_script_for_another_reason_fails() -> None:
+    """The raw client compares the reason too (grpc-message, each library's wording): a server that
+    answers malformed_timeout INTERNAL for a reason of its own does not pass."""
+    script = wire.client_script("malformed_timeout")
+    for said in ("Error parsing 'grpc-timeout' metadata",  # grpcio, measured
+                 'malformed grpc-timeout: transport: timeout unit is not recognized: "1x"'):  # grpc-go
+        assert raw_client.check(script, raw_client.Outcome(http_status=200, grpc_status=13, grpc_message=said)) == []
+    [diff] = raw_client.check(script, raw_client.Outcome(http_status=200, grpc_status=13, grpc_message="Internal"))
+    assert diff.path == "status.message"

@@ -207,11 +207,15 @@ CLIENT_SCRIPTS: tuple[ClientScript, ...] = (
     ClientScript("unary_two_requests", "A unary call with two request messages: the server must not answer OK.",
                  (b"", b""), {"status": "INTERNAL"}),
     ClientScript("malformed_timeout", "grpc-timeout: 1x (no such unit): the server refuses the call, INTERNAL "
-                 "(never a call without its deadline).", (b"",), {"status": "INTERNAL"}, headers={"grpc-timeout": "1x"}),
+                 "(never a call without its deadline).", (b"",),
+                 _internal("Error parsing 'grpc-timeout' metadata", "malformed grpc-timeout: "),
+                 headers={"grpc-timeout": "1x"}),
     ClientScript("wrong_content_type", "content-type: text/plain: HTTP 415 Unsupported Media Type.", (b"",),
                  {"http_status": 415}, headers={"content-type": "text/plain"}),
     ClientScript("length_prefix_4gib", "A request whose length prefix says 4 GiB - 1 (far past any server's "
-                 "receive limit), 5 bytes following: RESOURCE_EXHAUSTED.", (b"",), {"status": "RESOURCE_EXHAUSTED"},
+                 "receive limit) and no byte of it: RESOURCE_EXHAUSTED.", (b"",),
+                 _status("RESOURCE_EXHAUSTED", "Received message larger than max (4294967295 vs. ",
+                         "received message larger than max (4294967295 vs. "),
                  declared=0xFFFF_FFFF),
     ClientScript("unknown_encoding", "grpc-encoding: interop-unknown with a compressed message: UNIMPLEMENTED.",
                  (b"",), {"status": "UNIMPLEMENTED"}, headers={"grpc-encoding": "interop-unknown"}, compressed=True),
@@ -255,7 +259,7 @@ QUICK = ("trailers_only", "wrong_content_type")
 
 
 # what the raw client compares (harness/wire/client.py check): a key besides these would be ignored
-CLIENT_EXPECT_KEYS = {"status", "http_status"}
+CLIENT_EXPECT_KEYS = {"status", "http_status", "message_contains"}
 
 
 def _checked(name: str, expect: dict[str, Any], allowed: set[str]) -> None:

@@ -142,6 +142,9 @@ def check(script: ClientScript, out: Outcome) -> list[Diff]:
             STATUS_CODES) else None
         if got != want:
             diffs.append(Diff(0, "status.code", want, describe(out)))
+    texts = script.expect.get("message_contains") or []  # the reason, each library's wording (as sent)
+    if texts and not any(t in (out.grpc_message or "") for t in texts):
+        diffs.append(Diff(0, "status.message", "containing one of " + " | ".join(texts), describe(out)))
     if "http_status" in script.expect and out.http_status != script.expect["http_status"]:
         diffs.append(Diff(0, "http.status", str(script.expect["http_status"]), describe(out)))
     return diffs
