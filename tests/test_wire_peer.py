@@ -368,3 +368,43 @@ def test_a_server_refusing_a_client_script_for_another_reason_fails() -> None:
         assert raw_client.check(script, raw_client.Outcome(http_status=200, grpc_status=13, grpc_message=said)) == []
     [diff] = raw_client.check(script, raw_client.Outcome(http_status=200, grpc_status=13, grpc_message="Internal"))
     assert diff.path == "status.message"
+
+
+def test_a_client_that_ignores_goaway_is_reported() -> None:
+    """goaway_then_new_call: a client that starts its next call on the connection whose GOAWAY named
+    stream 1 as the last breaks RFC 9113 §6.8, even if it then retries on a new connection and passes."""
+    import socket
+
+    import h2.config
+    import h2.connection
+    import h2.events
+    from hyperframe.frame import HeadersFrame
+
+    script = wire.server_script("goaway_then_new_call")
+    with WireServer(script) as server:
+        host, port = server.address.rsplit(":", 1)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        request = [(":method", "POST"), (":scheme", "http"), (":path", "/x"), (":authority", server.address),
+                   ("content-type", "application/grpc")]
+        conn.send_headers(1, request)
+        conn.send_data(1, wire.frame(b""), end_stream=True)
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(conn.data_to_send())
+            ended = False
+            while not ended and (data := sock.recv(65536)):
+                try:
+                    events = conn.receive_data(data)
+                except h2.exceptions.ProtocolError:
+                    break
+                ended = any(isinstance(e, h2.events.StreamEnded) and e.stream_id == 1 for e in events)
+            # the next call on the same connection (h2 itself would refuse it: written beside it)
+            next_call = HeadersFrame(3, data=conn.encoder.encode(request), flags=["END_HEADERS", "END_STREAM"])
+            sock.sendall(next_call.serialize())
+            sock.settimeout(0.5)
+            try:
+                while sock.recv(65536):
+                    pass
+            except OSError:
+                pass
+    assert server.refused == ["stream 3 opened after GOAWAY last_stream=1"], server.log.text()

@@ -35,6 +35,7 @@ class _Conn:
     sock: socket.socket
     h2: h2.connection.H2Connection
     log: FrameLog
+    goaway_last: int | None = None  # the last stream a GOAWAY sent on it allows: a later one breaks it
 
 
 class WireServer:
@@ -51,7 +52,8 @@ class WireServer:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._conns: list[socket.socket] = []
-        # frames of the client's that h2 refused (HTTP/2 rules it broke: a stream past the limit …)
+        # HTTP/2 rules the client broke, each said in full: frames h2 refused (a stream past the limit …),
+        # a call started after GOAWAY
         self.refused: list[str] = []
 
     def __enter__(self) -> WireServer:
@@ -128,10 +130,11 @@ class WireServer:
                 try:
                     events = h2conn.receive_data(data)
                 except h2.exceptions.ProtocolError as e:  # the client broke a rule: the case fails saying which
-                    self.refused.append(f"{type(e).__name__}: {e}")
+                    self.refused.append(f"h2 refused them: {type(e).__name__}: {e}")
                     log.note(f"h2 refused the client's frames: {type(e).__name__}: {e}")
                     return
                 for ev in events:
+                    self._past_goaway(c, ev)
                     if isinstance(ev, h2.events.DataReceived):
                         h2conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                     elif isinstance(ev, h2.events.StreamEnded):
@@ -142,12 +145,25 @@ class WireServer:
             if closing:  # send what is left, then wait for the client to close (bounded by the timeout)
                 sock.shutdown(socket.SHUT_WR)
                 sock.settimeout(READ_TIMEOUT_S)
-                while sock.recv(65536):
-                    pass
+                while data := sock.recv(65536):
+                    log.got(data)  # what the client still sends is shown, and a call it starts here caught
+                    try:
+                        events = h2conn.receive_data(data)
+                    except h2.exceptions.ProtocolError:
+                        continue
+                    for ev in events:
+                        self._past_goaway(c, ev)
         except (OSError, TimeoutError) as e:
             log.note(f"connection ended: {type(e).__name__}")
         finally:
             sock.close()
+
+    def _past_goaway(self, c: _Conn, ev: h2.events.Event) -> None:
+        """A call the client starts on a connection whose GOAWAY named an earlier last stream: the
+        client ignored the GOAWAY (RFC 9113 §6.8), even if it retried the call elsewhere and it passed."""
+        if isinstance(ev, h2.events.RequestReceived) and c.goaway_last is not None and ev.stream_id > c.goaway_last:
+            self.refused.append(f"stream {ev.stream_id} opened after GOAWAY last_stream={c.goaway_last}")
+            c.log.note(f"the client opened stream {ev.stream_id} after GOAWAY last_stream={c.goaway_last}")
 
     def _answer(self, c: _Conn, sid: int) -> bool:
         """Play the script's steps for the first call, a well-behaved answer for the others; True
@@ -177,6 +193,7 @@ class WireServer:
         elif step.kind == "goaway":
             self._flush(c)  # the frames before it go first
             self._send(c, GoAwayFrame(0, last_stream_id=sid, error_code=step.code).serialize())
+            c.goaway_last = sid
         elif step.kind == "pings":
             for i in range(step.count):
                 c.h2.ping(i.to_bytes(8, "big"))
