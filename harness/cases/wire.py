@@ -27,11 +27,10 @@ TIMEOUT_MS = 5_000  # a call's deadline: a client that waits for what never come
 @dataclass(frozen=True)
 class Step:
     """One thing the raw server does on a call's stream, in order."""
-    kind: str                    # headers | message | trailers | rst | goaway | pings | close
+    kind: str                    # headers | message | trailers | trailers_only | rst | goaway | pings
     status: int = 0              # trailers: grpc-status
     message: str | None = None   # trailers: grpc-message
     with_status: bool = True     # trailers: False leaves grpc-status out
-    end: bool = True             # trailers_only: headers that end the stream
     content_type: str = GRPC     # headers
     payload: bytes = b""         # message: the serialized message (google.protobuf.Empty: nothing)
     compressed: bool = False     # message: the compressed flag

@@ -1,4 +1,4 @@
-"""The raw HTTP/2 client: one client script (harness/wire/scripts.py) sent to a gRPC server's
+"""The raw HTTP/2 client: one client script (harness/cases/wire.py) sent to a gRPC server's
 standard health service (every server serves it with the library's own implementation), and what
 came back: the HTTP status, grpc-status and grpc-message, the messages, a RST_STREAM or GOAWAY."""
 

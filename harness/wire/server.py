@@ -1,5 +1,5 @@
 """The raw HTTP/2 server: one listener per case on 127.0.0.1, playing one server script
-(harness/wire/scripts.py) toward whatever gRPC client connects, and logging every frame.
+(harness/cases/wire.py) toward whatever gRPC client connects, and logging every frame.
 
 The base wraps an h2 server connection and dispatches its events, like grpc's
 test/http2_test/http2_base_server.py; what a script changes is only which frames answer a call.
