@@ -71,9 +71,10 @@ def _at_once(session: Any, d: Any, case: Case, target: dict[str, str], hold_ms: 
     results = batch._exchange(d, parts, target)
     diffs = [replace(diff, call=i) for i, r in enumerate(results) for diff in r.diffs]
     # Calls sent one by one never meet the stream limit, and end OK as well: the last call's wait
-    # shows they were in flight at once (measured, ten calls held 100 ms each: 1.06 s to 1.09 s in
-    # all three clients at once, 0.11 s to 0.12 s one by one)
-    longest, least = max((r.duration_ms for r in results), default=0.0), (len(parts) - 1) * hold_ms
+    # shows they were in flight at once (measured, ten calls held 100 ms each: the longest 1.06 s to
+    # 1.09 s in all three clients at once, 0.11 s to 0.12 s one by one). Half the holds is asked: a
+    # loaded machine may start a call's thread late, which shortens its wait
+    longest, least = max((r.duration_ms for r in results), default=0.0), len(parts) * hold_ms // 2
     if longest < least:
         diffs.append(Diff(len(parts) - 1, "wire.at_once", f"the last of {len(parts)} calls sent at once waiting "
                           f"for the others: at least {least} ms", f"the longest call took {longest:.0f} ms"))
