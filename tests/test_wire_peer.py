@@ -408,3 +408,36 @@ def test_a_client_that_ignores_goaway_is_reported() -> None:
             except OSError:
                 pass
     assert server.refused == ["stream 3 opened after GOAWAY last_stream=1"], server.log.text()
+
+
+def test_a_call_the_client_cancels_while_its_answer_is_held_leaves_the_others_answered() -> None:
+    """max_concurrent_streams_1 holds each answer 100 ms: a client that cancels a call meanwhile
+    (its deadline, ...) must not take the connection down with it, so its other calls still end."""
+    import socket
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    with WireServer(wire.server_script("max_concurrent_streams_1")) as server:
+        host, port = server.address.rsplit(":", 1)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        request = [(":method", "POST"), (":scheme", "http"), (":path", "/x"), (":authority", server.address),
+                   ("content-type", "application/grpc")]
+        conn.send_headers(1, request)
+        conn.send_data(1, wire.frame(b""), end_stream=True)
+        conn.reset_stream(1, wire.CANCEL)  # before its answer, held 100 ms
+        conn.send_headers(3, request)
+        conn.send_data(3, wire.frame(b""), end_stream=True)
+        ended = False
+        with socket.create_connection((host, int(port)), timeout=3) as sock:
+            sock.sendall(conn.data_to_send())
+            try:
+                while not ended and (data := sock.recv(65536)):
+                    events = conn.receive_data(data)
+                    ended = any(isinstance(e, h2.events.StreamEnded) and e.stream_id == 3 for e in events)
+                    sock.sendall(conn.data_to_send())
+            except OSError:
+                pass
+    assert ended, server.log.text()

@@ -114,7 +114,10 @@ class WireServer:
                 now = time.monotonic()
                 for due, sid in [p for p in pending if p[0] <= now]:
                     pending.remove((due, sid))
-                    closing = self._answer(c, sid) or closing
+                    try:
+                        closing = self._answer(c, sid) or closing
+                    except h2.exceptions.StreamClosedError:  # the client ended it meanwhile: the others go on
+                        log.note(f"stream {sid} closed before its answer")
                 self._flush(c)
                 sock.settimeout(POLL_S if pending else max(0.01, idle_until - now))
                 try:
@@ -139,6 +142,8 @@ class WireServer:
                         h2conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
                     elif isinstance(ev, h2.events.StreamEnded):
                         pending.append((time.monotonic() + self.script.hold_ms / 1000, ev.stream_id))
+                    elif isinstance(ev, h2.events.StreamReset):  # a call the client cancelled: no answer
+                        pending = [p for p in pending if p[1] != ev.stream_id]
                     elif isinstance(ev, h2.events.ConnectionTerminated):
                         closing = True
                 self._flush(c)
