@@ -116,7 +116,8 @@ def _reset(code: int, name: str) -> tuple[str, str]:
 
 def _http(status: int) -> tuple[str, str]:
     """A non-200 :status without grpc-status, as grpcio and grpc-go word it."""
-    return f"Received http2 header with status: {status}", f"unexpected HTTP status code received from server: {status} "
+    return (f"Received http2 header with status: {status}",
+            f"unexpected HTTP status code received from server: {status} ")
 
 
 SERVER_SCRIPTS: tuple[ServerScript, ...] = (

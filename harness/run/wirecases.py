@@ -35,7 +35,8 @@ def _one(session: Any, d: Any, case: Case) -> Result:
     if isinstance(script, wire.ServerScript):
         with WireServer(script) as server:
             target = {"plaintext": server.address}
-            result = _at_once(session, d, case, target, script.hold_ms) if script.at_once else session._exchange(d, [case], target)[0]
+            result = (_at_once(session, d, case, target, script.hold_ms) if script.at_once
+                      else session._exchange(d, [case], target)[0])
         result.notes["frames"] = server.log.text()
         if server.refused:  # the client broke an HTTP/2 rule the script sets (a stream past the limit …)
             result.diffs += [Diff(0, "wire.client_frames", "frames within the HTTP/2 rules the raw server set",
