@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,6 +22,7 @@ from python_impl.client import run_case, run_case_aio
 from python_impl.contract import CHANNEL_OPTIONS, Result
 from python_impl.server import serve, serve_aio
 
+REPO = Path(__file__).resolve().parent.parent
 H = "tutorial.HelloService"
 BOUND_MS = 300
 
@@ -77,3 +82,31 @@ def test_a_call_with_no_deadline_ends_at_its_bound_as_an_error(seed_gen: Any, ad
     method = CLIENT_SIDE[name].calls[0].method
     assert diff.got.startswith(f"NoDeadlineOverrun: {method}: the call has no deadline (no_deadline)"), diff
     assert f"after its timeout_ms ({BOUND_MS} ms)" in diff.got
+
+
+LATE = """cases:
+- name: tutorial.HelloService/SayHello/no_deadline/server_answers_late
+  calls:
+  - method: tutorial.HelloService/SayHello
+    generic: true
+    no_deadline: true
+    timeout_ms: 300
+    requests: [{greeting: a}]
+    server: {delay_ms: 5000}
+    expect: {status: OK, responses: [{reply: x}]}
+"""
+
+
+@pytest.mark.interop
+def test_the_go_client_cuts_a_call_with_no_deadline_at_its_bound(tmp_path: Path) -> None:
+    """The Go client's watchdog (go_peer/internal/engine/call.go): the same error, in the case."""
+    cases, out = tmp_path / "late.yaml", tmp_path / "r.json"
+    cases.write_text(LATE)
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--protos", str(REPO / "protos"), "--files",
+                           "hello.proto", "--no-generated", "--peer-runner", "process", "--direction", "go-go",
+                           "--cases", str(cases), "--json", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    [r] = json.loads(out.read_text())["results"]
+    assert r["verdict"] == "error" and r["duration_ms"] < 3000, r
+    assert r["diffs"][0]["got"].startswith("NoDeadlineOverrun: tutorial.HelloService/SayHello: the call has no "
+                                           "deadline (no_deadline) and had not ended after its timeout_ms (300 ms)"), r
