@@ -12,8 +12,8 @@ Drawn, each the same to every client (measured on grpcio 1.85.1 sync and grpc.ai
   DEADLINE_EXCEEDED; a grpc-go server's reset can make grpcio report CANCELLED: a known divergence).
 
 - return nothing (unary, server_stream, bidi): grpc-go sends OK (a unary call: an empty message); the
-  grpcio servers differ, each a measured known divergence with its own signature: sync unary
-  INTERNAL "Failed to serialize response!", grpc.aio unary UNKNOWN "Unexpected <class 'TypeError'>:
+  grpcio servers differ, each a measured known divergence with its own signature: sync unary and
+  client_stream INTERNAL "Failed to serialize response!", grpc.aio UNKNOWN "Unexpected <class 'TypeError'>:
   descriptor 'SerializeToString' …", sync streams UNKNOWN "… 'NoneType' object is not an iterator".
 
 - abort with OK (unary, server_stream, bidi), with no message: grpc-go's status.Error(codes.OK, …)
