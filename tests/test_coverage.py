@@ -185,3 +185,13 @@ def test_a_client_cancel_after_requests_is_its_own_pattern_per_mode(streaming: s
     failed = Call(method="cov.tiny.Tiny/Call", streaming=streaming, request_type="cov.tiny.Req",
                   response_type="cov.tiny.Inner", requests=[{}], expect={"status": "ABORTED", "responses": []})
     assert "error_status" in coverage._streaming_patterns(failed)
+
+
+def test_a_client_cancel_mid_server_stream_is_no_error_after_responses() -> None:
+    call = Call(method="cov.tiny.Tiny/Watch", streaming="server_stream", request_type="cov.tiny.Req",
+                response_type="cov.tiny.Inner", requests=[{}], cancel_after_responses=1,
+                expect={"status": "CANCELLED", "responses": [{}]})
+    assert "error_after_responses" not in coverage._streaming_patterns(call)
+    aborted = Call(method="cov.tiny.Tiny/Watch", streaming="server_stream", request_type="cov.tiny.Req",
+                   response_type="cov.tiny.Inner", requests=[{}], expect={"status": "ABORTED", "responses": [{}]})
+    assert "error_after_responses" in coverage._streaming_patterns(aborted)

@@ -296,7 +296,7 @@ def _streaming_patterns(call: Call) -> set[str]:
     if call.streaming == "server_stream" and responses is not None:
         if status == "OK":
             found.add({0: "responses_0", 1: "responses_1"}.get(len(responses), "responses_many"))
-        elif responses:
+        elif responses and call.cancel_after_responses is None:  # a client's cancel is no error the server sent
             found.add("error_after_responses")
     if call.streaming == "client_stream" and status == "OK":
         found.add({0: "requests_0", 1: "requests_1"}.get(len(requests), "requests_many"))
