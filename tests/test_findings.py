@@ -105,7 +105,9 @@ def test_a_file_python_cannot_load_is_a_finding_with_its_importers(tmp_path: Pat
     # the standard services' cases (health, reflection) run too, about the files Python loaded only
     standard = {r.case for r in others if r.case.startswith(("grpc.health.v1.", "grpc.reflection."))}
     assert others and all(r.verdict in ("pass", "divergence", "capability")
-                          and (r.case.startswith("fine.Oks/") or r.case in standard)
+                          and (r.case.startswith("fine.Oks/") or r.case in standard
+                               # the misbehaving HTTP/2 peer's, which need no proto file (harness/cases/wire.py)
+                               or r.case.startswith("interop.wire.Misbehaving/"))
                           for r in others)
     assert any(r.case.startswith("fine.Oks/") for r in others)
     assert standard and not any("bad" in name or "uses" in name for name in standard)
