@@ -97,7 +97,7 @@ def draw(m: MethodDescriptor, seed: int, round_: int, examples: int, dimension: 
         return []
     hypothesis_run(m, seed, round_, examples, record, dimension=dimension)
     return [Case(name=case_name(m, seed, round_, i, dimension, tag=dims.tag(dimension, call)), calls=[call],
-                 source=SOURCE)
+                 source=SOURCE, channel=dims.channel(dimension, call))
             for i, call in enumerate(found.values())]
 
 
