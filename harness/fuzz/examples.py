@@ -126,5 +126,8 @@ def case_yaml(cases: list[Case]) -> dict[str, Any]:
                 if key not in _DERIVED and value not in (None, {}):
                     item[key] = value
             calls.append(item)
-        out.append({"name": case.name, "calls": calls})
+        entry: dict[str, Any] = {"name": case.name, "calls": calls}
+        if case.channel is not None:  # a dimension's own connection (dims.channel) travels too
+            entry["channel"] = case.channel
+        out.append(entry)
     return {"cases": out}
