@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, seed, settings
 
 from harness.cases import model
 from harness.fuzz import dims, run as fuzz_run
-from harness.fuzz.dims import metadata, status
+from harness.fuzz.dims import deadlines, metadata, status
 from python_impl.channels import Channel, ChannelError, Pool, key
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,6 +69,19 @@ def test_metadata_draws_headers_with_no_response_and_then_no_trailer(seed_gen: A
         # the known divergence excuses a missing header; no expected trailer could hide behind it
         assert "trailers" not in call.expect
     assert all(metadata.tag(c) == "" for c in drawn if c.expect["responses"])
+
+
+def test_deadlines_that_expire_in_flight_cover_10_us_to_2_s_and_the_server_answers_after(seed_gen: Any) -> None:
+    drawn = _draw(deadlines.calls(_method("shapes.v1.Empties/Ping")), 150)
+    flying = [c for c in drawn if deadlines.tag(c) == "in_flight"]
+    assert flying, "no deadline expiring in flight drawn"
+    timeouts = sorted(c.timeout_ms for c in flying)
+    assert 0.01 < timeouts[0] < 1 and 100 < timeouts[-1] < 2000, timeouts  # several orders of magnitude
+    for call in flying:
+        assert call.expect == {"status": "DEADLINE_EXCEEDED", "responses": []}
+        # the server's OK comes a second past the longest such deadline: the client's must win
+        assert call.server["delay_ms"] >= call.timeout_ms + 1000 and call.server["status"] == "OK"
+    assert all(c.timeout_ms <= 0.01 for c in drawn if deadlines.tag(c) == "expired")
 
 
 def test_an_isolated_channel_is_a_connection_of_its_own() -> None:
