@@ -108,9 +108,10 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
 
 # server.check_deadline (docs/peer-contract.md): the deadline a server sees is the client's timeout
 # less the time the call took to arrive; 500 ms of grace below, as connect's conformance suite
-# allows. Above, grpcio's encoder (grpc core's timeout_encoding.cc) keeps few digits and rounds up:
-# by up to 4% as measured (100 s arrived as 104 s, 10 000 s as 10 100 s; grpc-go's are exact), so 5%
-# more are allowed; and it sends at most 27 000 hours, so a longer timeout arrives as that.
+# allows. Above, no grace (time only shortens a deadline), but grpcio's encoder (grpc core's
+# timeout_encoding.cc) keeps few digits and rounds up: by up to 4% as measured (100 s arrived as
+# 104 s, 10 000 s as 10 100 s; grpc-go's are exact), so 5% more are allowed; and it sends at most
+# 27 000 hours, so a longer timeout arrives as that.
 DEADLINE_GRACE_MS = 500.0
 MAX_TIMEOUT_MS = 27_000 * 3600 * 1000.0
 # A grpcio server's context.time_remaining() for a call with no deadline: not None, as its docstring
@@ -120,7 +121,7 @@ NO_DEADLINE_S = 100 * 365 * 24 * 3600.0
 
 def deadline_range(timeout_ms: float) -> tuple[float, float]:
     """The time left that a server may see for a call of timeout_ms (both engines use this range)."""
-    return min(timeout_ms, MAX_TIMEOUT_MS) - DEADLINE_GRACE_MS, timeout_ms * 1.05 + DEADLINE_GRACE_MS
+    return min(timeout_ms, MAX_TIMEOUT_MS) - DEADLINE_GRACE_MS, timeout_ms * 1.05
 
 
 def deadline_ok(timeout_ms: float, remaining_ms: float) -> bool:

@@ -96,7 +96,9 @@ def test_status_codes_past_16_are_tagged_and_every_code_one_client_reads(seed_ge
 def test_the_deadline_check_range() -> None:
     # 500 ms of grace below; grpcio's rounding (measured up to 4%) and 27 000 h cap above
     assert plan.deadline_ok(2001, 1502) and not plan.deadline_ok(2001, 1499)
-    assert plan.deadline_ok(2001, 2600) and not plan.deadline_ok(2001, 2999)  # a whole-second round-up is caught
+    assert plan.deadline_ok(2001, 2100) and not plan.deadline_ok(2001, 2999)  # a whole-second round-up is caught
+    # no grace above: a client that sends 400 ms more than it was given is caught (time only shortens)
+    assert plan.deadline_ok(2001, 2101) and not plan.deadline_ok(2001, 2401)
     assert plan.deadline_ok(100_000, 104_000) and not plan.deadline_ok(100_000, 106_000)
     ten_years = 10 * 365 * 24 * 3600 * 1000.0
     assert plan.deadline_ok(ten_years, plan.MAX_TIMEOUT_MS) and not plan.deadline_ok(ten_years, 1e9)
@@ -113,8 +115,8 @@ def test_the_server_check_of_no_deadline(seed_gen: Any) -> None:
     none = plan_of(no_deadline=True)
     assert none.deadline_diffs(None) == [] and none.deadline_diffs(9.2e15) == []  # grpcio's infinite future
     assert none.deadline_diffs(2.0) == [("server.deadline", "no deadline", "2000 ms")]
-    assert plan_of().deadline_diffs(None) == [("server.deadline", "2001 ms (from 1501 to 2601.05)", "no deadline")]
-    assert plan_of().deadline_diffs(2.9) == [("server.deadline", "2001 ms (from 1501 to 2601.05)", "2900 ms")]
+    assert plan_of().deadline_diffs(None) == [("server.deadline", "2001 ms (from 1501 to 2101.05)", "no deadline")]
+    assert plan_of().deadline_diffs(2.9) == [("server.deadline", "2001 ms (from 1501 to 2101.05)", "2900 ms")]
     assert plan_of().deadline_diffs(2.0) == []
 
 

@@ -7,8 +7,9 @@ import (
 )
 
 // The deadline a server sees is the client's timeout less the time the call took to arrive: 500 ms
-// of grace below, as connect's conformance suite allows. Above, grpcio's encoder keeps few digits
-// and rounds up (up to 4% measured): 5% more are allowed; and it sends at most 27 000 hours.
+// of grace below, as connect's conformance suite allows. Above, no grace (time only shortens a
+// deadline), but grpcio's encoder keeps few digits and rounds up (up to 4% measured): 5% more are
+// allowed; and it sends at most 27 000 hours.
 // python_impl/plan.py deadline_range says the same.
 const (
 	deadlineGraceMS = 500.0
@@ -16,7 +17,7 @@ const (
 )
 
 func deadlineRange(timeoutMS float64) (float64, float64) {
-	return min(timeoutMS, maxTimeoutMS) - deadlineGraceMS, timeoutMS*1.05 + deadlineGraceMS
+	return min(timeoutMS, maxTimeoutMS) - deadlineGraceMS, timeoutMS * 1.05
 }
 
 // checkDeadline compares the deadline the call arrived with against the call's timeout_ms (nil:

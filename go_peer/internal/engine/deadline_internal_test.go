@@ -7,7 +7,7 @@ import (
 )
 
 // server.check_deadline: the deadline a call arrives with against its timeout_ms (500 ms grace
-// below, grpcio's rounding above), and no deadline where the call sets none.
+// below, only grpcio's rounding above), and no deadline where the call sets none.
 func TestCheckDeadline(t *testing.T) {
 	ms := func(v float64) *float64 { return &v }
 	with := func(d time.Duration) context.Context {
@@ -25,6 +25,7 @@ func TestCheckDeadline(t *testing.T) {
 		{"within the grace", with(1600 * time.Millisecond), ms(2001), false},
 		{"shorter than the grace", with(1400 * time.Millisecond), ms(2001), true},
 		{"rounded up to a whole second", with(3000 * time.Millisecond), ms(2001), true},
+		{"400 ms more than set (no grace above)", with(2401 * time.Millisecond), ms(2001), true},
 		{"none where one was set", context.Background(), ms(2001), true},
 		{"none where none was set", context.Background(), nil, false},
 		{"one where none was set", with(time.Hour), nil, true},
