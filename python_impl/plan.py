@@ -136,9 +136,14 @@ def deadline_ok(timeout_ms: float, remaining_ms: float, go_client: bool = False)
     return low <= remaining_ms <= high
 
 
+def _ms(value: float) -> str:
+    """Milliseconds in full, to the µs (`:g` would show 11490001 as 1.149e+07)."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
 def deadline_expected(timeout_ms: float, go_client: bool = False) -> str:
     low, high = deadline_range(timeout_ms, go_client)
-    return f"{timeout_ms:g} ms (from {low:g} to {high:g})"
+    return f"{_ms(timeout_ms)} ms (from {_ms(low)} to {_ms(high)})"
 
 
 def streaming_of(method: MethodDescriptor) -> str:

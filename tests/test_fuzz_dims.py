@@ -111,8 +111,8 @@ def test_the_server_check_of_no_deadline(seed_gen: Any) -> None:
     from types import SimpleNamespace
 
     def plan_of(**kw: Any) -> plan.Plan:
-        call = SimpleNamespace(method="/shapes.v1.Shapes/Unary", requests=[{}], timeout_ms=2001,
-                               expect={"status": "OK", "responses": [{}]}, server={"check_deadline": True}, **kw)
+        call = SimpleNamespace(method="/shapes.v1.Shapes/Unary", requests=[{}], expect={"status": "OK", "responses": [{}]},
+                               server={"check_deadline": True}, **{"timeout_ms": 2001, **kw})
         return plan.Plan("c", 0, call, _method("shapes.v1.Shapes/Unary"))
 
     none = plan_of(no_deadline=True)
@@ -126,6 +126,9 @@ def test_the_server_check_of_no_deadline(seed_gen: Any) -> None:
     assert plan_of().deadline_diffs(2.08, [("user-agent", "grpc-python/1.85.1 grpc-c/58.0.0")]) == []
     assert plan_of().deadline_diffs(2.08, go) == [("server.deadline", "2001 ms (from 1501 to 2002.02)", "2080 ms")]
     assert plan_of().deadline_diffs(2.0, go) == []
+    long = plan_of(timeout_ms=11_490_001.5)  # every digit shown, not 1.149e+07
+    assert long.deadline_diffs(13_000.0) == [("server.deadline", "11490001.5 ms (from 11489501.5 to 12064501.575)",
+                                              "13000000 ms")]
 
 
 @pytest.mark.parametrize("extra, error", [

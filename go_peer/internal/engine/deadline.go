@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -51,6 +52,7 @@ func checkDeadline(ctx context.Context, timeoutMS *float64, userAgent []string, 
 	}
 	low, high := deadlineRange(*timeoutMS, goClient)
 	if !ok || remaining < low || remaining > high {
-		d.add("server.deadline", fmt.Sprintf("%g ms (from %g to %g)", *timeoutMS, low, high), got)
+		ms := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) } // %g: 1.149e+07
+		d.add("server.deadline", fmt.Sprintf("%s ms (from %s to %s)", ms(*timeoutMS), ms(low), ms(high)), got)
 	}
 }

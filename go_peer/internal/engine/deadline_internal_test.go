@@ -42,3 +42,16 @@ func TestCheckDeadline(t *testing.T) {
 		}
 	}
 }
+
+// The finding shows every digit of a long timeout (%g showed 11490001 as 1.149e+07).
+func TestCheckDeadlineShowsEveryDigit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 13000*time.Second)
+	defer cancel()
+	timeout := 11490001.5
+	d := &differ{}
+	checkDeadline(ctx, &timeout, []string{"grpc-python/1.85.1"}, d)
+	want := "11490001.500 ms (from 11489501.500 to 12064501.575)"
+	if len(d.diffs) != 1 || d.diffs[0].Expected != want {
+		t.Errorf("diffs %v, want one expecting %q", d.diffs, want)
+	}
+}
