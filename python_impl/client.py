@@ -93,7 +93,7 @@ class _Spec:
         compression = getattr(call, "compression", None)
         if compression not in _COMPRESSION:
             raise ValueError(f"unknown compression {compression!r}")
-        # no_deadline: the call carries no grpc-timeout (timeout_ms still bounds the run)
+        # no_deadline: the call carries no grpc-timeout (timeout_ms still bounds the run: _Bounded)
         timeout = None if getattr(call, "no_deadline", False) else call.timeout_ms / 1000
         kwargs = {"timeout": timeout, "metadata": metadata}
         if credentials is not None:  # the case's channel sends a bearer token (call credentials)
@@ -107,6 +107,8 @@ class _Spec:
         wire = getattr(call, "requests_wire", None)
         if wire is not None:  # the exact bytes go out; the responses are parsed as usual
             fn = stubs.wire(call.method, call.streaming, message_class(call.response_type))
+        if timeout is None:
+            fn = _Bounded(fn, call.timeout_ms / 1000)
         requests = ([base64.b64decode(b) for b in wire] if wire is not None
                     else [bulk.parse(r, req_cls()) for r in call.requests])
         return cls(fn=fn,
@@ -136,6 +138,37 @@ def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
 
 
 _HOLD_LIMIT = 60.0  # seconds
+
+
+class _Bounded:
+    """A multicallable for a call with no deadline (no_deadline): nothing goes on the wire, but the
+    client cancels the call after timeout_ms, so a server that never ends it cannot hang the run
+    (a grpc.aio handler aborting with OK never ends its call: docs/cases.md)."""
+
+    def __init__(self, fn: Any, limit: float) -> None:
+        self._fn, self._limit = fn, limit
+        self.fired = False  # the limit passed and the client cancelled the call
+
+    def _cancel(self, rpc: Any) -> None:
+        self.fired = True
+        rpc.cancel()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._arm(self._fn(*args, **kwargs))
+
+    def future(self, *args: Any, **kwargs: Any) -> Any:
+        return self._arm(self._fn.future(*args, **kwargs))
+
+    def _arm(self, rpc: Any) -> Any:
+        if isinstance(rpc, grpc.aio.Call):  # grpc.aio: a timer on the call's event loop
+            timer = asyncio.get_running_loop().call_later(self._limit, self._cancel, rpc)
+            rpc.add_done_callback(lambda _: timer.cancel())
+        else:
+            thread = threading.Timer(self._limit, self._cancel, (rpc,))
+            thread.daemon = True
+            thread.start()
+            rpc.add_callback(thread.cancel)
+        return rpc
 
 
 def _then_hold(requests: list[Message], sent: threading.Event, release: threading.Event,
@@ -318,7 +351,8 @@ async def _call_aio(spec: _Spec, out: Outcome, start: float) -> None:
     except grpc.RpcError:
         pass
     except asyncio.CancelledError:
-        if not cancelled:  # not our own cancellation: the task itself is being cancelled
+        # not our own cancellation (nor no_deadline's limit): the task itself is being cancelled
+        if not cancelled and not (isinstance(spec.fn, _Bounded) and spec.fn.fired):
             raise
     code = await rpc.code()
     out.status, out.message = code.name, (await rpc.details()) or ""

@@ -47,6 +47,10 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if p.call.NoDeadline { // none on the wire, but the client cancels after timeout_ms: a server that
+		// never ends the call cannot hang the run (a grpc.aio handler aborting with OK never does)
+		defer time.AfterFunc(p.timeout, cancel).Stop()
+	}
 	ctx = metadata.NewOutgoingContext(ctx, metadata.Join(p.md, caseMD))
 	ctx, seen := withRPCStats(ctx) // filled in by the channel's engine stats handler
 	mode := p.call.Streaming
