@@ -81,7 +81,7 @@ type Call struct {
 	RequestsWire *[]string `json:"requests_wire"`
 	// Protojson: each side also renders its message as protojson for the other to parse (wire.go).
 	Protojson bool `json:"protojson"`
-	// NoDeadline: the client sets no deadline (TimeoutMS still bounds the run: invoke cancels after it).
+	// NoDeadline: the client sets no deadline (TimeoutMS still bounds the run).
 	NoDeadline bool `json:"no_deadline"`
 }
 
