@@ -108,29 +108,42 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
 
 # server.check_deadline (docs/peer-contract.md): the deadline a server sees is the client's timeout
 # less the time the call took to arrive; 500 ms of grace below, as connect's conformance suite
-# allows. Above, grpcio's encoder (grpc core's timeout_encoding.cc) keeps few digits and rounds up:
-# by up to 4% as measured (100 s arrived as 104 s, 10 000 s as 10 100 s; grpc-go's are exact), so 5%
-# more are allowed; and it sends at most 27 000 hours, so a longer timeout arrives as that.
+# allows. Above, no grace (time only shortens a deadline), but grpcio's encoder (grpc core's
+# timeout_encoding.cc) keeps few digits and rounds up: by up to 4% as measured (100 s arrived as
+# 104 s, 10 000 s as 10 100 s), so 5% more are allowed; and it sends at most 27 000 hours, so a
+# longer timeout arrives as that. A grpc-go client (its user-agent says so) rounds up only at the 8th
+# digit of its unit (internal/transport's encodeTimeout: at most 1e-5), so it gets no more than that
+# and a millisecond: a Go client a few percent late is caught at any timeout.
 DEADLINE_GRACE_MS = 500.0
 MAX_TIMEOUT_MS = 27_000 * 3600 * 1000.0
+GRPCIO_ROUNDING = 0.05
+GRPC_GO_ROUNDING = 1e-5
+GRPC_GO_AGENT = "grpc-go/"
 # A grpcio server's context.time_remaining() for a call with no deadline: not None, as its docstring
 # says, but about 2^63 ns (gpr_inf_future, measured 9.2e15 s); any time left past a century is that.
 NO_DEADLINE_S = 100 * 365 * 24 * 3600.0
 
 
-def deadline_range(timeout_ms: float) -> tuple[float, float]:
-    """The time left that a server may see for a call of timeout_ms (both engines use this range)."""
-    return min(timeout_ms, MAX_TIMEOUT_MS) - DEADLINE_GRACE_MS, timeout_ms * 1.05 + DEADLINE_GRACE_MS
+def deadline_range(timeout_ms: float, go_client: bool = False) -> tuple[float, float]:
+    """The time left that a server may see for a call of timeout_ms (both engines use this range);
+    go_client: the client is grpc-go."""
+    high = timeout_ms * (1 + GRPC_GO_ROUNDING) + 1 if go_client else timeout_ms * (1 + GRPCIO_ROUNDING)
+    return min(timeout_ms, MAX_TIMEOUT_MS) - DEADLINE_GRACE_MS, high
 
 
-def deadline_ok(timeout_ms: float, remaining_ms: float) -> bool:
-    low, high = deadline_range(timeout_ms)
+def deadline_ok(timeout_ms: float, remaining_ms: float, go_client: bool = False) -> bool:
+    low, high = deadline_range(timeout_ms, go_client)
     return low <= remaining_ms <= high
 
 
-def deadline_expected(timeout_ms: float) -> str:
-    low, high = deadline_range(timeout_ms)
-    return f"{timeout_ms:g} ms (from {low:g} to {high:g})"
+def _ms(value: float) -> str:
+    """Milliseconds in full, to the µs (`:g` would show 11490001 as 1.149e+07)."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def deadline_expected(timeout_ms: float, go_client: bool = False) -> str:
+    low, high = deadline_range(timeout_ms, go_client)
+    return f"{_ms(timeout_ms)} ms (from {_ms(low)} to {_ms(high)})"
 
 
 def streaming_of(method: MethodDescriptor) -> str:
@@ -242,9 +255,10 @@ class Plan:
         return [(f"server.channel.{k}", render(want[k]), render(seen.get(k, ""))) for k in sorted(want)
                 if seen.get(k, "") != want[k]]
 
-    def deadline_diffs(self, remaining: float | None) -> list[tuple[str, str, str]]:
+    def deadline_diffs(self, remaining: float | None, metadata: Iterable[Any] = ()) -> list[tuple[str, str, str]]:
         """server.check_deadline: the time left when the call arrived (`remaining`, seconds, None for
-        no deadline) against the call's timeout_ms, within DEADLINE_GRACE (docs/peer-contract.md)."""
+        no deadline) against the call's timeout_ms, within DEADLINE_GRACE (docs/peer-contract.md);
+        metadata: the call's, whose user-agent says whether the client is grpc-go."""
         if not self.check_deadline:
             return []
         if remaining is not None and remaining > NO_DEADLINE_S:
@@ -252,8 +266,9 @@ class Plan:
         got = "no deadline" if remaining is None else f"{remaining * 1000:.0f} ms"
         if not self.timeout_ms:
             return [] if remaining is None else [("server.deadline", "no deadline", got)]
-        if remaining is None or not deadline_ok(self.timeout_ms, remaining * 1000):
-            return [("server.deadline", deadline_expected(self.timeout_ms), got)]
+        go_client = any(k == "user-agent" and GRPC_GO_AGENT in str(v) for k, v in metadata)
+        if remaining is None or not deadline_ok(self.timeout_ms, remaining * 1000, go_client):
+            return [("server.deadline", deadline_expected(self.timeout_ms, go_client), got)]
         return []
 
     def token_refused(self, metadata: Iterable[Any]) -> bool:
@@ -287,7 +302,7 @@ class Plan:
         """The call's behaviour as steps; `request` is the request of a unary-request call,
         `connection` what the server saw of the call's connection (for a case with a channel), and
         `remaining` the seconds its deadline left when the handler started (None: no deadline)."""
-        deadline = self.deadline_diffs(remaining)
+        deadline = self.deadline_diffs(remaining, metadata)
         if self.delay and self.delay_after is None:
             yield Wait(self.delay, self.ignore_end)
         diffs = deadline + self.check_metadata(metadata) + self.check_channel(connection)

@@ -100,7 +100,12 @@ def test_status_codes_past_16_are_tagged_and_every_code_one_client_reads(seed_ge
 def test_the_deadline_check_range() -> None:
     # 500 ms of grace below; grpcio's rounding (measured up to 4%) and 27 000 h cap above
     assert plan.deadline_ok(2001, 1502) and not plan.deadline_ok(2001, 1499)
-    assert plan.deadline_ok(2001, 2600) and not plan.deadline_ok(2001, 2999)  # a whole-second round-up is caught
+    assert plan.deadline_ok(2001, 2100) and not plan.deadline_ok(2001, 2999)  # a whole-second round-up is caught
+    # no grace above: a client that sends 400 ms more than it was given is caught (time only shortens)
+    assert plan.deadline_ok(2001, 2101) and not plan.deadline_ok(2001, 2401)
+    # a grpc-go client rounds up only at its 8th digit: 4% late is grpcio's rounding, never Go's
+    assert plan.deadline_ok(2001, 2081) and not plan.deadline_ok(2001, 2081, go_client=True)
+    assert plan.deadline_ok(2001, 2001, go_client=True) and plan.deadline_ok(10**9, 10**9 + 9_000, go_client=True)
     assert plan.deadline_ok(100_000, 104_000) and not plan.deadline_ok(100_000, 106_000)
     ten_years = 10 * 365 * 24 * 3600 * 1000.0
     assert plan.deadline_ok(ten_years, plan.MAX_TIMEOUT_MS) and not plan.deadline_ok(ten_years, 1e9)
@@ -110,16 +115,24 @@ def test_the_server_check_of_no_deadline(seed_gen: Any) -> None:
     from types import SimpleNamespace
 
     def plan_of(**kw: Any) -> plan.Plan:
-        call = SimpleNamespace(method="/shapes.v1.Shapes/Unary", requests=[{}], timeout_ms=2001,
-                               expect={"status": "OK", "responses": [{}]}, server={"check_deadline": True}, **kw)
+        call = SimpleNamespace(method="/shapes.v1.Shapes/Unary", requests=[{}], expect={"status": "OK", "responses": [{}]},
+                               server={"check_deadline": True}, **{"timeout_ms": 2001, **kw})
         return plan.Plan("c", 0, call, _method("shapes.v1.Shapes/Unary"))
 
     none = plan_of(no_deadline=True)
     assert none.deadline_diffs(None) == [] and none.deadline_diffs(9.2e15) == []  # grpcio's infinite future
     assert none.deadline_diffs(2.0) == [("server.deadline", "no deadline", "2000 ms")]
-    assert plan_of().deadline_diffs(None) == [("server.deadline", "2001 ms (from 1501 to 2601.05)", "no deadline")]
-    assert plan_of().deadline_diffs(2.9) == [("server.deadline", "2001 ms (from 1501 to 2601.05)", "2900 ms")]
+    assert plan_of().deadline_diffs(None) == [("server.deadline", "2001 ms (from 1501 to 2101.05)", "no deadline")]
+    assert plan_of().deadline_diffs(2.9) == [("server.deadline", "2001 ms (from 1501 to 2101.05)", "2900 ms")]
     assert plan_of().deadline_diffs(2.0) == []
+    # the client's user-agent says whose rounding applies: 80 ms late is grpcio's, never grpc-go's
+    go = [("user-agent", "grpc-go/1.77.0")]
+    assert plan_of().deadline_diffs(2.08, [("user-agent", "grpc-python/1.85.1 grpc-c/58.0.0")]) == []
+    assert plan_of().deadline_diffs(2.08, go) == [("server.deadline", "2001 ms (from 1501 to 2002.02)", "2080 ms")]
+    assert plan_of().deadline_diffs(2.0, go) == []
+    long = plan_of(timeout_ms=11_490_001.5)  # every digit shown, not 1.149e+07
+    assert long.deadline_diffs(13_000.0) == [("server.deadline", "11490001.5 ms (from 11489501.5 to 12064501.575)",
+                                              "13000000 ms")]
 
 
 @pytest.mark.parametrize("extra, error", [

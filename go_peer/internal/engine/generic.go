@@ -293,7 +293,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		if c.NoDeadline {
 			want = nil
 		}
-		checkDeadline(r.ctx, want, d)
+		checkDeadline(r.ctx, want, md.Get("user-agent"), d)
 	}
 	if sc.channel != nil {
 		checkChannel(r.ctx, *sc.channel, d)

@@ -31,10 +31,13 @@ MAX_MS = 10 * 365 * 24 * 3600 * 1000  # 10 years: past grpc-go's S unit (99 999 
 
 @st.composite
 def timeouts(draw: Any) -> float:
-    """A timeout in ms: an order of magnitude first (each unit's range comes up), then digits, then
-    maybe a fraction of a millisecond."""
+    """A timeout in ms: an order of magnitude first (each unit's range comes up), then the seconds,
+    the milliseconds past them, and maybe a fraction of a millisecond. The milliseconds are a draw
+    of their own, with bounds that do not depend on the magnitude: a shrink to a shorter timeout keeps
+    them (a client that rounds up to whole seconds shrinks to 2001 ms, not to a local minimum)."""
     exponent = draw(st.integers(3, 11))
-    whole = draw(st.integers(max(MIN_MS, 10**exponent), min(MAX_MS, 10**(exponent + 1))))
+    seconds = draw(st.integers(max(MIN_MS, 10**exponent) // 1000, min(MAX_MS, 10**(exponent + 1)) // 1000))
+    whole = min(seconds * 1000 + draw(st.integers(0, 999)), MAX_MS)
     fraction = draw(st.sampled_from([0, 0, 0.5, 0.001, 0.999]))
     return whole + fraction if fraction else whole
 
