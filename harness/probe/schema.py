@@ -255,18 +255,35 @@ class Schema:
     pool: descriptor_pool.DescriptorPool = field(default_factory=descriptor_pool.Default)
 
     def __post_init__(self) -> None:
+        alias: dict[str, str] = {}  # a file of the set -> the pool's file with the same content
         for fdp in self.fds.file:
+            self._add(fdp, alias)
+
+    def _add(self, fdp: descriptor_pb2.FileDescriptorProto, alias: dict[str, str]) -> None:
+        """Add one file, or take the pool's copy of it. A copy may carry another name: grpc-go's
+        reflection names health "grpc/health/v1/health.proto", grpcio-health-checking registers
+        "grpc_health/v1/health.proto"; the set's importers then import the pool's name."""
+        if any(d in alias for d in fdp.dependency):
+            fdp = descriptor_pb2.FileDescriptorProto.FromString(fdp.SerializeToString())
+            fdp.dependency[:] = [alias.get(d, d) for d in fdp.dependency]
+        try:
+            have = self.pool.FindFileByName(fdp.name)
+        except KeyError:
             try:
-                have = self.pool.FindFileByName(fdp.name)
-            except KeyError:
                 self.pool.Add(fdp)
-                continue
-            mine = descriptor_pb2.FileDescriptorProto()
-            have.CopyToProto(mine)
-            if _shape(mine) != _shape(fdp):
-                raise SchemaError(f"{fdp.name} ({self.source or 'descriptors'}) differs from the file of that name "
-                                  f"already loaded in this process (a runtime's copy, or another proto set): "
-                                  f"probe one proto set per process")
+                return
+            except TypeError:  # a symbol of it is already defined, by a file of another name
+                symbols = _symbols(fdp)
+                have = self.pool.FindFileContainingSymbol(symbols[0]) if symbols else None
+                if have is None:
+                    raise
+        mine = descriptor_pb2.FileDescriptorProto()
+        have.CopyToProto(mine)
+        if _content(mine) != _content(fdp):
+            raise SchemaError(f"{fdp.name} ({self.source or 'descriptors'}) differs from {have.name}, which is "
+                              f"already loaded in this process and declares the same names (a runtime's copy, "
+                              f"or another proto set): probe one proto set per process")
+        alias[fdp.name] = have.name
 
     @classmethod
     def from_protos(cls, folder: str | Path) -> Schema:
@@ -305,11 +322,16 @@ def _full(package: str, name: str) -> str:
     return f"{package}.{name}" if package else name
 
 
-def _shape(fdp: descriptor_pb2.FileDescriptorProto) -> bytes:
-    """A file's content without what two compilers (protoc here, protoc-gen-go's embedded copy behind
-    a Go server's reflection) write differently: options and json names."""
+def _symbols(fdp: descriptor_pb2.FileDescriptorProto) -> list[str]:
+    prefix = f"{fdp.package}." if fdp.package else ""
+    return [prefix + x.name for x in (*fdp.message_type, *fdp.enum_type, *fdp.service)]
+
+
+def _content(fdp: descriptor_pb2.FileDescriptorProto) -> bytes:
+    """What a file declares, without what two compilers (protoc here, the embedded copy behind a Go
+    server's reflection) or two vendorings of one file write differently: its name, imports,
+    options and json names."""
     f = descriptor_pb2.FileDescriptorProto.FromString(normalised(fdp))
-    f.ClearField("options")
-    if f.syntax == "proto2":  # protoc leaves proto2's syntax unset
-        f.ClearField("syntax")
+    for name in ("options", "dependency", "public_dependency", "weak_dependency", "syntax", "edition"):
+        f.ClearField(name)
     return f.SerializeToString(deterministic=True)
