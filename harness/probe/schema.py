@@ -243,16 +243,17 @@ class Method:
 class Schema:
     """The services and methods of a descriptor set, resolved in a descriptor pool.
 
-    The pool is the process's default one unless given: the fuzz strategies build well-known types
-    from the runtime's own classes, so the user's types must live beside them. A file already in that
-    pool (a well-known type, or a second load) is kept when it is the same file (compared as protoc
-    would compile it), else loading fails naming it. `served` limits the services to those a server
-    lists (reflection); by default every service of the set."""
+    The pool is a new one unless given. Pass `descriptor_pool.Default()` to have the types beside
+    the runtime's own (its well-known types' classes); the harness's code generation then sees the
+    files there, without the modules it expects (runtime.registered), so do that only in a process
+    that generates no code afterwards. A file already in the pool (a well-known type, or a second
+    load) is kept when it declares the same, else loading fails naming it. `served` limits the
+    services to those a server lists (reflection); by default every service of the set."""
 
     fds: descriptor_pb2.FileDescriptorSet
     served: tuple[str, ...] | None = None
     source: str = ""
-    pool: descriptor_pool.DescriptorPool = field(default_factory=descriptor_pool.Default)
+    pool: descriptor_pool.DescriptorPool = field(default_factory=descriptor_pool.DescriptorPool)
 
     def __post_init__(self) -> None:
         alias: dict[str, str] = {}  # a file of the set -> the pool's file with the same content
@@ -286,13 +287,15 @@ class Schema:
         alias[fdp.name] = have.name
 
     @classmethod
-    def from_protos(cls, folder: str | Path) -> Schema:
-        return cls(from_protos(folder), served=tuple(target_services(folder)), source=f"--protos {folder}")
+    def from_protos(cls, folder: str | Path, pool: descriptor_pool.DescriptorPool | None = None) -> Schema:
+        return cls(from_protos(folder), served=tuple(target_services(folder)), source=f"--protos {folder}",
+                   pool=pool or descriptor_pool.DescriptorPool())
 
     @classmethod
-    def from_reflection(cls, conn: Connection) -> Schema:
+    def from_reflection(cls, conn: Connection, pool: descriptor_pool.DescriptorPool | None = None) -> Schema:
         r = reflect(conn)
-        return cls(r.fds, served=r.services, source=f"reflection {r.version} at {conn.target}")
+        return cls(r.fds, served=r.services, source=f"reflection {r.version} at {conn.target}",
+                   pool=pool or descriptor_pool.DescriptorPool())
 
     def services(self) -> list[str]:
         """Full names of the services to probe (standard ones included: check 6 uses them)."""
