@@ -69,11 +69,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	if _, _, err := net.SplitHostPort(o.Target); err != nil {
-		fmt.Fprintf(stderr, "probe-client: bad --target %q: %v (want HOST:PORT)\n", o.Target, err)
+		fmt.Fprintf(stderr, "probe-client: bad --target %q: %v (want HOST:PORT)\nusage:\n%s", o.Target, err, Usage)
 		return 2
 	}
 	if (o.Cert == "") != (o.Key == "") || (!o.TLS && (o.CA != "" || o.Cert != "")) {
-		fmt.Fprintf(stderr, "probe-client: --cert and --key go together, and --ca/--cert/--key need --tls\n")
+		fmt.Fprintf(stderr, "probe-client: --cert and --key go together, and --ca/--cert/--key need --tls\nusage:\n%s", Usage)
 		return 2
 	}
 	if err := Serve(ctx, o, stdin, stdout); err != nil {
