@@ -6,6 +6,7 @@ and as a container; and when it cannot be built or run, it says why."""
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator
@@ -15,7 +16,7 @@ import pytest
 from google.protobuf import json_format
 from google.protobuf.message_factory import GetMessageClass
 
-from harness.engines import peer
+from harness.engines import certs, peer
 from harness.probe import goclient, schema
 from harness.protoset import gotoolchain
 
@@ -90,6 +91,27 @@ def test_container_runner(seeds: schema.Schema, py_server: peer.PythonServer) ->
     assert out["code"] == 0 and out["decoded"][0]["json"]["name"] == "Old Harbor Lighthouse", out
     with pytest.raises(Exception, match="No such container|404"):
         container.reload()  # removed on close
+
+
+@pytest.mark.parametrize("runner", ["process", "docker"])
+def test_mtls_authority_and_token(runner: str, seeds: schema.Schema, seed_gen: ModuleType,
+                                  tmp_path: Path) -> None:
+    """The certificate files reach the client in either runner (a container reads copies), and the
+    server certificate is verified against --authority."""
+    if runner == "docker" and peer.docker_client() is None:
+        pytest.skip("NO DOCKER ENGINE on this machine: the Go client's container NOT tested (run `make setup`)")
+    folder = certs.make(tmp_path / "certs")
+    m = seeds.method(f"{ROUTES}/GetFeature")
+    with peer.PythonServer(seed_gen, certs=folder) as server:
+        conn = schema.Connection(server.addresses["mtls"], tls=True, ca=folder / "ca.pem", cert=folder / "client.pem",
+                                 key=folder / "client.key", authority=certs.OVERRIDE_NAME, token="sesame")
+        with goclient.GoClient(conn, runner=runner) as go:
+            ok = go.call(_probe_call(m, _requests(seeds, m.name)))
+        wrong = replace(conn, authority="not.the.server.test")
+        with goclient.GoClient(wrong, runner=runner) as go:
+            refused = go.call(_probe_call(m, _requests(seeds, m.name)))
+    assert ok["code"] == 0 and ok["error"] is None, ok
+    assert refused["code"] == grpc.StatusCode.UNAVAILABLE.value[0] and refused["error"].startswith("could not connect")
 
 
 def test_a_client_that_exits_says_why(seeds: schema.Schema) -> None:
