@@ -28,7 +28,8 @@ func (c passThrough) Marshal(v any) (mem.BufferSlice, error) {
 
 func (c passThrough) Unmarshal(data mem.BufferSlice, v any) error {
 	if f, ok := v.(*Frame); ok {
-		f.Bytes = data.Materialize()
+		// an empty message is zero bytes, never nil: nil would be JSON null in the outcome
+		f.Bytes = append([]byte{}, data.Materialize()...)
 		return nil
 	}
 	return c.proto.Unmarshal(data, v)

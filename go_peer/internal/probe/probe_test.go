@@ -269,6 +269,19 @@ func TestEveryModeSendsTheBytesAsGivenAndDecodes(t *testing.T) {
 	}
 }
 
+func TestAnEmptyResponseIsEmptyBytesNotNull(t *testing.T) {
+	_, addr := start(t)
+	var in, out, errs bytes.Buffer
+	b, _ := json.Marshal(call("e", "Unary", "unary", []byte{})) // echoed: a response of zero bytes
+	in.Write(append(b, '\n'))
+	if code := probe.Run(context.Background(), []string{"--target", addr, "--descriptors", descriptors(t)}, &in, &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	if !strings.Contains(out.String(), `"responses":[""]`) || !strings.Contains(out.String(), `"json":{}`) {
+		t.Errorf("an empty response must be \"\" (zero bytes) and decode as {}, got %s", out.String())
+	}
+}
+
 func TestStatusDetailsMetadataAndUnknownFields(t *testing.T) {
 	s, addr := start(t)
 	fail := call("f", "Fail", "unary", encode(t, "x", 0))
