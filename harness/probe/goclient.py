@@ -37,6 +37,12 @@ MOUNT = "/probe"   # the container's read-only view of the descriptors and certi
 SLACK = 30.0       # seconds an outcome may take beyond its call's own timeout (start-up, a slow machine)
 
 
+def _int_or_negative_zero(text: str) -> int | float:
+    """protojson writes a float field's -0.0 as `-0`, which Python's json reads as the int 0: the
+    sign, which json_format keeps (-0.0), would be lost, and the decodes would differ (check 3)."""
+    return -0.0 if text == "-0" else int(text)
+
+
 class GoClientError(Exception):
     """The Go client could not be built, started or answer; the message says why and what to do."""
 
@@ -249,7 +255,7 @@ class GoClient:
                 self._lines.put(None)  # stays ended for the next caller
                 raise GoClientError(f"the Go probe client exited at call {probe_call.get('id')} "
                                     f"{probe_call.get('method')}{self._log()}")
-        outcome = json.loads(line)
+        outcome = json.loads(line, parse_int=_int_or_negative_zero)
         if outcome.get("id") != probe_call.get("id"):
             raise GoClientError(f"the Go probe client answered call {outcome.get('id')!r} to call "
                                 f"{probe_call.get('id')!r}: its output is out of step{self._log()}")
