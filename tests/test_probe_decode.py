@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import math
 from concurrent import futures
+from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
@@ -22,8 +23,8 @@ from hypothesis import strategies as st
 from harness.fuzz.strategies import messages
 from harness.probe import decodes, goclient, schema
 from harness.protoset import descriptors, discover
-from tests.test_probe_goclient import REPO
 
+REPO = Path(__file__).resolve().parent.parent
 ECHO = "probetest.Echo"
 
 
