@@ -28,7 +28,8 @@ func (c passThrough) Marshal(v any) (mem.BufferSlice, error) {
 
 func (c passThrough) Unmarshal(data mem.BufferSlice, v any) error {
 	if f, ok := v.(*Frame); ok {
-		// an empty message is zero bytes, never nil: nil would be JSON null in the outcome
+		// an empty message (all fields default) materialises as nil, which encoding/json writes as
+		// null: the outcome must say "" like every other flavour, or the flavours seem to disagree
 		f.Bytes = append([]byte{}, data.Materialize()...)
 		return nil
 	}
