@@ -26,12 +26,12 @@ import (
 )
 
 // Usage is the probe client's command line, as interop-peer and probe-client print it.
-const Usage = `  probe-client --target HOST:PORT [--tls [--ca FILE] [--cert FILE --key FILE]] [--authority NAME]
-               [--token TOKEN] [--descriptors FILE]
-                                           the probe's Go client: one probe call per stdin line
-                                           (JSON), one outcome line per call on stdout, in order,
-                                           until stdin closes; it connects to --target only
-                                           (docs/probe.md)
+const Usage = `  [interop-peer] probe-client --target HOST:PORT [--tls [--ca FILE] [--cert FILE --key FILE]]
+               [--authority NAME] [--token TOKEN] [--descriptors FILE]
+                                           the Go client of grpc-interop probe: one probe call per
+                                           stdin line (JSON), one outcome line per call on stdout,
+                                           in order, until stdin closes; it connects to --target
+                                           only (docs/probe-clients.md)
 `
 
 // Options are the connection's flags, the same for every client flavour.
