@@ -1,5 +1,5 @@
 """The probe's Go client flavour: go_peer's `probe-client` (the same code as `interop-peer
-probe-client`, docs/probe.md) as one long-lived process or container, fed probe calls as JSON lines
+probe-client`, docs/probe-clients.md) as one long-lived process or container, fed probe calls as JSON lines
 on stdin and answering one outcome line each, in order.
 
 The binary is built from go_peer's sources alone, without any proto set (it sends raw bytes and
@@ -239,7 +239,7 @@ class GoClient:
             getattr(self._sock, "_sock", self._sock).sendall(data)
 
     def call(self, probe_call: dict[str, Any]) -> dict[str, Any]:
-        """One probe call, its outcome (docs/probe.md). Calls are made one at a time, in order."""
+        """One probe call, its outcome (docs/probe-clients.md). Calls are made one at a time, in order."""
         wait = (probe_call.get("timeout_ms") or 0) / 1000 + SLACK
         with self._lock:
             try:

@@ -1,4 +1,4 @@
-// Package probe is the Go client flavour of `grpc-interop probe` (docs/probe.md): it reads probe
+// Package probe is the Go client flavour of `grpc-interop probe` (docs/probe-clients.md): it reads probe
 // calls as JSON lines, makes each on one connection to --target with grpc-go, and writes one
 // outcome line per call, in order. Requests and responses are raw bytes, so it sends exactly what
 // the Python flavours send; it decodes the responses with dynamicpb to compare with Python's decode.
