@@ -44,6 +44,19 @@ def test_from_protos_lists_the_folders_services_with_modes() -> None:
         s.method("routeguide.RouteGuide/Nope")
 
 
+def test_idempotency_level_is_read_from_the_method_options() -> None:
+    f = descriptor_pb2.FileDescriptorProto(name="idem.proto", package="idem", syntax="proto3")
+    f.message_type.add(name="M")
+    svc = f.service.add(name="S")
+    for name, level in (("Read", "NO_SIDE_EFFECTS"), ("Put", "IDEMPOTENT"), ("Post", None)):
+        m = svc.method.add(name=name, input_type=".idem.M", output_type=".idem.M")
+        if level:
+            m.options.idempotency_level = descriptor_pb2.MethodOptions.IdempotencyLevel.Value(level)
+    s = schema.Schema(descriptor_pb2.FileDescriptorSet(file=[f]))
+    assert {m.name: m.idempotency_level for m in s.methods()} == {
+        "idem.S/Read": "NO_SIDE_EFFECTS", "idem.S/Put": "IDEMPOTENT", "idem.S/Post": "IDEMPOTENCY_UNKNOWN"}
+
+
 def test_reflection_v1alpha_from_grpcio(seed_gen: ModuleType) -> None:
     folder = schema.Schema.from_protos(PROTOS)
     with peer.PythonServer(seed_gen) as server:
