@@ -6,6 +6,8 @@ and as a container; and when it cannot be built or run, it says why."""
 from __future__ import annotations
 
 import base64
+import threading
+from concurrent import futures
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -150,3 +152,24 @@ def test_no_go_and_no_docker_says_what_to_install(tmp_path: Path, monkeypatch: p
     with pytest.raises(goclient.GoClientError, match="cannot be built: the Go peer needs a Go toolchain.*"
                                                      "probe with the Python clients only"):
         goclient.build()
+
+
+def test_an_outcome_that_never_comes_leaves_the_client_out_of_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    hang = grpc.unary_unary_rpc_method_handler(lambda req, ctx: release.wait(10) and req)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("hang.H", {"M": hang}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    monkeypatch.setattr(goclient, "SLACK", 0.5)
+    call = {"id": "h1", "method": "hang.H/M", "streaming": "unary", "requests": [""], "metadata": {}, "timeout_ms": 0}
+    try:
+        with goclient.GoClient(schema.Connection(f"127.0.0.1:{port}")) as go:
+            with pytest.raises(goclient.GoClientError, match="gave no outcome for call h1 hang.H/M within 0 s"):
+                go.call(call)
+            release.set()  # its outcome comes now, late: it must not pass for the next call's
+            with pytest.raises(goclient.GoClientError, match="out of step since: no outcome for call h1"):
+                go.call({**call, "id": "h2"})
+    finally:
+        release.set()
+        server.stop(0)

@@ -144,6 +144,7 @@ class GoClient:
         self._lock = threading.Lock()
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         self._stderr: deque[str] = deque(maxlen=200)
+        self._broken = ""  # why the client cannot be trusted to answer in step any more
         self._proc: subprocess.Popen[bytes] | None = None
         self._container: Any = None
         self._sock: Any = None
@@ -242,6 +243,8 @@ class GoClient:
         """One probe call, its outcome (docs/probe-clients.md). Calls are made one at a time, in order."""
         wait = (probe_call.get("timeout_ms") or 0) / 1000 + SLACK
         with self._lock:
+            if self._broken:  # an outcome that never came would answer the next call: out of step for good
+                raise GoClientError(f"the Go probe client is out of step since: {self._broken}")
             try:
                 self._write(json.dumps(probe_call, ensure_ascii=False).encode() + b"\n")
                 line = self._lines.get(timeout=wait)
@@ -249,8 +252,8 @@ class GoClient:
                 raise GoClientError(f"the Go probe client is gone ({e}) at call {probe_call.get('id')} "
                                     f"{probe_call.get('method')}{self._log()}") from None
             except queue.Empty:
-                raise GoClientError(f"the Go probe client gave no outcome for call {probe_call.get('id')} "
-                                    f"{probe_call.get('method')} within {wait:.0f} s{self._log()}") from None
+                self._broken = f"no outcome for call {probe_call.get('id')} {probe_call.get('method')} within {wait:.0f} s"
+                raise GoClientError(f"the Go probe client gave {self._broken}{self._log()}") from None
             if line is None:
                 self._lines.put(None)  # stays ended for the next caller
                 raise GoClientError(f"the Go probe client exited at call {probe_call.get('id')} "
