@@ -1,0 +1,203 @@
+"""The Python client flavours of the probe: grpcio sync (`PyClient`) and grpc.aio (`AioClient`).
+
+Both follow the client-flavour contract (docs/probe.md): `call(probe_call) -> outcome`, requests and
+responses as raw bytes (no serializer: grpcio passes bytes through when none is given), so every
+flavour, Go's included, sends identical bytes; `decoded` is Python's own decode of each response."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import grpc
+import grpc.aio
+from google.protobuf import json_format
+from google.protobuf.message_factory import GetMessageClass
+
+DETAILS_KEY = "grpc-status-details-bin"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Where and how to connect: the probe's --target/--tls/--ca/--cert/--key/--token/--authority."""
+    target: str
+    tls: bool = False
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    token: str | None = None
+    authority: str | None = None
+
+    def options(self) -> list[tuple[str, Any]]:
+        # never through a proxy: the probe talks to --target and nothing else
+        opts: list[tuple[str, Any]] = [("grpc.enable_http_proxy", 0), ("grpc.max_receive_message_length", -1)]
+        if self.authority:
+            opts.append(("grpc.default_authority", self.authority))
+            if self.tls:
+                opts.append(("grpc.ssl_target_name_override", self.authority))
+        return opts
+
+    def credentials(self) -> grpc.ChannelCredentials | None:
+        if not self.tls:
+            return None
+        read = lambda p: p.read_bytes() if p else None  # noqa: E731
+        return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
+
+    def metadata(self, md: dict[str, list[str]]) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        for k, values in md.items():
+            out += [(k, base64.b64decode(v) if k.endswith("-bin") else v) for v in values]
+        if self.token:
+            out.append(("authorization", f"Bearer {self.token}"))
+        return out
+
+
+def metadata_json(md: Iterable[Any] | None) -> dict[str, list[str]]:
+    """grpcio metadata as the contract's {"key": ["value", ...]} (-bin values base64)."""
+    out: dict[str, list[str]] = {}
+    for k, v in md or ():
+        text = base64.b64encode(v).decode() if isinstance(v, bytes) else v
+        out.setdefault(k, []).append(text)
+    return out
+
+
+def decode(pool: Any, method: str, responses: list[bytes]) -> list[dict[str, Any]] | None:
+    """Each response decoded with the schema's output type: its protojson and whether unknown fields
+    (anywhere in it) came along; None when the schema has no such method."""
+    try:
+        output = pool.FindMethodByName(method.replace("/", ".")).output_type
+    except KeyError:
+        return None
+    cls = GetMessageClass(output)
+    out: list[dict[str, Any]] = []
+    for raw in responses:
+        try:
+            msg = cls.FromString(raw)
+        except Exception as e:  # noqa: BLE001 - a response that does not parse is what check 3 reports
+            out.append({"json": None, "unknown_fields": False, "error": f"does not parse as {output.full_name}: {e}"})
+            continue
+        known = cls()
+        known.CopyFrom(msg)
+        known.DiscardUnknownFields()  # recursive: unknown fields at any depth change the size
+        out.append({"json": json_format.MessageToDict(msg), "unknown_fields": known.ByteSize() != msg.ByteSize()})
+    return out
+
+
+def _outcome(pc: dict[str, Any], t0: float, code: int | None, message: str, responses: list[bytes],
+             headers: Any, trailers: Any, error: str | None, pool: Any) -> dict[str, Any]:
+    trail = metadata_json(trailers)
+    details = trail.pop(DETAILS_KEY, [None])[0]
+    return {"id": pc["id"], "code": code, "message": message, "details": details,
+            "responses": [base64.b64encode(r).decode() for r in responses],
+            "headers": metadata_json(headers), "trailers": trail,
+            "elapsed_ms": round((time.monotonic() - t0) * 1000, 1), "error": error,
+            "decoded": decode(pool, pc["method"], responses) if pool is not None else None}
+
+
+class PyClient:
+    """grpcio's sync client: one channel for all calls."""
+    name = "py"
+
+    def __init__(self, channel: Channel, pool: Any = None) -> None:
+        self.ch, self.pool = channel, pool
+        creds = channel.credentials()
+        opts = channel.options()
+        self.channel = (grpc.secure_channel(channel.target, creds, opts) if creds
+                        else grpc.insecure_channel(channel.target, opts))
+
+    def call(self, pc: dict[str, Any]) -> dict[str, Any]:
+        t0 = time.monotonic()
+        method, mode = "/" + pc["method"], pc["streaming"]
+        reqs = [base64.b64decode(r) for r in pc["requests"]]
+        kw = {"timeout": pc["timeout_ms"] / 1000, "metadata": self.ch.metadata(pc.get("metadata") or {})}
+        responses: list[bytes] = []
+        call: Any = None
+        try:
+            if mode in ("unary", "client_stream"):
+                stub = (self.channel.unary_unary(method) if mode == "unary" else self.channel.stream_unary(method))
+                resp, call = stub.with_call(reqs[0] if mode == "unary" else iter(reqs), **kw)
+                responses.append(resp)
+            else:
+                call = (self.channel.unary_stream(method)(reqs[0], **kw) if mode == "server_stream"
+                        else self.channel.stream_stream(method)(iter(reqs), **kw))
+                for resp in call:
+                    responses.append(resp)
+                    if pc.get("cancel_after_responses") is not None and len(responses) >= pc["cancel_after_responses"]:
+                        call.cancel()
+            return _outcome(pc, t0, call.code().value[0], call.details() or "", responses,
+                            call.initial_metadata(), call.trailing_metadata(), None, self.pool)
+        except grpc.RpcError as e:
+            return _outcome(pc, t0, e.code().value[0], e.details() or "", responses, e.initial_metadata(),
+                            e.trailing_metadata(), None, self.pool)
+        except (ValueError, KeyError, TypeError) as e:  # grpcio raised instead of ending the call
+            return _outcome(pc, t0, None, "", responses, None, None, f"raised {type(e).__name__}: {e}", self.pool)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class AioClient:
+    """grpc.aio's client: its own event loop in a thread, one channel; `call` blocks until done."""
+    name = "pyaio"
+
+    def __init__(self, channel: Channel, pool: Any = None) -> None:
+        self.ch, self.pool = channel, pool
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="probe-aio", daemon=True)
+        self.thread.start()
+        self.channel = self._run(self._open())
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    async def _open(self) -> grpc.aio.Channel:
+        creds = self.ch.credentials()
+        opts = self.ch.options()
+        return (grpc.aio.secure_channel(self.ch.target, creds, opts) if creds
+                else grpc.aio.insecure_channel(self.ch.target, opts))
+
+    def call(self, pc: dict[str, Any]) -> dict[str, Any]:
+        return self._run(self._call(pc))
+
+    async def _call(self, pc: dict[str, Any]) -> dict[str, Any]:
+        t0 = time.monotonic()
+        method, mode = "/" + pc["method"], pc["streaming"]
+        reqs = [base64.b64decode(r) for r in pc["requests"]]
+        kw = {"timeout": pc["timeout_ms"] / 1000, "metadata": self.ch.metadata(pc.get("metadata") or {})}
+        responses: list[bytes] = []
+        call: Any = None
+        try:
+            if mode == "unary":
+                call = self.channel.unary_unary(method)(reqs[0], **kw)
+                responses.append(await call)
+            elif mode == "client_stream":
+                call = self.channel.stream_unary(method)(iter(reqs), **kw)
+                responses.append(await call)
+            else:
+                call = (self.channel.unary_stream(method)(reqs[0], **kw) if mode == "server_stream"
+                        else self.channel.stream_stream(method)(iter(reqs), **kw))
+                async for resp in call:
+                    responses.append(resp)
+                    if pc.get("cancel_after_responses") is not None and len(responses) >= pc["cancel_after_responses"]:
+                        call.cancel()
+                        break
+            code = await call.code()
+            return _outcome(pc, t0, code.value[0], await call.details() or "", responses,
+                            await call.initial_metadata(), await call.trailing_metadata(), None, self.pool)
+        except grpc.aio.AioRpcError as e:
+            return _outcome(pc, t0, e.code().value[0], e.details() or "", responses, e.initial_metadata(),
+                            e.trailing_metadata(), None, self.pool)
+        except asyncio.CancelledError:
+            return _outcome(pc, t0, grpc.StatusCode.CANCELLED.value[0], "", responses, None, None, None, self.pool)
+        except (ValueError, KeyError, TypeError) as e:  # grpcio raised instead of ending the call
+            return _outcome(pc, t0, None, "", responses, None, None, f"raised {type(e).__name__}: {e}", self.pool)
+
+    def close(self) -> None:
+        self._run(self.channel.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
