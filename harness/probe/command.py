@@ -178,7 +178,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 1 if doc["findings"] else 0
 
 
-def _answered(prober: Prober) -> dict[str, bool]:
+def _answered(prober: Prober) -> dict[str, str]:
     """Per probed service: did any call get anything but UNIMPLEMENTED (recorded while probing)?"""
     return dict(prober.answered)
 

@@ -17,10 +17,11 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, seed as hseed, sett
 
 from harness.cases.model import streaming_mode
 from harness.fuzz.strategies import MAX_MESSAGES, messages
-from harness.probe import checks as chk
+from harness.probe import checks as chk, standard
 
 UNIMPLEMENTED = 12
 MAX_EXAMPLES = 200  # per method; the time share usually ends a method first
+BATCH = 5  # examples per Hypothesis round
 
 
 class Limiter:
@@ -101,7 +102,7 @@ class Prober:
     allow: list[tuple[str, int]]
     tally: Tally = field(default_factory=Tally)
     findings: dict[tuple[str, str], Finding] = field(default_factory=dict)
-    answered: dict[str, bool] = field(default_factory=dict)  # service -> got anything but UNIMPLEMENTED
+    answered: dict[str, str] = field(default_factory=dict)  # service -> standard.ANSWERS | UNIMPLEMENTED | ...
     n: int = 0
 
     def __post_init__(self) -> None:
@@ -116,8 +117,11 @@ class Prober:
         futures = {c.name: self.pool_exec.submit(one, c) for c in self.clients}
         outcomes = {name: f.result() for name, f in futures.items()}
         service = method.split("/")[0]
-        self.answered[service] = self.answered.get(service, False) or any(
-            o.get("code") not in (None, UNIMPLEMENTED) for o in outcomes.values())
+        if any(o.get("code") not in (None, UNIMPLEMENTED) for o in outcomes.values()):
+            self.answered[service] = standard.ANSWERS
+        elif self.answered.get(service) != standard.ANSWERS:
+            unknown = any(o.get("message", "").startswith(standard.UNKNOWN_SERVICE) for o in outcomes.values())
+            self.answered[service] = standard.UNREGISTERED if unknown else standard.UNIMPLEMENTED
         return outcomes
 
     def check(self, method: str, pc: dict[str, Any], outcomes: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
@@ -152,15 +156,15 @@ class Prober:
             self.findings[(method, check)] = Finding(method, check, msg, pc, outcomes, size)
 
     def probe_method(self, m: MethodDescriptor, share_s: float, shrink_s: float, seed: int) -> None:
+        """Rounds of BATCH examples (each round its own Hypothesis run, seeded from --seed and the round)
+        until the method's share of the budget is spent: a round cannot overrun it by more than a few
+        examples, since Hypothesis keeps drawing (slowly, for big types) until its max_examples. A round
+        that finds a failure shrinks it (more time: shrink_s), then the method is done."""
         method = f"{m.containing_service.full_name}/{m.name}"
         start = time.monotonic()
-        state = {"failed_at": None}
+        state: dict[str, Any] = {"failed_at": None}
+        strategy = request_strategy(m)
 
-        @settings(database=None, max_examples=MAX_EXAMPLES, deadline=None, verbosity=Verbosity.quiet,
-                  phases=[Phase.generate, Phase.shrink], report_multiple_bugs=True, print_blob=False,
-                  suppress_health_check=list(HealthCheck))
-        @hseed(seed)
-        @given(request_strategy(m))
         def example(requests: list[bytes]) -> None:
             now = time.monotonic()
             limit = start + share_s + (shrink_s if state["failed_at"] is not None else 0.0)
@@ -177,11 +181,17 @@ class Prober:
                 state["failed_at"] = state["failed_at"] or now
                 raise _failure(failed[0][0])(failed[0][1])
 
-        try:
-            example()
-        except BaseException as e:  # noqa: BLE001 - Hypothesis re-raises the findings (or a group of them)
-            if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                raise
+        for round_ in range(MAX_EXAMPLES // BATCH):
+            if time.monotonic() > start + share_s or state["failed_at"] is not None:
+                break
+            run = settings(database=None, max_examples=BATCH, deadline=None, verbosity=Verbosity.quiet,
+                           phases=[Phase.generate, Phase.shrink], report_multiple_bugs=True, print_blob=False,
+                           suppress_health_check=list(HealthCheck))(hseed(seed * 1000 + round_)(given(strategy)(example)))
+            try:
+                run()
+            except BaseException as e:  # noqa: BLE001 - Hypothesis re-raises the findings (or a group of them)
+                if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                    raise
 
     def close(self) -> None:
         self.pool_exec.shutdown(wait=True)

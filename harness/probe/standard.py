@@ -14,6 +14,13 @@ from grpc_reflection.v1alpha import reflection_pb2 as rpb
 REFLECTION = ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection")
 HEALTH_CHECK = "grpc.health.v1.Health/Check"
 STANDARD = frozenset({*REFLECTION, "grpc.health.v1.Health"})
+# the synthetic echo services grpc-interop's own peers add for message-only files (harness/protoset/echo.py):
+# a peer started by `grpc-interop serve` lists them; they are the harness's, not the server's drift
+HARNESS_ECHO = ".interop_echo."
+# what the libraries answer for a service the server never registered (as opposed to a registered one
+# whose method is not implemented): grpcio's and grpc-go's texts
+UNKNOWN_SERVICE = ("Method not found!", "unknown service ")
+ANSWERS, UNIMPLEMENTED, UNREGISTERED = "answers", "unimplemented", "unregistered"
 TIMEOUT_S = 5.0
 
 
@@ -35,8 +42,9 @@ def _signatures(fdps: list[descriptor_pb2.FileDescriptorProto], service: str) ->
 
 def standard_services(channel: grpc.Channel, md: list[tuple[str, Any]], schema: Any, answered: dict[str, bool],
                       allowed: Any) -> tuple[list[tuple[str, str]], list[str]]:
-    """(findings as (method, text), notes). `answered`: service -> True when a probed call of it got
-    anything but UNIMPLEMENTED. `allowed(method)`: --methods lets the probe call it."""
+    """(findings as (method, text), notes). `answered`: service -> ANSWERS when a probed call of it got
+    anything but UNIMPLEMENTED, UNREGISTERED when its calls got the libraries' unknown-service answer,
+    else UNIMPLEMENTED. `allowed(method)`: --methods lets the probe call it."""
     findings: list[tuple[str, str]] = []
     notes: list[str] = []
     declared = set(schema.services())
@@ -53,11 +61,17 @@ def standard_services(channel: grpc.Channel, md: list[tuple[str, Any]], schema: 
             break
         names = [s.name for s in listed[0].list_services_response.service] if listed else []
         notes.append(f"reflection ({svc}) lists {len(names)} service(s)")
+        echo = [n for n in names if HARNESS_ECHO in n]
+        if echo:
+            notes.append(f"reflection lists {len(echo)} echo service(s) of grpc-interop's own peers (interop_echo)")
         for name in names:
-            if name not in declared and name not in STANDARD:
+            if name not in declared and name not in STANDARD and name not in echo:
                 findings.append((method, f"reflection lists {name}, which the given protos do not declare"))
-        for name, yes in sorted(answered.items()):
-            if yes and name not in names:
+            elif answered.get(name) == UNREGISTERED:
+                findings.append((method, f"reflection lists {name}, but the server does not know it: its calls "
+                                         f"answered UNIMPLEMENTED as an unknown service"))
+        for name, state in sorted(answered.items()):
+            if state == ANSWERS and name not in names:
                 findings.append((method, f"{name} answers calls, but reflection does not list it"))
         for name in names:
             if name in declared and name not in STANDARD:
@@ -78,10 +92,10 @@ def standard_services(channel: grpc.Channel, md: list[tuple[str, Any]], schema: 
                     notes.append("health: not served")
                     break
                 continue  # NOT_FOUND: the server keeps no status for that service, which is allowed
-            if status == health_pb2.HealthCheckResponse.SERVING and not answered[name]:
-                findings.append((HEALTH_CHECK, f"health says {name} is SERVING, but every probed method of it "
-                                               f"answered UNIMPLEMENTED"))
-            elif status == health_pb2.HealthCheckResponse.NOT_SERVING and answered[name]:
+            if status == health_pb2.HealthCheckResponse.SERVING and answered[name] == UNREGISTERED:
+                findings.append((HEALTH_CHECK, f"health says {name} is SERVING, but the server does not know it: "
+                                               f"its calls answered UNIMPLEMENTED as an unknown service"))
+            elif status == health_pb2.HealthCheckResponse.NOT_SERVING and answered[name] == ANSWERS:
                 findings.append((HEALTH_CHECK, f"health says {name} is NOT_SERVING, but it answers calls"))
     return findings, notes
 
