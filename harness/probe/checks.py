@@ -34,7 +34,7 @@ DEADLINE_GRACE_MS = 1000.0
 
 
 def code_name(code: int | None) -> str:
-    if code is None:
+    if code is None or code < 0:
         return "no status"
     return CODE_NAMES[code] if 0 <= code < len(CODE_NAMES) else f"code {code}"
 
@@ -62,8 +62,8 @@ def canonical(pool: Any, method: str, raw_b64: str) -> bytes:
 
 
 def signature(x: Exchange, o: dict[str, Any], shapes_only: bool) -> tuple:
-    if o.get("error"):
-        return ("client error",)
+    if o.get("code") is None or o["code"] < 0:  # the call was not made as asked: the client's error
+        return ("client error", o.get("error"))
     base = (code_name(o["code"]), len(o["responses"]))
     if shapes_only:
         return base
@@ -89,7 +89,8 @@ def clients_agree(x: Exchange) -> str | None:
         return None
     parts = []
     for c, o in x.outcomes.items():
-        what = o["error"] if o.get("error") else f"{code_name(o['code'])} {o['message']!r}, {len(o['responses'])} response(s)"
+        what = f"{code_name(o['code'])} {o['message']!r}, {len(o['responses'])} response(s)" + (
+            f" ({o['error']})" if o.get("error") else "")
         parts.append(f"{c}: {what}")
     same = "same codes and counts" if len({s[:2] for s in sigs.values()}) == 1 else "different outcomes"
     return f"the client flavours disagree ({same}): " + "; ".join(parts)
@@ -128,7 +129,7 @@ def calls_end(x: Exchange) -> str | None:
     a cancelled call ends CANCELLED, with no response past the cancel."""
     bound = x.call["timeout_ms"]
     for c, o in x.outcomes.items():
-        if o.get("error"):
+        if o.get("code") is None or o["code"] < 0:
             continue
         if o["code"] == DEADLINE_EXCEEDED and o["elapsed_ms"] >= 0.9 * bound:
             return (f"{c}: the call had not ended {bound} ms after the client half-closed "
@@ -162,7 +163,7 @@ def protocol_shape(x: Exchange) -> str | None:
     """5: status codes are 0-16; headers, trailers and status messages are well-formed and within both
     libraries' limits."""
     for c, o in x.outcomes.items():
-        if o.get("error"):
+        if o.get("code") is None or o["code"] < 0:
             continue
         if not 0 <= o["code"] <= 16:
             return f"{c}: status code {o['code']} is outside 0-16"

@@ -10,8 +10,6 @@ import asyncio
 import base64
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable
 
 import grpc
@@ -19,42 +17,17 @@ import grpc.aio
 from google.protobuf import json_format
 from google.protobuf.message_factory import GetMessageClass
 
+from harness.probe.schema import Connection
+
 DETAILS_KEY = "grpc-status-details-bin"
 
 
-@dataclass(frozen=True)
-class Channel:
-    """Where and how to connect: the probe's --target/--tls/--ca/--cert/--key/--token/--authority."""
-    target: str
-    tls: bool = False
-    ca: Path | None = None
-    cert: Path | None = None
-    key: Path | None = None
-    token: str | None = None
-    authority: str | None = None
-
-    def options(self) -> list[tuple[str, Any]]:
-        # never through a proxy: the probe talks to --target and nothing else
-        opts: list[tuple[str, Any]] = [("grpc.enable_http_proxy", 0), ("grpc.max_receive_message_length", -1)]
-        if self.authority:
-            opts.append(("grpc.default_authority", self.authority))
-            if self.tls:
-                opts.append(("grpc.ssl_target_name_override", self.authority))
-        return opts
-
-    def credentials(self) -> grpc.ChannelCredentials | None:
-        if not self.tls:
-            return None
-        read = lambda p: p.read_bytes() if p else None  # noqa: E731
-        return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
-
-    def metadata(self, md: dict[str, list[str]]) -> list[tuple[str, Any]]:
-        out: list[tuple[str, Any]] = []
-        for k, values in md.items():
-            out += [(k, base64.b64decode(v) if k.endswith("-bin") else v) for v in values]
-        if self.token:
-            out.append(("authorization", f"Bearer {self.token}"))
-        return out
+def call_metadata(conn: Connection, md: dict[str, list[str]]) -> list[tuple[str, Any]]:
+    """A probe call's metadata for grpcio (-bin values from base64), plus the connection's token."""
+    out: list[tuple[str, Any]] = []
+    for k, values in md.items():
+        out += [(k, base64.b64decode(v) if k.endswith("-bin") else v) for v in values]
+    return out + conn.metadata()
 
 
 def metadata_json(md: Iterable[Any] | None) -> dict[str, list[str]]:
@@ -103,18 +76,15 @@ class PyClient:
     """grpcio's sync client: one channel for all calls."""
     name = "py"
 
-    def __init__(self, channel: Channel, pool: Any = None) -> None:
-        self.ch, self.pool = channel, pool
-        creds = channel.credentials()
-        opts = channel.options()
-        self.channel = (grpc.secure_channel(channel.target, creds, opts) if creds
-                        else grpc.insecure_channel(channel.target, opts))
+    def __init__(self, conn: Connection, pool: Any = None) -> None:
+        self.conn, self.pool = conn, pool
+        self.channel = conn.channel()
 
     def call(self, pc: dict[str, Any]) -> dict[str, Any]:
         t0 = time.monotonic()
         method, mode = "/" + pc["method"], pc["streaming"]
         reqs = [base64.b64decode(r) for r in pc["requests"]]
-        kw = {"timeout": pc["timeout_ms"] / 1000, "metadata": self.ch.metadata(pc.get("metadata") or {})}
+        kw = {"timeout": pc["timeout_ms"] / 1000, "metadata": call_metadata(self.conn, pc.get("metadata") or {})}
         responses: list[bytes] = []
         call: Any = None
         try:
@@ -172,8 +142,8 @@ class AioClient:
     """grpc.aio's client: its own event loop in a thread, one channel; `call` blocks until done."""
     name = "pyaio"
 
-    def __init__(self, channel: Channel, pool: Any = None) -> None:
-        self.ch, self.pool = channel, pool
+    def __init__(self, conn: Connection, pool: Any = None) -> None:
+        self.conn, self.pool = conn, pool
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="probe-aio", daemon=True)
         self.thread.start()
@@ -183,10 +153,9 @@ class AioClient:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     async def _open(self) -> grpc.aio.Channel:
-        creds = self.ch.credentials()
-        opts = self.ch.options()
-        return (grpc.aio.secure_channel(self.ch.target, creds, opts) if creds
-                else grpc.aio.insecure_channel(self.ch.target, opts))
+        c = self.conn
+        return (grpc.aio.secure_channel(c.target, c.credentials(), c.channel_options()) if c.tls
+                else grpc.aio.insecure_channel(c.target, c.channel_options()))
 
     def call(self, pc: dict[str, Any]) -> dict[str, Any]:
         for attempt in range(AIO_RACE_TRIES):
@@ -201,7 +170,7 @@ class AioClient:
         t0 = time.monotonic()
         method, mode = "/" + pc["method"], pc["streaming"]
         reqs = [base64.b64decode(r) for r in pc["requests"]]
-        kw = {"timeout": pc["timeout_ms"] / 1000, "metadata": self.ch.metadata(pc.get("metadata") or {})}
+        kw = {"timeout": pc["timeout_ms"] / 1000, "metadata": call_metadata(self.conn, pc.get("metadata") or {})}
         responses: list[bytes] = []
         call: Any = None
         write_failed = False

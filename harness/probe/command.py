@@ -9,6 +9,7 @@ import argparse
 import fnmatch
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from google.protobuf.descriptor import MethodDescriptor
 
 from harness import cache
 from harness.probe import checks as chk
-from harness.probe import report, schema as schema_mod, standard
-from harness.probe.clients import AioClient, Channel, PyClient
+from harness.probe import report, standard
+from harness.probe.clients import AioClient, PyClient
+from harness.probe.schema import Connection, Schema
 from harness.probe.run import Limiter, Prober, probe_all
 from harness.report import verdicts
 
@@ -59,6 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         f"{DEFAULT_TIMEOUT_S:g})")
     p.add_argument("--clients", default="py,pyaio,go", metavar="LIST",
                    help="client flavours, comma-separated (default py,pyaio,go)")
+    p.add_argument("--peer-runner", default=os.environ.get("INTEROP_PEER_RUNNER", "auto"),
+                   choices=["auto", "docker", "process"],
+                   help="how the Go client runs: docker (a host-network container), process, or auto")
     p.add_argument("--replay", type=Path, metavar="FILE", help="send the example a finding saved, from every client")
     p.add_argument("--out-dir", type=Path, metavar="DIR", help="where findings' replay files go (default: cache folder)")
     for flag, text in (("--json", "write the findings as JSON"), ("--junit", "write JUnit XML"),
@@ -93,23 +98,23 @@ def select(methods: list[MethodDescriptor], patterns: list[str], read_only: bool
     return chosen, left
 
 
-def make_clients(names: list[str], channel: Channel, sch: Any) -> list[Any]:
+def make_clients(names: list[str], conn: Connection, sch: Schema, runner: str) -> list[Any]:
     out: list[Any] = []
     for n in names:
         if n == "py":
-            out.append(PyClient(channel, sch.pool))
+            out.append(PyClient(conn, sch.pool))
         elif n == "pyaio":
-            out.append(AioClient(channel, sch.pool))
+            out.append(AioClient(conn, sch.pool))
         elif n == "go":
             from harness.probe.goclient import GoClient
-            out.append(GoClient(channel, sch.fds))
+            out.append(GoClient(conn, sch.serialized(), runner=runner))
         else:
             raise ValueError(f"--clients: unknown client flavour {n!r} (py, pyaio, go)")
     return out
 
 
-def _channel(args: argparse.Namespace, target: str) -> Channel:
-    return Channel(target, args.tls, args.ca, args.cert, args.key, args.token, args.authority)
+def _connection(args: argparse.Namespace, target: str) -> Connection:
+    return Connection(target, args.tls, args.ca, args.cert, args.key, args.authority, args.token)
 
 
 def _source(args: argparse.Namespace) -> dict[str, Any]:
@@ -119,10 +124,8 @@ def _source(args: argparse.Namespace) -> dict[str, Any]:
             "key": str(args.key) if args.key else None, "authority": args.authority, "token": bool(args.token)}
 
 
-def _schema(args: argparse.Namespace, channel: Channel) -> schema_mod.Schema:
-    if args.protos:
-        return schema_mod.Schema(schema_mod.from_protos(args.protos))
-    return schema_mod.Schema(schema_mod.from_reflection(channel))
+def _schema(args: argparse.Namespace, conn: Connection) -> Schema:
+    return Schema.from_protos(args.protos) if args.protos else Schema.from_reflection(conn)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -135,15 +138,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
         print("grpc-interop probe: error: --budget, --rps and --call-timeout must be positive")
         return 2
     out = verdicts.console()
-    channel = _channel(args, args.target)
-    sch = _schema(args, channel)
+    conn = _connection(args, args.target)
+    sch = _schema(args, conn)
     patterns = _patterns(args.methods)
-    methods, left = select(sch.methods(), patterns, args.read_only, args.read_only_allow)
+    methods, left = select([m.descriptor for m in sch.methods()], patterns, args.read_only, args.read_only_allow)
     allow = chk.parse_allow(args.allow_error)
     if not methods:
         out.print(f"[red]no method to probe[/red] (--methods {args.methods!r}, {len(left)} left out)")
         return 1
-    clients = make_clients(_patterns(args.clients), channel, sch)
+    clients = make_clients(_patterns(args.clients), conn, sch, args.peer_runner)
     prober = Prober(clients, sch.pool, int(args.call_timeout * 1000), Limiter(args.rps), allow)
     out.print(f"probe {args.target}: {len(methods)} method(s), clients {', '.join(c.name for c in clients)}, "
               f"seed {args.seed}, budget {args.budget:g} s" + (f", at most {args.rps:g} calls/s" if args.rps else ""),
@@ -152,7 +155,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     try:
         probe_all(prober, methods, args.budget, args.seed)
         answered = _answered(prober)
-        std_findings, notes = standard.standard_services(PyClient(channel).channel, channel.metadata({}), sch,
+        std_findings, notes = standard.standard_services(conn.channel(), conn.metadata(), sch,
                                                          answered, lambda m: allowed(m, patterns))
     finally:
         prober.close()
@@ -172,10 +175,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
         out.print(f"non-deterministic: {m}: {ev['why']}", markup=False, soft_wrap=True)
     for note in notes:
         out.print(f"check 6: {note}", markup=False, soft_wrap=True)
+    for m, why in prober.tally.errors.items():
+        out.print(f"[bold red]not probed[/bold red]: {m}: the probe failed: {why}", soft_wrap=True)
     _write(args, doc)
     out.print(f"{len(doc['findings'])} finding(s), {sum(sum(v.values()) for v in prober.tally.calls.values())} calls "
               f"in {doc['elapsed_s']:.1f} s", soft_wrap=True)
-    return 1 if doc["findings"] else 0
+    # never green with gaps: a method the probe could not probe fails the run as a finding would
+    return 1 if doc["findings"] or prober.tally.errors else 0
 
 
 def _answered(prober: Prober) -> dict[str, str]:
@@ -211,7 +217,7 @@ def _document(args: argparse.Namespace, sch: Any, prober: Prober, checked: dict[
         findings.append(entry)
     return {"target": args.target, "seed": args.seed, "clients": clients, "findings": findings,
             "calls": prober.tally.calls, "examples": prober.tally.examples, "checked": checked,
-            "nondeterministic": prober.tally.nondeterministic, "notes": notes, "elapsed_s": round(elapsed, 2)}
+            "nondeterministic": prober.tally.nondeterministic, "errors": prober.tally.errors, "notes": notes, "elapsed_s": round(elapsed, 2)}
 
 
 def _print_finding(out: Any, f: dict[str, Any]) -> None:
@@ -248,9 +254,9 @@ def _replay(args: argparse.Namespace) -> int:
     args.authority = args.authority or src.get("authority")
     target = args.target or saved["target"]
     out = verdicts.console()
-    channel = _channel(args, target)
-    sch = _schema(args, channel)
-    clients = make_clients(_patterns(args.clients), channel, sch)
+    conn = _connection(args, target)
+    sch = _schema(args, conn)
+    clients = make_clients(_patterns(args.clients), conn, sch, args.peer_runner)
     prober = Prober(clients, sch.pool, saved["call"]["timeout_ms"], Limiter(args.rps), chk.parse_allow(args.allow_error))
     try:
         outcomes = prober.exchange(saved["method"], saved["call"])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from google.protobuf.descriptor import MethodDescriptor
+from hypothesis.errors import Flaky
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed as hseed, settings, strategies as st
 
 from harness.cases.model import streaming_mode
@@ -62,7 +63,7 @@ class Tally:
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
     examples: dict[str, int] = field(default_factory=dict)
     nondeterministic: dict[str, dict[str, Any]] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # method -> why the probe could not probe it
 
     def count(self, method: str, client: str) -> None:
         per = self.calls.setdefault(method, {})
@@ -77,6 +78,16 @@ def _failure(check: str) -> type[Exception]:
     if check not in _FAILURE_TYPES:
         _FAILURE_TYPES[check] = type(f"ProbeCheckFailed_{check}", (Exception,), {})
     return _FAILURE_TYPES[check]
+
+
+def _ours(e: BaseException) -> bool:
+    """A check's failure, a group of them, or one that did not come back when Hypothesis replayed it
+    (Flaky: the budget ended the replay, or the server changed its mind): never the probe's own error."""
+    if isinstance(e, tuple(_FAILURE_TYPES.values())):
+        return True
+    if isinstance(e, BaseExceptionGroup):
+        return all(_ours(x) for x in e.exceptions)
+    return isinstance(e, Flaky) and not e.__cause__
 
 
 def request_strategy(m: MethodDescriptor) -> st.SearchStrategy[list[bytes]]:
@@ -192,6 +203,9 @@ class Prober:
             except BaseException as e:  # noqa: BLE001 - Hypothesis re-raises the findings (or a group of them)
                 if isinstance(e, (KeyboardInterrupt, SystemExit)):
                     raise
+                if not _ours(e):  # the probe itself failed (a request it could not build, a client gone)
+                    self.tally.errors[method] = f"{type(e).__name__}: {e}"[:2000]
+                    return
 
     def close(self) -> None:
         self.pool_exec.shutdown(wait=True)

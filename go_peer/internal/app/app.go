@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/grpc-interop-harness/go_peer/internal/engine"
+	"github.com/grpc-interop-harness/go_peer/internal/probe"
 )
 
 const usage = `usage:
@@ -38,7 +39,8 @@ const usage = `usage:
                                            other end, so a harness killed by SIGKILL takes its
                                            peers with it
   interop-peer version                     print the grpc-go and protobuf-go versions
-`
+  interop-peer probe-client ...            the Go client of grpc-interop probe (below)
+` + probe.Usage
 
 // Exit codes.
 const (
@@ -58,6 +60,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return serve(ctx, args[1:], stdin, stdout, stderr)
 	case "client":
 		return client(ctx, args[1:], stdin, stdout, stderr)
+	case "probe-client":
+		return probe.Run(ctx, args[1:], stdin, stdout, stderr)
 	case "version":
 		if len(args) > 1 {
 			fmt.Fprintf(stderr, "interop-peer version: unexpected argument %q\n%s", args[1], usage)
