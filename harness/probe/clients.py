@@ -57,7 +57,7 @@ def decode(pool: Any, method: str, responses: list[bytes]) -> list[dict[str, Any
         known = cls()
         known.CopyFrom(msg)
         known.DiscardUnknownFields()  # recursive: unknown fields at any depth change the size
-        out.append({"json": json_format.MessageToDict(msg), "unknown_fields": known.ByteSize() != msg.ByteSize()})
+        out.append({"json": json_format.MessageToDict(msg, descriptor_pool=pool), "unknown_fields": known.ByteSize() != msg.ByteSize()})
     return out
 
 

@@ -21,7 +21,7 @@ from harness.probe.checks import ALL_CHECKS
 def request_json(pool: Any, call: dict[str, Any]) -> list[Any]:
     """The call's request messages as protobuf JSON (what a person reads, and what grpcurl sends)."""
     cls = GetMessageClass(pool.FindMethodByName(call["method"].replace("/", ".")).input_type)
-    return [json_format.MessageToDict(cls.FromString(base64.b64decode(r))) for r in call["requests"]]
+    return [json_format.MessageToDict(cls.FromString(base64.b64decode(r)), descriptor_pool=pool) for r in call["requests"]]
 
 
 def grpcurl(pool: Any, call: dict[str, Any], target: str, source: dict[str, Any]) -> str:

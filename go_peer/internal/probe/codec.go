@@ -28,7 +28,9 @@ func (c passThrough) Marshal(v any) (mem.BufferSlice, error) {
 
 func (c passThrough) Unmarshal(data mem.BufferSlice, v any) error {
 	if f, ok := v.(*Frame); ok {
-		f.Bytes = data.Materialize()
+		// an empty message (all fields default) materialises as nil, which encoding/json writes as
+		// null: the outcome must say "" like every other flavour, or the flavours seem to disagree
+		f.Bytes = append([]byte{}, data.Materialize()...)
 		return nil
 	}
 	return c.proto.Unmarshal(data, v)

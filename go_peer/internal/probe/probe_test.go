@@ -269,6 +269,20 @@ func TestEveryModeSendsTheBytesAsGivenAndDecodes(t *testing.T) {
 	}
 }
 
+// An empty response (every field at its default: zero bytes on the wire) is "" in the outcome, as the
+// Python flavours write it, never null.
+func TestEmptyResponseIsAnEmptyString(t *testing.T) {
+	_, addr := start(t)
+	b, _ := json.Marshal(call("e", "Unary", "unary", []byte{}))
+	var out, errs bytes.Buffer
+	if code := probe.Run(context.Background(), []string{"--target", addr}, bytes.NewReader(append(b, '\n')), &out, &errs); code != 0 {
+		t.Fatalf("probe-client exited %d: %s", code, errs.String())
+	}
+	if !strings.Contains(out.String(), `"responses":[""]`) {
+		t.Errorf("outcome %s: want \"responses\":[\"\"] for one empty response", out.String())
+	}
+}
+
 func TestStatusDetailsMetadataAndUnknownFields(t *testing.T) {
 	s, addr := start(t)
 	fail := call("f", "Fail", "unary", encode(t, "x", 0))
