@@ -58,7 +58,7 @@ def summary_table(calls: dict[str, dict[str, int]], examples: dict[str, int], cl
     for check in ALL_CHECKS:
         t.add_column(short[check], justify="center")
     t.add_column("7 nondet", justify="center")
-    for method in sorted(set(calls) | {m for m, _ in findings}):
+    for method in sorted(set(calls) | {m for m, _ in findings} | set(checked)):
         row = [method] + [str(calls.get(method, {}).get(c, 0)) for c in clients]
         for check in ALL_CHECKS:
             if (method, check) in findings:

@@ -113,6 +113,7 @@ class Prober:
     allow: list[tuple[str, int]]
     tally: Tally = field(default_factory=Tally)
     findings: dict[tuple[str, str], Finding] = field(default_factory=dict)
+    cancelled: set[str] = field(default_factory=set)  # methods whose cancel probe was sent
     answered: dict[str, str] = field(default_factory=dict)  # service -> standard.ANSWERS | UNIMPLEMENTED | ...
     n: int = 0
 
@@ -159,6 +160,18 @@ class Prober:
                 return True
         return False
 
+    def _cancel(self, method: str, pc: dict[str, Any]) -> list[tuple[str, str]]:
+        """Check 4's cancel part, once per streaming method: the same call, cancelled by the client after
+        its first response, must end CANCELLED with that one response, within the call's bound."""
+        self.cancelled.add(method)
+        self.n += 1
+        cancel = {**pc, "id": f"c{self.n}", "cancel_after_responses": 1}
+        outcomes = self.exchange(method, cancel)
+        failed = self.check(method, cancel, outcomes)
+        for name, msg in failed:
+            self.record(method, name, msg, cancel, outcomes)
+        return []  # recorded here: the uncancelled example passed, so it is not what Hypothesis should shrink
+
     def record(self, method: str, check: str, msg: str, pc: dict[str, Any], outcomes: dict[str, Any]) -> None:
         reqs = pc["requests"]
         size = (sum(len(r) for r in reqs), len(reqs))
@@ -186,6 +199,9 @@ class Prober:
             outcomes = self.exchange(method, pc)
             self.tally.examples[method] = self.tally.examples.get(method, 0) + 1
             failed = self.check(method, pc, outcomes)
+            if not failed and m.server_streaming and method not in self.cancelled and all(
+                    len(o["responses"]) >= 2 for o in outcomes.values()):
+                failed = self._cancel(method, pc)
             for name, msg in failed:
                 self.record(method, name, msg, pc, outcomes)
             if failed:
