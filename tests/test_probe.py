@@ -177,3 +177,23 @@ def test_never_a_method_outside_methods(sample: tuple[str, Recorder], tmp_path: 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert cli.main(["probe", "--protos", str(DATA / "protos")]) == 2  # no --target
     assert cli.main(["probe", "--target", "127.0.0.1:1", "--protos", str(DATA / "protos"), "--budget", "0"]) == 2
+
+
+def test_read_only_calls_only_methods_without_side_effects(sample: tuple[str, Recorder], tmp_path: Path) -> None:
+    target, recorder = sample
+    before = len(recorder.methods)
+    assert cli.main(["probe", "--target", target, "--protos", str(DATA / "protos"), "--clients", "py",
+                     "--methods", f"{SERVICE}/*", "--read-only", "--budget", "0.5", "--json", str(tmp_path / "p.json")]) == 0
+    called = {m for m in recorder.methods[before:] if m.startswith(SERVICE)}
+    assert called == {CONTROL}  # the only method marked NO_SIDE_EFFECTS
+
+
+def test_rps_bounds_the_load(sample: tuple[str, Recorder], tmp_path: Path) -> None:
+    target, recorder = sample
+    before = len(recorder.methods)
+    t0 = time.monotonic()
+    assert cli.main(["probe", "--target", target, "--protos", str(DATA / "protos"), "--clients", "py,pyaio",
+                     "--methods", CONTROL, "--rps", "40", "--budget", "1", "--json", str(tmp_path / "p.json")]) == 0
+    elapsed = time.monotonic() - t0
+    calls = [m for m in recorder.methods[before:] if m == CONTROL]
+    assert 10 <= len(calls) <= 40 * elapsed + 1
