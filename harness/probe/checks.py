@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -89,13 +90,16 @@ def clients_agree(x: Exchange) -> str | None:
     sigs = {c: signature(x, o, x.nondeterministic) for c, o in x.outcomes.items() if not o.get("known_race")}
     if len(set(sigs.values())) <= 1:
         return None
+    same = len({s[:2] for s in sigs.values()}) == 1
     parts = []
     for c, o in x.outcomes.items():
         what = f"{code_name(o['code'])} {o['message']!r}, {len(o['responses'])} response(s)" + (
             f" ({o['error']})" if o.get("error") else "")
+        if same:  # the difference is in the responses: show them, as this client decoded them
+            shown = [d.get("json") for d in o.get("decoded") or []] or o["responses"]
+            what += f" {json.dumps(shown, ensure_ascii=False)[:300]}"
         parts.append(f"{c}: {what}")
-    same = "same codes and counts" if len({s[:2] for s in sigs.values()}) == 1 else "different outcomes"
-    return f"the client flavours disagree ({same}): " + "; ".join(parts)
+    return f"the client flavours disagree ({'same codes and counts' if same else 'different outcomes'}): " + "; ".join(parts)
 
 
 def schema_conforms(x: Exchange) -> str | None:
