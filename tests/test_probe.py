@@ -197,3 +197,9 @@ def test_rps_bounds_the_load(sample: tuple[str, Recorder], tmp_path: Path) -> No
     elapsed = time.monotonic() - t0
     calls = [m for m in recorder.methods[before:] if m == CONTROL]
     assert 10 <= len(calls) <= 40 * elapsed + 1
+
+
+def test_no_reflection_service_is_a_usage_error(sample: tuple[str, Recorder], capsys: pytest.CaptureFixture[str]) -> None:
+    # a port nothing listens on: reflection cannot be had, so the probe cannot start (exit 2, saying why)
+    assert cli.main(["probe", "--target", "127.0.0.1:1", "--reflection", "--clients", "py"]) == 2
+    assert "reflection" in capsys.readouterr().err

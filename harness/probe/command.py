@@ -10,6 +10,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from harness import cache
 from harness.probe import checks as chk
 from harness.probe import report, standard
 from harness.probe.clients import AioClient, PyClient
-from harness.probe.schema import Connection, Schema
+from harness.probe.goclient import GoClientError
+from harness.probe.schema import Connection, Schema, SchemaError
 from harness.probe.run import Limiter, Prober, probe_all
 from harness.report import verdicts
 
@@ -106,7 +108,7 @@ def make_clients(names: list[str], conn: Connection, sch: Schema, runner: str) -
         elif n == "pyaio":
             out.append(AioClient(conn, sch.pool))
         elif n == "go":
-            from harness.probe.goclient import GoClient
+            from harness.probe.goclient import GoClient  # builds the Go client on first use
             out.append(GoClient(conn, sch.serialized(), runner=runner))
         else:
             raise ValueError(f"--clients: unknown client flavour {n!r} (py, pyaio, go)")
@@ -129,13 +131,20 @@ def _schema(args: argparse.Namespace, conn: Connection) -> Schema:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    if args.replay:
-        return _replay(args)
+    try:
+        return _replay(args) if args.replay else _probe(args)
+    except (SchemaError, GoClientError) as e:  # no descriptors, bad TLS options, no Go client: usage
+        print(f"grpc-interop probe: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _probe(args: argparse.Namespace) -> int:
     if not args.target or not (args.protos or args.reflection):
-        print("grpc-interop probe: error: --target HOST:PORT and one of --protos DIR or --reflection are required")
+        print("grpc-interop probe: error: --target HOST:PORT and one of --protos DIR or --reflection are required",
+              file=sys.stderr)
         return 2
     if args.budget <= 0 or (args.rps is not None and args.rps <= 0) or args.call_timeout <= 0:
-        print("grpc-interop probe: error: --budget, --rps and --call-timeout must be positive")
+        print("grpc-interop probe: error: --budget, --rps and --call-timeout must be positive", file=sys.stderr)
         return 2
     out = verdicts.console()
     conn = _connection(args, args.target)
