@@ -21,6 +21,7 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pool
 from google.protobuf.message_factory import GetMessageClass
+from google.rpc import status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -32,6 +33,7 @@ SERVICE = "probe.sample.Sample"
 PLANTED = {  # method -> the check its bug trips
     f"{SERVICE}/Crash": "not_a_server_error",
     f"{SERVICE}/ByLanguage": "clients_agree",
+    f"{SERVICE}/Contradict": "clients_agree",  # the issue's own example of a server only one library accepts
     f"{SERVICE}/Drift": "schema_conforms",
     f"{SERVICE}/Hang": "calls_end",
     f"{SERVICE}/BadTrailer": "protocol_shape",
@@ -91,6 +93,13 @@ def _sample_server() -> tuple[grpc.Server, int, Recorder]:
         ctx.set_trailing_metadata((("x-note", " padded "),))  # HTTP/2: no leading/trailing whitespace
         yield reply_cls(n=req.n)
 
+    def contradict(req: Any, ctx: grpc.ServicerContext) -> Any:
+        # details saying NOT_FOUND under a status saying INVALID_ARGUMENT: grpcio reports the status,
+        # grpc-go refuses the contradiction (INTERNAL)
+        details = status_pb2.Status(code=grpc.StatusCode.NOT_FOUND.value[0], message="no such thing")
+        ctx.set_trailing_metadata((("grpc-status-details-bin", details.SerializeToString()),))
+        ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, "bad request")
+
     def count(req: Any, ctx: grpc.ServicerContext) -> Any:
         return reply_cls(n=next(counter))
 
@@ -101,6 +110,7 @@ def _sample_server() -> tuple[grpc.Server, int, Recorder]:
                 "Drift": grpc.unary_unary_rpc_method_handler(drift, de, se),
                 "Hang": grpc.stream_stream_rpc_method_handler(hang, de, se),
                 "BadTrailer": grpc.unary_stream_rpc_method_handler(bad_trailer, de, se),
+                "Contradict": grpc.unary_unary_rpc_method_handler(contradict, de, se),
                 "Counter": grpc.unary_unary_rpc_method_handler(count, de, se)}
     recorder = Recorder()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), interceptors=[recorder])

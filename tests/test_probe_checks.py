@@ -92,3 +92,11 @@ def test_allow_error(pool: Any) -> None:
     assert checks.not_a_server_error(x) is None
     with pytest.raises(ValueError, match="METHOD=CODE"):
         checks.parse_allow(["probe.sample.Sample/Echo"])
+
+
+def test_a_server_error_only_one_library_reports_is_left_to_clients_agree(pool: Any) -> None:
+    # grpc-go's INTERNAL for details that contradict the status: a disagreement, not a server error
+    x = _x(pool, py=_outcome(3, ()), go=_outcome(13, (), message="grpc-status-details-bin mismatch"))
+    assert checks.not_a_server_error(x) is None
+    assert "different outcomes" in checks.clients_agree(x)
+    assert "seen by py, go" in checks.not_a_server_error(_x(pool, py=_outcome(13, ()), go=_outcome(13, ())))
