@@ -26,6 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from harness import cli
+from harness.engines import certs
 from harness.protoset import descriptors, discover
 
 DATA = Path(__file__).parent / "data" / "probe_sample"
@@ -48,15 +49,18 @@ class Recorder(grpc.ServerInterceptor):
 
     def __init__(self) -> None:
         self.methods: list[str] = []
+        self.seen: list[tuple[str, str | None]] = []  # (client library, authorization) of each call
         self.lock = threading.Lock()
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
+        md = dict(details.invocation_metadata)
         with self.lock:
             self.methods.append(details.method.lstrip("/"))
+            self.seen.append((md.get("user-agent", "").split("/")[0], md.get("authorization")))
         return continuation(details)
 
 
-def _sample_server() -> tuple[grpc.Server, int, Recorder]:
+def _sample_server(certs_dir: Path | None = None) -> tuple[grpc.Server, int, Recorder]:
     pool = descriptor_pool.DescriptorPool()
     for fdp in descriptors.descriptor_set(discover(DATA / "server_protos")).file:
         pool.Add(fdp)
@@ -121,7 +125,12 @@ def _sample_server() -> tuple[grpc.Server, int, Recorder]:
     # the planted check-6 bug: reflection lists a service no protos declare and the server does not serve
     reflection.enable_server_reflection([SERVICE, "probe.sample.Ghost", reflection.SERVICE_NAME, health.SERVICE_NAME],
                                         server, pool=pool)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if certs_dir is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:  # mTLS: the client must present a certificate of the harness's test CA
+        read = lambda name: (certs_dir / name).read_bytes()  # noqa: E731
+        creds = grpc.ssl_server_credentials([(read("server.key"), read("server.pem"))], read("ca.pem"), True)
+        port = server.add_secure_port("127.0.0.1:0", creds)
     server.start()
     return server, port, recorder
 
@@ -213,3 +222,19 @@ def test_no_reflection_service_is_a_usage_error(sample: tuple[str, Recorder], ca
     # a port nothing listens on: reflection cannot be had, so the probe cannot start (exit 2, saying why)
     assert cli.main(["probe", "--target", "127.0.0.1:1", "--reflection", "--clients", "py"]) == 2
     assert "reflection" in capsys.readouterr().err
+
+
+def test_mtls_authority_and_token_from_every_flavour(tmp_path: Path) -> None:
+    folder = certs.make(tmp_path / "certs")
+    server, port, recorder = _sample_server(folder)
+    try:
+        code = cli.main(["probe", "--target", f"127.0.0.1:{port}", "--protos", str(DATA / "protos"), "--tls",
+                         "--ca", str(folder / "ca.pem"), "--cert", str(folder / "client.pem"), "--key",
+                         str(folder / "client.key"), "--authority", certs.OVERRIDE_NAME, "--token", "s3cret",
+                         "--peer-runner", "process", "--methods", CONTROL, "--budget", "0.5",
+                         "--json", str(tmp_path / "p.json")])
+    finally:
+        server.stop(0)
+    assert code == 0
+    libraries = {lib for lib, auth in recorder.seen if auth == "Bearer s3cret"}
+    assert libraries == {"grpc-python", "grpc-python-asyncio", "grpc-go"}
