@@ -99,6 +99,8 @@ def write_html(path: Path, doc: dict[str, Any]) -> None:
     rows = "".join(f"<tr><td>{e(m)}</td>" + "".join(f"<td>{n}</td>" for n in per.values()) + "</tr>"
                    for m, per in sorted(doc["calls"].items()))
     parts = [f"<h1>grpc-interop probe of {e(doc['target'])}</h1>",
+             "<p>calls per method and client flavour; each finding below with its minimal request, every "
+             "flavour's outcome, and the commands that reproduce it</p>",
              f"<p>{len(doc['findings'])} finding(s); seed {doc['seed']}; clients {e(', '.join(doc['clients']))}</p>",
              f"<table border=1><tr><th>method</th>{''.join(f'<th>{e(c)}</th>' for c in doc['clients'])}</tr>{rows}</table>"]
     for f in doc["findings"]:
@@ -109,5 +111,8 @@ def write_html(path: Path, doc: dict[str, Any]) -> None:
     for m, ev in doc["nondeterministic"].items():
         parts.append(f"<h2>{e(m)}: non-deterministic</h2><p>{e(ev['why'])}</p>")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("<!doctype html><meta charset=utf-8><title>grpc-interop probe</title>" + "".join(parts),
+    style = ("<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 8px}.finding{color:#b00}"
+             "pre{background:#f6f6f6;padding:8px;white-space:pre-wrap;word-break:break-all}</style>")
+    path.write_text("<!doctype html><meta charset=utf-8><title>grpc-interop probe</title>" + style + "".join(parts),
                     encoding="utf-8")
