@@ -46,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--token", metavar="TOKEN", help="sent as `authorization: Bearer TOKEN` with every call")
     p.add_argument("--authority", metavar="NAME", help=":authority (and TLS server name) to use")
     p.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
-                   help="time for all methods, shared equally (a method with a finding gets as much again to shrink)")
+                   help="time for all methods, shared equally (a method with a finding gets as much again, at least 5 s, "
+                        "to shrink it)")
     p.add_argument("--seed", type=int, default=0, help="the requests follow from it: same seed, same requests")
     p.add_argument("--methods", default="*", metavar="PATTERN",
                    help="only methods matching (globs over pkg.Service/Method, comma-separated); the probe never "

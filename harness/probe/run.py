@@ -23,6 +23,7 @@ from harness.probe import checks as chk, standard
 UNIMPLEMENTED = 12
 MAX_EXAMPLES = 200  # per method; the time share usually ends a method first
 BATCH = 5  # examples per Hypothesis round
+MIN_SHRINK_S = 5.0
 
 
 class Limiter:
@@ -231,10 +232,11 @@ class Prober:
 
 def probe_all(prober: Prober, methods: list[MethodDescriptor], budget_s: float, seed: int,
               on_method: Callable[[str], None] = lambda m: None) -> None:
-    """Each method gets an equal share of the budget; a method with a finding gets as much again to shrink."""
+    """Each method gets an equal share of the budget; a method with a finding gets as much again to
+    shrink it, and at least MIN_SHRINK_S (a minimal example is worth a few seconds on a busy machine)."""
     if not methods:
         return
     share = budget_s / len(methods)
     for m in methods:
         on_method(f"{m.containing_service.full_name}/{m.name}")
-        prober.probe_method(m, share, share, seed)
+        prober.probe_method(m, share, max(share, MIN_SHRINK_S), seed)
