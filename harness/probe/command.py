@@ -24,7 +24,7 @@ from harness.probe import report, standard
 from harness.probe.clients import AioClient, PyClient
 from harness.probe.goclient import GoClientError
 from harness.probe.schema import Connection, Schema, SchemaError
-from harness.probe.run import Limiter, Prober, probe_all
+from harness.probe.run import Finding, Limiter, Prober, probe_all
 from harness.report import verdicts
 
 READ_ONLY_LEVELS = (descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS, descriptor_pb2.MethodOptions.IDEMPOTENT)
@@ -164,13 +164,14 @@ def _probe(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     try:
         probe_all(prober, methods, args.budget, args.seed)
-        answered = _answered(prober)
-        std_findings, notes = standard.standard_services(conn.channel(), conn.metadata(), sch,
-                                                         answered, lambda m: allowed(m, patterns))
+        with conn.channel() as channel:
+            std_findings, notes = standard.standard_services(channel, conn.metadata(), sch, dict(prober.answered),
+                                                             lambda m: allowed(m, patterns))
     finally:
         prober.close()
-    for method, text in std_findings:
-        prober.findings.setdefault((method, chk.STANDARD_CHECK), _std_finding(method, text))
+    for method in dict.fromkeys(m for m, _ in std_findings):  # one finding per method, every problem in it
+        text = "; ".join(t for m, t in std_findings if m == method)
+        prober.findings[(method, chk.STANDARD_CHECK)] = Finding(method, chk.STANDARD_CHECK, text, {}, {})
     checked = {f"{m.containing_service.full_name}/{m.name}": list(chk.CHECKS) for m in methods
                if prober.tally.examples.get(f"{m.containing_service.full_name}/{m.name}")}
     for name in ({f"{s}/ServerReflectionInfo" for s in standard.REFLECTION} | {standard.HEALTH_CHECK}):
@@ -192,16 +193,6 @@ def _probe(args: argparse.Namespace) -> int:
               f"in {doc['elapsed_s']:.1f} s", soft_wrap=True)
     # never green with gaps: a method the probe could not probe fails the run as a finding would
     return 1 if doc["findings"] or prober.tally.errors else 0
-
-
-def _answered(prober: Prober) -> dict[str, str]:
-    """Per probed service: did any call get anything but UNIMPLEMENTED (recorded while probing)?"""
-    return dict(prober.answered)
-
-
-def _std_finding(method: str, text: str) -> Any:
-    from harness.probe.run import Finding
-    return Finding(method, chk.STANDARD_CHECK, text, {}, {})
 
 
 def _document(args: argparse.Namespace, sch: Any, prober: Prober, checked: dict[str, list[str]], clients: list[str],
