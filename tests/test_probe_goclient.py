@@ -6,6 +6,10 @@ and as a container; and when it cannot be built or run, it says why."""
 from __future__ import annotations
 
 import base64
+import threading
+from concurrent import futures
+import time
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Iterator
@@ -15,7 +19,7 @@ import pytest
 from google.protobuf import json_format
 from google.protobuf.message_factory import GetMessageClass
 
-from harness.engines import peer
+from harness.engines import certs, peer
 from harness.probe import goclient, schema
 from harness.protoset import gotoolchain
 
@@ -87,9 +91,48 @@ def test_container_runner(seeds: schema.Schema, py_server: peer.PythonServer) ->
         assert go.describe().startswith("Go probe client container")
         out = go.call(_probe_call(m, _requests(seeds, m.name)))  # the host's loopback, through host networking
         container = go._container
+        container.reload()
+        host = container.attrs["HostConfig"]
+        assert (host["NetworkMode"], host["ReadonlyRootfs"], host["CapDrop"], container.attrs["Config"]["User"]) == (
+            "host", True, ["ALL"], "65532:65532")
+        assert container.labels.get(peer.SESSION_LABEL) == peer.SESSION  # reaped after a crash like the peers
     assert out["code"] == 0 and out["decoded"][0]["json"]["name"] == "Old Harbor Lighthouse", out
-    with pytest.raises(Exception, match="No such container|404"):
-        container.reload()  # removed on close
+    assert _gone(container), "the Go client's container is still there 10 s after close()"
+
+
+def _gone(container: Any) -> bool:
+    """Whether the container is removed within 10 s (auto_remove and close() race to remove it)."""
+    import docker.errors
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("runner", ["process", "docker"])
+def test_mtls_authority_and_token(runner: str, seeds: schema.Schema, seed_gen: ModuleType,
+                                  tmp_path: Path) -> None:
+    """The certificate files reach the client in either runner (a container reads copies), and the
+    server certificate is verified against --authority."""
+    if runner == "docker" and peer.docker_client() is None:
+        pytest.skip("NO DOCKER ENGINE on this machine: the Go client's container NOT tested (run `make setup`)")
+    folder = certs.make(tmp_path / "certs")
+    m = seeds.method(f"{ROUTES}/GetFeature")
+    with peer.PythonServer(seed_gen, certs=folder) as server:
+        conn = schema.Connection(server.addresses["mtls"], tls=True, ca=folder / "ca.pem", cert=folder / "client.pem",
+                                 key=folder / "client.key", authority=certs.OVERRIDE_NAME, token="sesame")
+        with goclient.GoClient(conn, runner=runner) as go:
+            ok = go.call(_probe_call(m, _requests(seeds, m.name)))
+        wrong = replace(conn, authority="not.the.server.test")
+        with goclient.GoClient(wrong, runner=runner) as go:
+            refused = go.call(_probe_call(m, _requests(seeds, m.name)))
+    assert ok["code"] == 0 and ok["error"] is None, ok
+    assert refused["code"] == grpc.StatusCode.UNAVAILABLE.value[0] and refused["error"].startswith("could not connect")
 
 
 def test_a_client_that_exits_says_why(seeds: schema.Schema) -> None:
@@ -109,3 +152,24 @@ def test_no_go_and_no_docker_says_what_to_install(tmp_path: Path, monkeypatch: p
     with pytest.raises(goclient.GoClientError, match="cannot be built: the Go peer needs a Go toolchain.*"
                                                      "probe with the Python clients only"):
         goclient.build()
+
+
+def test_an_outcome_that_never_comes_leaves_the_client_out_of_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    hang = grpc.unary_unary_rpc_method_handler(lambda req, ctx: release.wait(10) and req)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("hang.H", {"M": hang}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    monkeypatch.setattr(goclient, "SLACK", 0.5)
+    call = {"id": "h1", "method": "hang.H/M", "streaming": "unary", "requests": [""], "metadata": {}, "timeout_ms": 0}
+    try:
+        with goclient.GoClient(schema.Connection(f"127.0.0.1:{port}")) as go:
+            with pytest.raises(goclient.GoClientError, match="gave no outcome for call h1 hang.H/M within 0 s"):
+                go.call(call)
+            release.set()  # its outcome comes now, late: it must not pass for the next call's
+            with pytest.raises(goclient.GoClientError, match="out of step since: no outcome for call h1"):
+                go.call({**call, "id": "h2"})
+    finally:
+        release.set()
+        server.stop(0)

@@ -12,6 +12,7 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from harness.engines import peer
 from harness.probe import schema
@@ -41,6 +42,19 @@ def test_from_protos_lists_the_folders_services_with_modes() -> None:
     assert s.method("routeguide.RouteGuide/GetFeature").idempotency_level == "IDEMPOTENCY_UNKNOWN"
     with pytest.raises(schema.SchemaError, match="routeguide.RouteGuide/Nope: no such method"):
         s.method("routeguide.RouteGuide/Nope")
+
+
+def test_idempotency_level_is_read_from_the_method_options() -> None:
+    f = descriptor_pb2.FileDescriptorProto(name="idem.proto", package="idem", syntax="proto3")
+    f.message_type.add(name="M")
+    svc = f.service.add(name="S")
+    for name, level in (("Read", "NO_SIDE_EFFECTS"), ("Put", "IDEMPOTENT"), ("Post", None)):
+        m = svc.method.add(name=name, input_type=".idem.M", output_type=".idem.M")
+        if level:
+            m.options.idempotency_level = descriptor_pb2.MethodOptions.IdempotencyLevel.Value(level)
+    s = schema.Schema(descriptor_pb2.FileDescriptorSet(file=[f]))
+    assert {m.name: m.idempotency_level for m in s.methods()} == {
+        "idem.S/Read": "NO_SIDE_EFFECTS", "idem.S/Put": "IDEMPOTENT", "idem.S/Post": "IDEMPOTENCY_UNKNOWN"}
 
 
 def test_reflection_v1alpha_from_grpcio(seed_gen: ModuleType) -> None:
@@ -94,6 +108,21 @@ def test_no_reflection_service_says_to_pass_protos() -> None:
             schema.from_reflection(f"127.0.0.1:{port}")
     finally:
         server.stop(0)
+
+
+def test_a_service_reflection_cannot_describe_is_left_out() -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    reflection.enable_server_reflection(["no.such.Service", "grpc.health.v1.Health", reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        r = schema.reflect(schema.Connection(f"127.0.0.1:{port}"))
+    finally:
+        server.stop(0)
+    assert list(r.unresolved) == ["no.such.Service"] and "service no.such.Service" in r.unresolved["no.such.Service"]
+    assert schema.Schema(r.fds, served=r.services).services() == ["grpc.health.v1.Health",
+                                                                  "grpc.reflection.v1alpha.ServerReflection"]
 
 
 def test_a_different_file_of_a_loaded_name_is_refused() -> None:

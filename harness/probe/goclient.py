@@ -1,5 +1,5 @@
 """The probe's Go client flavour: go_peer's `probe-client` (the same code as `interop-peer
-probe-client`, docs/probe.md) as one long-lived process or container, fed probe calls as JSON lines
+probe-client`, docs/probe-clients.md) as one long-lived process or container, fed probe calls as JSON lines
 on stdin and answering one outcome line each, in order.
 
 The binary is built from go_peer's sources alone, without any proto set (it sends raw bytes and
@@ -35,6 +35,12 @@ COMMAND = "probe-client"
 DOCKERFILE = "Dockerfile.probe"
 MOUNT = "/probe"   # the container's read-only view of the descriptors and certificate files
 SLACK = 30.0       # seconds an outcome may take beyond its call's own timeout (start-up, a slow machine)
+
+
+def _int_or_negative_zero(text: str) -> int | float:
+    """protojson writes a float field's -0.0 as `-0`, which Python's json reads as the int 0: the
+    sign, which json_format keeps (-0.0), would be lost, and the decodes would differ (check 3)."""
+    return -0.0 if text == "-0" else int(text)
 
 
 class GoClientError(Exception):
@@ -138,6 +144,7 @@ class GoClient:
         self._lock = threading.Lock()
         self._lines: queue.Queue[bytes | None] = queue.Queue()
         self._stderr: deque[str] = deque(maxlen=200)
+        self._broken = ""  # why the client cannot be trusted to answer in step any more
         self._proc: subprocess.Popen[bytes] | None = None
         self._container: Any = None
         self._sock: Any = None
@@ -233,9 +240,11 @@ class GoClient:
             getattr(self._sock, "_sock", self._sock).sendall(data)
 
     def call(self, probe_call: dict[str, Any]) -> dict[str, Any]:
-        """One probe call, its outcome (docs/probe.md). Calls are made one at a time, in order."""
+        """One probe call, its outcome (docs/probe-clients.md). Calls are made one at a time, in order."""
         wait = (probe_call.get("timeout_ms") or 0) / 1000 + SLACK
         with self._lock:
+            if self._broken:  # an outcome that never came would answer the next call: out of step for good
+                raise GoClientError(f"the Go probe client is out of step since: {self._broken}")
             try:
                 self._write(json.dumps(probe_call, ensure_ascii=False).encode() + b"\n")
                 line = self._lines.get(timeout=wait)
@@ -243,13 +252,13 @@ class GoClient:
                 raise GoClientError(f"the Go probe client is gone ({e}) at call {probe_call.get('id')} "
                                     f"{probe_call.get('method')}{self._log()}") from None
             except queue.Empty:
-                raise GoClientError(f"the Go probe client gave no outcome for call {probe_call.get('id')} "
-                                    f"{probe_call.get('method')} within {wait:.0f} s{self._log()}") from None
+                self._broken = f"no outcome for call {probe_call.get('id')} {probe_call.get('method')} within {wait:.0f} s"
+                raise GoClientError(f"the Go probe client gave {self._broken}{self._log()}") from None
             if line is None:
                 self._lines.put(None)  # stays ended for the next caller
                 raise GoClientError(f"the Go probe client exited at call {probe_call.get('id')} "
                                     f"{probe_call.get('method')}{self._log()}")
-        outcome = json.loads(line)
+        outcome = json.loads(line, parse_int=_int_or_negative_zero)
         if outcome.get("id") != probe_call.get("id"):
             raise GoClientError(f"the Go probe client answered call {outcome.get('id')!r} to call "
                                 f"{probe_call.get('id')!r}: its output is out of step{self._log()}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
@@ -111,11 +110,13 @@ def target_services(folder: str | Path) -> list[str]:
 @dataclass(frozen=True)
 class Reflected:
     """What a server's reflection service said: its files (dependencies first), the services it
-    lists, and the reflection version that answered (v1 or v1alpha)."""
+    lists, the reflection version that answered (v1 or v1alpha), and the listed services it could
+    not describe, with its error (they are not probed; check 6 may report them)."""
 
     fds: descriptor_pb2.FileDescriptorSet
     services: tuple[str, ...]
     version: str
+    unresolved: dict[str, str] = field(default_factory=dict)
 
 
 def from_reflection(target: str | Connection, **tls: object) -> descriptor_pb2.FileDescriptorSet:
@@ -138,7 +139,9 @@ def reflect(conn: Connection) -> Reflected:
                 raise SchemaError(f"reflection {version} at {conn.target} failed: {e.code().name}: {e.details()} "
                                   f"(is the server up, and is --tls right?)") from None
             services = tuple(s.name for s in listed.list_services_response.service)
-            return Reflected(_files(ask, services, conn.target, version), services, version)
+            unresolved: dict[str, str] = {}
+            fds = _files(ask, services, conn.target, version, unresolved)
+            return Reflected(fds, services, version, unresolved)
     raise SchemaError(f"{conn.target} serves no reflection service ({'; '.join(errors)}): pass --protos DIR "
                       f"with the server's .proto files instead of --reflection")
 
@@ -157,7 +160,8 @@ class _Asker:
         raise SchemaError("the reflection service ended its stream without an answer")
 
 
-def _files(ask: _Asker, services: Iterable[str], target: str, version: str) -> descriptor_pb2.FileDescriptorSet:
+def _files(ask: _Asker, services: tuple[str, ...], target: str, version: str,
+           unresolved: dict[str, str]) -> descriptor_pb2.FileDescriptorSet:
     files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
 
     def take(resp: reflection_pb2.ServerReflectionResponse, what: str) -> None:
@@ -168,8 +172,14 @@ def _files(ask: _Asker, services: Iterable[str], target: str, version: str) -> d
             fdp = descriptor_pb2.FileDescriptorProto.FromString(raw)
             files.setdefault(fdp.name, fdp)
 
-    for s in services:
-        take(ask(reflection_pb2.ServerReflectionRequest(file_containing_symbol=s)), f"service {s}")
+    for s in services:  # one service the server cannot describe does not stop the others
+        try:
+            take(ask(reflection_pb2.ServerReflectionRequest(file_containing_symbol=s)), f"service {s}")
+        except SchemaError as e:
+            unresolved[s] = str(e)
+    if services and len(unresolved) == len(services):
+        raise SchemaError(f"reflection {version} at {target} described none of the listed services:\n"
+                          + "\n".join(unresolved.values()))
     queue = [d for f in list(files.values()) for d in f.dependency]
     while queue:  # a server may send only the file asked for; its imports are asked for one by one
         name = queue.pop()

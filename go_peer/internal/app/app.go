@@ -39,7 +39,6 @@ const usage = `usage:
                                            other end, so a harness killed by SIGKILL takes its
                                            peers with it
   interop-peer version                     print the grpc-go and protobuf-go versions
-  interop-peer probe-client ...            the Go client of grpc-interop probe (below)
 ` + probe.Usage
 
 // Exit codes.

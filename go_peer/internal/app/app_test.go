@@ -12,7 +12,7 @@ import (
 )
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{}, {"bogus"}, {"client"}, {"serve", "--nope"}, {"serve", "extra"}, {"serve", "--addr", "nope"}, {"version", "x"}} {
+	for _, args := range [][]string{{}, {"bogus"}, {"client"}, {"serve", "--nope"}, {"serve", "extra"}, {"serve", "--addr", "nope"}, {"version", "x"}, {"probe-client"}, {"probe-client", "--target", "nope"}} {
 		var out, errb bytes.Buffer
 		if code := Run(context.Background(), args, strings.NewReader(""), &out, &errb); code != 2 {
 			t.Errorf("Run(%q) = %d, want 2", args, code)
@@ -30,6 +30,14 @@ func TestVersion(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "grpc-go ") || !strings.Contains(out.String(), "protobuf-go ") {
 		t.Errorf("version output %q", out.String())
+	}
+}
+
+func TestProbeClientEndsWithStdin(t *testing.T) {
+	var out, errb bytes.Buffer
+	// no call: it connects lazily, so nothing listening at the target is no error
+	if code := Run(context.Background(), []string{"probe-client", "--target", "127.0.0.1:1"}, strings.NewReader(""), &out, &errb); code != 0 || out.Len() != 0 {
+		t.Errorf("probe-client with no calls: exit %d, stdout %q, stderr %q; want 0 and no output", code, out.String(), errb.String())
 	}
 }
 

@@ -25,7 +25,7 @@ const (
 	Bidi         = "bidi"
 )
 
-// Call is one probe call (docs/probe.md, "The client-flavour contract"): requests are serialized
+// Call is one probe call (docs/probe-clients.md, "One probe call, one outcome"): requests are serialized
 // messages (base64 in JSON); metadata values of "-bin" keys are base64 of their bytes.
 type Call struct {
 	ID                   string              `json:"id"`

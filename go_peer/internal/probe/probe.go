@@ -1,4 +1,4 @@
-// Package probe is the Go client flavour of `grpc-interop probe` (docs/probe.md): it reads probe
+// Package probe is the Go client flavour of `grpc-interop probe` (docs/probe-clients.md): it reads probe
 // calls as JSON lines, makes each on one connection to --target with grpc-go, and writes one
 // outcome line per call, in order. Requests and responses are raw bytes, so it sends exactly what
 // the Python flavours send; it decodes the responses with dynamicpb to compare with Python's decode.
@@ -26,12 +26,12 @@ import (
 )
 
 // Usage is the probe client's command line, as interop-peer and probe-client print it.
-const Usage = `  probe-client --target HOST:PORT [--tls [--ca FILE] [--cert FILE --key FILE]] [--authority NAME]
-               [--token TOKEN] [--descriptors FILE]
-                                           the probe's Go client: one probe call per stdin line
-                                           (JSON), one outcome line per call on stdout, in order,
-                                           until stdin closes; it connects to --target only
-                                           (docs/probe.md)
+const Usage = `  [interop-peer] probe-client --target HOST:PORT [--tls [--ca FILE] [--cert FILE --key FILE]]
+               [--authority NAME] [--token TOKEN] [--descriptors FILE]
+                                           the Go client of grpc-interop probe: one probe call per
+                                           stdin line (JSON), one outcome line per call on stdout,
+                                           in order, until stdin closes; it connects to --target
+                                           only (docs/probe-clients.md)
 `
 
 // Options are the connection's flags, the same for every client flavour.
@@ -69,11 +69,11 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	if _, _, err := net.SplitHostPort(o.Target); err != nil {
-		fmt.Fprintf(stderr, "probe-client: bad --target %q: %v (want HOST:PORT)\n", o.Target, err)
+		fmt.Fprintf(stderr, "probe-client: bad --target %q: %v (want HOST:PORT)\nusage:\n%s", o.Target, err, Usage)
 		return 2
 	}
 	if (o.Cert == "") != (o.Key == "") || (!o.TLS && (o.CA != "" || o.Cert != "")) {
-		fmt.Fprintf(stderr, "probe-client: --cert and --key go together, and --ca/--cert/--key need --tls\n")
+		fmt.Fprintf(stderr, "probe-client: --cert and --key go together, and --ca/--cert/--key need --tls\nusage:\n%s", Usage)
 		return 2
 	}
 	if err := Serve(ctx, o, stdin, stdout); err != nil {
