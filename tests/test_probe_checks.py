@@ -100,3 +100,10 @@ def test_a_server_error_only_one_library_reports_is_left_to_clients_agree(pool: 
     assert checks.not_a_server_error(x) is None
     assert "different outcomes" in checks.clients_agree(x)
     assert "seen by py, go" in checks.not_a_server_error(_x(pool, py=_outcome(13, ()), go=_outcome(13, ())))
+
+
+def test_float32_spellings_are_not_a_decode_difference(pool: Any) -> None:
+    # FLT_MAX: protojson writes 3.4028235e+38, json_format another spelling it cannot even parse back
+    raw = bytes.fromhex("1d" + "ffff7f7f")  # ratio = FLT_MAX
+    go = _outcome(responses=(raw,), decoded=[{"json": {"ratio": 3.4028235e+38}, "unknown_fields": False}])
+    assert checks.schema_conforms(_x(pool, go=go)) is None

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 from google.protobuf.message_factory import GetMessageClass
 
+from harness.probe import decodes
+
 CODE_NAMES = ("OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
               "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
               "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED")
@@ -117,40 +119,25 @@ def schema_conforms(x: Exchange) -> str | None:
     for c, o in x.outcomes.items():  # Go's decode of its bytes against Python's decode of the same bytes
         if c.startswith("go") and o.get("decoded"):
             for i, (raw, d) in enumerate(zip(o["responses"], o["decoded"])):
-                py = _python_reading(x, raw)
-                if py is not None and d.get("json") is not None and _from_json(x, d["json"]) != py:
-                    return (f"{c}: response {i} decodes differently in Go ({d['json']}) and Python "
-                            f"({_python_json(x, raw)}), from the same bytes")
+                py = _python_json(x, raw)
+                if py is not None and d.get("json") is not None and not decodes.same(_output(x), d["json"], py):
+                    return (f"{c}: response {i} decodes differently in Go ({d['json']}) and Python ({py}), "
+                            f"from the same bytes")
     return None
 
 
-def _output_class(x: Exchange) -> Any:
-    return GetMessageClass(x.pool.FindMethodByName(x.method.replace("/", ".")).output_type)
-
-
-def _python_reading(x: Exchange, raw_b64: str) -> bytes | None:
-    """The message Python reads from the bytes, known fields only, in canonical form."""
-    try:
-        msg = _output_class(x).FromString(base64.b64decode(raw_b64))
-    except Exception:  # noqa: BLE001 - not parseable: reported above, from the decoded entries
-        return None
-    msg.DiscardUnknownFields()
-    return msg.SerializeToString(deterministic=True)
+def _output(x: Exchange) -> Any:
+    return x.pool.FindMethodByName(x.method.replace("/", ".")).output_type
 
 
 def _python_json(x: Exchange, raw_b64: str) -> Any:
-    from google.protobuf import json_format
-    return json_format.MessageToDict(_output_class(x).FromString(base64.b64decode(raw_b64)), descriptor_pool=x.pool)
-
-
-def _from_json(x: Exchange, value: Any) -> bytes | None:
-    """Go's protojson, read back by Python: protojson texts may differ in spelling only (floats, field
-    order), never in the message they stand for."""
+    """Python's protobuf JSON of the bytes (None when they do not parse: reported above)."""
     from google.protobuf import json_format
     try:
-        return json_format.ParseDict(value, _output_class(x)(), descriptor_pool=x.pool).SerializeToString(deterministic=True)
-    except json_format.ParseError:
+        msg = GetMessageClass(_output(x)).FromString(base64.b64decode(raw_b64))
+    except Exception:  # noqa: BLE001
         return None
+    return json_format.MessageToDict(msg, descriptor_pool=x.pool)
 
 
 def calls_end(x: Exchange) -> str | None:
