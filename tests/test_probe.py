@@ -238,3 +238,14 @@ def test_mtls_authority_and_token_from_every_flavour(tmp_path: Path) -> None:
     assert code == 0
     libraries = {lib for lib, auth in recorder.seen if auth == "Bearer s3cret"}
     assert libraries == {"grpc-python", "grpc-python-asyncio", "grpc-go"}
+
+
+def test_reflection_source_on_grpcio(sample: tuple[str, Recorder], tmp_path: Path) -> None:
+    # grpcio serves reflection v1alpha only; the descriptors come from it, and check 6 still sees Ghost
+    code = cli.main(["probe", "--target", sample[0], "--reflection", "--clients", "py",
+                     "--methods", f"{CONTROL},grpc.*", "--budget", "0.5", "--json", str(tmp_path / "p.json")])
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert code == 1
+    assert {(f["method"], f["check"]) for f in doc["findings"]} == {
+        ("grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "standard_services")}
+    assert doc["calls"][CONTROL]["py"] > 0
