@@ -196,6 +196,7 @@ def test_never_a_method_outside_methods(sample: tuple[str, Recorder], tmp_path: 
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert cli.main(["probe", "--protos", str(DATA / "protos")]) == 2  # no --target
     assert cli.main(["probe", "--target", "127.0.0.1:1", "--protos", str(DATA / "protos"), "--budget", "0"]) == 2
+    assert cli.main(["probe", "--target", "127.0.0.1:1", "--protos", str(DATA / "protos"), "--methods", "no.Such/*"]) == 2
 
 
 def test_read_only_calls_only_methods_without_side_effects(sample: tuple[str, Recorder], tmp_path: Path) -> None:

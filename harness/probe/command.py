@@ -153,9 +153,11 @@ def _probe(args: argparse.Namespace) -> int:
     patterns = _patterns(args.methods)
     methods, left = select([m.descriptor for m in sch.methods()], patterns, args.read_only, args.read_only_allow)
     allow = chk.parse_allow(args.allow_error)
-    if not methods:
-        out.print(f"[red]no method to probe[/red] (--methods {args.methods!r}, {len(left)} left out)")
-        return 1
+    if not methods:  # nothing to probe is never a clean probe: the options are wrong
+        why = "; ".join(f"{m}: {r}" for m, r in list(left.items())[:5])
+        print(f"grpc-interop probe: error: no method to probe (--methods {args.methods!r}"
+              f"{', --read-only' if args.read_only else ''}); {why}", file=sys.stderr)
+        return 2
     clients = make_clients(_patterns(args.clients), conn, sch, args.peer_runner)
     prober = Prober(clients, sch.pool, int(args.call_timeout * 1000), Limiter(args.rps), allow)
     out.print(f"probe {args.target}: {len(methods)} method(s), clients {', '.join(c.name for c in clients)}, "
