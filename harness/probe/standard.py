@@ -47,7 +47,8 @@ def standard_services(channel: grpc.Channel, md: list[tuple[str, Any]], schema: 
     else UNIMPLEMENTED. `allowed(method)`: --methods lets the probe call it."""
     findings: list[tuple[str, str]] = []
     notes: list[str] = []
-    declared = set(schema.services())
+    # every service the descriptors declare, those of imported files too (a server may serve them)
+    declared = {f"{f.package + '.' if f.package else ''}{s.name}" for f in schema.fds.file for s in f.service}
     for svc in REFLECTION:
         method = f"{svc}/ServerReflectionInfo"
         if not allowed(method):
