@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import descriptor_pool
 
 from harness.probe import checks
 from harness.probe.schema import Schema
@@ -107,3 +108,23 @@ def test_float32_spellings_are_not_a_decode_difference(pool: Any) -> None:
     raw = bytes.fromhex("1d" + "ffff7f7f")  # ratio = FLT_MAX
     go = _outcome(responses=(raw,), decoded=[{"json": {"ratio": 3.4028235e+38}, "unknown_fields": False}])
     assert checks.schema_conforms(_x(pool, go=go)) is None
+
+
+def test_well_known_types_are_drawn_in_the_probes_own_pool() -> None:
+    # the probe's schema lives in a pool of its own; the fuzz strategies build well-known types with the
+    # runtime's classes, which a field of that pool refuses (CopyFrom) unless converted
+    from hypothesis import given, settings
+
+    from harness.fuzz.strategies import messages
+
+    desc = Schema.from_protos(Path(__file__).parent.parent / "protos").pool.FindMessageTypeByName("shapes.v1.WellKnown")
+    assert desc.file.pool is not descriptor_pool.Default()
+    seen: list[bytes] = []
+
+    @settings(max_examples=15, database=None, deadline=None)
+    @given(messages(desc))
+    def draw(msg: Any) -> None:
+        seen.append(msg.SerializeToString())
+
+    draw()
+    assert len(seen) == 15
