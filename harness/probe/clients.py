@@ -20,6 +20,7 @@ from google.protobuf.message_factory import GetMessageClass
 from harness.probe.schema import Connection
 
 DETAILS_KEY = "grpc-status-details-bin"
+NOT_MADE = -1  # the contract's code when the call was not made as asked (grpcio raised instead)
 
 
 def call_metadata(conn: Connection, md: dict[str, list[str]]) -> list[tuple[str, Any]]:
@@ -61,7 +62,7 @@ def decode(pool: Any, method: str, responses: list[bytes]) -> list[dict[str, Any
     return out
 
 
-def _outcome(pc: dict[str, Any], t0: float, code: int | None, message: str, responses: list[bytes],
+def _outcome(pc: dict[str, Any], t0: float, code: int, message: str, responses: list[bytes],
              headers: Any, trailers: Any, error: str | None, pool: Any) -> dict[str, Any]:
     trail = metadata_json(trailers)
     details = trail.pop(DETAILS_KEY, [None])[0]
@@ -105,7 +106,7 @@ class PyClient:
             return _outcome(pc, t0, e.code().value[0], e.details() or "", responses, e.initial_metadata(),
                             e.trailing_metadata(), None, self.pool)
         except (ValueError, KeyError, TypeError) as e:  # grpcio raised instead of ending the call
-            return _outcome(pc, t0, None, "", responses, None, None, f"raised {type(e).__name__}: {e}", self.pool)
+            return _outcome(pc, t0, NOT_MADE, "", responses, None, None, f"raised {type(e).__name__}: {e}", self.pool)
 
     def close(self) -> None:
         self.channel.close()
@@ -202,7 +203,7 @@ class AioClient:
         except asyncio.CancelledError:
             out = _outcome(pc, t0, grpc.StatusCode.CANCELLED.value[0], "", responses, None, None, None, self.pool)
         except (ValueError, KeyError, TypeError) as e:  # grpcio raised instead of ending the call
-            out = _outcome(pc, t0, None, "", responses, None, None, f"raised {type(e).__name__}: {e}", self.pool)
+            out = _outcome(pc, t0, NOT_MADE, "", responses, None, None, f"raised {type(e).__name__}: {e}", self.pool)
         out["write_failed"] = write_failed
         return out
 
