@@ -20,7 +20,7 @@ from harness.cases.model import streaming_mode
 from harness.fuzz.strategies import MAX_MESSAGES, messages
 from harness.probe import checks as chk, standard
 
-UNIMPLEMENTED = 12
+UNIMPLEMENTED, UNAVAILABLE = 12, 14
 MAX_EXAMPLES = 200  # per method; the time share usually ends a method first
 BATCH = 5  # examples per Hypothesis round
 MIN_SHRINK_S = 5.0
@@ -130,7 +130,8 @@ class Prober:
         futures = {c.name: self.pool_exec.submit(one, c) for c in self.clients}
         outcomes = {name: f.result() for name, f in futures.items()}
         service = method.split("/")[0]
-        if any(o.get("code") not in (None, UNIMPLEMENTED) for o in outcomes.values()):
+        if any(o.get("code") is not None and o["code"] >= 0 and o["code"] not in (UNIMPLEMENTED, UNAVAILABLE)
+               and not o.get("error") for o in outcomes.values()):  # the server itself answered
             self.answered[service] = standard.ANSWERS
         elif self.answered.get(service) != standard.ANSWERS:
             unknown = any(o.get("message", "").startswith(standard.UNKNOWN_SERVICE) for o in outcomes.values())
