@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from python_impl import bulk
 from python_impl.compare import Tolerance, diff_messages, diff_stream, render
 from python_impl.contract import (CHECKED_TRAILER, DIFFS_TRAILER, STATUS_TRAILER, Diff, Outcome, code_number,
-                                  detail_any, message_class)
+                                  detail_any, message_class, parsed_json, wire_diffs)
 from python_impl.standard import check_reflection
 
 
@@ -51,6 +51,10 @@ def check(call: Any, out: Outcome, index: int, server_reached: bool = True) -> l
         expected = [bulk.parse(r, resp_cls()) for r in sent["responses"]]
         tol = Tolerance.from_json(exp.get("float_tolerance"))
         diffs += [Diff(index, p, ev, gv) for p, ev, gv in diff_stream(expected, out.responses, "responses", tol)]
+    elif exp.get("responses_wire") is not None:  # what Python's library made of the server's bytes
+        diffs += [Diff(index, *d) for d in wire_diffs(exp["responses_wire"], out.responses, "responses_wire")]
+    if getattr(call, "protojson", False) and out.status == "OK" and out.responses and not out.raised:
+        diffs += [Diff(index, *d) for d in parsed_json(out.trailers, out.responses[0], "json.response")]
     for where, got_md in (("headers", out.headers), ("trailers", out.trailers)):
         for key, values in sorted((sent.get(where) or {}).items()):
             if where == "trailers" and key.startswith("interop-"):  # the harness's own trailers

@@ -10,6 +10,7 @@ python_impl/check.py. Call fields added by contract v2 (`compression`, `cancel_a
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib
 import queue
 import re
@@ -25,8 +26,8 @@ from grpc_status import rpc_status
 
 from python_impl import bulk, channels, standard
 from python_impl.check import check
-from python_impl.contract import (CALL_HEADER, CASE_HEADER, SESSION_HEADER, Diff, Outcome, Result, message_class,
-                                  metadata_pairs, unpinned_responses)
+from python_impl.contract import (CALL_HEADER, CASE_HEADER, JSON_KEY, SESSION_HEADER, Diff, Outcome, Result,
+                                  message_class, metadata_pairs, protojson_of, unpinned_responses)
 
 _COMPRESSION = {None: None, "": None, "identity": grpc.Compression.NoCompression, "gzip": grpc.Compression.Gzip,
                 "deflate": grpc.Compression.Deflate}
@@ -57,6 +58,12 @@ class Stubs:
             self._stubs[svc_name] = getattr(module, f"{svc.name}Stub")(self._channel)
         return getattr(self._stubs[svc_name], meth_name)
 
+    def wire(self, full_method: str, streaming: str, resp_cls: type[Message]) -> Any:
+        """A multicallable that sends requests as the exact bytes it is given (requests_wire) and
+        parses the responses with the generated type, as the stub would."""
+        factory = getattr(self._channel, _RAW_FACTORIES[streaming])
+        return factory("/" + full_method.lstrip("/"), request_serializer=None, response_deserializer=resp_cls.FromString)
+
     def raw(self, full_method: str, streaming: str) -> Any:
         """A multicallable for a method that need not exist in the proto set, on google.protobuf.Empty."""
         factory = getattr(self._channel, _RAW_FACTORIES[streaming])
@@ -84,7 +91,9 @@ class _Spec:
         compression = getattr(call, "compression", None)
         if compression not in _COMPRESSION:
             raise ValueError(f"unknown compression {compression!r}")
-        kwargs = {"timeout": call.timeout_ms / 1000, "metadata": metadata}
+        # no_deadline: the call carries no grpc-timeout (timeout_ms still bounds the run)
+        timeout = None if getattr(call, "no_deadline", False) else call.timeout_ms / 1000
+        kwargs = {"timeout": timeout, "metadata": metadata}
         if credentials is not None:  # the case's channel sends a bearer token (call credentials)
             kwargs["credentials"] = credentials
         if _COMPRESSION[compression] is not None:
@@ -93,8 +102,13 @@ class _Spec:
             kwargs["wait_for_ready"] = True
         fn = (stubs.raw(call.method, call.streaming) if raw else standard.multicallable(stubs.channel, call) if std
               else stubs.method(call.method))
+        wire = getattr(call, "requests_wire", None)
+        if wire is not None:  # the exact bytes go out; the responses are parsed as usual
+            fn = stubs.wire(call.method, call.streaming, message_class(call.response_type))
+        requests = ([base64.b64decode(b) for b in wire] if wire is not None
+                    else [bulk.parse(r, req_cls()) for r in call.requests])
         return cls(fn=fn,
-                   streaming=call.streaming, requests=[bulk.parse(r, req_cls()) for r in call.requests],
+                   streaming=call.streaming, requests=requests,
                    kwargs=kwargs, ping_pong=call.streaming == "bidi" and getattr(call, "bidi", "") == "ping_pong",
                    cancel_after=getattr(call, "cancel_after_responses", None))
 
@@ -325,7 +339,9 @@ class _CaseRun:
         self.handed = channels.handed(connection)  # the certificate this connection was made with
 
     def metadata(self, index: int, call: Any) -> list[tuple[str, str | bytes]]:
-        return [*self.session, (CALL_HEADER, str(index)), *metadata_pairs(call.metadata)]
+        own = [(JSON_KEY, protojson_of(bulk.parse(call.requests[0], message_class(call.request_type)())))
+               ] if getattr(call, "protojson", False) else []
+        return [*self.session, (CALL_HEADER, str(index)), *metadata_pairs(call.metadata), *own]
 
     def add(self, call: Any, out: Outcome, index: int) -> None:
         self.diffs += check(call, out, index, server_reached=not (self.channel and self.channel.refused))

@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from google.protobuf import any_pb2, descriptor_pool, json_format
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
+
+from python_impl.compare import diff_messages, render
 
 CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0)]  # grpcio follows http_proxy even for localhost
 CASE_HEADER = "interop-case"
@@ -20,6 +22,8 @@ DIFFS_TRAILER = "interop-server-diffs-bin"
 CHECKED_TRAILER = "interop-server-checked"  # the generic server compared this many requests
 # sent with CHECKED_TRAILER: the status code the server ended the call with (CODE_<n> past 16)
 STATUS_TRAILER = "interop-server-status"
+# a message's protojson rendering: the client's request (metadata), the server's first response (trailer)
+JSON_KEY = "interop-json-bin"
 
 
 @dataclass
@@ -89,6 +93,50 @@ def detail_any(raw: dict[str, Any]) -> any_pb2.Any:
     return json_format.ParseDict(raw, any_pb2.Any())
 
 
+def protojson_of(msg: Message) -> bytes:
+    """msg as protojson with the library's defaults (what a team logging messages writes), UTF-8; a
+    rendering error is the rendering's outcome, for the receiver to report (as the Go engine does)."""
+    try:
+        return json_format.MessageToJson(msg, indent=None).encode("utf-8")  # one line, as protobuf-go writes
+    except Exception as e:  # noqa: BLE001  json_format raises several types for values it cannot write
+        return f"error: {type(e).__name__}: {e}".encode("utf-8")
+
+
+def parsed_json(metadata: Any, wire: Message, path: str) -> list[tuple[str, str, str]]:
+    """The other side's protojson rendering of a message (JSON_KEY in metadata), parsed by Python,
+    against the message Python decoded from the wire: (path, expected, got) for each difference.
+    (protojson has no form for unknown fields: a protojson call carries none, the loader sees to it.)"""
+    values = [v for k, v in metadata or () if k == JSON_KEY]
+    if len(values) != 1:
+        return [(path, f"one protojson rendering in {JSON_KEY}", str(len(values)))]
+    value = values[0]
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    parsed = type(wire)()
+    try:
+        json_format.Parse(text, parsed)
+    except (json_format.ParseError, ValueError, TypeError, KeyError, RecursionError) as e:
+        return [(path, "the other side's protojson parses", f"{render(text)}: {e}")]
+    return diff_messages(wire, parsed, path)
+
+
+def wire_diffs(expected: list[str], got: list[Message], path: str) -> list[tuple[str, str, str]]:
+    """Each message Python parsed against the expected bytes (base64) parsed by Python too: field by
+    field, unknown fields included, in wire order (bytes are not compared: libraries serialize the
+    same message in different orders, protobuf-go its extensions first). The expected bytes are
+    another library's serialization of what it parsed, so a field it dropped or changed shows here.
+    (path, expected, got) for each difference."""
+    want = [base64.b64decode(v) for v in expected]
+    out = [] if len(want) == len(got) else [(f"{path}.count", str(len(want)), str(len(got)))]
+    for i, (e, g) in enumerate(zip(want, got)):
+        try:
+            parsed = type(g).FromString(e)
+        except DecodeError as err:
+            out.append((f"{path}[{i}]", f"bytes Python parses: {render(e)}", f"not parsed: {err}"))
+            continue
+        out += diff_messages(parsed, g, f"{path}[{i}]")
+    return out
+
+
 _CODE_NUMBER = re.compile(r"CODE_([0-9]+)")
 
 
@@ -105,7 +153,7 @@ def unpinned_responses(streaming: str, expect: dict[str, Any]) -> str | None:
     list; expect.chunks; expect.reflection): unpinned, five garbage responses gave no diff. The
     harness's loader, both clients and both generic servers refuse such a call (the Go engine's
     validateCall says the same)."""
-    if any(expect.get(k) is not None for k in ("responses", "chunks", "reflection")):
+    if any(expect.get(k) is not None for k in ("responses", "chunks", "reflection", "responses_wire")):
         return None
     status = expect.get("status") or "OK"
     if status == "OK" or "OK" in (expect.get("status_alternatives") or []):

@@ -186,7 +186,8 @@ def _wait_sync(context: grpc.ServicerContext, delay: float) -> grpc.StatusCode |
 def _serve_sync(plan: Plan, request: Any, context: grpc.ServicerContext, client_stream: bool) -> Iterator[Message]:
     """Perform the plan's steps on a sync grpcio context; yields the responses to send."""
     seen = channels.observed(context) if plan.channel is not None else None
-    run = Run(plan.script(context.invocation_metadata(), None if client_stream else request, client_stream, seen))
+    run = Run(plan.script(context.invocation_metadata(), None if client_stream else request, client_stream, seen,
+                          context.time_remaining()))
     requests = iter(request) if client_stream else iter(())
     reply: Message | None = None
     while (step := run.step(reply)) is not None:
@@ -246,7 +247,8 @@ async def _wait_aio(context: Any, delay: float) -> grpc.StatusCode | None:
 async def _serve_aio(plan: Plan, request: Any, context: Any, client_stream: bool, server_stream: bool) -> Any:
     """Perform the plan's steps on a grpc.aio context; returns the unary response (None when streaming)."""
     seen = channels.observed(context) if plan.channel is not None else None
-    run = Run(plan.script(context.invocation_metadata(), None if client_stream else request, client_stream, seen))
+    run = Run(plan.script(context.invocation_metadata(), None if client_stream else request, client_stream, seen,
+                          context.time_remaining()))
     requests = None  # made on the first read: grpc.aio warns about a request iterator never read
     unary: list[Message] = []
     reply: Message | None = None

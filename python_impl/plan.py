@@ -25,8 +25,8 @@ from grpc_status import rpc_status
 from python_impl import bulk
 from python_impl.channels import Channel
 from python_impl.compare import Tolerance, diff_stream, render
-from python_impl.contract import (CHECKED_TRAILER, DIFFS_TRAILER, STATUS_TRAILER, code_number, detail_any,
-                                  metadata_pairs, unpinned_responses)
+from python_impl.contract import (CHECKED_TRAILER, DIFFS_TRAILER, JSON_KEY, STATUS_TRAILER, code_number, detail_any,
+                                  metadata_pairs, parsed_json, protojson_of, unpinned_responses, wire_diffs)
 
 log = logging.getLogger("python_impl.generic")
 
@@ -99,6 +99,33 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
     pass
 
 
+# server.check_deadline (docs/peer-contract.md): the deadline a server sees is the client's timeout
+# less the time the call took to arrive; 500 ms of grace below, as connect's conformance suite
+# allows. Above, grpcio's encoder (grpc core's timeout_encoding.cc) keeps few digits and rounds up:
+# by up to 4% as measured (100 s arrived as 104 s, 10 000 s as 10 100 s; grpc-go's are exact), so 5%
+# more are allowed; and it sends at most 27 000 hours, so a longer timeout arrives as that.
+DEADLINE_GRACE_MS = 500.0
+MAX_TIMEOUT_MS = 27_000 * 3600 * 1000.0
+# A grpcio server's context.time_remaining() for a call with no deadline: not None, as its docstring
+# says, but about 2^63 ns (gpr_inf_future, measured 9.2e15 s); any time left past a century is that.
+NO_DEADLINE_S = 100 * 365 * 24 * 3600.0
+
+
+def deadline_range(timeout_ms: float) -> tuple[float, float]:
+    """The time left that a server may see for a call of timeout_ms (both engines use this range)."""
+    return min(timeout_ms, MAX_TIMEOUT_MS) - DEADLINE_GRACE_MS, timeout_ms * 1.05 + DEADLINE_GRACE_MS
+
+
+def deadline_ok(timeout_ms: float, remaining_ms: float) -> bool:
+    low, high = deadline_range(timeout_ms)
+    return low <= remaining_ms <= high
+
+
+def deadline_expected(timeout_ms: float) -> str:
+    low, high = deadline_range(timeout_ms)
+    return f"{timeout_ms:g} ms (from {low:g} to {high:g})"
+
+
 def streaming_of(method: MethodDescriptor) -> str:
     return {(False, False): "unary", (False, True): "server_stream", (True, False): "client_stream",
             (True, True): "bidi"}[(method.client_streaming, method.server_streaming)]
@@ -128,6 +155,9 @@ class Plan:
         if self.read_requests is not None and self.read_requests < 0:  # the Go engine refuses it too
             raise ValueError(f"server.read_requests must not be negative, got {self.read_requests}")
         self.compression = srv.get("compression")
+        # server.check_deadline: the timeout the server received must be the call's timeout_ms
+        self.check_deadline = bool(srv.get("check_deadline"))
+        self.timeout_ms: float | None = None if getattr(call, "no_deadline", False) else getattr(call, "timeout_ms", None)
         self.ping_pong = (method.client_streaming and method.server_streaming
                           and getattr(call, "bidi", "half_duplex") == "ping_pong")
         req_cls, self.resp_cls = GetMessageClass(method.input_type), GetMessageClass(method.output_type)
@@ -141,6 +171,11 @@ class Plan:
         # server.responses: what to send when the client must not see it (over its receive limit)
         sent = srv["responses"] if srv.get("responses") is not None else exp.get("responses") or []
         self.responses = [bulk.parse(r, self.resp_cls()) for r in sent]
+        if srv.get("responses_wire") is not None:  # parsed by this library, sent as it serializes them
+            self.responses = [self.resp_cls.FromString(base64.b64decode(b)) for b in srv["responses_wire"]]
+        # server.requests_wire: what this library must make of the exact bytes the client sent
+        self.requests_wire: list[str] | None = srv.get("requests_wire")
+        self.protojson = bool(getattr(call, "protojson", False))
         self.tol = Tolerance.from_json(exp.get("float_tolerance"))
         # server.metadata: what must arrive when the client legitimately changes what it was given
         # (drops a reserved key); otherwise the call's own metadata
@@ -191,6 +226,20 @@ class Plan:
         return [(f"server.channel.{k}", render(want[k]), render(seen.get(k, ""))) for k in sorted(want)
                 if seen.get(k, "") != want[k]]
 
+    def deadline_diffs(self, remaining: float | None) -> list[tuple[str, str, str]]:
+        """server.check_deadline: the time left when the call arrived (`remaining`, seconds, None for
+        no deadline) against the call's timeout_ms, within DEADLINE_GRACE (docs/peer-contract.md)."""
+        if not self.check_deadline:
+            return []
+        if remaining is not None and remaining > NO_DEADLINE_S:
+            remaining = None  # grpcio's "no deadline" (its docs say None; it gives the infinite future)
+        got = "no deadline" if remaining is None else f"{remaining * 1000:.0f} ms"
+        if not self.timeout_ms:
+            return [] if remaining is None else [("server.deadline", "no deadline", got)]
+        if remaining is None or not deadline_ok(self.timeout_ms, remaining * 1000):
+            return [("server.deadline", deadline_expected(self.timeout_ms), got)]
+        return []
+
     def token_refused(self, metadata: Iterable[Any]) -> bool:
         """server.require_token: the call must carry `authorization: Bearer <token>`."""
         if self.require_token is None:
@@ -199,6 +248,8 @@ class Plan:
         return got != [f"Bearer {self.require_token}"]
 
     def compare_requests(self, got: list[Message]) -> list[tuple[str, str, str]]:
+        if self.requests_wire is not None:
+            return wire_diffs(self.requests_wire, got, "server.requests_wire")
         return diff_stream(self.requests, got, "server.requests", self.tol)
 
     def trailing(self, diffs: list[tuple[str, str, str]], compared: int,
@@ -206,6 +257,8 @@ class Plan:
         """The trailers to send: the expected ones, proof that the server checked (and of the status
         code it ends with: grpcio sends UNKNOWN for a code past 16), and its findings."""
         md = [*self.trailers, (CHECKED_TRAILER, str(compared)), (STATUS_TRAILER, code.name)]
+        if self.protojson and code == grpc.StatusCode.OK and self.responses:  # this side's rendering
+            md.append((JSON_KEY, protojson_of(self.responses[0])))
         if diffs:
             for p, e, g in diffs:
                 log.warning("[%s] server: %s: expected %s, got %s", self.case, p, e, g)
@@ -214,12 +267,14 @@ class Plan:
         return md
 
     def script(self, metadata: Iterable[Any], request: Message | None, client_stream: bool,
-               connection: dict[str, str] | None = None) -> Script:
-        """The call's behaviour as steps; `request` is the request of a unary-request call, and
-        `connection` what the server saw of the call's connection (for a case with a channel)."""
+               connection: dict[str, str] | None = None, remaining: float | None = None) -> Script:
+        """The call's behaviour as steps; `request` is the request of a unary-request call,
+        `connection` what the server saw of the call's connection (for a case with a channel), and
+        `remaining` the seconds its deadline left when the handler started (None: no deadline)."""
+        deadline = self.deadline_diffs(remaining)
         if self.delay:
             yield Wait(self.delay)
-        diffs = self.check_metadata(metadata) + self.check_channel(connection)
+        diffs = deadline + self.check_metadata(metadata) + self.check_channel(connection)
         if self.token_refused(metadata):  # refused before reading anything; the server still confirms
             trailing = self.trailing(diffs, 0, grpc.StatusCode.UNAUTHENTICATED)
             return Finish(trailing, "", _Status(grpc.StatusCode.UNAUTHENTICATED, TOKEN_REQUIRED, tuple(trailing)))
@@ -234,6 +289,8 @@ class Plan:
                 if self.ping_pong and len(got) <= len(self.responses):
                     yield Send(self.responses[len(got) - 1])
         diffs += self.compare_requests(got)
+        if self.protojson and got:  # the client's protojson rendering of its request, parsed here
+            diffs += parsed_json(metadata, got[0], "server.json.request")
         if not self.ping_pong:
             if self.headers:
                 yield Headers(self.headers)

@@ -12,12 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from harness.fuzz import dims
+
 REPO = Path(__file__).resolve().parent.parent
 RUNNER = os.environ.get("INTEROP_PEER_RUNNER", "auto")
 # seconds of rounds: one round always runs, and one round is the point here (every method's examples
 # in all seven directions, hundreds of them); a second round is more of the same kind of draws, and
 # 15 s of rounds made this test 51 s at load 15. Longer passes: `grpc-interop fuzz`, the deep profile.
 BUDGET = "1"
+# examples per method and dimension: 2 × 5 dimensions × the seed protos' methods is past 200 (the
+# done-when's count) in about 13 s of rounds; the values dimension alone drew 10 before
+EXAMPLES = "2"
 
 # the examples of every method of the seed protos for (seed, round), as one digest
 DIGEST = """
@@ -42,15 +47,20 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.interop
 def test_a_short_fuzz_pass_is_green_in_every_direction() -> None:
-    """One round (BUDGET): every method's drawn examples in all seven directions, at least 200."""
-    proc = cli("fuzz", "--protos", str(REPO / "protos"), "--seed", "7", "--budget", BUDGET, "--peer-runner", RUNNER)
+    """One round (BUDGET) of every protocol dimension this install has (the default): EXAMPLES drawn
+    examples per method and dimension in all seven directions, at least 200, counted per dimension."""
+    proc = cli("fuzz", "--protos", str(REPO / "protos"), "--seed", "7", "--budget", BUDGET, "--examples", EXAMPLES,
+               "--peer-runner", RUNNER)
     assert proc.returncode == 0, proc.stdout[-20000:] + proc.stderr[-5000:]
     *_, log, summary = proc.stdout.strip().splitlines()  # the run log is named at the end (issue 19)
     assert log.startswith("log: "), log
-    found = re.search(r"^(\d+) examples \((\d+) runs, .* ([\d.]+) examples/s, 0 failing$", summary)
+    found = re.search(r"^(\d+) examples \((\d+) runs, .* ([\d.]+) examples/s, 0 failing; by dimension: (.*)$", summary)
     assert found, summary
     examples, runs = int(found[1]), int(found[2])
     assert examples >= 200 and runs == 7 * examples, summary  # every example in every direction
+    counts = dict(item.split(" ") for item in found[4].split(", "))
+    assert tuple(counts) == dims.available() and all(int(n) > 0 for n in counts.values()), summary
+    assert sum(int(n) for n in counts.values()) == examples, summary
 
 
 def _digest(seed: int, hash_seed: str) -> str:

@@ -4,6 +4,7 @@ proto set's descriptors. The resolved form is the JSON both client engines read
 
 from __future__ import annotations
 
+import base64
 import importlib.resources
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import yaml
 from google.protobuf import descriptor_pool, json_format
+from google.protobuf.message import DecodeError
 from python_impl import bulk
 from python_impl.channels import Channel, ChannelError
 from python_impl.contract import unpinned_responses
@@ -27,10 +29,10 @@ DEFAULT_TIMEOUT_MS = 10_000
 FINDING_PREFIX = "finding/"
 
 _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
-              "cancel_after_responses", "generic", "wait_for_ready"}
-_EXPECT_KEYS = {"status", "status_alternatives", "message", "message_contains", "responses", "headers", "trailers", "details", "float_tolerance", "chunks"}
+              "cancel_after_responses", "generic", "wait_for_ready", "no_deadline", "requests_wire", "protojson"}
+_EXPECT_KEYS = {"status", "status_alternatives", "message", "message_contains", "responses", "headers", "trailers", "details", "float_tolerance", "chunks", "responses_wire"}
 _SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "trailers", "metadata", "details_status",
-                "require_token"}
+                "require_token", "requests_wire", "responses_wire", "check_deadline"}
 
 # libyaml's safe loader when PyYAML has it: the same documents, many times faster (seeds.yaml is large)
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -49,7 +51,7 @@ class Call:
     requests: list[dict[str, Any]]
     expect: dict[str, Any]
     metadata: dict[str, list[str]] = field(default_factory=dict)
-    timeout_ms: int = DEFAULT_TIMEOUT_MS
+    timeout_ms: float = DEFAULT_TIMEOUT_MS
     bidi: str = "half_duplex"
     server: dict[str, Any] = field(default_factory=dict)   # what a generic server does besides answering
     compression: str | None = None                          # "gzip": the client compresses its requests
@@ -57,6 +59,9 @@ class Call:
     raw: bool = False                                       # method outside the proto set (Empty in/out)
     checked_by_server: bool = False                         # a generic server answers it and must say so
     wait_for_ready: bool = False                            # the call waits for a connection instead of failing fast
+    no_deadline: bool = False                               # the client sets no deadline (timeout_ms bounds the run only)
+    requests_wire: list[str] | None = None                  # the requests as exact bytes (base64), sent as they are
+    protojson: bool = False                                 # each side renders its message as protojson for the other
 
     @property
     def service(self) -> str:
@@ -79,7 +84,8 @@ class Call:
             out["bidi"] = self.bidi
         optional = {"server": self.server, "compression": self.compression,
                     "cancel_after_responses": self.cancel_after_responses, "raw": self.raw,
-                    "checked_by_server": self.checked_by_server, "wait_for_ready": self.wait_for_ready}
+                    "checked_by_server": self.checked_by_server, "wait_for_ready": self.wait_for_ready,
+                    "no_deadline": self.no_deadline, "requests_wire": self.requests_wire, "protojson": self.protojson}
         # `is` tests: 0 (cancel at once) is a value, not an absence (0 == False in Python).
         out.update({k: v for k, v in optional.items() if v is not None and v is not False and v != {}})
         return out
@@ -140,8 +146,16 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         raise _fail(src, name, f"service {svc_name} ({svc.file.name}) has no method {meth_name!r}")
     streaming = streaming_mode(meth)
     requests = raw.get("requests", [])
-    if streaming in ("unary", "server_stream") and len(requests) != 1:
-        raise _fail(src, name, f"{method} is {streaming}: give exactly one request, not {len(requests)}")
+    wire = _wire_form(raw, src, name, meth)
+    count = len(wire) if wire is not None else len(requests)
+    if streaming in ("unary", "server_stream") and count != 1:
+        raise _fail(src, name, f"{method} is {streaming}: give exactly one request, not {count}")
+    protojson = raw.get("protojson", False)
+    wire_responses = (raw.get("server") or {}).get("responses_wire") or (raw.get("expect") or {}).get("responses_wire")
+    if not isinstance(protojson, bool) or protojson and (wire is not None or wire_responses or len(requests) != 1):
+        # protojson has no form for unknown fields, which wire-form messages carry
+        raise _fail(src, name, "protojson is true or false, and needs exactly one request in requests (no wire-form "
+                               "messages: requests_wire, server.responses_wire, expect.responses_wire)")
     expect = dict(raw.get("expect") or {})
     unknown = set(expect) - _EXPECT_KEYS
     if unknown:
@@ -172,7 +186,7 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         if key in expect:
             expect[key] = _metadata(expect[key])
     timeout, cancel = raw.get("timeout_ms", DEFAULT_TIMEOUT_MS), raw.get("cancel_after_responses")
-    if not isinstance(timeout, int) or timeout <= 0:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < float("inf"):
         raise _fail(src, name, f"timeout_ms is a positive number of milliseconds, not {timeout!r}")
     if cancel is not None and (not isinstance(cancel, int) or cancel < 0):
         raise _fail(src, name, f"cancel_after_responses is a count of responses (0 or more), not {cancel!r}")
@@ -186,6 +200,8 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         value = server.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise _fail(src, name, f"server.{key} is a count (0 or more), not {value!r}")
+    if not isinstance(server.get("check_deadline", False), bool):
+        raise _fail(src, name, f"server.check_deadline is true or false, not {server['check_deadline']!r}")
     token = server.get("require_token")
     if token is not None and not (isinstance(token, str) and token):
         raise _fail(src, name, f"server.require_token is a non-empty string, not {token!r}")
@@ -195,6 +211,9 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     wait_for_ready = raw.get("wait_for_ready", False)
     if not isinstance(wait_for_ready, bool):
         raise _fail(src, name, f"wait_for_ready is true or false, not {wait_for_ready!r}")
+    no_deadline = raw.get("no_deadline", False)
+    if not isinstance(no_deadline, bool):
+        raise _fail(src, name, f"no_deadline is true or false, not {no_deadline!r}")
     compression = raw.get("compression")
     if compression not in (None, "gzip") or server.get("compression") not in (None, "gzip"):
         raise _fail(src, name, "compression is gzip or absent")
@@ -205,7 +224,40 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
                 response_type=meth.output_type.full_name, requests=list(requests), expect=expect,
                 metadata=metadata, timeout_ms=timeout, bidi=bidi,
                 server=server, compression=compression, cancel_after_responses=cancel,
-                checked_by_server=generic, wait_for_ready=wait_for_ready)
+                checked_by_server=generic, wait_for_ready=wait_for_ready, no_deadline=no_deadline,
+                requests_wire=wire, protojson=protojson)
+
+
+def _wire_form(raw: dict[str, Any], src: str, name: str, meth: Any) -> list[str] | None:
+    """Check the wire-form keys of a call (docs/cases.md, "Wire bytes and protojson"): base64 lists,
+    each exclusive of its JSON twin; server.responses_wire must parse as the response type (the
+    server parses it). Returns requests_wire (None when absent)."""
+    expect, server = raw.get("expect") or {}, raw.get("server") or {}
+    lists = {"requests_wire": raw.get("requests_wire"), "expect.responses_wire": expect.get("responses_wire"),
+             "server.requests_wire": server.get("requests_wire"), "server.responses_wire": server.get("responses_wire")}
+    # requests: [] is no request (a saved case writes it); responses: [] says "none" (the Go engine agrees)
+    twins = {"requests_wire": bool(raw.get("requests")), "expect.responses_wire": expect.get("responses") is not None,
+             "server.responses_wire": server.get("responses") is not None}
+    for key, value in lists.items():
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _fail(src, name, f"{key} is a list of base64 strings")
+        try:
+            decoded = [base64.b64decode(v, validate=True) for v in value]
+        except ValueError as e:
+            raise _fail(src, name, f"{key} holds a value that is not base64: {e}") from None
+        if twins.get(key, False):
+            raise _fail(src, name, f"give {key} or {key.removesuffix('_wire')}, not both")
+        if key == "expect.responses_wire" and expect.get("chunks") is not None:
+            raise _fail(src, name, "give expect.responses_wire or expect.chunks, not both")
+        if key == "server.responses_wire":
+            for i, b in enumerate(decoded):
+                try:
+                    GetMessageClass(meth.output_type).FromString(b)
+                except DecodeError as e:
+                    raise _fail(src, name, f"{key}[{i}] is not a valid {meth.output_type.full_name}: {e}") from None
+    return lists["requests_wire"]
 
 
 def _metadata(raw: Any) -> dict[str, list[str]]:

@@ -41,7 +41,7 @@ MAX_METADATA = 4 * 1024 * 1024
 
 _CALL_DEFAULTS = {"metadata": {}, "timeout_ms": 10_000, "bidi": "half_duplex", "server": {}, "compression": None,
                   "cancel_after_responses": None, "raw": False,
-                  "wait_for_ready": False}
+                  "wait_for_ready": False, "no_deadline": False}
 
 
 def case_from_json(raw: dict[str, Any]) -> SimpleNamespace:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from harness import cache
-from harness.fuzz import run as fuzzrun
+from harness.fuzz import dims, run as fuzzrun
 from harness.protoset import add_arguments, from_args
 from harness.protoset.codegen import GO_TAGS_ENV, go_build_cached
 from harness.protoset import gotoolchain
@@ -17,7 +17,7 @@ from harness.report import verdicts as report
 from harness.run import divergences
 from harness.run.runner import directions, prepare
 
-DEFAULT_EXAMPLES = 10
+DEFAULT_EXAMPLES = 5  # per method and dimension: with every dimension, one round fits --budget 60
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -36,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
                    help="start no round of examples past this time (one round always runs)")
     p.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, metavar="N",
-                   help=f"examples per method and round (default {DEFAULT_EXAMPLES})")
+                   help=f"examples per method, dimension and round (default {DEFAULT_EXAMPLES})")
+    p.add_argument("--dimensions", metavar="A,B", default=None,
+                   help=f"the protocol dimensions drawn, comma-separated (default all: {','.join(dims.NAMES)})")
     p.add_argument("--shrink-budget", type=float, default=90.0, metavar="SECONDS",
                    help="time for shrinking the failures, all together")
     p.add_argument("--save-failures", type=Path, metavar="FILE",
@@ -51,6 +53,7 @@ def cmd_fuzz(args: argparse.Namespace, last: list[str] | None = None) -> int:
     if args.examples < 1:
         raise ValueError("--examples is a count of examples per method, at least 1")
     chosen = directions(args.direction)
+    dimensions = dims.parse(getattr(args, "dimensions", None))  # before any build: a typo fails at once
     out = report.console()
     t0 = time.monotonic()
     # no cases are generated or loaded: the examples are the cases (and the servers' catalogue)
@@ -64,11 +67,15 @@ def cmd_fuzz(args: argparse.Namespace, last: list[str] | None = None) -> int:
     if needs_go:
         prepared.build  # noqa: B018 - built before the clock of the rounds starts
     out.print(f"fuzz {ps.label} ({len(ps.files)} files): seed {args.seed}, {args.examples} examples per method and "
-              f"round, budget {args.budget:g} s, {len(chosen)} direction(s), Go peer runner {runner}; "
+              f"round, dimensions {','.join(dimensions)}, budget {args.budget:g} s, {len(chosen)} direction(s), Go peer runner {runner}; "
               f"prepared in {time.monotonic() - t0:.1f} s", soft_wrap=True)
     for finding in sorted({f.file for d in chosen for f in prepared.findings(d)}):
         out.print(f"  not fuzzed in some directions: {finding} is a finding (grpc-interop gen shows why)")
-    outcome = fuzzrun.fuzz(prepared, runner, chosen, args.seed, args.budget, args.examples, out, args.shrink_budget)
+    missing = [n for n in dims.NAMES if n not in dimensions]
+    if not getattr(args, "dimensions", None) and missing:  # the default is all: say which this install lacks
+        out.print(f"  not fuzzed: dimension(s) {', '.join(missing)} (no module in harness/fuzz/dims/)", soft_wrap=True)
+    outcome = fuzzrun.fuzz(prepared, runner, chosen, args.seed, args.budget, args.examples, out, args.shrink_budget,
+                           dimensions)
     if outcome.failures:
         path = args.save_failures or cache.root() / "fuzz" / f"failures-{ps.digest[:12]}-s{args.seed}.yaml"
         fuzzrun.save(outcome, path)

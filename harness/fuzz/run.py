@@ -1,7 +1,7 @@
 """The fuzz loop: rounds of examples for every method, run as ordinary cases in every direction;
 failures shrunk by Hypothesis, printed as field-level diffs, saved as a case file.
 
-A round draws `examples` cases per method (fuzz/examples.py), makes them the catalogue of a fresh
+A round draws `examples` cases per method and dimension (fuzz/examples.py, fuzz/dims/), makes them the catalogue of a fresh
 Session (the servers must know every example's expectations at start) and runs them through
 Session.run per direction, so a Go client runs the whole round in one start and the known
 divergences apply exactly as in `grpc-interop run`. Rounds go on while the budget allows another.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class _OutOfTime(BaseException):
 class Failure:
     direction: Direction
     method: MethodDescriptor
+    dimension: str
     case: Case
     result: Result
     round: int
@@ -59,6 +61,7 @@ class Failure:
 @dataclass
 class Outcome:
     examples: int = 0           # distinct examples sent
+    per_dimension: Counter[str] = field(default_factory=Counter)  # examples sent, by dimension
     runs: int = 0               # example × direction results
     seconds: float = 0.0
     rounds: int = 0
@@ -87,9 +90,9 @@ def run_cases(base: Prepared, runner: str, dirs: list[Direction], cases: list[Ca
 
 
 def fuzz(base: Prepared, runner: str, dirs: list[Direction], seed: int, budget: float, per_method: int,
-         out: Console, shrink_budget: float = 90.0) -> Outcome:
-    """Rounds until the budget is spent (at least one) or a round fails, then shrink each failing
-    method's first failure."""
+         out: Console, shrink_budget: float = 90.0, dimensions: tuple[str, ...] = ("values",)) -> Outcome:
+    """Rounds until the budget is spent (at least one) or a round fails, then shrink the first
+    failure of each failing method and dimension."""
     ms = methods(base)
     by_method = {ex.method_name(m): m for m in ms}
     outcome = Outcome()
@@ -97,10 +100,11 @@ def fuzz(base: Prepared, runner: str, dirs: list[Direction], seed: int, budget: 
     by_name: dict[str, tuple[MethodDescriptor, Case, int]] = {}
     while True:
         started = time.monotonic()
-        cases = ex.draw_all(ms, seed, outcome.rounds, per_method)
+        cases = ex.draw_all(ms, seed, outcome.rounds, per_method, dimensions)
         by_name.update({c.name: (by_method[c.method], c, outcome.rounds) for c in cases})
         results = run_cases(base, runner, dirs, cases)
         outcome.examples += len(cases)
+        outcome.per_dimension.update(ex.dimension_of(c.name) for c in cases)
         outcome.runs += len(results)
         outcome.results += results
         outcome.rounds += 1
@@ -116,18 +120,19 @@ def fuzz(base: Prepared, runner: str, dirs: list[Direction], seed: int, budget: 
     deadline = time.monotonic() + shrink_budget
     for r in failed(outcome.results):
         m, case, round_ = by_name[r.case]
-        f = Failure(dir_of[r.direction], m, case, r, round_)
+        f = Failure(dir_of[r.direction], m, ex.dimension_of(case.name), case, r, round_)
         outcome.failures.append(f)
-        if ex.method_name(m) not in shrunk and time.monotonic() < deadline:
-            shrunk.add(ex.method_name(m))
+        what = f"{ex.method_name(m)} {f.dimension}"
+        if what not in shrunk and time.monotonic() < deadline:
+            shrunk.add(what)
             shrink(base, f, seed, per_method, outcome.results, deadline)
     return outcome
 
 
 def _database(base: Prepared, f: Failure) -> DirectoryBasedExampleDatabase:
-    """Hypothesis' example database, in the cache folder: one per proto set, method and direction, so
-    the next run starts its shrink from the last minimal example."""
-    key = hashlib.sha256(f"{base.protoset.digest}:{ex.method_name(f.method)}:{f.direction.slug}".encode())
+    """Hypothesis' example database, in the cache folder: one per proto set, method, dimension and
+    direction, so the next run starts its shrink from the last minimal example."""
+    key = hashlib.sha256(f"{base.protoset.digest}:{ex.method_name(f.method)}:{f.dimension}:{f.direction.slug}".encode())
     return DirectoryBasedExampleDatabase(str(cache.root() / "fuzz" / "hypothesis" / key.hexdigest()[:20]))
 
 
@@ -137,7 +142,7 @@ def shrink(base: Prepared, f: Failure, seed: int, per_method: int, judged: list[
     started = time.monotonic()
     name = ex.method_name(f.method)
     verdicts = {r.case: r for r in judged if r.direction == f.direction.name}
-    round_cases = ex.draw(f.method, seed, f.round, per_method)
+    round_cases = ex.draw(f.method, seed, f.round, per_method, f.dimension)
     known = {call_key(c.calls[0]): verdicts.get(c.name) for c in round_cases}
     best: list[tuple[Case, Result]] = [(f.case, f.result)]
 
@@ -154,7 +159,7 @@ def shrink(base: Prepared, f: Failure, seed: int, per_method: int, judged: list[
         if time.monotonic() > deadline:
             raise _OutOfTime  # not an Exception: Hypothesis lets it through, and the smallest so far stands
         f.tries += 1
-        case = Case(name=f"{f.case.name}-min", calls=[call], source=ex.SOURCE)
+        case = Case(name=ex.renamed(f.case.name, f.dimension, call, "-min"), calls=[call], source=ex.SOURCE)
         try:
             result = run_cases(base, SHRINK_RUNNER, [f.direction], [case])[0]
         except Exception:  # noqa: BLE001 - a peer that cannot start is no smaller failure
@@ -166,7 +171,8 @@ def shrink(base: Prepared, f: Failure, seed: int, per_method: int, judged: list[
 
     try:
         ex.hypothesis_run(f.method, seed, f.round, per_method, body,
-                          phases=(Phase.reuse, Phase.generate, Phase.shrink), database=_database(base, f))
+                          phases=(Phase.reuse, Phase.generate, Phase.shrink), database=_database(base, f),
+                          dimension=f.dimension)
     except (Exception, _OutOfTime):  # noqa: BLE001 - Hypothesis re-raises the minimal failure
         pass
     if len(best) > 1:
@@ -199,7 +205,7 @@ def explain(f: Failure, protos: tuple[str, ...], go_tags: tuple[str, ...], runne
     """One failure: the example's diffs, the shrunk example's diffs and data, and how to reproduce it."""
     mode = f.case.calls[0].streaming
     lines = [f"FUZZ {f.result.verdict.upper()}: {f.direction.name} {ex.method_name(f.method)} ({mode}), "
-             f"example {f.case.name}"]
+             f"dimension {f.dimension}, example {f.case.name}"]
     lines += [f"  call {d.call}: {d.path}: expected {d.expected}, got {d.got}" for d in f.result.diffs]
     shown = f.case
     if f.minimal is not None and f.minimal_result is not None:
@@ -219,6 +225,7 @@ def explain(f: Failure, protos: tuple[str, ...], go_tags: tuple[str, ...], runne
 
 def summary(outcome: Outcome) -> str:
     rate = outcome.examples / outcome.seconds if outcome.seconds else 0.0
+    counts = ", ".join(f"{d} {n}" for d, n in outcome.per_dimension.items())
     return (f"{outcome.examples} examples ({outcome.runs} runs, {outcome.rounds} round(s)) in {outcome.seconds:.1f} s, "
-            f"{rate:.1f} examples/s, {len(outcome.failures)} failing")
+            f"{rate:.1f} examples/s, {len(outcome.failures)} failing; by dimension: {counts}")
 

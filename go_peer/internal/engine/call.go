@@ -40,8 +40,11 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 	out := &outcome{peer: &peer.Peer{}}
 	start := time.Now()
 	defer func() { out.elapsed = time.Since(start) }()
-	ctx, cancelTimeout := context.WithTimeout(ctx, p.timeout)
-	defer cancelTimeout()
+	if !p.call.NoDeadline {
+		var cancelTimeout context.CancelFunc
+		ctx, cancelTimeout = context.WithTimeout(ctx, clientTimeout(p.timeout))
+		defer cancelTimeout()
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ctx = metadata.NewOutgoingContext(ctx, metadata.Join(p.md, caseMD))
@@ -58,6 +61,9 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 	}
 	if p.call.WaitForReady {
 		opts = append(opts, grpc.WaitForReady(true))
+	}
+	if p.wire != nil { // requests_wire: the exact bytes go out (wire.go)
+		opts = append(opts, grpc.ForceCodec(rawCodec{}))
 	}
 	stream, err := conn.NewStream(ctx, desc, p.call.Method, opts...)
 	if err != nil {
@@ -95,7 +101,7 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 		return false
 	}
 	// send sends every request; false when the server already ended the stream.
-	send := func(reqs []proto.Message) bool {
+	send := func(reqs []any) bool {
 		for _, r := range reqs {
 			if err := stream.SendMsg(r); err != nil {
 				return false // io.EOF: the real status comes from RecvMsg
@@ -103,10 +109,17 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 		}
 		return true
 	}
+	requests := make([]any, 0, len(p.requests)+len(p.wire))
+	for _, r := range p.requests {
+		requests = append(requests, r)
+	}
+	for _, b := range p.wire {
+		requests = append(requests, rawFrame(b))
+	}
 	switch {
 	case mode == ModeBidi && p.call.Bidi == PingPong:
-		for _, r := range p.requests {
-			if !send([]proto.Message{r}) || !recv() {
+		for _, r := range requests {
+			if !send([]any{r}) || !recv() {
 				break
 			}
 		}
@@ -116,12 +129,12 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 			}
 		}
 	case desc.ServerStreams: // server_stream, bidi half_duplex
-		send(p.requests)
+		send(requests)
 		_ = stream.CloseSend()
 		for recv() {
 		}
 	default: // unary, client_stream: exactly one response, grpc checks the end of stream
-		send(p.requests)
+		send(requests)
 		_ = stream.CloseSend()
 		if recv() {
 			out.status = status.New(codes.OK, "")

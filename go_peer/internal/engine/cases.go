@@ -74,6 +74,12 @@ type Call struct {
 	CheckedByServer bool `json:"checked_by_server"`
 	// WaitForReady: the call waits for a connection instead of failing fast (grpc.WaitForReady).
 	WaitForReady bool `json:"wait_for_ready"`
+	// RequestsWire: the requests as exact bytes (base64), sent as they are instead of Requests (wire.go).
+	RequestsWire *[]string `json:"requests_wire"`
+	// Protojson: each side also renders its message as protojson for the other to parse (wire.go).
+	Protojson bool `json:"protojson"`
+	// NoDeadline: the client sets no deadline (TimeoutMS still bounds the run).
+	NoDeadline bool `json:"no_deadline"`
 }
 
 // ServerSpec is the "server" part of a call (all optional).
@@ -102,6 +108,15 @@ type ServerSpec struct {
 	// RequireToken: the call must carry "authorization: Bearer <RequireToken>", else the server
 	// answers UNAUTHENTICATED "bearer token required" (and still confirms the call).
 	RequireToken string `json:"require_token"`
+	// RequestsWire: each request the server parsed must be the message these bytes (base64) are
+	// to its own library (wire.go).
+	RequestsWire *[]string `json:"requests_wire"`
+	// ResponsesWire: responses as bytes (base64) the server parses with its library and sends,
+	// instead of expect.responses.
+	ResponsesWire *[]string `json:"responses_wire"`
+	// CheckDeadline: the timeout the server received must be the call's timeout_ms, within
+	// deadlineRange (none when the call has no timeout_ms).
+	CheckDeadline bool `json:"check_deadline"`
 }
 
 // DetailsStatus is server.details_status.
@@ -126,6 +141,9 @@ type Expect struct {
 	Chunks             *Chunks             `json:"chunks"`
 	// Reflection: a reflection stream's responses, checked by meaning (standard.go).
 	Reflection *[]ReflectionExpect `json:"reflection"`
+	// ResponsesWire: each response the client parsed must be the message these bytes (base64) are
+	// to its own library (wire.go).
+	ResponsesWire *[]string `json:"responses_wire"`
 }
 
 // Metadata keys the harness itself uses; expect.trailers never compares them.
@@ -187,6 +205,8 @@ type plan struct {
 	chunkField   protoreflect.FieldDescriptor
 	expectStatus string
 	details      []*anypb.Any // nil: details not checked
+	// wire: requests_wire, sent as they are (rawCodec); expectedWire: expect.responses_wire
+	wire, expectedWire [][]byte
 	// From the case's channel: refused (no server sees the call, so none confirms it), tls (the
 	// negotiated ALPN is checked), opts (the token's call credentials).
 	refused, tls bool
@@ -199,7 +219,8 @@ func prepare(c *Call) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{call: c, timeout: v.timeout, expectStatus: v.expectStatus, md: v.md, details: v.details}
+	p := &plan{call: c, timeout: v.timeout, expectStatus: v.expectStatus, md: v.md, details: v.details,
+		wire: v.requestsWire, expectedWire: v.responsesWire}
 	var reqType protoreflect.MessageType
 	if c.Raw { // the method may not exist: the messages are Empty whatever the case names
 		reqType = (&emptypb.Empty{}).ProtoReflect().Type()
@@ -266,6 +287,9 @@ type validCall struct {
 	details    []*anypb.Any // expect.details; nil: not checked
 	// detailsStatus is server.details_status, sent as grpc-status-details-bin as it is.
 	detailsStatus *spb.Status
+	// the wire forms (wire.go): requests_wire, expect.responses_wire, server.requests_wire,
+	// server.responses_wire
+	requestsWire, responsesWire, serverRequestsWire, serverResponsesWire [][]byte
 }
 
 // validateCall checks every part of a call that does not depend on its message types. The client
@@ -276,10 +300,32 @@ func validateCall(c *Call) (*validCall, error) {
 	if !strings.HasPrefix(c.Method, "/") || strings.Count(c.Method, "/") != 2 {
 		return nil, fmt.Errorf("method %q is not of the form /package.Service/Method", c.Method)
 	}
+	var err error
+	if v.requestsWire, err = decodeWire(c.RequestsWire, "requests_wire"); err != nil {
+		return nil, err
+	}
+	if v.responsesWire, err = decodeWire(c.Expect.ResponsesWire, "expect.responses_wire"); err != nil {
+		return nil, err
+	}
+	requests := len(c.Requests)
+	if c.RequestsWire != nil {
+		if len(c.Requests) > 0 {
+			return nil, fmt.Errorf("give requests or requests_wire, not both")
+		}
+		requests = len(*c.RequestsWire)
+	}
+	if c.Expect.ResponsesWire != nil && (c.Expect.Responses != nil || c.Expect.Chunks != nil) {
+		return nil, fmt.Errorf("give expect.responses or expect.responses_wire, not both")
+	}
+	wireResponses := c.Expect.ResponsesWire != nil || (c.Server != nil && c.Server.ResponsesWire != nil)
+	if c.Protojson && (c.RequestsWire != nil || wireResponses || requests != 1) {
+		// protojson has no form for unknown fields, which wire-form messages carry
+		return nil, fmt.Errorf("protojson: give exactly one request, in requests (no wire-form messages)")
+	}
 	switch c.Streaming {
 	case ModeUnary, ModeServerStream:
-		if len(c.Requests) != 1 {
-			return nil, fmt.Errorf("a %s call needs exactly one request, got %d", c.Streaming, len(c.Requests))
+		if requests != 1 {
+			return nil, fmt.Errorf("a %s call needs exactly one request, got %d", c.Streaming, requests)
 		}
 	case ModeClientStream:
 	case ModeBidi:
@@ -304,7 +350,6 @@ func validateCall(c *Call) (*validCall, error) {
 	if c.CancelAfterResponses != nil && *c.CancelAfterResponses < 0 {
 		return nil, fmt.Errorf("cancel_after_responses must not be negative, got %d", *c.CancelAfterResponses)
 	}
-	var err error
 	if v.md, err = mdFromCase(c.Metadata, "metadata"); err != nil {
 		return nil, err
 	}
@@ -318,7 +363,7 @@ func validateCall(c *Call) (*validCall, error) {
 		v.expectStatus = e.Status
 		v.serverCode, _ = CodeByName(e.Status)
 	}
-	if e.Responses == nil && e.Chunks == nil && e.Reflection == nil {
+	if e.Responses == nil && e.Chunks == nil && e.Reflection == nil && e.ResponsesWire == nil {
 		// unpinned, whatever came back would pass: five garbage responses gave no diff
 		if v.expectStatus == "OK" || slices.Contains(e.StatusAlternatives, "OK") {
 			return nil, fmt.Errorf("the call may end OK and nothing says what comes back: give expect.responses " +
@@ -357,6 +402,15 @@ func validateCall(c *Call) (*validCall, error) {
 		}
 		if s.Compression != "" && s.Compression != "gzip" {
 			return nil, fmt.Errorf("server.compression %q is not supported (gzip)", s.Compression)
+		}
+		if v.serverRequestsWire, err = decodeWire(s.RequestsWire, "server.requests_wire"); err != nil {
+			return nil, err
+		}
+		if v.serverResponsesWire, err = decodeWire(s.ResponsesWire, "server.responses_wire"); err != nil {
+			return nil, err
+		}
+		if s.ResponsesWire != nil && s.Responses != nil {
+			return nil, fmt.Errorf("give server.responses or server.responses_wire, not both")
 		}
 		if ds := s.DetailsStatus; ds != nil {
 			code, ok := CodeByName(ds.Code)

@@ -38,7 +38,9 @@ type servedCall struct {
 	detailsStatus *spb.Status
 	// channel: the case's channel, normalized (nil: none; the connection is not checked)
 	channel *Channel
-	err     error // the call is not valid
+	// server.requests_wire and server.responses_wire, decoded (wire.go)
+	requestsWire, responsesWire [][]byte
+	err                         error // the call is not valid
 }
 
 // LoadCatalogue parses a catalogue document. A malformed document is an error; a malformed case is
@@ -124,5 +126,6 @@ func serveCall(name string, i int, c *Call) *servedCall {
 	// status on its own (cancel, deadline), so a client that does not cannot pass.
 	sc.header, sc.trailer, sc.code, sc.details = v.header, v.trailer, v.serverCode, v.details
 	sc.detailsStatus = v.detailsStatus
+	sc.requestsWire, sc.responsesWire = v.serverRequestsWire, v.serverResponsesWire
 	return sc
 }

@@ -204,6 +204,9 @@ func RunCaseOn(ctx context.Context, chans *Channels, in *Input, raw json.RawMess
 		SessionKey, asciiSafe(in.RunID+":"+in.Direction+":"+c.Name))
 	for i, p := range plans {
 		md := metadata.Join(caseMD, metadata.Pairs(CallKey, strconv.Itoa(i)))
+		if p.call.Protojson { // this side's rendering of its request, for the server to parse (wire.go)
+			md = metadata.Join(md, metadata.Pairs(JSONKey, protojsonOf(p.requests[0])))
+		}
 		out := invoke(ctx, conn, p, md)
 		r.Diffs = append(r.Diffs, check(i, p, out)...)
 		if p.refused && channel.secure() { // its own cause, not any refusal

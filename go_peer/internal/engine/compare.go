@@ -71,6 +71,11 @@ func check(call int, p *plan, out *outcome) []Diff {
 		headers, trailers = serverMetadata(p.call.Server.Headers, e.Headers), serverMetadata(p.call.Server.Trailers, e.Trailers)
 	} else if p.expected != nil {
 		d.messages("responses", p.expected, out.responses)
+	} else if p.expectedWire != nil {
+		d.wireMessages("responses_wire", p.expectedWire, out.responses)
+	}
+	if p.call.Protojson && code == "OK" && len(out.responses) > 0 { // the server's rendering of its first response
+		d.parsedJSON("json.response", out.trailer, out.responses[0])
 	}
 	d.metadata("headers", headers, out.header)
 	d.metadata("trailers", withoutHarnessKeys(trailers), out.trailer)

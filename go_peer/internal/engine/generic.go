@@ -225,6 +225,13 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		}
 	}
 	var responses []proto.Message
+	for i, b := range sc.responsesWire { // parsed by this peer's library, sent as it serializes them
+		m := r.newResp()
+		if err := proto.Unmarshal(b, m); err != nil {
+			return nil, defect("server.responses_wire[%d] is not a valid %s: %v", i, m.ProtoReflect().Descriptor().FullName(), err)
+		}
+		responses = append(responses, m)
+	}
 	send := c.Expect.Responses
 	if spec.Responses != nil {
 		send = spec.Responses
@@ -257,6 +264,13 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		want = spec.Metadata
 	}
 	d.metadata("server.metadata", want, md)
+	if spec.CheckDeadline {
+		want := c.TimeoutMS
+		if c.NoDeadline {
+			want = nil
+		}
+		checkDeadline(r.ctx, want, d)
+	}
 	if sc.channel != nil {
 		checkChannel(r.ctx, *sc.channel, d)
 		if sc.channel.Refused { // the handshake was to fail: no call may arrive
@@ -338,7 +352,14 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	if limit >= 0 && limit < len(expReqs) {
 		expReqs = expReqs[:limit]
 	}
-	d.messages("server.requests", expReqs, got)
+	if sc.requestsWire != nil { // what this peer's library made of the exact bytes the client sent
+		d.wireMessages("server.requests_wire", sc.requestsWire, got)
+	} else {
+		d.messages("server.requests", expReqs, got)
+	}
+	if c.Protojson && len(got) > 0 { // the client's protojson rendering of its request, parsed here
+		d.parsedJSON("server.json.request", md, got[0])
+	}
 
 	// 5. headers were set above; responses, trailers, status
 	ok := sc.code == codes.OK
@@ -365,7 +386,10 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 			}
 		}
 	}
-	trailer := sc.trailer.Copy()
+	trailer := serverTrailer(sc.trailer.Copy())
+	if c.Protojson && ok && len(responses) > 0 { // this side's rendering of its first response (wire.go)
+		trailer.Append(JSONKey, protojsonOf(responses[0]))
+	}
 	if sc.detailsStatus != nil && !ok {
 		// a status of its own, contradicting the call's: grpc-go would build a matching one
 		b, err := proto.Marshal(sc.detailsStatus)

@@ -1,0 +1,5 @@
+//go:build interop_fault_timeout_round_up
+
+package engine
+
+const faultTimeoutRoundUp = true

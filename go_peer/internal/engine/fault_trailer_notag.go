@@ -1,0 +1,5 @@
+//go:build !interop_fault_drop_empty_trailer
+
+package engine
+
+const faultDropEmptyTrailer = false
