@@ -112,6 +112,7 @@ def server_must_confirm(call: Any) -> bool:
     server = getattr(call, "server", None) or {}
     return (getattr(call, "checked_by_server", False) and not getattr(call, "raw", False)
             and getattr(call, "cancel_after_responses", None) is None
+            and getattr(call, "cancel_after_requests", None) is None
             and (not server.get("status") or bool(server.get("require_token"))
                  or code_number(server["status"]) is not None))
 

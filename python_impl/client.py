@@ -14,6 +14,7 @@ import base64
 import importlib
 import queue
 import re
+import threading
 import time
 from dataclasses import dataclass
 from types import ModuleType
@@ -80,6 +81,7 @@ class _Spec:
     kwargs: dict[str, Any]
     ping_pong: bool
     cancel_after: int | None
+    cancel_requests: int | None = None  # cancel_after_requests: cancel after sending this many, never half-close
 
     @classmethod
     def of(cls, stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
@@ -110,7 +112,8 @@ class _Spec:
         return cls(fn=fn,
                    streaming=call.streaming, requests=requests,
                    kwargs=kwargs, ping_pong=call.streaming == "bidi" and getattr(call, "bidi", "") == "ping_pong",
-                   cancel_after=getattr(call, "cancel_after_responses", None))
+                   cancel_after=getattr(call, "cancel_after_responses", None),
+                   cancel_requests=getattr(call, "cancel_after_requests", None))
 
     def enough(self, responses: list[Message]) -> bool:
         """True when the client is to cancel now."""
@@ -132,8 +135,45 @@ def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
     return out
 
 
+_HOLD_LIMIT = 60.0  # seconds
+
+
+def _then_hold(requests: list[Message], sent: threading.Event, release: threading.Event,
+               timeout: float) -> Iterator[Message]:
+    """The requests, then no half-close: grpcio asks for the next one only once it has taken the
+    last, so `sent` says they all went; the caller cancels, then lets the iterator end."""
+    yield from requests
+    sent.set()
+    release.wait(timeout)
+
+
+def _cancel_after_requests(spec: _Spec, arg_for: Any) -> Any:
+    """Start a streaming-request call that sends spec.cancel_requests requests, then cancels it."""
+    sent, release = threading.Event(), threading.Event()
+    # a call with no deadline (no_deadline) still waits a bounded time for its requests to go
+    timeout = spec.kwargs["timeout"] if spec.kwargs["timeout"] is not None else _HOLD_LIMIT
+    rpc = arg_for(_then_hold(spec.requests[: spec.cancel_requests], sent, release, timeout))
+    try:
+        sent.wait(timeout)
+        rpc.cancel()
+    finally:
+        release.set()
+    return rpc
+
+
 def _call(spec: _Spec, out: Outcome, start: float) -> None:
-    if spec.streaming in ("unary", "client_stream"):
+    if spec.cancel_requests is not None:
+        # client_stream or half-duplex bidi: no response can come before the cancel
+        factory = spec.fn.future if spec.streaming == "client_stream" else spec.fn
+        rpc = _cancel_after_requests(spec, lambda arg: factory(arg, **spec.kwargs))
+        try:
+            if spec.streaming == "client_stream":
+                _collect(out, rpc.result())
+            else:
+                out.responses.extend(rpc)
+        except (grpc.RpcError, grpc.FutureCancelledError):
+            pass
+    elif spec.streaming in ("unary", "client_stream"):
         arg = spec.requests[0] if spec.streaming == "unary" else iter(spec.requests)
         rpc = spec.fn.future(arg, **spec.kwargs)
         if spec.enough(out.responses):
@@ -244,6 +284,16 @@ async def _call_aio(spec: _Spec, out: Outcome, start: float) -> None:
             rpc = spec.fn(spec.requests[0], **spec.kwargs)
             if not maybe_cancel():
                 _collect(out, await rpc)
+        elif spec.cancel_requests is not None:  # client_stream or half-duplex bidi
+            rpc = spec.fn(**spec.kwargs)
+            for r in spec.requests[: spec.cancel_requests]:
+                if not await _write(rpc, r):
+                    break
+            cancelled = rpc.cancel()
+            if spec.streaming == "client_stream":
+                _collect(out, await rpc)
+            else:
+                out.responses += [resp async for resp in rpc]
         elif spec.streaming == "client_stream":
             rpc = spec.fn(**spec.kwargs)
             if not maybe_cancel():

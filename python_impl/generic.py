@@ -37,13 +37,17 @@ from google.protobuf.message import Message
 
 from python_impl import channels
 from python_impl.contract import CALL_HEADER, CASE_HEADER
-from python_impl.plan import Compress, Headers, Plan, Read, Run, Send, Wait
+from python_impl.plan import Compress, Finish, Headers, Plan, Read, Run, Send, Wait
 from python_impl.seeds import seed_servicers
 
 log = logging.getLogger("python_impl.generic")
 
 _POLL = 0.02  # seconds between liveness checks while delaying
 _ENDED = "the call ended during the server's delay"
+
+
+class HandlerError(Exception):
+    """What a handler told to raise (server.end: raise) raises: grpcio ends the call UNKNOWN."""
 
 
 # ---------------------------------------------------------------- generated services
@@ -193,8 +197,10 @@ def _serve_sync(plan: Plan, request: Any, context: grpc.ServicerContext, client_
     while (step := run.step(reply)) is not None:
         reply = None
         match step:
-            case Wait(seconds):
-                if (why := _wait_sync(context, seconds)) is not None:
+            case Wait(seconds, ignore_end):
+                if ignore_end:  # a handler that sleeps through a cancel or its deadline, then goes on
+                    time.sleep(seconds)
+                elif (why := _wait_sync(context, seconds)) is not None:
                     context.abort(why, _ENDED)  # nothing is sent: the call is over
             case Compress():
                 context.set_compression(grpc.Compression.Gzip)
@@ -204,9 +210,20 @@ def _serve_sync(plan: Plan, request: Any, context: grpc.ServicerContext, client_
                 reply = next(requests, None)
             case Send(response):
                 yield response
+    _end(run.finish, context)
     if run.finish.status is not None:
         context.abort_with_status(run.finish.status)
     run.finish.end_ok(context)
+
+
+def _end(finish: Finish, context: Any) -> None:
+    """server.end raise, and abort on a sync context (grpc.aio's abort is awaited by its caller)."""
+    if finish.end == "raise":
+        context.set_trailing_metadata(finish.trailing)
+        raise HandlerError(finish.message)
+    if finish.end == "abort":
+        context.set_trailing_metadata(finish.trailing)
+        context.abort(finish.code, finish.message)
 
 
 def _sync_method(engine: Engine, binding: Binding, method: MethodDescriptor) -> Callable:
@@ -220,11 +237,13 @@ def _sync_method(engine: Engine, binding: Binding, method: MethodDescriptor) -> 
             _log_error(*what)
             context.abort(what[0], what[1])
         responses = _serve_sync(what, request, context, client_stream)
-        if server_stream:
+        if server_stream and what.end != "return_none":
             return responses
         first = None
         for r in responses:  # run to the end: trailers and status are set after the responses
             first = r if first is None else first
+        if what.end == "return_none":  # a handler that returns nothing (no response, no iterator)
+            return None
         return first if first is not None else what.resp_cls()
 
     handler.__name__ = handler.__qualname__ = method.name
@@ -255,8 +274,10 @@ async def _serve_aio(plan: Plan, request: Any, context: Any, client_stream: bool
     while (step := run.step(reply)) is not None:
         reply = None
         match step:
-            case Wait(seconds):
-                if (why := await _wait_aio(context, seconds)) is not None:
+            case Wait(seconds, ignore_end):
+                if ignore_end:  # a handler that sleeps through a cancel or its deadline, then goes on
+                    await asyncio.sleep(seconds)
+                elif (why := await _wait_aio(context, seconds)) is not None:
                     await context.abort(why, _ENDED)  # nothing is sent: the call is over
             case Compress():
                 context.set_compression(grpc.Compression.Gzip)
@@ -270,10 +291,16 @@ async def _serve_aio(plan: Plan, request: Any, context: Any, client_stream: bool
                     await context.write(response)
                 else:
                     unary.append(response)
+    if run.finish.end == "abort":
+        context.set_trailing_metadata(run.finish.trailing)
+        await context.abort(run.finish.code, run.finish.message)
+    _end(run.finish, context)
     if run.finish.status is not None:
         await context.abort_with_status(run.finish.status)
     run.finish.end_ok(context)
-    return None if server_stream else (unary[0] if unary else plan.resp_cls())
+    if server_stream or plan.end == "return_none":
+        return None
+    return unary[0] if unary else plan.resp_cls()
 
 
 class _SeedAbort(Exception):

@@ -35,8 +35,10 @@ log = logging.getLogger("python_impl.generic")
 
 @dataclass(frozen=True)
 class Wait:
-    """Delay the answer; the server ends the call instead when the client goes first."""
+    """Delay the answer; the server ends the call instead when the client goes first, unless told
+    to ignore it (server.ignore_end: a handler that sleeps through a cancel or its deadline)."""
     seconds: float
+    ignore_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,15 @@ class Send:
 
 @dataclass(frozen=True)
 class Finish:
-    """How the call ends: OK with trailers (and a message), or `status` (non-OK, with its trailers)."""
+    """How the call ends: OK with trailers (and a message), or `status` (non-OK, with its trailers).
+    `end` (server.end) says how the handler ends it: return (a response, or the status above),
+    return_none (a unary handler returns None), raise (an exception carrying `message`, after the
+    trailers are set), abort (context.abort with `code`, OK included, after the trailers are set)."""
     trailing: list[tuple[str, str | bytes]]
     message: str
     status: grpc.Status | None
+    end: str = "return"
+    code: grpc.StatusCode = grpc.StatusCode.OK
 
 
     def end_ok(self, context: Any) -> None:
@@ -155,6 +162,13 @@ class Plan:
         if self.read_requests is not None and self.read_requests < 0:  # the Go engine refuses it too
             raise ValueError(f"server.read_requests must not be negative, got {self.read_requests}")
         self.compression = srv.get("compression")
+        self.end: str = srv.get("end") or "return"
+        if self.end not in ("return", "return_none", "raise", "abort"):  # the Go engine refuses it too
+            raise ValueError(f"server.end {self.end!r} is not return, return_none, raise or abort")
+        self.ignore_end = bool(srv.get("ignore_end"))
+        # server.delay_after k: the delay comes after the k-th response instead of first (a client
+        # that cancels after k responses must do it while the server waits, not after the end)
+        self.delay_after: int | None = srv.get("delay_after")
         # server.check_deadline: the timeout the server received must be the call's timeout_ms
         self.check_deadline = bool(srv.get("check_deadline"))
         self.timeout_ms: float | None = None if getattr(call, "no_deadline", False) else getattr(call, "timeout_ms", None)
@@ -190,6 +204,8 @@ class Plan:
         # server answers something else and a client that does not cancel cannot pass.
         self.code = _code(srv.get("status") or exp.get("status", "OK"))
         self.message: str = "" if srv.get("status") else exp.get("message", "")
+        if self.end == "raise":  # the exception's text; each library words the status message around it
+            self.message = (exp.get("message_contains") or [""])[0]
         self.details = [detail_any(d) for d in exp.get("details") or []]
         # server.details_status: the google.rpc.Status sent in grpc-status-details-bin when it is to
         # contradict the call's status (its own code, message and details)
@@ -272,8 +288,8 @@ class Plan:
         `connection` what the server saw of the call's connection (for a case with a channel), and
         `remaining` the seconds its deadline left when the handler started (None: no deadline)."""
         deadline = self.deadline_diffs(remaining)
-        if self.delay:
-            yield Wait(self.delay)
+        if self.delay and self.delay_after is None:
+            yield Wait(self.delay, self.ignore_end)
         diffs = deadline + self.check_metadata(metadata) + self.check_channel(connection)
         if self.token_refused(metadata):  # refused before reading anything; the server still confirms
             trailing = self.trailing(diffs, 0, grpc.StatusCode.UNAUTHENTICATED)
@@ -287,19 +303,28 @@ class Plan:
             while not self.read_limit(len(got)) and (req := (yield Read())) is not None:
                 got.append(req)
                 if self.ping_pong and len(got) <= len(self.responses):
-                    yield Send(self.responses[len(got) - 1])
+                    yield from self._send(len(got) - 1)
         diffs += self.compare_requests(got)
         if self.protojson and got:  # the client's protojson rendering of its request, parsed here
             diffs += parsed_json(metadata, got[0], "server.json.request")
         if not self.ping_pong:
             if self.headers:
                 yield Headers(self.headers)
-            for r in self.responses:
-                yield Send(r)
-        trailing = self.trailing(diffs, len(got), self.code)
+            for i in range(len(self.responses)):
+                yield from self._send(i)
+        # a raise ends the call UNKNOWN in every library (the message differs: docs/cases.md)
+        code = grpc.StatusCode.UNKNOWN if self.end == "raise" else self.code
+        trailing = self.trailing(diffs, len(got), code)
+        if self.end in ("raise", "abort"):
+            return Finish(trailing, self.message, None, self.end, self.code)
         if self.code == grpc.StatusCode.OK:
-            return Finish(trailing, self.message, None)
+            return Finish(trailing, self.message, None, self.end)
         return Finish(trailing, self.message, self.status(trailing))
+
+    def _send(self, i: int) -> Generator[Step, Message | None, None]:
+        if self.delay and i == self.delay_after:
+            yield Wait(self.delay, self.ignore_end)
+        yield Send(self.responses[i])
 
     def status(self, trailing: list[tuple[str, str | bytes]]) -> grpc.Status:
         """The final non-OK status, with the rich details (google.rpc.Status) when the case has some."""

@@ -29,10 +29,13 @@ DEFAULT_TIMEOUT_MS = 10_000
 FINDING_PREFIX = "finding/"
 
 _CALL_KEYS = {"method", "metadata", "requests", "timeout_ms", "bidi", "expect", "server", "compression",
-              "cancel_after_responses", "generic", "wait_for_ready", "no_deadline", "requests_wire", "protojson"}
+              "cancel_after_responses", "cancel_after_requests", "generic", "wait_for_ready", "no_deadline",
+              "requests_wire", "protojson"}
 _EXPECT_KEYS = {"status", "status_alternatives", "message", "message_contains", "responses", "headers", "trailers", "details", "float_tolerance", "chunks", "responses_wire"}
 _SERVER_KEYS = {"delay_ms", "read_requests", "compression", "responses", "status", "headers", "trailers", "metadata", "details_status",
-                "require_token", "requests_wire", "responses_wire", "check_deadline"}
+                "require_token", "requests_wire", "responses_wire", "check_deadline", "end", "ignore_end", "delay_after"}
+# server.end: how the generic server's handler ends the call (docs/cases.md, "How a handler ends")
+SERVER_ENDS = ("return", "return_none", "raise", "abort")
 
 # libyaml's safe loader when PyYAML has it: the same documents, many times faster (seeds.yaml is large)
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -56,6 +59,7 @@ class Call:
     server: dict[str, Any] = field(default_factory=dict)   # what a generic server does besides answering
     compression: str | None = None                          # "gzip": the client compresses its requests
     cancel_after_responses: int | None = None               # the client cancels after k responses
+    cancel_after_requests: int | None = None                # the client cancels after sending k requests
     raw: bool = False                                       # method outside the proto set (Empty in/out)
     checked_by_server: bool = False                         # a generic server answers it and must say so
     wait_for_ready: bool = False                            # the call waits for a connection instead of failing fast
@@ -74,6 +78,7 @@ class Call:
         that fails on an input). A call that ends OK after the server read every request cannot."""
         read = self.server.get("read_requests")
         return ((read is not None and read < len(self.requests)) or self.cancel_after_responses is not None
+                or self.cancel_after_requests is not None
                 or self.expect.get("status", "OK") != "OK")
 
     def to_json(self) -> dict[str, Any]:
@@ -83,7 +88,8 @@ class Call:
         if self.streaming == "bidi":
             out["bidi"] = self.bidi
         optional = {"server": self.server, "compression": self.compression,
-                    "cancel_after_responses": self.cancel_after_responses, "raw": self.raw,
+                    "cancel_after_responses": self.cancel_after_responses,
+                    "cancel_after_requests": self.cancel_after_requests, "raw": self.raw,
                     "checked_by_server": self.checked_by_server, "wait_for_ready": self.wait_for_ready,
                     "no_deadline": self.no_deadline, "requests_wire": self.requests_wire, "protojson": self.protojson}
         # `is` tests: 0 (cancel at once) is a value, not an absence (0 == False in Python).
@@ -190,13 +196,23 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
         raise _fail(src, name, f"timeout_ms is a positive number of milliseconds, not {timeout!r}")
     if cancel is not None and (not isinstance(cancel, int) or cancel < 0):
         raise _fail(src, name, f"cancel_after_responses is a count of responses (0 or more), not {cancel!r}")
+    cancel_requests = raw.get("cancel_after_requests")
+    if cancel_requests is not None:
+        if not isinstance(cancel_requests, int) or isinstance(cancel_requests, bool) or cancel_requests < 0:
+            raise _fail(src, name, f"cancel_after_requests is a count of requests (0 or more), not {cancel_requests!r}")
+        if streaming not in ("client_stream", "bidi") or bidi != "half_duplex" or cancel is not None:
+            raise _fail(src, name, "cancel_after_requests is for client_stream and half-duplex bidi calls, "
+                                   "without cancel_after_responses")
+        if cancel_requests >= len(requests):
+            raise _fail(src, name, f"cancel_after_requests {cancel_requests} must be under the {len(requests)} "
+                                   "requests given (else the client half-closes first)")
     server = dict(raw.get("server") or {})
     for key in ("headers", "trailers", "metadata"):
         if key in server:
             server[key] = _metadata(server[key])
     if set(server) - _SERVER_KEYS:
         raise _fail(src, name, f"unknown server key(s) {sorted(set(server) - _SERVER_KEYS)}; allowed: {sorted(_SERVER_KEYS)}")
-    for key in ("delay_ms", "read_requests"):
+    for key in ("delay_ms", "read_requests", "delay_after"):
         value = server.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
             raise _fail(src, name, f"server.{key} is a count (0 or more), not {value!r}")
@@ -205,6 +221,19 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
     token = server.get("require_token")
     if token is not None and not (isinstance(token, str) and token):
         raise _fail(src, name, f"server.require_token is a non-empty string, not {token!r}")
+    if server.get("delay_after") is not None and not server.get("delay_ms"):
+        raise _fail(src, name, "server.delay_after moves server.delay_ms after that many responses: give delay_ms")
+    end = server.get("end", "return")
+    if end not in SERVER_ENDS:
+        raise _fail(src, name, f"server.end is one of {', '.join(SERVER_ENDS)}, not {end!r}")
+    if end == "return_none" and streaming in ("server_stream", "bidi") and (
+            server.get("responses", expect.get("responses")) or []):
+        raise _fail(src, name, "server.end return_none sends no responses: give the streaming call none")
+    if end in ("raise", "abort") and (expect.get("details") or server.get("details_status")):
+        # the handler raises or aborts with a code and a message: it sends no rich details
+        raise _fail(src, name, f"server.end {end} sends no details: leave out expect.details and server.details_status")
+    if not isinstance(server.get("ignore_end", False), bool):
+        raise _fail(src, name, f"server.ignore_end is true or false, not {server['ignore_end']!r}")
     generic = raw.get("generic", False)
     if not isinstance(generic, bool):
         raise _fail(src, name, f"generic is true or false, not {generic!r}")
@@ -224,6 +253,7 @@ def _resolve_call(raw: dict[str, Any], src: str, name: str, pool: descriptor_poo
                 response_type=meth.output_type.full_name, requests=list(requests), expect=expect,
                 metadata=metadata, timeout_ms=timeout, bidi=bidi,
                 server=server, compression=compression, cancel_after_responses=cancel,
+                cancel_after_requests=cancel_requests,
                 checked_by_server=generic, wait_for_ready=wait_for_ready, no_deadline=no_deadline,
                 requests_wire=wire, protojson=protojson)
 

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from harness.cases import channels, connection, model, standard
+from harness.cases import channels, connection, model, standard, wire
 
 PROFILES = ("quick", "full", "deep")
 DEFAULT = "full"
@@ -30,7 +30,7 @@ STANDARD = ("Check/standard/overall", "ServerReflectionInfo/standard/list_servic
 # connection cases that end within seconds (the keepalive one takes up to 31 s)
 CONNECTION = ("connection/max_age_in_flight", "connection/server_restart")
 # what a case's third name part says it is, when it is not a value case
-_KINDS = {"protocol", "stream", "standard", "tls", "mtls", "connection"}
+_KINDS = {"protocol", "stream", "standard", "tls", "mtls", "connection", "wire"}
 
 
 def _tail(case: model.Case) -> str:
@@ -61,7 +61,8 @@ def quick(cases: list[model.Case], also: set[str] | frozenset[str] = frozenset()
         tail = _tail(c)
         if c.source == channels.SOURCE \
                 or (c.source == standard.SOURCE and any(c.name.endswith(s) for s in STANDARD)) \
-                or (c.source == connection.SOURCE and tail in CONNECTION):
+                or (c.source == connection.SOURCE and tail in CONNECTION) \
+                or (c.source == wire.SOURCE and c.name.rsplit("/", 1)[1] in wire.QUICK):
             keep.add(c.name)
     keep |= {c.control for c in cases if c.name in keep and c.control}
     return [c for c in cases if c.name in keep]

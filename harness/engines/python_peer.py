@@ -40,7 +40,7 @@ log = logging.getLogger("harness.engines.python_peer")
 MAX_METADATA = 4 * 1024 * 1024
 
 _CALL_DEFAULTS = {"metadata": {}, "timeout_ms": 10_000, "bidi": "half_duplex", "server": {}, "compression": None,
-                  "cancel_after_responses": None, "raw": False,
+                  "cancel_after_responses": None, "cancel_after_requests": None, "raw": False,
                   "wait_for_ready": False, "no_deadline": False}
 
 

@@ -28,7 +28,8 @@ from harness.cases import channels as channel_cases
 from harness.cases import generate as casegen
 from harness.cases import model as cases_mod
 from harness.cases import connection, profiles, standard
-from harness.run import capabilities, divergences, handshakes
+from harness.cases import wire as wire_cases
+from harness.run import capabilities, divergences, handshakes, wirecases
 from harness.protoset.codegen import (Finding, GoBuild, build_go, go_build_tags, generate_python, import_python,
                                       load, python_findings, reported)
 from harness.run import versions as versions_mod
@@ -118,6 +119,8 @@ class Prepared:
         """The cases whose service's file both sides of d could compile and load, but those that need
         a capability one side's library lacks (its probe stays: harness/run/capabilities.py)."""
         probes = self.probes(d)
+        # a misbehaving-peer case runs where one library is on both sides (harness/cases/wire.py)
+        cases = [c for c in cases if c.source != wire_cases.SOURCE or wire_cases.runs_in(d.slug)]
         return self._loadable(d, [c for c in cases if c.name in probes
                                   or not any(cap.covers(d.slug, c.name) for cap in self.capabilities)])
 
@@ -198,6 +201,7 @@ def prepare(protos: str | Path | ProtoSet, case_files: list[Path] | None = None,
         if made:  # health and reflection: the servers' real implementations answer, never the catalogue
             loaded += standard.generate(ps, skip=skipped)
             loaded += connection.generate(ps, skip=skipped)  # on the health service too
+            loaded += wire_cases.generate()  # the misbehaving HTTP/2 peer's scripts (docs/wire.md)
         gaps = casegen.unbuildable_gaps(ps, skipped) + casegen.size_gaps(ps, made, skipped)
     if generated or channel != "default":  # --no-generated: only what the case files (and --channel) ask for
         loaded += channel_cases.generate([c for c in loaded if c.calls[0].checked_by_server], channel)
@@ -258,6 +262,7 @@ def check_concurrency(n: int) -> int:
 # read back after the refusing cases (harness/run/handshakes.py: another direction's reading would
 # take them).
 CLOCK, EXCLUSIVE, REST = "clock", "exclusive", "rest"
+WIRE = "wire"  # the misbehaving-peer cases: each on a raw HTTP/2 peer of its own (harness/run/wirecases.py)
 
 
 def lane(case: cases_mod.Case) -> str:
@@ -406,7 +411,10 @@ class Session:
         lane (see lane()) runs beside the others, with slots of its own; results keep the cases' order."""
         cases = self.prepared.runnable(d, cases)
         by_name = {c.name: c for c in cases}
-        by_lane = lanes(cases)
+        wired = [c for c in cases if c.source == wire_cases.SOURCE]  # the raw peer replaces one side
+        by_lane = lanes([c for c in cases if c.source != wire_cases.SOURCE])
+        if wired:
+            by_lane[WIRE] = wired
         if len(by_lane) <= 1:
             results = [r for name, cs in by_lane.items() for r in self._lane(d, name, cs)]
         else:
@@ -427,6 +435,8 @@ class Session:
                                  self.tested_versions(d))
 
     def _lane(self, d: Direction, name: str, cases: list[cases_mod.Case]) -> list[Result]:
+        if name == WIRE:
+            return wirecases.run(self, d, cases)
         if name != EXCLUSIVE:
             return self._run(d, cases)
         with self._exclusive_lock(d.server):
@@ -620,6 +630,8 @@ class Session:
             lines.append(f"  method: {case.method} ({case.calls[0].streaming}); case file: {case.source}")
         for diff in result.diffs:
             lines.append(f"  call {diff.call}: {diff.path}: expected {diff.expected}, got {diff.got}")
+        if result.notes.get("frames"):  # a /wire/ case: what the raw HTTP/2 peer sent and got (docs/wire.md)
+            lines += ["  the raw HTTP/2 peer's frames:", *(f"    {line}" for line in result.notes["frames"].splitlines())]
         builtin = {str(p) for p in cases_mod.builtin_case_files()}
         # a user's case file (generated cases name their generator, which is no file)
         extra = ([case.source] if case is not None and case.source not in builtin and Path(case.source).is_file()

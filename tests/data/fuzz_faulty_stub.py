@@ -60,8 +60,11 @@ def test_saved_failures_load_as_cases_and_reproduce_against_the_faulty_stub(
         protos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     saved = tmp_path / "fuzz-failures.yaml"
     monkeypatch.setattr(runner, "PythonServer", TruncatingServer)
+    # the values dimension: the fault is in message values (every dimension draws messages, and each
+    # failing dimension gets its own minimal example)
     code = cli.main(["fuzz", "--protos", str(protos), "--direction", "py-py", "--seed", "3", "--budget", "5",
-                     "--examples", "40", "--save-failures", str(saved), "--shrink-budget", "30"])
+                     "--examples", "40", "--dimensions", "values", "--save-failures", str(saved),
+                     "--shrink-budget", "30"])
     out = capsys.readouterr().out
     assert code == 1, out
     assert "FUZZ FAIL: py→py fuzzsave.v1.Notes/Put (unary)" in out

@@ -117,6 +117,11 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 		requests = append(requests, rawFrame(b))
 	}
 	switch {
+	case p.call.CancelAfterRequests != nil: // client_stream, half-duplex bidi: k requests, then cancel
+		send(requests[:*p.call.CancelAfterRequests])
+		cancel()
+		for recv() {
+		}
 	case mode == ModeBidi && p.call.Bidi == PingPong:
 		for _, r := range requests {
 			if !send([]any{r}) || !recv() {

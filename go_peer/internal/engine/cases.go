@@ -67,6 +67,9 @@ type Call struct {
 	Compression string `json:"compression"`
 	// CancelAfterResponses k: the client cancels the call after k responses (0: at once).
 	CancelAfterResponses *int `json:"cancel_after_responses"`
+	// CancelAfterRequests k: the client sends k requests, then cancels without half-closing
+	// (client_stream and half-duplex bidi).
+	CancelAfterRequests *int `json:"cancel_after_requests"`
 	// Raw: the method need not exist; requests and responses are google.protobuf.Empty.
 	Raw bool `json:"raw"`
 	// CheckedByServer: the case is in the server's catalogue, so the server checks the call and
@@ -108,6 +111,17 @@ type ServerSpec struct {
 	// RequireToken: the call must carry "authorization: Bearer <RequireToken>", else the server
 	// answers UNAUTHENTICATED "bearer token required" (and still confirms the call).
 	RequireToken string `json:"require_token"`
+	// End: how the handler ends the call (docs/cases.md, "How a handler ends"): return (default),
+	// return_none (a unary handler returns a nil message and a nil error), raise (a plain error,
+	// not a status: grpc-go sends UNKNOWN with its text, expect.message_contains[0]), abort
+	// (status.Error with the call's code and message; with OK that is a nil error).
+	End string `json:"end"`
+	// IgnoreEnd: the delay ignores a cancel and the deadline (a handler that sleeps through them
+	// and goes on as if nothing happened).
+	IgnoreEnd bool `json:"ignore_end"`
+	// DelayAfter k: the delay comes after the k-th response instead of first (a client that
+	// cancels after k responses must do it while the server waits).
+	DelayAfter *int `json:"delay_after"`
 	// RequestsWire: each request the server parsed must be the message these bytes (base64) are
 	// to its own library (wire.go).
 	RequestsWire *[]string `json:"requests_wire"`
@@ -118,6 +132,14 @@ type ServerSpec struct {
 	// deadlineRange (none when the call has no timeout_ms).
 	CheckDeadline bool `json:"check_deadline"`
 }
+
+// Handler ends (ServerSpec.End).
+const (
+	EndReturn     = "return"
+	EndReturnNone = "return_none"
+	EndRaise      = "raise"
+	EndAbort      = "abort"
+)
 
 // DetailsStatus is server.details_status.
 type DetailsStatus struct {
@@ -350,6 +372,13 @@ func validateCall(c *Call) (*validCall, error) {
 	if c.CancelAfterResponses != nil && *c.CancelAfterResponses < 0 {
 		return nil, fmt.Errorf("cancel_after_responses must not be negative, got %d", *c.CancelAfterResponses)
 	}
+	if k := c.CancelAfterRequests; k != nil {
+		halfDuplex := c.Streaming == ModeBidi && c.Bidi != PingPong
+		if *k < 0 || *k >= len(c.Requests) || !(c.Streaming == ModeClientStream || halfDuplex) || c.CancelAfterResponses != nil {
+			return nil, fmt.Errorf("cancel_after_requests %d: a count under the %d requests, for client_stream and "+
+				"half-duplex bidi calls, without cancel_after_responses", *k, len(c.Requests))
+		}
+	}
 	if v.md, err = mdFromCase(c.Metadata, "metadata"); err != nil {
 		return nil, err
 	}
@@ -396,6 +425,18 @@ func validateCall(c *Call) (*validCall, error) {
 	if s := c.Server; s != nil {
 		if s.DelayMS < 0 {
 			return nil, fmt.Errorf("server.delay_ms must not be negative, got %v", s.DelayMS)
+		}
+		switch s.End {
+		case "", EndReturn, EndRaise, EndAbort:
+		case EndReturnNone:
+			if (c.Streaming == ModeServerStream || c.Streaming == ModeBidi) && len(deref(s.Responses))+len(deref(e.Responses)) > 0 {
+				return nil, fmt.Errorf("server.end return_none sends no responses: give the %s call none", c.Streaming)
+			}
+		default:
+			return nil, fmt.Errorf("server.end %q is not return, return_none, raise or abort", s.End)
+		}
+		if s.DelayAfter != nil && (*s.DelayAfter < 0 || s.DelayMS <= 0) {
+			return nil, fmt.Errorf("server.delay_after %d: a count (0 or more) of responses before server.delay_ms, which must be given", *s.DelayAfter)
 		}
 		if s.ReadRequests != nil && *s.ReadRequests < 0 {
 			return nil, fmt.Errorf("server.read_requests must not be negative, got %d", *s.ReadRequests)

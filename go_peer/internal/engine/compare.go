@@ -143,7 +143,7 @@ func serverAnswers(p *plan) bool {
 	// a token check (require_token) always confirms, whatever server.status says; so does a code
 	// outside 0-16, which no client reaches by itself: only a server sends one
 	s := p.call.Server
-	return !p.call.Raw && !p.refused && p.call.CancelAfterResponses == nil &&
+	return !p.call.Raw && !p.refused && p.call.CancelAfterResponses == nil && p.call.CancelAfterRequests == nil &&
 		(s == nil || s.Status == "" || s.RequireToken != "" || outsideCodes(s.Status))
 }
 

@@ -46,7 +46,7 @@ func Unary[S, Req, Resp any](ctx context.Context, method string, req *Req, fallb
 		},
 	}
 	resp, err := sc.answer(r)
-	if err != nil {
+	if err != nil || resp == nil { // nil: server.end return_none (or abort with OK), a nil *Resp
 		return nil, err
 	}
 	return any(resp).(*Resp), nil
@@ -206,6 +206,12 @@ func (sc *servedCall) answer(r *rpc) (proto.Message, error) {
 	return resp, err
 }
 
+// raised is what a handler told to raise returns (server.end raise): a plain error, not a status,
+// which grpc-go sends as UNKNOWN with the error's text.
+type raised struct{ text string }
+
+func (e raised) Error() string { return e.text }
+
 // serve answers one call as its case says. For a unary call it returns the response.
 func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	c := sc.call
@@ -246,15 +252,33 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		}
 	}
 
-	// 1. delay
-	if spec.DelayMS > 0 {
+	// 1. delay: first, or before response DelayAfter (send)
+	wait := func() error {
+		if spec.IgnoreEnd { // sleeps through a cancel or the deadline, then goes on
+			time.Sleep(time.Duration(spec.DelayMS * float64(time.Millisecond)))
+			return nil
+		}
 		t := time.NewTimer(time.Duration(spec.DelayMS * float64(time.Millisecond)))
 		select {
 		case <-t.C:
+			return nil
 		case <-r.ctx.Done():
 			t.Stop()
-			return nil, status.FromContextError(r.ctx.Err()).Err()
+			return status.FromContextError(r.ctx.Err()).Err()
 		}
+	}
+	if spec.DelayMS > 0 && spec.DelayAfter == nil {
+		if err := wait(); err != nil {
+			return nil, err
+		}
+	}
+	sendAt := func(i int) error {
+		if spec.DelayMS > 0 && spec.DelayAfter != nil && *spec.DelayAfter == i {
+			if err := wait(); err != nil {
+				return err
+			}
+		}
+		return r.stream.SendMsg(responses[i])
 	}
 	// 2. request metadata
 	d := &differ{tol: c.Expect.FloatTolerance}
@@ -320,7 +344,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 			}
 			got = append(got, m)
 			if sent < len(responses) {
-				if err := r.stream.SendMsg(responses[sent]); err != nil {
+				if err := sendAt(sent); err != nil {
 					return nil, err
 				}
 				sent++
@@ -362,7 +386,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 	}
 
 	// 5. headers were set above; responses, trailers, status
-	ok := sc.code == codes.OK
+	ok := sc.code == codes.OK && spec.End != EndRaise
 	var unaryResp proto.Message
 	switch r.mode {
 	case ModeUnary, ModeClientStream:
@@ -371,7 +395,7 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 			if len(responses) > 0 {
 				unaryResp = responses[0]
 			}
-			if r.mode == ModeClientStream {
+			if r.mode == ModeClientStream && spec.End != EndReturnNone && spec.End != EndAbort {
 				if err := r.stream.SendMsg(unaryResp); err != nil {
 					return nil, err
 				}
@@ -379,8 +403,8 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		}
 	default:
 		if !(r.mode == ModeBidi && c.Bidi == PingPong) {
-			for _, m := range responses {
-				if err := r.stream.SendMsg(m); err != nil {
+			for i := range responses {
+				if err := sendAt(i); err != nil {
 					return nil, err
 				}
 			}
@@ -399,6 +423,22 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 		trailer.Append("grpc-status-details-bin", string(b))
 	}
 	r.setTrailer(sc.findings(r.ctx, d, trailer, len(got)))
+	switch spec.End {
+	case EndReturnNone:
+		return nil, nil
+	case EndRaise:
+		text := ""
+		if len(c.Expect.MessageContains) > 0 {
+			text = c.Expect.MessageContains[0]
+		}
+		return nil, raised{text}
+	case EndAbort: // with OK, status.Error is nil: the call ends OK, a unary one with no message set
+		msg := ""
+		if c.Expect.Message != nil && spec.Status == "" {
+			msg = *c.Expect.Message
+		}
+		return nil, status.Error(sc.code, msg)
+	}
 	if ok {
 		return unaryResp, nil
 	}
