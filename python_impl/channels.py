@@ -38,7 +38,9 @@ TRUST = {"ca": "ca.pem", "other_ca": "other_ca.pem"}
 # the DNS names of the server certificate (harness/engines/certs.py makes it; the Go engine's serverNames)
 SERVER_NAMES = ("localhost", "peer.interop.test")
 PRESENTED_CN = {"none": "", "client": CLIENT_CN, "other_client": OTHER_CLIENT_CN}
-KEYS = {"listener", "trust", "client_cert", "server_name", "token", "refused", *connection.CLIENT_KEYS}
+# isolated: a name; a case whose channel carries one gets a connection of its own (key() below), so
+# a call that breaks its connection (grpcio refusing a grpc-status past 2^31-2) spoils no other case
+KEYS = {"listener", "trust", "client_cert", "server_name", "token", "refused", "isolated", *connection.CLIENT_KEYS}
 
 
 class ChannelError(ValueError):
@@ -81,7 +83,7 @@ class Channel:
                                or not isinstance(value, int) or value < 0):
                 kind = "true or false" if key.endswith("_without_calls") else "a number of milliseconds (0 or more)"
                 raise ChannelError(f"channel.{key} is {kind}, not {value!r}")
-        for key in ("server_name", "token"):
+        for key in ("server_name", "token", "isolated"):
             if raw.get(key) is not None and not (isinstance(raw[key], str) and raw[key]):
                 raise ChannelError(f"channel.{key} is a non-empty string, not {raw[key]!r}")
         if not isinstance(raw.get("refused", False), bool):

@@ -16,7 +16,7 @@ import queue
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any, Iterator
 
@@ -82,6 +82,9 @@ class _Spec:
     ping_pong: bool
     cancel_after: int | None
     cancel_requests: int | None = None  # cancel_after_requests: cancel after sending this many, never half-close
+    # a call with no deadline (no_deadline) must still end: the harness cancels it after this many
+    # seconds (its timeout_ms) and reports an error naming the call (NoDeadlineOverrun)
+    bound: float | None = None
 
     @classmethod
     def of(cls, stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
@@ -113,11 +116,22 @@ class _Spec:
                    streaming=call.streaming, requests=requests,
                    kwargs=kwargs, ping_pong=call.streaming == "bidi" and getattr(call, "bidi", "") == "ping_pong",
                    cancel_after=getattr(call, "cancel_after_responses", None),
-                   cancel_requests=getattr(call, "cancel_after_requests", None))
+                   cancel_requests=getattr(call, "cancel_after_requests", None),
+                   bound=call.timeout_ms / 1000 if timeout is None else None)
+
+    def overrun(self, call: Any, responses: list[Message]) -> NoDeadlineOverrun:
+        return NoDeadlineOverrun(f"{call.method}: the call has no deadline (no_deadline) and had not ended "
+                                 f"after its timeout_ms ({call.timeout_ms:g} ms), which bounds it: the harness "
+                                 f"cancelled it after {len(responses)} response(s); the server never ended it, "
+                                 f"or the client waited for an answer that never came")
 
     def enough(self, responses: list[Message]) -> bool:
         """True when the client is to cancel now."""
         return self.cancel_after is not None and len(responses) >= self.cancel_after
+
+
+class NoDeadlineOverrun(Exception):
+    """A call with no deadline outlived its timeout_ms: the harness's error, not the library's."""
 
 
 # ---------------------------------------------------------------- sync calls
@@ -129,7 +143,7 @@ def invoke(stubs: Stubs, call: Any, metadata: list[tuple[str, str | bytes]],
     spec, out = _Spec.of(stubs, call, metadata, credentials), Outcome()  # the harness's own errors stay errors
     start = time.perf_counter()  # before grpcio sets the call's deadline (now + timeout)
     try:
-        _call(spec, out, start)
+        _call(spec, out, start, call)
     except Exception as e:  # noqa: BLE001  only grpcio's own: _raised re-raises anything else
         out.raised = _raised(e)
     return out
@@ -161,7 +175,48 @@ def _cancel_after_requests(spec: _Spec, arg_for: Any) -> Any:
     return rpc
 
 
-def _call(spec: _Spec, out: Outcome, start: float) -> None:
+class _Watchdog:
+    """Cancels a call with no deadline once its bound has passed (a harness must never hang)."""
+
+    def __init__(self, bound: float | None) -> None:
+        self.fired, self._lock, self._rpc = threading.Event(), threading.Lock(), None
+        self._timer = threading.Timer(bound, self._fire) if bound is not None else None
+        if self._timer is not None:
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired.set()
+            rpc = self._rpc
+        if rpc is not None:
+            rpc.cancel()
+
+    def watch(self, rpc: Any) -> None:
+        with self._lock:
+            self._rpc = rpc
+            fired = self.fired.is_set()
+        if fired:  # the bound passed while the call was being made
+            rpc.cancel()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _call(spec: _Spec, out: Outcome, start: float, call: Any = None) -> None:
+    """One call; a call with no deadline runs under a watchdog that cancels it at spec.bound (its
+    cancel_after_requests wait is bounded on its own)."""
+    dog = _Watchdog(spec.bound if spec.cancel_requests is None else None)
+    try:
+        _call_bounded(spec, out, start, dog)
+    finally:
+        dog.stop()
+    if dog.fired.is_set():
+        raise spec.overrun(call, out.responses)
+
+
+def _call_bounded(spec: _Spec, out: Outcome, start: float, dog: _Watchdog) -> None:
     if spec.cancel_requests is not None:
         # client_stream or half-duplex bidi: no response can come before the cancel
         factory = spec.fn.future if spec.streaming == "client_stream" else spec.fn
@@ -176,6 +231,7 @@ def _call(spec: _Spec, out: Outcome, start: float) -> None:
     elif spec.streaming in ("unary", "client_stream"):
         arg = spec.requests[0] if spec.streaming == "unary" else iter(spec.requests)
         rpc = spec.fn.future(arg, **spec.kwargs)
+        dog.watch(rpc)
         if spec.enough(out.responses):
             rpc.cancel()
         try:
@@ -185,10 +241,12 @@ def _call(spec: _Spec, out: Outcome, start: float) -> None:
     else:
         turn: queue.Queue[bool] = queue.Queue()
         if spec.ping_pong:
-            arg: Any = _ping_pong(spec.requests, turn, spec.kwargs["timeout"])
+            # each wait for an answer is bounded, by the deadline or (no deadline) the watchdog's bound
+            arg: Any = _ping_pong(spec.requests, turn, spec.kwargs["timeout"] or spec.bound)
         else:
             arg = spec.requests[0] if spec.streaming == "server_stream" else iter(spec.requests)
         rpc = spec.fn(arg, **spec.kwargs)
+        dog.watch(rpc)
         try:
             if spec.enough(out.responses):
                 rpc.cancel()
@@ -261,10 +319,30 @@ async def invoke_aio(stubs: Stubs, call: Any, metadata: list[tuple[str, str | by
     spec, out = _Spec.of(stubs, call, metadata, credentials), Outcome()
     start = time.perf_counter()  # before grpc.aio sets the call's deadline (now + timeout)
     try:
-        await _call_aio(spec, out, start)
+        if spec.bound is None or spec.cancel_requests is not None:
+            await _call_aio(spec, out, start)
+        else:
+            await _bounded_aio(spec, out, start, call)
     except Exception as e:  # noqa: BLE001  only grpcio's own: _raised re-raises anything else
         out.raised = _raised(e)
     return out
+
+
+async def _bounded_aio(spec: _Spec, out: Outcome, start: float, call: Any) -> None:
+    """A call with no deadline: cancelled at spec.bound, and then the harness's error (never a hang)."""
+    made: list[Any] = []
+    fn = spec.fn
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        made.append(fn(*args, **kwargs))
+        return made[-1]
+
+    try:
+        await asyncio.wait_for(_call_aio(replace(spec, fn=recording), out, start), spec.bound)
+    except TimeoutError:
+        for rpc in made:
+            rpc.cancel()
+        raise spec.overrun(call, out.responses) from None
 
 
 async def _call_aio(spec: _Spec, out: Outcome, start: float) -> None:

@@ -312,6 +312,9 @@ class Plan:
                 yield Headers(self.headers)
             for i in range(len(self.responses)):
                 yield from self._send(i)
+        else:  # the client half-closed early (fewer requests than responses): the server streams on
+            for i in range(len(got), len(self.responses)):
+                yield from self._send(i)
         # a raise ends the call UNKNOWN in every library (the message differs: docs/cases.md)
         code = grpc.StatusCode.UNKNOWN if self.end == "raise" else self.code
         trailing = self.trailing(diffs, len(got), code)

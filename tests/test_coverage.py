@@ -169,3 +169,29 @@ def test_empty_metadata_values_are_a_kind_of_their_own(tiny) -> None:
     assert ("request empty ascii", ("py→go",)) in kinds and ("trailers empty -bin", ("py→go",)) in kinds
     assert ("headers empty ascii", ("py→go", "go→py")) in kinds  # no case carried one
     assert not any(name == "request -bin" for name, _ in kinds)  # COUNTED's x-b-bin, and the empty one
+
+
+@pytest.mark.parametrize("streaming, bidi", [("client_stream", "half_duplex"), ("bidi", "half_duplex")])
+def test_a_client_cancel_after_requests_is_its_own_pattern_per_mode(streaming: str, bidi: str) -> None:
+    """cancel_after_requests (the `cancel` fuzz dimension): the client sends k requests and cancels
+    without half-closing. It is a pattern of client_stream and bidi, not an error status the server sent."""
+    call = Call(method="cov.tiny.Tiny/Call", streaming=streaming, request_type="cov.tiny.Req",
+                response_type="cov.tiny.Inner", requests=[{}, {}], bidi=bidi, cancel_after_requests=1,
+                expect={"status": "CANCELLED", "responses": []})
+    assert coverage._streaming_patterns(call) == {"client_cancels_after_requests"}
+    assert "client_cancels_after_requests" in coverage.STREAMING_PATTERNS[streaming]
+    assert "client_cancels_after_requests" not in coverage.STREAMING_PATTERNS["server_stream"]
+    # a server's error status after the client's requests stays error_status
+    failed = Call(method="cov.tiny.Tiny/Call", streaming=streaming, request_type="cov.tiny.Req",
+                  response_type="cov.tiny.Inner", requests=[{}], expect={"status": "ABORTED", "responses": []})
+    assert "error_status" in coverage._streaming_patterns(failed)
+
+
+def test_a_client_cancel_mid_server_stream_is_no_error_after_responses() -> None:
+    call = Call(method="cov.tiny.Tiny/Watch", streaming="server_stream", request_type="cov.tiny.Req",
+                response_type="cov.tiny.Inner", requests=[{}], cancel_after_responses=1,
+                expect={"status": "CANCELLED", "responses": [{}]})
+    assert "error_after_responses" not in coverage._streaming_patterns(call)
+    aborted = Call(method="cov.tiny.Tiny/Watch", streaming="server_stream", request_type="cov.tiny.Req",
+                   response_type="cov.tiny.Inner", requests=[{}], expect={"status": "ABORTED", "responses": [{}]})
+    assert "error_after_responses" in coverage._streaming_patterns(aborted)

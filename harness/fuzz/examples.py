@@ -97,7 +97,7 @@ def draw(m: MethodDescriptor, seed: int, round_: int, examples: int, dimension: 
         return []
     hypothesis_run(m, seed, round_, examples, record, dimension=dimension)
     return [Case(name=case_name(m, seed, round_, i, dimension, tag=dims.tag(dimension, call)), calls=[call],
-                 source=SOURCE)
+                 source=SOURCE, channel=dims.channel(dimension, call))
             for i, call in enumerate(found.values())]
 
 
@@ -126,5 +126,8 @@ def case_yaml(cases: list[Case]) -> dict[str, Any]:
                 if key not in _DERIVED and value not in (None, {}):
                     item[key] = value
             calls.append(item)
-        out.append({"name": case.name, "calls": calls})
+        entry: dict[str, Any] = {"name": case.name, "calls": calls}
+        if case.channel is not None:  # a dimension's own connection (dims.channel) travels too
+            entry["channel"] = case.channel
+        out.append(entry)
     return {"cases": out}

@@ -30,7 +30,7 @@ from rich.console import Console
 from harness import cache
 from harness.cases import generate as casegen
 from harness.cases.model import Call, Case
-from harness.fuzz import examples as ex
+from harness.fuzz import dims, examples as ex
 from harness.fuzz.strategies import call_key
 from harness.report.verdicts import failed
 from harness.run.runner import Direction, Prepared, Session, go_tag_args, repro_command
@@ -159,7 +159,8 @@ def shrink(base: Prepared, f: Failure, seed: int, per_method: int, judged: list[
         if time.monotonic() > deadline:
             raise _OutOfTime  # not an Exception: Hypothesis lets it through, and the smallest so far stands
         f.tries += 1
-        case = Case(name=ex.renamed(f.case.name, f.dimension, call, "-min"), calls=[call], source=ex.SOURCE)
+        case = Case(name=ex.renamed(f.case.name, f.dimension, call, "-min"), calls=[call], source=ex.SOURCE,
+                    channel=dims.channel(f.dimension, call))
         try:
             result = run_cases(base, SHRINK_RUNNER, [f.direction], [case])[0]
         except Exception:  # noqa: BLE001 - a peer that cannot start is no smaller failure

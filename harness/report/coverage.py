@@ -37,8 +37,9 @@ _COMMON_PATTERNS = ("error_status", "deadline_exceeded", "cancel_before_first_me
 STREAMING_PATTERNS = {
     "unary": ("ok",) + _COMMON_PATTERNS,
     "server_stream": ("responses_0", "responses_1", "responses_many", "error_after_responses") + _COMMON_PATTERNS,
-    "client_stream": ("requests_0", "requests_1", "requests_many") + _COMMON_PATTERNS,
-    "bidi": ("ping_pong", "half_duplex", "server_finishes_early", "client_cancels_midstream") + _COMMON_PATTERNS,
+    "client_stream": ("requests_0", "requests_1", "requests_many", "client_cancels_after_requests") + _COMMON_PATTERNS,
+    "bidi": ("ping_pong", "half_duplex", "server_finishes_early", "client_cancels_midstream",
+             "client_cancels_after_requests") + _COMMON_PATTERNS,
 }
 # an empty value is a kind of its own: a peer that drops it passes every other metadata case
 METADATA_KINDS = tuple(f"{where} {kind}" for where in ("request", "headers", "trailers")
@@ -284,6 +285,10 @@ def _streaming_patterns(call: Call) -> set[str]:
         found.add("deadline_exceeded")
     elif call.cancel_after_responses == 0:
         found.add("cancel_before_first_message")
+    elif call.cancel_after_requests is not None:
+        # the client cancels after sending k requests, never half-closing (client_stream, half-duplex
+        # bidi): its own pattern, not an error status the server sent
+        found.add("client_cancels_after_requests")
     elif status != "OK" and call.cancel_after_responses is None:
         found.add("error_status")
     if call.streaming == "unary" and status == "OK" and responses:
@@ -291,7 +296,7 @@ def _streaming_patterns(call: Call) -> set[str]:
     if call.streaming == "server_stream" and responses is not None:
         if status == "OK":
             found.add({0: "responses_0", 1: "responses_1"}.get(len(responses), "responses_many"))
-        elif responses:
+        elif responses and call.cancel_after_responses is None:  # a client's cancel is no error the server sent
             found.add("error_after_responses")
     if call.streaming == "client_stream" and status == "OK":
         found.add({0: "requests_0", 1: "requests_1"}.get(len(requests), "requests_many"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -20,6 +21,8 @@ import (
 
 // outcome is what one RPC produced.
 type outcome struct {
+	// overrun: a call with no deadline had not ended at its timeout_ms, and the client cancelled it
+	overrun   bool
 	responses []proto.Message
 	header    metadata.MD
 	trailer   metadata.MD
@@ -47,6 +50,11 @@ func invoke(ctx context.Context, conn grpc.ClientConnInterface, p *plan, caseMD 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if p.call.NoDeadline { // a call with no deadline must still end (a harness never hangs): cut at timeout_ms
+		var overrun atomic.Bool
+		watchdog := time.AfterFunc(p.timeout, func() { overrun.Store(true); cancel() })
+		defer func() { watchdog.Stop(); out.overrun = overrun.Load() }()
+	}
 	ctx = metadata.NewOutgoingContext(ctx, metadata.Join(p.md, caseMD))
 	ctx, seen := withRPCStats(ctx) // filled in by the channel's engine stats handler
 	mode := p.call.Streaming

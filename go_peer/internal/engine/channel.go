@@ -56,6 +56,9 @@ type Channel struct {
 	ServerName string `json:"server_name"` // TLS name override (verified and sent as SNI)
 	Token      string `json:"token"`       // bearer token sent through grpc-go's oauth call credentials
 	Refused    bool   `json:"refused"`     // the handshake must fail: no server sees the call
+	// a name: the channel's connection is its own (key() writes it), so a call that breaks its
+	// connection (grpcio refusing a grpc-status past 2^31-2) spoils no other case's calls
+	Isolated string `json:"isolated,omitempty"`
 	// the client's keepalive on this connection (connection.go)
 	KeepaliveTimeMS             *int64 `json:"keepalive_time_ms,omitempty"`
 	KeepaliveTimeoutMS          *int64 `json:"keepalive_timeout_ms,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -208,6 +209,12 @@ func RunCaseOn(ctx context.Context, chans *Channels, in *Input, raw json.RawMess
 			md = metadata.Join(md, metadata.Pairs(JSONKey, protojsonOf(p.requests[0])))
 		}
 		out := invoke(ctx, conn, p, md)
+		if out.overrun {
+			return fail(i, fmt.Errorf("NoDeadlineOverrun: %s: the call has no deadline (no_deadline) and had not ended "+
+				"after its timeout_ms (%g ms), which bounds it: the harness cancelled it after %d response(s); the "+
+				"server never ended it, or the client waited for an answer that never came",
+				strings.TrimPrefix(p.call.Method, "/"), float64(p.timeout)/float64(time.Millisecond), len(out.responses)))
+		}
 		r.Diffs = append(r.Diffs, check(i, p, out)...)
 		if p.refused && channel.secure() { // its own cause, not any refusal
 			d := &differ{call: i}

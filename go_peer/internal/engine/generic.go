@@ -409,6 +409,13 @@ func (sc *servedCall) serve(r *rpc) (proto.Message, error) {
 				}
 			}
 		}
+		// ping-pong: the client half-closed early (fewer requests than responses), so the server
+		// streams the rest on
+		for ; r.mode == ModeBidi && c.Bidi == PingPong && sent < len(responses); sent++ {
+			if err := sendAt(sent); err != nil {
+				return nil, err
+			}
+		}
 	}
 	trailer := serverTrailer(sc.trailer.Copy())
 	if c.Protojson && ok && len(responses) > 0 { // this side's rendering of its first response (wire.go)

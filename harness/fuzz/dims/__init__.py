@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Callable
+from typing import Any, Callable
 
 from google.protobuf.descriptor import MethodDescriptor
 from hypothesis import strategies as st
@@ -62,6 +62,13 @@ def available() -> tuple[str, ...]:
 def tag(name: str, call: Call) -> str:
     make = getattr(module(name), "tag", None)
     return "" if make is None else str(make(call))
+
+
+def channel(name: str, call: Call) -> dict[str, Any] | None:
+    """The `channel` of the case a drawn call makes (a dimension's optional `channel(call)`; None: the
+    shared plaintext connection), e.g. a connection of its own for a call that breaks it."""
+    make = getattr(module(name), "channel", None)
+    return None if make is None else make(call)
 
 
 def parse(text: str | None) -> tuple[str, ...]:

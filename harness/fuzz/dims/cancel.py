@@ -9,7 +9,10 @@ Drawn:
   bidi; cancel_after_requests): CANCELLED, no response;
 - the server ends before reading every request (client_stream and bidi; server.read_requests r < n),
   OK or with an error, its responses intact;
-- the client half-closes at once (no request) in client_stream and bidi, the server answering.
+- the client half-closes at once (no request) in client_stream and bidi, the server answering;
+- the client half-closes early in a ping-pong bidi: k of n answered requests, then the half-close,
+  and the server streams its other n-k responses on (OK, all n responses; `bidi: ping_pong` with
+  fewer requests than responses, docs/cases.md).
 In every cancel the server would otherwise answer OK with data, so a client that does not really
 cancel cannot pass.
 """
@@ -36,6 +39,8 @@ def _shapes(mode: str) -> list[str]:
         out.append("cancel_after_responses")
     if mode in ("client_stream", "bidi"):
         out += ["cancel_after_requests", "server_ends_early", "half_close_at_once"]
+    if mode == "bidi":
+        out.append("half_close_early")
     return out
 
 
@@ -78,6 +83,11 @@ def _calls(draw: Any, m: MethodDescriptor) -> Call:
                       "responses": answers if mode == "bidi" else []}
         return dataclasses.replace(base, requests=requests, bidi="half_duplex", server={"read_requests": read},
                                    expect=expect)
+    if shape == "half_close_early":  # ping-pong for k requests, then half-close; the server streams on
+        answers = draw(st.lists(resp, min_size=2, max_size=MAX_MESSAGES))
+        requests = [draw(req) for _ in range(draw(st.integers(1, len(answers) - 1)))]
+        return dataclasses.replace(base, requests=requests, bidi="ping_pong", server={},
+                                   expect={"status": "OK", "responses": answers})
     # half_close_at_once: no request at all; the server answers all the same
     answers = [draw(resp)] if mode == "client_stream" else draw(st.lists(resp, max_size=MAX_MESSAGES))
     return dataclasses.replace(base, requests=[], bidi="half_duplex", expect={"status": "OK", "responses": answers})

@@ -9,8 +9,9 @@ digits above (python_impl/plan.py deadline_ok; the Go engine's checkDeadline say
 call ends OK at once, so the deadline never fires.
 
 Also drawn: deadlines that expire at once (1 ns to 10 µs, tag `expired`): the client must end
-DEADLINE_EXCEEDED by itself, the server answering OK only 3 s later. Not drawn: timeouts from 10 µs
-to 2 s (a loaded machine may let them expire).
+DEADLINE_EXCEEDED by itself, the server answering OK only 3 s later; and so do deadlines from 10 µs
+to 2 s (tag `in_flight`: the request may reach the server, whose own deadline fires). Not drawn:
+timeouts from 10 µs to 2 s on a call that must end OK (a loaded machine may let them expire).
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ def timeouts(draw: Any) -> float:
 # Go client saw end a 1 ms call after 0.8 ms (the server's timer, on its clock)
 EXPIRED_MS = (0.000001, 0.001, 0.01)
 LATE = 3000  # ms the server waits before answering OK with data: a client that misses its deadline fails
+IN_FLIGHT_MS = (0.01, MIN_MS - 1)  # past EXPIRED_MS, up to the timeouts that end OK
+
+
+@st.composite
+def in_flight(draw: Any) -> float:
+    """A timeout from 10 µs to just under 2 s: an order of magnitude first (each comes up), then a
+    value in it. It passes LATE - 1 s before the server answers."""
+    exponent = draw(st.integers(-2, 3))
+    low, high = max(IN_FLIGHT_MS[0], 10.0**exponent), min(IN_FLIGHT_MS[1], 10.0**(exponent + 1))
+    return round(draw(st.floats(low, high)), 3) or IN_FLIGHT_MS[0]
 
 
 @st.composite
@@ -50,9 +61,12 @@ def _calls(draw: Any, m: MethodDescriptor) -> Call:
     kind = draw(st.integers(0, 9))
     if kind == 9:  # one in ten: no deadline at all (none must arrive)
         return draw(exchange(m, no_deadline=True, server={"check_deadline": True}))
-    if kind == 8:  # one in ten: a deadline that expires at once; the client must end DEADLINE_EXCEEDED
-        # itself (the server answers OK, late); what the server saw cannot come back in its trailers
-        call = draw(exchange(m, timeout_ms=draw(st.sampled_from(EXPIRED_MS))))
+    if kind in (7, 8):  # one in ten: a deadline that expires at once; one in ten: one that expires in
+        # flight (10 µs to 2 s, every order of magnitude). The client must end DEADLINE_EXCEEDED
+        # itself (the server answers OK 3 s late, after any such deadline: no race with an answer);
+        # what the server saw cannot come back in its trailers
+        timeout = draw(st.sampled_from(EXPIRED_MS) if kind == 8 else in_flight())
+        call = draw(exchange(m, timeout_ms=timeout))
         late = {"delay_ms": LATE, "status": "OK", "responses": call.expect["responses"]}
         return replace(call, expect={"status": "DEADLINE_EXCEEDED", "responses": []}, server=late,
                        bidi="half_duplex" if call.streaming == "bidi" else call.bidi)
@@ -63,7 +77,9 @@ def tag(call: Call) -> str:
     """An expiring call is named (`…/fuzz/deadlines/expired/…`), so a known divergence can match it
     alone (as `stream/deadline_exceeded` has one for grpc-go's reset at a 100 ms deadline; none was
     seen at these deadlines, which pass before the request is sent)."""
-    return "expired" if call.expect.get("status") == "DEADLINE_EXCEEDED" else ""
+    if call.expect.get("status") != "DEADLINE_EXCEEDED":
+        return ""
+    return "expired" if call.timeout_ms <= EXPIRED_MS[-1] else "in_flight"
 
 
 def calls(m: MethodDescriptor) -> st.SearchStrategy[Call]:

@@ -12,8 +12,8 @@ Drawn, each the same to every client (measured on grpcio 1.85.1 sync and grpc.ai
   DEADLINE_EXCEEDED; a grpc-go server's reset can make grpcio report CANCELLED: a known divergence).
 
 - return nothing (unary, server_stream, bidi): grpc-go sends OK (a unary call: an empty message); the
-  grpcio servers differ, each a measured known divergence with its own signature: sync unary
-  INTERNAL "Failed to serialize response!", grpc.aio unary UNKNOWN "Unexpected <class 'TypeError'>:
+  grpcio servers differ, each a measured known divergence with its own signature: sync unary and
+  client_stream INTERNAL "Failed to serialize response!", grpc.aio UNKNOWN "Unexpected <class 'TypeError'>:
   descriptor 'SerializeToString' …", sync streams UNKNOWN "… 'NoneType' object is not an iterator".
 
 - abort with OK (unary, server_stream, bidi), with no message: grpc-go's status.Error(codes.OK, …)
@@ -21,9 +21,11 @@ Drawn, each the same to every client (measured on grpcio 1.85.1 sync and grpc.ai
   message, and on grpc.aio the call hangs until its deadline (kept at 1 s): known divergences on
   `…/fuzz/handlers/abort_ok/…`.
 
-Not drawn, on purpose (measured, docs/cases.md "How a handler ends"): returning nothing or aborting
-with OK in a client-streaming handler (a grpc-go server's OK with no message is INTERNAL to a grpc-go
-client, OK with no response to grpcio's: no single expectation).
+- return nothing or abort with OK in a client-streaming handler: a grpc-go server ends the call OK
+  with no message at all. The case expects that (what grpcio's clients show: OK, no response); a
+  grpc-go client refuses it as INTERNAL "cardinality violation: received no response message from
+  non-server-streaming RPC" (known divergences `go-go:…/return_none/…`, `go-go:…/abort_ok/…`), and
+  the grpcio servers fail it as on unary (the same known divergences).
 """
 
 from __future__ import annotations
@@ -52,14 +54,13 @@ _TRAILERS = st.one_of(st.just({}), st.dictionaries(st.sampled_from(["x-fuzz-trai
 
 
 def _may_return_none(m: MethodDescriptor) -> bool:
-    """A handler returning nothing is an interop expectation here. Not client_stream: a grpc-go
-    server's OK with no message is INTERNAL to a grpc-go client and OK with no response to grpcio's.
-    Not a unary method whose response type has required fields: the empty message grpc-go sends
-    for a nil one is not a valid one of them."""
-    mode = streaming_mode(m)
-    if mode == "unary":
+    """A handler returning nothing (or aborting with OK) is drawn everywhere but on a unary method
+    whose response type has required fields: the empty message grpc-go sends for a nil one is not a
+    valid one of them. On client_stream grpc-go sends no message at all (known divergences: a
+    grpc-go client makes it INTERNAL "cardinality violation")."""
+    if streaming_mode(m) == "unary":
         return not any(f.is_required for f in m.output_type.fields)
-    return mode != "client_stream"
+    return True
 
 
 def _streams_responses(m: MethodDescriptor) -> bool:
@@ -71,7 +72,8 @@ def _calls(draw: Any, m: MethodDescriptor) -> Call:
     end = draw(st.sampled_from([e for e in ENDS if e not in ("return_none", "abort_ok") or _may_return_none(m)]))
     trailers = draw(_TRAILERS)
     if end == "return_none":
-        # unary: grpc-go marshals the nil message as an empty one; a stream: no response, OK. The
+        # unary: grpc-go marshals the nil message as an empty one; client_stream: no message, OK
+        # (a grpc-go client: INTERNAL, a known divergence); a stream: no response, OK. The
         # grpcio servers differ (known divergences, measured: docs/cases.md)
         # bidi half-duplex: a ping-pong client would wait for an answer to its first request
         call = draw(exchange(m, responses=False, bidi="half_duplex"))
