@@ -33,6 +33,7 @@ from harness.protoset import gotoolchain
 from harness.engines.peer import GoServer, PeerError, clean, docker_client, ensure_image, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.fuzz import command as fuzz_command
+from harness.probe import command as probe_command
 from harness.report import record
 from harness.run import runlog
 from harness.run import shard as shard_mod
@@ -198,6 +199,7 @@ def parser() -> argparse.ArgumentParser:
                         choices=["auto", "docker", "process"])
     compat.add_argument("--verbose", "-v", action="store_true", help="list unchanged items one by one")
     fuzz_command.add_parser(sub)
+    probe_command.add_parser(sub)
     # global, and accepted after the command too; SUPPRESS: a subcommand never resets what came before it
     ap.add_argument("--cache-dir", type=Path, metavar="DIR", default=None, help=CACHE_HELP)
     for p in [*sub.choices.values(), *rsub.choices.values()]:
@@ -607,7 +609,8 @@ def cmd_compat(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "bench": cmd_bench, "coverage": cmd_coverage, "cases": cmd_cases, "gen": cmd_gen,
             "peer": cmd_peer, "serve": cmd_serve, "clean": cmd_clean, "compat": cmd_compat, "report": cmd_report,
-            "fuzz": logged(lambda args, out, log: fuzz_command.cmd_fuzz(args, log.last))}
+            "fuzz": logged(lambda args, out, log: fuzz_command.cmd_fuzz(args, log.last)),
+            "probe": probe_command.cmd_probe}
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -125,10 +125,17 @@ def messages(desc: Descriptor, depth: int = 0, anys: tuple[Descriptor, ...] | No
     types a google.protobuf.Any may carry (default: those desc's own file can reach, known_types)."""
     anys = known_types(desc.file) if anys is None else anys
     if desc.full_name == "google.protobuf.Any":
-        return _any(depth, anys)
+        return _any(depth, anys).map(lambda m: _in_pool(desc, m))
     if is_well_known(desc.file.name) and desc.full_name in _WELL_KNOWN:
-        return _WELL_KNOWN[desc.full_name]()
+        return _WELL_KNOWN[desc.full_name]().map(lambda m: _in_pool(desc, m))
     return _message(desc, depth, anys)
+
+
+def _in_pool(desc: Descriptor, msg: Message) -> Message:
+    """A well-known type drawn with the runtime's class, as desc's own class: a descriptor pool of its
+    own (grpc-interop probe's) has its own Timestamp, and CopyFrom refuses the runtime's."""
+    cls = GetMessageClass(desc)
+    return msg if isinstance(msg, cls) else cls.FromString(msg.SerializeToString())
 
 
 def known_types(file: Any) -> tuple[Descriptor, ...]:
