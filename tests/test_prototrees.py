@@ -35,9 +35,15 @@ STANDARD = ("grpc.health.v1.", "grpc.reflection.")  # the standard services' cas
 
 
 def generated(names: list[str]) -> list[str]:
-    """The cases of the set's own services: without the standard services' cases, which every set has,
-    and the channel cases (harness/cases/channels.py), made on whichever method comes first."""
-    return [n for n in names if not n.startswith(STANDARD) and "/tls/" not in n and "/mtls/" not in n]
+    """The cases of the set's own services: without the standard services' cases and the misbehaving-peer
+    `/wire/` scripts (harness/cases/wire.py), which every set has, and the channel cases
+    (harness/cases/channels.py), made on whichever method comes first."""
+    return [n for n in names if not n.startswith(STANDARD) and "/tls/" not in n and "/mtls/" not in n
+            and not _wire(n)]
+
+
+def _wire(name: str) -> bool:
+    return "/wire/" in name and "/fuzz/" not in name
 
 
 def test_two_import_roots_make_one_set() -> None:
@@ -178,7 +184,7 @@ def test_vendored_health_and_reflection_use_the_registered_files() -> None:
 
 
 def test_vendored_runtime_services_get_cases() -> None:
-    assert methods(cases("--protos", str(VENDORED))) == {
+    assert methods([n for n in cases("--protos", str(VENDORED)) if not _wire(n)]) == {
         "grpc.health.v1.Health/Check", "grpc.health.v1.Health/List", "grpc.health.v1.Health/Watch",
         "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
         "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", "ptree.app.Prober/Ask"}
@@ -327,7 +333,8 @@ def test_pytest_plugin_takes_proto_paths_and_files(pytester: pytest.Pytester) ->
         "--interop-protos", str(APP), "--interop-proto-path", str(VENDOR), "--interop-files", "shop/**",
         "--interop-direction", "py-py", "-p", "no:cacheprovider", "--collect-only", "-q")
     ids = [line for line in result.outlines if "::test_interop[" in line
-           and not any(f"py-py:{s}" in line for s in STANDARD)]  # the standard services' cases: every set has them
+           and not any(f"py-py:{s}" in line for s in STANDARD)  # the standard services' cases: every set has them
+           and not _wire(line)]
     assert ids and all("py-py:ptree.shop.v1.Carts/Get/" in i for i in ids), result.outlines[-20:]
     assert "test_it.py::test_interop[py-py:ptree.shop.v1.Carts/Get/Cart/typical]" in ids
 
