@@ -50,12 +50,14 @@ class Recorder(grpc.ServerInterceptor):
     def __init__(self) -> None:
         self.methods: list[str] = []
         self.seen: list[tuple[str, str | None]] = []  # (client library, authorization) of each call
+        self.times: list[float] = []  # when each call came (monotonic)
         self.lock = threading.Lock()
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
         md = dict(details.invocation_metadata)
         with self.lock:
             self.methods.append(details.method.lstrip("/"))
+            self.times.append(time.monotonic())
             self.seen.append((md.get("user-agent", "").split("/")[0], md.get("authorization")))
         return continuation(details)
 
@@ -217,6 +219,20 @@ def test_rps_bounds_the_load(sample: tuple[str, Recorder], tmp_path: Path) -> No
     elapsed = time.monotonic() - t0
     calls = [m for m in recorder.methods[before:] if m == CONTROL]
     assert 10 <= len(calls) <= 40 * elapsed + 1
+
+
+def test_rps_bounds_the_standard_services_calls_too(sample: tuple[str, Recorder], tmp_path: Path) -> None:
+    """Check 6's own calls (reflection, health) come right after the probed method's: --rps counts them
+    too, so no second of the run sees more than rps calls (+1: the window's edges)."""
+    target, recorder = sample
+    before = len(recorder.times)
+    rps = 5
+    cli.main(["probe", "--target", target, "--protos", str(DATA / "protos"), "--clients", "py",
+              "--methods", f"{CONTROL},grpc.*", "--rps", str(rps), "--budget", "1", "--json", str(tmp_path / "p.json")])
+    times, methods = recorder.times[before:], recorder.methods[before:]
+    assert any(m.startswith("grpc.") for m in methods) and CONTROL in methods
+    busiest = max(sum(1 for u in times if t <= u < t + 0.95) for t in times)
+    assert busiest <= rps + 1, f"{busiest} calls within a second at --rps {rps}: {methods}"
 
 
 def test_no_reflection_service_is_a_usage_error(sample: tuple[str, Recorder], capsys: pytest.CaptureFixture[str]) -> None:

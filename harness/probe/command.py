@@ -167,7 +167,8 @@ def _probe(args: argparse.Namespace) -> int:
     try:
         probe_all(prober, methods, args.budget, args.seed)
         with conn.channel() as channel:
-            std_findings, notes = standard.standard_services(channel, conn.metadata(), sch, dict(prober.answered),
+            std_findings, notes = standard.standard_services(prober.limiter.paced(channel), conn.metadata(), sch,
+                                                             dict(prober.answered),
                                                              lambda m: allowed(m, patterns))
     finally:
         prober.close()
