@@ -201,6 +201,20 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert cli.main(["probe", "--target", "127.0.0.1:1", "--protos", str(DATA / "protos"), "--methods", "no.Such/*"]) == 2
 
 
+def test_a_client_that_cannot_start_ends_the_started_ones(tmp_path: Path) -> None:
+    """--clients pyaio,bogus: pyaio's event-loop thread and channel must not outlive the usage error."""
+    def started() -> set[threading.Thread]:  # new ones only: another test's may still be ending
+        return {t for t in threading.enumerate() if t.name == "probe-aio"} - before
+
+    before = {t for t in threading.enumerate() if t.name == "probe-aio"}
+    assert cli.main(["probe", "--target", "127.0.0.1:1", "--protos", str(DATA / "protos"), "--clients", "pyaio,bogus",
+                     "--budget", "0.5", "--json", str(tmp_path / "p.json")]) == 2
+    deadline = time.monotonic() + 5
+    while started() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not started()
+
+
 def test_read_only_calls_only_methods_without_side_effects(sample: tuple[str, Recorder], tmp_path: Path) -> None:
     target, recorder = sample
     before = len(recorder.methods)
