@@ -255,6 +255,22 @@ def test_no_reflection_service_is_a_usage_error(sample: tuple[str, Recorder], ca
     assert "reflection" in capsys.readouterr().err
 
 
+def test_a_method_the_server_lacks_is_not_an_unknown_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A grpcio server on older protos (no Counter) answers Counter "Method not found!", as it would for
+    an unknown service: check 6 must not claim the server does not know probe.sample.Sample."""
+    full = grpc.method_handlers_generic_handler
+    monkeypatch.setattr(grpc, "method_handlers_generic_handler",
+                        lambda service, handlers: full(service, {k: v for k, v in handlers.items() if k != "Counter"}))
+    server, port, _ = _sample_server()
+    try:
+        cli.main(["probe", "--target", f"127.0.0.1:{port}", "--protos", str(DATA / "protos"), "--clients", "py",
+                  "--methods", f"{SERVICE}/Counter,grpc.*", "--budget", "0.3", "--json", str(tmp_path / "p.json")])
+    finally:
+        server.stop(0)
+    findings = json.loads((tmp_path / "p.json").read_text())["findings"]
+    assert findings and not [f["message"] for f in findings if "does not know" in f["message"]]
+
+
 def test_mtls_authority_and_token_from_every_flavour(tmp_path: Path) -> None:
     folder = certs.make(tmp_path / "certs")
     server, port, recorder = _sample_server(folder)
