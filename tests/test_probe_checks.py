@@ -56,6 +56,8 @@ def test_well_formed_metadata_passes(pool: Any) -> None:
     ok = {"x-a": ["printable value"], "x-b-bin": [base64.b64encode(b"\x00\xff").decode()],
           "content-type": ["application/grpc"]}
     assert checks.protocol_shape(_x(pool, go=_outcome(headers=ok, trailers={"x-c": ["1"]}))) is None
+    # a server's retry pushback (gRFC A6) is gRPC's own key, not a misuse of the reserved prefix
+    assert checks.protocol_shape(_x(pool, go=_outcome(14, (), trailers={"grpc-retry-pushback-ms": ["100"]}))) is None
 
 
 def test_go_and_python_reading_the_same_bytes_differently(pool: Any) -> None:

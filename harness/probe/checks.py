@@ -29,9 +29,10 @@ METADATA_LIMIT = 8 * 1024
 HPACK_ENTRY_OVERHEAD = 32
 KEY = re.compile(r"^[0-9a-z_.\-]+$")
 # transport keys a client library may show among the metadata (grpc-go shows content-type), and the
-# gRPC keys a server may send; any other grpc- key is reserved for gRPC itself
+# gRPC keys a server may send (grpc-retry-pushback-ms: a server's retry pushback, gRFC A6, which grpc-go
+# reads from the trailer metadata); any other grpc- key is reserved for gRPC itself
 TRANSPORT_KEYS = frozenset({"content-type", "grpc-encoding", "grpc-accept-encoding", "grpc-status", "grpc-message",
-                            "grpc-status-details-bin", "date", "server", "user-agent"})
+                            "grpc-status-details-bin", "grpc-retry-pushback-ms", "date", "server", "user-agent"})
 # a deadline must end the call within this much of it (scheduling on a busy machine included)
 DEADLINE_GRACE_MS = 1000.0
 
