@@ -50,12 +50,14 @@ class Recorder(grpc.ServerInterceptor):
     def __init__(self) -> None:
         self.methods: list[str] = []
         self.seen: list[tuple[str, str | None]] = []  # (client library, authorization) of each call
+        self.times: list[float] = []  # when each call came (monotonic)
         self.lock = threading.Lock()
 
     def intercept_service(self, continuation: Any, details: Any) -> Any:
         md = dict(details.invocation_metadata)
         with self.lock:
             self.methods.append(details.method.lstrip("/"))
+            self.times.append(time.monotonic())
             self.seen.append((md.get("user-agent", "").split("/")[0], md.get("authorization")))
         return continuation(details)
 
@@ -199,6 +201,20 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert cli.main(["probe", "--target", "127.0.0.1:1", "--protos", str(DATA / "protos"), "--methods", "no.Such/*"]) == 2
 
 
+def test_a_client_that_cannot_start_ends_the_started_ones(tmp_path: Path) -> None:
+    """--clients pyaio,bogus: pyaio's event-loop thread and channel must not outlive the usage error."""
+    def started() -> set[threading.Thread]:  # new ones only: another test's may still be ending
+        return {t for t in threading.enumerate() if t.name == "probe-aio"} - before
+
+    before = {t for t in threading.enumerate() if t.name == "probe-aio"}
+    assert cli.main(["probe", "--target", "127.0.0.1:1", "--protos", str(DATA / "protos"), "--clients", "pyaio,bogus",
+                     "--budget", "0.5", "--json", str(tmp_path / "p.json")]) == 2
+    deadline = time.monotonic() + 5
+    while started() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not started()
+
+
 def test_read_only_calls_only_methods_without_side_effects(sample: tuple[str, Recorder], tmp_path: Path) -> None:
     target, recorder = sample
     before = len(recorder.methods)
@@ -219,10 +235,40 @@ def test_rps_bounds_the_load(sample: tuple[str, Recorder], tmp_path: Path) -> No
     assert 10 <= len(calls) <= 40 * elapsed + 1
 
 
+def test_rps_bounds_the_standard_services_calls_too(sample: tuple[str, Recorder], tmp_path: Path) -> None:
+    """Check 6's own calls (reflection, health) come right after the probed method's: --rps counts them
+    too, so no second of the run sees more than rps calls (+1: the window's edges)."""
+    target, recorder = sample
+    before = len(recorder.times)
+    rps = 5
+    cli.main(["probe", "--target", target, "--protos", str(DATA / "protos"), "--clients", "py",
+              "--methods", f"{CONTROL},grpc.*", "--rps", str(rps), "--budget", "1", "--json", str(tmp_path / "p.json")])
+    times, methods = recorder.times[before:], recorder.methods[before:]
+    assert any(m.startswith("grpc.") for m in methods) and CONTROL in methods
+    busiest = max(sum(1 for u in times if t <= u < t + 0.95) for t in times)
+    assert busiest <= rps + 1, f"{busiest} calls within a second at --rps {rps}: {methods}"
+
+
 def test_no_reflection_service_is_a_usage_error(sample: tuple[str, Recorder], capsys: pytest.CaptureFixture[str]) -> None:
     # a port nothing listens on: reflection cannot be had, so the probe cannot start (exit 2, saying why)
     assert cli.main(["probe", "--target", "127.0.0.1:1", "--reflection", "--clients", "py"]) == 2
     assert "reflection" in capsys.readouterr().err
+
+
+def test_a_method_the_server_lacks_is_not_an_unknown_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A grpcio server on older protos (no Counter) answers Counter "Method not found!", as it would for
+    an unknown service: check 6 must not claim the server does not know probe.sample.Sample."""
+    full = grpc.method_handlers_generic_handler
+    monkeypatch.setattr(grpc, "method_handlers_generic_handler",
+                        lambda service, handlers: full(service, {k: v for k, v in handlers.items() if k != "Counter"}))
+    server, port, _ = _sample_server()
+    try:
+        cli.main(["probe", "--target", f"127.0.0.1:{port}", "--protos", str(DATA / "protos"), "--clients", "py",
+                  "--methods", f"{SERVICE}/Counter,grpc.*", "--budget", "0.3", "--json", str(tmp_path / "p.json")])
+    finally:
+        server.stop(0)
+    findings = json.loads((tmp_path / "p.json").read_text())["findings"]
+    assert findings and not [f["message"] for f in findings if "does not know" in f["message"]]
 
 
 def test_mtls_authority_and_token_from_every_flavour(tmp_path: Path) -> None:

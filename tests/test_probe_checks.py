@@ -52,10 +52,18 @@ def test_malformed_or_oversized_metadata(pool: Any, trailers: dict[str, list[str
     assert problem in checks.protocol_shape(_x(pool, py=_outcome(trailers=trailers)))
 
 
+def test_a_status_message_counts_as_it_travels_percent_encoded(pool: Any) -> None:
+    # 3000 characters, 18000 bytes on the wire (each of é's two UTF-8 bytes is %XX): over 8 KiB
+    assert "over grpcio's default limit" in checks.protocol_shape(_x(pool, go=_outcome(3, (), message="é" * 3000)))
+    assert checks.protocol_shape(_x(pool, go=_outcome(3, (), message="e" * 3000))) is None
+
+
 def test_well_formed_metadata_passes(pool: Any) -> None:
     ok = {"x-a": ["printable value"], "x-b-bin": [base64.b64encode(b"\x00\xff").decode()],
           "content-type": ["application/grpc"]}
     assert checks.protocol_shape(_x(pool, go=_outcome(headers=ok, trailers={"x-c": ["1"]}))) is None
+    # a server's retry pushback (gRFC A6) is gRPC's own key, not a misuse of the reserved prefix
+    assert checks.protocol_shape(_x(pool, go=_outcome(14, (), trailers={"grpc-retry-pushback-ms": ["100"]}))) is None
 
 
 def test_go_and_python_reading_the_same_bytes_differently(pool: Any) -> None:

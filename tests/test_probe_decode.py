@@ -123,3 +123,28 @@ def test_negative_zero_keeps_its_sign(echo: tuple[list[str], goclient.GoClient])
                    "metadata": {}, "timeout_ms": 5000, "cancel_after_responses": None})
     got = out["decoded"][0]["json"]["fDouble"]
     assert got == 0 and math.copysign(1.0, got) == -1.0, got
+
+
+def test_an_any_of_a_type_outside_the_protos_is_a_decode_error_not_a_crash() -> None:
+    """Go's protojson reports an Any it cannot resolve as the response's decode error; Python's decode
+    must too (json_format raises), or the probe of the whole method ends as the probe's own failure."""
+    from google.protobuf import any_pb2
+
+    from harness.probe import checks, clients
+
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(any_pb2.DESCRIPTOR.serialized_pb))
+    f = descriptor_pb2.FileDescriptorProto(name="t.proto", package="t", syntax="proto3",
+                                           dependency=["google/protobuf/any.proto"])
+    f.message_type.add(name="R").field.add(name="a", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                                           label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+                                           type_name=".google.protobuf.Any")
+    f.service.add(name="S").method.add(name="M", input_type=".t.R", output_type=".t.R")
+    pool.Add(f)
+    msg = GetMessageClass(pool.FindMessageTypeByName("t.R"))()
+    msg.a.type_url, msg.a.value = "type.googleapis.com/no.such.Type", b"\x08\x01"
+    raw = msg.SerializeToString()
+    decoded = clients.decode(pool, "t.S/M", [raw])
+    assert decoded is not None and "no.such.Type" in decoded[0]["error"]
+    x = checks.Exchange("t.S/M", {}, {"py": {"responses": [base64.b64encode(raw).decode()], "decoded": decoded}}, pool)
+    assert "py: response 0 protojson" in (checks.schema_conforms(x) or "")

@@ -135,11 +135,21 @@ def test_mtls_authority_and_token(runner: str, seeds: schema.Schema, seed_gen: M
     assert refused["code"] == grpc.StatusCode.UNAVAILABLE.value[0] and refused["error"].startswith("could not connect")
 
 
-def test_a_client_that_exits_says_why(seeds: schema.Schema) -> None:
+@pytest.mark.parametrize("race", ["exit before the write", "stderr read late"])
+def test_a_client_that_exits_says_why(seeds: schema.Schema, monkeypatch: pytest.MonkeyPatch, race: str) -> None:
+    """The client exits at once (bad --target), before or after the call is written: a race, whose
+    either side must name the call, the exit and the client's own reason, whenever its stderr is read."""
     m = seeds.method(f"{ROUTES}/GetFeature")
+    if race == "stderr read late":
+        read = goclient.GoClient._read_stderr
+        monkeypatch.setattr(goclient.GoClient, "_read_stderr", lambda self, lines: (time.sleep(0.5), read(self, lines)))
     with goclient.GoClient(schema.Connection("no-port-here")) as go:
-        with pytest.raises(goclient.GoClientError, match=r"(?s)exited at call .*GetFeature.*bad --target"):
+        if race == "exit before the write":
+            go._proc.wait(10)  # type: ignore[union-attr]  # the write then meets a closed pipe
+        with pytest.raises(goclient.GoClientError, match=r"(?s)exited \(status 2\) at call .*GetFeature.*bad --target"):
             go.call(_probe_call(m, _requests(seeds, m.name)))
+        with pytest.raises(goclient.GoClientError, match=r"exited \(status 2\) at call .*GetFeature"):
+            go.call(_probe_call(m, _requests(seeds, m.name)))  # and stays exited for the next call
 
 
 def test_no_go_and_no_docker_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,9 +29,10 @@ METADATA_LIMIT = 8 * 1024
 HPACK_ENTRY_OVERHEAD = 32
 KEY = re.compile(r"^[0-9a-z_.\-]+$")
 # transport keys a client library may show among the metadata (grpc-go shows content-type), and the
-# gRPC keys a server may send; any other grpc- key is reserved for gRPC itself
+# gRPC keys a server may send (grpc-retry-pushback-ms: a server's retry pushback, gRFC A6, which grpc-go
+# reads from the trailer metadata); any other grpc- key is reserved for gRPC itself
 TRANSPORT_KEYS = frozenset({"content-type", "grpc-encoding", "grpc-accept-encoding", "grpc-status", "grpc-message",
-                            "grpc-status-details-bin", "date", "server", "user-agent"})
+                            "grpc-status-details-bin", "grpc-retry-pushback-ms", "date", "server", "user-agent"})
 # a deadline must end the call within this much of it (scheduling on a busy machine included)
 DEADLINE_GRACE_MS = 1000.0
 
@@ -177,6 +178,12 @@ def _metadata_problem(kind: str, md: dict[str, list[str]], extra: int = 0) -> st
     return None
 
 
+def _wire_length(message: str) -> int:
+    """The status message's length as grpc-message carries it: percent-encoded UTF-8, where every byte
+    outside printable ASCII, and '%' itself, takes three (gRPC's PROTOCOL-HTTP2)."""
+    return sum(1 if 0x20 <= b <= 0x7E and b != 0x25 else 3 for b in message.encode())
+
+
 def protocol_shape(x: Exchange) -> str | None:
     """5: status codes are 0-16; headers, trailers and status messages are well-formed and within both
     libraries' limits."""
@@ -187,7 +194,7 @@ def protocol_shape(x: Exchange) -> str | None:
             return f"{c}: status code {o['code']} is outside 0-16"
         problem = (_metadata_problem("headers", o.get("headers") or {})
                    or _metadata_problem("trailers", o.get("trailers") or {},
-                                        len(o.get("message") or "") + len("grpc-message") + HPACK_ENTRY_OVERHEAD))
+                                        _wire_length(o.get("message") or "") + len("grpc-message") + HPACK_ENTRY_OVERHEAD))
         if problem:
             return f"{c}: {problem}"
     return None

@@ -58,7 +58,13 @@ def decode(pool: Any, method: str, responses: list[bytes]) -> list[dict[str, Any
         known = cls()
         known.CopyFrom(msg)
         known.DiscardUnknownFields()  # recursive: unknown fields at any depth change the size
-        out.append({"json": json_format.MessageToDict(msg, descriptor_pool=pool), "unknown_fields": known.ByteSize() != msg.ByteSize()})
+        unknown = known.ByteSize() != msg.ByteSize()
+        try:
+            text = json_format.MessageToDict(msg, descriptor_pool=pool)
+        except Exception as e:  # noqa: BLE001 - an Any of a type the protos lack: reported, as Go's protojson does
+            out.append({"json": None, "unknown_fields": unknown, "error": f"protojson: {e}"})
+            continue
+        out.append({"json": text, "unknown_fields": unknown})
     return out
 
 

@@ -103,16 +103,21 @@ def select(methods: list[MethodDescriptor], patterns: list[str], read_only: bool
 
 def make_clients(names: list[str], conn: Connection, sch: Schema, runner: str) -> list[Any]:
     out: list[Any] = []
-    for n in names:
-        if n == "py":
-            out.append(PyClient(conn, sch.pool))
-        elif n == "pyaio":
-            out.append(AioClient(conn, sch.pool))
-        elif n == "go":
-            from harness.probe.goclient import GoClient  # builds the Go client on first use
-            out.append(GoClient(conn, sch.serialized(), runner=runner))
-        else:
-            raise ValueError(f"--clients: unknown client flavour {n!r} (py, pyaio, go)")
+    try:
+        for n in names:
+            if n == "py":
+                out.append(PyClient(conn, sch.pool))
+            elif n == "pyaio":
+                out.append(AioClient(conn, sch.pool))
+            elif n == "go":
+                from harness.probe.goclient import GoClient  # builds the Go client on first use
+                out.append(GoClient(conn, sch.serialized(), runner=runner))
+            else:
+                raise ValueError(f"--clients: unknown client flavour {n!r} (py, pyaio, go)")
+    except BaseException:  # one flavour cannot start: the ones started (channels, threads, processes) end
+        for c in out:
+            c.close()
+        raise
     return out
 
 
@@ -167,7 +172,8 @@ def _probe(args: argparse.Namespace) -> int:
     try:
         probe_all(prober, methods, args.budget, args.seed)
         with conn.channel() as channel:
-            std_findings, notes = standard.standard_services(channel, conn.metadata(), sch, dict(prober.answered),
+            std_findings, notes = standard.standard_services(prober.limiter.paced(channel), conn.metadata(), sch,
+                                                             dict(prober.answered),
                                                              lambda m: allowed(m, patterns))
     finally:
         prober.close()

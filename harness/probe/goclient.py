@@ -148,6 +148,7 @@ class GoClient:
         self._proc: subprocess.Popen[bytes] | None = None
         self._container: Any = None
         self._sock: Any = None
+        self._stderr_reader: threading.Thread | None = None
         try:
             args = self._args(descriptors)
             self._start_container(args) if self.runner == "docker" else self._start_process(args)
@@ -189,7 +190,8 @@ class GoClient:
                                       stderr=subprocess.PIPE)
         out, err = self._proc.stdout, self._proc.stderr
         threading.Thread(target=self._read_lines, args=(iter(out.readline, b""),), daemon=True).start()  # type: ignore[union-attr]
-        threading.Thread(target=self._read_stderr, args=(iter(err.readline, b""),), daemon=True).start()  # type: ignore[union-attr]
+        self._stderr_reader = threading.Thread(target=self._read_stderr, args=(iter(err.readline, b""),), daemon=True)  # type: ignore[union-attr]
+        self._stderr_reader.start()
 
     def _start_container(self, args: list[str]) -> None:
         from docker.utils.socket import STDOUT, frames_iter
@@ -248,21 +250,46 @@ class GoClient:
             try:
                 self._write(json.dumps(probe_call, ensure_ascii=False).encode() + b"\n")
                 line = self._lines.get(timeout=wait)
-            except (OSError, ValueError) as e:  # a closed pipe: the client is gone
-                raise GoClientError(f"the Go probe client is gone ({e}) at call {probe_call.get('id')} "
-                                    f"{probe_call.get('method')}{self._log()}") from None
+            except (OSError, ValueError):
+                # A closed pipe or socket: the client exited before reading the call. Whether it exits
+                # before or after the write is a race; both must read the same, with its last words
+                # (a container's stderr comes in the output stream: wait for that stream's end).
+                line = self._end_of_output()
             except queue.Empty:
                 self._broken = f"no outcome for call {probe_call.get('id')} {probe_call.get('method')} within {wait:.0f} s"
                 raise GoClientError(f"the Go probe client gave {self._broken}{self._log()}") from None
             if line is None:
                 self._lines.put(None)  # stays ended for the next caller
-                raise GoClientError(f"the Go probe client exited at call {probe_call.get('id')} "
+                raise GoClientError(f"the Go probe client exited{self._status()} at call {probe_call.get('id')} "
                                     f"{probe_call.get('method')}{self._log()}")
         outcome = json.loads(line, parse_int=_int_or_negative_zero)
         if outcome.get("id") != probe_call.get("id"):
             raise GoClientError(f"the Go probe client answered call {outcome.get('id')!r} to call "
                                 f"{probe_call.get('id')!r}: its output is out of step{self._log()}")
         return outcome
+
+    def _end_of_output(self) -> None:
+        """Wait (5 s at most) for the exited client's output to end; any line left is dropped: no
+        call is outstanding, so no line can be an answer."""
+        try:
+            while self._lines.get(timeout=5) is not None:
+                pass
+        except queue.Empty:
+            pass
+        return None
+
+    def _status(self) -> str:
+        """How the exited client ended: its exit status, once its stderr is read to the end (the
+        reader thread may lag the exit, and the message must carry the client's reason)."""
+        if self._proc is None:
+            return ""  # a container's stderr comes in the stdout stream, read to its end already
+        try:
+            code = self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            return " (its output ended, the process still runs)"
+        if self._stderr_reader is not None:
+            self._stderr_reader.join(5)
+        return f" (status {code})"
 
     def _log(self) -> str:
         return "\n--- Go client stderr ---\n" + ("\n".join(self._stderr) or "(nothing)")

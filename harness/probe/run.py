@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import grpc
 from google.protobuf.descriptor import MethodDescriptor
 from hypothesis.errors import Flaky
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed as hseed, settings, strategies as st
@@ -42,6 +43,23 @@ class Limiter:
             at = max(now, self.next)
             self.next = at + self.gap
         time.sleep(max(0.0, at - now))
+
+    def paced(self, channel: grpc.Channel) -> grpc.Channel:
+        """The channel with every call it starts paced by this limiter: the probe's own calls beside
+        the clients' (check 6's reflection and health calls) count towards --rps too."""
+        return grpc.intercept_channel(channel, _Paced(self))
+
+
+class _Paced(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+             grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+
+    def _call(self, continuation: Any, details: Any, request: Any) -> Any:
+        self.limiter.wait()
+        return continuation(details, request)
+
+    intercept_unary_unary = intercept_unary_stream = intercept_stream_unary = intercept_stream_stream = _call
 
 
 @dataclass

@@ -17,9 +17,10 @@ STANDARD = frozenset({*REFLECTION, "grpc.health.v1.Health"})
 # the synthetic echo services grpc-interop's own peers add for message-only files (harness/protoset/echo.py):
 # a peer started by `grpc-interop serve` lists them; they are the harness's, not the server's drift
 HARNESS_ECHO = ".interop_echo."
-# what the libraries answer for a service the server never registered (as opposed to a registered one
-# whose method is not implemented): grpcio's and grpc-go's texts
-UNKNOWN_SERVICE = ("Method not found!", "unknown service ")
+# what grpc-go answers for a service the server never registered (as opposed to "unknown method M for
+# service S" of a registered one). grpcio's "Method not found!" is no proof: it answers that for an
+# unknown method of a registered service too (a server on older protos), so it counts as UNIMPLEMENTED
+UNKNOWN_SERVICE = ("unknown service ",)
 ANSWERS, UNIMPLEMENTED, UNREGISTERED = "answers", "unimplemented", "unregistered"
 TIMEOUT_S = 5.0
 
@@ -43,7 +44,7 @@ def _signatures(fdps: list[descriptor_pb2.FileDescriptorProto], service: str) ->
 def standard_services(channel: grpc.Channel, md: list[tuple[str, Any]], schema: Any, answered: dict[str, bool],
                       allowed: Any) -> tuple[list[tuple[str, str]], list[str]]:
     """(findings as (method, text), notes). `answered`: service -> ANSWERS when a probed call of it got
-    anything but UNIMPLEMENTED, UNREGISTERED when its calls got the libraries' unknown-service answer,
+    anything but UNIMPLEMENTED, UNREGISTERED when its calls got grpc-go's unknown-service answer,
     else UNIMPLEMENTED. `allowed(method)`: --methods lets the probe call it."""
     findings: list[tuple[str, str]] = []
     notes: list[str] = []
