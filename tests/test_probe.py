@@ -195,6 +195,16 @@ def test_never_a_method_outside_methods(sample: tuple[str, Recorder], tmp_path: 
     assert set(recorder.methods[before:]) == {CONTROL}
 
 
+def test_every_method_gets_a_call_however_small_its_share(sample: tuple[str, Recorder], tmp_path: Path) -> None:
+    """A share spent before the first example is drawn (a busy machine) must not leave a method unprobed."""
+    target, recorder = sample
+    before = len(recorder.methods)
+    assert cli.main(["probe", "--target", target, "--protos", str(DATA / "protos"), "--clients", "py",
+                     "--methods", CONTROL, "--budget", "0.000001", "--json", str(tmp_path / "p.json")]) == 0
+    assert json.loads((tmp_path / "p.json").read_text())["calls"][CONTROL]["py"] > 0
+    assert CONTROL in recorder.methods[before:]
+
+
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert cli.main(["probe", "--protos", str(DATA / "protos")]) == 2  # no --target
     assert cli.main(["probe", "--target", "127.0.0.1:1", "--protos", str(DATA / "protos"), "--budget", "0"]) == 2
