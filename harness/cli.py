@@ -30,7 +30,7 @@ from harness.protoset.codegen import (GO_TAGS_ENV, CodegenError, Finding, build_
                                       load, python_findings, reported)
 from harness.protoset.gotoolchain import GoToolchainError
 from harness.protoset import gotoolchain
-from harness.engines.peer import GoServer, PeerError, clean, docker_client, ensure_image, select_runner
+from harness.engines.peer import GoServer, PeerError, clean, docker_client, ensure_image, reap_live, select_runner
 from harness.protoset import ProtoSetError, add_arguments, from_args
 from harness.fuzz import command as fuzz_command
 from harness.probe import command as probe_command
@@ -335,6 +335,7 @@ def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
     except (KeyboardInterrupt, SystemExit) as e:
         if isinstance(e, SystemExit) and e.code != 128 + signal.SIGTERM:
             raise
+        reap_live()  # SIGTERM's handler did it already; after SIGINT the containers would run on
         return _interrupted(args, out, prepared, the_plan, names, ran, tested, t0,
                             "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM")
     session.log_lines, session.log_path = log.between, log.path

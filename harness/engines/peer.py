@@ -88,7 +88,9 @@ def _forget(container: Any) -> None:
         pass
 
 
-def _reap_live() -> None:
+def reap_live() -> None:
+    """Remove every container this process started and still holds. An interrupted run calls it at once:
+    its lanes wait on Go client containers, and the interpreter's exit joins the lanes before atexit."""
     with _live_lock:
         containers = list(_live.values())
     for c in containers:
@@ -97,11 +99,11 @@ def _reap_live() -> None:
 
 def _on_signal(signum: int, frame: Any) -> None:
     # SystemExit unwinds every context manager (processes, temp dirs), then atexit reaps containers.
-    _reap_live()
+    reap_live()
     raise SystemExit(128 + signum)
 
 
-atexit.register(_reap_live)
+atexit.register(reap_live)
 if threading.current_thread() is threading.main_thread():
     signal.signal(signal.SIGTERM, _on_signal)  # SIGINT raises KeyboardInterrupt: context managers clean up
 

@@ -333,6 +333,9 @@ class Session:
     # told (direction, cases) when a batch's calls are under way: a Python client's at once, a Go
     # client's once its container or process runs (run_all gives the clock's cases a head start)
     on_launch: Callable[[Direction, list[cases_mod.Case]], None] | None = None
+    # set when the run is interrupted: lanes still under way start no further peer batch (an interrupted
+    # run's exit waits for its threads, and a Go client container started then would hold it for a minute)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> Session:
         return self
@@ -496,6 +499,8 @@ class Session:
         messages (grpcio cannot say whether they were)."""
         if not cases:
             return []
+        if self.stopping.is_set():
+            raise RunInterrupted(f"{d.name}: the run was interrupted before {len(cases)} case(s) started")
         # Cases on a connection of their own (connection behaviour) may hold a stream for most of a
         # minute: they start first, so they overlap the rest instead of ending the direction alone.
         # Results are given back in the cases' order.
@@ -899,6 +904,7 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
             delivered.add(d.name)
     except BaseException:
         stop.set()
+        session.stopping.set()
         pool.shutdown(wait=False, cancel_futures=True)
         for d in directions:  # what finished before the interruption is kept
             if d.name not in delivered:
@@ -907,6 +913,10 @@ def run_all(prepared: Prepared, runner: str, directions: list[Direction], patter
         raise
     pool.shutdown()
     return results, session
+
+
+class RunInterrupted(Exception):
+    """Raised in a lane that would start peers after the run was interrupted (nobody waits for its result)."""
 
 
 # How long the rest of a run waits, at most, for every direction's clock cases to be under way.

@@ -31,6 +31,8 @@ def run(session: Any, d: Any, cases: list[Case]) -> list[Result]:
 
 
 def _one(session: Any, d: Any, case: Case) -> Result:
+    if session.stopping.is_set():  # interrupted: no new raw peer and no new Go client for it
+        raise RuntimeError(f"{d.name} {case.name}: the run was interrupted before it started")
     script = wire.script_of(case.name)
     if isinstance(script, wire.ServerScript):
         with WireServer(script) as server:
