@@ -6,9 +6,9 @@ PY := $(VENV)/bin/python
 PROTOS ?= protos
 # a green `make test` / `make interop` means at least this share of reachable fields was carried, per direction
 MIN_COVERAGE ?= 99
-# pytest workers for make test: one more than the 2 cores, since many tests wait on the clock (keepalive,
-# max age, deadlines) or on a container's start, and a waiting worker leaves its core idle
-TEST_WORKERS ?= 3
+# pytest workers for make test: one per core (a third worker on 2 cores was measured slower: 8 min 38 s
+# against 8 min 28 s, BENCHMARKS.md)
+TEST_WORKERS ?= auto
 # docker | process | auto (auto falls back to a plain process, loudly, when no engine answers)
 export INTEROP_PEER_RUNNER ?= auto
 

@@ -335,7 +335,7 @@ def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
     except (KeyboardInterrupt, SystemExit) as e:
         if isinstance(e, SystemExit) and e.code != 128 + signal.SIGTERM:
             raise
-        reap_live()  # SIGTERM's handler did it already; after SIGINT the containers would run on
+        reap_live(closing=True)  # SIGTERM's handler did it already; after SIGINT the containers would run on
         return _interrupted(args, out, prepared, the_plan, names, ran, tested, t0,
                             "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM")
     session.log_lines, session.log_path = log.between, log.path

@@ -125,3 +125,21 @@ def test_go_peer_processes_stop_after_the_harness_dies(sig: signal.Signals) -> N
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_container_created_after_the_interruption_is_removed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lane creating a container when the signal came: the reap already ran, so the container must go
+    at once (it would run its whole batch and hold the interpreter's exit, which joins the lanes)."""
+    removed: list[str] = []
+
+    class Created:
+        id = "c-after-the-signal"
+
+        def remove(self, force: bool = False) -> None:
+            removed.append(self.id)
+
+    monkeypatch.setattr(peer, "_closing", False)
+    peer.reap_live(closing=True)
+    with pytest.raises(peer.PeerError, match="interrupted"):
+        peer._track(Created())
+    assert removed == ["c-after-the-signal"] and Created.id not in peer._live

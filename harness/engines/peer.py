@@ -74,9 +74,17 @@ _live: dict[str, Any] = {}          # container id -> container, removed on exit
 _live_lock = threading.Lock()
 
 
+_closing = False                     # set by an interruption: this process starts no further container
+
+
 def _track(container: Any) -> None:
     with _live_lock:
-        _live[container.id] = container
+        if not _closing:
+            _live[container.id] = container
+            return
+    # a lane that was creating it when the signal came: it would outlive the reap and hold the exit
+    _forget(container)
+    raise PeerError("the run was interrupted: no further peer container is started")
 
 
 def _forget(container: Any) -> None:
@@ -88,10 +96,13 @@ def _forget(container: Any) -> None:
         pass
 
 
-def reap_live() -> None:
-    """Remove every container this process started and still holds. An interrupted run calls it at once:
-    its lanes wait on Go client containers, and the interpreter's exit joins the lanes before atexit."""
+def reap_live(closing: bool = False) -> None:
+    """Remove every container this process started and still holds. An interrupted run calls it at once
+    (closing: and creates none after it): its lanes wait on Go client containers, and the interpreter's
+    exit joins the lanes before atexit."""
+    global _closing
     with _live_lock:
+        _closing = _closing or closing
         containers = list(_live.values())
     for c in containers:
         _forget(c)
@@ -99,7 +110,7 @@ def reap_live() -> None:
 
 def _on_signal(signum: int, frame: Any) -> None:
     # SystemExit unwinds every context manager (processes, temp dirs), then atexit reaps containers.
-    reap_live()
+    reap_live(closing=True)
     raise SystemExit(128 + signum)
 
 
