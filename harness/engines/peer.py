@@ -172,17 +172,22 @@ def image_tag(build: GoBuild) -> str:
 
 def ensure_image(build: GoBuild, client: Any) -> str:
     """Build the FROM-scratch peer image once per content hash; an unchanged peer is never rebuilt."""
+    return scratch_image(client, image_tag(build), go_peer_dir() / "Dockerfile", build.binary, "interop-peer")
+
+
+def scratch_image(client: Any, tag: str, dockerfile: Path, binary: Path, name: str) -> str:
+    """The image `tag` (a content hash in it): kept when present, else built from `dockerfile` with the
+    binary copied in as `name` (FROM scratch: nothing is pulled). The Go peer's and the probe's client."""
     import docker.errors
 
-    tag = image_tag(build)
     try:
         client.images.get(tag)
         return tag
     except docker.errors.ImageNotFound:
         pass
     with tempfile.TemporaryDirectory(prefix="peer-image-") as ctx:
-        shutil.copy2(go_peer_dir() / "Dockerfile", Path(ctx) / "Dockerfile")
-        shutil.copy2(build.binary, Path(ctx) / "interop-peer")
+        shutil.copy2(dockerfile, Path(ctx) / "Dockerfile")
+        shutil.copy2(binary, Path(ctx) / name)
         try:
             client.images.build(path=ctx, tag=tag, rm=True, pull=False, labels={LABEL: "1"})
         except docker.errors.BuildError as e:

@@ -106,22 +106,10 @@ def image_tag(b: ProbeBuild) -> str:
 
 def ensure_image(b: ProbeBuild, client: Any) -> str:
     """The FROM-scratch image of the binary, built once per content hash."""
-    import docker.errors
-
-    tag = image_tag(b)
     try:
-        client.images.get(tag)
-        return tag
-    except docker.errors.ImageNotFound:
-        pass
-    with tempfile.TemporaryDirectory(prefix="probe-image-") as ctx:
-        shutil.copy2(codegen.go_peer_dir() / DOCKERFILE, Path(ctx) / "Dockerfile")
-        shutil.copy2(b.binary, Path(ctx) / COMMAND)
-        try:
-            client.images.build(path=ctx, tag=tag, rm=True, pull=False, labels={peer.LABEL: "1"})
-        except docker.errors.BuildError as e:
-            raise GoClientError(f"building the image {tag} failed: {e}") from None
-    return tag
+        return peer.scratch_image(client, image_tag(b), codegen.go_peer_dir() / DOCKERFILE, b.binary, COMMAND)
+    except peer.PeerError as e:
+        raise GoClientError(str(e)) from None
 
 
 # ---------------------------------------------------------------- the client
