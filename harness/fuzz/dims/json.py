@@ -40,10 +40,6 @@ def _fits(desc: Descriptor, value: Any) -> bool:
     return len(text.encode("utf-8")) <= JSON_BUDGET * 9 // 10
 
 
-def applies(m: MethodDescriptor) -> bool:  # noqa: ARG001  every method carries messages
-    return True
-
-
 @st.composite
 def calls(draw: Any, m: MethodDescriptor) -> Call:
     """One call ending OK with one request and one response, both also exchanged as protojson."""

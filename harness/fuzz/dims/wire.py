@@ -210,10 +210,6 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def applies(m: MethodDescriptor) -> bool:  # noqa: ARG001  every method carries messages
-    return True
-
-
 @st.composite
 def calls(draw: Any, m: MethodDescriptor) -> Call:
     """One call whose requests and responses travel as exact bytes (requests_wire, server.responses_wire)."""
