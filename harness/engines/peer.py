@@ -71,6 +71,7 @@ def select_runner(requested: str) -> str:
 # ---------------------------------------------------------------- cleanup
 
 _live: dict[str, Any] = {}          # container id -> container, removed on exit
+_live_procs: set[subprocess.Popen] = set()  # Go peer processes (--peer-runner process), killed on exit
 _live_lock = threading.Lock()
 
 
@@ -96,16 +97,38 @@ def _forget(container: Any) -> None:
         pass
 
 
+def _track_process(proc: subprocess.Popen) -> None:
+    with _live_lock:
+        if not _closing:
+            _live_procs.add(proc)
+            return
+    # started by a lane in the instant of the signal: the reap has run, so it goes now
+    proc.kill()
+    proc.wait()
+    raise PeerError("the run was interrupted: no further peer process is started")
+
+
+def _untrack_process(proc: subprocess.Popen) -> None:
+    with _live_lock:
+        _live_procs.discard(proc)
+
+
 def reap_live(closing: bool = False) -> None:
-    """Remove every container this process started and still holds. An interrupted run calls it at once
-    (closing: and creates none after it): its lanes wait on Go client containers, and the interpreter's
-    exit joins the lanes before atexit."""
+    """Remove every container and kill every Go peer process this process started and still holds. An
+    interrupted run calls it at once (closing: and starts none after it): its lanes wait on Go clients
+    (a connection case holds one for 30 s), the interpreter's exit joins the lanes before atexit, and
+    until it exits the peers' stdin stays open, so they would not stop by themselves."""
     global _closing
     with _live_lock:
         _closing = _closing or closing
         containers = list(_live.values())
+        procs = list(_live_procs)
+        _live_procs.clear()
     for c in containers:
         _forget(c)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()  # a lane waiting on it sees it exit and unwinds
 
 
 def _on_signal(signum: int, frame: Any) -> None:
@@ -334,6 +357,7 @@ class GoServer:
         with os.fdopen(fd, "wb") as log:  # the child keeps its own copy of the handle
             # stdin stays open as long as this process lives: the peer stops when it closes
             self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        _track_process(self._proc)
         line = _read_line(self._proc, READY_TIMEOUT)
         if not line.startswith("LISTENING "):
             raise PeerError(f"the Go peer process did not report LISTENING (got {line!r})\n"
@@ -355,7 +379,7 @@ class GoServer:
         _hang_up(self._stdin)
         if self._proc is not None:
             stop_process(self._proc)
-        if self._proc is not None:
+            _untrack_process(self._proc)
             _close(self._proc.stdin)
             _close(self._proc.stdout)
         if self._stderr is not None:
@@ -543,6 +567,19 @@ def _client_process(build: GoBuild, cases: Path, stdin: int, budget: float, line
     """The Go client as a process: its stdout read as it comes (progress), its stderr kept."""
     proc = subprocess.Popen([str(build.binary), "client", "--cases", str(cases), STOP_ON_EOF], stdin=stdin,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _track_process(proc)
+    except PeerError:
+        _close(proc.stdout)
+        _close(proc.stderr)
+        raise
+    try:
+        return _read_client(proc, budget, lines_in)
+    finally:
+        _untrack_process(proc)
+
+
+def _read_client(proc: subprocess.Popen[bytes], budget: float, lines_in: _Lines) -> tuple[str, str, int]:
     lines_in.started()
     out: list[bytes] = []
     err: list[bytes] = []
