@@ -31,6 +31,7 @@ from harness.protoset.gotoolchain import GoToolchainError
 from harness.report import coverage
 from harness.protoset.codegen import GO_TAGS_ENV
 from harness.run import shard as shard_mod
+from harness.run.runlog import RunLog
 from harness.run.runner import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Direction, ExternalServer, Prepared, Session,
                                 check_concurrency, directions, prepare, share)
 from python_impl.contract import Diff, Result
@@ -39,6 +40,7 @@ _PREPARED = pytest.StashKey[Prepared]()
 _SHARED = pytest.StashKey[tuple]()  # xdist controller: (session, servers, runner, batch folder)
 _RAN = pytest.StashKey[list]()  # (direction, case) of every interop test that ran, from its reports
 _COVERAGE = pytest.StashKey[list]()  # the lines the terminal summary prints about coverage
+_LOG = pytest.StashKey[RunLog]()  # xdist controller: fd 2 of the shared servers, into a run log
 _RAN_PROPERTY = "interop_ran"
 
 
@@ -197,8 +199,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     runner = select_runner(config.getoption("peer_runner"))
     shared = Session(_prepared(config), runner)
     sides = sorted({d.server for d in _directions(config)})
-    config.stash[_SHARED] = (shared, {side: share(shared.server(side), shared.certs()).to_json() for side in sides}, runner,
-                             tempfile.mkdtemp(prefix="interop-batches-"))
+    # The Python servers live in this process, whose fd 2 is the terminal (a worker's is captured per
+    # test): grpc core's lines about the handshakes the TLS cases refuse on purpose go to a run log.
+    log = config.stash[_LOG] = RunLog().__enter__()
+    try:
+        servers = {side: share(shared.server(side), shared.certs(), log.path).to_json() for side in sides}
+    except BaseException:
+        log.__exit__(None, None, None)  # the error, and what grpc printed before it, on the terminal
+        log.close()
+        del config.stash[_LOG]
+        shared.__exit__(None, None, None)
+        raise
+    config.stash[_SHARED] = (shared, servers, runner, tempfile.mkdtemp(prefix="interop-batches-"))
 
 
 def _interop_selected(config: pytest.Config) -> bool:
@@ -222,6 +234,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         shared, _, _, batches = session.config.stash[_SHARED]
         shared.__exit__(None, None, None)
         shutil.rmtree(batches, ignore_errors=True)
+    if _LOG in session.config.stash:
+        session.config.stash[_LOG].__exit__(None, None, None)
+        session.config.stash[_LOG].close()
     _judge_coverage(session)
 
 
@@ -267,6 +282,10 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    log = config.stash.get(_LOG, None)
+    if log is not None and log.count:
+        terminalreporter.write_line(f"grpc-interop: {log.count} lines the shared servers' libraries printed "
+                                    f"(grpc core) are in {log.path}")
     lines = config.stash.get(_COVERAGE, [])
     if lines:
         terminalreporter.section("grpc-interop coverage")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -53,16 +54,40 @@ def test_xdist_workers_share_the_controllers_servers(project: pytest.Pytester, t
     seen = tmp_path / "seen"
     seen.mkdir()
     project.makepyfile(test_share=f"""
-import os
+import os, socket, ssl
 def test_a(interop_session):
     open(os.path.join({str(seen)!r}, os.environ["PYTEST_XDIST_WORKER"]), "w").write(
         interop_session.server("py").address)
 test_b = test_a
 test_c = test_a
-test_d = test_a
+def test_d(interop_session):
+    # a handshake the mtls listener refuses (no client certificate): grpc core in the controller logs it
+    host, port = interop_session.server("py").addresses["mtls"].rsplit(":", 1)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        try:
+            with ctx.wrap_socket(raw) as tls:
+                tls.sendall(b"PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n")
+                tls.recv(64)
+        except (ssl.SSLError, OSError):
+            pass
+""")
+    # a case over mtls: the shared server starts its TLS listeners
+    project.makefile(".yaml", mycases=CASES + """
+  - name: tutorial.HelloService/SayHello/mtls/right
+    channel: {listener: mtls}
+    calls: [{method: tutorial.HelloService/SayHello, requests: [{greeting: x}], expect: {responses: [{reply: hello x}]}}]
 """)
     result = run(project, "-n", "2", "--dist", "each", "--peer-runner", "process")
-    result.assert_outcomes(passed=10, failed=2)  # on each worker: four sharing tests and `right`; `wrong` fails
+    result.assert_outcomes(passed=12, failed=2)  # on each worker: 4 sharing tests, `right`, `mtls/right`; `wrong` fails
+    # the controller's in-process servers print to its fd 2, the terminal: their lines go to a run log
+    printed = result.stdout.str() + result.stderr.str()
+    assert "ssl_transport_security" not in printed, printed[-3000:]
+    named = [line for line in result.stdout.lines if "lines the shared servers' libraries printed" in line]
+    assert named, result.stdout.str()[-3000:]
+    assert "ssl_transport_security" in Path(named[0].rsplit(" are in ", 1)[1]).read_text()
     addresses = {p.read_text() for p in seen.iterdir()}
     assert len(list(seen.iterdir())) == 2, "both workers should have run sharing tests"
     assert len(addresses) == 1, f"workers used different servers: {addresses}"
@@ -137,3 +162,20 @@ def test_interop_shard_splits_as_the_cli_does(project: pytest.Pytester) -> None:
     assert got == {i: sorted(n for n in names if where[n] == i) for i in (1, 2)}
     bad = run(project, "--collect-only", "-q", "--interop-shard", "3/2")
     assert bad.ret != 0 and "give I/N" in bad.stdout.str() + bad.stderr.str()
+
+
+def test_a_worker_explains_with_the_controllers_log(tmp_path: Path) -> None:
+    """A worker's failure explanation shows what the shared in-process server printed (the handed-over
+    log), and a Go peer process's own log file wins over the controller's."""
+    from types import SimpleNamespace
+
+    from harness.run.runner import ExternalServer, share
+
+    log, own = tmp_path / "run.log", tmp_path / "go-peer.log"
+    log.write_text("first\nsecond\nHandshake failed\n")
+    own.write_text("the Go peer's line\n")
+    py = SimpleNamespace(address="127.0.0.1:1", describe=lambda: "Python server", addresses={})
+    handed = ExternalServer(**json.loads(json.dumps(share(py, None, log).to_json())))
+    assert handed.logs(tail=2).splitlines()[1:] == ["second", "Handshake failed"]
+    go = SimpleNamespace(**vars(py), _stderr=own)
+    assert share(go, None, log).logs().splitlines()[1:] == ["the Go peer's line"]

@@ -697,13 +697,20 @@ class ExternalServer:
     container: str | None = None
     addresses: dict[str, str] | None = None  # its listeners (plaintext, tls, mtls)
     certs: str | None = None                 # the certificates its TLS listeners use
+    log: str | None = None                   # its log: the controller's run log (in-process Python servers), a Go process's own
 
     def describe(self) -> str:
         return f"{self.description} (shared by the test controller)"
 
     def logs(self, tail: int = 200) -> str:
         if self.container is None:
-            return "(the shared server runs in the test controller process: its log lines are in its output)"
+            if self.log is None:
+                return "(the shared server runs in the test controller process: its log lines are in its output)"
+            try:
+                lines = Path(self.log).read_text(errors="replace").splitlines()[-tail:]
+            except OSError as e:
+                return f"(the test controller's log {self.log} is unreadable: {e})"
+            return f"(the last lines of {self.log}, the shared server's log in the test controller)\n" + "\n".join(lines)
         from harness.engines.peer import docker_client
 
         try:
@@ -713,14 +720,17 @@ class ExternalServer:
 
     def to_json(self) -> dict[str, Any]:
         return {"address": self.address, "description": self.description, "container": self.container,
-                "addresses": self.addresses, "certs": self.certs}
+                "addresses": self.addresses, "certs": self.certs, "log": self.log}
 
 
-def share(server: Any, certs: Path | None = None) -> ExternalServer:
-    """What a worker needs to use a server this process started."""
+def share(server: Any, certs: Path | None = None, log: Path | None = None) -> ExternalServer:
+    """What a worker needs to use a server this process started (log: where this process's fd 2 goes,
+    for its in-process Python servers; a Go peer process has a log file of its own)."""
     container = getattr(server, "_container", None)
+    log = getattr(server, "_stderr", None) or log
     return ExternalServer(server.address, server.describe(), container.id if container is not None else None,
-                          getattr(server, "addresses", None), str(certs) if certs is not None else None)
+                          getattr(server, "addresses", None), str(certs) if certs is not None else None,
+                          str(log) if log is not None else None)
 
 
 def _channel_error(case: cases_mod.Case, d: Direction, e: Exception) -> Result:
