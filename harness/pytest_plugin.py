@@ -31,6 +31,7 @@ from harness.protoset.gotoolchain import GoToolchainError
 from harness.report import coverage
 from harness.protoset.codegen import GO_TAGS_ENV
 from harness.run import shard as shard_mod
+from harness.run import runlog
 from harness.run.runlog import RunLog
 from harness.run.runner import (DEFAULT_CONCURRENCY, MAX_CONCURRENCY, Direction, ExternalServer, Prepared, Session,
                                 check_concurrency, directions, prepare, share)
@@ -201,7 +202,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     sides = sorted({d.server for d in _directions(config)})
     # The Python servers live in this process, whose fd 2 is the terminal (a worker's is captured per
     # test): grpc core's lines about the handshakes the TLS cases refuse on purpose go to a run log.
-    log = config.stash[_LOG] = RunLog().__enter__()
+    log = config.stash[_LOG] = RunLog(runlog.default_path("pytest")).__enter__()
     try:
         servers = {side: share(shared.server(side), shared.certs(), log.path).to_json() for side in sides}
     except BaseException:
@@ -284,8 +285,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     log = config.stash.get(_LOG, None)
     if log is not None and log.count:
-        terminalreporter.write_line(f"grpc-interop: {log.count} lines the shared servers' libraries printed "
-                                    f"(grpc core) are in {log.path}")
+        terminalreporter.write_line(f"grpc-interop: {log.count} lines the shared servers printed (grpc core, "
+                                    f"python_impl) are in {log.path}")
     lines = config.stash.get(_COVERAGE, [])
     if lines:
         terminalreporter.section("grpc-interop coverage")

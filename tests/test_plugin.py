@@ -85,7 +85,7 @@ def test_d(interop_session):
     # the controller's in-process servers print to its fd 2, the terminal: their lines go to a run log
     printed = result.stdout.str() + result.stderr.str()
     assert "ssl_transport_security" not in printed, printed[-3000:]
-    named = [line for line in result.stdout.lines if "lines the shared servers' libraries printed" in line]
+    named = [line for line in result.stdout.lines if "lines the shared servers printed" in line]
     assert named, result.stdout.str()[-3000:]
     assert "ssl_transport_security" in Path(named[0].rsplit(" are in ", 1)[1]).read_text()
     addresses = {p.read_text() for p in seen.iterdir()}

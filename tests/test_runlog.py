@@ -147,3 +147,25 @@ def test_a_line_written_as_the_case_ends_is_among_its_lines(tmp_path: Path, capf
     log.close()
     capfd.readouterr()
     assert misses == 0, f"{misses} of 20 lines written as their case ended were not shown with it"
+
+
+def test_each_kind_of_log_keeps_its_own_last_ones(tmp_path: Path) -> None:
+    """A test session's many short runs prune run logs only: the session's own (pytest-…) log, which
+    the summary names, survives them, and old pytest logs go by the same count."""
+    from harness.run import runlog
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    session = logs / "pytest-20261207-000000-1.log"
+    session.write_text("the shared servers' lines\n")
+    for i in range(runlog.KEEP + 3):
+        with RunLog(logs / f"run-20261207-0000{i:02d}-{i}.log"):
+            pass
+    assert session.exists() and len(list(logs.glob("run-*.log"))) == runlog.KEEP
+    for i in range(runlog.KEEP + 1):
+        old = logs / f"pytest-20261206-0000{i:02d}-{i}.log"
+        old.write_text("")
+        os.utime(old, (1_000_000 + i, 1_000_000 + i))
+    with RunLog(logs / "pytest-20261207-000001-2.log"):
+        pass
+    assert session.exists() and len(list(logs.glob("pytest-*.log"))) == runlog.KEEP

@@ -31,13 +31,15 @@ LOGGERS = ("python_impl", "harness")
 GRACE_S = 0.5
 
 
-def default_path() -> Path:
+def default_path(kind: str = "run") -> Path:
+    """A new log in the cache folder; `kind` (run, pytest) keeps its own last KEEP logs, so the many
+    short runs of a test session cannot prune the log of the session's own servers while it is written."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return cache.root() / "logs" / f"run-{stamp}-{os.getpid()}.log"
+    return cache.root() / "logs" / f"{kind}-{stamp}-{os.getpid()}.log"
 
 
-def _prune(folder: Path) -> None:
-    logs = sorted(folder.glob("run-*.log"), key=lambda p: p.stat().st_mtime)
+def _prune(folder: Path, kind: str) -> None:
+    logs = sorted(folder.glob(f"{kind}-*.log"), key=lambda p: p.stat().st_mtime)
     for old in logs[:-KEEP]:
         old.unlink(missing_ok=True)
 
@@ -60,10 +62,10 @@ class RunLog:
 
     def __enter__(self) -> RunLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.parent.name == "logs":
-            _prune(self.path.parent)
         # line-buffered: a process that dies (grpc core's fatal line, then abort) runs no flush
         self._file = self.path.open("a", encoding="utf-8", errors="replace", buffering=1)
+        if self.path.parent.name == "logs":  # this one is the newest of the KEEP kept
+            _prune(self.path.parent, self.path.name.split("-", 1)[0])
         sys.stderr.flush()
         read_end, write_end = os.pipe()
         self._saved_fd = os.dup(2)
