@@ -9,9 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Callable
 
 import pytest
+from hypothesis import HealthCheck, given, seed, settings
 
 from harness.protoset.codegen import generate_python, import_python
 from harness.protoset import discover
@@ -25,6 +26,28 @@ pytest_plugins = ["pytester"]
 def seed_gen() -> ModuleType:
     """The seed protos' generated Python package, imported once (descriptors are process-global)."""
     return import_python(generate_python(discover(REPO / "protos")))
+
+
+@pytest.fixture(scope="module")
+def draw(request: pytest.FixtureRequest) -> Callable[[Any, int], list[Any]]:
+    """draw(strategy, n): n values of a Hypothesis strategy, seeded with the test module's SEED as the
+    fuzz command seeds its draws, so a test sees the same values every run (and what it asserts of
+    them, e.g. that every kind comes up in n draws, was measured with that seed)."""
+    fixed = request.module.SEED
+
+    def values(strategy: Any, n: int) -> list[Any]:
+        out: list[Any] = []
+
+        @seed(fixed)
+        @settings(max_examples=n, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(strategy)
+        def collect(value: Any) -> None:
+            out.append(value)
+
+        collect()
+        return out
+
+    return values
 
 
 @pytest.fixture(scope="session")

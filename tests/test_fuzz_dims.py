@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pool
-from hypothesis import HealthCheck, given, seed, settings
 
 from harness.cases import model
 from harness.fuzz import dims, examples, run
 from harness.fuzz.dims import metadata, status
 from python_impl import plan
 
-OWN = ("values", "metadata", "deadlines", "compression", "status")  # this branch's modules
+SEED = 3  # the draws' seed (conftest `draw`): what the tests assert of them was measured with it
 
 
 def _method(name: str) -> Any:
@@ -26,21 +25,8 @@ def _method(name: str) -> Any:
     return descriptor_pool.Default().FindServiceByName(svc).methods_by_name[meth]
 
 
-def _draw(strategy: Any, n: int = 60) -> list[Any]:
-    out: list[Any] = []
-
-    @seed(3)
-    @settings(max_examples=n, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(value: Any) -> None:
-        out.append(value)
-
-    collect()
-    return out
-
-
 def test_dimensions_load_by_name_and_a_missing_one_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert set(OWN) <= set(dims.available()) and dims.parse(None) == dims.available()
+    assert dims.available() == dims.NAMES and dims.parse(None) == dims.NAMES
     assert dims.parse("status, metadata,status") == ("status", "metadata")
     with pytest.raises(dims.DimensionError, match="unknown fuzz dimension 'nope'; the dimensions are values"):
         dims.parse("values,nope")
@@ -53,7 +39,7 @@ def test_dimensions_load_by_name_and_a_missing_one_fails_loudly(monkeypatch: pyt
 def test_each_dimension_draws_legal_cases_named_and_seeded_by_dimension(seed_gen: Any) -> None:
     m = _method("shapes.v1.Shapes/Bidi")
     cases = []
-    for d in OWN:
+    for d in dims.NAMES:
         drawn = examples.draw(m, 7, 0, 4, d)
         assert drawn and all(c.name.startswith(f"shapes.v1.Shapes/Bidi/fuzz/{d}/") for c in drawn), d
         assert all(examples.dimension_of(c.name) == d for c in drawn)
@@ -65,8 +51,8 @@ def test_each_dimension_draws_legal_cases_named_and_seeded_by_dimension(seed_gen
     assert any(c.calls[0].server.get("check_deadline") for c in loaded)
 
 
-def test_metadata_blocks_stay_under_grpcio_soft_limit_and_reach_every_place(seed_gen: Any) -> None:
-    calls = _draw(metadata.calls(_method("shapes.v1.Shapes/ServerStream")), 30)
+def test_metadata_blocks_stay_under_grpcio_soft_limit_and_reach_every_place(seed_gen: Any, draw: Any) -> None:
+    calls = draw(metadata.calls(_method("shapes.v1.Shapes/ServerStream")), 30)
     blocks = [b for c in calls for b in (c.metadata, c.expect.get("headers") or {}, c.expect.get("trailers") or {}) if b]
     assert all(metadata.size(b) <= metadata.BLOCK_BUDGET for b in blocks)
     assert all(c.expect.get("headers") or {} for c in calls if c.expect.get("headers") and c.expect["responses"])
@@ -82,8 +68,8 @@ def test_metadata_blocks_stay_under_grpcio_soft_limit_and_reach_every_place(seed
                for k, _ in values)
 
 
-def test_status_codes_past_16_are_tagged_and_every_code_one_client_reads(seed_gen: Any) -> None:
-    calls = _draw(status.calls(_method("shapes.v1.Shapes/Unary")), 50)
+def test_status_codes_past_16_are_tagged_and_every_code_one_client_reads(seed_gen: Any, draw: Any) -> None:
+    calls = draw(status.calls(_method("shapes.v1.Shapes/Unary")), 50)
     past = [c for c in calls if status.tag(c)]
     assert past and all(c.expect == {"status": "UNKNOWN", "message": "", "responses": []} for c in past)
     assert all(17 <= int(c.server["status"][5:]) <= 2**31 - 2 for c in past if status.tag(c) == "code_past_16")

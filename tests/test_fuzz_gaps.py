@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pool
-from hypothesis import HealthCheck, given, seed, settings
 
 from harness.cases import model
 from harness.fuzz import dims, run as fuzz_run
 from harness.fuzz.dims import compression, deadlines, metadata, status
 from python_impl.channels import Channel, ChannelError, Pool, key
 
+SEED = 5  # the draws' seed (conftest `draw`): what the tests assert of them was measured with it
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "data" / "fuzz_gap_cases.yaml"
 RUNNER = os.environ.get("INTEROP_PEER_RUNNER", "auto")
@@ -32,21 +32,8 @@ def _method(name: str) -> Any:
     return descriptor_pool.Default().FindServiceByName(svc).methods_by_name[meth]
 
 
-def _draw(strategy: Any, n: int) -> list[Any]:
-    out: list[Any] = []
-
-    @seed(5)
-    @settings(max_examples=n, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(value: Any) -> None:
-        out.append(value)
-
-    collect()
-    return out
-
-
-def test_status_draws_codes_past_grpcio_range_on_an_isolated_connection(seed_gen: Any) -> None:
-    drawn = _draw(status.calls(_method("shapes.v1.Empties/Ping")), 150)
+def test_status_draws_codes_past_grpcio_range_on_an_isolated_connection(seed_gen: Any, draw: Any) -> None:
+    drawn = draw(status.calls(_method("shapes.v1.Empties/Ping")), 150)
     by_tag: dict[str, list[Any]] = {}
     for call in drawn:
         by_tag.setdefault(status.tag(call), []).append(call)
@@ -62,8 +49,8 @@ def test_status_draws_codes_past_grpcio_range_on_an_isolated_connection(seed_gen
             assert dims.channel("status", call) == want, (tag, call.server)
 
 
-def test_metadata_draws_headers_with_no_response_and_then_no_trailer(seed_gen: Any) -> None:
-    drawn = _draw(metadata.calls(_method("routeguide.RouteGuide/ListFeatures")), 60)
+def test_metadata_draws_headers_with_no_response_and_then_no_trailer(seed_gen: Any, draw: Any) -> None:
+    drawn = draw(metadata.calls(_method("routeguide.RouteGuide/ListFeatures")), 60)
     only = [c for c in drawn if metadata.tag(c) == "trailers_only"]
     assert only, "no headers on a call with no response drawn"
     for call in only:
@@ -73,8 +60,8 @@ def test_metadata_draws_headers_with_no_response_and_then_no_trailer(seed_gen: A
     assert all(metadata.tag(c) == "" for c in drawn if c.expect["responses"])
 
 
-def test_deadlines_that_expire_in_flight_cover_10_us_to_2_s_and_the_server_answers_after(seed_gen: Any) -> None:
-    drawn = _draw(deadlines.calls(_method("shapes.v1.Empties/Ping")), 150)
+def test_deadlines_that_expire_in_flight_cover_10_us_to_2_s_and_the_server_answers_after(seed_gen: Any, draw: Any) -> None:
+    drawn = draw(deadlines.calls(_method("shapes.v1.Empties/Ping")), 150)
     flying = [c for c in drawn if deadlines.tag(c) == "in_flight"]
     assert flying, "no deadline expiring in flight drawn"
     timeouts = sorted(c.timeout_ms for c in flying)
@@ -86,8 +73,8 @@ def test_deadlines_that_expire_in_flight_cover_10_us_to_2_s_and_the_server_answe
     assert all(c.timeout_ms <= 0.01 for c in drawn if deadlines.tag(c) == "expired")
 
 
-def test_compression_draws_a_clients_deflate_tagged_and_the_loader_takes_it(seed_gen: Any) -> None:
-    drawn = _draw(compression.calls(_method("shapes.v1.Empties/Ping")), 60)
+def test_compression_draws_a_clients_deflate_tagged_and_the_loader_takes_it(seed_gen: Any, draw: Any) -> None:
+    drawn = draw(compression.calls(_method("shapes.v1.Empties/Ping")), 60)
     deflate = [c for c in drawn if compression.tag(c) == "deflate"]
     assert deflate and all(c.compression == "deflate" for c in deflate)
     assert all(c.compression in (None, "gzip") for c in drawn if compression.tag(c) == "")
@@ -116,8 +103,8 @@ def test_an_isolated_channel_is_a_connection_of_its_own() -> None:
         pool.close()
 
 
-def test_a_drawn_isolated_case_keeps_its_channel_in_a_saved_file(seed_gen: Any) -> None:
-    call = next(c for c in _draw(status.calls(_method("shapes.v1.Empties/Ping")), 150) if dims.channel("status", c))
+def test_a_drawn_isolated_case_keeps_its_channel_in_a_saved_file(seed_gen: Any, draw: Any) -> None:
+    call = next(c for c in draw(status.calls(_method("shapes.v1.Empties/Ping")), 150) if dims.channel("status", c))
     case = model.Case(name=f"shapes.v1.Empties/Ping/fuzz/status/{status.tag(call)}/s5-r0-e0", calls=[call],
                       source="t.yaml", channel=dims.channel("status", call))
     loaded = model.load_file("t.yaml", text=fuzz_run.save_text([case]))

@@ -14,7 +14,6 @@ import grpc
 import pytest
 import yaml
 from google.protobuf import descriptor_pool
-from hypothesis import HealthCheck, given, seed, settings
 
 from harness.cases import model
 from harness.fuzz import examples
@@ -22,6 +21,7 @@ from harness.fuzz.dims import cancel, handlers
 from python_impl.contract import STATUS_TRAILER
 from python_impl.plan import Plan, Read, Run, Send, Wait
 
+SEED = 3  # the draws' seed (conftest `draw`): what the tests assert of them was measured with it
 REPO = Path(__file__).resolve().parent.parent
 H = "tutorial.HelloService"
 METHODS = ("SayHello", "LotsOfReplies", "LotsOfGreetings", "BidiHello")
@@ -31,19 +31,6 @@ def _method(name: str) -> Any:
     return descriptor_pool.Default().FindServiceByName(H).methods_by_name[name]
 
 
-def _draw(strategy: Any, n: int = 60) -> list[model.Call]:
-    out: list[model.Call] = []
-
-    @seed(3)
-    @settings(max_examples=n, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(call: model.Call) -> None:
-        out.append(call)
-
-    collect()
-    return out
-
-
 def _reload(calls: list[model.Call]) -> list[model.Case]:
     """The calls as a saved fuzz case file, loaded back strictly: the loader accepts every draw."""
     cases = [model.Case(name=f"{c.method}/fuzz/x/e{i}", calls=[c], source="t") for i, c in enumerate(calls)]
@@ -51,8 +38,8 @@ def _reload(calls: list[model.Call]) -> list[model.Case]:
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_handlers_draws_every_end_and_each_loads(seed_gen, method: str) -> None:
-    calls = _draw(handlers.calls(_method(method)), 120)
+def test_handlers_draws_every_end_and_each_loads(seed_gen, method: str, draw: Any) -> None:
+    calls = draw(handlers.calls(_method(method)), 120)
     loaded = _reload(calls)
     assert [c.calls[0].to_json() for c in loaded] == [c.to_json() for c in calls]
     def kind(c: model.Call) -> str:
@@ -90,8 +77,8 @@ def test_handlers_draws_every_end_and_each_loads(seed_gen, method: str) -> None:
     ("BidiHello", {"cancel_at_once", "cancel_after_responses", "cancel_after_requests", "server_ends_early",
                    "half_close_at_once", "half_close_early"}),
 ])
-def test_cancel_draws_every_shape_of_the_mode(seed_gen, method: str, shapes: set[str]) -> None:
-    calls = _draw(cancel.calls(_method(method)))
+def test_cancel_draws_every_shape_of_the_mode(seed_gen, method: str, shapes: set[str], draw: Any) -> None:
+    calls = draw(cancel.calls(_method(method)), 60)
     _reload(calls)
     seen = set()
     for c in calls:

@@ -14,12 +14,12 @@ import pytest
 from google.protobuf import descriptor_pool
 from google.protobuf.descriptor import FieldDescriptor as FD
 from google.protobuf.message import Message
-from hypothesis import HealthCheck, given, seed, settings
 
 from harness.cases import model
 from harness.cases.values import INT_RANGE, MESSAGE_BUDGET
 from harness.fuzz import examples, run, strategies
 
+SEED = 1  # the draws' seed (conftest `draw`): what the tests assert of them was measured with it
 EXAMPLES = 100
 
 
@@ -30,20 +30,6 @@ def _type(name: str) -> Any:
 def _method(name: str) -> Any:
     svc, _, meth = name.partition("/")
     return descriptor_pool.Default().FindServiceByName(svc).methods_by_name[meth]
-
-
-def _draw(strategy: Any, n: int = EXAMPLES) -> list[Any]:
-    """n values of a strategy, seeded (as the fuzz command draws them)."""
-    out: list[Any] = []
-
-    @seed(1)
-    @settings(max_examples=n, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(value: Any) -> None:
-        out.append(value)
-
-    collect()
-    return out
 
 
 def _walk(msg: Message, depth: int = 0) -> Iterator[tuple[FD, Any, int]]:
@@ -61,14 +47,14 @@ def _walk(msg: Message, depth: int = 0) -> Iterator[tuple[FD, Any, int]]:
 
 
 @pytest.fixture(scope="module")
-def everything(seed_gen: Any) -> list[Message]:
-    return _draw(strategies.messages(_type("shapes.v1.Everything")), 200)
+def everything(seed_gen: Any, draw: Any) -> list[Message]:
+    return draw(strategies.messages(_type("shapes.v1.Everything")), 200)
 
 
 @pytest.mark.parametrize("name", ["shapes.v1.Scalars", "shapes.v1.Repeats", "shapes.v1.Maps", "shapes.v1.Choice",
                                   "shapes.v1.Presence", "shapes.v1.WellKnown", "shapes.v1.Everything"])
-def test_every_field_kind_of_every_shape_is_drawn(seed_gen: Any, name: str) -> None:
-    drawn = _draw(strategies.messages(_type(name)))
+def test_every_field_kind_of_every_shape_is_drawn(seed_gen: Any, name: str, draw: Any) -> None:
+    drawn = draw(strategies.messages(_type(name)), EXAMPLES)
     seen = {fd.full_name for msg in drawn for fd, _, _ in _walk(msg)}
     missing = [fd.full_name for fd in _type(name).fields if fd.full_name not in seen]
     assert not missing, f"never drawn: {missing}"
@@ -77,8 +63,8 @@ def test_every_field_kind_of_every_shape_is_drawn(seed_gen: Any, name: str) -> N
         assert len(keys) == 15
 
 
-def test_extensions_and_closed_enums(seed_gen: Any) -> None:
-    drawn = _draw(strategies.messages(_type("shapes.legacy.Legacy")))
+def test_extensions_and_closed_enums(seed_gen: Any, draw: Any) -> None:
+    drawn = draw(strategies.messages(_type("shapes.legacy.Legacy")), EXAMPLES)
     extensions = {fd.full_name for msg in drawn for fd, _, _ in _walk(msg) if fd.is_extension}
     assert {"shapes.legacy.note", "shapes.legacy.Annex.serial", "shapes.more.Holder.holder_level", "shapes.more.more_tags"} <= extensions
     levels = {v for msg in drawn for fd, v, _ in _walk(msg) if fd.enum_type is not None}
@@ -87,7 +73,7 @@ def test_extensions_and_closed_enums(seed_gen: Any) -> None:
     assert all(msg.IsInitialized() for msg in drawn)  # required fields always set
 
 
-def test_edges_come_up(everything: list[Message]) -> None:
+def test_edges_come_up(everything: list[Message], draw: Any) -> None:
     by_type: dict[int, set[Any]] = {}
     floats: dict[int, list[float]] = {FD.TYPE_FLOAT: [], FD.TYPE_DOUBLE: []}
     strings: list[str] = []
@@ -108,9 +94,9 @@ def test_edges_come_up(everything: list[Message]) -> None:
     scalars_type = _type("shapes.v1.Scalars")
     for fd in scalars_type.fields:
         if fd.type in floats:
-            floats[fd.type] += _draw(strategies.scalar(fd), 400)
+            floats[fd.type] += draw(strategies.scalar(fd), 400)
         elif fd.type in INT_RANGE:
-            by_type.setdefault(fd.type, set()).update(_draw(strategies.scalar(fd), 400))
+            by_type.setdefault(fd.type, set()).update(draw(strategies.scalar(fd), 400))
     for t, (lo, hi) in INT_RANGE.items():
         assert {lo, hi} <= by_type[t], f"type {t}: edges {lo}, {hi} not both drawn"
     for t, values in floats.items():
@@ -125,15 +111,15 @@ def test_edges_come_up(everything: list[Message]) -> None:
     assert any(v not in fd.enum_type.values_by_number for fd, v in open_enums)  # unknown open-enum numbers
 
 
-def test_recursion_stops_and_messages_stay_small(seed_gen: Any) -> None:
-    drawn = _draw(strategies.messages(_type("shapes.v1.Tree")), 60)
+def test_recursion_stops_and_messages_stay_small(seed_gen: Any, draw: Any) -> None:
+    drawn = draw(strategies.messages(_type("shapes.v1.Tree")), 60)
     depths = [d for msg in drawn for _, _, d in _walk(msg)]
     assert max(depths) == strategies.MAX_DEPTH  # reached, never passed
     assert all(len(msg.SerializeToString()) <= MESSAGE_BUDGET for msg in drawn)
 
 
-def test_every_streaming_structure_is_drawn_and_loads_as_a_case(seed_gen: Any) -> None:
-    bidi = _draw(strategies.calls(_method("routeguide.RouteGuide/RouteChat")), 80)
+def test_every_streaming_structure_is_drawn_and_loads_as_a_case(seed_gen: Any, draw: Any) -> None:
+    bidi = draw(strategies.calls(_method("routeguide.RouteGuide/RouteChat")), 80)
     assert {c.bidi for c in bidi} == {"half_duplex", "ping_pong"}
     assert any(c.server.get("read_requests") is not None for c in bidi)
     cancels = [c for c in bidi if c.cancel_after_responses is not None]
@@ -143,7 +129,7 @@ def test_every_streaming_structure_is_drawn_and_loads_as_a_case(seed_gen: Any) -
     statuses = Counter(c.expect["status"] for c in bidi)
     # (how many of each depends on the draws: Hypothesis also mines constants from the loaded modules)
     assert statuses["OK"] >= len(bidi) / 4 and statuses["CANCELLED"] >= len(cancels) and len(statuses) >= 4
-    unary = _draw(strategies.calls(_method("shapes.v1.Shapes/Unary")), 40)
+    unary = draw(strategies.calls(_method("shapes.v1.Shapes/Unary")), 40)
     assert all(len(c.requests) == 1 and len(c.expect["responses"]) == (c.expect["status"] == "OK") for c in unary)
     # as a case file, the calls resolve like any hand-written case (the JSON parses, the shape is legal)
     cases = [model.Case(f"{c.method}/fuzz/e{i}", [c], "test") for i, c in enumerate(bidi + unary)]

@@ -17,7 +17,6 @@ import pytest
 from google.protobuf import descriptor_pool, json_format
 from google.protobuf.message_factory import GetMessageClass
 from google.protobuf.unknown_fields import UnknownFieldSet
-from hypothesis import HealthCheck, given, seed, settings
 
 from harness.cases import model
 from harness.fuzz.dims import json as json_dim
@@ -27,6 +26,7 @@ from python_impl.check import check
 from python_impl.contract import JSON_KEY, Outcome, parsed_json, protojson_of, wire_diffs
 from python_impl.plan import Plan, Read, Run, Send
 
+SEED = 3  # the draws' seed (conftest `draw`): what the tests assert of them was measured with it
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "data" / "wire_cases.yaml"
 RUNNER = os.environ.get("INTEROP_PEER_RUNNER", "auto")
@@ -48,19 +48,6 @@ def _b64(data: bytes) -> str:
 
 def _load(call: dict[str, Any], name: str = f"{LEGACY}/fuzz/wire/t") -> list[model.Case]:
     return model.load_file("t.yaml", text=model.yaml.safe_dump({"cases": [{"name": name, "calls": [call]}]}))
-
-
-def _draw(strategy: Any, n: int = 60) -> list[Any]:
-    out: list[Any] = []
-
-    @seed(3)
-    @settings(max_examples=n, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(value: Any) -> None:
-        out.append(value)
-
-    collect()
-    return out
 
 
 # ---------------------------------------------------------------- case keys
@@ -174,8 +161,8 @@ def test_protojson_parse_finds_what_python_misreads(seed_gen: Any) -> None:
 
 # ---------------------------------------------------------------- what the strategies draw
 
-def test_wire_draws_every_kind_and_every_example_loads(seed_gen: Any) -> None:
-    drawn = {name: _draw(wire.calls(_method(name)), 30) for name in (LEGACY, "shapes.ed.EditionService/Watch")}
+def test_wire_draws_every_kind_and_every_example_loads(seed_gen: Any, draw: Any) -> None:
+    drawn = {name: draw(wire.calls(_method(name)), 30) for name in (LEGACY, "shapes.ed.EditionService/Watch")}
     refused = [c for cs in drawn.values() for c in cs if c.expect["status"] == "INTERNAL"]
     assert refused and all(c.server == {"status": "OK"} and len(c.requests_wire) == 1 for c in refused)
     legacy = [base64.b64decode(b) for c in drawn[LEGACY] for b in c.requests_wire]
@@ -191,15 +178,15 @@ def test_wire_draws_every_kind_and_every_example_loads(seed_gen: Any) -> None:
             assert back.calls[0] == c
 
 
-def test_wire_draws_timestamps_past_their_json_range(seed_gen: Any) -> None:
+def test_wire_draws_timestamps_past_their_json_range(seed_gen: Any, draw: Any) -> None:
     wkt = descriptor_pool.Default().FindMessageTypeByName("shapes.v1.WellKnown")
-    seconds = [GetMessageClass(wkt).FromString(b).ts.seconds for _, b in _draw(wire.appended(wkt), 150)]
+    seconds = [GetMessageClass(wkt).FromString(b).ts.seconds for _, b in draw(wire.appended(wkt), 150)]
     assert any(s > 253402300799 or s < -62135596800 for s in seconds)
 
 
-def test_json_draws_one_request_and_one_response_under_budget(seed_gen: Any) -> None:
+def test_json_draws_one_request_and_one_response_under_budget(seed_gen: Any, draw: Any) -> None:
     for name in ("shapes.v1.Shapes/ClientStream", LEGACY):
-        for c in _draw(json_dim.calls(_method(name)), 15):
+        for c in draw(json_dim.calls(_method(name)), 15):
             assert c.protojson and len(c.requests) == 1 and len(c.expect["responses"]) == 1
             request = GetMessageClass(_method(name).input_type)()
             json_format.ParseDict(c.requests[0], request)
