@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ _SHARED = pytest.StashKey[tuple]()  # xdist controller: (session, servers, runne
 _RAN = pytest.StashKey[list]()  # (direction, case) of every interop test that ran, from its reports
 _COVERAGE = pytest.StashKey[list]()  # the lines the terminal summary prints about coverage
 _LOG = pytest.StashKey[RunLog]()  # xdist controller: fd 2 of the shared servers, into a run log
+_LOG_DONE = pytest.StashKey[RunLog]()  # that log once closed, for the terminal summary
 _RAN_PROPERTY = "interop_ran"
 
 
@@ -201,17 +203,49 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     shared = Session(_prepared(config), runner)
     sides = sorted({d.server for d in _directions(config)})
     # The Python servers live in this process, whose fd 2 is the terminal (a worker's is captured per
-    # test): grpc core's lines about the handshakes the TLS cases refuse on purpose go to a run log.
+    # test): grpc core's lines about the handshakes the TLS cases refuse on purpose go to a log, and
+    # the workers, started after this, get the terminal back (pytest_xdist_setupnodes)
     log = config.stash[_LOG] = RunLog(runlog.default_path("pytest")).__enter__()
     try:
         servers = {side: share(shared.server(side), shared.certs(), log.path).to_json() for side in sides}
+        config.stash[_SHARED] = (shared, servers, runner, tempfile.mkdtemp(prefix="interop-batches-"))
     except BaseException:
-        log.__exit__(None, None, None)  # the error, and what grpc printed before it, on the terminal
-        log.close()
-        del config.stash[_LOG]
+        _close_log(config)
+        if log.count:  # what grpc printed before the error belongs beside it
+            print(f"--- the shared servers' log ({log.path}) ---\n{log.tail(40)}", file=sys.stderr)
         shared.__exit__(None, None, None)
         raise
-    config.stash[_SHARED] = (shared, servers, runner, tempfile.mkdtemp(prefix="interop-batches-"))
+
+
+def _close_log(config: pytest.Config) -> None:
+    log = config.stash.get(_LOG, None)
+    if log is not None:
+        del config.stash[_LOG]
+        log.__exit__(None, None, None)
+        log.close()
+        config.stash[_LOG_DONE] = log
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
+    """xdist starts its workers next, and a child inherits fd 2: theirs is the terminal, as without
+    the log (a crashing worker's last words stay in sight). The log takes fd 2 again once they run."""
+    if _LOG in config.stash:
+        config.stash[_LOG].pause()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodeready(node: Any) -> None:
+    # the controller's event loop starts after every worker process of the session was started
+    if _LOG in node.config.stash:
+        node.config.stash[_LOG].resume()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    # a crashed worker is replaced by a new process before that one is ready: it too gets the terminal
+    if error is not None and _LOG in node.config.stash:
+        node.config.stash[_LOG].pause()
 
 
 def _interop_selected(config: pytest.Config) -> bool:
@@ -231,13 +265,13 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if _SHARED in session.config.stash:
-        shared, _, _, batches = session.config.stash[_SHARED]
-        shared.__exit__(None, None, None)
-        shutil.rmtree(batches, ignore_errors=True)
-    if _LOG in session.config.stash:
-        session.config.stash[_LOG].__exit__(None, None, None)
-        session.config.stash[_LOG].close()
+    try:
+        if _SHARED in session.config.stash:
+            shared, _, _, batches = session.config.stash[_SHARED]
+            shutil.rmtree(batches, ignore_errors=True)
+            shared.__exit__(None, None, None)
+    finally:
+        _close_log(session.config)
     _judge_coverage(session)
 
 
@@ -283,7 +317,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    log = config.stash.get(_LOG, None)
+    log = config.stash.get(_LOG_DONE, None)
     if log is not None and log.count:
         terminalreporter.write_line(f"grpc-interop: {log.count} lines the shared servers printed (grpc core, "
                                     f"python_impl) are in {log.path}")

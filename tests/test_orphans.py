@@ -143,3 +143,24 @@ def test_a_container_created_after_the_interruption_is_removed_at_once(monkeypat
     with pytest.raises(peer.PeerError, match="interrupted"):
         peer._track(Created())
     assert removed == ["c-after-the-signal"] and Created.id not in peer._live
+
+
+def test_an_interruption_kills_the_go_peer_processes_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--peer-runner process: the reap kills every tracked peer process (a lane waiting on a Go client
+    would hold the interpreter's exit, and with it the pipes the peers stop on), and one a lane starts
+    after it is killed at once."""
+    monkeypatch.setattr(peer, "_closing", False)
+    monkeypatch.setattr(peer, "_live_procs", set())
+    running = subprocess.Popen(["sleep", "60"])
+    late = subprocess.Popen(["sleep", "60"])
+    try:
+        peer._track_process(running)
+        peer.reap_live(closing=True)
+        assert running.wait(5) == -signal.SIGKILL
+        with pytest.raises(peer.PeerError, match="interrupted: no further peer process"):
+            peer._track_process(late)
+        assert late.poll() == -signal.SIGKILL and not peer._live_procs
+    finally:
+        for p in (running, late):
+            p.kill()
+            p.wait()

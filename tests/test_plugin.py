@@ -96,6 +96,24 @@ def test_d(interop_session):
     assert summary and not summary[0].startswith("coverage: fields 0.0%"), result.stdout.str()[-3000:]
 
 
+def test_a_crashing_workers_last_words_stay_on_the_terminal(project: pytest.Pytester) -> None:
+    """The controller's fd 2 goes to its log while the shared servers run, but the workers (started
+    after) and a worker started to replace a crashed one keep the terminal: "Fatal Python error" shows."""
+    project.makepyfile(test_crash="""
+import faulthandler, os
+def test_crash(interop_session):
+    if os.environ["PYTEST_XDIST_WORKER"] == "gw0":
+        faulthandler._sigsegv()
+def test_after(interop_session):
+    if os.environ["PYTEST_XDIST_WORKER"] not in ("gw0", "gw1"):  # gw0's replacement
+        faulthandler._sigsegv()
+""")
+    result = run(project, "-n", "2", "--dist", "each", "--peer-runner", "process", "-k", "crash or after")
+    printed = result.stdout.str() + result.stderr.str()
+    # the first crash, and the one in the worker that replaced gw0
+    assert printed.count("Fatal Python error: Segmentation fault") >= 2, printed[-4000:]
+
+
 def test_a_proto_set_with_no_cases_fails_like_the_cli(pytester: pytest.Pytester, tmp_path: Path) -> None:
     """Nothing to exchange is never a green run: pytest fails as `grpc-interop run` does."""
     import subprocess

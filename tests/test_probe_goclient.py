@@ -21,7 +21,7 @@ from google.protobuf.message_factory import GetMessageClass
 
 from harness.engines import certs, peer
 from harness.probe import goclient, schema
-from harness.protoset import gotoolchain
+from harness.protoset import codegen, gotoolchain
 
 REPO = Path(__file__).resolve().parent.parent
 ROUTES = "routeguide.RouteGuide"
@@ -183,3 +183,26 @@ def test_an_outcome_that_never_comes_leaves_the_client_out_of_step(monkeypatch: 
     finally:
         release.set()
         server.stop(0)
+
+
+def test_the_go_client_is_built_against_the_grpc_go_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$INTEROP_GRPC_GO / $INTEROP_PROTOBUF_GO (the version matrix's axes) reach the probe's Go client as
+    they reach the peer: another digest, and the build copy pinned before it builds (a pin that cannot
+    be had is the probe's error)."""
+    monkeypatch.setenv("INTEROP_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv(codegen.GRPC_GO_ENV, raising=False)
+    monkeypatch.delenv(codegen.PROTOBUF_GO_ENV, raising=False)
+    default = goclient.probe_digest()
+    monkeypatch.setenv(codegen.GRPC_GO_ENV, "v1.77.0")
+    assert goclient.probe_digest() != default
+    pinned: list[tuple[Path, str]] = []
+
+    def refuse(src: Path, version: str, *rest: str) -> None:
+        pinned.append((src, version))
+        raise codegen.CodegenError(f"{codegen.GRPC_GO_ENV}={version}: the Go module graph selected grpc-go v9 instead")
+
+    monkeypatch.setattr(codegen, "_pin_grpc_go", refuse)
+    with pytest.raises(goclient.GoClientError, match="cannot be built: INTEROP_GRPC_GO=v1.77.0: the Go module graph"):
+        goclient.build()
+    assert [v for _, v in pinned] == ["v1.77.0"] and (pinned[0][0] / "go.mod").exists()
+    assert pinned[0][0].is_relative_to(tmp_path)  # a build copy in the cache, never go_peer/ itself

@@ -72,7 +72,7 @@ def select_runner(requested: str) -> str:
 
 _live: dict[str, Any] = {}          # container id -> container, removed on exit
 _live_procs: set[subprocess.Popen] = set()  # Go peer processes (--peer-runner process), killed on exit
-_live_lock = threading.Lock()
+_live_lock = threading.RLock()  # reentrant: the SIGTERM handler takes it on the main thread, which may hold it
 
 
 _closing = False                     # set by an interruption: this process starts no further container

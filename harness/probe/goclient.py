@@ -62,6 +62,8 @@ def _sources() -> dict[str, Path]:
 
 def probe_digest() -> str:
     h = hashlib.sha256()
+    for part in codegen.module_overrides():  # the grpc-go / protobuf-go asked for, as for the peer
+        h.update(part.encode() + b"\0")
     for rel, p in _sources().items():
         h.update(rel.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
@@ -85,6 +87,7 @@ def build() -> ProbeBuild:
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, src / rel)
         try:
+            codegen.pin_overrides(src)
             if gotoolchain.current() == gotoolchain.DOCKER:
                 gotoolchain.run(gotoolchain.command_build(src, COMMAND), dest)
             else:
@@ -97,6 +100,8 @@ def build() -> ProbeBuild:
         except gotoolchain.GoToolchainError as e:
             raise GoClientError(f"the probe's Go client cannot be built: {e}. Without Go, probe with the Python "
                                 f"clients only") from None
+        except codegen.CodegenError as e:  # a grpc-go / protobuf-go override that cannot be had
+            raise GoClientError(f"the probe's Go client cannot be built: {e}") from None
     return ProbeBuild(digest, binary)
 
 

@@ -503,15 +503,31 @@ def _module_override(env: str, module: str, name: str, example: str) -> str | No
     return None if pinned and pinned.group(1) == version else version
 
 
+def module_overrides() -> list[str]:
+    """`module@version` of each Go module override asked for ($INTEROP_GRPC_GO, $INTEROP_PROTOBUF_GO):
+    part of the digest of every Go binary built from go_peer/ (the peer, the probe's client)."""
+    override, protobuf = grpc_go_override(), protobuf_go_override()
+    return [*([f"{GRPC_GO_MODULE}@{override}"] if override else []),
+            *([f"{PROTOBUF_GO_MODULE}@{protobuf}"] if protobuf else [])]
+
+
+def pin_overrides(src: Path) -> None:
+    """Pin a build copy of go_peer/ (never go_peer/ itself) to the overrides asked for."""
+    override = grpc_go_override()
+    if override:
+        _pin_grpc_go(src, override)
+    if protobuf_go_override():  # after grpc-go: its go get may lift protobuf-go; the check says so
+        _pin_grpc_go(src, protobuf_go_override(), PROTOBUF_GO_ENV, PROTOBUF_GO_MODULE, "protobuf-go")
+        _check_grpc_go_kept(src, override)
+
+
 def go_digest(ps: ProtoSet, tags: tuple[str, ...] = ()) -> str:
     """Content hash of everything the Go peer binary is built from: protos, Go sources, go.sum, tools,
     the Go build tags, and the grpc-go version when $INTEROP_GRPC_GO overrides go.mod's (so each gets
     its own image tag)."""
     h = hashlib.sha256()
-    override, protobuf = grpc_go_override(), protobuf_go_override()
-    for part in (ps.digest, *PROTOC_GEN_GO, *PROTOC_GEN_GO_GRPC, GLUE_VERSION,
-                 *([f"{GRPC_GO_MODULE}@{override}"] if override else []),
-                 *([f"{PROTOBUF_GO_MODULE}@{protobuf}"] if protobuf else []), *(f"tag:{t}" for t in tags)):
+    for part in (ps.digest, *PROTOC_GEN_GO, *PROTOC_GEN_GO_GRPC, GLUE_VERSION, *module_overrides(),
+                 *(f"tag:{t}" for t in tags)):
         h.update(part.encode() + b"\0")
     # named as in the repository's layout, so wheel, sdist and editable installs share digests (and images)
     named = {f"go_peer/{rel}": p for rel, p in _go_sources().items()}
@@ -587,7 +603,6 @@ def generate_go(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> Path:
     ps = load(ps)
     tags = go_build_tags(tags)
     digest = go_digest(ps, tags)
-    override = grpc_go_override()
     target = cache.root() / "go" / digest[:20] / "src"
     if target.exists():
         return target
@@ -600,11 +615,7 @@ def generate_go(ps: ProtoSet, tags: tuple[str, ...] | None = None) -> Path:
             dest = tmp / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(p, dest)
-        if override:
-            _pin_grpc_go(tmp, override)
-        if protobuf_go_override():  # after grpc-go: its go get may lift protobuf-go; the check says so
-            _pin_grpc_go(tmp, protobuf_go_override(), PROTOBUF_GO_ENV, PROTOBUF_GO_MODULE, "protobuf-go")
-            _check_grpc_go_kept(tmp, override)
+        pin_overrides(tmp)
         if go_linked(ps):
             _check_go_linked(ps, tmp)
         # "path;name": the import path AND the package name, so a go_package option never decides either.

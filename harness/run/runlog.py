@@ -55,6 +55,7 @@ class RunLog:
         self._lines: list[str] = []
         self._lock = threading.Lock()
         self._saved_fd: int | None = None
+        self._paused_fd: int | None = None  # the pipe's write end while fd 2 is back (pause())
         self._reader: threading.Thread | None = None
         self._handler: logging.Handler | None = None
         self._loggers: list[tuple[logging.Logger, bool, int]] = []
@@ -93,7 +94,23 @@ class RunLog:
         logging.getLogger("py.warnings").propagate = False
         return self
 
+    def pause(self) -> None:
+        """fd 2 back to what it was until resume(): a child process started meanwhile (an xdist worker)
+        inherits that, not this log's pipe."""
+        if self._saved_fd is not None and self._paused_fd is None:
+            sys.stderr.flush()
+            self._paused_fd = os.dup(2)
+            os.dup2(self._saved_fd, 2)
+
+    def resume(self) -> None:
+        if self._paused_fd is not None:
+            sys.stderr.flush()
+            os.dup2(self._paused_fd, 2)
+            os.close(self._paused_fd)
+            self._paused_fd = None
+
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.resume()  # one write end less: the reader sees its end when fd 2 goes back below
         logging.captureWarnings(False)
         for logger, propagate, level in self._loggers:
             logger.removeHandler(self._handler)  # type: ignore[arg-type]
@@ -152,6 +169,10 @@ class RunLog:
     @property
     def count(self) -> int:
         return len(self._lines)
+
+    def tail(self, n: int) -> str:
+        with self._lock:
+            return "\n".join(self._lines[-n:])
 
     def close(self) -> None:
         self._file.close()
