@@ -203,9 +203,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     shared = Session(_prepared(config), runner)
     sides = sorted({d.server for d in _directions(config)})
     # The Python servers live in this process, whose fd 2 is the terminal (a worker's is captured per
-    # test): grpc core's lines about the handshakes the TLS cases refuse on purpose go to a log, and
-    # the workers, started after this, get the terminal back (pytest_xdist_setupnodes)
+    # test): grpc core's lines about the handshakes the TLS cases refuse on purpose go to a log; the
+    # workers, started after this, keep the terminal (_TerminalForWorkers)
     log = config.stash[_LOG] = RunLog(runlog.default_path("pytest")).__enter__()
+    config.pluginmanager.register(_TerminalForWorkers(log), "grpc-interop-terminal-for-workers")
     try:
         servers = {side: share(shared.server(side), shared.certs(), log.path).to_json() for side in sides}
         config.stash[_SHARED] = (shared, servers, runner, tempfile.mkdtemp(prefix="interop-batches-"))
@@ -226,26 +227,33 @@ def _close_log(config: pytest.Config) -> None:
         config.stash[_LOG_DONE] = log
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
-    """xdist starts its workers next, and a child inherits fd 2: theirs is the terminal, as without
-    the log (a crashing worker's last words stay in sight). The log takes fd 2 again once they run."""
-    if _LOG in config.stash:
-        config.stash[_LOG].pause()
+class _TerminalForWorkers:
+    """xdist starts its worker processes after the controller's log took fd 2, and a child inherits
+    fd 2: the log pauses while they are started, so they keep the terminal (a crashing worker's last
+    words stay in sight), and so does the process that replaces a crashed one."""
 
+    def __init__(self, log: RunLog) -> None:
+        self.log, self.pending = log, 0
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodeready(node: Any) -> None:
-    # the controller's event loop starts after every worker process of the session was started
-    if _LOG in node.config.stash:
-        node.config.stash[_LOG].resume()
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_setupnodes(self, specs: list) -> None:
+        self._pause(len(specs))
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        if error is not None:  # xdist replaces it next (unless its restart limit is reached)
+            self._pause(1)
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    # a crashed worker is replaced by a new process before that one is ready: it too gets the terminal
-    if error is not None and _LOG in node.config.stash:
-        node.config.stash[_LOG].pause()
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_newgateway(self, gateway: Any) -> None:  # one worker process started
+        self.pending -= 1
+        if self.pending <= 0:
+            self.log.resume()
+
+    def _pause(self, processes: int) -> None:
+        self.pending = processes
+        if processes:
+            self.log.pause()
 
 
 def _interop_selected(config: pytest.Config) -> bool:

@@ -17,7 +17,7 @@ from harness.fuzz import dims, examples, run
 from harness.fuzz.dims import metadata, status
 from python_impl import plan
 
-SEED = 3  # the draws' seed (conftest `draw`): what the tests assert of them was measured with it
+SEED = 3  # the seed of conftest's `draw` here
 
 
 def _method(name: str) -> Any:

@@ -21,7 +21,7 @@ from harness.fuzz import dims, run as fuzz_run
 from harness.fuzz.dims import compression, deadlines, metadata, status
 from python_impl.channels import Channel, ChannelError, Pool, key
 
-SEED = 5  # the draws' seed (conftest `draw`): what the tests assert of them was measured with it
+SEED = 5  # the seed of conftest's `draw` here
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "data" / "fuzz_gap_cases.yaml"
 RUNNER = os.environ.get("INTEROP_PEER_RUNNER", "auto")

@@ -21,7 +21,7 @@ from harness.fuzz.dims import cancel, handlers
 from python_impl.contract import STATUS_TRAILER
 from python_impl.plan import Plan, Read, Run, Send, Wait
 
-SEED = 3  # the draws' seed (conftest `draw`): what the tests assert of them was measured with it
+SEED = 3  # the seed of conftest's `draw` here
 REPO = Path(__file__).resolve().parent.parent
 H = "tutorial.HelloService"
 METHODS = ("SayHello", "LotsOfReplies", "LotsOfGreetings", "BidiHello")

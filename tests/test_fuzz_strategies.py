@@ -19,7 +19,7 @@ from harness.cases import model
 from harness.cases.values import INT_RANGE, MESSAGE_BUDGET
 from harness.fuzz import examples, run, strategies
 
-SEED = 1  # the draws' seed (conftest `draw`): what the tests assert of them was measured with it
+SEED = 1  # the seed of conftest's `draw` here
 EXAMPLES = 100
 
 

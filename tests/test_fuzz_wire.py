@@ -26,7 +26,7 @@ from python_impl.check import check
 from python_impl.contract import JSON_KEY, Outcome, parsed_json, protojson_of, wire_diffs
 from python_impl.plan import Plan, Read, Run, Send
 
-SEED = 3  # the draws' seed (conftest `draw`): what the tests assert of them was measured with it
+SEED = 3  # the seed of conftest's `draw` here
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "data" / "wire_cases.yaml"
 RUNNER = os.environ.get("INTEROP_PEER_RUNNER", "auto")

@@ -164,3 +164,12 @@ def test_an_interruption_kills_the_go_peer_processes_at_once(monkeypatch: pytest
         for p in (running, late):
             p.kill()
             p.wait()
+
+
+def test_sigterm_while_the_main_thread_holds_the_reap_lock_still_exits() -> None:
+    """The SIGTERM handler reaps on the main thread, which may hold the lock at that moment (starting
+    or stopping a peer): a plain lock would hang the harness for good."""
+    code = ("import os, signal, time\nfrom harness.engines import peer\n"
+            "with peer._live_lock:\n    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(20)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, timeout=15)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr.decode()[-2000:]

@@ -206,3 +206,10 @@ def test_the_go_client_is_built_against_the_grpc_go_asked_for(tmp_path: Path, mo
         goclient.build()
     assert [v for _, v in pinned] == ["v1.77.0"] and (pinned[0][0] / "go.mod").exists()
     assert pinned[0][0].is_relative_to(tmp_path)  # a build copy in the cache, never go_peer/ itself
+
+
+def test_an_override_that_is_no_version_is_the_probes_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTEROP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(codegen.GRPC_GO_ENV, "1.77")
+    with pytest.raises(goclient.GoClientError, match="cannot be built: INTEROP_GRPC_GO='1.77' is not a grpc-go module version"):
+        goclient.build()

@@ -169,3 +169,28 @@ def test_each_kind_of_log_keeps_its_own_last_ones(tmp_path: Path) -> None:
     with RunLog(logs / "pytest-20261207-000001-2.log"):
         pass
     assert session.exists() and len(list(logs.glob("pytest-*.log"))) == runlog.KEEP
+
+
+def test_paused_lines_reach_the_old_fd2_and_a_child_started_then_inherits_it(tmp_path: Path,
+                                                                              capfd: pytest.CaptureFixture) -> None:
+    """pause(): fd 2 is what it was (an xdist worker started then keeps the terminal); resume(): the
+    log again; leaving while paused ends at once and leaves no descriptor open."""
+    import subprocess
+
+    fds = len(os.listdir("/proc/self/fd"))
+    log = RunLog(tmp_path / "run.log")
+    started = time.monotonic()
+    with log:
+        os.write(2, b"into the log 1\n")
+        log.pause()
+        os.write(2, b"on the terminal\n")
+        subprocess.run([sys.executable, "-c", "import os; os.write(2, b'from a child\\n')"], check=True)
+        log.resume()
+        os.write(2, b"into the log 2\n")
+        log.pause()  # and left while paused
+    log.close()
+    printed = capfd.readouterr().err
+    assert time.monotonic() - started < 4  # the reader saw its end (its join waits up to 5 s)
+    assert "on the terminal" in printed and "from a child" in printed and "into the log" not in printed
+    assert log.tail(5).splitlines() == ["into the log 1", "into the log 2"]
+    assert len(os.listdir("/proc/self/fd")) == fds

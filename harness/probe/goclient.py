@@ -71,7 +71,10 @@ def probe_digest() -> str:
 
 def build() -> ProbeBuild:
     """The probe-client binary, built once per content hash (a lock keeps parallel builds apart)."""
-    digest = probe_digest()
+    try:
+        digest = probe_digest()
+    except codegen.CodegenError as e:  # $INTEROP_GRPC_GO / $INTEROP_PROTOBUF_GO not a version
+        raise GoClientError(f"the probe's Go client cannot be built: {e}") from None
     dest = cache.root() / "probe" / digest[:20]
     binary = dest / COMMAND
     if binary.exists():
