@@ -4,8 +4,13 @@ py→py (grpcio sync client and server; the Go and grpc.aio sides run in `make t
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
 import pytest
 
 from harness.cases import wire
@@ -136,11 +141,6 @@ def test_wire_suite_runs_green_in_py_py_with_its_frames(prepared: runner.Prepare
 def test_a_client_past_max_concurrent_streams_is_reported() -> None:
     """Two streams opened at once against SETTINGS_MAX_CONCURRENT_STREAMS = 1: the raw server
     records the client's broken rule, which fails the case (harness/run/wirecases.py)."""
-    import socket
-
-    import h2.config
-    import h2.connection
-
     with WireServer(wire.server_script("max_concurrent_streams_1")) as server:
         host, port = server.address.rsplit(":", 1)
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
@@ -204,7 +204,6 @@ def test_client_script_sends_its_request_frames(name: str) -> None:
 def test_the_raw_server_ends_a_connection_the_client_left_open_at_once() -> None:
     """A client that keeps its connection open past the case: leaving the server stops its thread
     (shutdown wakes the blocked read; close alone left it reading for READ_TIMEOUT_S)."""
-    import socket
     import threading
     import time
 
@@ -223,7 +222,6 @@ def test_the_raw_server_ends_a_connection_the_client_left_open_at_once() -> None
 def test_the_raw_client_gives_up_on_a_server_that_never_ends_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that keeps sending (PINGs here) without ever answering: the raw client's loop ends at
     its timeout, not when the server stops talking."""
-    import socket
     import threading
     import time
 
@@ -389,25 +387,27 @@ def test_a_server_refusing_a_client_script_for_another_reason_fails() -> None:
     assert diff.path == "status.message"
 
 
+def _first_call(server: WireServer) -> tuple[str, int, h2.connection.H2Connection, list[tuple[str, str]]]:
+    """A raw h2 client toward a script's server, its first call (stream 1, one empty message) written
+    but not sent; and the call's headers, for the next."""
+    host, port = server.address.rsplit(":", 1)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    request = [(":method", "POST"), (":scheme", "http"), (":path", "/x"), (":authority", server.address),
+               ("content-type", "application/grpc")]
+    conn.send_headers(1, request)
+    conn.send_data(1, wire.frame(b""), end_stream=True)
+    return host, int(port), conn, request
+
+
 def test_a_client_that_ignores_goaway_is_reported() -> None:
     """goaway_then_new_call: a client that starts its next call on the connection whose GOAWAY named
     stream 1 as the last breaks RFC 9113 §6.8, even if it then retries on a new connection and passes."""
-    import socket
-
-    import h2.config
-    import h2.connection
-    import h2.events
     from hyperframe.frame import HeadersFrame
 
     script = wire.server_script("goaway_then_new_call")
     with WireServer(script) as server:
-        host, port = server.address.rsplit(":", 1)
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        conn.initiate_connection()
-        request = [(":method", "POST"), (":scheme", "http"), (":path", "/x"), (":authority", server.address),
-                   ("content-type", "application/grpc")]
-        conn.send_headers(1, request)
-        conn.send_data(1, wire.frame(b""), end_stream=True)
+        host, port, conn, request = _first_call(server)
         with socket.create_connection((host, int(port)), timeout=5) as sock:
             sock.sendall(conn.data_to_send())
             ended = False
@@ -432,20 +432,8 @@ def test_a_client_that_ignores_goaway_is_reported() -> None:
 def test_a_call_the_client_cancels_while_its_answer_is_held_leaves_the_others_answered() -> None:
     """max_concurrent_streams_1 holds each answer 100 ms: a client that cancels a call meanwhile
     (its deadline, ...) must not take the connection down with it, so its other calls still end."""
-    import socket
-
-    import h2.config
-    import h2.connection
-    import h2.events
-
     with WireServer(wire.server_script("max_concurrent_streams_1")) as server:
-        host, port = server.address.rsplit(":", 1)
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        conn.initiate_connection()
-        request = [(":method", "POST"), (":scheme", "http"), (":path", "/x"), (":authority", server.address),
-                   ("content-type", "application/grpc")]
-        conn.send_headers(1, request)
-        conn.send_data(1, wire.frame(b""), end_stream=True)
+        host, port, conn, request = _first_call(server)
         conn.reset_stream(1, wire.CANCEL)  # before its answer, held 100 ms
         conn.send_headers(3, request)
         conn.send_data(3, wire.frame(b""), end_stream=True)

@@ -23,6 +23,13 @@ DETAILS_KEY = "grpc-status-details-bin"
 NOT_MADE = -1  # the contract's code when the call was not made as asked (grpcio raised instead)
 
 
+def _call_args(conn: Connection, pc: dict[str, Any]) -> tuple[str, str, list[bytes], dict[str, Any]]:
+    """A probe call's method path, streaming mode, request bytes, and the call's keywords (its
+    deadline and metadata), the same for the sync and the aio client."""
+    kw = {"timeout": pc["timeout_ms"] / 1000, "metadata": call_metadata(conn, pc.get("metadata") or {})}
+    return "/" + pc["method"], pc["streaming"], [base64.b64decode(r) for r in pc["requests"]], kw
+
+
 def call_metadata(conn: Connection, md: dict[str, list[str]]) -> list[tuple[str, Any]]:
     """A probe call's metadata for grpcio (-bin values from base64), plus the connection's token."""
     out: list[tuple[str, Any]] = []
@@ -89,9 +96,7 @@ class PyClient:
 
     def call(self, pc: dict[str, Any]) -> dict[str, Any]:
         t0 = time.monotonic()
-        method, mode = "/" + pc["method"], pc["streaming"]
-        reqs = [base64.b64decode(r) for r in pc["requests"]]
-        kw = {"timeout": pc["timeout_ms"] / 1000, "metadata": call_metadata(self.conn, pc.get("metadata") or {})}
+        method, mode, reqs, kw = _call_args(self.conn, pc)
         responses: list[bytes] = []
         call: Any = None
         try:
@@ -175,9 +180,7 @@ class AioClient:
 
     async def _call(self, pc: dict[str, Any]) -> dict[str, Any]:
         t0 = time.monotonic()
-        method, mode = "/" + pc["method"], pc["streaming"]
-        reqs = [base64.b64decode(r) for r in pc["requests"]]
-        kw = {"timeout": pc["timeout_ms"] / 1000, "metadata": call_metadata(self.conn, pc.get("metadata") or {})}
+        method, mode, reqs, kw = _call_args(self.conn, pc)
         responses: list[bytes] = []
         call: Any = None
         write_failed = False
