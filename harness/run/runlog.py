@@ -39,9 +39,16 @@ def default_path(kind: str = "run") -> Path:
 
 
 def _prune(folder: Path, kind: str) -> None:
-    logs = sorted(folder.glob(f"{kind}-*.log"), key=lambda p: p.stat().st_mtime)
+    logs = sorted(folder.glob(f"{kind}-*.log"), key=_mtime)
     for old in logs[:-KEEP]:
         old.unlink(missing_ok=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # pruned meanwhile by a run in another process (test sessions start many)
+        return 0.0
 
 
 class RunLog:
