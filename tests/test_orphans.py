@@ -173,3 +173,14 @@ def test_sigterm_while_the_main_thread_holds_the_reap_lock_still_exits() -> None
             "with peer._live_lock:\n    os.kill(os.getpid(), signal.SIGTERM)\n    time.sleep(20)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, timeout=15)
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr.decode()[-2000:]
+
+
+def test_sigint_reaps_before_anything_unwinds() -> None:
+    """SIGINT reaps the peers first, then raises KeyboardInterrupt: unwinding (the servers stop before
+    the CLI's reap) took over 10 s under load while the Go client container ran on."""
+    code = ("import os, signal, subprocess\nfrom harness.engines import peer\n"
+            "p = subprocess.Popen(['sleep', '60'])\npeer._track_process(p)\n"
+            "try:\n    os.kill(os.getpid(), signal.SIGINT)\nexcept KeyboardInterrupt:\n"
+            "    print('interrupted', p.wait(5) == -signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert proc.stdout.strip() == "interrupted True", proc.stdout + proc.stderr[-2000:]
