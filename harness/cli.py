@@ -335,7 +335,9 @@ def _run(args: argparse.Namespace, out: Console, log: runlog.RunLog) -> int:
     except (KeyboardInterrupt, SystemExit) as e:
         if isinstance(e, SystemExit) and e.code != 128 + signal.SIGTERM:
             raise
-        reap_live(closing=True)  # SIGTERM's handler did it already; after SIGINT the containers would run on
+        # both signal handlers (harness/engines/peer.py) reaped already; this covers a KeyboardInterrupt
+        # that came another way (a SIGINT handler of the embedding program's): the peers would run on
+        reap_live(closing=True)
         return _interrupted(args, out, prepared, the_plan, names, ran, tested, t0,
                             "SIGINT" if isinstance(e, KeyboardInterrupt) else "SIGTERM")
     session.log_lines, session.log_path = log.between, log.path
